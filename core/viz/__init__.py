@@ -1,0 +1,1 @@
+"""Plot builders: pure functions from data to plotly Figures, one module per area."""

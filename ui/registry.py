@@ -1,0 +1,45 @@
+"""The pages of the dashboard: one entry each, in navigation order.
+
+`dashboard.py` builds `st.navigation` from this list, the Home page links to it and the
+tests open every entry, so a page exists for the app exactly when it is listed here.
+Register only pages that work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PageEntry:
+    script: str  # page script, relative to the repository root
+    title: str  # shown in the navigation and as the page's st.title
+    icon: str  # Material icon name, e.g. ":material/home:"
+    section: str  # navigation group
+    url_path: str  # the page's address: http://host:port/<url_path>
+    summary: str  # one line for the Home page's course map
+
+
+PAGES: tuple[PageEntry, ...] = (
+    PageEntry(
+        "pages/home.py",
+        "Home",
+        ":material/home:",
+        "Start",
+        "home",
+        "What the course covers and where each idea lives in this app.",
+    ),
+)
+
+
+def page_by_url(url_path: str) -> PageEntry | None:
+    """The registered page with this url_path, or None when it is not (yet) registered."""
+    return next((page for page in PAGES if page.url_path == url_path), None)
+
+
+def sections() -> dict[str, list[PageEntry]]:
+    """Registered pages grouped by section, sections in first-appearance order."""
+    grouped: dict[str, list[PageEntry]] = {}
+    for page in PAGES:
+        grouped.setdefault(page.section, []).append(page)
+    return grouped
