@@ -1,0 +1,146 @@
+"""Reinforcement learning core: bandit regret, melody environment, Q-learning and REINFORCE."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from core import rl, synth
+
+
+def _half_regrets(result: rl.BanditResult) -> tuple[float, float]:
+    regret = result.cumulative_regret
+    half = len(regret) // 2
+    return float(regret[half - 1]), float(regret[-1] - regret[half - 1])
+
+
+def test_ucb_regret_grows_sublinearly_and_random_linearly():
+    results = rl.compare_bandit_agents(rl.BanditConfig(n_arms=10, steps=1000, runs=50, seed=3))
+    first, second = _half_regrets(results["UCB"])
+    assert second < 0.5 * first, (first, second)
+    r_first, r_second = _half_regrets(results["random"])
+    # random play loses the same expected reward in each half: linear regret
+    assert r_second == pytest.approx(r_first, rel=0.1)
+
+
+def test_exploration_beats_random_and_pure_greedy():
+    results = rl.compare_bandit_agents(rl.BanditConfig(steps=1000, runs=50, seed=1))
+    final = {name: res.cumulative_regret[-1] for name, res in results.items()}
+    assert final["epsilon-greedy"] < 0.3 * final["random"]
+    assert final["UCB"] < 0.3 * final["random"]
+    # without exploration the greedy agent locks onto a poor arm in many runs
+    assert final["epsilon-greedy"] < final["greedy"]
+    assert results["UCB"].optimal_rate[-100:].mean() > 0.6
+
+
+def test_bandit_rejects_unknown_agent():
+    with pytest.raises(ValueError, match="Unknown bandit agent"):
+        rl.run_bandit(rl.BanditConfig(steps=10, runs=2), "psychic")
+
+
+def _small_env(**weights) -> rl.MelodyEnv:
+    config = rl.MelodyConfig(
+        length=4, low_pitch=60, n_pitches=5, rhythm="x-xx",
+        weights=rl.RewardWeights(**weights),
+    )  # fmt: skip
+    return rl.MelodyEnv(config)
+
+
+def test_reward_table_matches_the_plain_python_terms():
+    env = _small_env(rhythm=1.0, no_repeat=2.0)
+    weights = env.config.weights.as_dict()
+    for position, last, action in itertools.product(range(4), range(6), range(6)):
+        terms = env.reward_terms((position, last), action)
+        expected = sum(weights[t] * terms[t] for t in rl.REWARD_TERMS)
+        assert env.rewards[position, last, action] == pytest.approx(expected)
+
+
+def test_known_rewards_on_a_c_major_melody():
+    env = _small_env(in_key=1.0, end_on_tonic=1.0, small_steps=0.0, no_repeat=0.0)
+    c, c_sharp, d = 0, 1, 2
+    # C, C#, D, C: three in-key notes, one outside, ends on the tonic (+2)
+    assert env.rollout([c, c_sharp, d, c]) == pytest.approx(1 - 1 + 1 + 1 + 2)
+    assert env.to_notes([c, env.HOLD, d, env.HOLD]) == [(60, 0, 2), (62, 2, 2)]
+
+
+def test_dynamic_programming_optimum_equals_brute_force():
+    env = _small_env(rhythm=0.7, small_steps=0.8, no_repeat=0.5)
+    brute = max(env.rollout(seq) for seq in itertools.product(range(env.n_actions), repeat=4))
+    best, actions = rl.optimal_return(env)
+    assert best == pytest.approx(brute)
+    assert env.rollout(actions) == pytest.approx(brute)
+
+
+def test_q_learning_reaches_the_optimal_return():
+    env = _small_env(rhythm=0.7, small_steps=0.8, no_repeat=0.5)
+    best, _ = rl.optimal_return(env)
+    agent = rl.make_agent("Q-learning", env, learning_rate=0.5, discount=1.0, exploration=0.3)
+    events = list(rl.train(agent, 400))
+    assert events[-1].episode == 400
+    assert env.rollout(rl.greedy_melody(agent)) == pytest.approx(best)
+    # an untrained greedy melody is far from the optimum: the test can fail
+    assert events[0].greedy_return < best - 1
+
+
+def test_changing_the_reward_changes_the_learnt_melody():
+    leaps = rl.MelodyEnv(rl.MelodyConfig(weights=rl.RewardWeights(small_steps=-1.0)))
+    steps = rl.MelodyEnv(rl.MelodyConfig(weights=rl.RewardWeights(small_steps=1.0)))
+    melodies = {}
+    for name, env in {"leaps": leaps, "steps": steps}.items():
+        agent = rl.make_agent("Q-learning", env, learning_rate=0.5, discount=1.0, exploration=0.3)
+        for _ in rl.train(agent, 1500):
+            pass
+        pitches = env.pitches[rl.greedy_melody(agent)]
+        melodies[name] = np.abs(np.diff(pitches)).mean()
+    assert melodies["leaps"] > 4 > melodies["steps"]
+
+
+def test_policy_gradient_improves_over_its_start():
+    env = rl.MelodyEnv(rl.MelodyConfig())
+    best, _ = rl.optimal_return(env)
+    agent = rl.make_agent(
+        "Policy gradient", env, learning_rate=0.05, discount=1.0, exploration=0.05
+    )
+    events = list(rl.train(agent, 1000))
+    early = np.mean([e.episode_return for e in events[:50]])
+    late = np.mean([e.episode_return for e in events[-50:]])
+    assert late > early + 5
+    assert events[-1].greedy_return > best - 3
+    probabilities = agent.table()
+    assert probabilities.shape == (env.length, env.n_last, env.n_actions)
+    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"length": 0},
+        {"n_pitches": 1},
+        {"scale": "lydian dominant"},
+        {"rhythm": "x?x"},
+        {"low_pitch": 120, "n_pitches": 13},
+    ],
+)
+def test_hostile_melody_settings_raise_sentences(bad):
+    with pytest.raises(ValueError):
+        rl.MelodyEnv(rl.MelodyConfig(**bad))
+
+
+def test_agent_settings_are_validated():
+    env = _small_env()
+    with pytest.raises(ValueError, match="discount"):
+        rl.make_agent("Q-learning", env, learning_rate=0.5, discount=1.5, exploration=0.1)
+    with pytest.raises(ValueError, match="episodes"):
+        next(rl.train(rl.make_agent("Q-learning", env, learning_rate=0.5, discount=1.0,
+                                    exploration=0.1), 0))  # fmt: skip
+
+
+def test_synth_renders_the_right_pitch_and_length():
+    config = synth.SynthConfig(sample_rate=8000, step_seconds=0.25)
+    audio = synth.render_notes([(69, 0, 4)], config)  # A4 for four steps: one second
+    assert audio.shape == (8000,) and audio.dtype == np.float32
+    assert np.abs(audio).max() == pytest.approx(config.peak, rel=1e-4)
+    spectrum = np.abs(np.fft.rfft(audio))
+    assert np.argmax(spectrum) == pytest.approx(440, abs=2)  # 1 Hz per bin over one second
