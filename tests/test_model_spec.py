@@ -1,0 +1,372 @@
+"""Model specs: shape inference against real forward passes, counts, code, JSON, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch.utils.flop_counter import FlopCounterMode
+
+from core.model_presets import preset_names, preset_spec
+from core.model_spec import (
+    LAYER_KINDS,
+    LayerSpec,
+    ModelSpec,
+    SpecError,
+    build_model,
+    check_classifier,
+    infer_shapes,
+    output_shape,
+    parameter_count,
+    spec_to_code,
+)
+
+L = LayerSpec.make
+
+# Stacks that together use every layer kind of the catalogue.
+CUSTOM_SPECS = [
+    ModelSpec(
+        "conv1d_stack",
+        (3, 50),
+        (
+            L("Conv1d", out_channels=8, kernel_size=5, stride=2, padding=0),
+            L("BatchNorm1d"),
+            L("LeakyReLU", negative_slope=0.2),
+            L("MaxPool1d", kernel_size=3, stride=2),
+            L("AvgPool1d", kernel_size=2),
+            L("AdaptiveAvgPool1d", output_size=4),
+            L("LayerNorm"),
+            L("Flatten"),
+            L("Linear", out_features=6, bias=False),
+            L("GELU"),
+            L("Softmax"),
+        ),
+    ),
+    ModelSpec(
+        "resnet_like",
+        (2, 20, 17),
+        (
+            L("ResidualBlock", out_channels=8),
+            L("ResidualBlock", out_channels=8, stride=2),
+            L("ResidualBlock", out_channels=12, kernel_size=5),
+            L("AvgPool2d", kernel_size=2, stride=1),
+            L("AdaptiveMaxPool2d", output_size=2),
+            L("Flatten"),
+            L("BatchNorm1d"),
+            L("Dropout", p=0.1),
+            L("Linear", out_features=5),
+            L("Sigmoid"),
+        ),
+    ),
+    ModelSpec(
+        "lstm_stack",
+        (1, 16, 30),
+        (
+            L("Conv2d", out_channels=4, kernel_size=3, stride=1, padding=1),
+            L("Tanh"),
+            L("LSTM", hidden_size=12, num_layers=2, bidirectional=True, output="last"),
+            L("Linear", out_features=3),
+        ),
+    ),
+    ModelSpec(
+        "gru_on_vectors_over_time",
+        (7, 9),
+        (
+            L("GRU", hidden_size=5, bidirectional=True, output="mean"),
+            L("ReLU"),
+            L("Linear", out_features=2),
+        ),
+    ),
+]
+ALL_SPECS = [preset_spec(name) for name in preset_names()] + CUSTOM_SPECS
+
+
+def test_the_custom_stacks_cover_every_layer_kind():
+    used = {layer.kind for spec in ALL_SPECS for layer in spec.layers}
+    assert used == set(LAYER_KINDS)
+
+
+def _per_layer_shapes(model: torch.nn.Module, x: torch.Tensor) -> list[tuple[int, ...]]:
+    shapes = []
+    hooks = [
+        module.register_forward_hook(lambda _m, _i, out: shapes.append(tuple(out.shape[1:])))
+        for module in model.layers
+    ]
+    model(x)
+    for hook in hooks:
+        hook.remove()
+    return shapes
+
+
+@pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: s.name)
+def test_inferred_shapes_and_counts_match_a_real_forward_pass(spec):
+    torch.manual_seed(0)
+    model = build_model(spec).train()
+    reports = infer_shapes(spec)
+    x = torch.randn(4, *spec.input_shape)
+    assert _per_layer_shapes(model, x) == [r.output_shape for r in reports]
+    assert tuple(model(x).shape) == (4, *output_shape(spec))
+    assert parameter_count(spec) == sum(p.numel() for p in model.parameters())
+    for report, module in zip(reports, model.layers, strict=True):
+        assert report.parameters == sum(p.numel() for p in module.parameters()), report
+        assert report.activation_bytes == 4 * torch.Size(report.output_shape).numel()
+
+
+@pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: s.name)
+def test_forward_features_is_the_input_of_the_final_linear(spec):
+    model = build_model(spec).eval()
+    x = torch.randn(2, *spec.input_shape)
+    head = max(i for i, layer in enumerate(spec.layers) if layer.kind == "Linear")
+    seen = []
+    model.layers[head].register_forward_hook(lambda _m, inputs, _o: seen.append(inputs[0]))
+    model(x)
+    torch.testing.assert_close(model.forward_features(x), seen[0])
+    assert model.embed is not None
+
+
+@pytest.mark.parametrize(
+    ("layer", "input_shape"),
+    [
+        (L("Linear", out_features=7), (13,)),
+        (L("Conv1d", out_channels=6, kernel_size=4, stride=2, padding=1), (3, 40)),
+        (L("Conv2d", out_channels=5, kernel_size=3, stride=2, padding=0), (2, 15, 21)),
+        (L("GRU", hidden_size=8), (4, 12)),
+    ],
+)
+def test_multiply_adds_match_torch_flop_counter(layer, input_shape):
+    """torch counts 2 FLOPs (a multiply and an add) per multiply-add of a matmul or conv."""
+    spec = ModelSpec("one", input_shape, (layer,))
+    model = build_model(spec).eval()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.randn(1, *input_shape))
+    flops = counter.get_total_flops()
+    if flops == 0:  # the flop counter has no rule for fused RNN kernels
+        assert layer.kind == "GRU"
+        frames, features, hidden = input_shape[-1], input_shape[0], 8
+        assert infer_shapes(spec)[0].multiply_adds == frames * 3 * (features * hidden + hidden**2)
+    else:
+        assert 2 * infer_shapes(spec)[0].multiply_adds == flops
+
+
+@pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: s.name)
+def test_generated_code_builds_the_same_network(spec):
+    torch.manual_seed(0)
+    code = spec_to_code(spec)
+    namespace = {"__name__": "generated"}
+    exec(compile(code, "<generated>", "exec"), namespace)  # a fresh namespace: imports included
+    classes = [
+        v
+        for v in namespace.values()
+        if isinstance(v, type) and issubclass(v, torch.nn.Module) and v.__module__ == "generated"
+    ]
+    generated = classes[-1]().eval()
+    model = build_model(spec).eval()
+    assert sum(p.numel() for p in generated.parameters()) == parameter_count(spec)
+    generated.load_state_dict(model.state_dict())  # same keys and shapes
+    x = torch.randn(3, *spec.input_shape)
+    with torch.no_grad():
+        torch.testing.assert_close(generated(x), model(x))
+        torch.testing.assert_close(generated.forward_features(x), model.forward_features(x))
+
+
+@pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: s.name)
+def test_json_round_trip_is_lossless(spec):
+    text = spec.to_json()
+    again = ModelSpec.from_json(text)
+    assert again == spec
+    assert again.to_json() == text
+    assert ModelSpec.from_json(spec.to_json(indent=None).encode()) == spec
+
+
+def test_layers_without_explicit_defaults_round_trip_unchanged():
+    spec = ModelSpec(
+        "sparse", (4,), (LayerSpec("Linear", (("out_features", 3),)), LayerSpec("ReLU"))
+    )
+    assert ModelSpec.from_json(spec.to_json()) == spec
+    assert spec.layers[0].param("bias") is True  # the catalogue default
+
+
+def test_with_num_outputs_and_with_input_shape():
+    spec = preset_spec("cnn_logmel", num_outputs=4)
+    assert output_shape(spec) == (4,)
+    check_classifier(spec, 4)
+    for frames in (17, 101, 433):
+        longer = spec.with_input_shape((1, 64, frames))
+        model = build_model(longer).eval()
+        assert model(torch.randn(1, 1, 64, frames)).shape == (1, 4)
+    assert output_shape(preset_spec("mlp_mfcc", input_shape=(26,), num_outputs=3)) == (3,)
+    with pytest.raises(SpecError, match="no Linear"):
+        ModelSpec("none", (4,), (L("ReLU"),)).with_num_outputs(2)
+
+
+@pytest.mark.parametrize(
+    ("spec", "index", "message"),
+    [
+        (
+            ModelSpec(
+                "wrong_in",
+                (8, 16, 16),
+                (
+                    L("Conv2d", out_channels=8, kernel_size=3, padding=1),
+                    L("ReLU"),
+                    L("Flatten"),
+                    L("Linear", out_features=512, in_features=2048),
+                    L("Linear", out_features=10, in_features=512),
+                    L("Linear", out_features=10, in_features=512),
+                ),
+            ),
+            6,
+            "layer 6 Linear expects 512 inputs, receives 10",
+        ),
+        (
+            ModelSpec(
+                "no_flatten",
+                (1, 64, 20),
+                (L("Conv2d", out_channels=4), L("Linear", out_features=3)),
+            ),
+            2,
+            r"layer 2 Linear needs input a vector \(features,\), receives 4×64×20 \(add a Flatten first\)",
+        ),
+        (
+            ModelSpec("tiny", (1, 8, 3), (L("MaxPool2d"), L("MaxPool2d"))),
+            2,
+            "layer 2 MaxPool2d window 2×2 does not fit input 1×4×1",
+        ),
+        (
+            ModelSpec("channels", (3, 10, 10), (L("Conv2d", out_channels=4, in_channels=1),)),
+            1,
+            "layer 1 Conv2d expects 1 input channels, receives 3",
+        ),
+        (
+            ModelSpec("unknown", (2,), (L("Dense", units=3),)),
+            1,
+            "layer 1 has an unknown kind 'Dense'",
+        ),
+        (
+            ModelSpec("param", (2,), (L("Linear", units=3),)),
+            1,
+            "layer 1 Linear has no parameter 'units'",
+        ),
+        (
+            ModelSpec("neg", (2,), (L("Linear", out_features=0),)),
+            1,
+            "out_features must be between 1",
+        ),
+        (ModelSpec("float", (2,), (L("Linear", out_features=2.5),)), 1, "must be a whole number"),
+        (ModelSpec("rnn", (5,), (L("GRU"),)), 1, "layer 1 GRU needs a time axis"),
+        (ModelSpec("drop", (5,), (L("Dropout", p=1.5),)), 1, "p must be between 0 and 0.95"),
+        (ModelSpec("shape", (0, 3), ()), None, "input shape"),
+        (
+            ModelSpec("huge", (8192,), (L("Linear", out_features=8192),)),
+            1,
+            "parameters; the app's limit",
+        ),
+    ],
+    ids=lambda v: v.name if isinstance(v, ModelSpec) else None,
+)
+def test_invalid_stacks_name_the_layer_and_why(spec, index, message):
+    with pytest.raises(SpecError, match=message) as caught:
+        infer_shapes(spec)
+    assert caught.value.layer_index == index
+    with pytest.raises(SpecError):
+        build_model(spec)
+
+
+def test_the_issue_example_message():
+    spec = ModelSpec(
+        "example",
+        (32, 8, 8),
+        (
+            L("Flatten"),
+            L("Linear", out_features=512),
+            L("ReLU"),
+            L("Dropout"),
+            L("Linear", out_features=10, in_features=512),
+        ),
+    )
+    assert infer_shapes(spec)[1].formula == "y = W x + b, W: 512×2048"
+    bad = spec.with_layers(
+        (
+            L("ReLU"),
+            L("ReLU"),
+            L("ReLU"),
+            L("Flatten"),
+            L("Linear", out_features=5, in_features=512),
+        )
+    )
+    with pytest.raises(SpecError) as caught:
+        infer_shapes(bad)
+    assert str(caught.value) == "layer 5 Linear expects 512 inputs, receives 2048"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        ('{"format": "something-else"}', "not a model spec"),
+        ('{"name": "x", "input_shape": "big", "layers": []}', "input_shape must be a list"),
+        ('{"name": "x", "input_shape": [2], "layers": {}}', "layers must be a list"),
+        (
+            '{"name": "x", "input_shape": [2], "layers": [{"params": {}}]}',
+            "layer 1 must be an object",
+        ),
+        (
+            '{"name": "x", "input_shape": [2], "layers": [{"kind": "ReLU", "params": {"a": [1]}}]}',
+            "parameter a must be",
+        ),
+        ('{"name": "x", "input_shape": [2], "version": 99, "layers": []}', "version 99"),
+    ],
+)
+def test_hostile_json_gives_a_sentence(text, message):
+    with pytest.raises(SpecError, match=message):
+        ModelSpec.from_json(text)
+
+
+def test_spec_json_is_plain_and_readable():
+    data = json.loads(preset_spec("mlp_2d").to_json())
+    assert data["input_shape"] == [2]
+    assert data["layers"][0] == {"kind": "Linear", "params": {"out_features": 8}}
+
+
+# Random stacks: whatever the shape inference accepts, torch runs with exactly that shape.
+_SMALL_LAYERS = st.one_of(
+    st.builds(lambda n: L("Linear", out_features=n), st.integers(1, 6)),
+    st.builds(
+        lambda c, k, s, p: L("Conv1d", out_channels=c, kernel_size=k, stride=s, padding=p),
+        st.integers(1, 4), st.integers(1, 4), st.integers(1, 3), st.integers(0, 2),
+    ),
+    st.builds(
+        lambda c, k, s, p: L("Conv2d", out_channels=c, kernel_size=k, stride=s, padding=p),
+        st.integers(1, 4), st.integers(1, 4), st.integers(1, 3), st.integers(0, 2),
+    ),
+    st.builds(lambda k, s: L("MaxPool2d", kernel_size=k, stride=s), st.integers(1, 3), st.sampled_from([None, 1, 2])),
+    st.builds(lambda k: L("AvgPool1d", kernel_size=k), st.integers(1, 3)),
+    st.builds(lambda n: L("AdaptiveAvgPool2d", output_size=n), st.integers(1, 3)),
+    st.builds(lambda c, s: L("ResidualBlock", out_channels=c, stride=s), st.integers(1, 4), st.integers(1, 2)),
+    st.builds(lambda h, o: L("GRU", hidden_size=h, output=o), st.integers(1, 4), st.sampled_from(["last", "mean"])),
+    st.sampled_from([L("Flatten"), L("ReLU"), L("LayerNorm"), L("BatchNorm1d"), L("BatchNorm2d"), L("Softmax")]),
+)  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    shape=st.sampled_from([(3,), (2, 9), (1, 7, 6)]),
+    layers=st.lists(_SMALL_LAYERS, min_size=1, max_size=5),
+)
+def test_random_stacks_either_fail_with_a_sentence_or_match_torch(shape, layers):
+    spec = ModelSpec("random", shape, tuple(layers))
+    try:
+        reports = infer_shapes(spec)
+    except SpecError as error:
+        assert str(error).startswith(("layer ", "the ")), str(error)
+        return
+    model = build_model(spec).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, *shape))
+    assert tuple(out.shape[1:]) == reports[-1].output_shape
+    assert parameter_count(spec) == sum(p.numel() for p in model.parameters())
