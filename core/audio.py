@@ -194,7 +194,8 @@ def _as_source(source: Any, name: str | None, max_bytes: int) -> _Source:
             f"{src.name} is empty (0 bytes): the upload or recording did not save any sound. "
             "Record or upload it again.",
         )
-    if size > max_bytes:
+    # Only in-memory sources are capped: a path is never read whole, only its first frames.
+    if src.data is not None and size > max_bytes:
         raise _too_large(src.name, size, max_bytes)
     return src
 
@@ -248,7 +249,10 @@ def probe_audio(source: Any, *, name: str | None = None) -> AudioInfo:
     source: path, bytes or file-like (e.g. Streamlit's UploadedFile).
     Raises AudioError (not_audio, corrupt, empty, needs_ffmpeg, ...) when it is unusable.
     """
-    return _probe(_as_source(source, name, MAX_SOURCE_BYTES))
+    src = _as_source(source, name, MAX_SOURCE_BYTES)
+    info = _probe(src)
+    _check_sample_rate(src, info)
+    return info
 
 
 def _probe(src: _Source) -> AudioInfo:
@@ -504,7 +508,7 @@ def load_audio(
     return AudioClip(samples, int(rate), src.name, info, tuple(notices))
 
 
-def _check_header(src: _Source, info: AudioInfo, max_channels: int) -> None:
+def _check_sample_rate(src: _Source, info: AudioInfo) -> None:
     if not MIN_SAMPLE_RATE <= info.sample_rate <= MAX_SAMPLE_RATE:
         raise AudioError(
             "bad_sample_rate",
@@ -512,6 +516,10 @@ def _check_header(src: _Source, info: AudioInfo, max_channels: int) -> None:
             f"{MIN_SAMPLE_RATE // 1000}-{MAX_SAMPLE_RATE // 1000} kHz (usually 16, 44.1 or 48 "
             "kHz), so the file is damaged or mislabelled. Export it again as a standard WAV.",
         )
+
+
+def _check_header(src: _Source, info: AudioInfo, max_channels: int) -> None:
+    _check_sample_rate(src, info)
     if info.channels > max_channels:
         raise AudioError(
             "too_many_channels",
@@ -521,6 +529,12 @@ def _check_header(src: _Source, info: AudioInfo, max_channels: int) -> None:
     if info.channels < 1:
         raise AudioError("corrupt", f"{src.name} declares no audio channels; it is damaged.")
     if info.frames == 0 and not info.format.endswith("(ffmpeg)"):
+        if info.format == "WAV" and _declared_wav_frames(src.head(), info) > 0:
+            raise AudioError(
+                "corrupt",
+                f"{src.name} was cut off before any sound: only its header arrived. "
+                "Upload or record it again.",
+            )
         raise AudioError(
             "empty",
             f"{src.name} is a valid {info.format} file but contains no samples. "
@@ -615,7 +629,10 @@ def to_mono(samples: np.ndarray) -> np.ndarray:
 
 def peak(samples: np.ndarray) -> float:
     """Largest absolute sample value (linear, 1.0 = full scale); 0.0 for an empty array."""
-    return float(np.max(np.abs(samples))) if np.size(samples) else 0.0
+    if not np.size(samples):
+        return 0.0
+    # max and -min instead of abs(): no temporary copy of a 10-minute clip
+    return float(max(np.max(samples), -np.min(samples)))
 
 
 def rms(samples: np.ndarray) -> float:
