@@ -60,7 +60,9 @@ def start_server(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen,
         "--server.fileWatcherType", "none",
     ]  # fmt: skip
     log = open(log_path, "w")  # noqa: SIM115 - closed with the process by the fixture
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -76,18 +78,23 @@ def start_server(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen,
     raise RuntimeError(f"streamlit did not become healthy in 90 s, see {log_path}")
 
 
-def wait_until_idle(page, timeout_ms: int = 60_000) -> None:
-    """Wait until the app has rendered and no script run is in progress."""
+def wait_until_idle(page, timeout_ms: int = 90_000) -> None:
+    """Wait until the app has rendered content and no script run is in progress.
+
+    The status widget ("Running...") only appears once the browser has connected, so an
+    early "not running" means nothing: require content on the page and several quiet checks
+    in a row (a rerun triggered right after the first run is then awaited too).
+    """
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
-    page.wait_for_selector('[data-testid="stMain"]', timeout=timeout_ms)
     deadline = time.monotonic() + timeout_ms / 1000
-    # The status widget shows "Running..." while the script runs; wait for it to go away twice
-    # in a row so that a rerun triggered right after the first run is also awaited.
     quiet_checks = 0
-    while time.monotonic() < deadline and quiet_checks < 3:
-        running = page.locator('[data-testid="stStatusWidget"]').count() > 0
-        quiet_checks = 0 if running else quiet_checks + 1
+    while time.monotonic() < deadline and quiet_checks < 4:
+        running = page.locator('[data-testid="stStatusWidgetRunningIcon"]').count() > 0
+        has_content = page.locator('[data-testid="stMain"] [data-testid="stHeading"]').count() > 0
+        quiet_checks = quiet_checks + 1 if (has_content and not running) else 0
         page.wait_for_timeout(300)
+    if quiet_checks < 4:
+        raise TimeoutError(f"the app was still running after {timeout_ms} ms")
 
 
 def exception_texts(page) -> list[str]:
