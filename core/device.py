@@ -479,13 +479,15 @@ def autocast_context(
         with autocast_context(device):
             loss = criterion(model(x), y)
     """
+    if not enabled:
+        return contextlib.nullcontext()
     policy = precision_policy(device)
-    if not enabled or policy.autocast_dtype is None:
+    if policy.autocast_dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=policy.device_type, dtype=policy.autocast_dtype)
 
 
-def configure_tf32(device: torch.device | str) -> bool:
+def configure_tf32(device: torch.device | str | DeviceInfo) -> bool:
     """Allow TF32 for fp32 matmuls and convolutions when the policy says so; returns it.
 
     This is process-wide torch state; it only affects CUDA kernels, so setting it for one
@@ -770,51 +772,69 @@ class DeviceJobLimiter:
     ) -> Iterator[JobTicket]:
         """Hold one of `device`'s slots for the body of the `with` block.
 
-        Blocks until the slot is free, first come first served. While waiting, `on_wait` is
-        called with the queue position (1 = next) each time it changes, from this thread and
-        without the limiter's lock held. If it raises (e.g. the user left the page) the job
-        leaves the queue. `timeout` (seconds) raises `JobQueueTimeout` after that long in the
-        queue. The slot is released when the block ends, also on an exception.
+        Blocks until the slot is free, first come first served (see `wait_for_turn` for
+        `on_wait` and `timeout`). The slot is released when the block ends, also on an
+        exception, and the job leaves the queue if the wait is interrupted.
         """
-        ticket = self._enqueue(device_key(device), owner)
+        ticket = self.request(device, owner)
         try:
-            self._wait_for_turn(ticket, on_wait, timeout)
+            self.wait_for_turn(ticket, on_wait, timeout=timeout)
             yield ticket
         finally:
-            self._release(ticket)
+            self.release(ticket)
 
-    def _enqueue(self, key: str, owner: str) -> JobTicket:
+    def request(self, device: torch.device | str, owner: str) -> JobTicket:
+        """Join `device`'s queue without blocking; the job may start at once.
+
+        For a job run by a worker thread: the page keeps the ticket and polls
+        `queue_position(ticket)`. Every request must end with `release(ticket)`.
+        """
+        key = device_key(device)
         with self._lock:
             ticket = JobTicket(next(self._ids), key, owner, time.monotonic())
             self._waiting.setdefault(key, deque()).append(ticket)
             self._promote(key)
             return ticket
 
-    def _wait_for_turn(
-        self, ticket: JobTicket, on_wait: Callable[[int], None] | None, timeout: float | None
+    def wait_for_turn(
+        self,
+        ticket: JobTicket,
+        on_wait: Callable[[int], None] | None = None,
+        *,
+        timeout: float | None = None,
     ) -> None:
+        """Block until `ticket` holds a slot.
+
+        `on_wait(position)` is called with the queue position (1 = next) each time it changes,
+        from this thread and without the limiter's lock held, so it may update a page or
+        raise to give up. `timeout` (seconds in the queue) raises `JobQueueTimeout`. On any
+        exception the ticket stays queued: release it (`job_slot` does).
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         reported = None
         while True:
             with self._lock:
                 position = self._position(ticket)
-                if position == reported and position != 0:
+                if position is None:
+                    raise ValueError("This job ticket was already released.")
+                if position == reported:
                     left = None if deadline is None else deadline - time.monotonic()
                     if left is not None and left <= 0:
                         raise JobQueueTimeout(
-                            f"Waited {timeout:.0f} s for {ticket.device} and the queue did not "
-                            "move; try again later or choose another device."
+                            f"Waited {timeout:.0f} s for a slot on {ticket.device} and the "
+                            "queue did not reach this job; try again later or choose another "
+                            "device."
                         )
                     self._lock.wait(timeout=left)
-                    position = self._position(ticket)
+                    continue
             if position == 0:
                 return
-            if position != reported:
-                reported = position
-                if on_wait is not None:
-                    on_wait(position)
+            reported = position
+            if on_wait is not None:
+                on_wait(position)
 
-    def _release(self, ticket: JobTicket) -> None:
+    def release(self, ticket: JobTicket) -> None:
+        """Give the slot back (or leave the queue); the next in line starts. Idempotent."""
         with self._lock:
             running = self._running.get(ticket.device, [])
             if ticket in running:

@@ -38,7 +38,9 @@ def music_clips() -> list[Path]:
     return clips
 
 
-def sine(frequency_hz: float, seconds: float, sample_rate: int, amplitude: float = 0.5) -> np.ndarray:
+def sine(
+    frequency_hz: float, seconds: float, sample_rate: int, amplitude: float = 0.5
+) -> np.ndarray:
     """A float32 sine wave, shape (samples,)."""
     t = np.arange(int(round(seconds * sample_rate))) / sample_rate
     return (amplitude * np.sin(2 * np.pi * frequency_hz * t)).astype(np.float32)
@@ -55,3 +57,19 @@ def click_track(bpm: float, seconds: float, sample_rate: int, click_ms: float = 
         i = int(start * sample_rate)
         y[i : i + click_len] += 0.8 * click.astype(np.float32)
     return y
+
+
+def _gpu_present() -> bool:
+    import torch
+
+    return torch.cuda.is_available() or torch.backends.mps.is_available()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` run wherever CUDA or MPS is present and are skipped elsewhere."""
+    if _gpu_present():
+        return
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA or MPS device; none is present")
+    for item in items:
+        if item.get_closest_marker("gpu") is not None:
+            item.add_marker(skip_gpu)
