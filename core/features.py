@@ -26,8 +26,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
-import torchaudio.functional as AF
 from torch import nn
 
 WINDOWS = ("hann", "hamming", "blackman", "rectangular")
@@ -174,27 +174,66 @@ def make_window(config: FeatureConfig) -> torch.Tensor:
     return torch.ones(n)
 
 
-def mel_filterbank(config: FeatureConfig) -> torch.Tensor:
-    """Mel filterbank, float32 of shape (n_mels, n_freqs), librosa.filters.mel's layout.
+def hz_to_mel(hz: np.ndarray, mel_scale: str = "slaney") -> np.ndarray:
+    """Hz -> mel. "slaney": linear below 1 kHz, logarithmic above (librosa's default)."""
+    hz = np.asarray(hz, dtype=np.float64)
+    if mel_scale == "htk":
+        return 2595.0 * np.log10(1.0 + hz / 700.0)
+    linear = hz / (200.0 / 3)
+    log_part = 15.0 + np.log(np.maximum(hz, 1e-12) / 1000.0) / (np.log(6.4) / 27.0)
+    return np.where(hz >= 1000.0, log_part, linear)
 
+
+def mel_to_hz(mel: np.ndarray, mel_scale: str = "slaney") -> np.ndarray:
+    """Inverse of hz_to_mel."""
+    mel = np.asarray(mel, dtype=np.float64)
+    if mel_scale == "htk":
+        return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+    return np.where(
+        mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0)), mel * 200.0 / 3
+    )
+
+
+def mel_band_edges(config: FeatureConfig) -> np.ndarray:
+    """n_mels + 2 frequencies in Hz, equally spaced in mel: band i spans edges[i]..edges[i+2]."""
+    low, high = (
+        hz_to_mel(config.f_min, config.mel_scale),
+        hz_to_mel(config.f_max_hz, config.mel_scale),
+    )
+    return mel_to_hz(np.linspace(low, high, config.n_mels + 2), config.mel_scale)
+
+
+def mel_filterbank(config: FeatureConfig) -> torch.Tensor:
+    """Triangular mel filterbank, float32 of shape (n_mels, n_freqs), as librosa.filters.mel.
+
+    Built in float64 (then cast) so it equals librosa's to float32 precision.
     Raises ValueError when some band gets no FFT bin (too many mels for this n_fft).
     """
-    fb = AF.melscale_fbanks(
-        n_freqs=config.n_freqs,
-        f_min=float(config.f_min),
-        f_max=config.f_max_hz,
-        n_mels=config.n_mels,
-        sample_rate=config.sample_rate,
-        norm=config.mel_norm,
-        mel_scale=config.mel_scale,
-    ).T.contiguous()
-    empty = int((fb.max(dim=1).values <= 0).sum())
+    fft_freqs = np.fft.rfftfreq(config.n_fft, d=1.0 / config.sample_rate)
+    edges = mel_band_edges(config)
+    widths = np.diff(edges)
+    ramps = edges[:, None] - fft_freqs[None, :]
+    rising = -ramps[:-2] / widths[:-1, None]
+    falling = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    if config.mel_norm == "slaney":
+        weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]  # unit area per band
+    empty = int((weights.max(axis=1) <= 0).sum())
     if empty:
         raise ValueError(
             f"{empty} of the {config.n_mels} mel bands contain no FFT bin: use fewer mel bands "
             f"or a larger n_fft (now {config.n_fft})."
         )
-    return fb
+    return torch.from_numpy(weights).float()
+
+
+def dct_matrix(n_mfcc: int, n_mels: int) -> torch.Tensor:
+    """Orthonormal DCT-II rows, float32 of shape (n_mfcc, n_mels) (scipy's dct(norm="ortho"))."""
+    n = np.arange(n_mels)
+    k = np.arange(n_mfcc)[:, None]
+    basis = np.cos(np.pi / n_mels * (n + 0.5) * k) * np.sqrt(2.0 / n_mels)
+    basis[0] /= np.sqrt(2.0)
+    return torch.from_numpy(basis).float()
 
 
 def stft_power(
@@ -202,6 +241,11 @@ def stft_power(
 ) -> torch.Tensor:
     """|STFT| ** power of (..., time) float audio -> (..., n_freqs, frames), float32."""
     shape = waveform.shape
+    if not config.center and shape[-1] < config.n_fft:
+        raise ValueError(
+            f"A clip of {shape[-1]} samples is shorter than one analysis window (n_fft = "
+            f"{config.n_fft}); use center=True or a longer clip."
+        )
     x = waveform.reshape(-1, shape[-1]).float()
     spec = torch.stft(
         x,
@@ -299,9 +343,7 @@ class MFCC(nn.Module):
         super().__init__()
         self.config = config
         self.log_mel = LogMelSpectrogram(config)
-        # create_dct gives (n_mels, n_mfcc); stored transposed to left-multiply (..., n_mels, T).
-        dct = AF.create_dct(config.n_mfcc, config.n_mels, norm="ortho").T.contiguous()
-        self.register_buffer("dct", dct, persistent=False)
+        self.register_buffer("dct", dct_matrix(config.n_mfcc, config.n_mels), persistent=False)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         return torch.matmul(self.dct, self.log_mel(waveform))

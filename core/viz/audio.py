@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from core.features import hz_to_mel, mel_to_hz
+
 Y_AXES = ("mel", "linear", "log", "mfcc", "bins")
 
 
@@ -97,6 +99,7 @@ def spectrogram_figure(
     y_axis: str = "mel",
     f_min: float = 0.0,
     f_max: float | None = None,
+    mel_scale: str = "slaney",
     title: str | None = None,
     colorbar_title: str = "dB",
     max_frames: int = 1500,
@@ -131,7 +134,7 @@ def spectrogram_figure(
         fig.add_trace(go.Heatmap(**heatmap))
         fig.update_yaxes(title="frequency (Hz)", type="log" if y_axis == "log" else "linear")
     elif y_axis == "mel":
-        centres = mel_band_centres(n_bins, f_min, nyquist if f_max is None else f_max)
+        centres = mel_band_centres(n_bins, f_min, nyquist if f_max is None else f_max, mel_scale)
         heatmap["y"] = np.arange(n_bins)
         heatmap["customdata"] = np.repeat(centres[:, None], S.shape[1], axis=1)
         heatmap["hovertemplate"] = "%{x:.2f} s<br>%{customdata:.0f} Hz<br>%{z:.1f}<extra></extra>"
@@ -155,23 +158,13 @@ def spectrogram_figure(
     return fig
 
 
-def mel_band_centres(n_mels: int, f_min: float, f_max: float) -> np.ndarray:
-    """Centre frequency in Hz of each of n_mels Slaney mel bands between f_min and f_max."""
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(f_min), _hz_to_mel(f_max), n_mels + 2))
+def mel_band_centres(
+    n_mels: int, f_min: float, f_max: float, mel_scale: str = "slaney"
+) -> np.ndarray:
+    """Centre frequency in Hz of each of n_mels mel bands between f_min and f_max."""
+    edges = mel_to_hz(np.linspace(hz_to_mel(f_min, mel_scale), hz_to_mel(f_max, mel_scale),
+                                  n_mels + 2), mel_scale)  # fmt: skip
     return edges[1:-1]
-
-
-def _hz_to_mel(f: float | np.ndarray) -> np.ndarray:
-    """Slaney mel scale (librosa's default): linear below 1 kHz, logarithmic above."""
-    f = np.asarray(f, dtype=np.float64)
-    linear = f / (200.0 / 3)
-    log_part = 15.0 + np.log(np.maximum(f, 1e-9) / 1000.0) / (np.log(6.4) / 27.0)
-    return np.where(f >= 1000.0, log_part, linear)
-
-
-def _mel_to_hz(m: np.ndarray) -> np.ndarray:
-    m = np.asarray(m, dtype=np.float64)
-    return np.where(m >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (m - 15.0)), m * 200.0 / 3)
 
 
 def _hz_label(hz: float) -> str:
