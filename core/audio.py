@@ -28,6 +28,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -363,13 +364,24 @@ def _run(cmd: list[str], *, check: bool) -> subprocess.CompletedProcess:
 
 
 def _parse_ffmpeg_banner(src: _Source, banner: str) -> AudioInfo:
-    import re
-
     audio = re.search(r"Stream #\S+.*?: Audio: (\w+).*?, (\d+) Hz, ([^,]+)", banner)
+    if audio is None and "Stream #" in banner:
+        raise AudioError(
+            "not_audio",
+            f"{src.name} contains no sound track (a video without sound?). Choose an audio "
+            f"file ({', '.join(UPLOAD_TYPES).upper()}).",
+        )
+    if audio is None and _sniff(src.head()) == "ffmpeg":
+        raise AudioError(
+            "corrupt",
+            f"{src.name} looks like a {src.extension.lstrip('.').upper() or 'media'} file but "
+            "its sound cannot be found: it is damaged or incomplete (cut off during the "
+            "upload?). Export or record it again.",
+        )
     if audio is None:
         raise AudioError(
             "not_audio",
-            f"{src.name} contains no sound track that can be read. Choose an audio file "
+            f"{src.name} is not an audio file this app can read. Choose a sound file "
             f"({', '.join(UPLOAD_TYPES).upper()}).",
         )
     codec, rate, layout = audio.group(1), int(audio.group(2)), audio.group(3).strip()

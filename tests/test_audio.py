@@ -287,8 +287,19 @@ def test_truncated_m4a_is_reported_not_crashing(tmp_path):
     data = path.read_bytes()
     with pytest.raises(AudioError) as caught:
         load_audio(data[: len(data) // 3], name="cut.m4a")
-    assert caught.value.code in ("corrupt", "not_audio")
-    assert_student_message(caught.value, "cut.m4a")
+    assert caught.value.code == "corrupt"
+    assert_student_message(caught.value, "cut.m4a", "M4A", "incomplete")
+
+
+@needs_ffmpeg
+def test_video_without_sound_says_so(tmp_path):
+    path = tmp_path / "screen.mp4"
+    cmd = [FFMPEG, "-y", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=red:s=32x32:d=0.5"]
+    subprocess.run([*cmd, "-c:v", "mpeg4", str(path)], check=True, capture_output=True, timeout=60)
+    with pytest.raises(AudioError) as caught:
+        load_audio(path)
+    assert caught.value.code == "not_audio"
+    assert_student_message(caught.value, "screen.mp4", "no sound track")
 
 
 # ------------------------------------------------------------------ levels and helpers
