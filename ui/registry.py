@@ -29,6 +29,22 @@ PAGES: tuple[PageEntry, ...] = (
         "home",
         "What the course covers and where each idea lives in this app.",
     ),
+    PageEntry(
+        "pages/tensors.py",
+        "Tensor playground",
+        ":material/data_array:",
+        "Foundations",
+        "tensors",
+        "Tensors by hand: ranks, matmul step by step, broadcasting, shared memory, dtypes, generators, a safe console.",
+    ),
+    PageEntry(
+        "pages/music.py",
+        "Music analysis",
+        ":material/music_note:",
+        "Audio",
+        "music",
+        "See and hear what a piece is made of: spectra, chroma, tempo and beats, key, pitch, parts, structure.",
+    ),
 )
 
 

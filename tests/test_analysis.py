@@ -1,0 +1,192 @@
+"""core.analysis on signals with a known answer, and against librosa called on the waveform."""
+
+from __future__ import annotations
+
+import json
+
+import librosa
+import numpy as np
+import pytest
+
+from core.analysis import (
+    KEY_NAMES,
+    KRUMHANSL_MAJOR,
+    AnalysisConfig,
+    MusicAnalysis,
+    NotComputable,
+    estimate_key,
+    export_csv,
+    export_json,
+    prepare_signal,
+)
+from core.audio import load_audio
+from tests.conftest import click_track, sine
+
+SR = 22050
+
+
+def tone(midi: int, seconds: float) -> np.ndarray:
+    """A decaying tone with three harmonics, shape (samples,)."""
+    f = 440.0 * 2 ** ((midi - 69) / 12)
+    t = np.arange(int(seconds * SR)) / SR
+    return sum(0.3 / k * np.sin(2 * np.pi * k * f * t) for k in (1, 2, 3)) * np.exp(-t)
+
+
+def cadence(tonic_midi: int, minor: bool, chord_seconds: float = 1.0) -> np.ndarray:
+    """I-IV-V-I (i-iv-V-i in minor, with the raised leading tone) as triads."""
+    third = 3 if minor else 4
+    i = [tonic_midi, tonic_midi + third, tonic_midi + 7]
+    iv = [tonic_midi + 5, tonic_midi + 5 + third, tonic_midi + 12]
+    v = [tonic_midi + 7, tonic_midi + 11, tonic_midi + 14]  # major V in both modes
+    chords = [sum(tone(m, chord_seconds) for m in notes) for notes in (i, iv, v, i)]
+    return (0.3 * np.concatenate(chords)).astype(np.float32)
+
+
+@pytest.mark.parametrize("bpm", [90, 120, 140])
+def test_click_track_tempo_and_beats(bpm):
+    y = click_track(bpm, 8.0, SR)
+    analysis = MusicAnalysis(y)
+    assert analysis.tempo_bpm == pytest.approx(bpm, rel=0.02)
+    truth = np.arange(0, 8.0, 60.0 / bpm)
+    beats = analysis.beat_times
+    errors = np.min(np.abs(beats[:, None] - truth[None, :]), axis=1)
+    assert beats.size >= truth.size - 3
+    assert errors.max() < 0.050, errors
+
+
+@pytest.mark.parametrize(
+    ("tonic", "minor", "expected"), [(62, False, "D major"), (57, True, "A minor")]
+)
+def test_cadence_key_is_exact(tonic, minor, expected):
+    estimate = MusicAnalysis(cadence(tonic, minor)).key
+    assert estimate.name == expected
+    assert estimate.is_confident
+
+
+def test_key_profile_itself_is_found_in_every_rotation():
+    for tonic in range(12):
+        estimate = estimate_key(np.roll(KRUMHANSL_MAJOR, tonic))
+        assert estimate.name == KEY_NAMES[tonic]
+
+
+def test_white_noise_key_has_low_confidence():
+    rng = np.random.default_rng(0)
+    noise = (0.3 * rng.standard_normal(5 * SR)).astype(np.float32)
+    estimate = MusicAnalysis(noise).key
+    assert not estimate.is_confident
+    assert estimate.confidence < 0.2
+    tonal = MusicAnalysis(cadence(62, False)).key
+    assert tonal.confidence > 3 * estimate.confidence
+
+
+def test_sine_440_is_a4_and_resynthesis_keeps_the_pitch():
+    analysis = MusicAnalysis(sine(440.0, 1.0, SR))
+    contour = analysis.pitch
+    assert contour.main_note() == "A4"
+    assert np.nanmedian(contour.f0_hz[contour.voiced]) == pytest.approx(440.0, rel=0.01)
+    melody = contour.resynthesise(SR, analysis.config.hop_length)
+    spectrum = np.abs(np.fft.rfft(melody))
+    assert np.fft.rfftfreq(melody.size, 1 / SR)[np.argmax(spectrum)] == pytest.approx(
+        440.0, abs=2.0
+    )
+
+
+def test_hpss_puts_sine_in_harmonic_and_clicks_in_percussive():
+    tone_part = sine(440.0, 4.0, SR, amplitude=0.3)
+    clicks = click_track(120, 4.0, SR)
+    harmonic, percussive = MusicAnalysis(tone_part + clicks).hpss
+
+    def band_energy(x, inside):
+        power = np.abs(librosa.stft(x)) ** 2
+        freqs = librosa.fft_frequencies(sr=SR)
+        mask = (freqs > 400) & (freqs < 480)
+        return power[mask if inside else ~mask].sum()
+
+    # The 440 Hz band holds the sine; everything else holds the clicks.
+    sine_h, sine_p = band_energy(harmonic, True), band_energy(percussive, True)
+    click_h, click_p = band_energy(harmonic, False), band_energy(percussive, False)
+    assert sine_h / (sine_h + sine_p) > 0.9
+    assert click_p / (click_h + click_p) > 0.8
+
+
+def test_silence_says_there_is_no_tempo():
+    analysis = MusicAnalysis(np.zeros(3 * SR, dtype=np.float32))
+    with pytest.raises(NotComputable, match="silent"):
+        _ = analysis.tempo_bpm
+    limits = analysis.limitations()
+    assert limits["tempo"] == "No tempo: the clip is silent."
+    assert set(limits) == {"tempo", "beats", "key", "structure"}
+    assert analysis.summary()["tempo_bpm"] is None
+    analysis.compute_all()  # nothing else fails
+
+
+def test_short_clip_says_what_cannot_be_computed_and_computes_the_rest():
+    analysis = MusicAnalysis(sine(440.0, 0.2, SR))
+    limits = analysis.limitations()
+    assert "0.2 s" in limits["tempo"] and "0.2 s" in limits["structure"]
+    assert "key" not in limits
+    features = analysis.spectral_features()
+    assert all(np.isfinite(v).all() and v.size == analysis.n_frames for v in features.values())
+    assert analysis.chroma_cqt.shape == (12, analysis.n_frames)
+    assert analysis.pitch.main_note() == "A4"
+
+
+def test_shared_features_equal_librosa_on_the_waveform():
+    y = (cadence(62, False) + 0.5 * click_track(120, 4.0, SR)).astype(np.float32)
+    a = MusicAnalysis(y)
+    np.testing.assert_allclose(a.mfcc, librosa.feature.mfcc(y=y, sr=SR), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(
+        a.onset_envelope, librosa.onset.onset_strength(y=y, sr=SR), rtol=1e-4, atol=1e-4
+    )
+    np.testing.assert_allclose(
+        a.spectral_features()["centroid_hz"],
+        librosa.feature.spectral_centroid(y=y, sr=SR)[0],
+        rtol=1e-4,
+    )
+    reference = librosa.feature.chroma_cqt(y=y, sr=SR, tuning=a.tuning)
+    np.testing.assert_allclose(a.chroma_cqt, reference[:, : a.n_frames], atol=1e-4)
+    assert a.tuning == pytest.approx(librosa.estimate_tuning(y=y, sr=SR), abs=1e-6)
+
+
+def test_long_clip_is_capped_with_a_notice():
+    config = AnalysisConfig(max_seconds=2.0)
+    y, notices = prepare_signal(np.ones(3 * 44100, dtype=np.float32) * 0.1, 44100, config)
+    assert y.size == 2 * SR
+    assert notices and "first" in notices[0]
+    with pytest.raises(NotComputable):
+        prepare_signal(np.array([np.nan, 0.0], dtype=np.float32), SR, config)
+
+
+def test_spectrogram_view_shows_the_resolution_trade_off():
+    analysis = MusicAnalysis(cadence(62, False))
+    wide = analysis.spectrogram_view(4096, 512, "hann", "linear")
+    narrow = analysis.spectrogram_view(256, 512, "hann", "linear")
+    assert wide.bin_hz == pytest.approx(SR / 4096) and narrow.bin_hz == pytest.approx(SR / 256)
+    assert wide.window_seconds == pytest.approx(4096 / SR)
+    assert wide.db.shape[0] == 2049 and narrow.db.shape[0] == 129
+    default = analysis.spectrogram_view(2048, 512, "hann", "linear")
+    np.testing.assert_allclose(
+        default.db, librosa.power_to_db(analysis.power, ref=np.max), atol=1e-4
+    )
+    assert analysis.spectrogram_view(2048, 512, "hann", "mel").db.shape[0] == 128
+    assert analysis.spectrogram_view(2048, 512, "hann", "cqt").db.shape[0] == 7 * 36
+    with pytest.raises(NotComputable, match="scale"):
+        analysis.spectrogram_view(2048, 512, "hann", "bark")
+
+
+def test_exports_hold_every_frame_and_the_events():
+    analysis = MusicAnalysis(click_track(120, 6.0, SR))
+    rows = export_csv(analysis).strip().splitlines()
+    assert len(rows) == analysis.n_frames + 1
+    assert rows[0].split(",")[:3] == ["time_s", "rms", "centroid_hz"]
+    doc = json.loads(export_json(analysis))
+    assert doc["summary"]["tempo_bpm"] == pytest.approx(120, rel=0.02)
+    assert len(doc["beat_times_s"]) >= 10
+    assert len(doc["frames"]["time_s"]) == analysis.n_frames
+
+
+def test_shipped_tchaikovsky_is_in_e_minor(music_clips):
+    path = next(p for p in music_clips if "Tchaikovsky" in p.name)
+    clip = load_audio(path, sample_rate=SR)
+    y, _ = prepare_signal(clip.samples, clip.sample_rate, AnalysisConfig())
+    assert MusicAnalysis(y).key.name == "E minor"

@@ -1,0 +1,77 @@
+"""The Music analysis page under AppTest: every built-in clip, every view, display controls."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from core.paths import MUSIC_DIR, builtin_music_clips
+from tests.apptest_helpers import open_page
+from ui.audio_input import builtin_clips
+from ui.music_sections import VIEWS
+
+PAGE = "pages/music.py"
+
+
+@pytest.fixture(scope="module")
+def app():
+    app = open_page(PAGE)
+    assert not app.exception, app.exception
+    return app
+
+
+def _metrics(app) -> dict[str, str]:
+    return {m.label: m.value for m in app.metric}
+
+
+def test_opens_on_a_musical_clip_with_a_summary(app):
+    assert "Music analysis" in [t.value for t in app.title]
+    assert "trumpet" in app.selectbox(key="music_audio_builtin").value.lower()
+    metrics = _metrics(app)
+    assert metrics["Duration"] == "5.3 s"
+    assert metrics["Tempo"].endswith("BPM")
+    assert metrics["Key"].endswith(("major", "minor"))
+
+
+def test_every_builtin_clip_gets_a_summary_without_error(app):
+    music = [label for label, path in builtin_clips().items() if path.parent == MUSIC_DIR]
+    assert len(music) == len(builtin_music_clips())
+    for label in music:
+        app.selectbox(key="music_audio_builtin").set_value(label).run()
+        assert not app.exception, (label, app.exception)
+        assert not app.error, (label, [e.value for e in app.error])
+        assert _metrics(app)["Duration"].endswith(" s"), label
+
+
+def test_every_view_renders_and_display_controls_recompute_nothing(app):
+    trumpet = next(label for label in builtin_clips() if "trumpet" in label.lower())
+    app.selectbox(key="music_audio_builtin").set_value(trumpet).run()
+    for view in VIEWS:
+        app.segmented_control(key="music_view").set_value(view).run()
+        assert not app.exception, (view, app.exception)
+        assert not app.error, (view, [e.value for e in app.error])
+    app.segmented_control(key="music_view").set_value("Spectrogram").run()
+    for scale in ("log", "mel", "cqt", "linear"):
+        app.radio(key="music_scale").set_value(scale).run()
+        assert not app.exception
+    labels = {m.label: m.value for m in app.metric}
+    assert labels["Δf between bins"] == "10.8 Hz"  # 22050 / 2048
+    app.select_slider(key="music_n_fft").set_value(4096).run()
+    assert _metrics(app)["Δf between bins"] == "5.4 Hz"
+    # Display-only changes reuse the cached analysis: each rerun is quick.
+    started = time.perf_counter()
+    app.selectbox(key="music_colors").set_value("Viridis").run()
+    app.slider(key="music_zoom").set_value((1.0, 3.0)).run()
+    per_rerun = (time.perf_counter() - started) / 2
+    assert not app.exception
+    assert per_rerun < 1.0, f"a display change took {per_rerun:.2f} s"
+
+
+def test_key_view_explains_the_key_and_rhythm_plays_the_click_mix(app):
+    app.segmented_control(key="music_view").set_value("Key").run()
+    assert any("Why this key" in e.label for e in app.expander)
+    assert len(app.get("plotly_chart")) >= 2  # profile + 24-key correlations
+    app.segmented_control(key="music_view").set_value("Rhythm").run()
+    assert any("click" in c.value for c in app.caption)
+    assert len(app.get("audio")) >= 2  # the clip and the clip with clicks

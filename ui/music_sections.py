@@ -1,0 +1,327 @@
+"""Sections of the Music analysis page: one function per view, each drawing from the shared,
+cached `MusicAnalysis` so that moving a display control only redraws.
+
+Widget keys carry the page prefix `music_`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+
+import numpy as np
+import streamlit as st
+
+from core.analysis import (
+    HOP_CHOICES,
+    KEY_PROFILE_SETS,
+    N_FFT_CHOICES,
+    SPECTROGRAM_SCALES,
+    WINDOWS,
+    AnalysisConfig,
+    MusicAnalysis,
+    NotComputable,
+    export_csv,
+    export_json,
+    prepare_signal,
+)
+from core.audio import AudioClip, encode_wav
+from core.viz import music as viz
+from ui.audio_input import builtin_clips
+
+CONFIG = AnalysisConfig()
+VIEWS = (
+    "Waveform",
+    "Spectrogram",
+    "Chroma & MFCC",
+    "Spectral features",
+    "Rhythm",
+    "Key",
+    "Pitch",
+    "Harmonic / percussive",
+    "Structure",
+)
+COLORSCALES = ("Magma", "Viridis", "Cividis", "Greys", "Turbo")
+SCALE_LABELS = {"linear": "linear", "log": "log-frequency", "mel": "mel", "cqt": "CQT"}
+Range = tuple[float, float]
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _shared_analysis(digest: str, config: AnalysisConfig, _y: np.ndarray) -> MusicAnalysis:
+    # One lazily filled analysis per (clip, config), shared read-only by every session: its
+    # features are pure functions of the clip, and it guards itself with a lock.
+    return MusicAnalysis(_y, config)
+
+
+def default_to_music_clip() -> None:
+    """Open on a short musical clip (the first built-in is speech); the student can change it."""
+    labels = [label for label in builtin_clips() if "trumpet" in label.lower()]
+    if labels:
+        st.session_state.setdefault("music_audio_builtin", labels[0])
+
+
+def analysis_for(clip: AudioClip) -> MusicAnalysis | None:
+    """The cached analysis of the picked clip, or None after showing why there is none."""
+    try:
+        y, notices = prepare_signal(clip.samples, clip.sample_rate, CONFIG)
+    except NotComputable as error:
+        st.error(str(error))
+        return None
+    for notice in notices:
+        st.info(notice)
+    digest = hashlib.blake2b(y.tobytes(), digest_size=16).hexdigest()
+    return _shared_analysis(digest, CONFIG, y)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _wav(digest: str, sample_rate: int, _samples: np.ndarray) -> bytes:
+    return encode_wav(_samples, sample_rate)
+
+
+def play(samples: np.ndarray, sample_rate: int, tag: str, x_range: Range, caption: str) -> None:
+    """st.audio of samples from the zoom start; WAV bytes are cached by content."""
+    digest = hashlib.blake2b(samples.tobytes(), digest_size=16).hexdigest() + tag
+    st.caption(caption)
+    st.audio(_wav(digest, sample_rate, samples), format="audio/wav", start_time=int(x_range[0]))
+
+
+def _chart(fig, key: str) -> None:
+    st.plotly_chart(fig, key=key, config={"displaylogo": False})
+
+
+def summary_card(analysis: MusicAnalysis) -> None:
+    """Duration, tempo, key, loudness, then CSV / JSON downloads built only when clicked."""
+    summary = analysis.summary()
+    with st.container(border=True):
+        cols = st.columns(4)
+        cols[0].metric("Duration", f"{summary['duration_seconds']:.1f} s")
+        cols[1].metric(
+            "Tempo", "—" if summary["tempo_bpm"] is None else f"{summary['tempo_bpm']:.1f} BPM"
+        )
+        key = "—" if summary["key"] is None else summary["key"]
+        conf = summary["key_confidence"]
+        cols[2].metric(
+            "Key", key, None if conf is None else f"confidence {conf:.2f}", delta_color="off"
+        )
+        cols[3].metric(
+            "Loudness",
+            f"{summary['rms_dbfs']:.1f} dBFS RMS",
+            f"peak {summary['peak_dbfs']:.1f} dBFS",
+            delta_color="off",
+        )
+        for sentence in analysis.limitations().values():
+            st.caption(f":material/info: {sentence}")
+        left, right = st.columns(2)
+        left.download_button("Download features (CSV)", functools.partial(export_csv, analysis), "music_features.csv",
+                             mime="text/csv", key="music_download_csv")  # fmt: skip
+        right.download_button("Download features (JSON)", functools.partial(export_json, analysis), "music_features.json",
+                              mime="application/json", key="music_download_json")  # fmt: skip
+
+
+def display_controls(analysis: MusicAnalysis) -> tuple[Range, str]:
+    """Zoom (a time range shared by every view) and colour scale: display only."""
+    duration = max(round(analysis.duration_seconds, 1), 0.1)
+    left, right = st.columns([3, 1])
+    x_range = left.slider(
+        "Zoom (seconds)", 0.0, duration, (0.0, duration), step=0.1, key="music_zoom"
+    )
+    colors = right.selectbox("Colour scale", COLORSCALES, key="music_colors")
+    if x_range[1] - x_range[0] < 0.1:
+        x_range = (x_range[0], x_range[0] + 0.1)
+    return (float(x_range[0]), float(x_range[1])), colors
+
+
+def waveform(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
+    st.caption(
+        "The RMS envelope is the loudness over time: the root mean square of each 93 ms frame."
+    )
+    _chart(
+        viz.waveform_figure(analysis.y, analysis.sr, analysis.rms, analysis.times, x_range),
+        "music_fig_wave",
+    )
+
+
+def spectrogram(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
+    c1, c2, c3, c4 = st.columns(4)
+    n_fft = c1.select_slider(
+        "n_fft (window length)", N_FFT_CHOICES, value=CONFIG.n_fft, key="music_n_fft"
+    )
+    hop = c2.select_slider("hop", HOP_CHOICES, value=CONFIG.hop_length, key="music_hop")
+    window = c3.selectbox("Window", WINDOWS, key="music_window")
+    scale = c4.radio(
+        "Frequency scale",
+        SPECTROGRAM_SCALES,
+        format_func=SCALE_LABELS.get,
+        horizontal=True,
+        key="music_scale",
+    )
+    try:
+        view = analysis.spectrogram_view(n_fft, hop, window, scale)
+    except NotComputable as error:
+        st.error(str(error))
+        return
+    for notice in view.notices:
+        st.info(notice)
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Δt between frames", f"{view.frame_step_seconds * 1000:.1f} ms")
+    m2.metric("Window span (time smear)", f"{view.window_seconds * 1000:.1f} ms")
+    m3.metric(
+        "Δf between bins", "varies (constant-Q)" if view.scale == "cqt" else f"{view.bin_hz:.1f} Hz"
+    )
+    st.caption(
+        "The trade-off: a window of n_fft samples lasts n_fft / sr seconds and splits frequency into "
+        "bins sr / n_fft Hz apart. Doubling n_fft halves Δf (sharper pitch) but doubles the time smear "
+        "(blurrier onsets). The hop only sets how often a frame is taken. The CQT gives each bin a window "
+        "matched to its frequency: long for bass, short for treble."
+    )
+    _chart(viz.spectrogram_figure(view, x_range, colors), "music_fig_spec")
+
+
+def chroma_mfcc(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
+    st.caption("Chroma folds every octave onto the 12 pitch classes; CENS smooths and quantises it, "
+               "which makes it robust for matching. MFCC summarise the spectral envelope (timbre).")  # fmt: skip
+    t = analysis.times
+    for name, chroma in (
+        ("STFT", analysis.chroma_stft),
+        ("CQT", analysis.chroma_cqt),
+        ("CENS", analysis.chroma_cens),
+    ):
+        _chart(
+            viz.chroma_figure(chroma, t, f"Chroma ({name})", x_range, colors),
+            f"music_fig_chroma_{name}",
+        )
+    _chart(viz.mfcc_figure(analysis.mfcc, t, x_range), "music_fig_mfcc")
+
+
+def spectral(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
+    st.caption("Centroid: the spectrum's centre of mass (brightness). Bandwidth: its spread. Roll-off: "
+               f"the frequency below which {CONFIG.rolloff_percent:.0%} of the energy lies. Flatness: 1 for "
+               "noise, near 0 for tones. ZCR: how often the waveform crosses zero.")  # fmt: skip
+    view = analysis.spectrogram_view(CONFIG.n_fft, CONFIG.hop_length, CONFIG.window, "linear")
+    fig = viz.spectral_features_figure(
+        view, analysis.spectral_features(), analysis.times, x_range, colors
+    )
+    _chart(fig, "music_fig_spectral")
+
+
+def rhythm(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
+    try:
+        beats, tempo = analysis.beat_times, analysis.tempo_bpm
+    except NotComputable as error:
+        st.warning(str(error))
+        beats, tempo = None, None
+    onsets = analysis.onset_times if not analysis.is_silent else np.array([])
+    if tempo is not None:
+        st.markdown(
+            f"**Global tempo: {tempo:.1f} BPM**, {beats.size} beats tracked, {onsets.size} onsets."
+        )
+        play(
+            analysis.with_clicks(),
+            analysis.sr,
+            "clicks",
+            x_range,
+            "The clip with a click on every beat: do they line up?",
+        )
+    _chart(
+        viz.onset_figure(analysis.times, analysis.onset_envelope, onsets, beats, x_range),
+        "music_fig_onsets",
+    )
+    _chart(viz.tempogram_figure(analysis.tempogram, analysis.times, analysis.tempogram_bpm, tempo, x_range, colors),
+           "music_fig_tempogram")  # fmt: skip
+
+
+def key(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
+    try:
+        estimate = analysis.key
+    except NotComputable as error:
+        st.warning(str(error))
+        return
+    text = f"**{estimate.name}** (confidence {estimate.confidence:.2f})"
+    if estimate.is_confident:
+        st.success(text, icon=":material/music_note:")
+    else:
+        st.warning(f"{text}: low confidence. The clip's pitch classes are nearly uniform or match no key "
+                   "profile well, so treat this key as a guess (noise, speech and drums have no key).")  # fmt: skip
+    with st.expander("Why this key?", key="music_why_key", icon=":material/help:"):
+        st.markdown(
+            "The CQT chroma summed over the clip gives one number per pitch class. Each of the 24 keys has a "
+            "profile of how much each pitch class belongs to it; the key whose profile correlates best "
+            "(Pearson r, averaged over two profile sets) wins. "
+            f"Best mean r = {estimate.correlation:.2f}, margin over the runner-up {estimate.margin:.2f}, "
+            f"tonal strength of the profile {estimate.tonal_strength:.2f}."
+        )
+        template = KEY_PROFILE_SETS["Krumhansl-Schmuckler"][estimate.key_index // 12]
+        _chart(
+            viz.key_profile_figure(estimate.profile, estimate.key_index, template),
+            "music_fig_key_profile",
+        )
+        _chart(
+            viz.key_correlation_figure(estimate.correlations, estimate.key_index),
+            "music_fig_key_corr",
+        )
+
+
+def pitch(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
+    try:
+        with st.spinner("Tracking pitch (pYIN)..."):
+            contour = analysis.pitch
+    except NotComputable as error:
+        st.warning(str(error))
+        return
+    if contour.truncated:
+        st.info(
+            f"pYIN is slow: the pitch is tracked over the first {CONFIG.pitch_max_seconds:g} s only."
+        )
+    main = contour.main_note()
+    if not main:
+        st.warning(
+            "No pitch: pYIN found no voiced frame. Pitch tracking needs a single melodic voice."
+        )
+        return
+    st.markdown(f"Most frequent note: **{main}** ({float(np.mean(contour.voiced)):.0%} of frames voiced). "
+                "pYIN follows one voice: on chords it jumps between notes.")  # fmt: skip
+    melody = contour.resynthesise(analysis.sr, CONFIG.hop_length)
+    play(melody, analysis.sr, "melody", x_range, "The contour resynthesised as a sine melody:")
+    _chart(viz.pitch_figure(contour, x_range), "music_fig_pitch")
+
+
+def harmonic_percussive(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
+    with st.spinner("Separating harmonic and percussive parts..."):
+        harmonic, percussive = analysis.hpss
+    st.caption("Median filtering the spectrogram along time keeps sustained tones (harmonic); along "
+               "frequency it keeps broadband hits (percussive).")  # fmt: skip
+    left, right = st.columns(2)
+    with left:
+        play(harmonic, analysis.sr, "harmonic", x_range, "Harmonic part")
+    with right:
+        play(percussive, analysis.sr, "percussive", x_range, "Percussive part")
+    _chart(viz.hpss_figure(harmonic, percussive, analysis.sr, x_range), "music_fig_hpss")
+
+
+def structure(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
+    try:
+        result = analysis.structure
+    except NotComputable as error:
+        st.warning(str(error))
+        return
+    st.caption("Each pixel compares two moments (chroma + MFCC, cosine similarity): repeated sections "
+               "show as bright blocks and stripes. Novelty peaks where one block ends and another starts.")  # fmt: skip
+    st.markdown(
+        "Segment boundaries: "
+        + (", ".join(f"{b:.1f} s" for b in result.boundaries) or "none found")
+    )
+    _chart(viz.ssm_figure(result, colors), "music_fig_ssm")
+    _chart(viz.novelty_figure(result, x_range), "music_fig_novelty")
+
+
+RENDERERS = {
+    "Waveform": waveform,
+    "Spectrogram": spectrogram,
+    "Chroma & MFCC": chroma_mfcc,
+    "Spectral features": spectral,
+    "Rhythm": rhythm,
+    "Key": key,
+    "Pitch": pitch,
+    "Harmonic / percussive": harmonic_percussive,
+    "Structure": structure,
+}
