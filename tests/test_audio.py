@@ -363,3 +363,63 @@ def test_ffmpeg_is_really_there_when_the_tests_say_so():
     if FFMPEG is None:
         pytest.skip("ffmpeg is not installed")
     subprocess.run([FFMPEG, "-version"], check=True, capture_output=True, timeout=30)
+
+
+# ------------------------------------------------------------------ plots (core.viz.audio)
+
+
+def test_waveform_of_a_long_clip_is_decimated_but_keeps_every_peak():
+    from core.viz.audio import waveform_envelope, waveform_figure
+
+    y = np.zeros(600 * 16000, dtype=np.float32)  # ten minutes
+    y[1_234_567], y[7_654_321] = 0.9, -0.7  # one-sample clicks must survive decimation
+    x, values = waveform_envelope(y, max_points=2000)
+    assert values.size <= 2 * 2001
+    assert values.max() == pytest.approx(0.9) and values.min() == pytest.approx(-0.7)
+    fig = waveform_figure(y, 16000)
+    trace = fig.data[0]
+    assert len(trace.x) <= 4002
+    assert trace.x[-1] == pytest.approx(600, abs=0.5)  # seconds, not samples
+    assert fig.layout.xaxis.title.text == "time (s)"
+
+
+def test_waveform_of_a_short_clip_is_drawn_sample_by_sample():
+    from core.viz.audio import waveform_figure
+
+    y = sine(440, 0.1, 16000)
+    trace = waveform_figure(y, 16000).data[0]
+    np.testing.assert_allclose(trace.y, y)
+    assert trace.x[1] == pytest.approx(1 / 16000)
+
+
+def test_spectrogram_axes_are_seconds_and_hz():
+    import librosa
+
+    from core.viz.audio import mel_band_centres, spectrogram_figure
+
+    S = np.random.default_rng(0).normal(size=(64, 101)).astype(np.float32)
+    mel = spectrogram_figure(S, 16000, 160, y_axis="mel")
+    assert mel.data[0].x[-1] == pytest.approx(1.0)  # frame 100 at 100 * 160 / 16000 s
+    expected = librosa.mel_frequencies(66, fmin=0.0, fmax=8000.0)[1:-1]
+    ticks = mel.layout.yaxis
+    assert ticks.tickvals[0] == 0 and ticks.ticktext[0] == f"{expected[0]:.0f}"  # 46 Hz
+    assert ticks.tickvals[-1] == 63 and ticks.ticktext[-1] == f"{expected[-1] / 1000:.1f} k"
+    np.testing.assert_allclose(mel_band_centres(64, 0.0, 8000.0), expected, rtol=1e-9)
+
+    linear = spectrogram_figure(np.zeros((257, 50)), 16000, 160, y_axis="linear")
+    assert linear.data[0].y[-1] == pytest.approx(8000) and linear.data[0].y[1] == 31.25
+    log = spectrogram_figure(np.zeros((257, 50)), 16000, 160, y_axis="log")
+    assert log.data[0].y[0] > 0 and log.layout.yaxis.type == "log"
+    with pytest.raises(ValueError, match="y_axis must be one of"):
+        spectrogram_figure(S, 16000, 160, y_axis="bark")
+
+
+def test_long_spectrogram_is_max_pooled_in_time():
+    from core.viz.audio import spectrogram_figure
+
+    S = np.full((64, 60_000), -80.0, dtype=np.float32)  # ten minutes of 10 ms frames
+    S[10, 33_333] = 0.0  # a single loud frame must stay visible
+    fig = spectrogram_figure(S, 16000, 160, max_frames=1500)
+    z = np.asarray(fig.data[0].z)
+    assert z.shape[1] <= 1500 and z.max() == 0.0
+    assert fig.data[0].x[-1] == pytest.approx(600, abs=1)
