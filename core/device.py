@@ -333,8 +333,8 @@ class MemoryStats:
 
     On CUDA, `allocated` is what live tensors use and `reserved` what PyTorch's caching
     allocator holds; `free`/`total` are the whole card (other processes included). On the CPU,
-    `allocated` is this process's resident memory (RSS), `reserved` is None, `free` is the
-    memory the system can still give (MemAvailable) and `total` the installed memory.
+    `allocated` is this process's resident memory (RSS, shown as "app"), `reserved` is None,
+    `free` is what the system can still give (MemAvailable) and `total` the installed memory.
     """
 
     device: str
@@ -347,7 +347,7 @@ class MemoryStats:
         """E.g. "allocated 1.2 GB · reserved 2.0 GB · free 70.1 of 79.6 GB"."""
         parts = []
         if self.allocated_bytes is not None:
-            what = "process" if self.device == "cpu" else "allocated"
+            what = "app" if self.device == "cpu" else "allocated"
             parts.append(f"{what} {format_bytes(self.allocated_bytes)}")
         if self.reserved_bytes is not None:
             parts.append(f"reserved {format_bytes(self.reserved_bytes)}")

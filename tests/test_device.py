@@ -166,7 +166,7 @@ def test_cpu_memory_stats_follow_the_process():
     after = dev.memory_stats(torch.device("cpu"))
     assert after.allocated_bytes - before.allocated_bytes > 48 * 1024 * 1024
     del block
-    assert after.summary().startswith("process ") and " of " in after.summary()
+    assert after.summary().startswith("app ") and " of " in after.summary()
 
 
 # ---------------------------------------------------------------------------- precision
@@ -525,15 +525,16 @@ def test_choosing_the_cpu_in_the_panel():
     assert not app.exception
     assert app.session_state["device_choice"] == "cpu"
     assert "Using **cpu** · fp32" in _captions(app)
-    assert "process " in _captions(app)
+    assert "app " in _captions(app)
 
 
 def test_server_fixed_device_disables_the_menu(monkeypatch):
     monkeypatch.setenv(dev.DEVICE_ENV_VAR, "cuda:42")
     app = AppTest.from_function(_panel_app, default_timeout=60).run()
     assert not app.exception
-    assert app.selectbox(key="device_choice").disabled
-    assert "Fixed by the server: AUDIO_DL_DEVICE=cuda:42" in _captions(app)
+    menu = app.selectbox(key="device_choice")
+    assert menu.disabled and menu.value == "cpu"  # the menu shows what really runs
+    assert "Fixed by the server: `AUDIO_DL_DEVICE=cuda:42`" in _captions(app)
     assert "cuda:42 is not available" in app.warning[0].value
     assert "Using **cpu**" in _captions(app)
 

@@ -8,11 +8,10 @@ pick is fixed for everyone and the menu is disabled.
 from __future__ import annotations
 
 import streamlit as st
-import torch
 
 from core.device import (
     AUTO,
-    DeviceInfo,
+    DEVICE_ENV_VAR,
     choose_device,
     discover_devices,
     forced_device_choice,
@@ -31,8 +30,12 @@ def render_device_panel() -> None:
     devices = discover_devices()
     forced = forced_device_choice()
     labels = {AUTO: "auto (best available)"} | {d.id: d.label for d in devices}
-    # A choice from an earlier machine state (a GPU that went away) would break the menu.
-    if st.session_state.get("device_choice") not in labels:
+    choice = choose_device(st.session_state.get("device_choice"), devices=devices)
+    if forced is not None:
+        # The server decides: the (disabled) menu shows its pick, not the session's.
+        st.session_state["device_choice"] = AUTO if choice.requested == AUTO else str(choice.device)
+    elif st.session_state.get("device_choice") not in labels:
+        # A pick from an earlier machine state (a GPU that went away) would break the menu.
         st.session_state["device_choice"] = AUTO
 
     st.selectbox(
@@ -45,11 +48,10 @@ def render_device_panel() -> None:
     )
     choice = choose_device(st.session_state["device_choice"], devices=devices)
     if forced is not None:
-        st.caption(f"Fixed by the server: AUDIO_DL_DEVICE={forced}")
+        st.caption(f"Fixed by the server: `{DEVICE_ENV_VAR}={forced}`")
     if choice.fell_back:
         st.warning(choice.reason)
-
-    info = _info_for_device(devices, choice.device)
+    info = next((d for d in devices if d.device == choice.device), None)
     st.caption(f"Using **{choice.device}** · {precision_policy(info or choice.device).summary}")
     _live_device_status(str(choice.device))
 
@@ -57,14 +59,10 @@ def render_device_panel() -> None:
 @st.fragment(run_every=MEMORY_REFRESH_SECONDS)
 def _live_device_status(device: str) -> None:
     """Memory and job slots, refreshed on their own without rerunning the page."""
-    st.caption(memory_stats(device).summary())
     usage = get_job_limiter().usage(device)
-    text = usage.summary()
+    slots = usage.summary()
     session_id = st.session_state.get("session_id")
     if session_id in usage.waiting:
-        text += f" · your job is {usage.waiting.index(session_id) + 1} in the queue"
-    st.caption(text)
-
-
-def _info_for_device(devices: list[DeviceInfo], device: torch.device) -> DeviceInfo | None:
-    return next((d for d in devices if d.device == device), None)
+        slots += f" · your job is {usage.waiting.index(session_id) + 1} in the queue"
+    # Two lines in one caption keeps the panel short on every page.
+    st.caption(f"{memory_stats(device).summary()}  \n{slots}")
