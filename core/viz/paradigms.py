@@ -1,0 +1,187 @@
+"""Plot builders for the learning-paradigm pages (unsupervised explorer, reinforcement learning).
+
+Pure functions: arrays in, plotly Figure out. No streamlit here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+NOISE_COLOR = "#b0b0b0"
+
+
+def embedding_map(
+    xy: np.ndarray,
+    clusters: np.ndarray,
+    names: Sequence[str],
+    *,
+    hover_labels: Sequence[str] | None = None,
+    title: str = "",
+) -> go.Figure:
+    """Scatter of a 2-D map (n, 2), one trace per cluster (noise -1 in grey).
+
+    Each point's `customdata` is its clip index, so a selection names clips directly.
+    """
+    xy = np.asarray(xy)
+    clusters = np.asarray(clusters)
+    hover = list(hover_labels) if hover_labels is not None else [""] * len(names)
+    fig = go.Figure()
+    for cluster_id in sorted(set(clusters.tolist())):
+        index = np.flatnonzero(clusters == cluster_id)
+        noise = cluster_id == -1
+        fig.add_trace(
+            go.Scatter(
+                x=xy[index, 0],
+                y=xy[index, 1],
+                mode="markers",
+                name="noise" if noise else f"cluster {cluster_id}",
+                customdata=index,
+                text=[f"{names[i]}<br>{hover[i]}" for i in index],
+                hovertemplate="%{text}<extra>%{fullData.name}</extra>",
+                marker={"size": 9, "color": NOISE_COLOR} if noise else {"size": 9},
+            )
+        )
+    fig.update_layout(
+        title=title, height=480, clickmode="event+select", dragmode="select",
+        xaxis_title="map x", yaxis_title="map y", legend_title="cluster",
+        margin={"t": 50, "b": 40},
+    )  # fmt: skip
+    return fig
+
+
+def line_curves(
+    curves: Mapping[str, np.ndarray],
+    *,
+    title: str,
+    x_title: str,
+    y_title: str,
+    smooth: int = 1,
+    reference: float | None = None,
+    reference_name: str = "",
+) -> go.Figure:
+    """One line per named curve (x = 1..len), optionally a moving average of `smooth` points
+    and a dashed horizontal reference line."""
+    fig = go.Figure()
+    for name, values in curves.items():
+        y = np.asarray(values, dtype=np.float64)
+        if smooth > 1 and len(y) >= smooth:
+            y = np.convolve(y, np.ones(smooth) / smooth, mode="valid")
+            x = np.arange(smooth, smooth + len(y))
+        else:
+            x = np.arange(1, len(y) + 1)
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name))
+    if reference is not None:
+        fig.add_hline(y=reference, line_dash="dash", annotation_text=reference_name)
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=340)
+    return fig
+
+
+def bandit_figure(
+    cumulative_regret: Mapping[str, np.ndarray], optimal_rate: Mapping[str, np.ndarray]
+) -> go.Figure:
+    """Two panels: cumulative regret per agent, and the share of runs pulling the best arm."""
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=("Cumulative regret (lower is better)", "Best arm chosen")
+    )
+    colors = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a")
+    for i, name in enumerate(cumulative_regret):
+        color = colors[i % len(colors)]
+        steps = np.arange(1, len(cumulative_regret[name]) + 1)
+        fig.add_trace(go.Scatter(x=steps, y=cumulative_regret[name], name=name,
+                                 line={"color": color}), row=1, col=1)  # fmt: skip
+        rate = np.asarray(optimal_rate[name], dtype=np.float64)
+        window = max(1, len(rate) // 50)
+        smoothed = np.convolve(rate, np.ones(window) / window, mode="same")
+        fig.add_trace(go.Scatter(x=steps, y=smoothed, name=name, showlegend=False,
+                                 line={"color": color}), row=1, col=2)  # fmt: skip
+    fig.update_xaxes(title_text="step")
+    fig.update_yaxes(title_text="regret", row=1, col=1)
+    fig.update_yaxes(title_text="fraction of runs", range=[0, 1], row=1, col=2)
+    fig.update_layout(height=360, margin={"t": 50})
+    return fig
+
+
+def spectrogram_pair(
+    original: np.ndarray, reconstruction: np.ndarray, *, frames_per_second: float
+) -> go.Figure:
+    """Original and reconstructed log-mel patches (n_mels, frames) side by side, same scale."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Original", "Reconstruction"),
+                        shared_yaxes=True)  # fmt: skip
+    for col, patch in enumerate((original, reconstruction), start=1):
+        patch = np.asarray(patch).squeeze()
+        times = np.arange(patch.shape[1]) / frames_per_second
+        fig.add_trace(
+            go.Heatmap(z=patch, x=times, zmin=0, zmax=1, colorscale="Magma",
+                       showscale=col == 2, colorbar={"title": "level"}),
+            row=1, col=col,
+        )  # fmt: skip
+    fig.update_xaxes(title_text="time (s)")
+    fig.update_yaxes(title_text="mel band", row=1, col=1)
+    fig.update_layout(height=320, margin={"t": 40})
+    return fig
+
+
+def piano_roll(
+    notes: Sequence[tuple[int, int, int]],
+    *,
+    low_pitch: int,
+    n_pitches: int,
+    in_scale: Sequence[bool],
+    pitch_names: Sequence[str],
+    length: int,
+    title: str = "",
+) -> go.Figure:
+    """Notes `(midi, start_step, n_steps)` as bars on a pitch x step grid; scale rows shaded."""
+    fig = go.Figure()
+    for row in range(n_pitches):
+        if in_scale[row]:
+            fig.add_hrect(y0=low_pitch + row - 0.5, y1=low_pitch + row + 0.5,
+                          fillcolor="#e8f0fe", line_width=0, layer="below")  # fmt: skip
+    for pitch, start, steps in notes:
+        name = pitch_names[pitch - low_pitch]
+        fig.add_trace(
+            go.Bar(
+                x=[steps], y=[pitch], base=[start], orientation="h", width=0.8,
+                marker_color="#636efa", name=name, showlegend=False,
+                text=[name], textposition="inside",
+                hovertemplate=f"{name}: step {start + 1}, {steps} step(s)<extra></extra>",
+            )
+        )  # fmt: skip
+    fig.update_layout(
+        title=title, height=320, bargap=0, margin={"t": 40},
+        xaxis={"title": "step", "range": [0, length], "dtick": 1},
+        yaxis={"title": "pitch", "range": [low_pitch - 0.5, low_pitch + n_pitches - 0.5],
+               "tickvals": list(range(low_pitch, low_pitch + n_pitches)),
+               "ticktext": list(pitch_names)},
+    )  # fmt: skip
+    return fig
+
+
+def table_heatmap(
+    values: np.ndarray,
+    row_labels: Sequence[str],
+    column_labels: Sequence[str],
+    *,
+    title: str,
+    value_name: str,
+) -> go.Figure:
+    """A (rows, columns) table as a heatmap, the best column of each row outlined by a dot."""
+    values = np.asarray(values, dtype=np.float64)
+    fig = go.Figure(
+        go.Heatmap(z=values, x=list(column_labels), y=list(row_labels), colorscale="Viridis",
+                   colorbar={"title": value_name},
+                   hovertemplate="%{y}<br>action %{x}: %{z:.2f}<extra></extra>")
+    )  # fmt: skip
+    best = values.argmax(axis=1)
+    fig.add_trace(
+        go.Scatter(x=[column_labels[b] for b in best], y=list(row_labels), mode="markers",
+                   marker={"color": "white", "size": 8, "line": {"color": "black", "width": 1}},
+                   name="greedy choice", hoverinfo="skip")
+    )  # fmt: skip
+    fig.update_layout(title=title, height=60 + 32 * len(row_labels) + 80, margin={"t": 50},
+                      yaxis={"autorange": "reversed"}, xaxis_title="action (next pitch)")  # fmt: skip
+    return fig
