@@ -38,12 +38,28 @@ PAGES: tuple[PageEntry, ...] = (
         "Tensors by hand: ranks, matmul step by step, broadcasting, shared memory, dtypes, generators, a safe console.",
     ),
     PageEntry(
+        "pages/network.py",
+        "Network builder",
+        ":material/account_tree:",
+        "Foundations",
+        "network",
+        "A network as a composition of functions: layers, shapes, parameters, code, and a playground that shows the function it learns.",
+    ),
+    PageEntry(
         "pages/music.py",
         "Music analysis",
         ":material/music_note:",
         "Audio",
         "music",
         "See and hear what a piece is made of: spectra, chroma, tempo and beats, key, pitch, parts, structure.",
+    ),
+    PageEntry(
+        "pages/reinforce.py",
+        "Reinforcement learning",
+        ":material/sports_esports:",
+        "Learning paradigms",
+        "reinforce",
+        "An agent learns by reward: bandits (explore or exploit?) and a melody writer you can hear.",
     ),
 )
 

@@ -1,0 +1,175 @@
+"""The melody section of the reinforcement-learning page: environment, reward menu, agent."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from core import rl
+from core.synth import SynthConfig, render_notes
+from core.viz.paradigms import line_curves, piano_roll, table_heatmap
+
+AGENT_KEY = "reinforce_agent_state"  # {"signature", "agent", "returns", "greedy"}
+ALGORITHMS = ("Q-learning", "Policy gradient (REINFORCE)")
+SYNTH = SynthConfig()
+
+REWARD_HELP = {
+    "in_key": ("Stay in the key", "+1 for each new note in the scale, -1 outside it"),
+    "end_on_tonic": (
+        "End on the tonic",
+        "+2 if the last sounding note is the key's tonic, -2 if not",
+    ),
+    "small_steps": ("Prefer small steps", "+1 for a step of 1-2 semitones, -1 for a leap over 4"),
+    "no_repeat": ("Avoid repetition", "-1 each time the same pitch is played again"),
+    "rhythm": ("Follow the rhythm", "+1 when a new note / a hold falls where the pattern says"),
+}
+PRESETS = {
+    "Hymn: in key, small steps, home at the end": rl.RewardWeights(1, 1, 1, 0.5, 0),
+    "Wanderer: leaps, no key, no repeats": rl.RewardWeights(0, 0, -1, 1, 0),
+    "Drummer: the rhythm above all": rl.RewardWeights(0.2, 0.5, 0, 0, 2),
+}
+
+
+def _apply_preset() -> None:
+    weights = PRESETS[st.session_state["reinforce_preset"]].as_dict()
+    for term, value in weights.items():
+        st.session_state[f"reinforce_w_{term}"] = float(value)
+
+
+def environment_settings() -> rl.MelodyConfig | None:
+    """Key, scale, length, rhythm and the reward menu; None (with a message) when invalid."""
+    cols = st.columns(4)
+    tonic = cols[0].selectbox("Key (tonic)", range(12), format_func=lambda p: rl.NOTE_NAMES[p],
+                              key="reinforce_tonic")  # fmt: skip
+    scale = cols[1].selectbox("Scale", list(rl.SCALES), key="reinforce_scale")
+    length = cols[2].slider("Notes per melody", 3, 16, 8, key="reinforce_length")
+    rhythm = cols[3].text_input("Rhythm (x = new note, - = hold)", "x-x-xxx-",
+                                max_chars=32, key="reinforce_rhythm")  # fmt: skip
+    st.selectbox("Reward presets", list(PRESETS), index=None, placeholder="or start from a preset",
+                 key="reinforce_preset", on_change=_apply_preset)  # fmt: skip
+    defaults = rl.RewardWeights().as_dict()
+    weights = {}
+    for col, (term, (label, help_text)) in zip(st.columns(5), REWARD_HELP.items(), strict=True):
+        weights[term] = col.slider(label, -2.0, 2.0, defaults[term], 0.1, help=help_text,
+                                   key=f"reinforce_w_{term}")  # fmt: skip
+    try:
+        return rl.MelodyConfig(length=length, tonic=tonic, scale=scale, rhythm=rhythm.strip(),
+                               weights=rl.RewardWeights(**weights))  # fmt: skip
+    except ValueError as error:
+        st.error(str(error))
+        return None
+
+
+def agent_settings() -> dict:
+    """Algorithm and its three knobs; exploration means epsilon or the entropy bonus."""
+    cols = st.columns(4)
+    algorithm = cols[0].radio("Agent", ALGORITHMS, key="reinforce_algorithm")
+    q = algorithm == "Q-learning"
+    lr = cols[1].slider("Learning rate", 0.01, 1.0, 0.5 if q else 0.05, 0.01, key="reinforce_lr")
+    discount = cols[2].slider("Discount γ", 0.0, 1.0, 1.0, 0.05, key="reinforce_discount",
+                              help="How much later reward counts: 1 = the whole melody.")  # fmt: skip
+    explore_label = "Exploration ε" if q else "Exploration (entropy bonus)"
+    exploration = cols[3].slider(explore_label, 0.0, 1.0, 0.2 if q else 0.05, 0.01,
+                                 key="reinforce_exploration")  # fmt: skip
+    return {"algorithm": algorithm, "learning_rate": lr, "discount": discount,
+            "exploration": exploration}  # fmt: skip
+
+
+def current_agent(config: rl.MelodyConfig, settings: dict) -> dict:
+    """The session's agent for these settings; a fresh one when anything changed."""
+    signature = (config, tuple(sorted(settings.items())))
+    state = st.session_state.get(AGENT_KEY)
+    if state is None or state["signature"] != signature:
+        if state is not None:
+            st.caption("The environment or the agent changed: a fresh agent starts from scratch.")
+        agent = rl.make_agent(env=rl.MelodyEnv(config), **settings)
+        state = {"signature": signature, "agent": agent, "returns": [], "greedy": []}
+        st.session_state[AGENT_KEY] = state
+    return state
+
+
+def train_live(state: dict, episodes: int) -> None:
+    """Train with a progress bar and a return curve redrawn about ten times."""
+    progress = st.progress(0.0, text="training...")
+    live = st.empty()
+    redraw = max(1, episodes // 10)
+    for i, event in enumerate(rl.train(state["agent"], episodes), start=1):
+        state["returns"].append(event.episode_return)
+        state["greedy"].append(event.greedy_return)
+        if i % redraw == 0 or i == episodes:
+            progress.progress(i / episodes, text=f"episode {event.episode}")
+            live.plotly_chart(return_figure(state), key=f"reinforce_live_{event.episode}")
+    progress.empty()
+    live.empty()
+
+
+def return_figure(state: dict):
+    env = state["agent"].env
+    best, _ = rl.optimal_return(env)
+    smooth = max(1, min(50, len(state["returns"]) // 20))
+    return line_curves(
+        {"return while learning (exploring)": state["returns"], "greedy melody's return": state["greedy"]},
+        title="Episode return", x_title="episode", y_title="return", smooth=smooth,
+        reference=best, reference_name="best possible (dynamic programming)",
+    )  # fmt: skip
+
+
+def melody_audio(env: rl.MelodyEnv, actions: list[int]) -> np.ndarray:
+    return render_notes(env.to_notes(actions), SYNTH)
+
+
+def describe(env: rl.MelodyEnv, actions: list[int]) -> str:
+    """'C4 D4 E4 - G4' with its return."""
+    return f"{' '.join(env.action_label(a) if a != env.HOLD else '–' for a in actions)} (return {env.rollout(actions):.1f})"
+
+
+def show_greedy_melody(state: dict) -> None:
+    """Piano roll, notes, player and the agent's table along its greedy melody."""
+    agent, env = state["agent"], state["agent"].env
+    actions = rl.greedy_melody(agent)
+    st.markdown(f"**Greedy melody after {agent.episodes} episodes:** {describe(env, actions)}")
+    names = [rl.pitch_name(int(p)) for p in env.pitches]
+    st.plotly_chart(
+        piano_roll(env.to_notes(actions), low_pitch=int(env.pitches[0]), n_pitches=env.n_pitches,
+                   in_scale=env.in_scale.tolist(), pitch_names=names, length=env.length,
+                   title="The melody of the moment (shaded rows: in the scale)"),
+        key="reinforce_piano_roll",
+    )  # fmt: skip
+    st.audio(melody_audio(env, actions), sample_rate=SYNTH.sample_rate)
+    labels, rows = rl.greedy_path_values(agent)
+    columns = [env.action_label(a) for a in range(env.n_actions)]
+    is_q = isinstance(agent, rl.QLearningAgent)
+    st.plotly_chart(
+        table_heatmap(rows, labels, columns,
+                      title="Q-table along the melody" if is_q else "Policy along the melody",
+                      value_name="Q(s, a)" if is_q else "π(a | s)"),
+        key="reinforce_table",
+    )  # fmt: skip
+    st.caption(
+        "Each row is a state the greedy melody visits (position and last note); each column an "
+        "action. " + ("Q(s, a) estimates the return still to come after playing a in s."
+                      if is_q else "π(a | s) is the probability the policy plays a in s.")
+    )  # fmt: skip
+
+
+def compare_rewards(config: rl.MelodyConfig, other_name: str, episodes: int = 1500) -> None:
+    """Train the same Q-learning agent under two rewards and show both melodies."""
+    other = rl.MelodyConfig(length=config.length, tonic=config.tonic, scale=config.scale,
+                            rhythm=config.rhythm, weights=PRESETS[other_name])  # fmt: skip
+    cols = st.columns(2)
+    for col, (title, cfg) in zip(cols, (("Your reward", config), (other_name, other)), strict=True):
+        env = rl.MelodyEnv(cfg)
+        agent = rl.make_agent("Q-learning", env, learning_rate=0.5, discount=1.0, exploration=0.2)
+        for _ in rl.train(agent, episodes):
+            pass
+        actions = rl.greedy_melody(agent)
+        pitches = env.pitches[[a for a in actions if a != env.HOLD]]
+        leap = float(np.abs(np.diff(pitches)).mean()) if len(pitches) > 1 else 0.0
+        in_key = (
+            float(np.mean(env.in_scale[[a for a in actions if a != env.HOLD]]))
+            if len(pitches)
+            else 0.0
+        )
+        col.markdown(f"**{title}**  \n{describe(env, actions)}")
+        col.audio(melody_audio(env, actions), sample_rate=SYNTH.sample_rate)
+        col.caption(f"{in_key:.0%} of the notes in the key, mean interval {leap:.1f} semitones.")
