@@ -25,6 +25,7 @@ the bytes of an in-memory source, default 200 MB), AUDIO_DL_FFMPEG (path of ffmp
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import os
@@ -55,6 +56,8 @@ MAX_SAMPLE_RATE = 384_000  # the highest rate studio converters use
 DEFAULT_MAX_CHANNELS = 8  # 7.1 surround; more is a multitrack session, not a clip
 SILENCE_PEAK = 10 ** (-80 / 20)  # peak below -80 dBFS (about 3 steps of 16-bit) is silence
 FFMPEG_TIMEOUT_SECONDS = 120.0
+DECODE_BLOCK_FRAMES = 1 << 20  # about 20 s at 48 kHz per libsndfile call
+SALVAGE_BLOCK_FRAMES = 4096  # one FLAC block: the granularity of recovery after damage
 
 # Containers that libsndfile cannot read but ffmpeg can; used for the ffmpeg fallback and to
 # tell "needs ffmpeg" apart from "not audio".
@@ -217,9 +220,12 @@ def _sniff(head: bytes) -> str:
         return "flac"
     if head[:4] == b"OggS":
         return "ogg"
-    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
-        # ADTS AAC also starts with 0xFFF; libsndfile reads MP3 and fails on AAC -> ffmpeg.
+    if len(head) > 1 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0:
+        return "ffmpeg"  # ADTS AAC: MPEG sync word with layer bits 00 (MP3 has layer 01)
+    if head[:3] == b"ID3":
         return "mp3"
+    if len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        return "mpeg-sync"  # 11 bits of MPEG sync: weak evidence, 1 in 2048 random files
     if head[:4] == b"FORM":
         return "aiff"
     if head[4:8] == b"ftyp" or head[:4] == b"\x1a\x45\xdf\xa3" or head[:6] == b"#!AMR\n":
@@ -274,21 +280,45 @@ def _probe(src: _Source) -> AudioInfo:
 def _probe_fallback(src: _Source, error: Exception) -> AudioInfo:
     """libsndfile refused the source: route to ffmpeg or explain why it is not audio."""
     kind = _sniff(src.head())
-    if kind == "ffmpeg" or src.extension in FFMPEG_EXTENSIONS or kind == "mp3":
-        # mp3 here means an MPEG-like sync word libsndfile could not read: often ADTS AAC.
+    if kind == "ffmpeg" or src.extension in FFMPEG_EXTENSIONS:
         return _ffprobe(src)
-    if kind in ("wav", "flac", "ogg", "aiff"):
+    if kind in LIBSNDFILE_KINDS:
+        # A damaged file of a format libsndfile knows (a cut OGG, an ADTS AAC stream that
+        # looked like MP3): ffmpeg is more forgiving and often recovers the sound.
+        if ffmpeg_path() is not None:
+            try:
+                info = _ffprobe(src)
+            except AudioError:
+                pass
+            else:
+                return dataclasses.replace(info, format=f"{kind.upper()} (damaged, ffmpeg)")
         raise AudioError(
             "corrupt",
-            f"{src.name} starts like a {kind.upper()} file but its header is damaged, so it "
+            f"{src.name} starts like {_article(kind)} {kind.upper()} file but is damaged, so it "
             "cannot be read. Export or record it again.",
         ) from error
+    if kind == "mpeg-sync" and ffmpeg_path() is not None:
+        try:  # perhaps an MP3 without tags that libsndfile could not follow
+            return dataclasses.replace(_ffprobe(src), format="MP3 (damaged, ffmpeg)")
+        except AudioError:
+            pass  # random bytes that happened to start like an MPEG frame
     hint = " It looks like a text file renamed to a sound file." if kind == "text" else ""
     raise AudioError(
         "not_audio",
         f"{src.name} is not an audio file this app can read.{hint} "
         f"Choose a sound file ({', '.join(UPLOAD_TYPES).upper()}).",
     ) from error
+
+
+LIBSNDFILE_KINDS = ("wav", "flac", "ogg", "aiff", "mp3")
+
+
+def _article(kind: str) -> str:
+    return "an" if kind in ("ogg", "aiff", "mp3") else "a"
+
+
+def _via_ffmpeg(info: AudioInfo) -> bool:
+    return info.format.endswith("ffmpeg)")
 
 
 # --------------------------------------------------------------------------- ffmpeg
@@ -487,8 +517,13 @@ def load_audio(
         )
     if max_seconds is not None:
         limit_frames = int(math.ceil(max_seconds * info.sample_rate))
-    if info.format.endswith("(ffmpeg)"):
+    if _via_ffmpeg(info):
         frames = _decode_ffmpeg(src, info, max_seconds)
+        if "damaged" in info.format:
+            notices.append(
+                f"{src.name} is damaged; ffmpeg recovered {_fmt_duration(len(frames) / info.sample_rate)}"
+                " of sound from it. Listen to check it, or export the file again."
+            )
     else:
         frames = _decode_soundfile(src, info, limit_frames, notices)
     if frames.shape[0] == 0:
@@ -540,7 +575,7 @@ def _check_header(src: _Source, info: AudioInfo, max_channels: int) -> None:
         )
     if info.channels < 1:
         raise AudioError("corrupt", f"{src.name} declares no audio channels; it is damaged.")
-    if info.frames == 0 and not info.format.endswith("(ffmpeg)"):
+    if info.frames == 0 and not _via_ffmpeg(info):
         if info.format == "WAV" and _declared_wav_frames(src.head(), info) > 0:
             raise AudioError(
                 "corrupt",
@@ -557,27 +592,62 @@ def _check_header(src: _Source, info: AudioInfo, max_channels: int) -> None:
 def _decode_soundfile(
     src: _Source, info: AudioInfo, limit_frames: int | None, notices: list[str]
 ) -> np.ndarray:
-    """float32 (frames, channels) from libsndfile, never more than limit_frames."""
+    """float32 (frames, channels) from libsndfile, never more than limit_frames.
+
+    Read in blocks so that a file damaged part-way (a cut FLAC) still gives the sound
+    before the damage; only a file with no decodable block at all is an error.
+    """
     wanted = info.frames if limit_frames is None else min(info.frames, limit_frames)
-    try:
-        with sf.SoundFile(src.open_for_soundfile()) as handle:
-            frames = handle.read(frames=wanted, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as error:
+    out = np.empty((wanted, info.channels), dtype=np.float32)
+    got, failure = 0, None
+    with sf.SoundFile(src.open_for_soundfile()) as handle:
+        while got < wanted:
+            try:
+                n = handle.read(frames=min(DECODE_BLOCK_FRAMES, wanted - got), dtype="float32",
+                                always_2d=True, out=out[got:])  # fmt: skip
+            except (sf.LibsndfileError, RuntimeError) as error:
+                failure = error
+                break
+            if n.shape[0] == 0:
+                break
+            got += n.shape[0]
+    if failure is not None:
+        got = _salvage(src, out, got)
+    if got == 0 and failure is not None:
         raise AudioError(
             "corrupt",
-            f"{src.name} is damaged: decoding failed part-way ({error}). Export or record it "
-            "again.",
-        ) from error
+            f"{src.name} is damaged: no sound could be decoded from it. Export or record it again.",
+        ) from failure
     declared = _declared_wav_frames(src.head(), info) if info.format == "WAV" else info.frames
-    got = frames.shape[0]
     if got < wanted or declared > info.frames:
         expected = max(declared, info.frames) / info.sample_rate
         notices.append(
-            f"{src.name} seems cut short (its header promises {_fmt_duration(expected)}, but "
-            f"only {_fmt_duration(got / info.sample_rate)} could be read): the part that is "
-            "there is used."
+            f"{src.name} seems cut short or damaged (its header promises "
+            f"{_fmt_duration(expected)}, but only {_fmt_duration(got / info.sample_rate)} could "
+            "be read): the part that is there is used."
         )
-    return frames
+    return out[:got]
+
+
+def _salvage(src: _Source, out: np.ndarray, start: int) -> int:
+    """After a failed block read, reread from `start` in small blocks up to the damage.
+
+    A failed libsndfile read returns nothing, so one bad frame in a 20 s block would lose
+    all 20 s; small blocks keep everything before the damage. Returns the frames now in out.
+    """
+    got = start
+    try:
+        with sf.SoundFile(src.open_for_soundfile()) as handle:
+            handle.seek(start)
+            while got < out.shape[0]:
+                n = handle.read(frames=min(SALVAGE_BLOCK_FRAMES, out.shape[0] - got),
+                                dtype="float32", always_2d=True, out=out[got:])  # fmt: skip
+                if n.shape[0] == 0:
+                    break
+                got += n.shape[0]
+    except (sf.LibsndfileError, RuntimeError):
+        pass  # the damage: keep what came before it
+    return got
 
 
 def _declared_wav_frames(head: bytes, info: AudioInfo) -> int:

@@ -423,3 +423,44 @@ def test_long_spectrogram_is_max_pooled_in_time():
     z = np.asarray(fig.data[0].z)
     assert z.shape[1] <= 1500 and z.max() == 0.0
     assert fig.data[0].x[-1] == pytest.approx(600, abs=1)
+
+
+# ------------------------------------------------------------------ more damage and sources
+
+
+def test_flac_cut_in_half_keeps_the_sound_before_the_cut():
+    rng = np.random.default_rng(0)
+    y = (sine(440, 10.0, 16000) + 0.05 * rng.normal(size=160_000)).astype(np.float32)
+    buffer = io.BytesIO()
+    sf.write(buffer, y, 16000, format="FLAC")
+    data = buffer.getvalue()
+    clip = load_audio(data[: len(data) // 2], name="cut.flac")
+    assert 3.0 < clip.duration_seconds < 5.5  # what precedes the cut, not nothing
+    np.testing.assert_allclose(clip.samples[:16000], y[:16000], atol=1e-4)
+    assert "cut short or damaged" in clip.notices[0] and "10.0 s" in clip.notices[0]
+
+
+@needs_ffmpeg
+def test_raw_aac_stream_without_a_name_goes_to_ffmpeg(tmp_path):
+    data = ffmpeg_encode(tmp_path / "stream.aac", 1.0, codec="aac").read_bytes()
+    assert data[0] == 0xFF  # ADTS: the same sync byte as MP3, which libsndfile would try
+    clip = load_audio(data)  # bytes only: no file name to help
+    assert clip.info.format.endswith("(ffmpeg)") and "damaged" not in clip.info.format
+    assert clip.notices == ()
+    assert dominant_frequency(clip.samples, clip.sample_rate) == pytest.approx(440, abs=2)
+
+
+def test_plain_file_object_with_a_name_is_read():
+    handle = io.BytesIO(wav_bytes(sine(440, 0.5, 16000), 16000))
+    handle.name = "folder/tone.wav"
+    handle.read(10)  # a file object someone already started reading
+    clip = load_audio(handle)
+    assert clip.name == "tone.wav" and clip.num_samples == 8000
+
+
+def test_upload_over_the_cap_is_refused_by_its_declared_size():
+    upload = uploaded("huge.wav", wav_bytes(sine(440, 1.0, 16000), 16000))
+    with pytest.raises(AudioError) as caught:
+        load_audio(upload, max_bytes=1024)
+    assert caught.value.code == "too_large"
+    assert_student_message(caught.value, "huge.wav", "MB", "shorter")
