@@ -1,0 +1,125 @@
+"""Section 3 of the tensor playground: broadcasting, explained and made audible."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.audio import encode_wav
+from core.tensors.broadcasting import (
+    AUDIO_SHAPE_EXAMPLES,
+    BroadcastReport,
+    apply_spectral_gain,
+    band_gain_curve,
+    explain_broadcast,
+)
+from core.tensors.ranks import TensorInputError, parse_shape
+from core.viz.tensors import gain_curve_figure, spectrogram_pair_figure
+from ui.tensors_common import load_clip, pick_clip, wav_bytes
+
+OWN = "type my own shapes"
+BANDS = ("bass", "low mids", "high mids", "treble")
+N_FFT, HOP = 2048, 512
+
+
+def _fill_example() -> None:
+    example = st.session_state["tensors_bc_example"]
+    if example in AUDIO_SHAPE_EXAMPLES:
+        a, b = AUDIO_SHAPE_EXAMPLES[example]
+        st.session_state["tensors_bc_a"] = ", ".join(map(str, a))
+        st.session_state["tensors_bc_b"] = ", ".join(map(str, b))
+
+
+def broadcast_table(report: BroadcastReport) -> pd.DataFrame:
+    """Shapes aligned from the right; a stretched size shows as '1 → n', a missing one as '– → n'."""
+    width = len(report.aligned[0]) if report.aligned else 0
+    columns = [f"dim {j - width}" for j in range(width)]
+    stretched = set(report.stretched)
+    rows = {}
+    for i, row in enumerate(report.aligned):
+        cells = []
+        for j, size in enumerate(row):
+            dim = j - width
+            if (i, dim) in stretched:
+                cells.append(f"{'–' if size is None else size} → {report.result_shape[dim]}")
+            elif size is None:
+                cells.append("–")
+            elif dim == report.incompatible_dim:
+                cells.append(f"{size} ✗")
+            else:
+                cells.append(str(size))
+        rows[f"operand {i + 1}"] = cells
+    result = report.result_shape if report.ok else ["?"] * width
+    rows["result"] = [str(r) for r in result]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+
+
+def render_broadcasting() -> None:
+    st.markdown(
+        "**Broadcasting** lets tensors of different shapes meet in `+`, `*`, ...: line the shapes "
+        "up **from the right**; in every column the sizes must be equal, or one of them 1 (a "
+        "missing dimension counts as 1). A size 1 is repeated to match, without copying memory."
+    )
+    st.selectbox(
+        "Example", [*AUDIO_SHAPE_EXAMPLES, OWN], key="tensors_bc_example", on_change=_fill_example
+    )
+    st.session_state.setdefault("tensors_bc_a", "8, 64, 431")  # _fill_example writes them too
+    st.session_state.setdefault("tensors_bc_b", "64, 1")
+    left, right = st.columns(2)
+    a_text = left.text_input("Shape 1", key="tensors_bc_a")
+    b_text = right.text_input("Shape 2", key="tensors_bc_b")
+    try:
+        shapes = [parse_shape(t, max_rank=6, max_elements=10**12) for t in (a_text, b_text)]
+    except TensorInputError as error:
+        st.error(str(error))
+    else:
+        report = explain_broadcast(*shapes)
+        st.table(broadcast_table(report))
+        (st.success if report.ok else st.error)(report.message)
+    st.subheader("Hear it: a gain per frequency band")
+    st.markdown(
+        "The spectrogram of a clip is a tensor of shape (frequency bins, frames). A gain with "
+        "one number per bin has shape (bins, **1**): the 1 stretches over every frame, so each "
+        "frequency is scaled by its own gain all through the clip."
+    )
+    _audible_gain()
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _gain_result(path: str, gains_db: tuple[float, ...]):
+    samples, sample_rate = load_clip(path)
+    gain = band_gain_curve(N_FFT // 2 + 1, sample_rate, gains_db)
+    result = apply_spectral_gain(samples, gain, n_fft=N_FFT, hop_length=HOP)
+    return gain, result, encode_wav(result.samples, sample_rate)
+
+
+def _audible_gain() -> None:
+    clip = pick_clip("tensors_bc_clip")
+    if clip is None:
+        return
+    columns = st.columns(len(BANDS))
+    defaults = (6.0, 0.0, -12.0, -24.0)
+    gains = tuple(
+        float(column.slider(f"{band} (dB)", -30.0, 12.0, default, 1.0, key=f"tensors_bc_gain_{i}"))
+        for i, (column, band, default) in enumerate(zip(columns, BANDS, defaults, strict=True))
+    )
+    sample_rate = clip.sample_rate
+    gain, result, gained_wav = _gain_result(clip.path, gains)
+    shape_report = explain_broadcast(result.stft_shape, result.gain_shape)
+    st.markdown(f"`STFT {result.stft_shape} * gain {result.gain_shape}`: {shape_report.message}")
+    st.plotly_chart(gain_curve_figure(gain, sample_rate), key="tensors_bc_gain_chart")
+    st.plotly_chart(
+        spectrogram_pair_figure(result.magnitude_before, result.magnitude_after, sample_rate, HOP),
+        key="tensors_bc_spec_chart",
+    )
+    before, after = st.columns(2)
+    before.caption("Original")
+    before.audio(wav_bytes(clip.samples, sample_rate), format="audio/wav")
+    after.caption("With the per-band gain")
+    after.audio(gained_wav, format="audio/wav")
+    st.caption(
+        "To make it audible we multiply the complex STFT (magnitude and phase) by the gain and "
+        "run the inverse STFT, which overlap-adds the frames back into a waveform. Multiplying "
+        "only a mel spectrogram could not be played back exactly: the mel bands have thrown "
+        "away the phase and the fine frequency detail."
+    )
