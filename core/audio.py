@@ -518,7 +518,22 @@ def load_audio(
     if max_seconds is not None:
         limit_frames = int(math.ceil(max_seconds * info.sample_rate))
     if _via_ffmpeg(info):
-        frames = _decode_ffmpeg(src, info, max_seconds)
+        unknown_length = info.frames == 0  # browser WebM recordings carry no duration
+        # With the length unknown, decode a little past the cap to learn whether it is longer.
+        decode_seconds = None if max_seconds is None else max_seconds + unknown_length * 1.0
+        frames = _decode_ffmpeg(src, info, decode_seconds)
+        if unknown_length and limit_frames is not None and len(frames) > limit_frames:
+            if on_too_long == "error":
+                raise AudioError(
+                    "too_long",
+                    f"{src.name} is longer than the {_fmt_duration(max_seconds)} this page "
+                    "takes. Cut a shorter excerpt and upload that.",
+                )
+            notices.append(
+                f"{src.name} is longer than {_fmt_duration(max_seconds)}: only the first "
+                f"{_fmt_duration(max_seconds)} are used."
+            )
+        frames = frames[:limit_frames]
         if "damaged" in info.format:
             notices.append(
                 f"{src.name} is damaged; ffmpeg recovered {_fmt_duration(len(frames) / info.sample_rate)}"

@@ -271,6 +271,24 @@ def test_webm_opus_from_a_browser_decodes_and_is_capped(tmp_path):
 
 
 @needs_ffmpeg
+def test_streamed_webm_without_a_duration_is_still_capped():
+    # MediaRecorder in a browser streams WebM without a duration; ffmpeg writing to a pipe
+    # produces the same kind of file.
+    cmd = [FFMPEG, "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=6"]
+    cmd += ["-c:a", "libopus", "-f", "webm", "pipe:1"]
+    data = subprocess.run(cmd, check=True, capture_output=True, timeout=60).stdout
+    assert probe_audio(data, name="rec.webm").duration_seconds == 0.0  # unknown length
+    clip = load_audio(data, name="rec.webm", max_seconds=2)
+    assert clip.duration_seconds == pytest.approx(2.0, abs=1e-3)
+    assert clip.notices == ("rec.webm is longer than 2.0 s: only the first 2.0 s are used.",)
+    with pytest.raises(AudioError) as caught:
+        load_audio(data, name="rec.webm", max_seconds=2, on_too_long="error")
+    assert caught.value.code == "too_long"
+    whole = load_audio(data, name="rec.webm", max_seconds=30)
+    assert whole.duration_seconds == pytest.approx(6.0, abs=0.05) and whole.notices == ()
+
+
+@needs_ffmpeg
 def test_m4a_without_ffmpeg_asks_for_it(tmp_path, monkeypatch):
     path = ffmpeg_encode(tmp_path / "phone.m4a", 0.5)
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # a machine without ffmpeg
