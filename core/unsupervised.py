@@ -14,6 +14,7 @@ map is only a picture, and a projection can merge or tear apart groups.
 
 from __future__ import annotations
 
+import copy
 import re
 import tempfile
 from collections.abc import Callable, Iterator
@@ -252,6 +253,27 @@ def penultimate_embeddings(
     finally:
         handle.remove()
     return torch.cat([c.flatten(1) for c in captured]).cpu().numpy()
+
+
+def trained_model_embeddings(collection: Collection, model) -> np.ndarray:
+    """Penultimate-layer embeddings of a trained classifier (a core.inference.InferenceModel).
+
+    Each clip is prepared exactly as the classifier's training prepared its inputs
+    (`core.inference.prepare_clip`: resample, features, normalisation, centre crop/pad),
+    then `penultimate_embeddings` reads the activations entering its last linear layer.
+    Works on a copy of the network, because the loaded model may be shared by every session.
+    Returns (n_clips, features).
+    """
+    from core.inference import prepare_clip
+
+    inputs = torch.cat(
+        [
+            prepare_clip(c.samples, collection.sample_rate, model).model_input
+            for c in collection.clips
+        ]
+    )
+    network = copy.deepcopy(model.network)
+    return penultimate_embeddings(network, inputs, device=model.device)
 
 
 # ------------------------------------------------------------------- projection, clustering

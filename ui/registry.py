@@ -54,6 +54,14 @@ PAGES: tuple[PageEntry, ...] = (
         "See and hear what a piece is made of: spectra, chroma, tempo and beats, key, pitch, parts, structure.",
     ),
     PageEntry(
+        "pages/explore.py",
+        "Sound explorer",
+        ":material/scatter_plot:",
+        "Learning paradigms",
+        "explore",
+        "Unsupervised learning: embed a collection, map it in 2-D, find clusters, train an autoencoder.",
+    ),
+    PageEntry(
         "pages/reinforce.py",
         "Reinforcement learning",
         ":material/sports_esports:",

@@ -5,6 +5,7 @@ Pure functions: arrays in, plotly Figure out. No streamlit here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -16,29 +17,30 @@ NOISE_COLOR = "#b0b0b0"
 
 def embedding_map(
     xy: np.ndarray,
-    clusters: np.ndarray,
+    groups: Sequence[str],
     names: Sequence[str],
     *,
     hover_labels: Sequence[str] | None = None,
+    legend_title: str = "cluster",
     title: str = "",
 ) -> go.Figure:
-    """Scatter of a 2-D map (n, 2), one trace per cluster (noise -1 in grey).
+    """Scatter of a 2-D map (n, 2), one trace per group name ("noise" drawn in grey).
 
     Each point's `customdata` is its clip index, so a selection names clips directly.
     """
     xy = np.asarray(xy)
-    clusters = np.asarray(clusters)
+    groups = np.asarray([str(g) for g in groups])
     hover = list(hover_labels) if hover_labels is not None else [""] * len(names)
     fig = go.Figure()
-    for cluster_id in sorted(set(clusters.tolist())):
-        index = np.flatnonzero(clusters == cluster_id)
-        noise = cluster_id == -1
+    for group in sorted(set(groups.tolist()), key=_natural_key):
+        index = np.flatnonzero(groups == group)
+        noise = group == "noise"
         fig.add_trace(
             go.Scatter(
                 x=xy[index, 0],
                 y=xy[index, 1],
                 mode="markers",
-                name="noise" if noise else f"cluster {cluster_id}",
+                name=group,
                 customdata=index,
                 text=[f"{names[i]}<br>{hover[i]}" for i in index],
                 hovertemplate="%{text}<extra>%{fullData.name}</extra>",
@@ -47,10 +49,16 @@ def embedding_map(
         )
     fig.update_layout(
         title=title, height=480, clickmode="event+select", dragmode="select",
-        xaxis_title="map x", yaxis_title="map y", legend_title="cluster",
+        xaxis_title="map x", yaxis_title="map y", legend_title=legend_title,
         margin={"t": 50, "b": 40},
     )  # fmt: skip
     return fig
+
+
+def _natural_key(text: str) -> tuple:
+    """'cluster 10' after 'cluster 9'; 'noise' last."""
+    parts = re.split(r"(\d+)", text)
+    return (text == "noise", [int(p) if p.isdigit() else p for p in parts])
 
 
 def line_curves(

@@ -1,0 +1,166 @@
+"""The map of the explorer page: embedding, 2-D projection, clusters, selection, members."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core import unsupervised as uns
+from core.device import resolve_device
+from core.viz.paradigms import embedding_map
+
+MEMO_KEY = "explore_memo"  # {"id": collection id, "values": {key: computed value}}
+AE_KEY = "explore_ae"  # set by ui.explore_autoencoder: the trained autoencoder of a collection
+MFCC = "MFCC statistics"
+AUTOENCODER = "Autoencoder bottleneck"
+PENULTIMATE = "Penultimate layer: "
+MAX_PLAYERS = 12  # audio players per list: each one sends its clip to the browser
+
+
+def memo(collection_id: str, key: tuple, compute: Callable[[], object]):
+    """Compute once per collection and key; everything is dropped when the collection changes."""
+    store = st.session_state.get(MEMO_KEY)
+    if store is None or store["id"] != collection_id:
+        store = st.session_state[MEMO_KEY] = {"id": collection_id, "values": {}}
+    if key not in store["values"]:
+        store["values"][key] = compute()
+    return store["values"][key]
+
+
+def trained_autoencoder(collection_id: str) -> dict | None:
+    state = st.session_state.get(AE_KEY)
+    return state if state and state["id"] == collection_id and state["steps"] > 0 else None
+
+
+def _model_choices() -> dict:
+    try:
+        from core.inference import available_models
+
+        choices = available_models(st.session_state.get("session_id"))
+    except (ImportError, OSError, ValueError):
+        return {}  # no run store yet: the menu simply lists no trained models
+    return {PENULTIMATE + choice.label: choice for choice in choices}
+
+
+def choose_embedding(collection_id: str) -> tuple[str, object]:
+    """The embedding menu: MFCC statistics, the autoencoder's code once trained, and the
+    penultimate layer of each trained classifier in the run store."""
+    models = _model_choices()
+    options = [MFCC] + ([AUTOENCODER] if trained_autoencoder(collection_id) else []) + list(models)
+    name = st.selectbox("Embedding", options, key="explore_embedding",
+                        help="How each clip becomes a vector of numbers.")  # fmt: skip
+    return name, models.get(name)
+
+
+def compute_embeddings(collection_id: str, collection: uns.Collection, name: str, model_choice):
+    """(n_clips, dims) embeddings for the chosen method; None with a message on failure."""
+    device = resolve_device(st.session_state.get("device_choice", "auto"))
+    if name == AUTOENCODER:
+        state = trained_autoencoder(collection_id)
+        return state["codes"] if state else None
+    if name == MFCC:
+        return memo(collection_id, ("mfcc",), lambda: uns.mfcc_statistics(
+            [c.samples for c in collection.clips], device=device))  # fmt: skip
+    try:
+        from core.inference import load_choice
+
+        def run():
+            return uns.trained_model_embeddings(
+                collection, load_choice(model_choice, device=device)
+            )
+
+        return memo(collection_id, ("model", model_choice.store_root, model_choice.run_id), run)
+    except ValueError as error:  # RunError, InferenceError
+        st.error(f"That model could not be used: {error}")
+        return None
+
+
+def map_settings(n_clips: int) -> tuple[str, uns.ClusterConfig]:
+    cols = st.columns(3)
+    projection = cols[0].selectbox("2-D map", uns.PROJECTIONS, key="explore_projection",
+                                   help="PCA: linear, keeps global spread. t-SNE: keeps "
+                                   "neighbourhoods, distances between groups mean little.")  # fmt: skip
+    method = cols[1].radio("Clustering", uns.CLUSTERINGS, key="explore_clustering", horizontal=True)
+    if method == "k-means":
+        k = cols[2].slider("k (clusters)", 2, max(2, min(20, n_clips - 1)), min(10, n_clips - 1),
+                           key="explore_k")  # fmt: skip
+        return projection, uns.ClusterConfig("k-means", k=k)
+    size = cols[2].slider("Smallest cluster", 2, max(2, min(40, n_clips // 2)), min(5, n_clips // 2),
+                          key="explore_min_cluster")  # fmt: skip
+    return projection, uns.ClusterConfig("HDBSCAN", min_cluster_size=size)
+
+
+def cluster_names(clusters: np.ndarray) -> list[str]:
+    return ["noise" if c == -1 else f"cluster {c}" for c in clusters]
+
+
+def show_map(collection: uns.Collection, xy: np.ndarray, clusters: np.ndarray) -> list[int]:
+    """The scatter (coloured by cluster or by a label); returns the selected clip indices."""
+    color = st.radio("Colour points by", ["clusters", *collection.label_names], horizontal=True,
+                     key="explore_color")  # fmt: skip
+    groups = cluster_names(clusters) if color == "clusters" else collection.labels(color)
+    hover = [", ".join(f"{k}: {v}" for k, v in c.labels.items()) for c in collection.clips]
+    figure = embedding_map(xy, groups, [c.name for c in collection.clips], hover_labels=hover,
+                           legend_title=color)  # fmt: skip
+    event = st.plotly_chart(figure, on_select="rerun", selection_mode=("points", "box", "lasso"),
+                            key="explore_map")  # fmt: skip
+    points = event.selection.points if event and event.selection else []
+    selected = []
+    for point in points:
+        data = point.get("customdata")
+        index = data[0] if isinstance(data, list) else data
+        if isinstance(index, int | float) and 0 <= int(index) < len(collection):
+            selected.append(int(index))
+    return list(dict.fromkeys(selected))
+
+
+def play_clips(collection: uns.Collection, indices: list[int]) -> None:
+    """Players for up to MAX_PLAYERS clips, three per row."""
+    shown = indices[:MAX_PLAYERS]
+    for row in range(0, len(shown), 3):
+        for col, index in zip(st.columns(3), shown[row : row + 3], strict=False):
+            clip = collection.clips[index]
+            col.caption(clip.name)
+            col.audio(clip.samples, sample_rate=collection.sample_rate)
+    if len(indices) > len(shown):
+        st.caption(f"... and {len(indices) - len(shown)} more (first {MAX_PLAYERS} shown).")
+
+
+def show_agreement(collection: uns.Collection, clusters: np.ndarray) -> None:
+    scores = uns.label_agreement(clusters, collection)
+    if not scores:
+        st.caption("These clips carry no labels, so there is nothing to compare the clusters with.")
+        return
+    for col, (kind, ari) in zip(st.columns(len(scores)), scores.items(), strict=True):
+        col.metric(f"Adjusted Rand index vs {kind}", f"{ari:.2f}")
+    st.caption(
+        "The labels were never used to find the clusters. 1 = the clusters are exactly the "
+        "label's groups; about 0 = no better than chance. Which label do the clusters follow?"
+    )
+
+
+def cluster_table(collection: uns.Collection, clusters: np.ndarray) -> pd.DataFrame:
+    """Size of each cluster and its most common value of each label."""
+    rows = []
+    for name in sorted(set(cluster_names(clusters)), key=lambda n: (n == "noise", len(n), n)):
+        members = [i for i, n in enumerate(cluster_names(clusters)) if n == name]
+        row = {"cluster": name, "clips": len(members)}
+        for kind in collection.label_names:
+            value, count = Counter(collection.labels(kind)[i] for i in members).most_common(1)[0]
+            row[f"most common {kind}"] = f"{value} ({count / len(members):.0%})"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def show_cluster_members(collection: uns.Collection, clusters: np.ndarray) -> None:
+    table = cluster_table(collection, clusters)
+    st.dataframe(table, hide_index=True, key="explore_cluster_table")
+    pick = st.selectbox(
+        "Listen to a cluster", table["cluster"].tolist(), key="explore_cluster_pick"
+    )
+    names = cluster_names(clusters)
+    play_clips(collection, [i for i, n in enumerate(names) if n == pick])
