@@ -187,7 +187,7 @@ def _is_audio(path: Path) -> bool:
 
 def _group_for(path: Path) -> str:
     """Speaker when the name carries one (digits, Speech Commands), else the source file."""
-    for pattern in (DIGIT_NAME, SPEAKER_NAME):
+    for pattern in (SPEAKER_NAME, DIGIT_NAME):
         match = pattern.match(path.stem)
         if match:
             return match["speaker"]
@@ -589,51 +589,54 @@ def load_dataset(source: str, *, download: bool = False) -> AudioDataset:
 
 
 def make_windows(
-    dataset: AudioDataset, *, window_seconds: float, hop_seconds: float, min_fraction: float = 0.5
+    dataset: AudioDataset, *, window_seconds: float, hop_seconds: float
 ) -> AudioDataset:
     """Cut every example longer than `window_seconds` into windows `hop_seconds` apart.
 
-    A window keeps its source's label and group (so a group split keeps all windows of a file
-    together). A last partial window is kept when it covers at least `min_fraction` of a
-    window; an example shorter than one window stays whole (padded later). Durations come
-    from the file header (core.audio.probe_audio), so nothing is decoded here.
+    Every window is `window_seconds` long: when the hop does not land on the end, one more
+    window aligned to the end covers the tail. A window keeps its source's label and group
+    (so a group split keeps all windows of a file together); an example shorter than one
+    window stays whole (padded later). Durations come from the file header
+    (core.audio.probe_audio), so nothing is decoded here.
     """
     if window_seconds <= 0 or hop_seconds <= 0:
         raise DatasetError("Window and hop must be longer than 0 s.")
-    from core.audio import probe_audio
-
     examples = []
     for example in dataset.examples:
-        if example.in_memory:
-            samples, rate = dataset.memory[example.source]
-            total = len(samples) / rate
-        else:
-            total = probe_audio(example.source).duration_seconds
-        total = (
-            total - example.start_seconds
-            if example.duration_seconds is None
-            else example.duration_seconds
-        )
+        total = _duration(dataset, example)
         if total <= window_seconds:
             examples.append(example)
             continue
-        start = 0.0
-        while start + min_fraction * window_seconds <= total + 1e-9:
-            length = min(window_seconds, total - start)
-            examples.append(
-                AudioExample(
-                    example.source,
-                    example.label,
-                    example.group,
-                    example.start_seconds + start,
-                    length,
-                    example.fold,
-                )
+        count = int((total - window_seconds) // hop_seconds + 1e-9) + 1
+        starts = [k * hop_seconds for k in range(count)]
+        if starts[-1] + window_seconds < total - 1e-6:
+            starts.append(total - window_seconds)
+        examples.extend(
+            AudioExample(
+                example.source,
+                example.label,
+                example.group,
+                example.start_seconds + start,
+                window_seconds,
+                example.fold,
             )
-            start += hop_seconds
+            for start in starts
+        )
     return AudioDataset(
         dataset.name, dataset.labels, tuple(examples), dataset.skipped, dataset.memory
     )
+
+
+def _duration(dataset: AudioDataset, example: AudioExample) -> float:
+    """Seconds covered by an example (its window, or its source from start_seconds on)."""
+    if example.duration_seconds is not None:
+        return example.duration_seconds
+    if example.in_memory:
+        samples, rate = dataset.memory[example.source]
+        return len(samples) / rate - example.start_seconds
+    from core.audio import probe_audio
+
+    return probe_audio(example.source).duration_seconds - example.start_seconds
 
 
 # --------------------------------------------------------------------------- splits
