@@ -18,6 +18,7 @@ Everything else receives a `torch.device` and uses the helpers here:
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import itertools
 import logging
@@ -127,6 +128,7 @@ def _discover_mps() -> list[DeviceInfo]:
     ]
 
 
+@functools.cache
 def _mps_supports_bf16() -> bool:
     # bf16 on MPS depends on the macOS version; asking the backend is the only reliable test.
     try:
@@ -158,6 +160,7 @@ def usable_cpu_threads() -> int:
     return os.cpu_count() or 1
 
 
+@functools.cache  # the sidebar asks on every rerun; cpuinfo is large on big servers
 def physical_cpu_cores() -> int:
     """Physical cores, from /proc/cpuinfo on Linux; the logical count elsewhere."""
     try:
@@ -241,8 +244,9 @@ def parse_device_choice(text: str | None) -> str:
         return AUTO
     match = _CHOICE_PATTERN.match(normalised)
     if not match or (match.group(2) is not None and match.group(1) != "cuda"):
+        shown = text if len(text) <= 40 else text[:40] + "..."  # keep the sentence readable
         raise ValueError(
-            f"{text!r} is not a device name: use auto, cpu, mps, cuda or cuda:N (N = GPU number)."
+            f"{shown!r} is not a device name: use auto, cpu, mps, cuda or cuda:N (N = GPU number)."
         )
     return normalised
 

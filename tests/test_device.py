@@ -129,6 +129,8 @@ def test_garbage_choice_falls_back_to_cpu():
     choice = choose_device("rm -rf /", devices=TWO_GPUS, env={})
     assert choice.device.type == "cpu" and choice.fell_back
     assert "not a device name" in choice.reason
+    huge = choose_device("x" * 10_000, devices=TWO_GPUS, env={})
+    assert huge.fell_back and len(huge.reason) < 200
 
 
 def test_environment_overrides_the_session_choice():
