@@ -293,6 +293,42 @@ def audio_feature_table(
     return rows
 
 
+def digit_feature_rows(digit: int, max_clips: int = 80) -> list[dict[str, float]]:
+    """Per-clip features of up to `max_clips` shipped recordings of one spoken digit.
+
+    The clips are spread evenly over the files, so every speaker is represented.
+    """
+    from core.paths import builtin_digit_files
+
+    files = [f for f in builtin_digit_files() if f.name.split("_")[0] == str(digit)]
+    if len(files) > max_clips:
+        files = [files[i] for i in np.linspace(0, len(files) - 1, max_clips).astype(int)]
+    return audio_feature_table(files)
+
+
+def speech_and_music_rows(
+    window_seconds: float = 0.5, max_windows: int = 30, max_digit_clips: int = 120
+) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+    """(speech rows, music and sound rows) from the shipped clips.
+
+    Speech: spoken-digit clips (one row each) and windows of the clips whose attribution
+    says speech; music and sounds: windows of every other shipped clip.
+    """
+    from core.paths import builtin_digit_files, builtin_music_clips, clip_attribution
+
+    digits = builtin_digit_files()
+    if len(digits) > max_digit_clips:
+        digits = [digits[i] for i in np.linspace(0, len(digits) - 1, max_digit_clips).astype(int)]
+    clips = builtin_music_clips()
+    spoken = [c for c in clips if "speech" in clip_attribution(c).lower()]
+    other = [c for c in clips if c not in spoken]
+    speech = audio_feature_table(digits) + audio_feature_table(
+        spoken, window_seconds=window_seconds, max_windows=max_windows
+    )
+    music = audio_feature_table(other, window_seconds=window_seconds, max_windows=max_windows)
+    return speech, music
+
+
 def audio_feature_points(
     class_rows: tuple[list[dict[str, float]], list[dict[str, float]]],
     feature_x: str,
@@ -424,13 +460,39 @@ class Playground:
         self._order = torch.randperm(len(self._y_train), generator=self._generator)
         self._cursor = 0
         self.steps = 0
+        self.examples_seen = 0
         self.history = History()
         self._record()
+
+    def retune(self, config: PlaygroundConfig) -> bool:
+        """Take new training settings without losing the weights, as TensorFlow Playground does.
+
+        Learning rate, optimiser, batch size and regularisation apply from the next step;
+        returns False (and changes nothing) when `config` differs in anything else (data,
+        features, layers), which needs a new Playground.
+        """
+        training = {
+            "learning_rate",
+            "optimizer",
+            "batch_size",
+            "regularization",
+            "regularization_rate",
+        }
+        for name in PlaygroundConfig.__dataclass_fields__:
+            if name not in training and getattr(config, name) != getattr(self.config, name):
+                return False
+        if config.optimizer != self.config.optimizer:
+            optimiser_class = torch.optim.Adam if config.optimizer == "Adam" else torch.optim.SGD
+            self.optimizer = optimiser_class(self.model.parameters(), lr=config.learning_rate)
+        for group in self.optimizer.param_groups:
+            group["lr"] = config.learning_rate
+        self.config = config
+        return True
 
     @property
     def epoch(self) -> float:
         """Passes over the training points so far."""
-        return self.steps * self.config.batch_size / len(self._y_train)
+        return self.examples_seen / len(self._y_train)
 
     def _weights(self) -> list[torch.Tensor]:
         return [m.weight for m in self.model.modules() if isinstance(m, nn.Linear)]
@@ -468,6 +530,7 @@ class Playground:
             (loss + self._penalty()).backward()
             self.optimizer.step()
             self.steps += 1
+            self.examples_seen += len(batch)
 
     def steps_per_epoch(self) -> int:
         return max(1, math.ceil(len(self._y_train) / self.config.batch_size))

@@ -1,0 +1,43 @@
+"""Network builder: a network as a composition of functions, and the function it computes.
+
+Build a stack of layers (or load a preset), see f = f_n ∘ … ∘ f_1 with every formula and
+shape, get it as PyTorch code or a JSON spec, and watch a small network learn a function of
+the plane. The spec built here is what the Train page trains (st.session_state["network_spec"]).
+"""
+
+import streamlit as st
+
+from ui.network_composition import render_code_and_spec, render_composition
+from ui.network_editor import current_spec, render_input_choice, render_presets, render_stack_editor
+from ui.network_playground import current_playground, render_buttons, render_live
+
+st.title("Network builder")
+st.caption(
+    "A neural network is a function from inputs to outputs with parameters; beyond one layer "
+    "it is a composition of functions, f = f_n ∘ … ∘ f_1. Build one here: the Train page "
+    "trains the network you leave on this page."
+)
+
+build_tab, code_tab, playground_tab = st.tabs(["Build", "Code and spec", "See the function"])
+
+with build_tab:
+    render_presets()
+    spec = render_input_choice(current_spec())
+    st.subheader("Layer stack")
+    spec = render_stack_editor(spec)
+    st.subheader("Composition")
+    render_composition(spec)
+
+with code_tab:
+    render_code_and_spec(spec)
+
+with playground_tab:
+    st.markdown(
+        "Points of the plane carry a colour; the network sees the chosen features of each point "
+        "and learns a colouring of the whole plane. Every hidden neuron is a function of the "
+        "plane too: watch them while it trains."
+    )
+    playground = current_playground(spec)
+    if playground is not None:
+        playing = render_buttons(playground)
+        render_live(playing)

@@ -1,0 +1,155 @@
+"""AppTest of the Network builder page, driven through dashboard.py by widget keys."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.model_presets import preset_spec
+from core.model_spec import LayerSpec, ModelSpec, parameter_count
+from tests.apptest_helpers import open_page
+
+
+@pytest.fixture
+def app() -> AppTest:
+    at = open_page("pages/network.py")
+    assert not at.exception, at.exception
+    return at
+
+
+def _spec(at: AppTest) -> ModelSpec:
+    return at.session_state["network_spec"]
+
+
+def _param_key(at: AppTest, layer_index: int, name: str) -> str:
+    return f"network_p{at.session_state['network_layer_ids'][layer_index]}_{name}"
+
+
+def _table(at: AppTest):
+    """The composition table (the page's dataframe with a formula column)."""
+    return next(d.value for d in at.dataframe if "formula" in d.value.columns)
+
+
+def _table_text(at: AppTest) -> str:
+    return _table(at).to_string()
+
+
+def test_opens_with_the_default_classifier_and_its_composition(app):
+    assert [t.value for t in app.title] == ["Network builder"]
+    spec = _spec(app)
+    assert spec == preset_spec("cnn_logmel")
+    table = _table(app)
+    assert len(table) == len(spec.layers)
+    assert table["output"].iloc[-1] == "10"
+    assert table["parameters"].sum() == parameter_count(spec)
+    assert any(
+        m.label == "Parameters" and m.value == f"{parameter_count(spec):,}" for m in app.metric
+    )
+    assert not app.error
+
+
+def test_preset_edit_add_move_remove(app):
+    app.selectbox(key="network_preset").set_value("mlp_2d")
+    app.button(key="network_load_preset").click().run()
+    assert _spec(app).name == "mlp_2d" and _spec(app).input_shape == (2,)
+    assert app.session_state["network_input_kind"] == "point"
+
+    # edit: the first Linear gets 16 outputs; the shapes below follow
+    app.radio(key="network_selected").set_value(0).run()
+    app.number_input(key=_param_key(app, 0, "out_features")).set_value(16).run()
+    assert _spec(app).layers[0].param("out_features") == 16
+    assert "W: 8×16" in _table_text(app)
+
+    # add a ReLU after layer 2, then move it up and remove it again
+    app.radio(key="network_selected").set_value(1).run()
+    app.selectbox(key="network_add_kind").set_value("ReLU")
+    app.button(key="network_add").click().run()
+    kinds = [layer.kind for layer in _spec(app).layers]
+    assert kinds == ["Linear", "Tanh", "ReLU", "Linear", "Tanh", "Linear"]
+    app.button(key="network_up").click().run()
+    assert [layer.kind for layer in _spec(app).layers][1:3] == ["ReLU", "Tanh"]
+    app.button(key="network_remove").click().run()
+    assert [layer.kind for layer in _spec(app).layers] == [
+        "Linear",
+        "Tanh",
+        "Linear",
+        "Tanh",
+        "Linear",
+    ]
+    assert not app.exception
+
+
+def test_an_impossible_stack_names_the_layer_and_the_input_choice_updates_shapes(app):
+    app.segmented_control(key="network_input_kind").set_value("logmel").run()
+    app.number_input(key="network_frames").set_value(50).run()
+    assert _spec(app).input_shape == (1, 64, 50)
+    assert "16×64×50" in _table_text(app)
+    # a declared input size that does not match
+    last = len(_spec(app).layers) - 1
+    app.radio(key="network_selected").set_value(last).run()
+    app.number_input(key=_param_key(app, last, "in_features")).set_value(512).run()
+    assert any("layer 15 Linear expects 512 inputs, receives 64" in e.value for e in app.error)
+    assert not app.exception
+    # the MFCC input makes the convolutions impossible, with the reason
+    app.segmented_control(key="network_input_kind").set_value("mfcc").run()
+    assert any(
+        "layer 1 Conv2d needs input (channels, height, width), receives 40" in e.value
+        for e in app.error
+    )
+    assert not app.exception
+
+
+def test_code_json_and_loading_a_spec(app):
+    codes = [c.value for c in app.code]
+    assert any("class CnnLogmel(nn.Module)" in c for c in codes)
+    assert any(json.loads(c) == _spec(app).to_dict() for c in codes if c.startswith("{"))
+
+    app.text_area(key="network_paste").set_value("{not json").run()
+    app.button(key="network_load_json").click().run()
+    assert any("not valid JSON" in e.value for e in app.error)
+
+    bad = ModelSpec("bad", (2,), (LayerSpec.make("Conv1d"),)).to_json()
+    app.text_area(key="network_paste").set_value(bad).run()
+    app.button(key="network_load_json").click().run()
+    assert any("layer 1 Conv1d needs input" in e.value for e in app.error)
+    assert _spec(app).name == "cnn_logmel"
+
+    good = preset_spec("crnn_logmel", num_outputs=4)
+    app.text_area(key="network_paste").set_value(good.to_json()).run()
+    app.button(key="network_load_json").click().run()
+    assert _spec(app) == good
+    assert any("Loaded 'crnn_logmel'" in s.value for s in app.success)
+    assert not app.exception
+
+
+def test_playground_steps_plays_and_takes_the_editor_stack(app):
+    playground = app.session_state["network_pg_state"]
+    assert playground.steps == 0
+    app.button(key="network_pg_step").click().run()
+    assert app.session_state["network_pg_state"].steps == 1
+    app.button(key="network_pg_play").click().run()
+    assert app.session_state["network_pg_playing"] is True
+    assert app.session_state["network_pg_state"].steps > 1  # the live view advanced a frame
+    app.button(key="network_pg_play").click().run()
+    assert app.session_state["network_pg_playing"] is False
+
+    # a new learning rate keeps the weights; a new dataset starts over
+    steps = app.session_state["network_pg_state"].steps
+    app.select_slider(key="network_pg_lr").set_value(0.03).run()
+    assert app.session_state["network_pg_state"].steps == steps
+    app.selectbox(key="network_pg_dataset").set_value("xor").run()
+    assert app.session_state["network_pg_state"].steps == 0
+    assert app.session_state["network_pg_state"].config.dataset == "xor"
+
+    app.slider(key="network_pg_depth").set_value(3).run()
+    assert app.session_state["network_pg_state"].config.hidden == (8, 8, 4)
+
+    # the editor's CNN cannot take 2 features: a sentence, not a crash; an MLP can
+    app.radio(key="network_pg_source").set_value("the editor's stack").run()
+    assert any("cannot run on 2 input features" in e.value for e in app.error)
+    app.selectbox(key="network_preset").set_value("mlp_mfcc")
+    app.button(key="network_load_preset").click().run()
+    assert app.session_state["network_pg_state"].spec.input_shape == (2,)
+    assert not app.exception
