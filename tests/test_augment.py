@@ -1,0 +1,105 @@
+"""Augmentation: each kind does what it says, measured on known signals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core.augment import AugmentConfig, augment_batch, augment_waveform, mixup, preview_augmentation
+from core.features import FeatureConfig
+from tests.conftest import sine
+
+RATE = 8000
+OFF = AugmentConfig.off()
+
+
+def test_noise_lands_at_the_requested_snr():
+    clean = sine(440, 1.0, RATE)
+    for snr in (0.0, 10.0, 30.0):
+        noisy = augment_waveform(
+            clean,
+            RATE,
+            AugmentConfig(**{**OFF.__dict__, "noise_snr_db": snr}),
+            np.random.default_rng(0),
+        )
+        measured = 10 * np.log10(np.mean(clean**2) / np.mean((noisy - clean) ** 2))
+        assert measured == pytest.approx(snr, abs=0.3)
+
+
+def test_gain_and_speed():
+    clean = sine(440, 1.0, RATE)
+    louder = augment_waveform(
+        clean, RATE, AugmentConfig(**{**OFF.__dict__, "gain_db": 6.0}), np.random.default_rng(1)
+    )
+    ratio_db = 20 * np.log10(np.abs(louder).max() / np.abs(clean).max())
+    assert -6.0 <= ratio_db <= 6.0 and abs(ratio_db) > 0.01
+    rng = np.random.default_rng(2)
+    faster = augment_waveform(clean, RATE, AugmentConfig(**{**OFF.__dict__, "speed": 0.2}), rng)
+    factor = len(clean) / len(faster)
+    assert 0.8 <= factor <= 1.2
+    # Reading faster raises the pitch by the same factor: the peak frequency moves with it.
+    spectrum = np.abs(np.fft.rfft(faster * np.hanning(len(faster))))
+    peak_hz = np.argmax(spectrum) * RATE / len(faster)
+    assert peak_hz == pytest.approx(440 * factor, rel=0.02)
+
+
+def test_everything_off_leaves_a_batch_unchanged():
+    x = torch.randn(3, 1, 16, 40)
+    assert torch.equal(augment_batch(x, OFF), x)
+    assert not OFF.needs_waveform and AugmentConfig(noise_snr_db=20.0).needs_waveform
+
+
+def test_spec_augment_masks_fill_with_zero_within_their_limits():
+    x = torch.ones(64, 1, 20, 50)
+    config = AugmentConfig(**{**OFF.__dict__, "time_masks": 1, "time_mask_fraction": 0.2})
+    out = augment_batch(x, config, torch.Generator().manual_seed(0))
+    masked_frames = (out[:, 0] == 0).all(dim=1).sum(dim=1)  # whole frames zeroed per example
+    assert masked_frames.max() <= 10 and masked_frames.sum() > 0
+    assert ((out == 0) | (out == 1)).all()
+    config = AugmentConfig(**{**OFF.__dict__, "freq_masks": 2, "freq_mask_fraction": 0.1})
+    out = augment_batch(x, config, torch.Generator().manual_seed(0))
+    masked_bins = (out[:, 0] == 0).all(dim=2).sum(dim=1)
+    assert masked_bins.max() <= 4 and masked_bins.sum() > 0
+
+
+def test_frequency_warp_moves_a_band_up_or_down_but_keeps_the_bottom():
+    x = torch.zeros(32, 1, 40, 10)
+    x[:, :, 20] = 1.0  # one bright band in the middle
+    config = AugmentConfig(**{**OFF.__dict__, "freq_warp": 0.2})
+    out = augment_batch(x, config, torch.Generator().manual_seed(0))
+    centres = (out[:, 0, :, 5] * torch.arange(40)).sum(1) / out[:, 0, :, 5].sum(1)
+    assert centres.min() < 19.5 and centres.max() > 20.5  # moved both ways across the batch
+    assert ((centres > 20 * 0.78) & (centres < 20 * 1.22 + 1)).all()  # within the ±20 % warp
+
+
+def test_mixup_blends_inputs_with_one_weight():
+    x = torch.stack([torch.zeros(1, 4, 4), torch.ones(1, 4, 4)])
+    y = torch.tensor([0, 1])
+    mixed, ya, yb, lam = mixup(x, y, 0.4, torch.Generator().manual_seed(3))
+    assert 0.0 <= lam <= 1.0
+    for i in range(2):
+        expected = lam * x[i] + (1 - lam) * x[(yb[i]).item()]
+        assert torch.allclose(mixed[i], expected)
+    assert torch.equal(ya, y)
+
+
+def test_preview_gives_audible_waveform_changes_and_the_full_spectrogram():
+    config = AugmentConfig(noise_snr_db=10.0, time_masks=2, freq_masks=2)
+    features = FeatureConfig(sample_rate=RATE, n_fft=256, hop_length=80, n_mels=32, f_max=4000.0)
+    clean = sine(440, 0.5, 16000)
+    preview = preview_augmentation(
+        clean, 16000, augment=config, feature_config=features, clip_frames=60
+    )
+    assert preview.sample_rate == RATE and len(preview.original_audio) == RATE // 2
+    assert not np.allclose(preview.augmented_audio, preview.original_audio)  # noise is audible
+    assert preview.augmented_features.shape == preview.original_features.shape == (32, 60)
+    assert "noise" in preview.applied and "time masks" in preview.applied
+    assert "spectrogram" in preview.note
+    silent = preview_augmentation(clean, 16000, augment=OFF, feature_config=features)
+    np.testing.assert_allclose(silent.augmented_features, silent.original_features)
+
+
+def test_out_of_range_settings_are_explained():
+    with pytest.raises(ValueError, match="noise_snr_db"):
+        AugmentConfig(noise_snr_db=500.0)
