@@ -11,6 +11,8 @@ import librosa
 import numpy as np
 import pytest
 import soundfile as sf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from streamlit.proto.Common_pb2 import FileURLs
 from streamlit.runtime.uploaded_file_manager import UploadedFile, UploadedFileRec
 
@@ -482,3 +484,32 @@ def test_upload_over_the_cap_is_refused_by_its_declared_size():
         load_audio(upload, max_bytes=1024)
     assert caught.value.code == "too_large"
     assert_student_message(caught.value, "huge.wav", "MB", "shorter")
+
+
+# ------------------------------------------------------------------ fuzzing: only AudioError escapes
+
+_VALID = {
+    "wav": wav_bytes(sine(440, 0.3, 16000), 16000),
+    "float.wav": wav_bytes(sine(440, 0.3, 16000), 16000, subtype="FLOAT"),
+}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kind=st.sampled_from(sorted(_VALID)),
+    cut=st.floats(0.0, 1.0),
+    flips=st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=6),
+)
+def test_mangled_files_give_a_clip_or_an_audio_error(kind, cut, flips):
+    data = bytearray(_VALID[kind])
+    for position, value in flips:  # damage the header region, where parsers are fragile
+        if position < len(data):
+            data[position] = value
+    data = bytes(data[: int(len(data) * cut)])
+    try:
+        clip = load_audio(data, name=f"fuzz.{kind}", allow_silent=True)
+    except AudioError as error:
+        assert error.code in audio.ERROR_CODES and str(error).endswith(".")
+    else:
+        assert clip.samples.ndim == 1 and np.isfinite(clip.samples).all()
+        assert audio.MIN_SAMPLE_RATE <= clip.sample_rate <= audio.MAX_SAMPLE_RATE
