@@ -375,7 +375,7 @@ def test_capacity_lookup_from_specific_to_general():
 
 def test_limiter_from_env(caplog):
     assert dev.limiter_from_env({dev.JOBS_ENV_VAR: "cuda=3"}).capacity("cuda:0") == 3
-    with caplog.at_level(logging.WARNING, logger="core.device"):
+    with caplog.at_level(logging.WARNING, logger="core.devices.jobs"):
         limiter = dev.limiter_from_env({dev.JOBS_ENV_VAR: "lots"})
     assert limiter.capacity("cuda:0") == 1
     assert "not understood" in caplog.text

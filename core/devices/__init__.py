@@ -1,0 +1,1 @@
+"""The device manager's parts; import them from `core.device`, its public face."""
