@@ -61,11 +61,20 @@ class ConsoleResult:
     """A computed value and how to show it."""
 
     value: Any
-    preview: str  # repr of the value, summarised by torch for large tensors
-    kind: str  # "tensor", "number", "bool", "tuple", "dtype", "none", ...
+    kind: str  # "tensor", "number", "bool", "shape", "dtype", "list", "none", ...
     shape: tuple[int, ...] | None  # for tensors
     dtype: str | None  # for tensors
-    seconds: float
+    seconds: float  # time to check and compute, without formatting the preview
+
+    @property
+    def preview(self) -> str:
+        """repr of the value (torch summarises large tensors), cut at 4000 characters.
+
+        Computed on demand: formatting a tensor costs more than most console expressions.
+        """
+        value = tuple(self.value) if isinstance(self.value, torch.Size) else self.value
+        text = repr(value)
+        return text if len(text) <= 4000 else text[:4000] + " ..."
 
 
 # --- the allow-lists --------------------------------------------------------------------------
@@ -356,11 +365,20 @@ def _broadcast_check(values: list[Any], name: str, budget: _Budget) -> None:
     if not tensors:
         return
     shapes = [_shape_of(v) for v in values if _shape_of(v) is not None]
-    report = explain_broadcast(*shapes)
-    if not report.ok:
-        raise ConsoleError(f"{name}: {report.message}")
+    result_shape = _broadcast_shape(shapes)
+    if result_shape is None:
+        raise ConsoleError(f"{name}: {explain_broadcast(*shapes).message}")
     itemsize = max(t.element_size() for t in tensors)
-    budget.charge(_prod(report.result_shape), max(itemsize, 1), f"the result of {name}")
+    budget.charge(_prod(result_shape), max(itemsize, 1), f"the result of {name}")
+
+
+def _broadcast_shape(shapes: list[tuple[int, ...]]) -> tuple[int, ...] | None:
+    """torch's broadcast shape (no memory touched), or None; the explanation is built only
+    when it is needed, because it costs more than the check."""
+    try:
+        return tuple(torch.broadcast_shapes(*shapes))
+    except RuntimeError:
+        return None
 
 
 def _tensor_list(value: Any, what: str) -> list[torch.Tensor]:
@@ -596,9 +614,9 @@ class _Interpreter:
             v for v in (callee.owner, *args, *kwargs.values()) if isinstance(v, torch.Tensor)
         ]
         if len(operands) >= 2:
-            report = explain_broadcast(*(tuple(t.shape) for t in operands))
-            if report.ok:
-                size = max(_prod(report.result_shape), max(t.numel() for t in operands))
+            result_shape = _broadcast_shape([tuple(t.shape) for t in operands])
+            if result_shape is not None:
+                size = max(_prod(result_shape), max(t.numel() for t in operands))
                 self.budget.charge(size, 8, f"the result of {callee.name}")
                 return
         if operands:
@@ -784,7 +802,7 @@ def evaluate(
         limits: size, time and complexity caps (ConsoleLimits() by default).
 
     Returns:
-        A ConsoleResult with the value, a preview string, and shape/dtype for tensors.
+        A ConsoleResult with the value, its kind, shape/dtype for tensors and a `.preview`.
 
     Raises:
         ConsoleError: with a sentence saying why the expression was refused or failed.
@@ -800,22 +818,17 @@ def evaluate(
 
 def _describe_result(value: Any, seconds: float) -> ConsoleResult:
     if isinstance(value, torch.Tensor):
-        return ConsoleResult(
-            value, repr(value), "tensor", tuple(value.shape), str(value.dtype), seconds
-        )
+        return ConsoleResult(value, "tensor", tuple(value.shape), str(value.dtype), seconds)
     if isinstance(value, _Callable):
         raise ConsoleError(f"{value.name} is a function: call it with (), e.g. {value.name}()")
     if value is _TORCH:
         raise ConsoleError("torch is the library; try torch.zeros(2, 3)")
     if isinstance(value, torch.Size):
-        return ConsoleResult(value, repr(tuple(value)), "shape", None, None, seconds)
+        return ConsoleResult(value, "shape", None, None, seconds)
     kind = {bool: "bool", int: "number", float: "number", complex: "number"}.get(type(value))
     if kind is None:
         kind = "none" if value is None else type(value).__name__
-    preview = repr(value)
-    if len(preview) > 4000:
-        preview = preview[:4000] + " ..."
-    return ConsoleResult(value, preview, kind, None, None, seconds)
+    return ConsoleResult(value, kind, None, None, seconds)
 
 
 def _explain_torch_error(where: str, error: Exception) -> str:

@@ -98,8 +98,8 @@ def matmul_step_figure(
     for i, matrix in enumerate((_values(a), _values(b), _values(partial))):
         figure.add_trace(_heatmap(matrix, show_text=matrix.size <= 144).update(**_axes(i)))
         suffix = "" if i == 0 else str(i + 1)
-        figure.layout[f"yaxis{suffix}"].autorange = "reversed"
-        figure.layout[f"xaxis{suffix}"].side = "top"
+        figure.layout[f"yaxis{suffix}"].update(autorange="reversed", dtick=1)
+        figure.layout[f"xaxis{suffix}"].update(side="top", dtick=1)
     if row is not None and col is not None:
         k = a.shape[1]
         boxes = (
