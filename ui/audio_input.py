@@ -28,7 +28,10 @@ BUILTIN, UPLOAD, RECORD = "Built-in clip", "Upload a file", "Record"
 # st.audio_input records at one of these rates; any other request lets the browser choose.
 RECORD_RATES = frozenset({8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000})
 SPOKEN_DIGITS_SHOWN = ("0_george_0", "3_jackson_0", "7_lucas_0", "9_nicolas_0")
-CACHE_ENTRIES = 16  # decoded clips kept per server; each is at most max_seconds of float32
+# Decoded clips kept per server. A 600 s clip at 44.1 kHz is 106 MB of float32, so the byte
+# cap, not the entry count, is what protects a class server's memory.
+CACHE_ENTRIES = 16
+CACHE_MAX_SIZE = "512MB"
 
 
 def builtin_clips() -> dict[str, Path]:
@@ -47,7 +50,7 @@ def _music_label(path: Path) -> str:
     return label if len(label) <= 60 else label[:57] + "..."
 
 
-@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner="Decoding audio...")
+@st.cache_data(max_entries=CACHE_ENTRIES, max_size=CACHE_MAX_SIZE, show_spinner="Decoding audio...")
 def _decode_cached(
     digest: str, name: str, sample_rate: int | None, max_seconds: float, _data: bytes
 ) -> AudioClip:
@@ -65,7 +68,7 @@ def decode_upload(
     return _decode_cached(digest, name, sample_rate, limit, data)
 
 
-@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=CACHE_ENTRIES, max_size=CACHE_MAX_SIZE, show_spinner=False)
 def load_builtin(
     path: str, sample_rate: int | None = None, max_seconds: float | None = None
 ) -> AudioClip:
