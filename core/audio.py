@@ -14,10 +14,11 @@ part that is there, with a notice in `clip.notices`: a student's half recording 
 looking at, and the notice says why it is shorter than expected. Only when nothing at all can be
 decoded is it an error (`code="corrupt"`).
 
-Resampling uses soxr (the libsoxr C library, "HQ" quality): it is several times faster than
-`torchaudio.functional.resample` on the CPU for arbitrary ratios such as 44.1 kHz -> 16 kHz, it
-is band-limited with a steep anti-aliasing filter, and it is what `librosa.load` uses by
-default (`res_type="soxr_hq"`), so features of a clip loaded here match librosa's.
+Resampling uses soxr (the libsoxr C library, "HQ" quality) rather than
+`torchaudio.functional.resample`. Measured here on 10 s of audio: 44.1 -> 16 kHz took 2.7 ms
+with soxr and 505 ms with torchaudio (whose sinc kernel grows with the 441:160 ratio), 48 ->
+16 kHz 1.7 ms vs 96 ms; on a 1 kHz sine the largest error was 7e-7 vs 4e-4. It is also what
+`librosa.load` uses by default (`res_type="soxr_hq"`), so clips loaded here match librosa's.
 
 Environment: AUDIO_DL_MAX_SECONDS (decode cap, default 600 s), AUDIO_DL_MAX_UPLOAD_MB (cap on
 the bytes of an in-memory source, default 200 MB), AUDIO_DL_FFMPEG (path of ffmpeg).
