@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +56,16 @@ class FeatureConfig:
     mel_norm: str | None = "slaney"  # "slaney": each band has unit area (librosa); None: peak 1
 
     def __post_init__(self) -> None:
+        # Sliders and JSON may hand numpy or float-typed numbers: store plain Python ones so
+        # to_dict() stays JSON-serialisable and equality is by value.
+        for name in _INT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+                object.__setattr__(self, name, int(value))
+        for name in _FLOAT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, numbers.Real) and not isinstance(value, bool):
+                object.__setattr__(self, name, float(value))
         problems = list(_config_problems(self))
         if problems:
             raise ValueError("Invalid feature settings: " + " ".join(problems))
@@ -104,6 +115,10 @@ class FeatureConfig:
         if unknown:
             raise ValueError(f"Unknown feature settings: {', '.join(unknown)}.")
         return cls(**data)
+
+
+_INT_FIELDS = ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels", "n_mfcc")
+_FLOAT_FIELDS = ("f_min", "f_max", "top_db", "power")
 
 
 def _config_problems(c: FeatureConfig) -> list[str]:

@@ -68,6 +68,15 @@ def test_config_is_frozen_and_round_trips_through_a_dict():
     assert cfg.to_dict()["n_mels"] == 40 and cfg.to_dict()["top_db"] is None
 
 
+def test_numpy_numbers_from_widgets_become_plain_python_numbers():
+    import json
+
+    cfg = FeatureConfig(n_mels=np.int64(40), f_min=np.float32(20.0), top_db=60)
+    assert type(cfg.n_mels) is int and type(cfg.f_min) is float and type(cfg.top_db) is float
+    assert cfg == FeatureConfig(n_mels=40, f_min=20.0, top_db=60.0)
+    assert FeatureConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
 def test_from_dict_rejects_unknown_settings():
     with pytest.raises(ValueError, match="Unknown feature settings: n_mel"):
         FeatureConfig.from_dict({"n_mel": 64})
