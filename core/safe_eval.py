@@ -47,10 +47,10 @@ class ConsoleLimits:
     max_source_chars: int = 400  # one expression, not a program
     max_nodes: int = 120  # AST nodes in the parsed expression
     max_depth: int = 24  # nesting depth of the AST
-    max_elements: int = 2_000_000  # elements of any one tensor (8 MB in float32)
+    max_elements: int = 1_000_000  # elements of any one tensor (4 MB in float32)
     max_total_bytes: int = 64 * 2**20  # bytes of all tensors created by one expression
     max_macs: int = 50_000_000  # multiply-adds of one matrix product (~10 ms on one core)
-    max_work: int = 200_000_000  # summed element-operations of one expression
+    max_work: int = 100_000_000  # summed element-operations of one expression (sorts: n log n)
     max_int_bits: int = 256  # Python integers: 2**256 is far beyond any tensor size
     max_list_items: int = 10_000  # .tolist() and literal lists
     max_seconds: float = 1.0  # checked before each node
@@ -127,6 +127,9 @@ _TORCH_SPECIAL = {
     "broadcast_to",
     "broadcast_shapes",
 }
+
+# "same" functions that also return int64 indices and sort or search their input
+_VALUES_AND_INDICES = {"sort", "argsort", "topk", "median", "max", "min", "cumsum"}
 
 _TENSOR_PROPERTIES = {
     "shape", "dtype", "ndim", "T", "mT", "device", "requires_grad", "is_leaf", "real", "imag",
@@ -429,10 +432,12 @@ def _check_literal_data(data: Any, budget: _Budget) -> None:
         raise ConsoleError(f"torch.tensor of {count:,} values is more than the console allows")
 
 
-def _count_items(data: Any) -> int:
+def _count_items(data: Any, *, tensors_count: bool = True) -> int:
+    """Leaves of nested lists/tuples; a tensor counts as its numel (or as 1 when it is an
+    item of a result such as torch.sort's (values, indices), whose tensors are checked apart)."""
     if isinstance(data, list | tuple):
-        return sum(_count_items(item) for item in data)
-    if isinstance(data, torch.Tensor):
+        return sum(_count_items(item, tensors_count=tensors_count) for item in data)
+    if isinstance(data, torch.Tensor) and tensors_count:
         return data.numel()
     return 1
 
@@ -566,7 +571,7 @@ class _Interpreter:
         self.budget.tick()
         try:
             result = callee.func(*args, **kwargs)
-        except (RuntimeError, TypeError, ValueError, IndexError) as error:
+        except Exception as error:  # whatever torch raises, the student gets a sentence
             raise ConsoleError(_explain_torch_error(callee.name, error)) from None
         return self._checked_result(result, callee.name)
 
@@ -621,9 +626,14 @@ class _Interpreter:
                 return
         if operands:
             biggest = max(operands, key=lambda t: t.numel())
-            self.budget.charge(
-                biggest.numel(), biggest.element_size(), f"the result of {callee.name}"
-            )
+            numel = biggest.numel()
+            name = callee.name.removeprefix("torch.").removeprefix(".")
+            if name in _VALUES_AND_INDICES:
+                # values plus int64 indices, and about n log n work to sort
+                work = numel * max(numel.bit_length(), 1)
+                self.budget.charge(numel, biggest.element_size() + 8, callee.name, work=work)
+            else:
+                self.budget.charge(numel, biggest.element_size(), f"the result of {callee.name}")
 
     def _checked_result(self, result: Any, what: str) -> Any:
         """Only plain values leave an operation: tensors (counted), numbers, shapes, dtypes."""
@@ -636,7 +646,10 @@ class _Interpreter:
         if result is None or isinstance(result, (*_SCALARS, torch.dtype, torch.device, torch.Size)):
             return result
         if isinstance(result, tuple | list):
-            if _count_items(result) > self.limits.max_list_items:
+            for item in result:
+                if isinstance(item, torch.Tensor) and item.numel() > self.limits.max_elements:
+                    raise ConsoleError(f"{what} produced a tensor larger than the console allows")
+            if _count_items(result, tensors_count=False) > self.limits.max_list_items:
                 raise ConsoleError(f"{what} produced a list longer than the console allows")
             return result
         raise ConsoleError(
@@ -652,7 +665,7 @@ class _Interpreter:
             raise ConsoleError("only tensors, shapes and lists can be indexed with [...]")
         try:
             result = container[index]
-        except (IndexError, RuntimeError, TypeError, ValueError) as error:
+        except Exception as error:  # whatever torch raises, the student gets a sentence
             raise ConsoleError(_explain_torch_error("indexing", error)) from None
         return self._checked_result(result, "indexing")
 
@@ -675,7 +688,7 @@ class _Interpreter:
             self.budget.charge(operand.numel(), operand.element_size(), "this operation")
         try:
             result = _UNARYOPS[type(node.op)](operand)
-        except (RuntimeError, TypeError) as error:
+        except Exception as error:  # whatever torch raises, the student gets a sentence
             raise ConsoleError(_explain_torch_error("the operation", error)) from None
         return self._checked_result(result, "the operation")
 
@@ -702,7 +715,7 @@ class _Interpreter:
             self._check_number_op(node.op, left, right)
         try:
             result = _BINOPS[type(node.op)](left, right)
-        except (RuntimeError, TypeError, ValueError, ZeroDivisionError, OverflowError) as error:
+        except Exception as error:  # whatever torch raises, the student gets a sentence
             raise ConsoleError(_explain_torch_error(f"`{symbol}`", error)) from None
         return self._checked_result(result, f"`{symbol}`")
 
@@ -732,7 +745,7 @@ class _Interpreter:
         _broadcast_check([left, right], "the comparison", self.budget)
         try:
             result = _COMPARES[type(node.ops[0])](left, right)
-        except (RuntimeError, TypeError) as error:
+        except Exception as error:  # whatever torch raises, the student gets a sentence
             raise ConsoleError(_explain_torch_error("the comparison", error)) from None
         return self._checked_result(result, "the comparison")
 

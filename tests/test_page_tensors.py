@@ -91,7 +91,7 @@ def test_console_evaluates_and_refuses(app):
     app.text_input(key="tensors_console_expr").set_value("A @ B").run()
     assert "shape (2, 2)" in texts(app.success)
     app.text_input(key="tensors_console_expr").set_value("torch.zeros(10**10)").run()
-    assert "at most 2,000,000 per tensor" in texts(app.error)
+    assert "at most 1,000,000 per tensor" in texts(app.error)
     app.selectbox(key="tensors_console_example").set_value("torch.softmax(Z, dim=-1)").run()
     assert "shape (2, 5)" in texts(app.success)
     assert not app.exception

@@ -40,8 +40,8 @@ def render_ranks() -> None:
     controls, view = st.columns([1, 2])
     with controls:
         st.radio(
-            "Rank", list(RANK_PRESETS), key="tensors_rank_rank", horizontal=True,
-            format_func=lambda r: f"{r}", on_change=_preset_shape,
+            "Rank", list(RANK_PRESETS), index=2, key="tensors_rank_rank", horizontal=True,
+            on_change=_preset_shape,
         )  # fmt: skip
         st.session_state.setdefault("tensors_rank_shape", "3, 4")  # callbacks write it too
         shape_text = st.text_input("Shape", key="tensors_rank_shape")

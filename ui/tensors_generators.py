@@ -55,7 +55,7 @@ def _step() -> None:
 def _highlighted_source(paused_line: int | None) -> str:
     lines = [line.rstrip("\n") for line in FRAMES_SOURCE_LINES]
     if paused_line is not None:
-        lines[paused_line] += "   # <-- paused here, waiting for the next next()"
+        lines[paused_line] += "  # <-- paused here"
     return "\n".join(lines)
 
 
@@ -83,20 +83,25 @@ def render_generators() -> None:
     first.button("next(gen)", key="tensors_gen_next", on_click=_step, icon=":material/skip_next:")
     second.button("Restart", key="tensors_gen_restart", on_click=_restart, icon=":material/replay:")
     state = snapshot(live["gen"])
-    code, facts = st.columns([3, 2])
-    code.code(_highlighted_source(state.paused_line), language="python", line_numbers=True)
+    st.code(_highlighted_source(state.paused_line), language="python", line_numbers=True)
+    facts, kept = st.columns([2, 3])
     with facts:
         st.markdown(f"`gen = frames(samples, window={window}, hop={hop})`, state **{state.state}**")
         st.caption(f"{live['calls']} calls to next() so far; {total} frames in all.")
-        if state.local_summary:
-            st.dataframe(
-                pd.DataFrame({"local": list(state.local_summary), "value": list(state.local_summary.values())}),
-                hide_index=True,
-            )  # fmt: skip
         if live["calls"] and live["last"] is None:
             st.info(
-                "The generator is exhausted: next() raised StopIteration (the for loop's signal to stop)."
+                "The generator is exhausted: next() raised StopIteration (a for loop's signal to stop)."
             )
+        st.caption(
+            "The same generator object lives in your session between clicks (session state keeps "
+            "it in the server's memory), so each click is one more next() on the paused frame."
+        )
+    if state.local_summary:
+        table = {
+            "kept in the paused frame": list(state.local_summary),
+            "value": list(state.local_summary.values()),
+        }
+        kept.dataframe(pd.DataFrame(table), hide_index=True)
     index = live["last"][0] if live["last"] is not None else None
     st.plotly_chart(frame_figure(samples, sample_rate, window, hop, index), key="tensors_gen_chart")
     _lazy_vs_eager(clip.path, window, hop, total)
