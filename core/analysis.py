@@ -701,15 +701,31 @@ class MusicAnalysis:
             "peak_dbfs": round(self.peak_dbfs, 2),
         }
 
-    def compute_all(self) -> None:
-        """Compute every feature now (what the benchmark times); unavailable ones are skipped."""
-        for get in (
-            lambda: self.rms, self.spectral_features, lambda: self.chroma_stft, lambda: self.chroma_cqt,
-            lambda: self.chroma_cens, lambda: self.mfcc, lambda: self.log_mel, lambda: self.onset_times,
-            lambda: self.tempogram, lambda: self.beat_times, lambda: self.key, lambda: self.hpss,
-            lambda: self.pitch, lambda: self.structure,
-        ):  # fmt: skip
-            _try(get)
+    def compute_all(self, skip: tuple[str, ...] = ()) -> None:
+        """Compute every feature now (what the benchmark times); unavailable ones are skipped.
+
+        skip: names among rms, spectral, chroma_stft, chroma_cqt, chroma_cens, mfcc, log_mel,
+        onsets, tempogram, beats, key, hpss, pitch, structure.
+        """
+        getters = {
+            "rms": lambda: self.rms,
+            "spectral": self.spectral_features,
+            "chroma_stft": lambda: self.chroma_stft,
+            "chroma_cqt": lambda: self.chroma_cqt,
+            "chroma_cens": lambda: self.chroma_cens,
+            "mfcc": lambda: self.mfcc,
+            "log_mel": lambda: self.log_mel,
+            "onsets": lambda: self.onset_times,
+            "tempogram": lambda: self.tempogram,
+            "beats": lambda: self.beat_times,
+            "key": lambda: self.key,
+            "hpss": lambda: self.hpss,
+            "pitch": lambda: self.pitch,
+            "structure": lambda: self.structure,
+        }
+        for name, get in getters.items():
+            if name not in skip:
+                _try(get)
 
 
 def _try(get: Callable[[], Any]) -> Any:
@@ -734,17 +750,20 @@ class PitchContour:
     voiced_probability: np.ndarray
     truncated: bool = False
 
-    def note_names(self) -> list[str]:
-        """Nearest note name per frame ('' where unvoiced), e.g. 'A4'."""
-        return [
-            librosa.hz_to_note(f, unicode=False) if v and np.isfinite(f) else ""
-            for f, v in zip(self.f0_hz, self.voiced, strict=True)
-        ]
+    def note_names(self) -> np.ndarray:
+        """Nearest note name per frame ('' where unvoiced), e.g. 'A4'; shape (frames,)."""
+        names = np.full(self.f0_hz.shape, "", dtype=object)
+        ok = self.voiced & np.isfinite(self.f0_hz)
+        if ok.any():
+            midi = np.round(librosa.hz_to_midi(self.f0_hz[ok])).astype(int)
+            lookup = {m: librosa.midi_to_note(m, unicode=False) for m in np.unique(midi)}
+            names[ok] = [lookup[m] for m in midi]
+        return names
 
     def main_note(self) -> str:
         """The note name that the voiced frames most often sit on ('' if none)."""
         names = [n for n in self.note_names() if n]
-        return max(set(names), key=names.count) if names else ""
+        return max(sorted(set(names)), key=names.count) if names else ""
 
     def resynthesise(self, sample_rate: int, hop_length: int, amplitude: float = 0.3) -> np.ndarray:
         """A sine melody following f0, silent where unvoiced, shape (frames * hop_length,)."""

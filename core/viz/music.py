@@ -14,7 +14,8 @@ from plotly.subplots import make_subplots
 
 from core.analysis import KEY_NAMES, PITCH_CLASSES, PitchContour, SpectrogramView, Structure
 
-MAX_COLUMNS = 1200  # heatmap columns sent to the browser
+MAX_COLUMNS = 600  # heatmap columns sent to the browser (after cropping to the zoom)
+MAX_ROWS = 320  # linear / log spectrogram rows sent to the browser
 MAX_POINTS = 3000  # waveform buckets (each drawn as its min and max)
 HEIGHT = 320
 
@@ -34,29 +35,71 @@ def _layout(
     return fig
 
 
+def frame_span(times: np.ndarray, x_range: tuple[float, float] | None) -> slice:
+    """Frames inside x_range (plus one on each side), so zooming in sends full detail."""
+    if x_range is None or times.size == 0:
+        return slice(0, times.size)
+    lo = max(int(np.searchsorted(times, x_range[0])) - 1, 0)
+    hi = min(int(np.searchsorted(times, x_range[1])) + 1, times.size)
+    return slice(lo, max(hi, lo + 1))
+
+
 def pool_columns(
-    matrix: np.ndarray, times: np.ndarray, max_columns: int = MAX_COLUMNS
+    matrix: np.ndarray,
+    times: np.ndarray,
+    x_range: tuple[float, float] | None = None,
+    max_columns: int = MAX_COLUMNS,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Max-pool (rows, frames) along time to ≤ max_columns; returns (matrix, times)."""
-    frames = matrix.shape[1]
-    step = int(np.ceil(frames / max_columns))
-    if step <= 1:
-        return matrix, times
-    n = frames // step * step
-    pooled = matrix[:, :n].reshape(matrix.shape[0], -1, step).max(axis=2)
-    return pooled, times[:n:step]
+    """Crop (rows, frames) to x_range, then max-pool along time to ≤ max_columns.
+
+    Returns (matrix (rows, ≤ max_columns) float32, times of the kept columns in seconds).
+    """
+    span = frame_span(times, x_range)
+    matrix, times = matrix[:, span], times[span]
+    step = int(np.ceil(matrix.shape[1] / max_columns))
+    if step > 1:
+        n = matrix.shape[1] // step * step
+        matrix, times = matrix[:, :n].reshape(matrix.shape[0], -1, step).max(axis=2), times[:n:step]
+    return matrix.astype(np.float32, copy=False), times
+
+
+def pool_rows(
+    matrix: np.ndarray, freqs: np.ndarray, edges: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Max over the rows whose frequency falls in each band [edges[i], edges[i+1]) (nearest row
+    when a band holds none). Returns (matrix (bands, frames), band centre frequencies)."""
+    lo = np.searchsorted(freqs, edges[:-1])
+    hi = np.maximum(np.searchsorted(freqs, edges[1:]), lo + 1)
+    lo, hi = np.minimum(lo, freqs.size - 1), np.minimum(hi, freqs.size)
+    pooled = np.stack([matrix[a:b].max(axis=0) for a, b in zip(lo, hi, strict=True)])
+    return pooled, np.sqrt(edges[:-1] * edges[1:]) if edges[0] > 0 else (edges[:-1] + edges[1:]) / 2
 
 
 def envelope(
-    y: np.ndarray, sample_rate: int, max_points: int = MAX_POINTS
+    y: np.ndarray,
+    sample_rate: int,
+    x_range: tuple[float, float] | None = None,
+    max_points: int = MAX_POINTS,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Min/max envelope of a waveform for drawing: (times (2k,), values (2k,)) in seconds."""
+    """Min/max envelope of the waveform inside x_range: (times (2k,), values (2k,)) in seconds."""
+    start = 0 if x_range is None else max(int(x_range[0] * sample_rate), 0)
+    stop = y.size if x_range is None else min(int(np.ceil(x_range[1] * sample_rate)), y.size)
+    y = y[start : max(stop, start + 1)]
     step = max(1, int(np.ceil(y.size / max_points)))
     n = max(step, y.size // step * step)
     blocks = np.pad(y, (0, max(0, n - y.size)))[:n].reshape(-1, step)
-    t = np.arange(blocks.shape[0]) * step / sample_rate
+    t = (start + np.arange(blocks.shape[0]) * step) / sample_rate
     values = np.column_stack([blocks.min(axis=1), blocks.max(axis=1)]).ravel()
     return np.repeat(t, 2), values
+
+
+def _lines(
+    times: np.ndarray, x_range: tuple[float, float] | None, *series: np.ndarray
+) -> list[np.ndarray]:
+    """Crop time and each series to x_range and keep ≤ MAX_COLUMNS * 2 points of each."""
+    span = frame_span(times, x_range)
+    step = max(1, int(np.ceil((span.stop - span.start) / (2 * MAX_COLUMNS))))
+    return [times[span][::step]] + [s[span][::step] for s in series]
 
 
 def waveform_figure(
@@ -67,15 +110,12 @@ def waveform_figure(
     x_range: tuple[float, float] | None = None,
 ) -> go.Figure:
     """Waveform (min/max envelope) with the frame RMS envelope drawn on both sides."""
-    t, v = envelope(y, sample_rate)
+    t, v = envelope(y, sample_rate, x_range)
+    rt, r = _lines(rms_times, x_range, rms)
     fig = go.Figure()
     fig.add_scatter(x=t, y=v, mode="lines", name="waveform", line=dict(width=1, color="#7f8fa6"))
-    fig.add_scatter(
-        x=rms_times, y=rms, mode="lines", name="RMS", line=dict(color="#e1701a", width=2)
-    )
-    fig.add_scatter(
-        x=rms_times, y=-rms, mode="lines", showlegend=False, line=dict(color="#e1701a", width=2)
-    )
+    fig.add_scatter(x=rt, y=r, mode="lines", name="RMS", line=dict(color="#e1701a", width=2))
+    fig.add_scatter(x=rt, y=-r, mode="lines", showlegend=False, line=dict(color="#e1701a", width=2))
     fig.update_yaxes(title_text="amplitude")
     return _layout(fig, "Waveform and RMS envelope", x_range)
 
@@ -91,19 +131,27 @@ def _hz_ticks(freqs: np.ndarray) -> tuple[list[int], list[str]]:
     return idx, labels
 
 
+def _linear_rows(db: np.ndarray, freqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if freqs.size <= MAX_ROWS:
+        return db, freqs
+    return pool_rows(db, freqs, np.linspace(freqs[0], freqs[-1] + 1e-6, MAX_ROWS + 1))
+
+
+def _log_rows(db: np.ndarray, freqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # Log-spaced bands from the first non-zero bin: the bass keeps its few wide bins, the
+    # treble's many narrow bins are pooled.
+    edges = np.geomspace(max(freqs[1], 20.0), freqs[-1] + 1e-6, min(MAX_ROWS, freqs.size) + 1)
+    return pool_rows(db, freqs, edges)
+
+
 def spectrogram_figure(
     view: SpectrogramView, x_range: tuple[float, float] | None = None, colorscale: str = "Magma"
 ) -> go.Figure:
     """The view's dB spectrogram on its own frequency scale (linear, log, mel or CQT)."""
-    db, times = pool_columns(view.db, view.times)
+    db, times = pool_columns(view.db, view.times, x_range)
     fig = go.Figure()
     colorbar = dict(title="dB")
-    if view.scale == "log":
-        fig.add_heatmap(
-            z=db[1:], x=times, y=view.freqs[1:], colorscale=colorscale, colorbar=colorbar
-        )
-        fig.update_yaxes(type="log", title_text="frequency (Hz, log)")
-    elif view.scale in ("mel", "cqt"):
+    if view.scale in ("mel", "cqt"):
         fig.add_heatmap(
             z=db, x=times, y=np.arange(db.shape[0]), colorscale=colorscale, colorbar=colorbar
         )
@@ -111,8 +159,13 @@ def spectrogram_figure(
         fig.update_yaxes(
             tickvals=tickvals, ticktext=ticktext, title_text=f"frequency (Hz, {view.scale} scale)"
         )
+    elif view.scale == "log":
+        z, freqs = _log_rows(db, view.freqs)
+        fig.add_heatmap(z=z, x=times, y=freqs, colorscale=colorscale, colorbar=colorbar)
+        fig.update_yaxes(type="log", title_text="frequency (Hz, log)")
     else:
-        fig.add_heatmap(z=db, x=times, y=view.freqs, colorscale=colorscale, colorbar=colorbar)
+        z, freqs = _linear_rows(db, view.freqs)
+        fig.add_heatmap(z=z, x=times, y=freqs, colorscale=colorscale, colorbar=colorbar)
         fig.update_yaxes(title_text="frequency (Hz)")
     return _layout(fig, f"Spectrogram ({view.scale})", x_range, height=380)
 
@@ -125,7 +178,7 @@ def chroma_figure(
     colorscale: str = "Viridis",
 ) -> go.Figure:
     """Chromagram, shape (12, frames), pitch classes C..B bottom to top."""
-    z, t = pool_columns(chroma, times)
+    z, t = pool_columns(chroma, times, x_range)
     fig = go.Figure(go.Heatmap(z=z, x=t, y=list(PITCH_CLASSES), colorscale=colorscale))
     fig.update_yaxes(title_text="pitch class")
     return _layout(fig, title, x_range, height=260)
@@ -138,7 +191,7 @@ def mfcc_figure(
     colorscale: str = "RdBu_r",
 ) -> go.Figure:
     """MFCC, shape (n_mfcc, frames); coefficient 0 (overall level) at the bottom."""
-    z, t = pool_columns(mfcc, times)
+    z, t = pool_columns(mfcc, times, x_range)
     fig = go.Figure(go.Heatmap(z=z, x=t, y=np.arange(z.shape[0]), colorscale=colorscale, zmid=0))
     fig.update_yaxes(title_text="coefficient")
     return _layout(fig, "MFCC", x_range, height=260)
@@ -155,27 +208,23 @@ def spectral_features_figure(
     fig = make_subplots(
         rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.06
     )
-    db, t = pool_columns(view.db, view.times)
-    fig.add_heatmap(z=db, x=t, y=view.freqs, colorscale=colorscale, showscale=False, row=1, col=1)
-    step = max(1, int(np.ceil(times.size / MAX_COLUMNS)))
-    ts = times[::step]
-    c, bw = features["centroid_hz"][::step], features["bandwidth_hz"][::step]
+    db, t = pool_columns(view.db, view.times, x_range)
+    z, freqs = _linear_rows(db, view.freqs)
+    fig.add_heatmap(z=z, x=t, y=freqs, colorscale=colorscale, showscale=False, row=1, col=1)
+    names = ("centroid_hz", "bandwidth_hz", "rolloff_hz", "flatness", "zcr")
+    ts, c, bw, rolloff, flatness, zcr = _lines(times, x_range, *(features[n] for n in names))
     lines = [
         ("centroid", c, "#d62728"),
         ("centroid + bandwidth", c + bw, "#ff9896"),
         ("centroid − bandwidth", np.maximum(c - bw, 0), "#ff9896"),
-        ("roll-off", features["rolloff_hz"][::step], "#1f77b4"),
+        ("roll-off", rolloff, "#1f77b4"),
     ]
     for name, values, color in lines:
         fig.add_scatter(
             x=ts, y=values, name=name, mode="lines", line=dict(color=color, width=1.5), row=1, col=1
         )
-    fig.add_scatter(
-        x=ts, y=features["flatness"][::step], name="flatness", mode="lines", row=2, col=1
-    )
-    fig.add_scatter(
-        x=ts, y=features["zcr"][::step], name="zero-crossing rate", mode="lines", row=2, col=1
-    )
+    fig.add_scatter(x=ts, y=flatness, name="flatness", mode="lines", row=2, col=1)
+    fig.add_scatter(x=ts, y=zcr, name="zero-crossing rate", mode="lines", row=2, col=1)
     fig.update_yaxes(title_text="Hz", row=1, col=1)
     fig.update_yaxes(title_text="0..1", row=2, col=1)
     fig = _layout(fig, "Spectral features", None, height=480)
@@ -183,6 +232,14 @@ def spectral_features_figure(
     if x_range is not None:
         fig.update_xaxes(range=list(x_range))
     return fig
+
+
+def _vertical_lines(xs: np.ndarray, y0: float, y1: float) -> tuple[np.ndarray, np.ndarray]:
+    """One trace's x/y for many vertical lines (NaN-separated): far cheaper than add_vline."""
+    x = np.repeat(np.asarray(xs, dtype=float), 3)
+    y = np.tile([y0, y1, np.nan], len(xs))
+    x[2::3] = np.nan
+    return x, y
 
 
 def onset_figure(
@@ -193,10 +250,9 @@ def onset_figure(
     x_range: tuple[float, float] | None = None,
 ) -> go.Figure:
     """Onset strength curve with detected onsets (dots) and beats (vertical lines)."""
+    t, env = _lines(times, x_range, onset_envelope)
     fig = go.Figure()
-    fig.add_scatter(
-        x=times, y=onset_envelope, mode="lines", name="onset strength", line=dict(color="#444")
-    )
+    fig.add_scatter(x=t, y=env, mode="lines", name="onset strength", line=dict(color="#444"))
     heights = np.interp(onset_times, times, onset_envelope) if onset_times.size else []
     fig.add_scatter(
         x=onset_times,
@@ -207,10 +263,7 @@ def onset_figure(
     )
     if beat_times is not None and beat_times.size:
         top = float(onset_envelope.max()) if onset_envelope.size else 1.0
-        xs = np.repeat(beat_times, 3)
-        ys = np.tile([0.0, top, np.nan], beat_times.size)
-        xs = xs.astype(float)
-        xs[2::3] = np.nan
+        xs, ys = _vertical_lines(beat_times, 0.0, top)
         fig.add_scatter(
             x=xs, y=ys, mode="lines", name="beats", line=dict(color="#2ca02c", dash="dot")
         )
@@ -228,7 +281,7 @@ def tempogram_figure(
 ) -> go.Figure:
     """Autocorrelation tempogram between 30 and 300 BPM (log axis) with the global tempo."""
     keep = (bpms >= 30) & (bpms <= 300)
-    z, t = pool_columns(tempogram[keep], times)
+    z, t = pool_columns(tempogram[keep], times, x_range)
     fig = go.Figure(go.Heatmap(z=z, x=t, y=bpms[keep], colorscale=colorscale, showscale=False))
     if tempo_bpm is not None:
         fig.add_hline(
@@ -286,11 +339,12 @@ def key_correlation_figure(correlations: dict[str, np.ndarray], key_index: int) 
 
 def pitch_figure(contour: PitchContour, x_range: tuple[float, float] | None = None) -> go.Figure:
     """pYIN f0 on a log-frequency axis labelled with note names; unvoiced frames are gaps."""
-    f0 = np.where(contour.voiced, contour.f0_hz, np.nan)
-    notes = contour.note_names()
+    span = frame_span(contour.times, x_range)
+    f0 = np.where(contour.voiced, contour.f0_hz, np.nan)[span]
+    notes = contour.note_names()[span]
     fig = go.Figure()
-    fig.add_scatter(x=contour.times, y=f0, mode="lines+markers", marker=dict(size=3), name="f0",
-                    text=notes, hovertemplate="%{x:.2f} s: %{y:.1f} Hz (%{text})<extra></extra>")  # fmt: skip
+    fig.add_scatter(x=contour.times[span], y=f0, mode="lines+markers", marker=dict(size=3), name="f0",
+                    text=notes.tolist(), hovertemplate="%{x:.2f} s: %{y:.1f} Hz (%{text})<extra></extra>")  # fmt: skip
     voiced = f0[np.isfinite(f0)]
     if voiced.size:
         lo, hi = np.log2(voiced.min()) - 0.1, np.log2(voiced.max()) + 0.1
@@ -319,7 +373,7 @@ def hpss_figure(
         rows=2, cols=1, shared_xaxes=True, subplot_titles=("harmonic", "percussive")
     )
     for row, (part, color) in enumerate(((harmonic, "#4c78a8"), (percussive, "#e45756")), start=1):
-        t, v = envelope(part, sample_rate)
+        t, v = envelope(part, sample_rate, x_range)
         fig.add_scatter(
             x=t,
             y=v,
@@ -339,9 +393,17 @@ def ssm_figure(structure: Structure, colorscale: str = "Viridis") -> go.Figure:
     """Self-similarity matrix (time × time) with the segment boundaries as lines."""
     t = structure.block_times
     fig = go.Figure(go.Heatmap(z=structure.ssm, x=t, y=t, colorscale=colorscale, zmin=0, zmax=1))
-    for b in structure.boundaries:
-        fig.add_vline(x=b, line=dict(color="white", width=1, dash="dot"))
-        fig.add_hline(y=b, line=dict(color="white", width=1, dash="dot"))
+    lines = dict(color="white", width=1, dash="dot")
+    fig.update_layout(
+        shapes=[
+            dict(type="line", x0=b, x1=b, y0=0, y1=1, yref="paper", line=lines)
+            for b in structure.boundaries
+        ]
+        + [
+            dict(type="line", y0=b, y1=b, x0=0, x1=1, xref="paper", line=lines)
+            for b in structure.boundaries
+        ]
+    )
     fig.update_yaxes(title_text="time (s)", scaleanchor="x", autorange="reversed")
     return _layout(fig, "Self-similarity matrix", None, height=520)
 
@@ -350,7 +412,9 @@ def novelty_figure(structure: Structure, x_range: tuple[float, float] | None = N
     """Foote novelty along the diagonal; its peaks are the segment boundaries."""
     fig = go.Figure()
     fig.add_scatter(x=structure.block_times, y=structure.novelty, mode="lines", name="novelty")
-    for b in structure.boundaries:
-        fig.add_vline(x=b, line=dict(color="#d62728", dash="dot"))
+    xs, ys = _vertical_lines(structure.boundaries, 0.0, 1.0)
+    fig.add_scatter(
+        x=xs, y=ys, mode="lines", name="boundaries", line=dict(color="#d62728", dash="dot")
+    )
     fig.update_yaxes(title_text="novelty", range=[0, 1.05])
     return _layout(fig, "Novelty and segment boundaries", x_range, height=240)

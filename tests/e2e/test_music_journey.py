@@ -1,0 +1,54 @@
+"""A student's journey on the Music analysis page, in a real browser.
+
+Open a clip, play it with the click track, switch the spectrogram to a log-frequency scale,
+open "Why this key?".
+"""
+
+from __future__ import annotations
+
+from tests.e2e import browser
+from ui.registry import page_by_url
+
+
+def _choose_view(page, name: str) -> None:
+    page.get_by_role("radiogroup", name="View").get_by_role("radio", name=name, exact=True).click()
+    browser.wait_until_idle(page)
+
+
+def test_music_journey(page, app_url):
+    entry = page_by_url("music")
+    assert entry is not None
+    page.goto(f"{app_url}/{entry.url_path}")
+    browser.wait_until_idle(page)
+    page.get_by_role("heading", name="Music analysis").first.wait_for()
+    select = page.locator('[data-testid="stSelectbox"]').filter(has_text="Built-in clip")
+    select.locator("input").click()
+    page.keyboard.type("trumpet")
+    page.keyboard.press("Enter")
+    browser.wait_until_idle(page)
+    page.get_by_text("solo-trumpet-06.ogg", exact=False).first.wait_for()
+    page.get_by_text("Tempo", exact=True).first.wait_for()
+
+    _choose_view(page, "Rhythm")
+    page.get_by_text("The clip with a click on every beat").wait_for()
+    mix = page.locator("audio").last  # the first player is the clip itself
+    assert page.locator("audio").count() >= 2
+    mix.evaluate(
+        "a => new Promise(r => a.readyState >= 1 ? r() : a.addEventListener('loadedmetadata', r))"
+    )
+    assert mix.evaluate("a => a.duration") > 5.0  # the whole 5.3 s clip, clicks mixed in
+    mix.evaluate("a => { a.muted = true; return a.play(); }")
+    page.wait_for_function("a => a.currentTime > 0.2", arg=mix.element_handle(), timeout=10_000)
+
+    _choose_view(page, "Spectrogram")
+    page.locator('[data-testid="stRadio"]').get_by_text("log-frequency").click()
+    browser.wait_until_idle(page)
+    page.locator(".gtitle", has_text="Spectrogram (log)").wait_for()
+    page.get_by_text("Δf between bins").wait_for()
+
+    _choose_view(page, "Key")
+    page.get_by_text("Why this key?").click()
+    page.locator(".gtitle", has_text="Correlation with the 24 major and minor keys").wait_for()
+    page.locator(".gtitle", has_text="chroma profile").wait_for()
+    browser.screenshot(page, "music-journey")
+    assert browser.exception_texts(page) == []
