@@ -75,6 +75,20 @@ def test_memory_experiment(app):
     assert "leaf Variable" in texts(app.code)
 
 
+def test_conversions_table_and_audio(app):
+    app.text_input(key="tensors_conv_values").set_value("0.1, 70000, abc").run()
+    assert "'abc' is not a number" in texts(app.error)
+    app.text_input(key="tensors_conv_values").set_value("0.1, 70000")
+    app.multiselect(key="tensors_conv_dtypes").set_value(["float16"])
+    app.selectbox(key="tensors_conv_audio_dtype").set_value("int8").run()
+    assert "not a number" not in texts(app.error)  # (the broadcasting test left its own error)
+    table = next(d.value for d in app.dataframe if "note" in d.value.columns)
+    notes = table["note"].tolist()
+    assert notes == ["rounded", "overflow to inf"]
+    snr = float(app.metric[0].value.split()[0])
+    assert 20 < snr < 60  # 8 bits: about 6 dB per bit, minus the music's crest factor
+
+
 def test_generator_steps_and_pauses_at_yield(app):
     app.button(key="tensors_gen_next").click().run()
     app.button(key="tensors_gen_next").click()

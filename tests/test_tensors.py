@@ -307,3 +307,43 @@ def test_data_loader_yields_batches_of_frames():
     assert len(batches) == math.ceil(n / 4)
     assert batches[0].shape == (4, 512) and batches[-1].shape[0] == n - 4 * (len(batches) - 1)
     assert torch.equal(batches[1][0], torch.from_numpy(x[4 * 256 : 4 * 256 + 512]))
+
+
+# --- plot builders ----------------------------------------------------------------------------
+
+
+def test_heatmap_draws_one_panel_per_matrix():
+    from core.viz.tensors import tensor_heatmap
+
+    assert len(tensor_heatmap(torch.tensor(3.0)).data) == 1
+    assert tensor_heatmap(torch.arange(5.0)).data[0].z.shape == (1, 5)
+    stack = tensor_heatmap(torch.arange(24.0).reshape(2, 3, 4))
+    assert len(stack.data) == 2 and stack.data[1].xaxis == "x2"
+    assert stack.data[1].z[0, 0] == 12.0
+
+
+def test_matmul_figure_outlines_row_column_and_cell():
+    from core.viz.tensors import matmul_step_figure
+
+    a, b = torch.ones(2, 3), torch.ones(3, 4)
+    figure = matmul_step_figure(a, b, matmul_partial(a, b, 6), 1, 2)
+    boxes = {shape.xref: shape for shape in figure.layout.shapes}
+    assert (boxes["x"].y0, boxes["x"].y1) == (0.5, 1.5)  # row 1 of A
+    assert (boxes["x2"].x0, boxes["x2"].x1) == (1.5, 2.5)  # column 2 of B
+    assert (boxes["x3"].x0, boxes["x3"].y0) == (1.5, 0.5)  # cell (1, 2) of C
+
+
+def test_storage_figure_has_one_box_per_storage():
+    from core.viz.tensors import storage_figure
+
+    x, y = torch.ones(3), torch.zeros(3)
+    aliased = memory.run_assignment("Y = X", x, y)
+    assert len(storage_figure(aliased.before).layout.shapes) == 2  # X | Y and Y_old
+    assert len(storage_figure(aliased.after).layout.shapes) == 2  # X and Y | Y_old
+    rebound = memory.run_assignment("Y += X", x, y)
+    assert len(storage_figure(rebound.after).layout.shapes) == 2
+
+
+def test_parse_shape_refuses_absurd_digits():
+    with pytest.raises(TensorInputError, match="far too large"):
+        parse_shape("9" * 5000)

@@ -66,10 +66,11 @@ def render_broadcasting() -> None:
     st.session_state.setdefault("tensors_bc_a", "8, 64, 431")  # _fill_example writes them too
     st.session_state.setdefault("tensors_bc_b", "64, 1")
     left, right = st.columns(2)
-    a_text = left.text_input("Shape 1", key="tensors_bc_a")
-    b_text = right.text_input("Shape 2", key="tensors_bc_b")
+    a_text = left.text_input("Shape 1", key="tensors_bc_a", max_chars=60)
+    b_text = right.text_input("Shape 2", key="tensors_bc_b", max_chars=60)
     try:
-        shapes = [parse_shape(t, max_rank=6, max_elements=10**12) for t in (a_text, b_text)]
+        # nothing is allocated here, so shapes may be as large as a student likes
+        shapes = [parse_shape(t, max_rank=6, max_elements=10**18) for t in (a_text, b_text)]
     except TensorInputError as error:
         st.error(str(error))
     else:

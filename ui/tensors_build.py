@@ -44,13 +44,13 @@ def render_ranks() -> None:
             on_change=_preset_shape,
         )  # fmt: skip
         st.session_state.setdefault("tensors_rank_shape", "3, 4")  # callbacks write it too
-        shape_text = st.text_input("Shape", key="tensors_rank_shape")
+        shape_text = st.text_input("Shape", key="tensors_rank_shape", max_chars=60)
         fill = st.selectbox("Fill", FILLS, index=2, key="tensors_rank_fill")
         dtype = st.selectbox("dtype", list(DTYPES), key="tensors_rank_dtype")
         seed = st.number_input("Seed", 0, 10_000, 0, key="tensors_rank_seed")
         values = st.text_input(
             "Values (for fill = values)", value="1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12",
-            key="tensors_rank_values",
+            key="tensors_rank_values", max_chars=2000,
         )  # fmt: skip
     try:
         spec = TensorSpec(parse_shape(shape_text), fill, dtype, int(seed), values)
@@ -85,8 +85,8 @@ def _next_cell(total: int) -> None:
 
 def _matrix_inputs() -> tuple[torch.Tensor, torch.Tensor] | None:
     left, right, seed_col = st.columns(3)
-    a_text = left.text_input("Shape of A", value="2, 3", key="tensors_mm_a_shape")
-    b_text = right.text_input("Shape of B", value="3, 2", key="tensors_mm_b_shape")
+    a_text = left.text_input("Shape of A", value="2, 3", key="tensors_mm_a_shape", max_chars=60)
+    b_text = right.text_input("Shape of B", value="3, 2", key="tensors_mm_b_shape", max_chars=60)
     seed = seed_col.number_input("Seed", 0, 10_000, 0, key="tensors_mm_seed")
     try:
         a_shape = parse_shape(a_text, max_rank=2, max_elements=64)
@@ -126,8 +126,12 @@ def render_matmul() -> None:
         "the others as a batch, which broadcasts like any elementwise operation."
     )
     left, right = st.columns(2)
-    a_text = left.text_input("Batched A shape", value="4, 2, 3", key="tensors_mm_batch_a")
-    b_text = right.text_input("Batched B shape", value="3, 5", key="tensors_mm_batch_b")
+    a_text = left.text_input(
+        "Batched A shape", value="4, 2, 3", key="tensors_mm_batch_a", max_chars=60
+    )
+    b_text = right.text_input(
+        "Batched B shape", value="3, 5", key="tensors_mm_batch_b", max_chars=60
+    )
     try:
         a_shape, b_shape = (
             parse_shape(t, max_rank=4, max_elements=100_000) for t in (a_text, b_text)

@@ -51,8 +51,12 @@ def render_memory() -> None:
         "in-place writes. Run each statement and watch which names see the change."
     )
     left, right, pick = st.columns([1, 1, 1])
-    x = _values_tensor(left.text_input("X", value="1, 2, 3", key="tensors_mem_x"), "X")
-    y = _values_tensor(right.text_input("Y", value="10, 20, 30", key="tensors_mem_y"), "Y")
+    x = _values_tensor(
+        left.text_input("X", value="1, 2, 3", key="tensors_mem_x", max_chars=60), "X"
+    )
+    y = _values_tensor(
+        right.text_input("Y", value="10, 20, 30", key="tensors_mem_y", max_chars=60), "Y"
+    )
     statement = pick.radio("Statement", list(ASSIGNMENT_STATEMENTS), key="tensors_mem_statement")
     if x is None or y is None:
         return
@@ -165,7 +169,10 @@ def render_conversions() -> None:
         "Casting a float to an int **truncates toward zero**."
     )
     values_text = st.text_input(
-        "Values", value=", ".join(repr(v) for v in EXAMPLE_VALUES), key="tensors_conv_values"
+        "Values",
+        value=", ".join(repr(v) for v in EXAMPLE_VALUES),
+        key="tensors_conv_values",
+        max_chars=400,
     )
     dtypes = st.multiselect(
         "dtypes", list(CAST_DTYPES), default=["float32", "float16", "bfloat16", "int16"],

@@ -71,6 +71,8 @@ def parse_shape(
     for part in parts:
         if not part.isdigit():
             raise TensorInputError(f"'{part}' is not a size: sizes are whole numbers like 2 or 3")
+        if len(part) > 12:  # also keeps int() far from Python's 4300-digit limit
+            raise TensorInputError(f"{part[:12]}... is far too large for a size")
         dims.append(int(part))
     numel = 1
     for dim in dims:
