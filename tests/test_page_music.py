@@ -75,3 +75,46 @@ def test_key_view_explains_the_key_and_rhythm_plays_the_click_mix(app):
     app.segmented_control(key="music_view").set_value("Rhythm").run()
     assert any("click" in c.value for c in app.caption)
     assert len(app.get("audio")) >= 2  # the clip and the clip with clicks
+
+
+def _every_view_of_a_generated_clip():
+    """AppTest script: a generated clip (kind in session_state) through every section."""
+    import numpy as np
+    import streamlit as st
+
+    from core.audio import AudioClip, AudioInfo
+    from ui import music_sections as sections
+
+    sr = 22050
+    kind = st.session_state["kind"]
+    rng = np.random.default_rng(0)
+    samples = {
+        "short": (0.5 * np.sin(2 * np.pi * 440 * np.arange(int(0.2 * sr)) / sr)).astype(np.float32),
+        "quiet": np.full(3 * sr, 1e-4, dtype=np.float32)
+        * rng.standard_normal(3 * sr).astype(np.float32),
+        "noise": (0.3 * rng.standard_normal(3 * sr)).astype(np.float32),
+    }[kind]
+    info = AudioInfo(sr, 1, samples.size, samples.size / sr, "WAV")
+    analysis = sections.analysis_for(AudioClip(samples, sr, kind, info))
+    sections.summary_card(analysis)
+    for view in sections.VIEWS:
+        sections.RENDERERS[view](analysis, (0.0, analysis.duration_seconds), "Magma")
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("short", "No tempo: it needs at least 2 s of audio and this clip is 0.2 s."),
+        ("quiet", "No tempo: the clip is silent."),
+        ("noise", "low confidence"),
+    ],
+)
+def test_bad_input_is_explained_in_the_page(kind, expected):
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_function(_every_view_of_a_generated_clip, default_timeout=120)
+    app.session_state["kind"] = kind
+    app.run()
+    assert not app.exception, app.exception
+    sentences = [c.value for c in app.caption] + [w.value for w in app.warning]
+    assert any(expected in s for s in sentences), sentences

@@ -101,7 +101,10 @@ def summary_card(analysis: MusicAnalysis) -> None:
         key = "—" if summary["key"] is None else summary["key"]
         conf = summary["key_confidence"]
         cols[2].metric(
-            "Key", key, None if conf is None else f"confidence {conf:.2f}", delta_color="off"
+            "Key",
+            key,
+            None if conf is None else f"confidence {conf:.2f}" + (" (low)" if conf < 0.5 else ""),
+            delta_color="off",
         )
         cols[3].metric(
             "Loudness",
