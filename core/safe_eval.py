@@ -116,7 +116,8 @@ _TORCH_BROADCAST = {
     "gt", "ge", "atan2", "remainder", "isclose", "logical_and", "logical_or",
 }  # fmt: skip
 _TORCH_MATMUL = {"matmul", "mm", "bmm", "mv", "dot"}  # not inner: its output shape differs
-_TORCH_CREATORS = {"zeros", "ones", "empty", "rand", "randn", "full", "eye", "arange", "linspace"}
+# no torch.empty: uninitialised memory could show bytes another session left behind
+_TORCH_CREATORS = {"zeros", "ones", "rand", "randn", "full", "eye", "arange", "linspace"}
 _TORCH_SPECIAL = {
     "tensor",
     "cat",
@@ -144,11 +145,41 @@ _TENSOR_MATMUL = {"matmul", "mm", "bmm", "mv", "dot"}
 _TENSOR_SPECIAL = {"repeat", "tile", "expand"}
 
 _ALLOWED_KWARGS = {
-    "dim", "keepdim", "dtype", "dims", "start", "end", "step", "steps", "diagonal", "k",
-    "largest", "sorted", "descending", "min", "max", "p", "exponent", "other", "input",
-    "requires_grad", "fill_value", "correction", "unbiased", "shifts", "dim0", "dim1",
-    "alpha", "rtol", "atol", "equal_nan", "n", "m", "offset", "stable", "size",
-}  # fmt: skip
+    "dim",
+    "keepdim",
+    "dtype",
+    "dims",
+    "start",
+    "end",
+    "step",
+    "steps",
+    "diagonal",
+    "k",
+    "largest",
+    "sorted",
+    "descending",
+    "min",
+    "max",
+    "p",
+    "exponent",
+    "other",
+    "input",
+    "requires_grad",
+    "fill_value",
+    "correction",
+    "unbiased",
+    "shifts",
+    "dim0",
+    "dim1",
+    "alpha",
+    "rtol",
+    "atol",
+    "equal_nan",
+    "n",
+    "m",
+    "offset",
+    "stable",
+}  # fmt: skip  (no `size=`: sizes are given positionally, where the size checks read them)
 
 _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: lambda a, b: a + b,
@@ -309,12 +340,12 @@ def _prod(dims: Any) -> int:
 def _creator_elements(name: str, args: tuple, kwargs: dict) -> int:
     """How many elements torch.<name>(*args, **kwargs) would create, computed without creating."""
     what = f"torch.{name}"
-    if name in {"zeros", "ones", "empty", "rand", "randn"}:
-        sizes = args if args else (kwargs.get("size", ()),)
-        return _prod(_as_dims(sizes, what))
+    if name in {"zeros", "ones", "rand", "randn"}:
+        return _prod(_as_dims(args, what))
     if name == "full":
-        size = args[0] if args else kwargs.get("size", ())
-        return _prod(_as_dims((size,), what))
+        if not args:
+            raise ConsoleError("torch.full takes the size first, e.g. torch.full((2, 3), 7.0)")
+        return _prod(_as_dims((args[0],), what))
     if name == "eye":
         n = args[0] if args else kwargs.get("n", 0)
         m = args[1] if len(args) > 1 else kwargs.get("m", n)
@@ -592,8 +623,13 @@ class _Interpreter:
             self._precheck_same(callee, args, kwargs)
         elif callee.rule == "matmul":
             operands = (callee.owner, *args) if callee.owner is not None else args
-            if len(operands) >= 2:
-                _matmul_check(operands[0], operands[1], callee.name, self.budget)
+            if len(operands) != 2 or kwargs:
+                raise ConsoleError(
+                    f"write the product with two tensors and no keywords: A @ B or {callee.name}(A, B)"
+                    if callee.owner is None
+                    else f"write the product as A{callee.name}(B)"
+                )
+            _matmul_check(operands[0], operands[1], callee.name, self.budget)
         elif callee.rule == "broadcast":
             operands = [callee.owner, *args] if callee.owner is not None else list(args)
             operands += [v for k, v in kwargs.items() if k in ("other", "input", "exponent")]
@@ -834,14 +870,20 @@ def _describe_result(value: Any, seconds: float) -> ConsoleResult:
         return ConsoleResult(value, "tensor", tuple(value.shape), str(value.dtype), seconds)
     if isinstance(value, _Callable):
         raise ConsoleError(f"{value.name} is a function: call it with (), e.g. {value.name}()")
-    if value is _TORCH:
-        raise ConsoleError("torch is the library; try torch.zeros(2, 3)")
+    if value is _TORCH or _holds_function(value):
+        raise ConsoleError("that is a function or the library itself; call a function with ()")
     if isinstance(value, torch.Size):
         return ConsoleResult(value, "shape", None, None, seconds)
     kind = {bool: "bool", int: "number", float: "number", complex: "number"}.get(type(value))
     if kind is None:
         kind = "none" if value is None else type(value).__name__
     return ConsoleResult(value, kind, None, None, seconds)
+
+
+def _holds_function(value: Any) -> bool:
+    if isinstance(value, _Callable | _TorchNamespace):
+        return True
+    return isinstance(value, tuple | list) and any(_holds_function(item) for item in value)
 
 
 def _explain_torch_error(where: str, error: Exception) -> str:

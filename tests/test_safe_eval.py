@@ -130,8 +130,11 @@ ATTACKS = [
     # resource bombs
     "torch.zeros(10**10)",
     "torch.ones(100000, 100000)",
-    "torch.empty((10**5, 10**5))",
+    "torch.empty(1000)",  # uninitialised memory: another session's leftovers
     "torch.rand(size=(5000, 5000))",
+    "torch.matmul(input=torch.ones(1000, 1000), other=torch.ones(1000, 1000))",
+    "torch.ones(1000, 1000).matmul(other=torch.ones(1000, 1000))",
+    "A.expand(size=(10**6, 2, 3)).contiguous()",
     "torch.full((10**6, 10**6), 1.0)",
     "torch.eye(10**6)",
     "torch.arange(0, 1e12)",
