@@ -33,7 +33,7 @@ from core.datasets import AudioDataset, AudioExample, content_hash, load_example
 from core.features import FeatureConfig, make_feature_transform
 
 MEMORY_BUDGET_BYTES = int(float(os.environ.get("AUDIO_DL_FEATURE_CACHE_MB", "512")) * 1024**2)
-NORMALIZATION_MODES = ("utterance", "global", "none")
+NORMALIZATION_MODES = ("utterance", "instance", "global", "none")
 
 
 class _MemoryLRU:
@@ -220,7 +220,9 @@ class Normalization:
 
     mode "utterance": each clip's bands get zero mean and unit variance over its own frames
     (cepstral mean and variance normalisation: removes the microphone's and the voice's
-    fixed colouring and the loudness). "global": per-band mean and std measured on the
+    fixed colouring and the loudness; it also flattens steady sounds, so prefer "instance"
+    for hums and tones). "instance": one mean and std per clip over all bands and frames
+    (removes only the loudness, keeps the spectral shape). "global": per-band mean and std measured on the
     training split only (saved in `mean`/`std`, length = bins). "none": unchanged.
     """
 
@@ -233,6 +235,10 @@ class Normalization:
         if self.mode == "utterance":
             mean = x.mean(dim=-1, keepdim=True)
             std = x.std(dim=-1, keepdim=True, unbiased=False)
+            return (x - mean) / (std + 1e-5)
+        if self.mode == "instance":
+            mean = x.mean(dim=(-2, -1), keepdim=True)
+            std = x.std(dim=(-2, -1), keepdim=True, unbiased=False)
             return (x - mean) / (std + 1e-5)
         if self.mode == "global":
             mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).unsqueeze(-1)

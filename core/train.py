@@ -54,7 +54,13 @@ from core.ddp import (
     shard_indices,
 )
 from core.evaluate import Evaluation, evaluate_model, forward_batches, scores
-from core.feature_cache import FeatureCache, Normalization, fit_frames, fit_normalization
+from core.feature_cache import (
+    NORMALIZATION_MODES,
+    FeatureCache,
+    Normalization,
+    fit_frames,
+    fit_normalization,
+)
 from core.features import FeatureConfig
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -88,7 +94,9 @@ class TrainConfig:
     features: FeatureConfig = field(default_factory=default_feature_config)
     feature_kind: str = "logmel"  # logmel | mfcc | mel | stft
     clip_seconds: float = 1.0  # every example cropped / padded to this length
-    normalization: str = "utterance"  # utterance (per-clip CMVN) | global (train stats) | none
+    normalization: str = (
+        "utterance"  # utterance (per-clip, per-band CMVN) | instance | global | none
+    )
     # --- model
     model: str = "cnn_logmel"  # preset name, used when train() gets no spec
     # --- optimisation
@@ -160,8 +168,8 @@ def _config_problems(c: TrainConfig) -> Iterator[str]:
         yield f"grad_clip_norm must be positive or None, got {c.grad_clip_norm}."
     if not 0.05 <= c.clip_seconds <= 600:
         yield f"clip_seconds must be between 0.05 and 600 s, got {c.clip_seconds}."
-    if c.normalization not in ("utterance", "global", "none"):
-        yield f"normalization must be utterance, global or none, got {c.normalization!r}."
+    if c.normalization not in NORMALIZATION_MODES:
+        yield f"normalization must be one of {', '.join(NORMALIZATION_MODES)}, got {c.normalization!r}."
     if c.early_stopping_metric not in ("val_accuracy", "val_loss"):
         yield f"early_stopping_metric must be val_accuracy or val_loss, got {c.early_stopping_metric!r}."
     if c.early_stopping_patience is not None and c.early_stopping_patience < 1:
@@ -740,6 +748,7 @@ class _Trainer:
             duration_seconds=time.perf_counter() - self.started,
             evaluation=evaluation.to_dict() if evaluation is not None else None,
             skipped_examples=list(self.failed_examples.values()),
+            world_size=self.dist.world_size if self.dist else 1,
         )  # fmt: skip
 
     def _write_metrics(self, records: list[dict[str, Any]]) -> None:
@@ -859,7 +868,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     try:
         config = config_from_args(args)
-        spec = ModelSpec.from_json(Path(args.spec).read_text(encoding="utf-8")) if args.spec else None
+        spec = (
+            ModelSpec.from_json(Path(args.spec).read_text(encoding="utf-8")) if args.spec else None
+        )
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,0 +1,210 @@
+"""Training: events, learning a known-answer task, reproducibility, NaN, cancel, cache, CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+
+import pytest
+import torch
+
+from core.augment import AugmentConfig
+from core.datasets import folder_per_class
+from core.feature_cache import (
+    FeatureCache,
+    Normalization,
+    clear_memory_cache,
+    fit_frames,
+    fit_normalization,
+)
+from core.features import FeatureConfig
+from core.model_spec import LayerSpec, ModelSpec
+from core.runs import RunStore
+from core.train import TrainConfig, main, train
+from tests.test_datasets import make_tone_folder
+
+L = LayerSpec.make
+TINY_SPEC = ModelSpec(
+    "tiny",
+    (1, 16, 31),
+    # No global pooling: the classes differ only in *where* the energy sits on the mel axis.
+    (
+        L("Conv2d", out_channels=4),
+        L("ReLU"),
+        L("MaxPool2d", kernel_size=4),
+        L("Flatten"),
+        L("Linear", out_features=2),
+    ),
+)
+FEATURES = FeatureConfig(
+    sample_rate=8000, n_fft=256, hop_length=80, n_mels=16, n_mfcc=16, f_max=4000.0
+)
+TONE_CONFIG = TrainConfig(
+    data="(tones)",
+    features=FEATURES,
+    clip_seconds=0.3,
+    normalization="global",
+    epochs=4,
+    batch_size=4,
+    learning_rate=0.05,
+    schedule="constant",
+    augment=AugmentConfig.off(),
+    tsne=False,
+    log_every_steps=2,
+)
+
+
+@pytest.fixture(scope="module")
+def tones(tmp_path_factory):
+    return folder_per_class(make_tone_folder(tmp_path_factory.mktemp("tones"), per_class=6))
+
+
+def _run(config, tones, **kwargs):
+    return list(train(config, dataset=tones, spec=TINY_SPEC, device=torch.device("cpu"), **kwargs))
+
+
+def test_learns_two_tones_and_writes_a_run(tones, tmp_path):
+    store = RunStore(tmp_path)
+    events = _run(TONE_CONFIG, tones, store=store, owner="alice")
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "started" and kinds[-1] == "finished"
+    assert kinds.count("epoch_end") == 4 and kinds.count("evaluation") == 4
+    started, final = events[0], events[-1]
+    assert started.info["train_examples"] + started.info["val_examples"] == 12
+    assert final.val_accuracy == 1.0 and final.evaluation.confusion == ((1, 0), (0, 1))
+    assert final.progress == 1.0 and final.run_id
+    steps = [e for e in events if e.kind == "step"]
+    assert all(e.lr == 0.05 and e.samples_per_second > 0 for e in steps)
+    assert steps[-1].eta_seconds is not None
+    info = store.get(final.run_id, owner="alice")
+    assert info.status == "finished" and info.metrics["val_accuracy"] == 1.0
+    records = store.read_metrics(final.run_id)
+    assert {r["kind"] for r in records} == {"step", "epoch_end", "evaluation"}
+    loaded = store.load(final.run_id)
+    assert loaded.labels == ("high", "low") and loaded.clip_frames == 31
+    assert Normalization.from_dict(loaded.normalization).mode == "global"
+    summary = store.read_summary(final.run_id)
+    assert summary["evaluation"]["projection_pca"] is not None
+
+
+def test_same_seed_same_run(tones):
+    config = dataclasses.replace(TONE_CONFIG, epochs=2, augment=AugmentConfig(mixup_alpha=0.4))
+    first = [e.loss for e in _run(config, tones) if e.kind == "step"]
+    second = [e.loss for e in _run(config, tones) if e.kind == "step"]
+    assert first == second
+    other = [e.loss for e in _run(dataclasses.replace(config, seed=1), tones) if e.kind == "step"]
+    assert other != first
+
+
+def test_absurd_learning_rate_stops_with_advice(tones, tmp_path):
+    config = dataclasses.replace(
+        TONE_CONFIG, learning_rate=1e12, optimizer="sgd", grad_clip_norm=None, normalization="none"
+    )
+    store = RunStore(tmp_path)
+    events = _run(config, tones, store=store)
+    final = events[-1]
+    assert final.kind == "failed"
+    assert "learning rate" in final.message and "too high" in final.message
+    assert store.get(final.run_id).status == "failed"
+
+
+def test_cancel_takes_effect_before_the_next_step(tones, tmp_path):
+    cancel = threading.Event()
+    store = RunStore(tmp_path)
+    events = []
+    for event in train(
+        TONE_CONFIG,
+        dataset=tones,
+        spec=TINY_SPEC,
+        device=torch.device("cpu"),
+        cancel=cancel,
+        store=store,
+    ):
+        events.append(event)
+        if event.kind == "step" and event.step == 2:
+            cancel.set()
+    assert events[-1].kind == "stopped" and events[-1].step == 2
+    assert [e.kind for e in events].count("step") == 2
+    assert store.load(events[-1].run_id).labels == ("high", "low")  # what it learned is kept
+
+
+def test_early_stopping_keeps_the_best_weights(tones):
+    config = dataclasses.replace(TONE_CONFIG, epochs=30, early_stopping_patience=2)
+    events = _run(config, tones)
+    assert events[-1].kind == "finished" and "Stopped early" in events[-1].message
+    assert [e.kind for e in events].count("epoch_end") < 30
+    assert events[-1].val_accuracy == 1.0
+
+
+def test_settings_and_data_problems_are_sentences(tones, tmp_path):
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        TrainConfig(optimizer="lbfgs")
+    events = list(
+        train(dataclasses.replace(TONE_CONFIG, data=str(tmp_path / "nothing")), spec=TINY_SPEC)
+    )
+    assert events[-1].kind == "failed" and "neither a folder" in events[-1].message
+    events = _run(dataclasses.replace(TONE_CONFIG, split="holdout", val_groups=("nobody",)), tones)
+    assert events[-1].kind == "failed" and "nobody" in events[-1].message
+
+
+def test_trains_a_builder_spec_with_another_input_shape(tones):
+    spec = ModelSpec("mine", (1, 64, 101), (L("Flatten"), L("Linear", out_features=7)))
+    events = list(
+        train(dataclasses.replace(TONE_CONFIG, epochs=1), dataset=tones, spec=spec, device="cpu")
+    )
+    assert events[-1].kind == "finished"
+    assert events[0].info["spec"]["input_shape"] == [1, 16, 31]
+    assert events[0].info["spec"]["layers"][-1]["params"]["out_features"] == 2
+
+
+def test_feature_cache_memory_then_disk_then_recompute(tones, tmp_path):
+    clear_memory_cache()
+    cache = FeatureCache(FEATURES, "logmel", root=tmp_path)
+    example = tones.examples[0]
+    first = cache.features(tones, example)
+    assert first.shape == (16, 31) and cache.stats.computed == 1
+    assert torch.equal(cache.features(tones, example), first) and cache.stats.memory_hits == 1
+    clear_memory_cache()
+    assert torch.equal(cache.features(tones, example), first) and cache.stats.disk_hits == 1
+    other = FeatureCache(dataclasses.replace(FEATURES, n_mels=8, n_mfcc=8), "logmel", root=tmp_path)
+    assert other.features(tones, example).shape == (8, 31) and other.stats.computed == 1
+
+
+def test_fixed_length_and_training_split_statistics():
+    x = torch.arange(12.0).reshape(2, 6)
+    assert torch.equal(fit_frames(x, 4), x[:, 1:5])
+    padded = fit_frames(x, 8)
+    assert padded.shape == (2, 8) and torch.equal(padded[:, 1:7], x) and padded[0, 0] == 0.0
+    norm = fit_normalization("global", [torch.ones(2, 3), 3 * torch.ones(2, 3)])
+    assert norm.mean == (2.0, 2.0) and norm.std == (1.0, 1.0)
+    cmvn = Normalization("utterance").apply(torch.randn(4, 50) * 5 + 3)
+    assert torch.allclose(cmvn.mean(-1), torch.zeros(4), atol=1e-5)
+
+
+def test_command_line_writes_a_run(tones, tmp_path, capsys):
+    folder = tones.examples[0].source.rsplit("/", 2)[0]
+    spec_path = tmp_path / "spec.json"
+    spec_path.write_text(TINY_SPEC.to_json())
+    code = main(
+        [
+            "--data",
+            folder,
+            "--epochs",
+            "2",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--spec",
+            str(spec_path),
+            "--batch-size",
+            "4",
+            "--no-tsne",
+            "--no-augment",
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0 and "finished" in err and "] " in err  # the progress bar was drawn
+    [info] = RunStore(tmp_path / "runs").list_runs()
+    assert info.run_id in out and info.has_model and info.owner == "cli"
+    assert json.loads((info.path / "config.json").read_text())["train_config"]["epochs"] == 2
+    assert main(["--data", folder, "--epochs", "0"]) == 2
