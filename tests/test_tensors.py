@@ -133,7 +133,7 @@ def test_batched_matmul_counts_multiply_adds():
 # --- broadcasting -----------------------------------------------------------------------------
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(shapes, shapes)
 def test_broadcast_explanation_agrees_with_torch(a, b):
     report = explain_broadcast(a, b)
