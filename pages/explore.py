@@ -58,7 +58,9 @@ if selected:
     st.subheader(f"Selected: {len(selected)} clip(s)")
     play_clips(collection, selected)
 else:
-    st.caption("Click a point (or drag a box / lasso around several) to listen.")
+    st.caption(
+        "Click a point to listen (the box and lasso tools in the chart's toolbar select several)."
+    )
 show_agreement(collection, clusters)
 
 st.subheader("What is in each cluster")

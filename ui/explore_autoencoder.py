@@ -14,19 +14,17 @@ from ui.explore_map import AE_KEY, memo
 CONFIG = uns.AutoencoderConfig()
 
 
-def _fresh_state(collection_id: str, collection: uns.Collection) -> dict:
-    patches = memo(collection_id, ("patches",),
-                   lambda: uns.log_mel_patches([c.samples for c in collection.clips], CONFIG))  # fmt: skip
+def _fresh_state(collection_id: str) -> dict:
     torch.manual_seed(CONFIG.seed)
-    return {"id": collection_id, "model": uns.ConvAutoencoder(CONFIG), "mel": patches,
+    return {"id": collection_id, "model": uns.ConvAutoencoder(CONFIG), "mel": None,
             "losses": [], "steps": 0, "codes": None, "recons": None}  # fmt: skip
 
 
-def autoencoder_state(collection_id: str, collection: uns.Collection) -> dict:
+def autoencoder_state(collection_id: str) -> dict:
     """This collection's autoencoder (untrained until the first click)."""
     state = st.session_state.get(AE_KEY)
     if state is None or state["id"] != collection_id:
-        state = st.session_state[AE_KEY] = _fresh_state(collection_id, collection)
+        state = st.session_state[AE_KEY] = _fresh_state(collection_id)
     return state
 
 
@@ -40,8 +38,11 @@ def _loss_figure(state: dict):
     )  # fmt: skip
 
 
-def train_live(state: dict, steps: int) -> None:
+def train_live(state: dict, collection: uns.Collection, steps: int) -> None:
     """Bounded training with a progress bar and a loss curve redrawn about ten times."""
+    if state["mel"] is None:  # log-mel patches of every clip, made on the first click
+        state["mel"] = memo(state["id"], ("patches",), lambda: uns.log_mel_patches(
+            [c.samples for c in collection.clips], CONFIG))  # fmt: skip
     device = resolve_device(st.session_state.get("device_choice", "auto"))
     progress = st.progress(0.0, text="training the autoencoder...")
     live = st.empty()
@@ -89,17 +90,17 @@ def show_reconstruction(collection_id: str, collection: uns.Collection, state: d
 
 
 def render_autoencoder(collection_id: str, collection: uns.Collection) -> None:
-    state = autoencoder_state(collection_id, collection)
+    state = autoencoder_state(collection_id)
     cols = st.columns([2, 1, 1])
     steps = cols[0].slider("Training steps", 20, 600, 150, 10, key="explore_ae_steps")
     if cols[1].button("Train the autoencoder", key="explore_ae_train", type="primary"):
         if len(collection) < 2:
             st.error("The autoencoder needs at least 2 clips to learn from.")
         else:
-            train_live(state, steps)
+            train_live(state, collection, steps)
             st.rerun()  # the embedding menu above now offers the bottleneck
     if cols[2].button("Start over", key="explore_ae_reset"):
-        state = st.session_state[AE_KEY] = _fresh_state(collection_id, collection)
+        state = st.session_state[AE_KEY] = _fresh_state(collection_id)
     if not state["steps"]:
         st.info("Press **Train the autoencoder**: it learns to squeeze each spectrogram through "
                 f"{CONFIG.bottleneck} numbers and rebuild it.")  # fmt: skip

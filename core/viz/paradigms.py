@@ -48,7 +48,7 @@ def embedding_map(
             )
         )
     fig.update_layout(
-        title=title, height=480, clickmode="event+select", dragmode="select",
+        title=title, height=480,
         xaxis_title="map x", yaxis_title="map y", legend_title=legend_title,
         margin={"t": 50, "b": 40},
     )  # fmt: skip

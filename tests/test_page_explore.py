@@ -1,0 +1,103 @@
+"""The sound explorer page through the real entry script (AppTest)."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.audio import encode_wav
+from tests.apptest_helpers import open_page
+from tests.conftest import sine
+
+PAGE = "pages/explore.py"
+
+
+@pytest.fixture
+def app() -> AppTest:
+    at = open_page(PAGE, timeout=240)
+    assert not at.exception, at.exception
+    return at
+
+
+def _ari(at: AppTest) -> dict[str, float]:
+    return {m.label.removeprefix("Adjusted Rand index vs "): float(m.value) for m in at.metric}
+
+
+def _captions(at: AppTest) -> str:
+    return "\n".join(c.value for c in at.caption)
+
+
+def test_builtin_digits_give_a_map_clusters_and_their_agreement(app):
+    assert app.title[0].value == "Sound explorer"
+    assert "200 clips" in _captions(app)
+    assert app.get("plotly_chart"), "the map is missing"
+    assert set(_ari(app)) == {"digit", "speaker"}
+    # four clusters of MFCC statistics follow the four voices more than the ten words
+    app.slider(key="explore_k").set_value(4).run()
+    ari = _ari(app)
+    assert ari["speaker"] > 0.4 > ari["digit"]
+    # every cluster is listed and can be listened to
+    assert len(app.dataframe[0].value) == 4
+    app.selectbox(key="explore_cluster_pick").set_value("cluster 2").run()
+    assert not app.exception, app.exception
+    assert len(app.get("audio")) >= 1
+
+
+def test_density_clustering_and_colouring_by_label(app):
+    app.radio(key="explore_clustering").set_value("HDBSCAN").run()
+    app.slider(key="explore_min_cluster").set_value(8).run()
+    assert not app.exception, app.exception
+    assert set(_ari(app)) == {"digit", "speaker"}
+    app.radio(key="explore_color").set_value("speaker").run()
+    assert not app.exception, app.exception
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_uploaded_zip_is_explored_with_folder_labels(app):
+    entries = {
+        f"{folder}/{i}.wav": encode_wav(sine(base * (1 + i / 50), 0.5, 16000), 16000)
+        for folder, base in (("low", 150), ("high", 3000))
+        for i in range(4)
+    }
+    entries["notes.txt"] = b"not audio"
+    app.radio(key="explore_source").set_value("zip").run()
+    app.file_uploader(key="explore_zip").upload("mine.zip", _zip(entries), "application/zip").run()
+    assert not app.exception, app.exception
+    assert "8 clips" in _captions(app)
+    assert any("left out" in w.value for w in app.warning)
+    app.slider(key="explore_k").set_value(2).run()
+    assert _ari(app)["folder"] == pytest.approx(1.0)
+
+
+def test_garbage_zip_is_a_sentence(app):
+    app.radio(key="explore_source").set_value("zip").run()
+    app.file_uploader(key="explore_zip").upload(
+        "fake.zip", b"PK not really", "application/zip"
+    ).run()
+    assert not app.exception, app.exception
+    assert any("not a readable zip" in e.value for e in app.error)
+
+
+def test_autoencoder_trains_live_and_becomes_an_embedding(app):
+    app.radio(key="explore_source").set_value("music").run()
+    app.selectbox(key="explore_projection").set_value("t-SNE").run()
+    assert not app.exception, app.exception
+    assert set(_ari(app)) == {"recording"}
+    app.slider(key="explore_ae_steps").set_value(20)
+    app.button(key="explore_ae_train").click().run()
+    assert not app.exception, app.exception
+    assert "After 20 steps" in _captions(app)
+    assert len(app.get("audio")) >= 3  # the clip, its inverted spectrogram, the reconstruction
+    app.selectbox(key="explore_embedding").set_value("Autoencoder bottleneck").run()
+    assert not app.exception, app.exception
+    assert "Autoencoder bottleneck: 16 numbers per clip" in _captions(app)
