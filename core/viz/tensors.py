@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import plotly.colors
 import plotly.graph_objects as go
 import torch
 
 from core.tensors.memory import NameSnapshot
 
+# Magma without its first colour "#000004": Streamlit's plotly theme uses "#0000NN" as
+# placeholders and repaints them in the browser, which turned the quietest bins red.
+MAGMA = ["#050311", *plotly.colors.sequential.Magma[1:]]
 HIGHLIGHT = "#e4572e"
 SECOND = "#2e86ab"
 
@@ -75,7 +79,7 @@ def tensor_heatmap(tensor: torch.Tensor, title: str = "", max_slices: int = 6) -
     else:
         stack = values.reshape(-1, *values.shape[-2:])
         count = min(len(stack), max_slices)
-        figure = _panels([f"[{i}]" for i in range(count)], gap=0.03)
+        figure = _panels([f"[{i}]" for i in range(count)], gap=0.06)
         for i in range(count):
             figure.add_trace(_heatmap(stack[i], show_text=stack[i].size <= 100).update(**_axes(i)))
             figure.layout[f"yaxis{'' if i == 0 else i + 1}"].autorange = "reversed"
@@ -193,7 +197,8 @@ def spectrogram_pair_figure(
     freqs = np.linspace(0, sample_rate / 2, n_freqs)
     reference = float(before.max()) or 1.0
     for col, magnitude in enumerate((before, after), start=1):
-        db = 20 * np.log10(np.maximum(_values(magnitude) / reference, 1e-5))
+        # clipped to the colour range: values below zmin would get the theme's out-of-range colour
+        db = np.clip(20 * np.log10(np.maximum(_values(magnitude) / reference, 1e-6)), -90, 0)
         # a few hundred rows and columns is all a screen shows, and keeps the page light
         step, fstep = max(n_frames // 300, 1), max(n_freqs // 256, 1)
         figure.add_trace(
@@ -204,7 +209,7 @@ def spectrogram_pair_figure(
                 y=freqs[::fstep],
                 zmin=-90,
                 zmax=0,
-                colorscale="Magma",
+                colorscale=MAGMA,
                 showscale=col == 2,
                 colorbar=dict(title="dB"),
             )
