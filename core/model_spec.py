@@ -253,6 +253,13 @@ class LayerSpec:
         """A layer of `kind` with these parameters (order-independent, hashable)."""
         return cls(kind, tuple(sorted(params.items())))
 
+    @classmethod
+    def with_defaults(cls, kind: str) -> LayerSpec:
+        """A layer of `kind` with every catalogue default written out (None ones left out)."""
+        info = LAYER_KINDS.get(kind)
+        params = {p.name: p.default for p in info.params if p.default is not None} if info else {}
+        return cls.make(kind, **params)
+
     def param(self, name: str, default: Any = None) -> Any:
         """The value of `name`: the given one, else `default`, else the catalogue default."""
         for key, value in self.params:

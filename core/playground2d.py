@@ -396,6 +396,14 @@ def adapt_spec(spec: ModelSpec, n_features: int) -> ModelSpec:
 # --------------------------------------------------------------------------- training
 
 
+def _check_batch_norm(spec: ModelSpec, batch_size: int) -> None:
+    if batch_size < 2 and any(layer.kind.startswith("BatchNorm") for layer in spec.layers):
+        raise PlaygroundError(
+            "Batch normalisation needs at least 2 points per batch (it normalises over the "
+            "batch): raise the batch size."
+        )
+
+
 @contextlib.contextmanager
 def one_thread() -> Iterator[None]:
     """Run torch on one CPU thread inside the block, then restore the setting.
@@ -444,6 +452,7 @@ class Playground:
         self.spec = (
             adapt_spec(spec, len(config.features)) if spec is not None else playground_spec(config)
         )
+        _check_batch_norm(self.spec, config.batch_size)
         self._x_train = torch.from_numpy(feature_matrix(self.train_points.xy, config.features))
         self._y_train = torch.from_numpy(self.train_points.labels.astype(np.float32))
         self._x_test = torch.from_numpy(feature_matrix(self.test_points.xy, config.features))
@@ -481,6 +490,7 @@ class Playground:
         for name in PlaygroundConfig.__dataclass_fields__:
             if name not in training and getattr(config, name) != getattr(self.config, name):
                 return False
+        _check_batch_norm(self.spec, config.batch_size)
         if config.optimizer != self.config.optimizer:
             optimiser_class = torch.optim.Adam if config.optimizer == "Adam" else torch.optim.SGD
             self.optimizer = optimiser_class(self.model.parameters(), lr=config.learning_rate)

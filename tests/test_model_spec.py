@@ -334,39 +334,77 @@ def test_spec_json_is_plain_and_readable():
 
 
 # Random stacks: whatever the shape inference accepts, torch runs with exactly that shape.
-_SMALL_LAYERS = st.one_of(
-    st.builds(lambda n: L("Linear", out_features=n), st.integers(1, 6)),
-    st.builds(
-        lambda c, k, s, p: L("Conv1d", out_channels=c, kernel_size=k, stride=s, padding=p),
-        st.integers(1, 4), st.integers(1, 4), st.integers(1, 3), st.integers(0, 2),
+# Layers are drawn to suit the rank of what they receive, so most stacks are valid and the
+# invalid ones fail on sizes (a kernel larger than its input), which must give a sentence.
+_ANY_RANK = st.one_of(
+    st.sampled_from([L("ReLU"), L("LayerNorm"), L("Softmax"), L("GELU"), L("Flatten")]),
+    st.builds(lambda p: L("Dropout", p=p), st.sampled_from([0.0, 0.5])),
+)
+_BY_RANK = {
+    1: st.one_of(
+        _ANY_RANK,
+        st.builds(lambda n, b: L("Linear", out_features=n, bias=b), st.integers(1, 6), st.booleans()),
+        st.just(L("BatchNorm1d")),
     ),
-    st.builds(
-        lambda c, k, s, p: L("Conv2d", out_channels=c, kernel_size=k, stride=s, padding=p),
-        st.integers(1, 4), st.integers(1, 4), st.integers(1, 3), st.integers(0, 2),
+    2: st.one_of(
+        _ANY_RANK,
+        st.builds(
+            lambda c, k, s, p: L("Conv1d", out_channels=c, kernel_size=k, stride=s, padding=p),
+            st.integers(1, 4), st.integers(1, 4), st.integers(1, 3), st.integers(0, 2),
+        ),
+        st.builds(lambda k: L("AvgPool1d", kernel_size=k), st.integers(1, 3)),
+        st.builds(lambda k: L("MaxPool1d", kernel_size=k, stride=1), st.integers(1, 3)),
+        st.builds(lambda n: L("AdaptiveAvgPool1d", output_size=n), st.integers(1, 3)),
+        st.builds(
+            lambda h, o, b: L("GRU", hidden_size=h, output=o, bidirectional=b),
+            st.integers(1, 4), st.sampled_from(["last", "mean"]), st.booleans(),
+        ),
+        st.just(L("BatchNorm1d")),
     ),
-    st.builds(lambda k, s: L("MaxPool2d", kernel_size=k, stride=s), st.integers(1, 3), st.sampled_from([None, 1, 2])),
-    st.builds(lambda k: L("AvgPool1d", kernel_size=k), st.integers(1, 3)),
-    st.builds(lambda n: L("AdaptiveAvgPool2d", output_size=n), st.integers(1, 3)),
-    st.builds(lambda c, s: L("ResidualBlock", out_channels=c, stride=s), st.integers(1, 4), st.integers(1, 2)),
-    st.builds(lambda h, o: L("GRU", hidden_size=h, output=o), st.integers(1, 4), st.sampled_from(["last", "mean"])),
-    st.sampled_from([L("Flatten"), L("ReLU"), L("LayerNorm"), L("BatchNorm1d"), L("BatchNorm2d"), L("Softmax")]),
-)  # fmt: skip
+    3: st.one_of(
+        _ANY_RANK,
+        st.builds(
+            lambda c, k, s, p: L("Conv2d", out_channels=c, kernel_size=k, stride=s, padding=p),
+            st.integers(1, 4), st.integers(1, 4), st.integers(1, 3), st.integers(0, 2),
+        ),
+        st.builds(lambda k, s: L("MaxPool2d", kernel_size=k, stride=s), st.integers(1, 3), st.sampled_from([None, 1, 2])),
+        st.builds(lambda n: L("AdaptiveAvgPool2d", output_size=n), st.integers(1, 3)),
+        st.builds(lambda c, s: L("ResidualBlock", out_channels=c, stride=s), st.integers(1, 4), st.integers(1, 2)),
+        st.builds(lambda h: L("LSTM", hidden_size=h, num_layers=2), st.integers(1, 4)),
+        st.just(L("BatchNorm2d")),
+    ),
+}  # fmt: skip
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    shape=st.sampled_from([(3,), (2, 9), (1, 7, 6)]),
-    layers=st.lists(_SMALL_LAYERS, min_size=1, max_size=5),
-)
-def test_random_stacks_either_fail_with_a_sentence_or_match_torch(shape, layers):
+@given(shape=st.sampled_from([(3,), (2, 9), (1, 7, 6)]), data=st.data())
+def test_random_stacks_either_fail_with_a_sentence_or_match_torch(shape, data):
+    layers, current = [], shape
+    for _ in range(data.draw(st.integers(1, 6))):
+        layers.append(data.draw(_BY_RANK[len(current)]))
+        try:
+            current = infer_shapes(ModelSpec("random", shape, tuple(layers)))[-1].output_shape
+        except SpecError as error:
+            assert str(error).startswith(f"layer {len(layers)} "), str(error)
+            return
     spec = ModelSpec("random", shape, tuple(layers))
-    try:
-        reports = infer_shapes(spec)
-    except SpecError as error:
-        assert str(error).startswith(("layer ", "the ")), str(error)
-        return
     model = build_model(spec).eval()
     with torch.no_grad():
         out = model(torch.randn(2, *shape))
-    assert tuple(out.shape[1:]) == reports[-1].output_shape
+    assert tuple(out.shape[1:]) == output_shape(spec)
     assert parameter_count(spec) == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("kind", list(LAYER_KINDS))
+def test_every_kind_with_its_defaults_is_a_valid_layer(kind):
+    if kind.endswith("2d") or kind == "ResidualBlock":
+        shape = (2, 8, 8)
+    elif kind.endswith("1d") and kind != "BatchNorm1d" or kind in ("GRU", "LSTM"):
+        shape = (2, 16)
+    else:
+        shape = (4,)
+    layer = LayerSpec.with_defaults(kind)
+    assert {name for name, _ in layer.params} <= {p.name for p in LAYER_KINDS[kind].params}
+    spec = ModelSpec("one", shape, (layer,))
+    model = build_model(spec).eval()
+    assert tuple(model(torch.randn(2, *shape)).shape[1:]) == output_shape(spec)

@@ -8,7 +8,7 @@ import torch
 
 from core import paths
 from core.model_presets import preset_spec
-from core.model_spec import SpecError
+from core.model_spec import LayerSpec, SpecError
 from core.playground2d import (
     DATASETS,
     DOMAIN,
@@ -222,3 +222,31 @@ def test_training_never_touches_the_global_thread_setting():
     playground.step(2)
     playground.grid_activations(10)
     assert torch.get_num_threads() == before
+
+
+def test_retune_keeps_the_weights_and_refuses_other_changes():
+    playground = Playground(PlaygroundConfig())
+    playground.step(5)
+    weights = [w.detach().clone() for w in playground._weights()]
+    faster = PlaygroundConfig(learning_rate=0.1, optimizer="SGD", batch_size=20)
+    assert playground.retune(faster)
+    assert playground.steps == 5
+    assert isinstance(playground.optimizer, torch.optim.SGD)
+    assert playground.optimizer.param_groups[0]["lr"] == 0.1
+    for before, after in zip(weights, playground._weights(), strict=True):
+        torch.testing.assert_close(before, after)
+    epoch = playground.epoch
+    playground.step(1)
+    assert playground.epoch == pytest.approx(epoch + 20 / 250)
+    assert not playground.retune(PlaygroundConfig(dataset="xor"))
+    assert playground.config == faster
+
+
+def test_batch_norm_needs_two_points_per_batch():
+    spec = preset_spec("mlp_2d")
+    spec = spec.with_layers((*spec.layers[:1], LayerSpec.make("BatchNorm1d"), *spec.layers[1:]))
+    with pytest.raises(PlaygroundError, match="at least 2 points per batch"):
+        Playground(PlaygroundConfig(batch_size=1), spec=spec)
+    playground = Playground(PlaygroundConfig(batch_size=2), spec=spec)
+    with pytest.raises(PlaygroundError, match="at least 2 points per batch"):
+        playground.retune(PlaygroundConfig(batch_size=1))

@@ -49,7 +49,8 @@ def render_composition(spec: ModelSpec) -> None:
                 "activations": [human_bytes(r.activation_bytes) for r in reports],
             }
         )
-        st.dataframe(table, hide_index=True, key="network_table")
+        # tall enough for every layer: the composition reads top to bottom without scrolling
+        st.dataframe(table, hide_index=True, height=36 * (len(table) + 1) + 3, key="network_table")
     if error is None:
         _render_totals(spec, reports)
     with st.expander("Graph and cost per layer", expanded=error is None):

@@ -138,7 +138,7 @@ def _insert() -> None:
     i = st.session_state.get(SELECTED_KEY, len(spec.layers) - 1) + 1 if spec.layers else 0
     i = min(i, len(spec.layers))
     layers = list(spec.layers)
-    layers.insert(i, LayerSpec.make(kind))
+    layers.insert(i, LayerSpec.with_defaults(kind))
     ids.insert(i, next(_ids))
     set_spec(spec.with_layers(layers), ids)
     st.session_state[SELECTED_KEY] = i

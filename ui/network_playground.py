@@ -130,7 +130,7 @@ def _training_controls() -> dict:
         "regularization_rate": c[3].select_slider(
             "Regularisation rate", REG_RATES, 0.0, key="network_pg_reg_rate"
         ),
-    } | {"_steps": c[4].slider("Steps per frame", 1, 50, 5, key="network_pg_steps")}
+    } | {"_steps": c[4].slider("Steps per frame", 1, 50, 10, key="network_pg_steps")}
 
 
 def current_playground(editor_spec: ModelSpec) -> Playground | None:
@@ -153,22 +153,29 @@ def current_playground(editor_spec: ModelSpec) -> Playground | None:
         st.error(str(error))
         return None
     st.session_state["network_pg_steps_per_frame"] = steps
-    built = (config, spec, None if points is None else points.xy.tobytes())
-    playground = st.session_state.get("network_pg_state")
-    same_data_and_net = (
-        playground is not None
-        and st.session_state.get("network_pg_built", (None,))[1:] == built[1:]
-    )
-    if same_data_and_net and playground.retune(config):
-        st.session_state["network_pg_built"] = built
-        return playground
     try:
-        playground = Playground(config, points=points, spec=spec)
+        return _build_or_retune(config, spec, points)
+    except PlaygroundError as error:
+        st.error(str(error))
     except SpecError as error:
         st.error(
-            f"The editor's stack cannot run on {len(config.features)} input features: {error}. Use the quick controls or change the stack."
+            f"The editor's stack cannot run on {len(config.features)} input features: {error}. "
+            "Use the quick controls or change the stack."
         )
-        return None
+    return None
+
+
+def _build_or_retune(
+    config: PlaygroundConfig, spec: ModelSpec | None, points: Points | None
+) -> Playground:
+    """Keep the running playground when only training settings changed, else start anew."""
+    built = (config, spec, None if points is None else points.xy.tobytes())
+    playground = st.session_state.get("network_pg_state")
+    previous = st.session_state.get("network_pg_built", (None,))
+    if playground is not None and previous[1:] == built[1:] and playground.retune(config):
+        st.session_state["network_pg_built"] = built
+        return playground
+    playground = Playground(config, points=points, spec=spec)
     st.session_state.update(
         network_pg_state=playground, network_pg_built=built, network_pg_playing=False
     )
@@ -214,7 +221,7 @@ def _live_view() -> None:
     if playground is None:
         return
     if st.session_state.get("network_pg_playing"):
-        playground.step(st.session_state.get("network_pg_steps_per_frame", 5))
+        playground.step(st.session_state.get("network_pg_steps_per_frame", 10))
     history = playground.history
     m = st.columns(4)
     m[0].metric("Epoch", f"{playground.epoch:.1f}")
@@ -234,9 +241,15 @@ def _live_view() -> None:
         ),
         key="network_pg_output",
     )  # fmt: skip
-    names = [FEATURES[f][0] for f in playground.config.features]
-    right.caption("What every neuron computes over the plane (inputs, then each hidden layer)")
-    right.plotly_chart(neuron_mosaic_figure(layers, names), key="network_pg_neurons")
     right.plotly_chart(
         loss_figure(history.epochs, history.train_loss, history.test_loss), key="network_pg_losses"
     )
+    right.caption(
+        "Orange: class 0 (output near 0); blue: class 1. The background is the network's output "
+        "at every point of the plane; below, the function each neuron computes."
+    )
+    st.caption(
+        "What every neuron computes over the plane: the input features, then each hidden layer"
+    )
+    names = [FEATURES[f][0] for f in playground.config.features]
+    st.plotly_chart(neuron_mosaic_figure(layers, names), key="network_pg_neurons")

@@ -161,31 +161,29 @@ def decision_figure(
 def neuron_mosaic_figure(
     layers: Sequence[tuple[str, np.ndarray]], feature_names: Sequence[str] = ()
 ) -> go.Figure:
-    """Every neuron's function of the plane, as TensorFlow Playground draws it.
+    """Every neuron's function of the plane, as TensorFlow Playground draws them.
 
-    layers: (name, values (units, r, r)) per column: inputs first, then each hidden
-    layer. One heatmap trace shows them all tiled (columns = layers, rows = neurons), each
-    tile scaled by its own largest magnitude so its shape is visible: blue positive,
-    orange negative.
+    layers: (name, values (units, r, r)) per row: the inputs first, then each hidden layer,
+    its neurons left to right. One heatmap trace shows them all tiled, each tile scaled by
+    its own largest magnitude so its shape is visible: blue positive, orange negative.
     """
     if not layers:
         return go.Figure()
     r = layers[0][1].shape[-1]
-    gap = max(2, r // 8)
-    rows = max(values.shape[0] for _, values in layers)
-    mosaic = np.full((rows * (r + gap) - gap, len(layers) * (r + gap) - gap), np.nan, np.float32)
+    gap = max(2, r // 6)
+    columns = max(values.shape[0] for _, values in layers)
+    height, width = len(layers) * (r + gap) - gap, columns * (r + gap) - gap
+    mosaic = np.full((height, width), np.nan, np.float32)
     annotations = []
-    for column, (name, values) in enumerate(layers):
-        x0 = column * (r + gap)
+    for row, (name, values) in enumerate(layers):
+        y0 = (len(layers) - 1 - row) * (r + gap)  # the inputs on top
+        annotations.append(_note(-gap, y0 + r / 2, name, xanchor="right"))
         for unit, tile in enumerate(values):
+            x0 = unit * (r + gap)
             scale = float(np.nanmax(np.abs(tile))) or 1.0
-            y0 = (rows - 1 - unit) * (r + gap)  # first neuron on top
             mosaic[y0 : y0 + r, x0 : x0 + r] = tile / scale
-            if column == 0 and unit < len(feature_names):
-                annotations.append(
-                    _note(x0 - gap / 2, y0 + r / 2, feature_names[unit], xanchor="right")
-                )
-        annotations.append(_note(x0 + r / 2, rows * (r + gap), name, yanchor="bottom"))
+            if row == 0 and unit < len(feature_names):
+                annotations.append(_note(x0 + r / 2, y0 + r, feature_names[unit], yanchor="bottom"))
     heatmap = {
         "type": "heatmap",
         "z": mosaic,
@@ -196,12 +194,11 @@ def neuron_mosaic_figure(
         "hoverinfo": "skip",
     }
     layout = {
-        "height": max(220, 34 * rows + 40),
-        "margin": {"l": 50, "r": 5, "t": 25, "b": 5},
-        "xaxis": {"visible": False, "constrain": "domain"},
+        "height": 40 + 110 * len(layers),
+        "margin": {"l": 70, "r": 5, "t": 20, "b": 5},
+        "xaxis": {"visible": False, "range": [-gap - 0.5, width], "constrain": "domain"},
         "yaxis": {"visible": False, "scaleanchor": "x"},
         "annotations": annotations,
-        "plot_bgcolor": "white",
     }
     return go.Figure([heatmap], layout)
 

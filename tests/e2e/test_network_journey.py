@@ -1,0 +1,64 @@
+"""A student's journey on the Network builder, in a real browser.
+
+Load the MFCC MLP preset, add a layer and see the parameter count and the graph's shapes
+update, then play the playground for a few seconds and watch the epoch counter run.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tests.e2e import browser
+from ui.registry import page_by_url
+
+
+def _metric(page, label: str) -> str:
+    metric = page.locator('[data-testid="stMetric"]', has_text=label).first
+    return metric.locator('[data-testid="stMetricValue"]').inner_text()
+
+
+def _choose(page, label: str, option: str) -> None:
+    page.get_by_role("combobox", name=re.compile(label)).first.click()
+    page.get_by_role("option", name=option).first.click()
+    browser.wait_until_idle(page)
+
+
+def test_network_journey(page, app_url):
+    entry = page_by_url("network")
+    assert entry is not None
+    page.goto(f"{app_url}/{entry.url_path}")
+    browser.wait_until_idle(page)
+    page.get_by_role("heading", name="Network builder").first.wait_for()
+
+    # load a preset: the MLP on 40 MFCC statistics
+    _choose(page, "Preset", "mlp_mfcc: MLP on MFCC statistics")
+    page.get_by_role("button", name="Load preset").click()
+    browser.wait_until_idle(page)
+    layers = page.get_by_role("radiogroup", name=re.compile("Layers"))
+    layers.get_by_text("1. Linear(out_features=128)").wait_for()
+    assert _metric(page, "Parameters") == "14,154"
+
+    # add a Linear (64 outputs by default) after layer 1: 128·64 + 64 more parameters,
+    # and layer 2 of the MLP now receives 64 inputs instead of 128
+    _choose(page, "New layer", "Linear")
+    page.get_by_role("button", name="Add after").click()
+    browser.wait_until_idle(page)
+    layers.get_by_text("2. Linear(bias=True, out_features=64)").wait_for()
+    assert _metric(page, "Parameters") == f"{14154 + 128 * 64 + 64 - 64 * 64:,}"
+    graph = page.locator('[data-testid="stGraphVizChart"] svg').first
+    graph.wait_for()
+    assert "2. Linear(bias=True, out_features=64)" in graph.text_content()
+    browser.screenshot(page, "network-journey-builder")
+
+    # play the playground for a few seconds
+    page.get_by_role("tab", name="See the function").click()
+    browser.wait_until_idle(page)
+    assert _metric(page, "Epoch") == "0.0"
+    page.get_by_role("button", name="Play").click()
+    page.wait_for_timeout(4000)
+    page.get_by_role("button", name="Pause").click()
+    browser.wait_until_idle(page)
+    assert float(_metric(page, "Epoch")) > 0.5
+    page.locator(".js-plotly-plot >> visible=true").first.wait_for()
+    browser.screenshot(page, "network-journey-playground")
+    assert browser.exception_texts(page) == []
