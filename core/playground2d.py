@@ -352,7 +352,10 @@ def audio_feature_points(
     xy = (raw - raw.mean(axis=0)) / np.where(std > 0, std, 1.0) * 2.0
     labels = np.r_[np.zeros(len(rows0)), np.ones(len(rows1))].astype(np.int64)
     order = np.random.default_rng(seed).permutation(len(labels))
-    names = (AUDIO_FEATURES[feature_x], AUDIO_FEATURES[feature_y])
+    names = (
+        f"{AUDIO_FEATURES[feature_x]}, standardised",
+        f"{AUDIO_FEATURES[feature_y]}, standardised",
+    )
     return Points(
         np.clip(xy[order], -DOMAIN, DOMAIN).astype(np.float32), labels[order], names, class_names
     )
