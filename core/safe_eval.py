@@ -277,7 +277,7 @@ class _Budget:
         self.deadline = time.monotonic() + limits.max_seconds
 
     def tick(self) -> None:
-        if time.monotonic() > self.deadline:
+        if time.monotonic() >= self.deadline:
             raise ConsoleError(
                 f"the expression took longer than {self.limits.max_seconds:g} s and was stopped"
             )

@@ -223,6 +223,11 @@ def test_limits_are_configurable_and_enforced():
     assert evaluate("torch.zeros(10)", {}, tiny).shape == (10,)
 
 
+def test_deadline_stops_between_operations():
+    with pytest.raises(ConsoleError, match="took longer than 0 s"):
+        evaluate("A + A", names(), ConsoleLimits(max_seconds=0.0))
+
+
 def test_parse_refuses_before_anything_runs():
     with pytest.raises(ConsoleError, match="comprehensions"):
         parse_expression("[A for A in B]")

@@ -14,6 +14,7 @@ from core.audio import load_audio
 from core.tensors import conversions, generators, memory
 from core.tensors.broadcasting import apply_spectral_gain, band_gain_curve, explain_broadcast
 from core.tensors.matmul import (
+    batched_matmul_demo,
     explain_matmul_shapes,
     matmul_by_cells,
     matmul_cell,
@@ -128,6 +129,13 @@ def test_batched_matmul_counts_multiply_adds():
     report = explain_matmul_shapes((5, 1, 2, 3), (4, 3, 6))
     assert report.out_shape == (5, 4, 2, 6) and report.batch_shape == (5, 4)
     assert report.macs == 5 * 4 * 2 * 3 * 6
+    report, result = batched_matmul_demo((5, 1, 2, 3), (4, 3, 6))
+    assert result.shape == report.out_shape
+
+
+def test_batched_demo_refuses_to_compute_huge_products():
+    report, result = batched_matmul_demo((100_000, 1), (1, 100_000))
+    assert report.ok and report.out_shape == (100_000, 100_000) and result is None
 
 
 # --- broadcasting -----------------------------------------------------------------------------

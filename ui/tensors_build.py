@@ -140,8 +140,12 @@ def render_matmul() -> None:
         st.error(str(error))
         return
     report, result = batched_matmul_demo(a_shape, b_shape)
-    if result is None:
+    if not report.ok:
         st.warning(report.message)
+    elif result is None:
+        st.info(
+            f"{report.message} That is too big to compute here; the rule alone gives the shape."
+        )
     else:
         st.success(f"{report.message} torch.matmul gives shape {tuple(result.shape)}.")
 

@@ -141,12 +141,23 @@ def matmul_by_cells(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return out
 
 
+MAX_DEMO_ELEMENTS = 1_000_000  # result elements the batched demo will actually compute
+MAX_DEMO_MACS = 50_000_000  # and multiply-adds (~10 ms on one core)
+
+
 def batched_matmul_demo(
     a_shape: tuple[int, ...], b_shape: tuple[int, ...], seed: int = 0
 ) -> tuple[MatmulShapeReport, torch.Tensor | None]:
-    """Random integer-valued tensors of these shapes and their `@` (or None when it does not exist)."""
+    """Random integer-valued tensors of these shapes and their `@`.
+
+    The result is None when the product does not exist, or when it would exceed
+    MAX_DEMO_ELEMENTS or MAX_DEMO_MACS: the shape rule answers without computing, and a
+    (100000, 1) @ (1, 100000) typed by a student must not allocate 40 GB.
+    """
     report = explain_matmul_shapes(a_shape, b_shape)
-    if not report.ok:
+    if not report.ok or math.prod(report.out_shape) > MAX_DEMO_ELEMENTS:
+        return report, None
+    if report.macs > MAX_DEMO_MACS:
         return report, None
     generator = torch.Generator().manual_seed(seed)
     a = torch.randint(-3, 4, a_shape, generator=generator).float()
