@@ -347,22 +347,23 @@ class MusicAnalysis:
         Each is shape (frames,); all but ZCR come from the shared magnitude spectrogram.
         """
 
-        def compute() -> dict[str, np.ndarray]:
-            c, s = self.config, self.magnitude
+        def frame_wise(s: np.ndarray) -> np.ndarray:
             centroid = librosa.feature.spectral_centroid(S=s, sr=self.sr)
-            return {
-                "centroid_hz": centroid[0],
-                "bandwidth_hz": librosa.feature.spectral_bandwidth(
-                    S=s, sr=self.sr, centroid=centroid
-                )[0],
-                "rolloff_hz": librosa.feature.spectral_rolloff(
-                    S=s, sr=self.sr, roll_percent=c.rolloff_percent
-                )[0],
-                "flatness": librosa.feature.spectral_flatness(S=s)[0],
-                "zcr": librosa.feature.zero_crossing_rate(
-                    self.y, frame_length=c.n_fft, hop_length=c.hop_length
-                )[0],
-            }
+            bandwidth = librosa.feature.spectral_bandwidth(S=s, sr=self.sr, centroid=centroid)
+            rolloff = librosa.feature.spectral_rolloff(
+                S=s, sr=self.sr, roll_percent=self.config.rolloff_percent
+            )
+            flatness = librosa.feature.spectral_flatness(S=s)
+            return np.vstack([centroid, bandwidth, rolloff, flatness])
+
+        def compute() -> dict[str, np.ndarray]:
+            c = self.config
+            rows = blockwise(frame_wise, self.magnitude)
+            zcr = librosa.feature.zero_crossing_rate(
+                self.y, frame_length=c.n_fft, hop_length=c.hop_length
+            )[0]
+            names = ("centroid_hz", "bandwidth_hz", "rolloff_hz", "flatness")
+            return dict(zip(names, rows, strict=True)) | {"zcr": zcr}
 
         return self._cached("spectral", compute)
 
@@ -371,7 +372,10 @@ class MusicAnalysis:
         """Chroma from the STFT power, shape (12, frames), each frame's max is 1."""
         return self._cached(
             "chroma_stft",
-            lambda: librosa.feature.chroma_stft(S=self.power, sr=self.sr, tuning=self.tuning),
+            lambda: blockwise(
+                lambda s: librosa.feature.chroma_stft(S=s, sr=self.sr, tuning=self.tuning),
+                self.power,
+            ),
         )
 
     # ------------------------------------------------------------------ CQT family
@@ -489,7 +493,7 @@ class MusicAnalysis:
             "tempogram",
             lambda: librosa.feature.tempogram(
                 onset_envelope=self.onset_envelope, sr=self.sr, hop_length=self.config.hop_length
-            ),
+            ).astype(np.float32),  # float64 would double the largest rhythm array
         )
 
     @property
@@ -544,14 +548,22 @@ class MusicAnalysis:
     # ------------------------------------------------------------------ HPSS
     @property
     def hpss(self) -> tuple[np.ndarray, np.ndarray]:
-        """(harmonic, percussive) waveforms, each shape (samples,); they sum to ~y."""
+        """(harmonic, percussive) waveforms, each shape (samples,); they sum to y.
+
+        librosa's median-filter HPSS with soft masks, computed in blocks of frames so a long
+        clip never holds more than one block's filter outputs (the time filter reaches only
+        kernel // 2 frames, so blocks with that much overlap give the same masks). The soft
+        masks sum to one, so the percussive part is y minus the harmonic part: one inverse
+        STFT instead of two.
+        """
 
         def compute() -> tuple[np.ndarray, np.ndarray]:
-            h, p = librosa.decompose.hpss(self.stft, kernel_size=self.config.hpss_kernel)
-            inverse = dict(
-                hop_length=self.config.hop_length, window=self.config.window, length=self.y.size
+            c = self.config
+            mask = harmonic_mask(self.magnitude, c.hpss_kernel)
+            harmonic = librosa.istft(
+                self.stft * mask, hop_length=c.hop_length, window=c.window, length=self.y.size
             )
-            return librosa.istft(h, **inverse), librosa.istft(p, **inverse)
+            return harmonic, self.y - harmonic
 
         return self._cached("hpss", compute)
 
@@ -598,12 +610,12 @@ class MusicAnalysis:
     ) -> SpectrogramView:
         """A spectrogram at the student's own settings; the shared STFT is reused when they match.
 
-        Kept per setting (at most 12), so moving back to a setting redraws without recomputing.
+        Kept per setting (at most 6), so moving back to a setting redraws without recomputing.
         """
         key = f"view:{n_fft}:{hop_length}:{window}:{scale}"
         with self._lock:
             views = [k for k in self._memo if k.startswith("view:")]
-            if key not in self._memo and len(views) >= 12:
+            if key not in self._memo and len(views) >= 6:
                 del self._memo[views[0]]
         return self._cached(key, lambda: self._spectrogram_view(n_fft, hop_length, window, scale))
 
@@ -825,6 +837,38 @@ def compute_structure(
     novelty = foote_novelty(ssm, half)
     peaks, _ = sps.find_peaks(novelty, height=novelty.mean() + 0.5 * novelty.std(), distance=half)
     return Structure(ssm.astype(np.float32), block_times, novelty, block_times[peaks])
+
+
+def blockwise(
+    frame_wise: Callable[[np.ndarray], np.ndarray], spec: np.ndarray, block_frames: int = 2048
+) -> np.ndarray:
+    """Apply a per-frame feature to (bins, frames) in blocks of frames and join the results.
+
+    librosa's spectral features make several float64 copies of their whole input; block by
+    block those copies stay small, and since each frame is computed on its own the result is
+    the same. Returns shape (rows, frames).
+    """
+    parts = [
+        frame_wise(spec[:, i : i + block_frames]) for i in range(0, spec.shape[1], block_frames)
+    ]
+    return np.concatenate(parts, axis=-1)
+
+
+def harmonic_mask(magnitude: np.ndarray, kernel: int, block_frames: int = 2048) -> np.ndarray:
+    """Soft harmonic mask of librosa's HPSS, shape (bins, frames), values 0..1.
+
+    magnitude: |STFT|, shape (bins, frames). Computed block by block along time with
+    kernel // 2 + 1 frames of context on each side, which reproduces the whole-clip result.
+    """
+    frames = magnitude.shape[1]
+    margin = kernel // 2 + 1
+    mask = np.empty_like(magnitude)
+    for start in range(0, frames, block_frames):
+        stop = min(start + block_frames, frames)
+        lo, hi = max(0, start - margin), min(frames, stop + margin)
+        block_mask, _ = librosa.decompose.hpss(magnitude[:, lo:hi], kernel_size=kernel, mask=True)
+        mask[:, start:stop] = block_mask[:, start - lo : stop - lo]
+    return mask
 
 
 def refine_tempo(

@@ -17,6 +17,7 @@ from core.analysis import (
     estimate_key,
     export_csv,
     export_json,
+    harmonic_mask,
     prepare_signal,
 )
 from core.audio import load_audio
@@ -107,6 +108,19 @@ def test_hpss_puts_sine_in_harmonic_and_clicks_in_percussive():
     click_h, click_p = band_energy(harmonic, False), band_energy(percussive, False)
     assert sine_h / (sine_h + sine_p) > 0.9
     assert click_p / (click_h + click_p) > 0.8
+
+
+def test_blockwise_hpss_equals_librosa_on_the_whole_clip():
+    y = (cadence(57, True) + 0.5 * click_track(120, 4.0, SR)).astype(np.float32)
+    analysis = MusicAnalysis(y)
+    harmonic_mask(analysis.magnitude, 31)  # warm up
+    small_blocks = harmonic_mask(analysis.magnitude, 31, block_frames=50)
+    reference, _ = librosa.decompose.hpss(analysis.magnitude, kernel_size=31, mask=True)
+    np.testing.assert_allclose(small_blocks, reference, atol=1e-6)
+    harmonic, percussive = analysis.hpss
+    ref_h, ref_p = librosa.effects.hpss(y)
+    np.testing.assert_allclose(harmonic, ref_h, atol=1e-4)
+    np.testing.assert_allclose(percussive, ref_p, atol=1e-4)
 
 
 def test_silence_says_there_is_no_tempo():
