@@ -54,6 +54,14 @@ PAGES: tuple[PageEntry, ...] = (
         "See and hear what a piece is made of: spectra, chroma, tempo and beats, key, pitch, parts, structure.",
     ),
     PageEntry(
+        "pages/train.py",
+        "Train",
+        ":material/model_training:",
+        "Audio",
+        "train",
+        "Train a classifier on digits, a zip or your own recordings: tune with sliders, watch it learn, listen to its errors, compare runs.",
+    ),
+    PageEntry(
         "pages/explore.py",
         "Sound explorer",
         ":material/scatter_plot:",

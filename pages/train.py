@@ -1,0 +1,67 @@
+"""Train: build a data set, tune hyperparameters with sliders, watch training, listen to errors."""
+
+import streamlit as st
+
+from core.device import resolve_device
+from core.jobs import get_job_manager
+from ui.train_compare import compare_section
+from ui.train_dataset import dataset_section
+from ui.train_live import attach_session, live_view, start_stop
+from ui.train_results import results_section
+from ui.train_settings import (
+    augmentation_section,
+    build_config,
+    device_caption,
+    feature_settings,
+    hyperparameters,
+    model_settings,
+    split_settings,
+)
+
+st.title("Train")
+st.markdown(
+    "Train an audio classifier and see what each setting does. The network sees each clip as "
+    "a **log-mel spectrogram** (or MFCCs), makes a guess, and the **loss** says how wrong it "
+    "was; the **optimiser** nudges every weight to lower it, one **batch** at a time. An "
+    "**epoch** is one pass over the training clips. The **validation** clips are never trained "
+    "on: their accuracy tells you how well the network handles sounds it has not heard."
+)
+owner = attach_session()
+jobs = get_job_manager()
+
+st.header("1. Data")
+data = dataset_section()
+
+config = spec = None
+if data is not None:
+    st.header("2. Features and model")
+    features, kind, normalization, clip_seconds = feature_settings(data)
+    bins = features.num_bins(kind)
+    frames = features.num_frames(int(clip_seconds * features.sample_rate))
+    model = model_settings((1, bins, frames), len(data.dataset.labels))
+
+    st.header("3. Hyperparameters")
+    device_caption()
+    fields = hyperparameters()
+    split_fields, split_error = split_settings(data, fields["seed"])
+    with st.expander("Augmentation: new training examples from old ones", expanded=False):
+        augment = augmentation_section(features, kind, normalization, clip_seconds, data)
+    name = st.text_input("Run name", value=data.label, max_chars=120, key="train_run_name")
+    config = build_config(
+        data, features=features, feature_kind=kind, normalization=normalization,
+        clip_seconds=clip_seconds, augment=augment, name=name, **fields, **split_fields,
+    )  # fmt: skip
+    spec = model.spec
+    if data.blocking or split_error:
+        config = None  # the reasons are shown above
+
+st.header("4. Train and watch")
+device = resolve_device(st.session_state.get("device_choice", "auto"))
+start_stop(jobs, owner, config, spec, data, device)
+live_view(jobs, owner)
+
+st.header("5. Results")
+results_section(jobs.store, owner)
+
+st.header("6. Compare runs")
+compare_section(jobs.store, jobs, owner)

@@ -1,0 +1,114 @@
+"""The Train page under AppTest: a short real training on a few built-in digits, by widget key."""
+
+from __future__ import annotations
+
+from core.jobs import get_job_manager
+from tests.apptest_helpers import open_page
+
+PAGE = "pages/train.py"
+
+
+def _texts(at, kind: str) -> list[str]:
+    return [element.value for element in getattr(at, kind)]
+
+
+def _chart_keys(at) -> set[str]:
+    """Keys of the plotly charts on the page (AppTest lists them as unknown elements)."""
+    keys = set()
+    for element in at.main.get("plotly_chart"):
+        proto = getattr(element, "proto", None)
+        keys.add(getattr(proto, "id", ""))
+    return keys
+
+
+def _runs_table(at):
+    """The run comparison table (the dataframe with a status column)."""
+    tables = [d.value for d in at.dataframe if "status" in d.value.columns]
+    assert len(tables) == 1, [list(d.value.columns) for d in at.dataframe]
+    return tables[0]
+
+
+def _wait_for_job(at) -> str:
+    owner = at.session_state["session_id"]
+    job_id = at.session_state["train_job"]
+    status = get_job_manager().wait(job_id, owner, timeout=120)
+    assert status.done, "the training did not end within 120 s"
+    return status
+
+
+def _quick_settings(at) -> None:
+    at.number_input(key="train_limit").set_value(8).run()
+    at.slider(key="train_epochs").set_value(1)
+    at.select_slider(key="train_batch").set_value(32)
+    at.toggle(key="train_tsne").set_value(False)  # t-SNE costs seconds on a loaded CPU
+    at.run()
+
+
+def test_short_training_then_a_stopped_run_both_kept_and_compared():
+    at = open_page(PAGE)
+    assert not at.exception
+    assert at.title[0].value == "Train"
+    _quick_settings(at)
+    assert not at.exception
+    assert not at.error, _texts(at, "error")
+    at.button(key="train_start").click().run()
+    assert not at.exception
+    status = _wait_for_job(at)
+    assert status.state == "finished", status.message
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, _texts(at, "error")
+    assert any("Finished 1 epochs" in text for text in _texts(at, "success"))
+    keys = _chart_keys(at)
+    for key in ("train_live_curves", "train_confusion", "train_per_class_chart", "train_lr_loss",
+                "train_embedding"):  # fmt: skip
+        assert any(key in k for k in keys), (key, keys)
+    # The results show the new run; the confusion cells name true and predicted classes.
+    assert at.selectbox(key="train_result_run").value == status.run_id
+    cells = at.selectbox(key="train_cell").options
+    assert cells and all("true" in c and "predicted" in c for c in cells)
+    table = _runs_table(at)
+    assert list(table["status"]) == ["finished"]
+    assert 0.0 <= table.iloc[0]["val accuracy"] <= 1.0
+
+    # A second, longer run stopped at once (Stop pressed twice): kept as a stopped run.
+    at.slider(key="train_epochs").set_value(5).run()
+    at.button(key="train_start").click().run()
+    at.button(key="train_stop").click().run()
+    at.button(key="train_stop").click().run()
+    assert not at.exception
+    assert any("Already stopping" in i or "already ended" in i for i in _texts(at, "info")), (
+        _texts(at, "info"),
+        _texts(at, "error"),
+        _texts(at, "success"),
+    )
+    second = _wait_for_job(at)
+    assert second.state == "stopped", second.message
+    at.run()
+    assert not at.exception
+    table = _runs_table(at)
+    assert sorted(table["status"]) == ["finished", "stopped"]
+    assert at.multiselect(key="train_compare_runs").value == list(table["run"])
+
+
+def test_other_sources_wait_for_data_and_server_paths_need_the_teachers_consent(
+    monkeypatch, tmp_path
+):
+    monkeypatch.delenv("AUDIO_DL_DATA_ROOTS", raising=False)
+    at = open_page(PAGE)
+    at.segmented_control(key="train_data_source").set_value("Zip of class folders").run()
+    assert not at.exception
+    assert any("Each folder name is a class" in c for c in _texts(at, "caption"))
+    assert at.button(key="train_start").disabled
+    at.segmented_control(key="train_data_source").set_value("Record per class").run()
+    assert not at.exception
+    assert at.text_input(key="train_rec_classes").value == "yes, no"
+    assert any("Record or upload a few clips" in i for i in _texts(at, "info"))
+    assert at.button(key="train_start").disabled
+    at.segmented_control(key="train_data_source").set_value("Server folder").run()
+    assert any("switched off" in e for e in _texts(at, "error"))
+    monkeypatch.setenv("AUDIO_DL_DATA_ROOTS", str(tmp_path))
+    at.text_input(key="train_server_path").input("/etc").run()
+    assert not at.exception
+    assert any("outside the folders" in e for e in _texts(at, "error"))
+    assert at.button(key="train_start").disabled

@@ -1,0 +1,267 @@
+"""Train page, section 1: choose or build the data set, then preview it.
+
+Sources: the built-in spoken digits, an uploaded zip of class folders (extracted safely by
+core.datasets), a folder on the server (only under AUDIO_DL_DATA_ROOTS), or clips recorded
+or uploaded per class in the browser, Teachable-Machine style. Recorded clips live in
+st.session_state["train_clips"] ({class name: {digest: AudioClip}}) until removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+
+from core.audio import UPLOAD_TYPES, AudioClip, AudioError, encode_wav
+from core.datasets import (
+    AudioDataset,
+    AudioExample,
+    DatasetError,
+    builtin_digits,
+    class_balance,
+    content_hash,
+    dataset_from_clips,
+    dataset_from_zip,
+    load_dataset,
+    load_example_audio,
+)
+from core.features import FeatureConfig, make_feature_transform
+from core.train_support import (
+    allowed_data_roots,
+    check_server_path,
+    class_warnings,
+    limit_per_class,
+)
+from core.viz.audio import spectrogram_figure
+from core.viz.training import class_counts_figure
+from ui.audio_input import decode_upload
+
+DIGITS, ZIP, SERVER, RECORD = (
+    "Built-in spoken digits",
+    "Zip of class folders",
+    "Server folder",
+    "Record per class",
+)
+CLIPS_KEY = "train_clips"
+SEEN_KEY = "train_clips_seen"  # digests already added per class, so a removed clip stays removed
+RECORD_RATE = 16000
+MAX_RECORD_SECONDS = 30.0
+MAX_CLASSES = 12
+
+
+@dataclass(frozen=True)
+class DataChoice:
+    """The data set to train on and how to describe it in the run and the exported script."""
+
+    dataset: AudioDataset
+    source: str  # TrainConfig.data
+    label: str  # shown in the run's name
+    limit: int  # clips per class kept (0 = all)
+    script_data: str  # what the exported script loads ("" = recorded clips: ask for --data)
+    blocking: tuple[str, ...]  # errors that keep Start disabled
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading the zip...")
+def _zip_dataset(digest: str, name: str, _data: bytes) -> AudioDataset:
+    return dataset_from_zip(_data, name=name)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _load_source(source: str) -> AudioDataset:
+    return builtin_digits() if source == "builtin:digits" else load_dataset(source)
+
+
+def dataset_section() -> DataChoice | None:
+    """Source picker, quick-subset control and preview; the DataChoice or None."""
+    kind = st.segmented_control("Data source", [DIGITS, ZIP, SERVER, RECORD], default=DIGITS,
+                                required=True, key="train_data_source")  # fmt: skip
+    try:
+        picked = _pick(kind)
+    except (DatasetError, AudioError) as error:
+        st.error(str(error))
+        return None
+    if picked is None:
+        return None
+    dataset, source, label, script_data = picked
+    limit = int(st.number_input(
+        "Clips per class (0 = all)", min_value=0, max_value=100_000, value=0, step=10,
+        key="train_limit", help="A random (seeded) subset per class: a quick first run.",
+    ))  # fmt: skip
+    dataset = limit_per_class(dataset, limit)
+    blocking = _preview(dataset)
+    if limit:
+        label = f"{label} · {limit}/class"
+    return DataChoice(dataset, source, label, limit, script_data, tuple(blocking))
+
+
+def _pick(kind: str | None) -> tuple[AudioDataset, str, str, str] | None:
+    if kind == ZIP:
+        upload = st.file_uploader("A zip with one folder per class", type=["zip"], key="train_zip")
+        if upload is None:
+            st.caption("Each folder name is a class; the audio files inside are its examples.")
+            return None
+        data = upload.getvalue()
+        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+        return _zip_dataset(digest, upload.name, data), f"zip:{upload.name}", upload.name, ""
+    if kind == SERVER:
+        roots = allowed_data_roots()
+        text = st.text_input("Folder or zip on the server", key="train_server_path",
+                             placeholder=str(roots[0]) if roots else "switched off on this server")  # fmt: skip
+        if not roots or text.strip():
+            path = check_server_path(text, roots)
+            return _load_source(str(path)), str(path), path.name, str(path)
+        st.caption(f"Allowed folders: {', '.join(str(r) for r in roots)}.")
+        return None
+    if kind == RECORD:
+        return _recorded()
+    return _load_source("builtin:digits"), "builtin:digits", "digits", "builtin:digits"
+
+
+# --------------------------------------------------------------------------- recording
+
+
+def _recorded() -> tuple[AudioDataset, str, str, str] | None:
+    text = st.text_input(
+        "Class names, separated by commas", value="yes, no", key="train_rec_classes"
+    )
+    names = list(dict.fromkeys(n.strip()[:40] for n in text.split(",") if n.strip()))[:MAX_CLASSES]
+    clips: dict[str, dict[str, AudioClip]] = st.session_state.setdefault(CLIPS_KEY, {})
+    for index, (name, column) in enumerate(
+        zip(names, st.columns(max(1, min(len(names), 4))) * 3, strict=False)
+    ):
+        with column.container(border=True):
+            _class_recorder(index, name, clips.setdefault(name, {}))
+    pairs = [(name, clip) for name in names for clip in clips.get(name, {}).values()]
+    counts = {name: len(clips.get(name, {})) for name in names}
+    if sum(counts.values()) == 0:
+        st.info("Record or upload a few clips for each class (5 or more each works best).")
+        return None
+    if len([n for n in names if counts[n]]) < 2:
+        errors, _ = class_warnings(counts)
+        for error in errors:
+            st.error(error)
+        return None
+    return dataset_from_clips(pairs), "clips:recorded", "recorded clips", ""
+
+
+def _class_recorder(index: int, name: str, store: dict[str, AudioClip]) -> None:
+    st.markdown(f"**{name}** · {len(store)} clip(s)")
+    seen: set[str] = st.session_state.setdefault(SEEN_KEY, {}).setdefault(name, set())
+    recording = st.audio_input(
+        f"Record '{name}'", sample_rate=RECORD_RATE, key=f"train_rec_{index}"
+    )
+    uploads = st.file_uploader(f"or upload '{name}' clips", type=list(UPLOAD_TYPES),
+                               accept_multiple_files=True, key=f"train_rec_up_{index}")  # fmt: skip
+    incoming = ([recording] if recording is not None else []) + list(uploads or [])
+    for item in incoming:
+        data = item.getvalue()
+        digest = hashlib.blake2b(data, digest_size=12).hexdigest()
+        if digest in seen:
+            continue
+        seen.add(digest)
+        try:
+            store[digest] = decode_upload(data, getattr(item, "name", "recording"),
+                                          sample_rate=RECORD_RATE, max_seconds=MAX_RECORD_SECONDS)  # fmt: skip
+        except AudioError as error:
+            st.error(f"{name}: {error}")
+    for digest, clip in list(store.items()):
+        left, right = st.columns([4, 1])
+        left.audio(encode_wav(clip.samples, clip.sample_rate), format="audio/wav")
+        if right.button("✕", key=f"train_rec_rm_{index}_{digest}", help="Remove this clip"):
+            del store[digest]
+            st.rerun()
+
+
+# --------------------------------------------------------------------------- preview
+
+
+def _thumbnail(dataset: AudioDataset, example: AudioExample):
+    """(samples at 16 kHz, log-mel (64, frames)) of one example, for players and thumbnails."""
+    # A browser clip's key is its position, so its content must be part of the cache key.
+    token = content_hash(dataset, example) if example.in_memory else ""
+    return _thumbnail_cached(example, token, dataset)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _thumbnail_cached(example: AudioExample, token: str, _dataset: AudioDataset):
+    samples = load_example_audio(_dataset, example, RECORD_RATE)
+    config = FeatureConfig(sample_rate=RECORD_RATE, n_fft=512, hop_length=160, n_mels=64)
+    import torch
+
+    with torch.no_grad():
+        logmel = make_feature_transform(config, "logmel")(torch.as_tensor(samples)).numpy()
+    return samples, logmel
+
+
+def example_view(dataset: AudioDataset, example, *, height: int = 170, key: str = "") -> None:
+    """A player and a small log-mel spectrogram of one example (errors shown, not raised)."""
+    try:
+        samples, logmel = _thumbnail(dataset, example)
+    except (AudioError, OSError, KeyError) as error:
+        st.warning(f"{example.ref}: cannot be played ({error}).")
+        return
+    st.audio(encode_wav(samples, RECORD_RATE), format="audio/wav")
+    st.plotly_chart(spectrogram_figure(logmel, RECORD_RATE, 160, height=height), key=key or None,
+                    config={"displayModeBar": False})  # fmt: skip
+
+
+def _preview(dataset: AudioDataset) -> list[str]:
+    counts = class_balance(dataset)
+    errors, warnings = class_warnings(counts)
+    left, right = st.columns([3, 2])
+    with left:
+        st.plotly_chart(class_counts_figure(counts), key="train_counts_chart")
+        st.caption(f"{dataset.name}: {len(dataset)} clips in {len(dataset.labels)} classes.")
+    with right:
+        label = st.selectbox("Listen to class", dataset.labels, key="train_preview_class")
+        members = [e for e in dataset.examples if dataset.labels[e.label] == label]
+        if members:
+            names = [e.ref for e in members]
+            if st.session_state.get("train_preview_clip", 0) >= len(members):
+                st.session_state.pop("train_preview_clip")  # chosen in a bigger class
+            chosen = st.selectbox("Clip", range(len(members)), format_func=names.__getitem__,
+                                  key="train_preview_clip")  # fmt: skip
+            example_view(dataset, members[min(chosen, len(members) - 1)], key="train_preview_spec")
+    _thumbnails(dataset)
+    for error in errors:
+        st.error(error)
+    for warning in warnings:
+        st.warning(warning)
+    if dataset.skipped:
+        with st.expander(f"{len(dataset.skipped)} file(s) left out"):
+            st.text("\n".join(dataset.skipped[:200]))
+    return errors
+
+
+def _thumbnails(dataset: AudioDataset, count: int = 4) -> None:
+    """Spectrograms of the first clip of up to `count` classes, side by side."""
+    firsts = {}
+    for example in dataset.examples:
+        firsts.setdefault(example.label, example)
+    shown = list(firsts.values())[:count]
+    for column, example in zip(st.columns(count), shown, strict=False):
+        with column:
+            st.caption(f"class {dataset.labels[example.label]} · {example.ref}")
+            try:
+                _, logmel = _thumbnail(dataset, example)
+            except (AudioError, OSError, KeyError):
+                st.caption("(cannot be decoded)")
+                continue
+            figure = spectrogram_figure(logmel, RECORD_RATE, 160, height=150)
+            figure.update_traces(showscale=False)
+            st.plotly_chart(
+                figure, key=f"train_thumb_{example.label}", config={"displayModeBar": False}
+            )
+
+
+def first_example_audio(dataset: AudioDataset) -> np.ndarray | None:
+    """Samples (16 kHz) of the data set's first example, for the feature and augment previews."""
+    if not dataset.examples:
+        return None
+    example = dataset.examples[0]
+    try:
+        return _thumbnail(dataset, example)[0]
+    except (AudioError, OSError, KeyError):
+        return None

@@ -1,0 +1,156 @@
+"""Train page, section 4: Start / Stop and the live view of the session's training job.
+
+The job lives in core.jobs' process-wide JobManager, never in this script run: the page
+keeps only the job id (st.session_state["train_job"]) and polls the manager from an
+st.fragment that reruns every POLL_SECONDS while the job is queued or running. No st.*
+call ever happens in the training thread.
+
+Reload: a reload starts a new Streamlit session with a new session id, and jobs and runs
+belong to the session id. The page therefore mirrors the id into the URL (?sid=...) and
+adopts the id it finds there, so reloading the Train page re-attaches to the running job
+and the run list. Anyone given that URL sees the same runs: it is a classroom convenience,
+not a password.
+"""
+
+from __future__ import annotations
+
+import re
+
+import streamlit as st
+
+from core.jobs import JobError, JobManager, get_job_manager
+from core.train import TrainConfig
+from core.train_support import records_of
+from core.viz.training import training_curves_figure
+from ui.train_dataset import DataChoice
+
+JOB_KEY = "train_job"
+JOB_DATA_KEY = "train_job_data"  # job id -> {"dataset", "limit", "script_data"}
+RUN_DATA_KEY = "train_run_data"  # run id -> the same, once the run exists
+RESULT_PENDING_KEY = "train_result_pending"  # newest finished run, selected on the next run
+POLL_SECONDS = 1.0
+SESSION_ID = re.compile(r"^[0-9a-f]{12}$")
+
+
+def attach_session() -> str:
+    """Adopt ?sid= from the URL (a reload) or write the session id there; return it."""
+    sid = st.query_params.get("sid")
+    if isinstance(sid, str) and SESSION_ID.match(sid):
+        st.session_state["session_id"] = sid
+    else:
+        st.query_params["sid"] = st.session_state["session_id"]
+    return st.session_state["session_id"]
+
+
+def current_job(jobs: JobManager, owner: str) -> str | None:
+    """The session's job id; after a reload, the owner's newest job in the manager."""
+    job_id = st.session_state.get(JOB_KEY)
+    known = [s.job_id for s in jobs.jobs(owner)]
+    if job_id not in known:
+        job_id = known[0] if known else None
+        st.session_state[JOB_KEY] = job_id
+    return job_id
+
+
+def start_stop(jobs: JobManager, owner: str, config: TrainConfig | None, spec, data: DataChoice | None,
+               device) -> None:  # fmt: skip
+    """The Start and Stop buttons (Start disabled while a job runs or settings are invalid)."""
+    job_id = current_job(jobs, owner)
+    status = jobs.status(job_id, owner) if job_id else None
+    running = status is not None and not status.done
+    left, right, _ = st.columns([1, 1, 3])
+    start = left.button("Start training", type="primary", key="train_start",
+                        disabled=running or config is None or spec is None)  # fmt: skip
+    stop = right.button("Stop", key="train_stop", disabled=job_id is None)
+    if start and config is not None and data is not None:
+        job_id = jobs.submit(config, owner=owner, dataset=data.dataset, spec=spec, device=device,
+                             name=config.name)  # fmt: skip
+        st.session_state[JOB_KEY] = job_id
+        st.session_state.setdefault(JOB_DATA_KEY, {})[job_id] = {
+            "dataset": data.dataset, "limit": data.limit, "script_data": data.script_data}  # fmt: skip
+        st.session_state.pop("train_stop_sent", None)
+    if stop and job_id:
+        _stop(jobs, owner, job_id)
+
+
+def _stop(jobs: JobManager, owner: str, job_id: str) -> None:
+    try:
+        status = jobs.status(job_id, owner)
+    except JobError as error:
+        st.warning(str(error))
+        return
+    if status.done:
+        st.info(f"This training has already ended ({status.state}); nothing to stop.")
+    elif st.session_state.get("train_stop_sent") == job_id:
+        st.info("Already stopping: the run ends after the current step and keeps its weights.")
+    else:
+        jobs.cancel(job_id, owner)
+        st.session_state["train_stop_sent"] = job_id
+        st.info("Stopping after the current step; the weights so far are saved as a run.")
+
+
+def live_view(jobs: JobManager, owner: str) -> None:
+    """Progress and live curves of the session's job, polled while it runs."""
+    job_id = st.session_state.get(JOB_KEY)
+    if not job_id:
+        st.caption("Press Start: the loss and accuracy curves grow here while the network learns.")
+        return
+    try:
+        done = jobs.status(job_id, owner).done
+    except JobError:
+        st.session_state[JOB_KEY] = None
+        return
+    # The fragment body runs inline here during a full page run, and alone when it polls.
+    st.session_state["train_full_run"] = True
+    st.fragment(_live, run_every=None if done else POLL_SECONDS)(job_id, owner)
+    st.session_state["train_full_run"] = False
+
+
+def _live(job_id: str, owner: str) -> None:
+    jobs = get_job_manager()
+    try:
+        status = jobs.status(job_id, owner)
+        events = jobs.events(job_id, owner)
+    except JobError as error:
+        st.warning(str(error))
+        return
+    if status.state == "queued":
+        st.info(f"Waiting for a free slot on {status.device}: you are number "
+                f"{status.queue_position or 1} in the queue.")  # fmt: skip
+    started = next((e for e in events if e.kind == "started"), None)
+    if started is not None:
+        info = started.info
+        st.caption(f"{info.get('train_examples')} training / {info.get('val_examples')} validation clips · "
+                   f"{info.get('parameters', 0):,} parameters · on {info.get('device')}")  # fmt: skip
+    st.progress(min(1.0, status.progress), text=_progress_text(status))
+    st.plotly_chart(training_curves_figure(records_of(events)), key="train_live_curves")
+    _final_message(status)
+    if status.run_id and job_id in st.session_state.get(JOB_DATA_KEY, {}):
+        st.session_state.setdefault(RUN_DATA_KEY, {})[status.run_id] = st.session_state[
+            JOB_DATA_KEY
+        ][job_id]
+    if status.done and st.session_state.get("train_final_seen") != job_id:
+        st.session_state["train_final_seen"] = job_id
+        st.session_state[RESULT_PENDING_KEY] = status.run_id
+        if not st.session_state.get("train_full_run"):
+            st.rerun()  # polled alone: redraw the page so results and the run table show it
+
+
+def _progress_text(status) -> str:
+    parts = [f"{status.state}", f"epoch {status.epoch}/{status.epochs}", f"{status.progress:.0%}"]
+    if status.samples_per_second:
+        parts.append(f"{status.samples_per_second:.0f} samples/s")
+    if status.eta_seconds and not status.done:
+        parts.append(f"ETA {status.eta_seconds:.0f} s")
+    if status.val_accuracy is not None:
+        parts.append(f"val accuracy {status.val_accuracy:.1%}")
+    return " · ".join(parts)
+
+
+def _final_message(status) -> None:
+    if status.state == "finished":
+        st.success(status.message or "Finished.")
+    elif status.state == "stopped":
+        st.info(status.message or "Stopped.")
+    elif status.state == "failed":
+        st.error(status.message or "The training failed.")

@@ -1,0 +1,180 @@
+"""Train page, section 5: understand a finished run.
+
+Everything here reads the run store (summary.json's evaluation and metrics.jsonl), so a
+run is explained the same way after a reload or days later. Clips are played from the
+data set the session trained on when it is still known (the validation split is re-done
+deterministically, core.train_support.validation_examples); otherwise the misclassified
+clips are played from the file references the evaluation saved.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from core.datasets import AudioDataset, AudioExample, builtin_digits
+from core.runs import RunError, RunStore
+from core.train import TrainConfig
+from core.train_support import validation_examples
+from core.viz.training import (
+    confusion_matrix_figure,
+    embedding_figure,
+    lr_loss_figure,
+    per_class_figure,
+    per_class_table,
+)
+from ui.train_dataset import example_view
+from ui.train_live import RESULT_PENDING_KEY, RUN_DATA_KEY
+
+NO_DATA = AudioDataset("", (), ())
+MAX_CLIPS = 6
+
+
+def results_section(store: RunStore, owner: str) -> None:
+    """Run picker, confusion matrix with its clips, per-class scores, embeddings, curves."""
+    runs = [r for r in store.list_runs(owner) if r.status in ("finished", "stopped", "failed")]
+    if not runs:
+        st.caption("Results appear here when a training ends.")
+        return
+    ids = [r.run_id for r in runs]
+    pending = st.session_state.pop(RESULT_PENDING_KEY, None)
+    if pending in ids or st.session_state.get("train_result_run") not in ids:
+        st.session_state["train_result_run"] = pending if pending in ids else ids[0]
+    names = {r.run_id: f"{r.name or r.run_id} · {r.status} · {r.created_utc}" for r in runs}
+    run_id = st.selectbox("Run", ids, format_func=names.get, key="train_result_run")
+    try:
+        info, summary = store.get(run_id, owner), store.read_summary(run_id)
+    except (RunError, ValueError, OSError) as error:
+        st.error(f"This run cannot be read: {error}")
+        return
+    evaluation = summary.get("evaluation")
+    if not evaluation:
+        st.error(summary.get("message") or "This run ended without an evaluation.")
+        return
+    if summary.get("message"):
+        st.caption(summary["message"])
+    examples, dataset = _examples(run_id, info.train_config, len(evaluation.get("true", [])))
+    st.metric("Validation accuracy", f"{evaluation['accuracy']:.1%}",
+              help=f"macro F1 {evaluation.get('macro_f1', 0):.2f}, loss {evaluation['loss']:.3f}")  # fmt: skip
+    _confusion(evaluation, examples, dataset)
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Per class")
+        table = per_class_table(evaluation["labels"], evaluation["precision"], evaluation["recall"],
+                                evaluation["f1"], evaluation["support"])  # fmt: skip
+        st.dataframe(table, hide_index=True, key="train_per_class",
+                     column_config={c: st.column_config.ProgressColumn(c, format="percent", min_value=0, max_value=1)
+                                    for c in ("precision", "recall", "F1")})  # fmt: skip
+        st.plotly_chart(per_class_figure(table), key="train_per_class_chart")
+    with right:
+        st.subheader("Learning rate and loss")
+        st.plotly_chart(lr_loss_figure(store.read_metrics(run_id)), key="train_lr_loss")
+    _embeddings(evaluation, examples, dataset)
+
+
+def _examples(
+    run_id: str, train_config: dict, count: int
+) -> tuple[list[AudioExample] | None, AudioDataset]:
+    """The run's validation examples in evaluation order (None if they cannot be found)."""
+    known = st.session_state.get(RUN_DATA_KEY, {}).get(run_id)
+    dataset = known["dataset"] if known else None
+    if dataset is None and train_config.get("data") == "builtin:digits":
+        dataset = builtin_digits()  # a reload: right when the run used every clip
+    if dataset is None:
+        return None, NO_DATA
+    try:
+        config = TrainConfig.from_dict(train_config)
+    except (ValueError, TypeError):
+        return None, NO_DATA
+    return validation_examples(dataset, config, count), dataset
+
+
+def _clip(index: int, evaluation: dict, examples, dataset) -> AudioExample | None:
+    if examples is not None:
+        return examples[index]
+    wrong = next((m for m in evaluation.get("misclassified", []) if m.get("index") == index), None)
+    if wrong is None or str(wrong.get("source", "")).startswith("memory:"):
+        return None
+    return AudioExample(wrong["source"], 0, wrong.get("group", ""), wrong.get("start_seconds", 0.0),
+                        wrong.get("duration_seconds"))  # fmt: skip
+
+
+def _confusion(evaluation: dict, examples, dataset) -> None:
+    st.subheader("Confusion matrix: listen to your errors")
+    labels = [str(label) for label in evaluation["labels"]]
+    confusion = np.asarray(evaluation["confusion"])
+    true, predicted = np.asarray(evaluation["true"]), np.asarray(evaluation["predicted"])
+    cells = sorted(((i, j) for i in range(len(labels)) for j in range(len(labels)) if confusion[i, j]),
+                   key=lambda c: (c[0] == c[1], -confusion[c]))  # errors first  # fmt: skip
+    names = {
+        c: f"true {labels[c[0]]} → predicted {labels[c[1]]} · {confusion[c]} clip(s)" for c in cells
+    }
+    left, right = st.columns([3, 2])
+    with left:
+        event = st.plotly_chart(confusion_matrix_figure(confusion, labels), on_select="rerun",
+                                selection_mode="points", key="train_confusion")  # fmt: skip
+    clicked = _selected_cell(event)
+    if clicked in names and clicked != st.session_state.get("train_cell_clicked"):
+        st.session_state["train_cell_clicked"] = clicked
+        st.session_state["train_cell"] = clicked  # the menu follows a click on the matrix
+    with right:
+        if not cells:
+            return
+        if st.session_state.get("train_cell") not in cells:
+            st.session_state.pop("train_cell", None)  # a cell of another run
+        cell = st.selectbox("Cell", cells, format_func=names.get, key="train_cell",
+                            help="Or click a cell of the matrix.")  # fmt: skip
+        members = np.flatnonzero((true == cell[0]) & (predicted == cell[1])).tolist()
+        for index in members[:MAX_CLIPS]:
+            example = _clip(index, evaluation, examples, dataset)
+            if example is None:
+                st.caption(f"clip {index}: its audio is not available in this session.")
+                continue
+            st.caption(example.ref)
+            example_view(dataset, example, height=140, key=f"train_cell_spec_{index}")
+        if len(members) > MAX_CLIPS:
+            st.caption(f"... and {len(members) - MAX_CLIPS} more.")
+
+
+def _selected_cell(event) -> tuple[int, int] | None:
+    points = event.selection.points if event and event.selection else []
+    for point in points:
+        data = point.get("customdata")
+        if isinstance(data, list) and len(data) == 2:
+            return int(data[0]), int(data[1])
+    return None
+
+
+def _embeddings(evaluation: dict, examples, dataset) -> None:
+    options = [k for k in ("projection_tsne", "projection_pca") if evaluation.get(k)]
+    if not options:
+        return
+    st.subheader("What the network learned: its embedding of the validation clips")
+    kind = st.radio("Map", options, horizontal=True, key="train_projection",
+                    format_func={"projection_tsne": "t-SNE", "projection_pca": "PCA"}.get)  # fmt: skip
+    labels = [str(label) for label in evaluation["labels"]]
+    true = [labels[t] for t in evaluation["true"]]
+    predicted = [labels[p] for p in evaluation["predicted"]]
+    names = (
+        [e.ref for e in examples]
+        if examples is not None
+        else [f"clip {i}" for i in range(len(true))]
+    )
+    figure = embedding_figure(np.asarray(evaluation[kind], dtype=float), true, predicted, names)
+    left, right = st.columns([3, 2])
+    with left:
+        event = st.plotly_chart(
+            figure, on_select="rerun", selection_mode="points", key="train_embedding"
+        )
+    points = event.selection.points if event and event.selection else []
+    with right:
+        if not points:
+            st.caption("Click a point to hear that clip. Crosses are clips the network got wrong.")
+            return
+        index = int(points[0].get("customdata", -1))
+        example = _clip(index, evaluation, examples, dataset) if 0 <= index < len(true) else None
+        if example is None:
+            st.caption("This clip's audio is not available in this session.")
+            return
+        st.caption(f"{example.ref}: true {true[index]}, predicted {predicted[index]}")
+        example_view(dataset, example, height=160, key="train_embedding_spec")

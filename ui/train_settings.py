@@ -1,0 +1,191 @@
+"""Train page, sections 2 and 3: features, model and the hyperparameter sliders.
+
+`features_and_model(data)` and `hyperparameters(data, ...)` draw the widgets (keys
+train_*) and return what they describe; `build_config` turns it all into the TrainConfig
+(a bad combination is shown as an error and blocks Start).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import streamlit as st
+
+from core.augment import AugmentConfig, preview_augmentation
+from core.datasets import DatasetError, leakage_report, split_dataset
+from core.device import resolve_device
+from core.features import FeatureConfig
+from core.model_presets import preset_description, preset_spec
+from core.model_spec import ModelSpec, SpecError, parameter_count
+from core.train import TrainConfig
+from core.train_support import set_dropout
+from core.viz.audio import spectrogram_figure
+from ui.train_augment import audition, augment_settings
+from ui.train_dataset import DataChoice, first_example_audio
+
+SAMPLE_RATE = 16000
+PRESETS = ("cnn_logmel", "crnn_logmel")  # the presets that read a log-mel image
+BUILDER = "network from the Network builder page"
+LEARNING_RATES = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3,
+                  1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0]  # fmt: skip
+BATCH_SIZES = [4, 8, 16, 32, 64, 128, 256]
+WEIGHT_DECAYS = [0.0, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
+SPLITS = {"stratified": "stratified (each class split 80/20)", "random": "random",
+          "group": "by group (speaker or source file)", "holdout": "hold out one group"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Model:
+    """The network to train (adapted to the data) and what it costs."""
+
+    spec: ModelSpec | None
+    parameters: int
+    error: str = ""
+
+
+def feature_settings(data: DataChoice) -> tuple[FeatureConfig, str, str, float]:
+    """Feature widgets and the example image; returns (config, kind, normalization, clip s)."""
+    left, right = st.columns([2, 3])
+    with left:
+        kind = st.radio("Features", ["logmel", "mfcc"], horizontal=True, key="train_feature_kind",
+                        format_func={"logmel": "log-mel", "mfcc": "MFCC"}.get)  # fmt: skip
+        n_mels = st.select_slider(
+            "Mel bands", [16, 32, 40, 64, 80, 128], value=64, key="train_n_mels"
+        )
+        hop_ms = st.select_slider(
+            "Hop (ms between frames)", [5, 10, 20, 40], value=10, key="train_hop_ms"
+        )
+        win_ms = st.select_slider("Window (ms)", [16, 25, 32, 64], value=25, key="train_win_ms")
+        clip_seconds = st.slider("Clip length (s)", 0.25, 4.0, 1.0, 0.25, key="train_clip_seconds",
+                                 help="Every example is cut or padded to this length.")  # fmt: skip
+        normalization = st.selectbox("Normalisation", ["utterance", "global", "none"],
+                                     key="train_normalization",
+                                     help="utterance: each clip's bands to mean 0, std 1; "
+                                     "global: statistics of the training split.")  # fmt: skip
+    win = int(SAMPLE_RATE * win_ms / 1000)
+    config = FeatureConfig(sample_rate=SAMPLE_RATE, n_fft=max(256, 2 ** math.ceil(math.log2(win))),
+                           win_length=win, hop_length=int(SAMPLE_RATE * hop_ms / 1000),
+                           n_mels=n_mels, n_mfcc=min(20, n_mels), f_max=SAMPLE_RATE / 2)  # fmt: skip
+    frames = config.num_frames(int(clip_seconds * SAMPLE_RATE))
+    with right:
+        samples = first_example_audio(data.dataset)
+        if samples is not None:
+            view = preview_augmentation(samples, SAMPLE_RATE, augment=AugmentConfig.off(),
+                                        feature_config=config, kind=kind,
+                                        normalization="utterance" if normalization == "global" else normalization,
+                                        clip_frames=frames)  # fmt: skip
+            figure = spectrogram_figure(view.original_features, SAMPLE_RATE, config.hop_length,
+                                        y_axis="mfcc" if kind == "mfcc" else "mel", height=260,
+                                        colorbar_title="z" if normalization != "none" else "dB")  # fmt: skip
+            st.plotly_chart(figure, key="train_feature_image", config={"displayModeBar": False})
+            bins = config.num_bins(kind)
+            st.caption(f"What the network sees of the first clip: {bins} × {frames} numbers "
+                       f"({bins} {'coefficients' if kind == 'mfcc' else 'bands'} × {frames} frames).")  # fmt: skip
+    return config, kind, normalization, clip_seconds
+
+
+def model_settings(shape: tuple[int, int, int], classes: int) -> Model:
+    """Preset or builder network, dropout, and the parameter count for this data."""
+    has_builder = isinstance(st.session_state.get("network_spec"), ModelSpec)
+    options = list(PRESETS) + [BUILDER] * has_builder
+    choice = st.selectbox("Network", options, key="train_model",
+                          format_func=lambda n: n if n == BUILDER else f"{n}: {preset_description(n)}")  # fmt: skip
+    if not has_builder:
+        st.caption("Build your own on the Network builder page and it will appear here.")
+    base = st.session_state["network_spec"] if choice == BUILDER else preset_spec(choice)
+    first = next((layer.param("p") for layer in base.layers if layer.kind == "Dropout"), None)
+    dropout = st.slider("Dropout", 0.0, 0.7, float(first if first is not None else 0.0), 0.05,
+                        key="train_dropout", disabled=first is None,
+                        help="Share of activations zeroed at random while training.")  # fmt: skip
+    try:
+        spec, _ = set_dropout(base, dropout)
+        spec = spec.with_input_shape(shape).with_num_outputs(classes)
+        count = parameter_count(spec)
+    except (SpecError, ValueError) as error:
+        st.error(f"This network cannot read the features: {error}")
+        return Model(None, 0, str(error))
+    note = "" if first is not None else " · no Dropout layer in this network"
+    st.caption(
+        f"**{count:,} parameters** for input {shape[0]}×{shape[1]}×{shape[2]} and {classes} classes{note}."
+    )
+    return Model(spec, count)
+
+
+def hyperparameters() -> dict:
+    """The optimisation sliders; returns TrainConfig fields."""
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        lr = st.select_slider("Learning rate", LEARNING_RATES, value=3e-3, key="train_lr",
+                              format_func=lambda v: f"{v:g}",
+                              help="Log scale. Too high and the loss explodes; too low and nothing moves.")  # fmt: skip
+        batch = st.select_slider("Batch size", BATCH_SIZES, value=32, key="train_batch")
+        epochs = st.slider("Epochs", 1, 100, 10, key="train_epochs")
+    with c2:
+        optimizer = st.selectbox("Optimiser", ["adamw", "adam", "sgd"], key="train_optimizer")
+        schedule = st.selectbox(
+            "Schedule", ["one_cycle", "cosine", "step", "constant"], key="train_schedule"
+        )
+        weight_decay = st.select_slider("Weight decay", WEIGHT_DECAYS, value=1e-2, key="train_wd",
+                                        format_func=lambda v: f"{v:g}")  # fmt: skip
+    with c3:
+        smoothing = st.slider("Label smoothing", 0.0, 0.3, 0.1, 0.05, key="train_smoothing")
+        clip = st.toggle("Clip gradients (norm 5)", value=True, key="train_grad_clip")
+        seed = int(st.number_input("Seed", 0, 1_000_000, 0, key="train_seed"))
+        tsne = st.toggle("t-SNE map of the embeddings", value=True, key="train_tsne",
+                         help="Drawn once at the end; takes a few seconds more.")  # fmt: skip
+    return dict(learning_rate=lr, batch_size=batch, epochs=epochs, optimizer=optimizer,
+                schedule=schedule, weight_decay=weight_decay, label_smoothing=smoothing,
+                grad_clip_norm=5.0 if clip else None, seed=seed, tsne=tsne)  # fmt: skip
+
+
+def split_settings(data: DataChoice, seed: int) -> tuple[dict, str]:
+    """Split widgets and the leakage check; returns (TrainConfig fields, blocking error)."""
+    left, right = st.columns(2)
+    method = left.selectbox(
+        "Validation split", list(SPLITS), format_func=SPLITS.get, key="train_split"
+    )
+    fields = {"split": method, "val_fraction": 0.2, "val_groups": ()}
+    if method == "holdout":
+        groups = sorted({e.group for e in data.dataset.examples})
+        fields["val_groups"] = (right.selectbox("Validation group", groups, key="train_holdout"),)
+    else:
+        fields["val_fraction"] = right.slider(
+            "Validation share", 0.1, 0.5, 0.2, 0.05, key="train_val_fraction"
+        )
+    try:
+        split = split_dataset(data.dataset, method=method, val_fraction=fields["val_fraction"],
+                              seed=seed, val_groups=fields["val_groups"])  # fmt: skip
+    except DatasetError as error:
+        st.error(str(error))
+        return fields, str(error)
+    report = leakage_report(data.dataset, split)
+    shown = st.warning if report.leaks else st.caption
+    shown(f"{len(split.train)} training / {len(split.val)} validation clips. {report.message()}")
+    return fields, ""
+
+
+def device_caption() -> None:
+    device = resolve_device(st.session_state.get("device_choice", "auto"))
+    st.caption(f"Training runs on **{device}** (change it in the sidebar).")
+
+
+def augmentation_section(feature_config, kind, normalization, clip_seconds, data) -> AugmentConfig:
+    config = augment_settings()
+    frames = feature_config.num_frames(int(clip_seconds * SAMPLE_RATE))
+    audition(config, first_example_audio(data.dataset), feature_config, kind,
+             "utterance" if normalization == "global" else normalization, frames)  # fmt: skip
+    return config
+
+
+def build_config(data: DataChoice, **fields) -> TrainConfig | None:
+    """The TrainConfig of all the settings (None, with the sentences shown, if invalid)."""
+    train_share = 1 - fields.get("val_fraction", 0.2)
+    steps = math.ceil(len(data.dataset) * train_share / fields["batch_size"])
+    try:
+        return TrainConfig(data=data.source, model=st.session_state.get("train_model", "cnn_logmel")
+                           if st.session_state.get("train_model") in PRESETS else "cnn_logmel",
+                           log_every_steps=max(1, min(10, steps // 8)), **fields)  # fmt: skip
+    except ValueError as error:
+        st.error(str(error))
+        return None
