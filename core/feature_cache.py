@@ -285,7 +285,10 @@ def fit_normalization(
     else:
         stacked = torch.cat([t.reshape(t.shape[-2], -1) for t in train_features], dim=1)
     mean = stacked.mean(dim=1)
-    std = stacked.std(dim=1, unbiased=False).clamp_min(1e-5)
+    std = stacked.std(dim=1, unbiased=False)
+    # A band that never changes (e.g. above the Nyquist of upsampled audio) must not turn
+    # tiny deviations into huge inputs: floor its spread at 1 % of the widest band's.
+    std = std.clamp_min(max(1e-5, 0.01 * float(std.max())))
     return Normalization("global", tuple(mean.tolist()), tuple(std.tolist()))
 
 

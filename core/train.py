@@ -801,6 +801,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--device", default=defaults.device)
+    p.add_argument("--normalization", default=defaults.normalization, choices=NORMALIZATION_MODES)
+    p.add_argument("--clip-seconds", type=float, default=defaults.clip_seconds)
     p.add_argument("--patience", type=int, default=None, help="early stopping patience in epochs")
     p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
     p.add_argument("--no-tsne", action="store_true", help="skip the t-SNE projection at the end")
