@@ -188,6 +188,9 @@ class MelodyEnv:
         self.rewards = np.tensordot(
             np.array([weights[t] for t in REWARD_TERMS]), self.terms, axes=1
         )
+        # the same tables as nested lists, for agents that step through them in python
+        self.reward_lists = self.rewards.tolist()
+        self.next_lists = self.next_last.tolist()
 
     @property
     def n_states(self) -> int:
@@ -333,30 +336,40 @@ class QLearningAgent:
         if not 0 < config.learning_rate <= 1:
             raise ValueError("The Q-learning rate must be in (0, 1].")
         self.env, self.config = env, config
-        self.q = np.zeros((env.length, env.n_last, env.n_actions))
+        # Q as nested python lists: this loop touches one 14-number row per step, and indexing
+        # a list is several times faster than a numpy scalar at that size (see
+        # tests/benchmarks/bench_paradigms.py). `q` gives the numpy view of it.
+        self._q = [[[0.0] * env.n_actions for _ in range(env.n_last)] for _ in range(env.length)]
         self.rng = np.random.default_rng(config.seed)
         self.episodes = 0
 
-    def greedy_action(self, state) -> int:
-        values = self.q[state]
-        # break ties at random among the best, so an untrained agent is not stuck on pitch 0
-        best = np.flatnonzero(values == values.max())
-        return int(best[0] if len(best) == 1 else self.rng.choice(best))
+    @property
+    def q(self) -> np.ndarray:
+        """Q-values, shape (length, n_last, n_actions) (a copy)."""
+        return np.array(self._q)
 
-    def act(self, state) -> int:
-        if self.rng.random() < self.config.epsilon:
-            return int(self.rng.integers(self.env.n_actions))
-        return self.greedy_action(state)
+    def greedy_action(self, state) -> int:
+        values = self._q[state[0]][state[1]]
+        return values.index(max(values))  # the first best action on ties
 
     def run_episode(self) -> float:
-        env, q, alpha, gamma = self.env, self.q, self.config.learning_rate, self.config.discount
-        state, total, done = env.reset(), 0.0, False
-        while not done:
-            action = self.act(state)
-            next_state, reward, done = env.step(state, action)
-            target = reward if done else reward + gamma * q[next_state].max()
-            q[state + (action,)] += alpha * (target - q[state + (action,)])
-            state, total = next_state, total + reward
+        env, q = self.env, self._q
+        alpha, gamma = self.config.learning_rate, self.config.discount
+        rewards, next_last = env.reward_lists, env.next_lists
+        # the episode's random draws in two calls rather than two per step
+        explore = (self.rng.random(env.length) < self.config.epsilon).tolist()
+        random_actions = self.rng.integers(env.n_actions, size=env.length).tolist()
+        last, total = env.NO_NOTE, 0.0
+        for position in range(env.length):
+            values = q[position][last]
+            action = random_actions[position] if explore[position] else values.index(max(values))
+            reward = rewards[position][last][action]
+            following = next_last[last][action]
+            target = reward
+            if position + 1 < env.length:
+                target += gamma * max(q[position + 1][following])
+            values[action] += alpha * (target - values[action])
+            last, total = following, total + reward
         self.episodes += 1
         return total
 
@@ -440,7 +453,7 @@ def greedy_melody(agent) -> list[int]:
     env = agent.env
     state, actions = env.reset(), []
     for _ in range(env.length):
-        action = int(np.argmax(agent.table()[state]))
+        action = agent.greedy_action(state)
         actions.append(action)
         state, _, _ = env.step(state, action)
     return actions

@@ -198,7 +198,8 @@ def mfcc_statistics(
 
     Clips of different lengths are zero-padded into batches of `batch_size`; statistics use
     only each clip's own frames (`config.num_frames(len)`). Because the transform pads with
-    zeros at the edges anyway, a batch gives the same numbers as one clip at a time.
+    zeros at the edges anyway, a batch gives the same numbers as one clip at a time. Clips
+    are batched in order of length (rows come back in the input order).
 
     clips: float32 mono waveforms at `config.sample_rate`. device: where to compute (CPU by
     default).
@@ -207,14 +208,17 @@ def mfcc_statistics(
         raise ValueError("There are no clips to embed.")
     device = device or torch.device("cpu")
     transform = make_feature_transform(config, "mfcc").to(device)
-    rows = []
+    # batch clips of similar length together, so little time goes into padding
+    order = np.argsort([len(c) for c in clips], kind="stable")
+    rows = np.empty((len(clips), 2 * config.n_mfcc), dtype=np.float32)
     for start in range(0, len(clips), batch_size):
-        batch, lengths = _pad_batch(clips[start : start + batch_size])
+        chunk = order[start : start + batch_size]
+        batch, lengths = _pad_batch([clips[i] for i in chunk])
         mfcc = transform(batch.to(device)).cpu().numpy()  # (b, n_mfcc, frames)
-        for features, length in zip(mfcc, lengths, strict=True):
+        for row, features, length in zip(chunk, mfcc, lengths, strict=True):
             valid = features[:, : config.num_frames(int(length))]
-            rows.append(np.concatenate([valid.mean(axis=1), valid.std(axis=1)]))
-    return np.stack(rows).astype(np.float32)
+            rows[row] = np.concatenate([valid.mean(axis=1), valid.std(axis=1)])
+    return rows
 
 
 def standardize(embeddings: np.ndarray) -> np.ndarray:
