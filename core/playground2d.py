@@ -306,6 +306,15 @@ def digit_feature_rows(digit: int, max_clips: int = 80) -> list[dict[str, float]
     return audio_feature_table(files)
 
 
+def speech_and_music_clips() -> tuple[list[Path], list[Path]]:
+    """The shipped longer clips split by their attribution: (speech, music and sounds)."""
+    from core.paths import builtin_music_clips, clip_attribution
+
+    clips = builtin_music_clips()
+    spoken = [c for c in clips if "speech" in clip_attribution(c).lower()]
+    return spoken, [c for c in clips if c not in spoken]
+
+
 def speech_and_music_rows(
     window_seconds: float = 0.5, max_windows: int = 30, max_digit_clips: int = 120
 ) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
@@ -314,19 +323,15 @@ def speech_and_music_rows(
     Speech: spoken-digit clips (one row each) and windows of the clips whose attribution
     says speech; music and sounds: windows of every other shipped clip.
     """
-    from core.paths import builtin_digit_files, builtin_music_clips, clip_attribution
+    from core.paths import builtin_digit_files
 
     digits = builtin_digit_files()
     if len(digits) > max_digit_clips:
         digits = [digits[i] for i in np.linspace(0, len(digits) - 1, max_digit_clips).astype(int)]
-    clips = builtin_music_clips()
-    spoken = [c for c in clips if "speech" in clip_attribution(c).lower()]
-    other = [c for c in clips if c not in spoken]
-    speech = audio_feature_table(digits) + audio_feature_table(
-        spoken, window_seconds=window_seconds, max_windows=max_windows
-    )
-    music = audio_feature_table(other, window_seconds=window_seconds, max_windows=max_windows)
-    return speech, music
+    spoken, other = speech_and_music_clips()
+    windows = {"window_seconds": window_seconds, "max_windows": max_windows}
+    speech = audio_feature_table(digits) + audio_feature_table(spoken, **windows)
+    return speech, audio_feature_table(other, **windows)
 
 
 def audio_feature_points(

@@ -21,6 +21,7 @@ from core.model_spec import (
     infer_shapes,
     output_shape,
     parameter_count,
+    safe_name,
     spec_to_code,
 )
 
@@ -408,3 +409,13 @@ def test_every_kind_with_its_defaults_is_a_valid_layer(kind):
     spec = ModelSpec("one", shape, (layer,))
     model = build_model(spec).eval()
     assert tuple(model(torch.randn(2, *shape)).shape[1:]) == output_shape(spec)
+
+
+def test_a_hostile_name_cannot_inject_code():
+    name = 'x"""\nimport os\nraise SystemExit("injected")  # ../../etc'
+    spec = ModelSpec(name, (2,), (L("Linear", out_features=1),))
+    spec = ModelSpec.from_json(spec.to_json())
+    assert spec.name == name  # kept as given in the spec
+    namespace = {"__name__": "generated"}
+    exec(compile(spec_to_code(spec), "<generated>", "exec"), namespace)  # no SystemExit
+    assert safe_name(name) == "x_import_os_raise_SystemExit_injected_etc"

@@ -153,3 +153,16 @@ def test_playground_steps_plays_and_takes_the_editor_stack(app):
     app.button(key="network_load_preset").click().run()
     assert app.session_state["network_pg_state"].spec.input_shape == (2,)
     assert not app.exception
+
+
+def test_real_audio_features_as_the_two_inputs(app):
+    app.selectbox(key="network_pg_dataset").set_value("audio_speech_music").run()
+    assert not app.exception and not app.error
+    playground = app.session_state["network_pg_state"]
+    assert playground.points.class_names == ("speech", "music and sounds")
+    assert playground.points.axis_names[0].startswith("spectral centroid")
+    assert len(app.get("audio")) == 2  # one example of each class to listen to
+    app.button(key="network_pg_step").click().run()
+    assert app.session_state["network_pg_state"].steps == 1
+    app.selectbox(key="network_pg_fy").set_value("spectral_centroid").run()
+    assert not app.exception

@@ -11,6 +11,7 @@ from core.model_spec import (
     SpecError,
     format_shape,
     infer_shapes,
+    safe_name,
     spec_to_code,
 )
 from core.viz.network import human_bytes, human_count, layer_cost_figure, network_dot
@@ -97,7 +98,7 @@ def render_code_and_spec(spec: ModelSpec) -> None:
         st.download_button(
             "Download the code (.py)",
             code,
-            f"{spec.name}.py",
+            f"{safe_name(spec.name)}.py",
             "text/x-python",
             key="network_download_code",
         )
@@ -107,7 +108,7 @@ def render_code_and_spec(spec: ModelSpec) -> None:
     st.download_button(
         "Download the spec (.json)",
         text,
-        f"{spec.name}.json",
+        f"{safe_name(spec.name)}.json",
         "application/json",
         key="network_download_json",
     )

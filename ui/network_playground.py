@@ -8,8 +8,12 @@ advances the training by a few steps; the rest of the page stays as it is.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
+from core import paths
+from core.audio import AudioError, load_audio
 from core.model_spec import ModelSpec, SpecError
 from core.playground2d import (
     ACTIVATIONS,
@@ -26,6 +30,7 @@ from core.playground2d import (
     Points,
     audio_feature_points,
     digit_feature_rows,
+    speech_and_music_clips,
     speech_and_music_rows,
 )
 from core.viz.network import decision_figure, loss_figure, neuron_mosaic_figure
@@ -48,6 +53,25 @@ def _digit_rows(digit: int) -> list[dict[str, float]]:
 @st.cache_data(max_entries=1, show_spinner="Measuring speech and music windows…")
 def _speech_music_rows() -> tuple[list[dict[str, float]], list[dict[str, float]]]:
     return speech_and_music_rows()
+
+
+def _first_digit_file(digit: int) -> Path | None:
+    return next((f for f in paths.builtin_digit_files() if f.name.startswith(f"{digit}_")), None)
+
+
+def _listen(names: tuple[str, str], examples: list[Path | None]) -> None:
+    """One example of each class: hear what the two axes are measuring."""
+    with st.expander("Listen to one example of each class"):
+        for column, name, path in zip(st.columns(2), names, examples, strict=True):
+            if path is None:
+                continue
+            try:
+                clip = load_audio(path, max_seconds=5.0)
+            except AudioError as error:
+                column.warning(f"{path.name}: {error}")
+                continue
+            column.caption(f"{name}: {path.name}")
+            column.audio(clip.samples, sample_rate=clip.sample_rate)
 
 
 def _data_controls() -> tuple[str, Points | None, dict]:
@@ -81,8 +105,11 @@ def _data_controls() -> tuple[str, Points | None, dict]:
         if d0 == d1:
             raise PlaygroundError("Choose two different digits.")
         rows, names = (_digit_rows(d0), _digit_rows(d1)), (DIGIT_NAMES[d0], DIGIT_NAMES[d1])
+        examples = [_first_digit_file(d0), _first_digit_file(d1)]
     else:
         rows, names = _speech_music_rows(), ("speech", "music and sounds")
+        examples = [_first_digit_file(0), next(iter(speech_and_music_clips()[1]), None)]
+    _listen(names, examples)
     return "audio", audio_feature_points(rows, fx, fy, names), settings
 
 
