@@ -1,84 +1,30 @@
-"""Music analysis that computes each shared representation once and reuses it.
-
-`MusicAnalysis(y, config)` is lazy: a property is computed the first time it is asked for and
-kept. Every representation is derived from the one it depends on, never from the waveform
-again:
-
-    waveform ─ STFT ─┬─ magnitude ─ centroid, bandwidth, roll-off, flatness, RMS, tuning
-                     ├─ power ─ mel ─ log-mel ─┬─ MFCC
-                     │                         └─ onset strength ─┬─ onsets
-                     │                                            ├─ tempogram ─ tempo
-                     │                                            └─ beats (given the tempo)
-                     ├─ chroma (STFT)
-                     └─ HPSS masks ─ harmonic / percussive waveforms
-    waveform ─ CQT (tuned by the STFT's tuning) ─ chroma (CQT) ─┬─ key profile ─ key
-                                                                 ├─ chroma (CENS)
-                                                                 └─ (with MFCC) self-similarity ─ novelty ─ segments
-
-librosa computes each step; the saving comes from handing it the shared intermediate
-(`S=`, `C=`, `onset_envelope=`, `tg=`) instead of the waveform. Features that a clip cannot
-support (tempo of silence, structure of 0.2 s) raise `NotComputable` with a sentence for the
-student; `MusicAnalysis.limitations()` lists them without raising.
-"""
+"""MusicAnalysis: the lazy, shared analysis of one clip (see the package docstring)."""
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import librosa
 import numpy as np
-from scipy import signal as sps
 
-PITCH_CLASSES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-
-# Key profiles: how strongly each scale degree (tonic first) belongs to a key.
-# Krumhansl & Kessler (1982), probe-tone ratings.
-KRUMHANSL_MAJOR = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
-KRUMHANSL_MINOR = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
-# Temperley (2007), pitch-class frequencies in the Kostka-Payne textbook corpus.
-TEMPERLEY_MAJOR = (
-    0.748,
-    0.060,
-    0.488,
-    0.082,
-    0.670,
-    0.460,
-    0.096,
-    0.715,
-    0.104,
-    0.366,
-    0.057,
-    0.400,
+from core.analysis.keys import KeyEstimate, estimate_key
+from core.analysis.pitch import PitchContour
+from core.analysis.rhythm import drop_off_grid_edge_beats, mix_clicks, refine_tempo
+from core.analysis.spectral import (
+    HOP_CHOICES,
+    N_FFT_CHOICES,
+    SPECTROGRAM_SCALES,
+    WINDOWS,
+    SpectrogramView,
+    blockwise,
+    harmonic_mask,
 )
-TEMPERLEY_MINOR = (
-    0.712,
-    0.084,
-    0.474,
-    0.618,
-    0.049,
-    0.460,
-    0.105,
-    0.747,
-    0.404,
-    0.067,
-    0.133,
-    0.330,
-)
-KEY_PROFILE_SETS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    "Krumhansl-Schmuckler": (KRUMHANSL_MAJOR, KRUMHANSL_MINOR),
-    "Temperley": (TEMPERLEY_MAJOR, TEMPERLEY_MINOR),
-}
-
-SPECTROGRAM_SCALES = ("linear", "log", "mel", "cqt")
-WINDOWS = ("hann", "hamming", "blackman", "boxcar")
-N_FFT_CHOICES = (256, 512, 1024, 2048, 4096, 8192)
-HOP_CHOICES = (64, 128, 256, 512, 1024, 2048)
+from core.analysis.structure import Structure, compute_structure
 
 
 class NotComputable(ValueError):
@@ -112,59 +58,6 @@ class AnalysisConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class KeyEstimate:
-    """The key found by correlating the clip's chroma profile with 24 key profiles.
-
-    profile: the clip's pitch-class distribution, shape (12,), sums to 1 (C first).
-    correlations: {profile set name: array (24,)}: Pearson r with C major..B major,
-        then C minor..B minor.
-    key_index: 0..23 into KEY_NAMES (argmax of the mean correlation over profile sets).
-    confidence: 0..1: the best mean correlation, scaled down when the profile is flat
-        (noise has no key: its profile barely departs from uniform).
-    """
-
-    profile: np.ndarray
-    correlations: dict[str, np.ndarray]
-    key_index: int
-    correlation: float
-    margin: float  # best minus second-best mean correlation
-    tonal_strength: float  # 0..1, how far the profile is from flat
-    confidence: float
-
-    @property
-    def name(self) -> str:
-        return KEY_NAMES[self.key_index]
-
-    @property
-    def is_confident(self) -> bool:
-        return self.confidence >= 0.5
-
-
-KEY_NAMES = tuple(f"{p} major" for p in PITCH_CLASSES) + tuple(f"{p} minor" for p in PITCH_CLASSES)
-
-
-@dataclass(frozen=True)
-class SpectrogramView:
-    """A spectrogram ready to draw, with the resolution it buys.
-
-    db: shape (bins, frames), dB re the clip's maximum (top 80 dB kept).
-    times: frame centres in seconds, shape (frames,). freqs: bin centres in Hz, shape (bins,).
-    """
-
-    db: np.ndarray
-    times: np.ndarray
-    freqs: np.ndarray
-    scale: str
-    n_fft: int
-    hop_length: int
-    window: str
-    frame_step_seconds: float  # Δt between columns = hop / sr
-    window_seconds: float  # the time span each column smears over = n_fft / sr
-    bin_hz: float  # Δf between linear-frequency bins = sr / n_fft (0 for CQT)
-    notices: tuple[str, ...] = field(default=())
 
 
 def clip_too_short_message(feature: str, need_seconds: float, have_seconds: float) -> str:
@@ -702,8 +595,8 @@ class MusicAnalysis:
 
     def summary(self) -> dict[str, Any]:
         """Duration, tempo, key and loudness: JSON-ready; unavailable entries are None."""
-        tempo = _try(lambda: self.tempo_bpm)
-        key = _try(lambda: self.key)
+        tempo = try_get(lambda: self.tempo_bpm)
+        key = try_get(lambda: self.key)
         return {
             "duration_seconds": round(self.duration_seconds, 3),
             "tempo_bpm": None if tempo is None else round(tempo, 2),
@@ -737,294 +630,12 @@ class MusicAnalysis:
         }
         for name, get in getters.items():
             if name not in skip:
-                _try(get)
+                try_get(get)
 
 
-def _try(get: Callable[[], Any]) -> Any:
+def try_get(get: Callable[[], Any]) -> Any:
+    """get(), or None when the clip cannot support that feature (NotComputable)."""
     try:
         return get()
     except NotComputable:
         return None
-
-
-# ---------------------------------------------------------------------- results and helpers
-@dataclass(frozen=True)
-class PitchContour:
-    """pYIN output on the analysis frame grid.
-
-    times: seconds, shape (frames,). f0_hz: Hz, NaN where unvoiced. voiced: bool.
-    voiced_probability: 0..1. truncated: only the first pitch_max_seconds were tracked.
-    """
-
-    times: np.ndarray
-    f0_hz: np.ndarray
-    voiced: np.ndarray
-    voiced_probability: np.ndarray
-    truncated: bool = False
-
-    def note_names(self) -> np.ndarray:
-        """Nearest note name per frame ('' where unvoiced), e.g. 'A4'; shape (frames,)."""
-        names = np.full(self.f0_hz.shape, "", dtype=object)
-        ok = self.voiced & np.isfinite(self.f0_hz)
-        if ok.any():
-            midi = np.round(librosa.hz_to_midi(self.f0_hz[ok])).astype(int)
-            lookup = {m: librosa.midi_to_note(m, unicode=False) for m in np.unique(midi)}
-            names[ok] = [lookup[m] for m in midi]
-        return names
-
-    def main_note(self) -> str:
-        """The note name that the voiced frames most often sit on ('' if none)."""
-        names = [n for n in self.note_names() if n]
-        return max(sorted(set(names)), key=names.count) if names else ""
-
-    def resynthesise(self, sample_rate: int, hop_length: int, amplitude: float = 0.3) -> np.ndarray:
-        """A sine melody following f0, silent where unvoiced, shape (frames * hop_length,)."""
-        n = self.f0_hz.size * hop_length
-        frame_pos = np.arange(self.f0_hz.size) * hop_length
-        f0 = np.nan_to_num(self.f0_hz, nan=0.0)
-        # Hold the last voiced pitch through gaps so the gain fades, not the frequency jumps.
-        held = np.where(f0 > 0, f0, np.nan)
-        valid = np.isfinite(held)
-        if not valid.any():
-            return np.zeros(n, dtype=np.float32)
-        idx = np.where(valid, np.arange(held.size), 0)
-        np.maximum.accumulate(idx, out=idx)
-        held = held[idx]
-        held[~np.isfinite(held)] = held[valid][0]
-        sample_pos = np.arange(n)
-        freq = np.interp(sample_pos, frame_pos, held)
-        gain = np.interp(sample_pos, frame_pos, self.voiced.astype(np.float64))
-        phase = 2 * np.pi * np.cumsum(freq) / sample_rate
-        return (amplitude * gain * np.sin(phase)).astype(np.float32)
-
-
-@dataclass(frozen=True)
-class Structure:
-    """Self-similarity matrix, novelty curve and boundaries.
-
-    ssm: cosine similarity, shape (blocks, blocks), values -1..1. block_times: block starts
-    in seconds, shape (blocks,). novelty: shape (blocks,), 0..1. boundaries: seconds.
-    """
-
-    ssm: np.ndarray
-    block_times: np.ndarray
-    novelty: np.ndarray
-    boundaries: np.ndarray
-
-
-def compute_structure(
-    chroma: np.ndarray, mfcc: np.ndarray, times: np.ndarray, max_blocks: int, kernel_seconds: float
-) -> Structure:
-    """Pool (chroma ⊕ standardised MFCC) into ≤ max_blocks blocks, then SSM and Foote novelty.
-
-    chroma: (12, frames), mfcc: (n_mfcc, frames), times: (frames,) seconds.
-    """
-    mf = (mfcc - mfcc.mean(axis=1, keepdims=True)) / (mfcc.std(axis=1, keepdims=True) + 1e-8)
-    feats = np.vstack([chroma, mf / math.sqrt(mf.shape[0] / chroma.shape[0])])
-    block = max(1, math.ceil(feats.shape[1] / max_blocks))
-    n_blocks = math.ceil(feats.shape[1] / block)
-    pad = n_blocks * block - feats.shape[1]
-    pooled = (
-        np.pad(feats, ((0, 0), (0, pad)), mode="edge")
-        .reshape(feats.shape[0], n_blocks, block)
-        .mean(axis=2)
-    )
-    pooled = pooled / (np.linalg.norm(pooled, axis=0, keepdims=True) + 1e-8)
-    ssm = pooled.T @ pooled
-    block_seconds = float(times[1] - times[0]) * block if times.size > 1 else 0.0
-    block_times = np.arange(n_blocks) * block_seconds
-    half = max(2, min(int(round(kernel_seconds / 2 / max(block_seconds, 1e-9))), n_blocks // 4))
-    novelty = foote_novelty(ssm, half)
-    peaks, _ = sps.find_peaks(novelty, height=novelty.mean() + 0.5 * novelty.std(), distance=half)
-    return Structure(ssm.astype(np.float32), block_times, novelty, block_times[peaks])
-
-
-def blockwise(
-    frame_wise: Callable[[np.ndarray], np.ndarray], spec: np.ndarray, block_frames: int = 2048
-) -> np.ndarray:
-    """Apply a per-frame feature to (bins, frames) in blocks of frames and join the results.
-
-    librosa's spectral features make several float64 copies of their whole input; block by
-    block those copies stay small, and since each frame is computed on its own the result is
-    the same. Returns shape (rows, frames).
-    """
-    parts = [
-        frame_wise(spec[:, i : i + block_frames]) for i in range(0, spec.shape[1], block_frames)
-    ]
-    return np.concatenate(parts, axis=-1)
-
-
-def harmonic_mask(magnitude: np.ndarray, kernel: int, block_frames: int = 2048) -> np.ndarray:
-    """Soft harmonic mask of librosa's HPSS, shape (bins, frames), values 0..1.
-
-    magnitude: |STFT|, shape (bins, frames). Computed block by block along time with
-    kernel // 2 + 1 frames of context on each side, which reproduces the whole-clip result.
-    """
-    frames = magnitude.shape[1]
-    margin = kernel // 2 + 1
-    mask = np.empty_like(magnitude)
-    for start in range(0, frames, block_frames):
-        stop = min(start + block_frames, frames)
-        lo, hi = max(0, start - margin), min(frames, stop + margin)
-        block_mask, _ = librosa.decompose.hpss(magnitude[:, lo:hi], kernel_size=kernel, mask=True)
-        mask[:, start:stop] = block_mask[:, start - lo : stop - lo]
-    return mask
-
-
-def refine_tempo(
-    autocorrelation: np.ndarray, bpm: float, sample_rate: int, hop_length: int
-) -> float:
-    """Sub-frame tempo: follow the autocorrelation peaks at 1, 2, 3... periods.
-
-    librosa picks a whole number of frames as the period, which at hop 512 and 120 BPM is
-    2.3 % coarse. The peak near k periods pins the period to 1/k frame; parabolic
-    interpolation on each peak refines it further. autocorrelation: shape (lags,), lag in
-    frames (the time-averaged tempogram). Returns beats per minute.
-    """
-    period = 60.0 * sample_rate / (hop_length * bpm)  # frames
-    ac = np.asarray(autocorrelation, dtype=np.float64)
-    for k in range(1, 9):
-        centre = int(round(k * period))
-        lo, hi = centre - 2, centre + 3
-        if lo < 1 or hi + 1 > ac.size:
-            break
-        i = lo + int(np.argmax(ac[lo:hi]))
-        a, b, c = ac[i - 1], ac[i], ac[i + 1]
-        curvature = a - 2 * b + c
-        offset = 0.5 * (a - c) / curvature if curvature < 0 else 0.0
-        period = (i + float(np.clip(offset, -0.5, 0.5))) / k
-    return 60.0 * sample_rate / (hop_length * period)
-
-
-def drop_off_grid_edge_beats(
-    beat_times: np.ndarray, period_seconds: float, tolerance: float = 0.15
-) -> np.ndarray:
-    """Drop first/last beats that sit less than (1 - tolerance) periods from their neighbour.
-
-    librosa's tracker can put a last beat where the signal ends rather than on the grid (an
-    interval of ~0.8 period); a steady pulse never does that, so such edge beats are dropped.
-    beat_times: seconds, shape (beats,). Returns a (possibly shorter) copy.
-    """
-    beats = np.asarray(beat_times, dtype=float)
-    limit = (1 - tolerance) * period_seconds
-    while beats.size > 2 and beats[-1] - beats[-2] < limit:
-        beats = beats[:-1]
-    while beats.size > 2 and beats[1] - beats[0] < limit:
-        beats = beats[1:]
-    return beats.copy()
-
-
-def foote_novelty(ssm: np.ndarray, half: int) -> np.ndarray:
-    """Novelty along the diagonal of ssm with a Gaussian checkerboard kernel of 2*half, 0..1."""
-    n = ssm.shape[0]
-    ax = np.arange(-half, half) + 0.5
-    gauss = np.exp(-0.5 * (ax / (0.5 * half)) ** 2)
-    kernel = np.outer(gauss, gauss) * np.outer(np.sign(ax), np.sign(ax))
-    padded = np.pad(ssm, half, mode="constant")
-    nov = np.array([np.sum(kernel * padded[i : i + 2 * half, i : i + 2 * half]) for i in range(n)])
-    nov = np.maximum(nov, 0)
-    return nov / nov.max() if nov.max() > 0 else nov
-
-
-def estimate_key(chroma_profile: np.ndarray) -> KeyEstimate:
-    """Key by correlating a pitch-class profile with 24 rotated key profiles per profile set.
-
-    chroma_profile: shape (12,), energy per pitch class with C first (any scale).
-    The decision is the argmax of the correlation averaged over KEY_PROFILE_SETS. Confidence
-    is that correlation (negative counts as 0) times the profile's tonal strength: its
-    coefficient of variation relative to 0.5 (a single triad's profile has ~1.3, broadband
-    noise ~0.05), capped at 1.
-    """
-    profile = np.asarray(chroma_profile, dtype=np.float64)
-    total = profile.sum()
-    profile = profile / total if total > 0 else np.full(12, 1 / 12)
-    correlations = {
-        name: _key_correlations(profile, major, minor)
-        for name, (major, minor) in KEY_PROFILE_SETS.items()
-    }
-    mean = np.mean(list(correlations.values()), axis=0)
-    order = np.argsort(mean)[::-1]
-    best = int(order[0])
-    tonal = float(min(1.0, (profile.std() / profile.mean()) / 0.5))
-    return KeyEstimate(
-        profile=profile,
-        correlations=correlations,
-        key_index=best,
-        correlation=float(mean[best]),
-        margin=float(mean[best] - mean[order[1]]),
-        tonal_strength=tonal,
-        confidence=float(max(0.0, mean[best]) * tonal),
-    )
-
-
-def _key_correlations(
-    profile: np.ndarray, major: tuple[float, ...], minor: tuple[float, ...]
-) -> np.ndarray:
-    """Pearson r of profile with the 12 major then 12 minor rotations, shape (24,)."""
-    templates = np.array(
-        [np.roll(major, k) for k in range(12)] + [np.roll(minor, k) for k in range(12)]
-    )
-    t = templates - templates.mean(axis=1, keepdims=True)
-    p = profile - profile.mean()
-    denom = np.linalg.norm(t, axis=1) * np.linalg.norm(p)
-    return (t @ p) / denom if denom.all() else np.zeros(24)
-
-
-def mix_clicks(
-    y: np.ndarray, sample_rate: int, beat_times: np.ndarray, click_gain: float = 0.5
-) -> np.ndarray:
-    """y plus a 1 kHz click on every beat, shape (samples,), scaled so the peak is at most 1.
-
-    The clicks are set to click_gain of the clip's peak so that both stay audible.
-    """
-    clicks = librosa.clicks(times=beat_times, sr=sample_rate, length=y.size, click_freq=1000.0)
-    ref = float(np.max(np.abs(y))) or 1.0
-    mix = y + click_gain * ref * clicks / max(float(np.max(np.abs(clicks))), 1e-9)
-    return (mix / max(1.0, float(np.max(np.abs(mix))))).astype(np.float32)
-
-
-def frame_table(analysis: MusicAnalysis) -> dict[str, np.ndarray]:
-    """Every frame-wise feature as named columns of equal length (frames,), for CSV export."""
-    n = analysis.n_frames
-    cols: dict[str, np.ndarray] = {"time_s": analysis.times, "rms": analysis.rms[:n]}
-    cols.update({k: v[:n] for k, v in analysis.spectral_features().items()})
-    cols["onset_strength"] = analysis.onset_envelope[:n]
-    for i, name in enumerate(PITCH_CLASSES):
-        cols[f"chroma_{name}"] = analysis.chroma_cqt[i, :n]
-    for i in range(analysis.mfcc.shape[0]):
-        cols[f"mfcc_{i}"] = analysis.mfcc[i, :n]
-    return cols
-
-
-def export_csv(analysis: MusicAnalysis) -> str:
-    """Frame-wise features as CSV text: a header line, then one row per frame."""
-    cols = frame_table(analysis)
-    data = np.column_stack(list(cols.values()))
-    lines = [",".join(cols)] + [",".join(f"{v:.6g}" for v in row) for row in data]
-    return "\n".join(lines) + "\n"
-
-
-def export_json(analysis: MusicAnalysis) -> str:
-    """Summary, events (onsets, beats, boundaries), key correlations and frame features as JSON."""
-    key = _try(lambda: analysis.key)
-    structure = _try(lambda: analysis.structure)
-    doc: dict[str, Any] = {
-        "config": analysis.config.to_dict(),
-        "summary": analysis.summary(),
-        "unavailable": analysis.limitations(),
-        "onset_times_s": _list(_try(lambda: analysis.onset_times)),
-        "beat_times_s": _list(_try(lambda: analysis.beat_times)),
-        "segment_boundaries_s": None if structure is None else _list(structure.boundaries),
-        "key_correlations": None
-        if key is None
-        else {
-            name: dict(zip(KEY_NAMES, np.round(r, 4).tolist(), strict=True))
-            for name, r in key.correlations.items()
-        },
-        "frames": {k: np.round(v, 6).tolist() for k, v in frame_table(analysis).items()},
-    }
-    return json.dumps(doc, allow_nan=False, default=float)
-
-
-def _list(values: np.ndarray | None) -> list[float] | None:
-    return None if values is None else [round(float(v), 4) for v in values]
