@@ -419,3 +419,17 @@ def test_a_hostile_name_cannot_inject_code():
     namespace = {"__name__": "generated"}
     exec(compile(spec_to_code(spec), "<generated>", "exec"), namespace)  # no SystemExit
     assert safe_name(name) == "x_import_os_raise_SystemExit_injected_etc"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: s.name)
+def test_built_models_run_on_the_gpu_like_on_the_cpu(spec):
+    device = torch.device("cuda" if torch.cuda.is_available() else "mps")
+    torch.manual_seed(0)
+    model = build_model(spec).eval()
+    x = torch.randn(4, *spec.input_shape)
+    with torch.no_grad():
+        cpu = model(x)
+        gpu = model.to(device)(x.to(device)).cpu()
+    # TF32 convolutions and matmuls on CUDA round to about 1e-3 relative
+    torch.testing.assert_close(gpu, cpu, rtol=5e-3, atol=5e-3 * float(cpu.abs().max()))
