@@ -140,6 +140,11 @@ def test_an_editor_stack_runs_on_the_playground():
     assert layers[1][1].shape == (8, 10, 10)  # the 128-unit layer shows its first 8 units
     with pytest.raises(SpecError, match="Conv2d needs input"):
         adapt_spec(preset_spec("cnn_logmel"), n_features=2)
+    # a classifier's Softmax after the head would turn the logit into a constant 1: left out
+    scored = spec.with_layers((*spec.layers, LayerSpec.make("Softmax")))
+    assert adapt_spec(scored, 3).layers[-1].kind == "Linear"
+    declared = spec.with_layers((LayerSpec.make("Linear", out_features=4, in_features=40),))
+    assert adapt_spec(declared, 2).layers[0].param("in_features") is None
 
 
 @pytest.mark.parametrize(
