@@ -133,8 +133,12 @@ class MusicAnalysis:
     @property
     def rms_dbfs(self) -> float:
         """Loudness of the whole clip: RMS level in dB re full scale."""
-        level = float(np.sqrt(np.mean(np.square(self.y, dtype=np.float64))))
-        return 20 * math.log10(level) if level > 0 else -120.0
+
+        def compute() -> float:
+            level = float(np.sqrt(np.mean(np.square(self.y, dtype=np.float64))))
+            return 20 * math.log10(level) if level > 0 else -120.0
+
+        return self._cached("rms_dbfs", compute)
 
     @property
     def peak_dbfs(self) -> float:
@@ -436,7 +440,10 @@ class MusicAnalysis:
 
     def with_clicks(self, click_gain: float = 0.5) -> np.ndarray:
         """The clip with a click on every beat, shape (samples,), peak ≤ 1 (see `mix_clicks`)."""
-        return mix_clicks(self.y, self.sr, self.beat_times, click_gain=click_gain)
+        return self._cached(
+            f"clicks:{click_gain}",
+            lambda: mix_clicks(self.y, self.sr, self.beat_times, click_gain=click_gain),
+        )
 
     # ------------------------------------------------------------------ HPSS
     @property
