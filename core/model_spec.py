@@ -659,6 +659,19 @@ def _check_input_shape(shape: tuple[int, ...]) -> None:
         )
 
 
+def parse_input_shape(text: str) -> tuple[int, ...]:
+    """A typed shape such as "3, 100", "1×64×101" or "(40,)" as a tuple; SpecError if not one."""
+    cleaned = text.strip().strip("()[]")
+    parts = [p for p in re.split(r"[,×xX*\s]+", cleaned) if p] if len(text) <= 100 else []
+    if not parts or not all(p.isdecimal() for p in parts):
+        raise SpecError(
+            None, f"{text[:40]!r} is not a shape: type 1 to 3 whole numbers such as 3, 100"
+        )
+    shape = tuple(int(p) for p in parts)
+    _check_input_shape(shape)
+    return shape
+
+
 def infer_shapes(spec: ModelSpec) -> list[LayerReport]:
     """Walk the stack: one `LayerReport` per layer, in order (no torch involved).
 

@@ -21,6 +21,7 @@ from core.model_spec import (
     infer_shapes,
     output_shape,
     parameter_count,
+    parse_input_shape,
     safe_name,
     spec_to_code,
 )
@@ -433,3 +434,28 @@ def test_built_models_run_on_the_gpu_like_on_the_cpu(spec):
         gpu = model.to(device)(x.to(device)).cpu()
     # TF32 convolutions and matmuls on CUDA round to about 1e-3 relative
     torch.testing.assert_close(gpu, cpu, rtol=5e-3, atol=5e-3 * float(cpu.abs().max()))
+
+
+@pytest.mark.parametrize(
+    ("text", "shape"),
+    [("3, 100", (3, 100)), ("1×64×101", (1, 64, 101)), ("(40,)", (40,)), ("[2]", (2,))],
+)
+def test_typed_shapes_parse(text, shape):
+    assert parse_input_shape(text) == shape
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a, b", "is not a shape"),
+        ("", "is not a shape"),
+        ("2²", "is not a shape"),
+        ("9" * 500, "is not a shape"),
+        ("1, 2, 3, 4", "1 to 3 positive whole numbers"),
+        ("0, 3", "1 to 3 positive whole numbers"),
+        ("100000, 100", "values per example"),
+    ],
+)
+def test_hostile_typed_shapes_are_refused(text, message):
+    with pytest.raises(SpecError, match=message):
+        parse_input_shape(text)

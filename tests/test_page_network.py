@@ -99,6 +99,15 @@ def test_an_impossible_stack_names_the_layer_and_the_input_choice_updates_shapes
         for e in app.error
     )
     assert not app.exception
+    # any other shape can be typed; a typed non-shape is a sentence and changes nothing
+    app.segmented_control(key="network_input_kind").set_value("custom").run()
+    app.text_input(key="network_custom_shape").set_value("2, 32, 40").run()
+    assert _spec(app).input_shape == (2, 32, 40)
+    assert "16×32×40" in _table_text(app)
+    app.text_input(key="network_custom_shape").set_value("2 by 32").run()
+    assert any("'2 by 32' is not a shape" in e.value for e in app.error)
+    assert _spec(app).input_shape == (2, 32, 40)
+    assert not app.exception
 
 
 def test_code_json_and_loading_a_spec(app):

@@ -12,18 +12,32 @@ import itertools
 import streamlit as st
 
 from core.model_presets import preset_description, preset_names, preset_spec
-from core.model_spec import LAYER_KINDS, LayerSpec, ModelSpec, ParamInfo
+from core.model_spec import (
+    LAYER_KINDS,
+    LayerSpec,
+    ModelSpec,
+    ParamInfo,
+    SpecError,
+    parse_input_shape,
+)
 
 SPEC_KEY = "network_spec"
 IDS_KEY = "network_layer_ids"
 SELECTED_KEY = "network_selected"
 DEFAULT_PRESET = "cnn_logmel"
-INPUT_KINDS = {"point": "2-D point", "mfcc": "MFCC vector", "logmel": "log-mel 1×n_mels×T"}
+INPUT_KINDS = {
+    "point": "2-D point",
+    "mfcc": "MFCC vector",
+    "logmel": "log-mel 1×n_mels×T",
+    "custom": "other shape",
+}
+MAX_FEATURES, MAX_MELS, MAX_FRAMES = 4096, 512, 10_000
 INPUT_DEFAULTS = {
     "network_input_kind": "logmel",
     "network_n_features": 40,
     "network_n_mels": 64,
     "network_frames": 101,
+    "network_custom_shape": "3, 100",
 }
 _ids = itertools.count(1)
 
@@ -52,15 +66,20 @@ def load_spec(spec: ModelSpec) -> None:
 
 
 def _sync_input_widgets(spec: ModelSpec) -> None:
+    """Point the input widgets at the spec's input shape (custom when no preset kind fits)."""
     shape = spec.input_shape
-    if len(shape) == 3:
+    if len(shape) == 3 and shape[0] == 1 and shape[1] <= MAX_MELS and shape[2] <= MAX_FRAMES:
         st.session_state.update(
             network_input_kind="logmel", network_n_mels=shape[1], network_frames=shape[2]
         )
     elif shape == (2,):
         st.session_state["network_input_kind"] = "point"
-    elif len(shape) == 1:
+    elif len(shape) == 1 and shape[0] <= MAX_FEATURES:
         st.session_state.update(network_input_kind="mfcc", network_n_features=shape[0])
+    else:
+        st.session_state.update(
+            network_input_kind="custom", network_custom_shape=", ".join(map(str, shape))
+        )
 
 
 def _load_preset() -> None:
@@ -95,12 +114,19 @@ def render_input_choice(spec: ModelSpec) -> ModelSpec:
     if kind == "point":
         shape = (2,)
     elif kind == "mfcc":
-        n = columns[1].number_input("Features", 1, 4096, key="network_n_features")
+        n = columns[1].number_input("Features", 1, MAX_FEATURES, key="network_n_features")
         shape = (int(n),)
-    else:
-        mels = columns[1].number_input("Mel bands", 1, 512, key="network_n_mels")
-        frames = columns[2].number_input("Frames T", 1, 10_000, key="network_frames")
+    elif kind == "logmel":
+        mels = columns[1].number_input("Mel bands", 1, MAX_MELS, key="network_n_mels")
+        frames = columns[2].number_input("Frames T", 1, MAX_FRAMES, key="network_frames")
         shape = (1, int(mels), int(frames))
+    else:
+        text = columns[1].text_input("Shape per example", key="network_custom_shape", max_chars=100)
+        try:
+            shape = parse_input_shape(text)
+        except SpecError as error:
+            columns[2].error(str(error))
+            return spec
     if shape != spec.input_shape:
         spec = spec.with_input_shape(shape)
         set_spec(spec, st.session_state[IDS_KEY])
