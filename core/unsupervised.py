@@ -356,7 +356,7 @@ class AutoencoderConfig:
     top_db: float = 80.0  # dynamic range kept below each clip's peak, mapped onto [0, 1]
     bottleneck: int = 16  # size of the code: the autoencoder embedding
     channels: int = 8  # width of the first convolution (small: trains live on a CPU)
-    learning_rate: float = 2e-3
+    learning_rate: float = 3e-3
     batch_size: int = 16
     seed: int = 0
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from core import rl, synth
+from core.viz.paradigms import piano_roll, table_heatmap
 
 
 def _half_regrets(result: rl.BanditResult) -> tuple[float, float]:
@@ -144,3 +145,20 @@ def test_synth_renders_the_right_pitch_and_length():
     assert np.abs(audio).max() == pytest.approx(config.peak, rel=1e-4)
     spectrum = np.abs(np.fft.rfft(audio))
     assert np.argmax(spectrum) == pytest.approx(440, abs=2)  # 1 Hz per bin over one second
+
+
+def test_piano_roll_draws_one_bar_per_note_where_it_sounds():
+    env = rl.MelodyEnv(rl.MelodyConfig(length=4, rhythm="xxxx"))
+    notes = env.to_notes([0, env.HOLD, 4, 7])  # C4 (2 steps), E4, G4
+    fig = piano_roll(notes, low_pitch=60, n_pitches=13, in_scale=env.in_scale.tolist(),
+                     pitch_names=[rl.pitch_name(int(p)) for p in env.pitches], length=4)  # fmt: skip
+    bars = [(t.y[0], t.base[0], t.x[0]) for t in fig.data]
+    assert bars == [(60, 0, 2), (64, 2, 1), (67, 3, 1)]
+    assert fig.layout.barmode == "overlay"  # bars sit on their pitch, not side by side
+    assert len(fig.layout.shapes) == int(env.in_scale.sum())  # one shaded row per scale note
+
+
+def test_q_table_heatmap_marks_the_greedy_action_of_each_row():
+    values = np.array([[0.0, 2.0, 1.0], [3.0, 0.0, -1.0]])
+    fig = table_heatmap(values, ["s0", "s1"], ["a", "b", "c"], title="Q", value_name="Q")
+    assert list(fig.data[1].x) == ["b", "a"]

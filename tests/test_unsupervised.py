@@ -13,6 +13,7 @@ from torch import nn
 
 from core import unsupervised as uns
 from core.audio import encode_wav
+from core.viz.paradigms import NOISE_COLOR, embedding_map
 from tests.conftest import sine
 
 CPU = torch.device("cpu")
@@ -157,3 +158,13 @@ def test_autoencoder_loss_falls_on_real_spectrograms():
     assert recon.shape == mel.patches.shape
     error = uns.reconstruction_error(mel.patches, recon)
     assert error < 0.3 * uns.reconstruction_error(mel.patches, untrained)
+
+
+def test_embedding_map_has_every_clip_once_and_noise_in_grey():
+    xy = np.arange(12, dtype=float).reshape(6, 2)
+    groups = ["cluster 1", "noise", "cluster 10", "cluster 2", "cluster 1", "noise"]
+    fig = embedding_map(xy, groups, [f"clip {i}" for i in range(6)])
+    assert [t.name for t in fig.data] == ["cluster 1", "cluster 2", "cluster 10", "noise"]
+    indices = sorted(int(i) for t in fig.data for i in t.customdata)
+    assert indices == list(range(6))
+    assert fig.data[-1].marker.color == NOISE_COLOR

@@ -92,7 +92,7 @@ def show_reconstruction(collection_id: str, collection: uns.Collection, state: d
 def render_autoencoder(collection_id: str, collection: uns.Collection) -> None:
     state = autoencoder_state(collection_id)
     cols = st.columns([2, 1, 1])
-    steps = cols[0].slider("Training steps", 20, 600, 150, 10, key="explore_ae_steps")
+    steps = cols[0].slider("Training steps", 20, 600, 200, 10, key="explore_ae_steps")
     if cols[1].button("Train the autoencoder", key="explore_ae_train", type="primary"):
         if len(collection) < 2:
             st.error("The autoencoder needs at least 2 clips to learn from.")

@@ -10,9 +10,14 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly import colors as px_colors
 from plotly.subplots import make_subplots
 
 NOISE_COLOR = "#b0b0b0"
+# an explicit list, so a chart theme cannot swap the spectrogram colours
+MAGMA = [
+    [i / (len(px_colors.sequential.Magma) - 1), c] for i, c in enumerate(px_colors.sequential.Magma)
+]
 
 
 def embedding_map(
@@ -103,8 +108,9 @@ def bandit_figure(
                                  line={"color": color}), row=1, col=1)  # fmt: skip
         rate = np.asarray(optimal_rate[name], dtype=np.float64)
         window = max(1, len(rate) // 50)
-        smoothed = np.convolve(rate, np.ones(window) / window, mode="same")
-        fig.add_trace(go.Scatter(x=steps, y=smoothed, name=name, showlegend=False,
+        # trailing mean over the last `window` steps: no dip at the edges
+        smoothed = np.convolve(rate, np.ones(window) / window, mode="valid")
+        fig.add_trace(go.Scatter(x=steps[window - 1 :], y=smoothed, name=name, showlegend=False,
                                  line={"color": color}), row=1, col=2)  # fmt: skip
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(title_text="regret", row=1, col=1)
@@ -123,7 +129,7 @@ def spectrogram_pair(
         patch = np.asarray(patch).squeeze()
         times = np.arange(patch.shape[1]) / frames_per_second
         fig.add_trace(
-            go.Heatmap(z=patch, x=times, zmin=0, zmax=1, colorscale="Magma",
+            go.Heatmap(z=patch, x=times, zmin=0, zmax=1, colorscale=MAGMA,
                        showscale=col == 2, colorbar={"title": "level"}),
             row=1, col=col,
         )  # fmt: skip
@@ -148,19 +154,19 @@ def piano_roll(
     for row in range(n_pitches):
         if in_scale[row]:
             fig.add_hrect(y0=low_pitch + row - 0.5, y1=low_pitch + row + 0.5,
-                          fillcolor="#e8f0fe", line_width=0, layer="below")  # fmt: skip
+                          fillcolor="rgba(99, 110, 250, 0.12)", line_width=0, layer="below")  # fmt: skip
     for pitch, start, steps in notes:
         name = pitch_names[pitch - low_pitch]
         fig.add_trace(
             go.Bar(
                 x=[steps], y=[pitch], base=[start], orientation="h", width=0.8,
                 marker_color="#636efa", name=name, showlegend=False,
-                text=[name], textposition="inside",
+                text=[name], textposition="inside", insidetextanchor="middle", textangle=0,
                 hovertemplate=f"{name}: step {start + 1}, {steps} step(s)<extra></extra>",
             )
         )  # fmt: skip
     fig.update_layout(
-        title=title, height=320, bargap=0, margin={"t": 40},
+        title=title, height=320, barmode="overlay", margin={"t": 40},
         xaxis={"title": "step", "range": [0, length], "dtick": 1},
         yaxis={"title": "pitch", "range": [low_pitch - 0.5, low_pitch + n_pitches - 0.5],
                "tickvals": list(range(low_pitch, low_pitch + n_pitches)),
