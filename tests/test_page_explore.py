@@ -101,3 +101,15 @@ def test_autoencoder_trains_live_and_becomes_an_embedding(app):
     app.selectbox(key="explore_embedding").set_value("Autoencoder bottleneck").run()
     assert not app.exception, app.exception
     assert "Autoencoder bottleneck: 16 numbers per clip" in _captions(app)
+
+
+def test_penultimate_layer_of_a_shipped_model_is_an_embedding(app):
+    options = app.selectbox(key="explore_embedding").options
+    models = [o for o in options if o.startswith("Penultimate layer: ")]
+    if not models:
+        pytest.skip("no ready-made model is shipped in models/")
+    app.selectbox(key="explore_embedding").set_value(models[0]).run()
+    assert not app.exception, app.exception
+    assert not app.error, [e.value for e in app.error]
+    assert f"{models[0]}:" in _captions(app)
+    assert set(_ari(app)) == {"digit", "speaker"}

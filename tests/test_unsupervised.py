@@ -168,3 +168,28 @@ def test_embedding_map_has_every_clip_once_and_noise_in_grey():
     indices = sorted(int(i) for t in fig.data for i in t.customdata)
     assert indices == list(range(6))
     assert fig.data[-1].marker.color == NOISE_COLOR
+
+
+def test_trained_model_embeddings_are_the_penultimate_layer_of_prepared_clips():
+    from core.feature_cache import Normalization
+    from core.features import FeatureConfig
+    from core.inference import InferenceModel, prepare_clip
+
+    torch.manual_seed(0)
+    network = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(4, 3),
+    ).eval()  # fmt: skip
+    model = InferenceModel(network, ("a", "b", "c"), FeatureConfig(), "logmel", 50,
+                           Normalization("instance"))  # fmt: skip
+    collection = uns.Collection(
+        tuple(uns.Clip(f"tone {f}", sine(f, 0.3 + f / 4000, 16000)) for f in (200, 700, 1500))
+    )
+    got = uns.trained_model_embeddings(collection, model)
+    assert got.shape == (3, 4)
+    with torch.no_grad():
+        for row, clip in zip(got, collection.clips, strict=True):
+            x = prepare_clip(clip.samples, 16000, model).model_input
+            np.testing.assert_allclose(row, network[:-1](x)[0].numpy(), rtol=1e-5, atol=1e-6)
+    # the shared network was not touched: no hook left behind
+    assert not network[-1]._forward_hooks

@@ -86,10 +86,10 @@ def map_settings(n_clips: int) -> tuple[str, uns.ClusterConfig]:
                                    "neighbourhoods, distances between groups mean little.")  # fmt: skip
     method = cols[1].radio("Clustering", uns.CLUSTERINGS, key="explore_clustering", horizontal=True)
     if method == "k-means":
-        k = cols[2].slider("k (clusters)", 2, max(2, min(20, n_clips - 1)), min(10, n_clips - 1),
+        k = cols[2].slider("k (clusters)", 2, max(3, min(20, n_clips - 1)), min(10, max(2, n_clips - 1)),
                            key="explore_k")  # fmt: skip
         return projection, uns.ClusterConfig("k-means", k=k)
-    size = cols[2].slider("Smallest cluster", 2, max(2, min(40, n_clips // 2)), min(5, n_clips // 2),
+    size = cols[2].slider("Smallest cluster", 2, max(3, min(40, n_clips // 2)), max(2, min(5, n_clips // 2)),
                           key="explore_min_cluster")  # fmt: skip
     return projection, uns.ClusterConfig("HDBSCAN", min_cluster_size=size)
 
