@@ -459,6 +459,19 @@ def greedy_melody(agent) -> list[int]:
     return actions
 
 
+def melody_statistics(env: MelodyEnv, actions) -> dict[str, float]:
+    """What a melody does, for comparing rewards: {"in_key": fraction of new notes in the
+    scale, "mean_interval": mean absolute step between new notes in semitones, "holds":
+    number of held steps}."""
+    notes = [a for a in actions if a != env.HOLD]
+    pitches = env.pitches[notes] if notes else np.array([])
+    return {
+        "in_key": float(np.mean(env.in_scale[notes])) if notes else 0.0,
+        "mean_interval": float(np.abs(np.diff(pitches)).mean()) if len(notes) > 1 else 0.0,
+        "holds": len(actions) - len(notes),
+    }
+
+
 def greedy_path_values(agent) -> tuple[list[str], np.ndarray]:
     """Rows of the agent's table along its greedy melody: (row labels, (length, n_actions))."""
     env, table = agent.env, agent.table()

@@ -10,6 +10,7 @@ from ui.reinforce_melody import (
     current_agent,
     environment_settings,
     return_figure,
+    show_comparison,
     show_greedy_melody,
     train_live,
 )
@@ -70,6 +71,10 @@ if state["returns"]:
 else:
     st.info("Press **Train** to let the agent play melodies and learn from their rewards.")
 show_greedy_melody(state)
+st.caption(
+    "The agent learns exactly what the reward asks, nothing more: if the best melody sounds "
+    "dull (C D C D ...), the reward does not say what makes a melody interesting. Change it."
+)
 
 st.header("3. Change the reward, change what is learnt")
 st.markdown(
@@ -80,3 +85,4 @@ other = st.selectbox("Compare with", list(PRESETS), index=1, key="reinforce_comp
 if st.button("Train both and compare", key="reinforce_compare"):
     with st.spinner("training two agents..."):
         compare_rewards(config, other)
+show_comparison(config, other)

@@ -71,3 +71,9 @@ def test_comparing_two_rewards_shows_two_melodies(app):
     text = _markdown(app)
     assert "Your reward" in text and "mean interval" in text
     assert len(app.get("audio")) >= 3
+    # the comparison stays on screen while other widgets move
+    app.slider(key="reinforce_episodes").set_value(100).run()
+    assert "Your reward" in _markdown(app)
+    # and goes away when the reward it was trained for changes
+    app.slider(key="reinforce_w_in_key").set_value(-1.0).run()
+    assert "Your reward" not in _markdown(app)

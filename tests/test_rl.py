@@ -162,3 +162,10 @@ def test_q_table_heatmap_marks_the_greedy_action_of_each_row():
     values = np.array([[0.0, 2.0, 1.0], [3.0, 0.0, -1.0]])
     fig = table_heatmap(values, ["s0", "s1"], ["a", "b", "c"], title="Q", value_name="Q")
     assert list(fig.data[1].x) == ["b", "a"]
+
+
+def test_melody_statistics_known_answer():
+    env = rl.MelodyEnv(rl.MelodyConfig(length=5, rhythm="x"))
+    c, c_sharp, e, g = 0, 1, 4, 7
+    stats = rl.melody_statistics(env, [c, c_sharp, env.HOLD, e, g])
+    assert stats == {"in_key": 0.75, "mean_interval": pytest.approx((1 + 3 + 3) / 3), "holds": 1}

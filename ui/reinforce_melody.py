@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import streamlit as st
 
@@ -152,24 +154,35 @@ def show_greedy_melody(state: dict) -> None:
     )  # fmt: skip
 
 
+COMPARE_KEY = "reinforce_compare_result"  # (config, preset name, [(title, actions)])
+
+
+def _train_greedy(config: rl.MelodyConfig, episodes: int) -> list[int]:
+    agent = rl.make_agent("Q-learning", rl.MelodyEnv(config), learning_rate=0.5, discount=1.0,
+                          exploration=0.2)  # fmt: skip
+    for _ in rl.train(agent, episodes):
+        pass
+    return rl.greedy_melody(agent)
+
+
 def compare_rewards(config: rl.MelodyConfig, other_name: str, episodes: int = 1500) -> None:
-    """Train the same Q-learning agent under two rewards and show both melodies."""
-    other = rl.MelodyConfig(length=config.length, tonic=config.tonic, scale=config.scale,
-                            rhythm=config.rhythm, weights=PRESETS[other_name])  # fmt: skip
-    cols = st.columns(2)
-    for col, (title, cfg) in zip(cols, (("Your reward", config), (other_name, other)), strict=True):
-        env = rl.MelodyEnv(cfg)
-        agent = rl.make_agent("Q-learning", env, learning_rate=0.5, discount=1.0, exploration=0.2)
-        for _ in rl.train(agent, episodes):
-            pass
-        actions = rl.greedy_melody(agent)
-        pitches = env.pitches[[a for a in actions if a != env.HOLD]]
-        leap = float(np.abs(np.diff(pitches)).mean()) if len(pitches) > 1 else 0.0
-        in_key = (
-            float(np.mean(env.in_scale[[a for a in actions if a != env.HOLD]]))
-            if len(pitches)
-            else 0.0
-        )
+    """Train the same Q-learning agent under two rewards; keep both melodies for display."""
+    other = dataclasses.replace(config, weights=PRESETS[other_name])
+    melodies = [(title, _train_greedy(cfg, episodes))
+                for title, cfg in (("Your reward", config), (other_name, other))]  # fmt: skip
+    st.session_state[COMPARE_KEY] = (config, other_name, melodies)
+
+
+def show_comparison(config: rl.MelodyConfig, other_name: str) -> None:
+    """Both melodies side by side, while the settings they were trained for are unchanged."""
+    stored = st.session_state.get(COMPARE_KEY)
+    if not stored or stored[:2] != (config, other_name):
+        return
+    for col, (title, actions) in zip(st.columns(2), stored[2], strict=True):
+        weights = config.weights if title == "Your reward" else PRESETS[other_name]
+        env = rl.MelodyEnv(dataclasses.replace(config, weights=weights))
+        stats = rl.melody_statistics(env, actions)
         col.markdown(f"**{title}**  \n{describe(env, actions)}")
         col.audio(melody_audio(env, actions), sample_rate=SYNTH.sample_rate)
-        col.caption(f"{in_key:.0%} of the notes in the key, mean interval {leap:.1f} semitones.")
+        col.caption(f"{stats['in_key']:.0%} of the notes in the key, mean interval "
+                    f"{stats['mean_interval']:.1f} semitones, {stats['holds']} held step(s).")  # fmt: skip
