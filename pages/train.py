@@ -47,6 +47,8 @@ if data is not None:
     with st.expander("Augmentation: new training examples from old ones", expanded=False):
         augment = augmentation_section(features, kind, normalization, clip_seconds, data)
     name = st.text_input("Run name", value=data.label, max_chars=120, key="train_run_name")
+    if data.limit and not name.endswith(f"{data.limit}/class"):
+        name = f"{name} · {data.limit}/class"  # the subset travels with the run (its script)
     config = build_config(
         data, features=features, feature_kind=kind, normalization=normalization,
         clip_seconds=clip_seconds, augment=augment, name=name, **fields, **split_fields,

@@ -91,8 +91,6 @@ def dataset_section() -> DataChoice | None:
     ))  # fmt: skip
     dataset = limit_per_class(dataset, limit)
     blocking = _preview(dataset)
-    if limit:
-        label = f"{label} · {limit}/class"
     return DataChoice(dataset, source, label, limit, script_data, tuple(blocking))
 
 
@@ -218,12 +216,11 @@ def _preview(dataset: AudioDataset) -> list[str]:
         label = st.selectbox("Listen to class", dataset.labels, key="train_preview_class")
         members = [e for e in dataset.examples if dataset.labels[e.label] == label]
         if members:
-            names = [e.ref for e in members]
-            if st.session_state.get("train_preview_clip", 0) >= len(members):
-                st.session_state.pop("train_preview_clip")  # chosen in a bigger class
-            chosen = st.selectbox("Clip", range(len(members)), format_func=names.__getitem__,
-                                  key="train_preview_clip")  # fmt: skip
-            example_view(dataset, members[min(chosen, len(members) - 1)], key="train_preview_spec")
+            by_name = {e.ref: e for e in members}
+            if st.session_state.get("train_preview_clip") not in by_name:
+                st.session_state.pop("train_preview_clip", None)  # a clip of another class
+            chosen = st.selectbox("Clip", list(by_name), key="train_preview_clip")
+            example_view(dataset, by_name[chosen], key="train_preview_spec")
     _thumbnails(dataset)
     for error in errors:
         st.error(error)

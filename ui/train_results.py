@@ -106,24 +106,25 @@ def _confusion(evaluation: dict, examples, dataset) -> None:
     true, predicted = np.asarray(evaluation["true"]), np.asarray(evaluation["predicted"])
     cells = sorted(((i, j) for i in range(len(labels)) for j in range(len(labels)) if confusion[i, j]),
                    key=lambda c: (c[0] == c[1], -confusion[c]))  # errors first  # fmt: skip
-    names = {
-        c: f"true {labels[c[0]]} → predicted {labels[c[1]]} · {confusion[c]} clip(s)" for c in cells
-    }
+    names = {f"true {labels[i]} → predicted {labels[j]} · {confusion[i, j]} clip(s)": (i, j)
+             for i, j in cells}  # fmt: skip
     left, right = st.columns([3, 2])
     with left:
         event = st.plotly_chart(confusion_matrix_figure(confusion, labels), on_select="rerun",
                                 selection_mode="points", key="train_confusion")  # fmt: skip
-    clicked = _selected_cell(event)
-    if clicked in names and clicked != st.session_state.get("train_cell_clicked"):
+    clicked = next((name for name, c in names.items() if c == _selected_cell(event)), None)
+    if clicked is not None and clicked != st.session_state.get("train_cell_clicked"):
         st.session_state["train_cell_clicked"] = clicked
         st.session_state["train_cell"] = clicked  # the menu follows a click on the matrix
     with right:
         if not cells:
             return
-        if st.session_state.get("train_cell") not in cells:
+        if st.session_state.get("train_cell") not in names:
             st.session_state.pop("train_cell", None)  # a cell of another run
-        cell = st.selectbox("Cell", cells, format_func=names.get, key="train_cell",
-                            help="Or click a cell of the matrix.")  # fmt: skip
+        choice = st.selectbox(
+            "Cell", list(names), key="train_cell", help="Or click a cell of the matrix."
+        )
+        cell = names[choice]
         members = np.flatnonzero((true == cell[0]) & (predicted == cell[1])).tolist()
         for index in members[:MAX_CLIPS]:
             example = _clip(index, evaluation, examples, dataset)

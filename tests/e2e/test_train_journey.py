@@ -1,0 +1,89 @@
+"""A student's journey on the Train page, in a real browser.
+
+Pick the built-in digits (a quick subset), train one epoch and watch the curve grow, see
+the confusion matrix, train a second run and compare the two.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from tests.e2e import browser
+from ui.registry import page_by_url
+
+LIVE_POINTS = """() => {
+  const plots = [...document.querySelectorAll('.js-plotly-plot')];
+  const live = plots.find(p => (p.data || []).some(t => t.name === 'train (running)'));
+  if (!live) return -1;
+  return live.data.reduce((n, t) => n + (t.x ? t.x.length : 0), 0);
+}"""
+
+
+def _set_number(page, label: str, value: str) -> None:
+    field = page.get_by_label(label, exact=True)
+    field.fill(value)
+    field.press("Enter")
+    browser.wait_until_idle(page)
+
+
+def _progress(page, state: str):
+    """The progress bar's caption once it starts with `state` (finished, running...)."""
+    return page.locator('[data-testid="stProgress"]').get_by_text(re.compile(rf"^{state} ·"))
+
+
+def _train_once(page, *, reload: bool = False, timeout_s: float = 120) -> list[int]:
+    """Press Start and sample the live curve's point count until the run ends.
+
+    reload=True reloads the browser tab while it trains: the job must carry on and the
+    page must find it again (the session id is in the URL).
+    """
+    page.get_by_role("button", name="Start training").click()
+    _progress(page, "(queued|running)").first.wait_for(timeout=60_000)
+    if reload:
+        page.reload()
+        page.get_by_role("heading", name="4. Train and watch").wait_for(timeout=90_000)
+    counts, deadline = [], time.monotonic() + timeout_s
+    while time.monotonic() < deadline and _progress(page, "finished").count() == 0:
+        counts.append(page.evaluate(LIVE_POINTS))
+        page.wait_for_timeout(400)
+    _progress(page, "finished").first.wait_for(timeout=10_000)
+    browser.wait_until_idle(page)
+    return counts
+
+
+def test_train_journey(page, app_url):
+    entry = page_by_url("train")
+    assert entry is not None
+    page.goto(f"{app_url}/{entry.url_path}")
+    browser.wait_until_idle(page, timeout_ms=120_000)
+    page.get_by_role("heading", name="Train", exact=True).wait_for()
+    assert "sid=" in page.url  # the session id rides in the URL so a reload re-attaches
+
+    page.get_by_role("radio", name="Built-in spoken digits").click()
+    browser.wait_until_idle(page)
+    _set_number(page, "Clips per class (0 = all)", "8")
+    page.get_by_text("80 clips in 10 classes").wait_for()
+    epochs = page.get_by_role("slider", name="Epochs")
+    epochs.focus()
+    epochs.press("Home")  # the slider's minimum: one epoch
+    browser.wait_until_idle(page)
+    page.get_by_text("t-SNE map of the embeddings").click()  # a PCA map is enough here
+    browser.wait_until_idle(page)
+
+    counts = _train_once(page)
+    assert max(counts) > 0 and max(counts) > min(counts), counts  # the curve grew live
+    page.get_by_role("heading", name="Confusion matrix: listen to your errors").wait_for()
+    assert page.locator(".js-plotly-plot .heatmaplayer").count() >= 1
+
+    rate = page.get_by_role("slider", name="Learning rate")
+    rate.focus()
+    rate.press("ArrowRight")  # a second run with the next learning rate
+    browser.wait_until_idle(page)
+    sid = page.url.split("sid=")[1]
+    _train_once(page, reload=True)
+    assert page.url.split("sid=")[1] == sid  # the reloaded tab kept its runs
+    page.get_by_text("Settings that differ between the chosen runs", exact=False).wait_for()
+    page.get_by_role("heading", name="6. Compare runs").scroll_into_view_if_needed()
+    browser.screenshot(page, "train-journey")
+    assert browser.exception_texts(page) == []
