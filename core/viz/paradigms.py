@@ -161,7 +161,7 @@ def piano_roll(
             go.Bar(
                 x=[steps], y=[pitch], base=[start], orientation="h", width=0.8,
                 marker_color="#636efa", name=name, showlegend=False,
-                text=[name], textposition="inside", insidetextanchor="middle", textangle=0,
+                textposition="none",
                 hovertemplate=f"{name}: step {start + 1}, {steps} step(s)<extra></extra>",
             )
         )  # fmt: skip
