@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
+
+import numpy as np
+
 from core.jobs import get_job_manager
 from tests.apptest_helpers import open_page
+from tests.audio_fixtures import wav_bytes
+from tests.conftest import sine
 
 PAGE = "pages/train.py"
 
@@ -91,20 +98,51 @@ def test_short_training_then_a_stopped_run_both_kept_and_compared():
     assert at.multiselect(key="train_compare_runs").value == list(table["run"])
 
 
-def test_other_sources_wait_for_data_and_server_paths_need_the_teachers_consent(
-    monkeypatch, tmp_path
-):
+def _zip(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_bad_zips_recordings_and_server_paths_each_get_a_sentence(monkeypatch, tmp_path):
     monkeypatch.delenv("AUDIO_DL_DATA_ROOTS", raising=False)
     at = open_page(PAGE)
+    tone = {f: wav_bytes(sine(f, 0.5, 16000), 16000) for f in (300, 500, 700, 900)}
+
     at.segmented_control(key="train_data_source").set_value("Zip of class folders").run()
-    assert not at.exception
-    assert any("Each folder name is a class" in c for c in _texts(at, "caption"))
     assert at.button(key="train_start").disabled
+    at.file_uploader(key="train_zip").upload(
+        "notes.zip", _zip({"a/readme.txt": b"hi"}), "application/zip"
+    ).run()
+    assert any("at least two class folders" in e for e in _texts(at, "error"))
+    one_clip = _zip({"low/1.wav": tone[300], "low/2.wav": tone[500], "high/1.wav": tone[900]})
+    at.file_uploader(key="train_zip").upload("two.zip", one_clip, "application/zip").run()
+    assert not at.exception
+    assert any("high (1)" in e for e in _texts(at, "error"))  # a class with one clip
+    assert at.button(key="train_start").disabled
+
     at.segmented_control(key="train_data_source").set_value("Record per class").run()
-    assert not at.exception
-    assert at.text_input(key="train_rec_classes").value == "yes, no"
     assert any("Record or upload a few clips" in i for i in _texts(at, "info"))
+    silence = wav_bytes(np.zeros(8000, dtype=np.float32), 16000)
+    at.audio_input(key="train_rec_0").upload("recording.wav", silence).run()
+    assert any("silent" in e for e in _texts(at, "error"))
+    for key, freqs in (("train_rec_0", (300, 500)), ("train_rec_1", (700, 900))):
+        for f in freqs:
+            at.audio_input(key=key).upload("recording.wav", tone[f]).run()
+    assert not at.exception
+    clips = at.session_state["train_clips"]
+    assert len(clips["yes"]) == len(clips["no"]) == 2
+    assert any("validation share" in e for e in _texts(at, "error"))  # 20 % of 2 clips is none
+    at.slider(key="train_val_fraction").set_value(0.5).run()
+    assert not at.button(key="train_start").disabled  # two classes, two clips each
+    remove = [b for b in at.button if str(b.key).startswith("train_rec_rm_1_")]
+    remove[0].click().run()
+    assert len(at.session_state["train_clips"]["no"]) == 1
+    assert any("no (1)" in e for e in _texts(at, "error"))
     assert at.button(key="train_start").disabled
+
     at.segmented_control(key="train_data_source").set_value("Server folder").run()
     assert any("switched off" in e for e in _texts(at, "error"))
     monkeypatch.setenv("AUDIO_DL_DATA_ROOTS", str(tmp_path))

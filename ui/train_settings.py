@@ -157,7 +157,8 @@ def split_settings(data: DataChoice, seed: int) -> tuple[dict, str]:
         split = split_dataset(data.dataset, method=method, val_fraction=fields["val_fraction"],
                               seed=seed, val_groups=fields["val_groups"])  # fmt: skip
     except DatasetError as error:
-        st.error(str(error))
+        hint = " With few clips per class, raise the validation share or add clips."
+        st.error(str(error) + (hint if "empty" in str(error) else ""))
         return fields, str(error)
     report = leakage_report(data.dataset, split)
     shown = st.warning if report.leaks else st.caption
