@@ -107,12 +107,14 @@ def summary_card(analysis: MusicAnalysis) -> None:
             key,
             None if conf is None else f"confidence {conf:.2f}" + (" (low)" if conf < 0.5 else ""),
             delta_color="off",
+            delta_arrow="off",
         )
         cols[3].metric(
-            "Loudness",
-            f"{summary['rms_dbfs']:.1f} dBFS RMS",
+            "Loudness (RMS)",
+            f"{summary['rms_dbfs']:.1f} dBFS",
             f"peak {summary['peak_dbfs']:.1f} dBFS",
             delta_color="off",
+            delta_arrow="off",
         )
         for sentence in analysis.limitations().values():
             st.caption(f":material/info: {sentence}")

@@ -50,5 +50,6 @@ def test_music_journey(page, app_url):
     page.get_by_text("Why this key?").click()
     page.locator(".gtitle", has_text="Correlation with the 24 major and minor keys").wait_for()
     page.locator(".gtitle", has_text="chroma profile").wait_for()
+    page.get_by_text("Why this key?").scroll_into_view_if_needed()
     browser.screenshot(page, "music-journey")
     assert browser.exception_texts(page) == []
