@@ -5,29 +5,35 @@ from __future__ import annotations
 import librosa
 import numpy as np
 
+MULTIPLES = 4  # autocorrelation peaks followed: k periods pin the period to 1/k frame
+MAX_SHIFT_FRAMES = 0.6  # refinement fixes librosa's rounding (≤ 0.5 frame), not its choice
+
 
 def refine_tempo(
     autocorrelation: np.ndarray, bpm: float, sample_rate: int, hop_length: int
 ) -> float:
-    """Sub-frame tempo: follow the autocorrelation peaks at 1, 2, 3... periods.
+    """Sub-frame tempo: interpolate the autocorrelation peaks at 1, 2, ... MULTIPLES periods.
 
     librosa picks a whole number of frames as the period, which at hop 512 and 120 BPM is
-    2.3 % coarse. The peak near k periods pins the period to 1/k frame; parabolic
-    interpolation on each peak refines it further. autocorrelation: shape (lags,), lag in
-    frames (the time-averaged tempogram). Returns beats per minute.
+    2.3 % coarse. Parabolic interpolation around librosa's period, then around the peak near
+    k periods (which pins the period to 1/k frame), refines it; the result stays within
+    MAX_SHIFT_FRAMES of librosa's period, so the tempo librosa chose is kept, only rounded
+    better. autocorrelation: shape (lags,), lag in frames (the time-averaged tempogram).
+    Returns beats per minute.
     """
-    period = 60.0 * sample_rate / (hop_length * bpm)  # frames
+    coarse = period = 60.0 * sample_rate / (hop_length * bpm)  # frames
     ac = np.asarray(autocorrelation, dtype=np.float64)
-    for k in range(1, 9):
+    for k in range(1, MULTIPLES + 1):
         centre = int(round(k * period))
-        lo, hi = centre - 2, centre + 3
-        if lo < 1 or hi + 1 > ac.size:
+        if centre - 2 < 0 or centre + 2 >= ac.size:
             break
-        i = lo + int(np.argmax(ac[lo:hi]))
+        # At k = 1 interpolate around librosa's own lag; further out, take the local peak.
+        i = centre if k == 1 else centre - 1 + int(np.argmax(ac[centre - 1 : centre + 2]))
         a, b, c = ac[i - 1], ac[i], ac[i + 1]
         curvature = a - 2 * b + c
         offset = 0.5 * (a - c) / curvature if curvature < 0 else 0.0
-        period = (i + float(np.clip(offset, -0.5, 0.5))) / k
+        estimate = (i + float(np.clip(offset, -0.5, 0.5))) / k
+        period = float(np.clip(estimate, coarse - MAX_SHIFT_FRAMES, coarse + MAX_SHIFT_FRAMES))
     return 60.0 * sample_rate / (hop_length * period)
 
 
