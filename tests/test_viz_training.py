@@ -63,16 +63,17 @@ def test_lr_loss_figure_puts_the_rate_on_a_log_axis():
 def test_confusion_matrix_colours_by_row_share_and_makes_every_cell_clickable():
     confusion = [[8, 2, 0], [1, 1, 0], [0, 0, 0]]
     fig = confusion_matrix_figure(confusion, ["a", "b", "c"])
-    heat, cells = fig.data
-    assert np.allclose(np.asarray(heat.z), [[0.8, 0.2, 0], [0.5, 0.5, 0], [0, 0, 0]])
-    assert np.array_equal(np.asarray(heat.text), confusion)
-    pairs = {tuple(int(v) for v in c) for c in cells.customdata}
+    (cells,) = fig.data
+    shares = np.asarray(cells.marker.color).reshape(3, 3)
+    assert np.allclose(shares, [[0.8, 0.2, 0], [0.5, 0.5, 0], [0, 0, 0]])  # an empty row stays 0
+    assert list(cells.text) == ["8", "2", "", "1", "1", "", "", "", ""]
+    pairs = {(int(c[0]), int(c[1])) for c in cells.customdata}
     assert pairs == {(i, j) for i in range(3) for j in range(3)}
-    # The marker at (true b, predicted a) carries [1, 0].
+    # The marker at (true b, predicted a) carries [1, 0] and its count.
     k = next(
         n for n, (x, y) in enumerate(zip(cells.x, cells.y, strict=True)) if (x, y) == ("a", "b")
     )
-    assert list(cells.customdata[k]) == [1, 0]
+    assert list(cells.customdata[k]) == [1, 0, 1]
     with pytest.raises(ValueError, match="3x3"):
         confusion_matrix_figure([[1, 2], [3, 4]], ["a", "b", "c"])
 

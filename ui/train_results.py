@@ -137,11 +137,19 @@ def _confusion(evaluation: dict, examples, dataset) -> None:
             st.caption(f"... and {len(members) - MAX_CLIPS} more.")
 
 
+def _custom(point: dict) -> list:
+    """A selected point's customdata as a list (numpy rows arrive as {"0": .., "1": ..})."""
+    data = point.get("customdata")
+    if isinstance(data, dict):
+        return [data[k] for k in sorted(data, key=int)]
+    return data if isinstance(data, list) else [data]
+
+
 def _selected_cell(event) -> tuple[int, int] | None:
     points = event.selection.points if event and event.selection else []
     for point in points:
-        data = point.get("customdata")
-        if isinstance(data, list) and len(data) == 2:
+        data = _custom(point)
+        if len(data) >= 2 and all(isinstance(v, int | float) for v in data[:2]):
             return int(data[0]), int(data[1])
     return None
 
@@ -172,7 +180,8 @@ def _embeddings(evaluation: dict, examples, dataset) -> None:
         if not points:
             st.caption("Click a point to hear that clip. Crosses are clips the network got wrong.")
             return
-        index = int(points[0].get("customdata", -1))
+        first = _custom(points[0])[0]
+        index = int(first) if isinstance(first, int | float) else -1
         example = _clip(index, evaluation, examples, dataset) if 0 <= index < len(true) else None
         if example is None:
             st.caption("This clip's audio is not available in this session.")

@@ -87,8 +87,9 @@ def confusion_matrix_figure(
     """Confusion matrix: row = true class, column = predicted class, counts in the cells.
 
     Colour is the share of the row (recall per cell) so rare classes read as clearly as
-    common ones. A transparent square marker sits on every cell (customdata [true, predicted]),
-    so clicking a cell selects it (heatmaps themselves cannot be selected in plotly).
+    common ones. Cells are square markers of one scatter trace (customdata [true, predicted,
+    count]) rather than a heatmap, because plotly can select a clicked marker but not a
+    heatmap cell: clicking a cell selects it.
     """
     counts = np.asarray(confusion, dtype=np.int64)
     k = len(labels)
@@ -97,23 +98,26 @@ def confusion_matrix_figure(
     rows = counts.sum(axis=1, keepdims=True)
     share = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
     names = [str(label) for label in labels]
-    fig = go.Figure(go.Heatmap(
-        z=share, x=names, y=names, colorscale="Blues", zmin=0, zmax=1,
-        text=counts, texttemplate="%{text}", colorbar={"title": "share of row", "tickformat": ".0%"},
-        hovertemplate="true %{y}, predicted %{x}: %{text} clips (%{z:.0%})<extra></extra>",
-    ))  # fmt: skip
-    ii, jj = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
-    fig.add_trace(go.Scatter(
-        x=[names[j] for j in jj.ravel()], y=[names[i] for i in ii.ravel()], mode="markers",
-        marker={"symbol": "square", "size": max(8, min(40, 400 // max(k, 1))), "opacity": 0.01,
-                "color": "#000"},
-        customdata=np.stack([ii.ravel(), jj.ravel()], axis=1), hoverinfo="skip", showlegend=False,
-    ))  # fmt: skip
     size = height or min(640, 160 + 40 * k)
+    ii, jj = (grid.ravel() for grid in np.meshgrid(np.arange(k), np.arange(k), indexing="ij"))
+    flat = share[ii, jj]
+    fig = go.Figure(go.Scatter(
+        x=[names[j] for j in jj], y=[names[i] for i in ii], mode="markers+text",
+        marker={"symbol": "square", "size": max(6, int(0.9 * (size - 70) / max(k, 1))),
+                "color": flat, "colorscale": "Blues", "cmin": 0, "cmax": 1,
+                "colorbar": {"title": "share of row", "tickformat": ".0%"}, "line": {"width": 0}},
+        text=[str(c) if c else "" for c in counts[ii, jj]],
+        textfont={"color": ["white" if v > 0.5 else "#444" for v in flat]},
+        customdata=np.stack([ii, jj, counts[ii, jj]], axis=1),
+        hovertemplate="true %{y}, predicted %{x}: %{customdata[2]} clip(s)<extra></extra>",
+        showlegend=False,
+    ))  # fmt: skip
     fig.update_layout(height=size, margin={"l": 60, "r": 20, "t": 20, "b": 50},
-                      xaxis={"title": "predicted", "type": "category", "side": "bottom"},
-                      yaxis={"title": "true", "type": "category", "autorange": "reversed"},
-                      clickmode="event+select", dragmode="select")  # fmt: skip
+                      xaxis={"title": "predicted", "type": "category", "categoryorder": "array",
+                             "categoryarray": names, "showgrid": False},
+                      yaxis={"title": "true", "type": "category", "categoryorder": "array",
+                             "categoryarray": names, "autorange": "reversed", "showgrid": False},
+                      clickmode="event+select")  # fmt: skip
     return fig
 
 

@@ -27,6 +27,24 @@ def _set_number(page, label: str, value: str) -> None:
     browser.wait_until_idle(page)
 
 
+LAST_CELL = """g => {
+  const c = g.data[0].customdata, rows = c._inputArray || c, n = g.data[0].x.length;
+  for (let k = n - 1; k >= 0; k--) { const r = rows[k]; if (r[2] > 0) return [k, g.data[0].y[k], g.data[0].x[k]]; }
+  return [-1, '', ''];
+}"""
+
+
+def _click(page, locator) -> None:
+    """Plotly listens on a layer above its markers: hover where the marker is, then click."""
+    locator.scroll_into_view_if_needed()
+    box = locator.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_timeout(400)
+    page.mouse.down()
+    page.mouse.up()
+    browser.wait_until_idle(page)
+
+
 def _progress(page, state: str):
     """The progress bar's caption once it starts with `state` (finished, running...)."""
     return page.locator('[data-testid="stProgress"]').get_by_text(re.compile(rf"^{state} ·"))
@@ -74,7 +92,13 @@ def test_train_journey(page, app_url):
     counts = _train_once(page)
     assert max(counts) > 0 and max(counts) > min(counts), counts  # the curve grew live
     page.get_by_role("heading", name="Confusion matrix: listen to your errors").wait_for()
-    assert page.locator(".js-plotly-plot .heatmaplayer").count() >= 1
+    matrix = page.locator(".js-plotly-plot").filter(has_text="share of row").first
+    k, true, predicted = matrix.evaluate(LAST_CELL)
+    assert k >= 0
+    _click(page, matrix.locator(".scatterlayer .point").nth(k))  # listen to that cell's clips
+    cell = page.locator('[data-testid="stSelectbox"]').filter(has_text="Cell").locator("input")
+    assert cell.input_value().startswith(f"true {true} → predicted {predicted} ·")
+    assert page.locator("audio").count() >= 2  # the preview player and the cell's clips
 
     rate = page.get_by_role("slider", name="Learning rate")
     rate.focus()
