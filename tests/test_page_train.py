@@ -8,6 +8,7 @@ import zipfile
 import numpy as np
 
 from core.jobs import get_job_manager
+from core.train import TrainConfig
 from tests.apptest_helpers import open_page
 from tests.audio_fixtures import wav_bytes
 from tests.conftest import sine
@@ -52,6 +53,8 @@ def _quick_settings(at) -> None:
 
 
 def test_short_training_then_a_stopped_run_both_kept_and_compared():
+    # Another student's run on the same server must never show up in this session.
+    get_job_manager().store.create_run(TrainConfig(), owner="0123456789ab", name="not yours")
     at = open_page(PAGE)
     assert not at.exception
     assert at.title[0].value == "Train"
@@ -96,6 +99,17 @@ def test_short_training_then_a_stopped_run_both_kept_and_compared():
     table = _runs_table(at)
     assert sorted(table["status"]) == ["finished", "stopped"]
     assert at.multiselect(key="train_compare_runs").value == list(table["run"])
+    assert "not yours" not in set(table["name"])
+    # The script of the finished run, the archive of the stopped one, then delete it.
+    scripts = [b for b in at.get("download_button") if "script" in str(b.proto.label)]
+    assert scripts
+    stopped = table.loc[table["status"] == "stopped", "run"].iloc[0]
+    at.selectbox(key="train_manage_run").set_value(stopped).run()
+    at.button(key="train_delete").click().run()
+    assert any("for good" in w for w in _texts(at, "warning"))
+    at.button(key="train_delete_yes").click().run()
+    assert not at.exception
+    assert list(_runs_table(at)["status"]) == ["finished"]
 
 
 def _zip(files: dict[str, bytes]) -> bytes:
