@@ -121,9 +121,11 @@ def _pick(kind: str | None) -> tuple[AudioDataset, str, str, str] | None:
 
 
 def _recorded() -> tuple[AudioDataset, str, str, str] | None:
-    text = st.text_input(
-        "Class names, separated by commas", value="yes, no", key="train_rec_classes"
-    )
+    # Widget values are dropped when the student visits another page; the recorded clips are
+    # not, so the class names they are filed under are kept beside them.
+    text = st.text_input("Class names, separated by commas", key="train_rec_classes",
+                         value=st.session_state.get("train_rec_names", "yes, no"))  # fmt: skip
+    st.session_state["train_rec_names"] = text
     names = list(dict.fromkeys(n.strip()[:40] for n in text.split(",") if n.strip()))[:MAX_CLASSES]
     clips: dict[str, dict[str, AudioClip]] = st.session_state.setdefault(CLIPS_KEY, {})
     for index, (name, column) in enumerate(
