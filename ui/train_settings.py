@@ -18,13 +18,13 @@ from core.device import resolve_device
 from core.features import FeatureConfig
 from core.model_presets import preset_description, preset_spec
 from core.model_spec import ModelSpec, SpecError, parameter_count
-from core.train import TrainConfig
+from core.train import TrainConfig, default_feature_config
 from core.train_support import set_dropout
 from core.viz.audio import spectrogram_figure
 from ui.train_augment import audition, augment_settings
 from ui.train_dataset import DataChoice, first_example_audio
 
-SAMPLE_RATE = 16000
+PREVIEW_RATE = 16000  # rate of the preview samples (ui.train_dataset thumbnails)
 PRESETS = ("cnn_logmel", "crnn_logmel")  # the presets that read a log-mel image
 BUILDER = "network from the Network builder page"
 LEARNING_RATES = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3,
@@ -45,44 +45,57 @@ class Model:
 
 
 def feature_settings(data: DataChoice) -> tuple[FeatureConfig, str, str, float]:
-    """Feature widgets and the example image; returns (config, kind, normalization, clip s)."""
+    """Feature widgets and the example image; returns (config, kind, normalization, clip s).
+
+    The defaults are the engine's (core.train.default_feature_config), tuned for speech.
+    """
+    base = default_feature_config()
     left, right = st.columns([2, 3])
     with left:
         kind = st.radio("Features", ["logmel", "mfcc"], horizontal=True, key="train_feature_kind",
                         format_func={"logmel": "log-mel", "mfcc": "MFCC"}.get)  # fmt: skip
-        n_mels = st.select_slider(
-            "Mel bands", [16, 32, 40, 64, 80, 128], value=64, key="train_n_mels"
-        )
-        hop_ms = st.select_slider(
-            "Hop (ms between frames)", [5, 10, 20, 40], value=10, key="train_hop_ms"
-        )
-        win_ms = st.select_slider("Window (ms)", [16, 25, 32, 64], value=25, key="train_win_ms")
+        rate = st.select_slider("Sample rate (Hz)", sorted({8000, 16000, 22050, base.sample_rate}),
+                                value=base.sample_rate, key="train_sample_rate",
+                                help="Clips are resampled to this rate; half of it is the highest "
+                                "frequency the features keep.")  # fmt: skip
+        n_mels = st.select_slider("Mel bands", sorted({16, 32, 40, 64, 80, 128, base.n_mels}),
+                                  value=base.n_mels, key="train_n_mels")  # fmt: skip
+        hop_ms = st.select_slider("Hop (ms between frames)", [5, 10, 20, 40],
+                                  value=_ms(base.hop_length, base.sample_rate), key="train_hop_ms")  # fmt: skip
+        win_ms = st.select_slider("Window (ms)", [16, 25, 32, 64],
+                                  value=_ms(base.window_length, base.sample_rate), key="train_win_ms")  # fmt: skip
         clip_seconds = st.slider("Clip length (s)", 0.25, 4.0, 1.0, 0.25, key="train_clip_seconds",
                                  help="Every example is cut or padded to this length.")  # fmt: skip
         normalization = st.selectbox("Normalisation", ["utterance", "global", "none"],
                                      key="train_normalization",
                                      help="utterance: each clip's bands to mean 0, std 1; "
                                      "global: statistics of the training split.")  # fmt: skip
-    win = int(SAMPLE_RATE * win_ms / 1000)
-    config = FeatureConfig(sample_rate=SAMPLE_RATE, n_fft=max(256, 2 ** math.ceil(math.log2(win))),
-                           win_length=win, hop_length=int(SAMPLE_RATE * hop_ms / 1000),
-                           n_mels=n_mels, n_mfcc=min(20, n_mels), f_max=SAMPLE_RATE / 2)  # fmt: skip
-    frames = config.num_frames(int(clip_seconds * SAMPLE_RATE))
+    win = int(rate * win_ms / 1000)
+    config = FeatureConfig(sample_rate=rate, n_fft=max(256, 2 ** math.ceil(math.log2(win))),
+                           win_length=win, hop_length=int(rate * hop_ms / 1000),
+                           n_mels=n_mels, n_mfcc=min(20, n_mels), f_max=rate / 2)  # fmt: skip
+    frames = config.num_frames(int(clip_seconds * rate))
     with right:
         samples = first_example_audio(data.dataset)
         if samples is not None:
-            view = preview_augmentation(samples, SAMPLE_RATE, augment=AugmentConfig.off(),
+            view = preview_augmentation(samples, PREVIEW_RATE, augment=AugmentConfig.off(),
                                         feature_config=config, kind=kind,
                                         normalization="utterance" if normalization == "global" else normalization,
                                         clip_frames=frames)  # fmt: skip
-            figure = spectrogram_figure(view.original_features, SAMPLE_RATE, config.hop_length,
-                                        y_axis="mfcc" if kind == "mfcc" else "mel", height=260,
-                                        colorbar_title="z" if normalization != "none" else "dB")  # fmt: skip
+            figure = spectrogram_figure(view.original_features, rate, config.hop_length,
+                                        y_axis="mfcc" if kind == "mfcc" else "mel", f_max=rate / 2,
+                                        height=260, colorbar_title="z" if normalization != "none" else "dB")  # fmt: skip
             st.plotly_chart(figure, key="train_feature_image", config={"displayModeBar": False})
             bins = config.num_bins(kind)
             st.caption(f"What the network sees of the first clip: {bins} × {frames} numbers "
                        f"({bins} {'coefficients' if kind == 'mfcc' else 'bands'} × {frames} frames).")  # fmt: skip
     return config, kind, normalization, clip_seconds
+
+
+def _ms(samples: int, rate: int) -> int:
+    """A length in samples as whole milliseconds, snapped to the slider's steps."""
+    ms = 1000 * samples / rate
+    return min((5, 10, 16, 20, 25, 32, 40, 64), key=lambda step: abs(step - ms))
 
 
 def model_settings(shape: tuple[int, int, int], classes: int) -> Model:
@@ -173,7 +186,7 @@ def device_caption() -> None:
 
 def augmentation_section(feature_config, kind, normalization, clip_seconds, data) -> AugmentConfig:
     config = augment_settings()
-    frames = feature_config.num_frames(int(clip_seconds * SAMPLE_RATE))
+    frames = feature_config.num_frames(int(clip_seconds * feature_config.sample_rate))
     audition(config, first_example_audio(data.dataset), feature_config, kind,
              "utterance" if normalization == "global" else normalization, frames)  # fmt: skip
     return config
