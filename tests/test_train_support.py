@@ -87,4 +87,4 @@ def test_run_rows_flatten_settings_and_final_metrics(tmp_path):
     (row,) = run_rows(store.list_runs("me"))
     assert row["run"] == run_id and row["name"] == "fast" and row["status"] == "finished"
     assert row["lr"] == 0.01 and row["epochs"] == 3 and row["val accuracy"] == 0.9
-    assert row["mel bands"] == 64
+    assert row["mel bands"] == TrainConfig().features.n_mels

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from core.audio import UPLOAD_TYPES, AudioClip, AudioError, encode_wav
+from core.audio import UPLOAD_TYPES, AudioClip, AudioError, encode_wav, probe_audio
 from core.datasets import (
     AudioDataset,
     AudioExample,
@@ -35,7 +35,7 @@ from core.train_support import (
     limit_per_class,
 )
 from core.viz.audio import spectrogram_figure
-from core.viz.training import class_counts_figure
+from core.viz.training import class_counts_figure, with_safe_magma
 from ui.audio_input import decode_upload
 
 DIGITS, ZIP, SERVER, RECORD = (
@@ -186,24 +186,32 @@ def _thumbnail(dataset: AudioDataset, example: AudioExample):
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _thumbnail_cached(example: AudioExample, token: str, _dataset: AudioDataset):
-    samples = load_example_audio(_dataset, example, RECORD_RATE)
-    config = FeatureConfig(sample_rate=RECORD_RATE, n_fft=512, hop_length=160, n_mels=64)
+    """(samples at 16 kHz, log-mel (64, frames), top band edge in Hz) of one example."""
     import torch
 
+    samples = load_example_audio(_dataset, example, RECORD_RATE)
+    # Mel bands end at the recording's own Nyquist frequency: an 8 kHz file has nothing
+    # above 4 kHz, and empty bands would fill half the picture.
+    native = (_dataset.memory[example.source][1] if example.in_memory
+              else probe_audio(example.source).sample_rate)  # fmt: skip
+    f_max = min(RECORD_RATE, native) / 2
+    config = FeatureConfig(
+        sample_rate=RECORD_RATE, n_fft=512, hop_length=160, n_mels=64, f_max=f_max
+    )
     with torch.no_grad():
         logmel = make_feature_transform(config, "logmel")(torch.as_tensor(samples)).numpy()
-    return samples, logmel
+    return samples, logmel, f_max
 
 
 def example_view(dataset: AudioDataset, example, *, height: int = 170, key: str = "") -> None:
     """A player and a small log-mel spectrogram of one example (errors shown, not raised)."""
     try:
-        samples, logmel = _thumbnail(dataset, example)
+        samples, logmel, f_max = _thumbnail(dataset, example)
     except (AudioError, OSError, KeyError) as error:
         st.warning(f"{example.ref}: cannot be played ({error}).")
         return
     st.audio(encode_wav(samples, RECORD_RATE), format="audio/wav")
-    st.plotly_chart(spectrogram_figure(logmel, RECORD_RATE, 160, height=height), key=key or None,
+    st.plotly_chart(with_safe_magma(spectrogram_figure(logmel, RECORD_RATE, 160, f_max=f_max, height=height)), key=key or None,
                     config={"displayModeBar": False})  # fmt: skip
 
 
@@ -244,11 +252,13 @@ def _thumbnails(dataset: AudioDataset, count: int = 4) -> None:
         with column:
             st.caption(f"class {dataset.labels[example.label]} · {example.ref}")
             try:
-                _, logmel = _thumbnail(dataset, example)
+                _, logmel, f_max = _thumbnail(dataset, example)
             except (AudioError, OSError, KeyError):
                 st.caption("(cannot be decoded)")
                 continue
-            figure = spectrogram_figure(logmel, RECORD_RATE, 160, height=150)
+            figure = with_safe_magma(
+                spectrogram_figure(logmel, RECORD_RATE, 160, f_max=f_max, height=150)
+            )
             figure.update_traces(showscale=False)
             st.plotly_chart(
                 figure, key=f"train_thumb_{example.label}", config={"displayModeBar": False}
