@@ -536,6 +536,7 @@ def classify_windows(
     hop_seconds: float | None = None,
     batch_size: int = DEFAULT_BATCH,
     silence_gate_db: float = SILENCE_GATE_DB,
+    trim_silence: bool = False,
 ) -> WindowResult:
     """Slide a window over a clip and classify every position.
 
@@ -545,11 +546,18 @@ def classify_windows(
     feature frames. The spectrogram is computed once for the whole clip; each window gets its
     own dB floor, normalisation and padding as a training clip would, and windows run through
     the network `batch_size` at a time. A clip shorter than one window gives one padded window.
+    silence_gate_db: frames this far below the clip's loudest frame are silence; a window of
+    silence only is flagged in `silent`. trim_silence: cut each window down to its sounding
+    frames before treating it as a clip (so a sound is centred and padded exactly as training
+    padded short clips). Models trained on trimmed clips (the spoken digits) have never seen
+    silence around a sound and need this; for data sets whose clips contain silence, leave it off.
     """
     y = to_model_rate(samples, sample_rate, model)
     config = model.feature_config
     hop = config.hop_length
     window_frames = _window_frames(model, window_seconds)
+    if hop_seconds is not None and not (math.isfinite(hop_seconds) and hop_seconds > 0):
+        raise InferenceError("The hop between windows must be longer than 0 s.")
     hop_frames = max(1, round((hop_seconds or window_frames * hop / config.sample_rate / 4)
                               * config.sample_rate / hop))  # fmt: skip
     features = _whole_clip_features(y, model)  # (bins, frames), pre-dB for log-mel
@@ -563,10 +571,12 @@ def classify_windows(
         )
     starts = _window_starts(total, window_frames, hop_frames)
     level = _frame_levels_db(y, config)
+    active = level >= (level.max() if level.size else 0.0) - silence_gate_db
     probabilities, silent = [], []
     for i in range(0, len(starts), batch_size):
         chunk = starts[i : i + batch_size]
-        x = _window_batch(features, chunk, window_frames, model)
+        spans = [_span(s, window_frames, active if trim_silence else None) for s in chunk]
+        x = _window_batch(features, spans, model)
         probabilities.append(model.probabilities(x, batch_size).numpy())
         silent.append(_silent_windows(level, chunk, window_frames, silence_gate_db))
     return WindowResult(
@@ -609,18 +619,34 @@ def _whole_clip_features(y: np.ndarray, model: InferenceModel) -> torch.Tensor:
         return transform(torch.from_numpy(y))
 
 
+def _span(start: int, window: int, active: np.ndarray | None) -> tuple[int, int]:
+    """Frames [a, b) of one window; with `active`, shrunk to its first..last sounding frame."""
+    if active is None:
+        return start, start + window
+    sounding = np.flatnonzero(active[start : start + window])
+    if sounding.size == 0:
+        return start, start + window
+    return start + int(sounding[0]), start + int(sounding[-1]) + 1
+
+
 def _window_batch(
-    features: torch.Tensor, starts: Sequence[int], window: int, model: InferenceModel
+    features: torch.Tensor, spans: Sequence[tuple[int, int]], model: InferenceModel
 ) -> torch.Tensor:
-    """(len(starts), 1, bins, clip_frames) network input, each window treated as a clip."""
+    """(len(spans), 1, bins, clip_frames) network input, each span of frames treated as a clip."""
     with torch.inference_mode():
-        windows = torch.stack([features[:, s : s + window] for s in starts])
-        if model.feature_kind in ("logmel", "mfcc"):
-            windows = power_to_db(windows, model.feature_config.top_db)
-        if model.feature_kind == "mfcc":
-            windows = _mfcc_matrix(model) @ windows
-        windows = model.normalization.apply(windows)
-        return fit_frames_batch(windows, model.clip_frames).unsqueeze(1)
+        if len({b - a for a, b in spans}) == 1:  # equal lengths: one batched pass
+            return _as_clips(torch.stack([features[:, a:b] for a, b in spans]), model)
+        return torch.cat([_as_clips(features[None, :, a:b], model) for a, b in spans])
+
+
+def _as_clips(windows: torch.Tensor, model: InferenceModel) -> torch.Tensor:
+    """(N, bins, T) whole-clip features -> (N, 1, bins, clip_frames), as training made a clip."""
+    if model.feature_kind in ("logmel", "mfcc"):
+        windows = power_to_db(windows, model.feature_config.top_db)
+    if model.feature_kind == "mfcc":
+        windows = _mfcc_matrix(model) @ windows
+    windows = model.normalization.apply(windows)
+    return fit_frames_batch(windows, model.clip_frames).unsqueeze(1)
 
 
 def _mfcc_matrix(model: InferenceModel) -> torch.Tensor:

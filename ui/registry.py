@@ -62,6 +62,14 @@ PAGES: tuple[PageEntry, ...] = (
         "Train a classifier on digits, a zip or your own recordings: tune with sliders, watch it learn, listen to its errors, compare runs.",
     ),
     PageEntry(
+        "pages/classify.py",
+        "Classify",
+        ":material/hearing:",
+        "Audio",
+        "classify",
+        "Give a trained model your clips: its answer, a timeline for long recordings, and what it listened to.",
+    ),
+    PageEntry(
         "pages/explore.py",
         "Sound explorer",
         ":material/scatter_plot:",

@@ -1,0 +1,57 @@
+"""A student's journey on the Classify page, in a real browser.
+
+The ready-made digits model answers a built-in digit at once; the student uploads a
+recording of a spoken digit and sees the top-k chart; then uploads a longer recording and
+reads its timeline and segments.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import soundfile as sf
+
+from core import paths
+from core.audio import load_audio
+from tests.e2e import browser
+from ui.registry import page_by_url
+
+
+def _upload(page, path) -> None:
+    uploader = page.locator('[data-testid="stFileUploader"]').filter(has_text="Upload a sound file")
+    uploader.locator('input[type="file"]').set_input_files(str(path))
+    browser.wait_until_idle(page, timeout_ms=120_000)
+
+
+def test_classify_journey(page, app_url, tmp_path):
+    entry = page_by_url("classify")
+    assert entry is not None
+    page.goto(f"{app_url}/{entry.url_path}")
+    browser.wait_until_idle(page, timeout_ms=120_000)
+    page.get_by_role("heading", name="Classify").first.wait_for()
+    page.get_by_text("What the model sees").first.wait_for()
+
+    page.get_by_text("Upload a file", exact=True).first.click()
+    browser.wait_until_idle(page)
+    digit = paths.DIGITS_DIR / "7_lucas_12.wav"
+    _upload(page, digit)
+    page.get_by_text(re.compile(r"with \d+% probability|Unsure")).first.wait_for()
+    page.get_by_text("Classes shown").wait_for()
+    assert page.locator(".js-plotly-plot .barlayer").count() >= 1  # the top-k bars
+    assert browser.exception_texts(page) == []
+
+    # A longer recording: three digits with silence between them.
+    rate = 8000
+    digits = [load_audio(paths.DIGITS_DIR / f"{d}_jackson_20.wav").samples for d in (2, 5, 9)]
+    gap = np.zeros(rate, np.float32)
+    long_clip = np.concatenate([gap, digits[0], gap, digits[1], gap, digits[2], gap])
+    long_path = tmp_path / "three_digits.wav"
+    sf.write(long_path, long_clip, rate)
+    _upload(page, long_path)
+    page.get_by_text("Timeline: classify every part of the clip").wait_for()
+    page.get_by_text("windows of").first.wait_for()
+    page.get_by_text("Why this answer?").wait_for()
+    page.get_by_text("Timeline: classify every part of the clip").scroll_into_view_if_needed()
+    browser.screenshot(page, "classify-journey")
+    assert browser.exception_texts(page) == []

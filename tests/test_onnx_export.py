@@ -1,0 +1,66 @@
+"""ONNX export: onnxruntime gives the same probabilities as PyTorch, for any batch size."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from core.feature_cache import Normalization
+from core.features import FeatureConfig
+from core.inference import InferenceModel, model_from_loaded_run, prepare_clip, shipped_store
+from core.model_presets import preset_spec
+from core.model_spec import build_model
+from core.onnx_export import export_onnx, onnx_metadata, run_onnx
+from tests.conftest import sine
+
+CONFIG = FeatureConfig(sample_rate=8000, n_fft=256, hop_length=80, n_mels=32, f_max=4000.0)
+
+
+def _model(preset: str) -> InferenceModel:
+    torch.manual_seed(0)
+    spec = preset_spec(preset, input_shape=(1, 32, 41), num_outputs=4)
+    network = build_model(spec).eval()
+    # Non-trivial batch-norm statistics, so a wrong eval-mode export would show.
+    for module in network.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    return InferenceModel(
+        network=network, labels=("w", "x", "y", "z"), feature_config=CONFIG,
+        feature_kind="logmel", clip_frames=41, normalization=Normalization("utterance"),
+        spec=spec, name=preset,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("preset", ["cnn_logmel", "crnn_logmel"])
+def test_onnx_matches_pytorch(preset):
+    model = _model(preset)
+    data = export_onnx(model)
+    x = torch.randn(5, 1, 32, 41)
+    expected = model.probabilities(x).numpy()
+    got = run_onnx(data, x.numpy())
+    assert got.shape == (5, 4)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    np.testing.assert_allclose(run_onnx(data, x[:1].numpy()), expected[:1], atol=1e-5)
+
+
+def test_onnx_metadata_rebuilds_the_input():
+    model = _model("cnn_logmel")
+    meta = onnx_metadata(export_onnx(model))
+    assert json.loads(meta["labels"]) == ["w", "x", "y", "z"]
+    assert FeatureConfig.from_dict(json.loads(meta["feature_config"])) == CONFIG
+    assert meta["feature_kind"] == "logmel" and meta["clip_frames"] == "41"
+    assert json.loads(meta["normalization"])["mode"] == "utterance"
+
+
+def test_the_shipped_model_exports_with_the_same_answers():
+    model = model_from_loaded_run(shipped_store().load("digits-cnn"), origin="shipped")
+    x = torch.cat([
+        prepare_clip(sine(f, 0.7, 16000), 16000, model).model_input for f in (200, 900, 2500)
+    ])  # fmt: skip
+    np.testing.assert_allclose(
+        run_onnx(export_onnx(model), x.numpy()), model.probabilities(x).numpy(), atol=1e-5
+    )
