@@ -114,18 +114,3 @@ def test_class_counts_and_run_comparison():
     assert list(_trace(fig, "run A").x) == [1, 2]  # epochs
     train = compare_curves_figure({"run A": RECORDS}, metric="loss", x="step")
     assert list(train.data[0].x) == [4, 8] and list(train.data[0].y) == [1.6, 0.9]
-
-
-def test_safe_magma_replaces_only_the_first_stop_of_heatmaps():
-    import plotly.colors as pc
-
-    from core.viz.audio import spectrogram_figure
-    from core.viz.training import with_safe_magma
-
-    fig = spectrogram_figure(np.zeros((4, 5)), 16000, 160)
-    fig.add_trace(training_curves_figure(RECORDS).data[0])
-    with_safe_magma(fig)
-    scale = fig.data[0].colorscale
-    assert scale[0] == (0.0, "#000000")
-    assert [c for _, c in scale[1:]] == [c for _, c in pc.get_colorscale("Magma")[1:]]
-    assert fig.data[1].type == "scatter" and "colorscale" not in fig.data[1].to_plotly_json()

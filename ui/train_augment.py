@@ -15,7 +15,6 @@ import streamlit as st
 from core.audio import encode_wav
 from core.augment import AugmentConfig, preview_augmentation
 from core.viz.audio import spectrogram_figure
-from core.viz.training import with_safe_magma
 
 # name: (label, AugmentConfig field, default on, slider (low, high, step, default), help)
 AUGMENTS = {
@@ -143,7 +142,7 @@ def audition(config: AugmentConfig, samples: np.ndarray | None, feature_config, 
         with column:
             st.caption(title)
             st.audio(encode_wav(audio, preview.sample_rate), format="audio/wav")
-            figure = with_safe_magma(spectrogram_figure(feats, preview.sample_rate, feature_config.hop_length,
+            figure = (spectrogram_figure(feats, preview.sample_rate, feature_config.hop_length,
                                         y_axis=y_axis, height=200, colorbar_title="z"))  # fmt: skip
             st.plotly_chart(figure, key=key, config={"displayModeBar": False})
     st.caption(preview.note)

@@ -35,7 +35,7 @@ from core.train_support import (
     limit_per_class,
 )
 from core.viz.audio import spectrogram_figure
-from core.viz.training import class_counts_figure, with_safe_magma
+from core.viz.training import class_counts_figure
 from ui.audio_input import decode_upload
 
 DIGITS, ZIP, SERVER, RECORD = (
@@ -211,7 +211,7 @@ def example_view(dataset: AudioDataset, example, *, height: int = 170, key: str 
         st.warning(f"{example.ref}: cannot be played ({error}).")
         return
     st.audio(encode_wav(samples, RECORD_RATE), format="audio/wav")
-    st.plotly_chart(with_safe_magma(spectrogram_figure(logmel, RECORD_RATE, 160, f_max=f_max, height=height)), key=key or None,
+    st.plotly_chart((spectrogram_figure(logmel, RECORD_RATE, 160, f_max=f_max, height=height)), key=key or None,
                     config={"displayModeBar": False})  # fmt: skip
 
 
@@ -256,9 +256,7 @@ def _thumbnails(dataset: AudioDataset, count: int = 4) -> None:
             except (AudioError, OSError, KeyError):
                 st.caption("(cannot be decoded)")
                 continue
-            figure = with_safe_magma(
-                spectrogram_figure(logmel, RECORD_RATE, 160, f_max=f_max, height=150)
-            )
+            figure = spectrogram_figure(logmel, RECORD_RATE, 160, f_max=f_max, height=150)
             figure.update_traces(showscale=False)
             st.plotly_chart(
                 figure, key=f"train_thumb_{example.label}", config={"displayModeBar": False}

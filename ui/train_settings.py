@@ -21,7 +21,6 @@ from core.model_spec import ModelSpec, SpecError, parameter_count
 from core.train import TrainConfig, default_feature_config
 from core.train_support import set_dropout
 from core.viz.audio import spectrogram_figure
-from core.viz.training import with_safe_magma
 from ui.train_augment import audition, augment_settings
 from ui.train_dataset import DataChoice, first_example_audio
 
@@ -83,7 +82,7 @@ def feature_settings(data: DataChoice) -> tuple[FeatureConfig, str, str, float]:
                                         feature_config=config, kind=kind,
                                         normalization="utterance" if normalization == "global" else normalization,
                                         clip_frames=frames)  # fmt: skip
-            figure = with_safe_magma(spectrogram_figure(view.original_features, rate, config.hop_length,
+            figure = (spectrogram_figure(view.original_features, rate, config.hop_length,
                                         y_axis="mfcc" if kind == "mfcc" else "mel", f_max=rate / 2,
                                         height=260, colorbar_title="z" if normalization != "none" else "dB"))  # fmt: skip
             st.plotly_chart(figure, key="train_feature_image", config={"displayModeBar": False})

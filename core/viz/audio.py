@@ -11,6 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from core.features import hz_to_mel, mel_to_hz
+from core.viz.colors import colorscale
 
 Y_AXES = ("mel", "linear", "log", "mfcc", "bins")
 
@@ -122,7 +123,7 @@ def spectrogram_figure(
     times = np.arange(S.shape[1]) * factor * hop_length / sample_rate
     n_bins = S.shape[0]
     fig = go.Figure()
-    heatmap = {"z": S, "x": times, "colorscale": "Magma", "zmin": zmin, "zmax": zmax,
+    heatmap = {"z": S, "x": times, "colorscale": colorscale("Magma"), "zmin": zmin, "zmax": zmax,
                "colorbar": {"title": colorbar_title}}  # fmt: skip
     nyquist = sample_rate / 2
     if y_axis in ("linear", "log"):

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.analysis import KEY_NAMES, PITCH_CLASSES, PitchContour, SpectrogramView, Structure
+from core.viz.colors import colorscale as safe_colorscale
 
 MAX_COLUMNS = 600  # heatmap columns sent to the browser (after cropping to the zoom)
 MAX_ROWS = 320  # linear / log spectrogram rows sent to the browser
@@ -153,7 +154,11 @@ def spectrogram_figure(
     colorbar = dict(title="dB")
     if view.scale in ("mel", "cqt"):
         fig.add_heatmap(
-            z=db, x=times, y=np.arange(db.shape[0]), colorscale=colorscale, colorbar=colorbar
+            z=db,
+            x=times,
+            y=np.arange(db.shape[0]),
+            colorscale=safe_colorscale(colorscale),
+            colorbar=colorbar,
         )
         tickvals, ticktext = _hz_ticks(view.freqs)
         fig.update_yaxes(
@@ -161,11 +166,15 @@ def spectrogram_figure(
         )
     elif view.scale == "log":
         z, freqs = _log_rows(db, view.freqs)
-        fig.add_heatmap(z=z, x=times, y=freqs, colorscale=colorscale, colorbar=colorbar)
+        fig.add_heatmap(
+            z=z, x=times, y=freqs, colorscale=safe_colorscale(colorscale), colorbar=colorbar
+        )
         fig.update_yaxes(type="log", title_text="frequency (Hz, log)")
     else:
         z, freqs = _linear_rows(db, view.freqs)
-        fig.add_heatmap(z=z, x=times, y=freqs, colorscale=colorscale, colorbar=colorbar)
+        fig.add_heatmap(
+            z=z, x=times, y=freqs, colorscale=safe_colorscale(colorscale), colorbar=colorbar
+        )
         fig.update_yaxes(title_text="frequency (Hz)")
     return _layout(fig, f"Spectrogram ({view.scale})", x_range, height=380)
 
@@ -179,7 +188,9 @@ def chroma_figure(
 ) -> go.Figure:
     """Chromagram, shape (12, frames), pitch classes C..B bottom to top."""
     z, t = pool_columns(chroma, times, x_range)
-    fig = go.Figure(go.Heatmap(z=z, x=t, y=list(PITCH_CLASSES), colorscale=colorscale))
+    fig = go.Figure(
+        go.Heatmap(z=z, x=t, y=list(PITCH_CLASSES), colorscale=safe_colorscale(colorscale))
+    )
     fig.update_yaxes(title_text="pitch class")
     return _layout(fig, title, x_range, height=260)
 
@@ -192,7 +203,11 @@ def mfcc_figure(
 ) -> go.Figure:
     """MFCC, shape (n_mfcc, frames); coefficient 0 (overall level) at the bottom."""
     z, t = pool_columns(mfcc, times, x_range)
-    fig = go.Figure(go.Heatmap(z=z, x=t, y=np.arange(z.shape[0]), colorscale=colorscale, zmid=0))
+    fig = go.Figure(
+        go.Heatmap(
+            z=z, x=t, y=np.arange(z.shape[0]), colorscale=safe_colorscale(colorscale), zmid=0
+        )
+    )
     fig.update_yaxes(title_text="coefficient")
     return _layout(fig, "MFCC", x_range, height=260)
 
@@ -210,7 +225,9 @@ def spectral_features_figure(
     )
     db, t = pool_columns(view.db, view.times, x_range)
     z, freqs = _linear_rows(db, view.freqs)
-    fig.add_heatmap(z=z, x=t, y=freqs, colorscale=colorscale, showscale=False, row=1, col=1)
+    fig.add_heatmap(
+        z=z, x=t, y=freqs, colorscale=safe_colorscale(colorscale), showscale=False, row=1, col=1
+    )
     names = ("centroid_hz", "bandwidth_hz", "rolloff_hz", "flatness", "zcr")
     ts, c, bw, rolloff, flatness, zcr = _lines(times, x_range, *(features[n] for n in names))
     lines = [
@@ -282,7 +299,9 @@ def tempogram_figure(
     """Autocorrelation tempogram between 30 and 300 BPM (log axis) with the global tempo."""
     keep = (bpms >= 30) & (bpms <= 300)
     z, t = pool_columns(tempogram[keep], times, x_range)
-    fig = go.Figure(go.Heatmap(z=z, x=t, y=bpms[keep], colorscale=colorscale, showscale=False))
+    fig = go.Figure(
+        go.Heatmap(z=z, x=t, y=bpms[keep], colorscale=safe_colorscale(colorscale), showscale=False)
+    )
     if tempo_bpm is not None:
         fig.add_hline(
             y=tempo_bpm,
@@ -392,7 +411,11 @@ def hpss_figure(
 def ssm_figure(structure: Structure, colorscale: str = "Viridis") -> go.Figure:
     """Self-similarity matrix (time × time) with the segment boundaries as lines."""
     t = structure.block_times
-    fig = go.Figure(go.Heatmap(z=structure.ssm, x=t, y=t, colorscale=colorscale, zmin=0, zmax=1))
+    fig = go.Figure(
+        go.Heatmap(
+            z=structure.ssm, x=t, y=t, colorscale=safe_colorscale(colorscale), zmin=0, zmax=1
+        )
+    )
     lines = dict(color="white", width=1, dash="dot")
     fig.update_layout(
         shapes=[

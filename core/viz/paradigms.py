@@ -10,14 +10,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly import colors as px_colors
 from plotly.subplots import make_subplots
 
+from core.viz.colors import colorscale
+
 NOISE_COLOR = "#b0b0b0"
-# an explicit list, so a chart theme cannot swap the spectrogram colours
-MAGMA = [
-    [i / (len(px_colors.sequential.Magma) - 1), c] for i, c in enumerate(px_colors.sequential.Magma)
-]
+MAGMA = colorscale("Magma")
 
 
 def embedding_map(

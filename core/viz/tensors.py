@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import plotly.colors
 import plotly.graph_objects as go
 import torch
 
 from core.tensors.memory import NameSnapshot
+from core.viz.colors import colorscale
 
-# Magma without its first colour "#000004": Streamlit's plotly theme uses "#0000NN" as
-# placeholders and repaints them in the browser, which turned the quietest bins red.
-MAGMA = ["#050311", *plotly.colors.sequential.Magma[1:]]
+MAGMA = colorscale("Magma")
 HIGHLIGHT = "#e4572e"
 SECOND = "#2e86ab"
 

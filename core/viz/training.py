@@ -234,16 +234,3 @@ def compare_curves_figure(
     if "accuracy" in metric:
         fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
     return fig
-
-
-def with_safe_magma(fig: go.Figure) -> go.Figure:
-    """`fig` with its heatmaps' Magma colourscale starting at #000000 instead of #000004.
-
-    Streamlit 1.67 draws plotly's first Magma stop (#000004) bright red, so silence and padding
-    in core.viz.audio spectrograms looked like the loudest cells. Returns the same figure.
-    """
-    import plotly.colors as pc
-
-    magma = [[0.0, "#000000"]] + [[float(p), c] for p, c in pc.get_colorscale("Magma")[1:]]
-    fig.update_traces(colorscale=magma, selector={"type": "heatmap"})
-    return fig
