@@ -23,6 +23,7 @@ run folders under `models/` read with the same code (`shipped_store()`).
 
 from __future__ import annotations
 
+import copy
 import io
 import math
 import time
@@ -113,8 +114,11 @@ class InferenceModel:
         """Logits (batch, classes) for normalised features (batch, 1, bins, clip_frames)."""
         from core.device import autocast_context
 
+        x = x.to(self.device)
+        if x.dim() == 4:  # the layout optimise_for_inference gives the convolutions
+            x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), autocast_context(self.device):
-            return self.network(x.to(self.device)).float().cpu()
+            return self.network(x).float().cpu()
 
     def probabilities(self, x: torch.Tensor, batch_size: int = DEFAULT_BATCH) -> torch.Tensor:
         """Softmax probabilities (batch, classes), computed `batch_size` examples at a time."""
@@ -139,7 +143,7 @@ def model_from_loaded_run(
     except (ValueError, TypeError) as error:
         raise InferenceError(f"The model's normalisation cannot be read ({error}).") from None
     model = InferenceModel(
-        network=run.model.to(device).eval(),
+        network=optimise_for_inference(run.model).to(device),
         labels=tuple(run.labels),
         feature_config=run.feature_config,
         feature_kind=str(run.feature_kind),
@@ -155,6 +159,26 @@ def model_from_loaded_run(
     )
     _check_input_shape(model)
     return model
+
+
+def optimise_for_inference(network: nn.Module) -> nn.Module:
+    """An eval-mode copy that computes the same function faster (about 2x on a CPU).
+
+    Each Conv2d directly followed by BatchNorm2d in `network.layers` is folded into one
+    convolution (the BatchNorm becomes an Identity, so layer indices stay those of the spec),
+    and 4-D weights use the channels-last layout oneDNN's convolutions prefer. Outputs agree
+    with the original to about 1e-5. The original network is left untouched.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    fast = copy.deepcopy(network).eval()
+    layers = getattr(fast, "layers", None)
+    if isinstance(layers, nn.Sequential):
+        for i in range(len(layers) - 1):
+            if isinstance(layers[i], nn.Conv2d) and isinstance(layers[i + 1], nn.BatchNorm2d):
+                layers[i] = fuse_conv_bn_eval(layers[i], layers[i + 1])
+                layers[i + 1] = nn.Identity()
+    return fast.to(memory_format=torch.channels_last)
 
 
 def _check_input_shape(model: InferenceModel) -> None:

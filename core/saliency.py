@@ -114,7 +114,8 @@ def grad_cam(network: nn.Module, x: torch.Tensor, target: int) -> np.ndarray:
         raise ValueError("Grad-CAM needs a convolutional layer; this network has none.")
     cut = conv + 1
     while cut < len(layers) and isinstance(
-        layers[cut], nn.BatchNorm2d | nn.ReLU | nn.LeakyReLU | nn.GELU | nn.ELU | nn.SiLU
+        layers[cut],
+        nn.BatchNorm2d | nn.Identity | nn.ReLU | nn.LeakyReLU | nn.GELU | nn.ELU | nn.SiLU,
     ):
         cut += 1  # the map after BN and the activation is what the next layers read
     # A clone outside inference mode: inputs made under torch.inference_mode cannot take

@@ -36,6 +36,7 @@ from core.inference import (
     import_run_archive,
     load_choice,
     model_from_loaded_run,
+    optimise_for_inference,
     prepare_clip,
     shipped_store,
     smooth_probabilities,
@@ -384,3 +385,17 @@ def test_batch_rows_and_csv(shipped, digit_files, tmp_path):
     csv_text = batch_csv(rows).decode()
     assert csv_text.splitlines()[0] == "file,class,confidence,unsure,duration_seconds,note"
     assert len(csv_text.strip().splitlines()) == 4
+
+
+def test_the_optimised_network_computes_the_same_function():
+    run = shipped_store().load(SHIPPED_RUN)
+    before = {k: v.clone() for k, v in run.model.state_dict().items()}
+    fast = optimise_for_inference(run.model)
+    x = torch.randn(6, 1, 64, 101)
+    with torch.inference_mode():
+        torch.testing.assert_close(
+            fast(x.contiguous(memory_format=torch.channels_last)), run.model(x),
+            atol=1e-4, rtol=1e-4,
+        )  # fmt: skip
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules()) == 0
+    assert all(torch.equal(before[k], v) for k, v in run.model.state_dict().items())
