@@ -19,7 +19,11 @@ def show_batch(prefix: str, model: InferenceModel) -> None:
         key=f"{prefix}_batch_upload",
         help=f"Up to {MAX_FILES} files; each is classified on its own.",
     )  # fmt: skip
-    builtin = st.toggle("Use 20 built-in spoken digits instead", key=f"{prefix}_batch_builtin")
+    builtin = st.toggle(
+        "Use 20 built-in spoken digits instead", key=f"{prefix}_batch_builtin",
+        help="Two takes of each digit by one speaker; the ready-made model trained on some "
+        "takes of every speaker, so a few of these may be clips it has seen.",
+    )  # fmt: skip
     if builtin:
         sources = [(name, DIGITS_DIR / name) for name in BUILTIN_BATCH]
     elif uploads:
