@@ -96,9 +96,8 @@ class TrainConfig:
     features: FeatureConfig = field(default_factory=default_feature_config)
     feature_kind: str = "logmel"  # logmel | mfcc | mel | stft
     clip_seconds: float = 1.0  # every example cropped / padded to this length
-    normalization: str = (
-        "utterance"  # utterance (per-clip, per-band CMVN) | instance | global | none
-    )
+    # instance: one mean/std per clip | utterance: per band (CMVN) | global: train stats | none
+    normalization: str = "instance"
     # --- model
     model: str = "cnn_logmel"  # preset name, used when train() gets no spec
     # --- optimisation
