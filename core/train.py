@@ -444,11 +444,15 @@ class _Trainer:
                 self.optimizer, T_max=max(1, self.total_steps)
             )
         elif c.schedule == "one_cycle":
+            total_steps = max(2, self.total_steps)
+            # OneCycleLR divides by the length of its warm-up phase, pct_start * total - 1
+            # steps, which is zero for exactly 4 steps (a tiny run): warm up a little longer.
+            warmup_fraction = 0.3 if total_steps == 4 else 0.25
             self.step_scheduler = torch.optim.lr_scheduler.OneCycleLR(
                 self.optimizer,
                 max_lr=c.learning_rate,
-                total_steps=max(2, self.total_steps),
-                pct_start=0.25,
+                total_steps=total_steps,
+                pct_start=warmup_fraction,
             )
         elif c.schedule == "step":
             self.epoch_scheduler = torch.optim.lr_scheduler.StepLR(

@@ -64,6 +64,16 @@ def _run(config, tones, **kwargs):
     return list(train(config, dataset=tones, spec=TINY_SPEC, device=torch.device("cpu"), **kwargs))
 
 
+def test_one_cycle_schedule_survives_a_four_step_run(tones):
+    # 8 training clips in batches of 4 for 2 epochs: torch's OneCycleLR divided by zero here.
+    config = dataclasses.replace(TONE_CONFIG, schedule="one_cycle", epochs=2, val_fraction=0.3)
+    events = _run(config, tones)
+    started = events[0]
+    steps_per_epoch = -(-started.info["train_examples"] // config.batch_size)
+    assert steps_per_epoch * config.epochs == 4
+    assert events[-1].kind == "finished", events[-1]
+
+
 def test_learns_two_tones_and_writes_a_run(tones, tmp_path):
     store = RunStore(tmp_path)
     events = _run(TONE_CONFIG, tones, store=store, owner="alice")
