@@ -685,7 +685,9 @@ def split_dataset(
         targets = dataset.targets
         for label in np.unique(targets):
             members = rng.permutation(np.flatnonzero(targets == label))
-            n_val = int(round(val_fraction * len(members)))
+            # Every class with two or more clips gets at least one validation clip (and
+            # keeps at least one for training), so a small recorded dataset is still measured.
+            n_val = max(1, int(round(val_fraction * len(members))))
             val.extend(members[: min(n_val, len(members) - 1)] if len(members) > 1 else [])
         val = np.array(val, dtype=np.int64)
     elif method == "group":

@@ -286,6 +286,15 @@ def test_stratified_split_keeps_class_proportions():
     assert split_dataset(dataset, method="stratified", val_fraction=0.25, seed=3) == split
 
 
+def test_stratified_split_measures_every_class_of_a_tiny_recorded_set(tmp_path):
+    # Two clips per class (a few recordings in the browser): 20 % of 2 rounds to 0, yet each
+    # class must still put one clip in validation and keep one for training.
+    dataset = folder_per_class(make_tone_folder(tmp_path, per_class=2))
+    split = split_dataset(dataset, method="stratified", val_fraction=0.2, seed=0)
+    assert set(class_balance(dataset, split.val).values()) == {1}
+    assert set(class_balance(dataset, split.train).values()) == {1}
+
+
 def test_unknown_holdout_group_is_named():
     with pytest.raises(DatasetError, match="zoe"):
         split_dataset(builtin_digits(), method="holdout", val_groups=["zoe"])
