@@ -55,6 +55,7 @@ CUSTOM_SPECS = [
             L("ResidualBlock", out_channels=8, stride=2),
             L("ResidualBlock", out_channels=12, kernel_size=5),
             L("AvgPool2d", kernel_size=2, stride=1),
+            L("AdaptiveAvgPool2d", output_size=3),
             L("AdaptiveMaxPool2d", output_size=2),
             L("Flatten"),
             L("BatchNorm1d"),
