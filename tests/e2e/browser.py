@@ -97,6 +97,18 @@ def wait_until_idle(page, timeout_ms: int = 90_000) -> None:
         raise TimeoutError(f"the app was still running after {timeout_ms} ms")
 
 
+def open_registered_page(page, app_url: str, url_path: str, timeout_ms: int = 120_000):
+    """Go to a registered page, wait for its run to finish and its title; return its entry."""
+    from ui.registry import page_by_url
+
+    entry = page_by_url(url_path)
+    assert entry is not None, f"no page registered at /{url_path}"
+    page.goto(f"{app_url}/{entry.url_path}")
+    wait_until_idle(page, timeout_ms=timeout_ms)
+    page.get_by_role("heading", name=entry.title, exact=True).first.wait_for()
+    return entry
+
+
 def exception_texts(page) -> list[str]:
     """Texts of any Streamlit exception boxes on the page."""
     return page.locator('[data-testid="stException"]').all_inner_texts()

@@ -15,7 +15,6 @@ import soundfile as sf
 from core import paths
 from core.audio import load_audio
 from tests.e2e import browser
-from ui.registry import page_by_url
 
 
 def _upload(page, path) -> None:
@@ -25,11 +24,7 @@ def _upload(page, path) -> None:
 
 
 def test_classify_journey(page, app_url, tmp_path):
-    entry = page_by_url("classify")
-    assert entry is not None
-    page.goto(f"{app_url}/{entry.url_path}")
-    browser.wait_until_idle(page, timeout_ms=120_000)
-    page.get_by_role("heading", name="Classify").first.wait_for()
+    browser.open_registered_page(page, app_url, "classify")
     page.get_by_text("What the model sees").first.wait_for()
 
     page.get_by_text("Upload a file", exact=True).first.click()

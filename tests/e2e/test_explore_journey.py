@@ -7,15 +7,10 @@ listen to a cluster.
 from __future__ import annotations
 
 from tests.e2e import browser
-from ui.registry import page_by_url
 
 
 def test_explore_journey(page, app_url):
-    entry = page_by_url("explore")
-    assert entry is not None
-    page.goto(f"{app_url}/{entry.url_path}")
-    browser.wait_until_idle(page, timeout_ms=120_000)
-    page.get_by_role("heading", name="Sound explorer").first.wait_for()
+    browser.open_registered_page(page, app_url, "explore")
     page.get_by_text("200 clips", exact=False).first.wait_for()
     page.get_by_text("Adjusted Rand index vs speaker").wait_for()
 

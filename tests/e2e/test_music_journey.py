@@ -7,7 +7,6 @@ open "Why this key?".
 from __future__ import annotations
 
 from tests.e2e import browser
-from ui.registry import page_by_url
 
 
 def _choose_view(page, name: str) -> None:
@@ -16,11 +15,7 @@ def _choose_view(page, name: str) -> None:
 
 
 def test_music_journey(page, app_url):
-    entry = page_by_url("music")
-    assert entry is not None
-    page.goto(f"{app_url}/{entry.url_path}")
-    browser.wait_until_idle(page)
-    page.get_by_role("heading", name="Music analysis").first.wait_for()
+    browser.open_registered_page(page, app_url, "music")
     select = page.locator('[data-testid="stSelectbox"]').filter(has_text="Built-in clip")
     select.locator("input").click()
     page.keyboard.type("trumpet")

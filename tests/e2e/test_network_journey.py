@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 
 from tests.e2e import browser
-from ui.registry import page_by_url
 
 
 def _metric(page, label: str) -> str:
@@ -24,11 +23,7 @@ def _choose(page, label: str, option: str) -> None:
 
 
 def test_network_journey(page, app_url):
-    entry = page_by_url("network")
-    assert entry is not None
-    page.goto(f"{app_url}/{entry.url_path}")
-    browser.wait_until_idle(page)
-    page.get_by_role("heading", name="Network builder").first.wait_for()
+    browser.open_registered_page(page, app_url, "network")
 
     # load a preset: the MLP on 40 MFCC statistics
     _choose(page, "Preset", "mlp_mfcc: MLP on MFCC statistics")

@@ -10,8 +10,6 @@ from ui.registry import PAGES
 
 @pytest.mark.parametrize("entry", PAGES, ids=[p.url_path for p in PAGES])
 def test_page_renders_in_browser(page, app_url, entry):
-    page.goto(f"{app_url}/{entry.url_path}")
-    browser.wait_until_idle(page)
-    page.get_by_role("heading", name=entry.title).first.wait_for(timeout=60_000)
+    browser.open_registered_page(page, app_url, entry.url_path)
     browser.screenshot(page, f"page-{entry.url_path}")
     assert browser.exception_texts(page) == []

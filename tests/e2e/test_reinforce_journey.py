@@ -6,15 +6,10 @@ Run the bandit, train Q-learning for a few hundred episodes, play the melody it 
 from __future__ import annotations
 
 from tests.e2e import browser
-from ui.registry import page_by_url
 
 
 def test_reinforce_journey(page, app_url):
-    entry = page_by_url("reinforce")
-    assert entry is not None
-    page.goto(f"{app_url}/{entry.url_path}")
-    browser.wait_until_idle(page)
-    page.get_by_role("heading", name="Reinforcement learning").first.wait_for()
+    browser.open_registered_page(page, app_url, "reinforce")
 
     page.get_by_role("button", name="Run the bandit").click()
     browser.wait_until_idle(page)

@@ -7,7 +7,6 @@ run the memory experiment `Y += X` and see both names point at the same storage.
 from __future__ import annotations
 
 from tests.e2e import browser
-from ui.registry import page_by_url
 
 
 def _open_tab(page, name: str) -> None:
@@ -23,11 +22,7 @@ def _type_into(page, label: str, text: str) -> None:
 
 
 def test_tensors_journey(page, app_url):
-    entry = page_by_url("tensors")
-    assert entry is not None
-    page.goto(f"{app_url}/{entry.url_path}")
-    browser.wait_until_idle(page)
-    page.get_by_role("heading", name="Tensor playground").first.wait_for()
+    browser.open_registered_page(page, app_url, "tensors")
 
     _open_tab(page, "2 · Matrix multiplication")
     _type_into(page, "Shape of A", "2, 3")

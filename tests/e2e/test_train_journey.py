@@ -10,7 +10,6 @@ import re
 import time
 
 from tests.e2e import browser
-from ui.registry import page_by_url
 
 LIVE_POINTS = """() => {
   const plots = [...document.querySelectorAll('.js-plotly-plot')];
@@ -71,17 +70,14 @@ def _train_once(page, *, reload: bool = False, timeout_s: float = 120) -> list[i
 
 
 def test_train_journey(page, app_url):
-    entry = page_by_url("train")
-    assert entry is not None
-    page.goto(f"{app_url}/{entry.url_path}")
-    browser.wait_until_idle(page, timeout_ms=120_000)
-    page.get_by_role("heading", name="Train", exact=True).wait_for()
+    browser.open_registered_page(page, app_url, "train")
     assert "sid=" in page.url  # the session id rides in the URL so a reload re-attaches
 
     page.get_by_role("radio", name="Built-in spoken digits").click()
     browser.wait_until_idle(page)
-    _set_number(page, "Clips per class (0 = all)", "8")
-    page.get_by_text("80 clips in 10 classes").wait_for()
+    # enough training steps (batch 32) for the live curve to be sampled while it grows
+    _set_number(page, "Clips per class (0 = all)", "24")
+    page.get_by_text("240 clips in 10 classes").wait_for()
     epochs = page.get_by_role("slider", name="Epochs")
     epochs.focus()
     epochs.press("Home")  # the slider's minimum: one epoch
