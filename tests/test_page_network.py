@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.model_presets import preset_spec
-from core.model_spec import LayerSpec, ModelSpec, parameter_count
+from core.model_spec import LayerSpec, ModelSpec, infer_shapes, parameter_count
 from tests.apptest_helpers import open_page
 
 
@@ -88,9 +88,11 @@ def test_an_impossible_stack_names_the_layer_and_the_input_choice_updates_shapes
     assert "16×64×50" in _table_text(app)
     # a declared input size that does not match
     last = len(_spec(app).layers) - 1
+    receives = infer_shapes(_spec(app))[last].input_shape[0]  # what the head really gets
     app.radio(key="network_selected").set_value(last).run()
     app.number_input(key=_param_key(app, last, "in_features")).set_value(512).run()
-    assert any("layer 15 Linear expects 512 inputs, receives 64" in e.value for e in app.error)
+    message = f"layer {last + 1} Linear expects 512 inputs, receives {receives}"
+    assert any(message in e.value for e in app.error), [e.value for e in app.error]
     assert not app.exception
     # the MFCC input makes the convolutions impossible, with the reason
     app.segmented_control(key="network_input_kind").set_value("mfcc").run()
