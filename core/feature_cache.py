@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import secrets
 import threading
@@ -27,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from core import paths
 from core.datasets import AudioDataset, AudioExample, content_hash, load_example_audio
@@ -224,11 +226,17 @@ class Normalization:
     for hums and tones). "instance": one mean and std per clip over all bands and frames
     (removes only the loudness, keeps the spectral shape). "global": per-band mean and std measured on the
     training split only (saved in `mean`/`std`, length = bins). "none": unchanged.
+
+    trim_db (log-mel in dB only): `fit` first cuts the quiet frames at both ends (frame energy
+    more than trim_db below the clip's loudest frame) and stretches what is left to the
+    window, so a word fills the same frames whatever its speaker's pace (None: crop/pad only,
+    as runs saved before this field).
     """
 
     mode: str = "utterance"
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
+    trim_db: float | None = None
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """Standardise (..., bins, frames) features; returns a new tensor."""
@@ -246,8 +254,25 @@ class Normalization:
             return (x - mean) / std
         return x
 
+    def fit(self, features: torch.Tensor, frames: int) -> torch.Tensor:
+        """Raw features (..., bins, T) -> normalised, fixed-length (..., bins, frames).
+
+        Without trim_db: `apply`, then `fit_frames` (centred crop / pad). With it: each
+        example is trimmed and stretched to `frames` (`trim_and_stretch`), then `apply`.
+        """
+        if self.trim_db is None:
+            return fit_frames(self.apply(features), frames)
+        flat = features.reshape(-1, *features.shape[-2:])
+        fitted = torch.stack([trim_and_stretch(x, frames, self.trim_db) for x in flat])
+        return self.apply(fitted.reshape(*features.shape[:-1], frames))
+
     def to_dict(self) -> dict[str, Any]:
-        return {"mode": self.mode, "mean": list(self.mean), "std": list(self.std)}
+        return {
+            "mode": self.mode,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "trim_db": self.trim_db,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Normalization:
@@ -260,22 +285,47 @@ class Normalization:
             mode,
             tuple(float(v) for v in data.get("mean", ())),
             tuple(float(v) for v in data.get("std", ())),
+            None if data.get("trim_db") is None else float(data["trim_db"]),
         )
 
 
+def trim_and_stretch(features: torch.Tensor, frames: int, top_db: float) -> torch.Tensor:
+    """Cut quiet frames at both ends of a dB log-mel and stretch the rest: (bins, T) -> (bins, frames).
+
+    A frame's energy is the dB of its summed band powers; frames from the first to the last
+    within top_db of the loudest one (plus 2 frames of margin for soft onsets) are kept and
+    linearly interpolated along time to `frames`. Removes the speaker's pace and the
+    recording's silences, which say nothing about the word.
+    """
+    if features.shape[-1] < 2:
+        return fit_frames(features, frames)
+    energy = torch.logsumexp(features * (math.log(10) / 10), dim=0) * (10 / math.log(10))
+    loud = torch.nonzero(energy >= energy.max() - top_db).flatten()
+    start = max(0, int(loud[0]) - 2)
+    stop = min(features.shape[-1], int(loud[-1]) + 3)
+    if stop - start < 2:
+        start, stop = 0, features.shape[-1]
+    segment = features[None, :, start:stop]
+    return F.interpolate(segment, size=frames, mode="linear", align_corners=True)[0]
+
+
 def fit_normalization(
-    mode: str, train_features: Sequence[torch.Tensor] | torch.Tensor
+    mode: str,
+    train_features: Sequence[torch.Tensor] | torch.Tensor,
+    *,
+    trim_db: float | None = None,
 ) -> Normalization:
     """A Normalization of `mode` whose statistics come from the training features only.
 
-    train_features: tensors (bins, frames) or one (N, ..., bins, frames) tensor.
+    train_features: tensors (bins, frames) or one (N, ..., bins, frames) tensor. trim_db:
+    see Normalization (kept as given).
     """
     if mode not in NORMALIZATION_MODES:
         raise ValueError(
             f"Unknown normalisation {mode!r}; choose one of {', '.join(NORMALIZATION_MODES)}."
         )
     if mode != "global":
-        return Normalization(mode)
+        return Normalization(mode, trim_db=trim_db)
     if isinstance(train_features, torch.Tensor):
         stacked = (
             train_features.reshape(-1, *train_features.shape[-2:])
@@ -289,7 +339,7 @@ def fit_normalization(
     # A band that never changes (e.g. above the Nyquist of upsampled audio) must not turn
     # tiny deviations into huge inputs: floor its spread at 1 % of the widest band's.
     std = std.clamp_min(max(1e-5, 0.01 * float(std.max())))
-    return Normalization("global", tuple(mean.tolist()), tuple(std.tolist()))
+    return Normalization("global", tuple(mean.tolist()), tuple(std.tolist()), trim_db)
 
 
 def prepare_clip(
@@ -304,7 +354,8 @@ def prepare_clip(
     """The model input for one waveform: (n,) at `sample_rate` Hz -> (1, 1, bins, clip_frames).
 
     Resamples to the feature rate, computes the features, crops or pads to clip_frames
-    (centred) and normalises, exactly as training did for validation examples.
+    (centred) and normalises (or trims and stretches first: Normalization.trim_db), exactly
+    as training did for validation examples.
     """
     from core.audio import resample
 
@@ -315,6 +366,4 @@ def prepare_clip(
     transform = make_feature_transform(feature_config, kind)
     with torch.no_grad():
         feats = transform(torch.as_tensor(np.asarray(samples, dtype=np.float32)))
-    return fit_frames(normalization.apply(feats), clip_frames).reshape(
-        1, 1, feats.shape[-2], clip_frames
-    )
+    return normalization.fit(feats, clip_frames).reshape(1, 1, feats.shape[-2], clip_frames)

@@ -357,9 +357,8 @@ def prepare_clip(samples: np.ndarray, sample_rate: int, model: InferenceModel) -
     transform = make_feature_transform(model.feature_config, model.feature_kind)
     with torch.inference_mode():
         features = transform(torch.from_numpy(y))
-    normalized = model.normalization.apply(features)
     frames = features.shape[-1]
-    x = fit_frames(normalized, model.clip_frames).reshape(
+    x = model.normalization.fit(features, model.clip_frames).reshape(
         1, 1, features.shape[-2], model.clip_frames
     )
     offset = (frames - model.clip_frames) // 2  # fit_frames centres both crop and pad
@@ -367,7 +366,13 @@ def prepare_clip(samples: np.ndarray, sample_rate: int, model: InferenceModel) -
         offset = -((model.clip_frames - frames) // 2)
     notices = []
     seconds = len(y) / model.sample_rate
-    if frames < model.clip_frames:
+    if model.normalization.trim_db is not None:
+        notices.append(
+            f"Quiet parts more than {model.normalization.trim_db:g} dB below the loudest moment "
+            f"were cut at both ends of the {seconds:.2f} s clip and the rest stretched to the "
+            "model's window, as training did."
+        )
+    elif frames < model.clip_frames:
         notices.append(
             f"The clip ({seconds:.2f} s) is shorter than the model's window "
             f"({model.window_seconds:.2f} s): it was padded with silence on both sides, as "
@@ -669,6 +674,8 @@ def _as_clips(windows: torch.Tensor, model: InferenceModel) -> torch.Tensor:
         windows = power_to_db(windows, model.feature_config.top_db)
     if model.feature_kind == "mfcc":
         windows = _mfcc_matrix(model) @ windows
+    if model.normalization.trim_db is not None:  # trims and stretches each window itself
+        return model.normalization.fit(windows, model.clip_frames).unsqueeze(1)
     windows = model.normalization.apply(windows)
     return fit_frames_batch(windows, model.clip_frames).unsqueeze(1)
 

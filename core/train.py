@@ -58,7 +58,6 @@ from core.feature_cache import (
     NORMALIZATION_MODES,
     FeatureCache,
     Normalization,
-    fit_frames,
     fit_normalization,
 )
 from core.features import FeatureConfig
@@ -98,6 +97,9 @@ class TrainConfig:
     clip_seconds: float = 1.0  # every example cropped / padded to this length
     # instance: one mean/std per clip | utterance: per band (CMVN) | global: train stats | none
     normalization: str = "instance"
+    # logmel only: cut frames this many dB below the loudest at both ends, stretch the word
+    # to clip_seconds (a speaker's pace and silences say nothing about the word; None: off)
+    trim_db: float | None = 30.0
     # --- model
     model: str = "cnn_logmel"  # preset name, used when train() gets no spec
     # --- optimisation
@@ -140,6 +142,7 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"Unknown training settings: {', '.join(unknown)}.")
         values = dict(data)
+        values.setdefault("trim_db", None)  # runs saved before trimming existed: crop/pad
         if isinstance(values.get("features"), dict):
             values["features"] = FeatureConfig.from_dict(values["features"])
         if isinstance(values.get("augment"), dict):
@@ -171,6 +174,8 @@ def _config_problems(c: TrainConfig) -> Iterator[str]:
         yield f"clip_seconds must be between 0.05 and 600 s, got {c.clip_seconds}."
     if c.normalization not in NORMALIZATION_MODES:
         yield f"normalization must be one of {', '.join(NORMALIZATION_MODES)}, got {c.normalization!r}."
+    if c.trim_db is not None and not (isinstance(c.trim_db, (int, float)) and 0 < c.trim_db <= 120):
+        yield f"trim_db must be between 0 and 120 dB (or None for no trimming), got {c.trim_db}."
     if c.early_stopping_metric not in ("val_accuracy", "val_loss"):
         yield f"early_stopping_metric must be val_accuracy or val_loss, got {c.early_stopping_metric!r}."
     if c.early_stopping_patience is not None and c.early_stopping_patience < 1:
@@ -388,15 +393,17 @@ class _Trainer:
         return device
 
     def _fit_normalization(self) -> Normalization:
+        # The energy gate reads dB: only the log-mel is trimmed.
+        trim_db = self.config.trim_db if self.config.feature_kind == "logmel" else None
         if self.config.normalization != "global":
-            return Normalization(self.config.normalization)
+            return Normalization(self.config.normalization, trim_db=trim_db)
         found, failures = self.cache.features_for(self.data, self.split.train)
         self.failed_examples.update({i: "" for i in set(self.split.train) - set(found)})
         if not found:
             raise TrainingFailed(
                 "None of the training files could be decoded: " + "; ".join(failures[:3])
             )
-        return fit_normalization("global", list(found.values()))
+        return fit_normalization("global", list(found.values()), trim_db=trim_db)
 
     def _build_model(self) -> None:
         from core.model_presets import preset_spec
@@ -501,7 +508,7 @@ class _Trainer:
         except (AudioError, OSError) as error:
             self.failed_examples[index] = f"{self.data.examples[index].ref}: {error}"
             return None
-        self.bank[index, 0] = fit_frames(self.normalization.apply(raw), self.frames)
+        self.bank[index, 0] = self.normalization.fit(raw, self.frames)
         self.ready[index] = True
         return self.bank[index]
 
@@ -520,7 +527,7 @@ class _Trainer:
         wave = augment_waveform(
             self.waves[index], self.config.features.sample_rate, self.config.augment, rng
         )
-        return fit_frames(self.normalization.apply(self.cache.compute(wave)), self.frames)[None]
+        return self.normalization.fit(self.cache.compute(wave), self.frames)[None]
 
     def _batch(
         self, indices: Sequence[int], rng: np.random.Generator | None = None

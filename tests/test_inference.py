@@ -6,6 +6,7 @@ its run held out; a sequence of digits separated by silence comes back as segmen
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import pickle
@@ -92,6 +93,31 @@ def test_prepare_clip_equals_the_training_path(seconds):
     j = max(0, -ours.frame_offset)
     torch.testing.assert_close(ours.model_input[0, 0, :, j], full[:, j + ours.frame_offset])
     assert len(ours.notices) == (0 if ours.features.shape[-1] == 51 else 1)
+
+
+def test_trimming_models_prepare_clips_as_training_did():
+    model = dataclasses.replace(
+        _random_model(), normalization=Normalization("instance", trim_db=30.0)
+    )
+    y = np.zeros(22050, dtype=np.float32)
+    y[6000:12000] = sine(700, 6000 / 22050, 22050)[:6000]  # a tone inside silence
+    ours = prepare_clip(y, 22050, model)
+    theirs = training_prepare_clip(
+        y, 22050, feature_config=SMALL, kind="logmel", clip_frames=51,
+        normalization=model.normalization,
+    )  # fmt: skip
+    assert torch.equal(ours.model_input, theirs)
+
+    # The tone fills the window, where plain crop/pad leaves silent frames (can fail).
+    def loud_share(x: torch.Tensor) -> float:
+        frame_peak = x[0, 0].amax(dim=0)
+        return float((frame_peak > x.amin() + 1.0).float().mean())
+
+    assert loud_share(ours.model_input) > 0.8 and "cut" in ours.notices[0]
+    assert (
+        loud_share(prepare_clip(y, 22050, _random_model(normalization="instance")).model_input)
+        < 0.7
+    )
 
 
 def test_windows_are_slices_of_the_whole_clip_spectrogram():

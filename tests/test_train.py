@@ -17,8 +17,9 @@ from core.feature_cache import (
     clear_memory_cache,
     fit_frames,
     fit_normalization,
+    trim_and_stretch,
 )
-from core.features import FeatureConfig
+from core.features import FeatureConfig, make_feature_transform
 from core.model_spec import LayerSpec, ModelSpec
 from core.runs import RunStore
 from core.train import TrainConfig, main, train
@@ -190,6 +191,38 @@ def test_fixed_length_and_training_split_statistics():
     assert norm.mean == (2.0, 2.0) and norm.std == (1.0, 1.0)
     cmvn = Normalization("utterance").apply(torch.randn(4, 50) * 5 + 3)
     assert torch.allclose(cmvn.mean(-1), torch.zeros(4), atol=1e-5)
+
+
+def _word(seconds: float, lead: float, total: float = 1.0, rate: int = 8000) -> torch.Tensor:
+    """A rising chirp 500 -> 2500 Hz lasting `seconds`, `lead` s into `total` s of silence."""
+    t = torch.arange(int(seconds * rate)) / rate
+    chirp = torch.sin(2 * torch.pi * (500 * t + 1000 * t**2 / seconds))
+    out = torch.zeros(int(total * rate))
+    out[int(lead * rate) : int(lead * rate) + len(chirp)] = chirp
+    return out
+
+
+def test_trim_and_stretch_removes_position_and_pace():
+    logmel = make_feature_transform(FEATURES, "logmel")
+    norm = Normalization("instance", trim_db=30.0)
+    fast, slow = logmel(_word(0.3, 0.1)), logmel(_word(0.5, 0.4))
+    a, b = norm.fit(fast, 40), norm.fit(slow, 40)
+    assert a.shape == b.shape == (FEATURES.n_mels, 40)
+    # The same chirp at another pace and place fills the window the same way...
+    assert torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1] > 0.9
+    # ...while plain crop/pad leaves it where it was said (this check can fail).
+    plain = Normalization("instance")
+    c, d = plain.fit(fast, 40), plain.fit(slow, 40)
+    assert torch.corrcoef(torch.stack([c.flatten(), d.flatten()]))[0, 1] < 0.5
+    silent_edges = torch.full((4, 30), -100.0)
+    silent_edges[:, 10:20] = 0.0
+    assert torch.equal(trim_and_stretch(silent_edges, 14, 30.0), silent_edges[:, 8:22])
+    # Runs saved before trimming existed load without it; new ones keep it.
+    assert Normalization.from_dict({"mode": "instance"}).trim_db is None
+    assert Normalization.from_dict(norm.to_dict()) == norm
+    old = TrainConfig().to_dict()
+    del old["trim_db"]
+    assert TrainConfig.from_dict(old).trim_db is None
 
 
 def test_command_line_writes_a_run(tones, tmp_path, capsys):
