@@ -99,7 +99,7 @@ class TrainConfig:
     normalization: str = "instance"
     # logmel only: cut frames this many dB below the loudest at both ends, stretch the word
     # to clip_seconds (a speaker's pace and silences say nothing about the word; None: off)
-    trim_db: float | None = 30.0
+    trim_db: float | None = 20.0
     # --- model
     model: str = "cnn_logmel"  # preset name, used when train() gets no spec
     # --- optimisation
