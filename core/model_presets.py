@@ -44,6 +44,16 @@ def mlp_mfcc() -> ModelSpec:
     return ModelSpec("mlp_mfcc", (DEFAULT_MFCC_FEATURES,), layers)
 
 
+def _conv_stage(channels: int) -> tuple[LayerSpec, ...]:
+    """3×3 convolution, batch norm, ReLU, then 2×2 max pooling: halves height and width."""
+    return (
+        L("Conv2d", out_channels=channels, kernel_size=3, padding=1, bias=False),
+        L("BatchNorm2d"),
+        L("ReLU"),
+        L("MaxPool2d", kernel_size=2),
+    )
+
+
 def cnn_logmel() -> ModelSpec:
     """The app's default audio classifier: convolutions on a 1×n_mels×frames log-mel, then a
     GRU that reads the resulting frames in order.
@@ -56,18 +66,9 @@ def cnn_logmel() -> ModelSpec:
     tests/benchmarks/bench_training.py).
     """
     layers = (
-        L("Conv2d", out_channels=16, kernel_size=3, padding=1, bias=False),
-        L("BatchNorm2d"),
-        L("ReLU"),
-        L("MaxPool2d", kernel_size=2),
-        L("Conv2d", out_channels=32, kernel_size=3, padding=1, bias=False),
-        L("BatchNorm2d"),
-        L("ReLU"),
-        L("MaxPool2d", kernel_size=2),
-        L("Conv2d", out_channels=64, kernel_size=3, padding=1, bias=False),
-        L("BatchNorm2d"),
-        L("ReLU"),
-        L("MaxPool2d", kernel_size=2),
+        *_conv_stage(16),
+        *_conv_stage(32),
+        *_conv_stage(64),
         L("GRU", hidden_size=96, output="mean"),
         L("Dropout", p=0.3),
         L("Linear", out_features=DEFAULT_CLASSES),
@@ -78,14 +79,8 @@ def cnn_logmel() -> ModelSpec:
 def crnn_logmel() -> ModelSpec:
     """A CRNN: two conv stages summarise the mel axis, a GRU reads the frames in order."""
     layers = (
-        L("Conv2d", out_channels=16, kernel_size=3, padding=1, bias=False),
-        L("BatchNorm2d"),
-        L("ReLU"),
-        L("MaxPool2d", kernel_size=2),
-        L("Conv2d", out_channels=32, kernel_size=3, padding=1, bias=False),
-        L("BatchNorm2d"),
-        L("ReLU"),
-        L("MaxPool2d", kernel_size=2),
+        *_conv_stage(16),
+        *_conv_stage(32),
         L("GRU", hidden_size=64, output="mean"),
         L("Dropout", p=0.3),
         L("Linear", out_features=DEFAULT_CLASSES),
