@@ -36,7 +36,7 @@ def test_torchrun_two_cpu_processes_write_one_run(tmp_path):
     }
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "-m", "core.train", "--data", str(data), "--epochs", "10", "--runs-dir", str(runs),
+        "-m", "core.train", "--data", str(data), "--epochs", "20", "--runs-dir", str(runs),
         "--spec", str(spec_path), "--batch-size", "8", "--lr", "0.05", "--schedule", "constant",
         "--no-augment", "--no-tsne", "--device", "cpu", "--normalization", "global", "--clip-seconds", "0.3",
     ]  # fmt: skip
@@ -47,8 +47,8 @@ def test_torchrun_two_cpu_processes_write_one_run(tmp_path):
     [run] = RunStore(runs).list_runs()  # rank 1 wrote nothing
     summary = RunStore(runs).read_summary(run.run_id)
     assert run.status == "finished" and summary["world_size"] == 2
-    # 12 training examples, 2 processes x 4 per step -> 2 steps per epoch, 20 in all.
-    assert summary["metrics"]["steps"] == 20
+    # 12 training examples, 2 processes x 4 per step -> 2 steps per epoch, 40 in all.
+    assert summary["metrics"]["steps"] == 40
     loaded = RunStore(runs).load(run.run_id)
     dataset = folder_per_class(data)
     hits = 0
