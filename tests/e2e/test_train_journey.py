@@ -76,8 +76,8 @@ def test_train_journey(page, app_url):
     page.get_by_role("radio", name="Built-in spoken digits").click()
     browser.wait_until_idle(page)
     # enough training steps (batch 32) for the live curve to be sampled while it grows
-    _set_number(page, "Clips per class (0 = all)", "24")
-    page.get_by_text("240 clips in 10 classes").wait_for()
+    _set_number(page, "Clips per class (0 = all)", "60")
+    page.get_by_text("600 clips in 10 classes").wait_for()
     epochs = page.get_by_role("slider", name="Epochs")
     epochs.focus()
     epochs.press("Home")  # the slider's minimum: one epoch
