@@ -99,18 +99,21 @@ def audio_source_picker(
             key=f"{key_prefix}_audio_source",
         )  # fmt: skip
     try:
-        clip = _pick(key_prefix, source, sample_rate, max_seconds)
+        picked = _pick(key_prefix, source, sample_rate, max_seconds)
     except AudioError as error:
         st.error(str(error))
         return None
-    if clip is not None:
-        show_clip(clip)
+    if picked is None:
+        return None
+    clip, cache_key = picked
+    show_clip(clip, cache_key=cache_key)
     return clip
 
 
 def _pick(
     key_prefix: str, source: str | None, sample_rate: int | None, max_seconds: float | None
-) -> AudioClip | None:
+) -> tuple[AudioClip, str] | None:
+    """The chosen clip and a short key naming its decoded content (for the player's cache)."""
     if source == BUILTIN:
         choices = builtin_clips()
         label = st.selectbox("Built-in clip", list(choices), key=f"{key_prefix}_audio_builtin")
@@ -119,7 +122,7 @@ def _pick(
         credit = paths.clip_attribution(path)
         if credit:
             st.caption(credit.splitlines()[0])
-        return clip
+        return clip, f"builtin:{path}:{sample_rate}:{max_seconds}"
     if source == UPLOAD:
         upload = st.file_uploader(
             "Upload a sound file", type=list(UPLOAD_TYPES), key=f"{key_prefix}_audio_upload",
@@ -128,9 +131,7 @@ def _pick(
         if upload is None:
             st.caption("Choose a file to analyse it.")
             return None
-        return decode_upload(
-            upload.getvalue(), upload.name, sample_rate=sample_rate, max_seconds=max_seconds
-        )
+        return _decode_with_key(upload.getvalue(), upload.name, sample_rate, max_seconds)
     record_rate = sample_rate if sample_rate in RECORD_RATES else None
     recording = st.audio_input(
         "Record from your microphone", sample_rate=record_rate, key=f"{key_prefix}_audio_record"
@@ -138,16 +139,35 @@ def _pick(
     if recording is None:
         st.caption("Press the microphone to record, press it again to stop.")
         return None
-    return decode_upload(
-        recording.getvalue(), "Your recording", sample_rate=sample_rate, max_seconds=max_seconds
-    )
+    return _decode_with_key(recording.getvalue(), "Your recording", sample_rate, max_seconds)
 
 
-def show_clip(clip: AudioClip) -> None:
-    """Notices, a player and one line of facts about the clip."""
+def _decode_with_key(
+    data: bytes, name: str, sample_rate: int | None, max_seconds: float | None
+) -> tuple[AudioClip, str]:
+    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    limit = DEFAULT_MAX_SECONDS if max_seconds is None else float(max_seconds)
+    clip = _decode_cached(digest, name, sample_rate, limit, data)
+    return clip, f"upload:{digest}:{sample_rate}:{limit}"
+
+
+@st.cache_data(max_entries=CACHE_ENTRIES, max_size=CACHE_MAX_SIZE, show_spinner=False)
+def _player_wav(cache_key: str, _clip: AudioClip) -> bytes:
+    # Keyed by what was decoded (not the samples, which would be hashed on every rerun), so
+    # a page's reruns reuse the player's WAV instead of encoding minutes of audio again.
+    return encode_wav(_clip.samples, _clip.sample_rate)
+
+
+def show_clip(clip: AudioClip, *, cache_key: str | None = None) -> None:
+    """Notices, a player and one line of facts about the clip.
+
+    cache_key: names the decoded content (source, settings); when given, the player's WAV
+    bytes are encoded once and reused on every rerun.
+    """
     for notice in clip.notices:
         st.info(notice)
-    st.audio(encode_wav(clip.samples, clip.sample_rate), format="audio/wav")
+    wav = _player_wav(cache_key, clip) if cache_key else encode_wav(clip.samples, clip.sample_rate)
+    st.audio(wav, format="audio/wav")
     channels = "mono" if clip.channels == 1 else f"{clip.channels} channels"
     st.caption(
         f"{clip.name} · {clip.duration_seconds:.2f} s · {clip.sample_rate} Hz · {channels} · "
