@@ -250,9 +250,7 @@ def esc50(root: str | Path) -> AudioDataset:
     """
     root = Path(root)
     rows = _read_csv(root / "meta" / "esc50.csv", ("filename", "fold", "target", "category"))
-    names = {int(r["target"]): r["category"] for r in rows}
-    labels = tuple(names[i] for i in sorted(names))
-    index = {label: i for i, label in enumerate(labels)}
+    labels, index = _labels_by_id(rows, "target", "category")
     return _csv_dataset(
         f"esc50:{root}",
         labels,
@@ -268,6 +266,15 @@ def esc50(root: str | Path) -> AudioDataset:
     )
 
 
+def _labels_by_id(
+    rows: list[dict[str, str]], id_column: str, name_column: str
+) -> tuple[tuple[str, ...], dict[str, int]]:
+    """Class names ordered by the CSV's numeric class id, and name -> label index."""
+    names = {int(r[id_column]): r[name_column] for r in rows}
+    labels = tuple(names[i] for i in sorted(names))
+    return labels, {label: i for i, label in enumerate(labels)}
+
+
 def urbansound8k(root: str | Path) -> AudioDataset:
     """UrbanSound8K: `metadata/UrbanSound8K.csv` and `audio/fold<k>/<slice_file_name>`.
 
@@ -277,9 +284,7 @@ def urbansound8k(root: str | Path) -> AudioDataset:
     rows = _read_csv(
         root / "metadata" / "UrbanSound8K.csv", ("slice_file_name", "fold", "classID", "class")
     )
-    names = {int(r["classID"]): r["class"] for r in rows}
-    labels = tuple(names[i] for i in sorted(names))
-    index = {label: i for i, label in enumerate(labels)}
+    labels, index = _labels_by_id(rows, "classID", "class")
     return _csv_dataset(
         f"urbansound8k:{root}",
         labels,
