@@ -5,6 +5,9 @@ Two domains:
 - waveform (you can listen to them): `gain_db` (random loudness change), `noise_snr_db`
   (white noise at a signal-to-noise ratio) and `speed` (play faster or slower: pitch and
   tempo together, like a tape). `augment_waveform` applies them to one clip.
+- log-mel decibels (per clip, before trimming and normalising): `eq_db`, a random smooth
+  equaliser curve across the bands (another microphone, room or voice colouring).
+  `random_equalizer` applies it to one clip's log-mel.
 - spectrogram (you can look at them): `freq_warp` (stretch the mel axis: a longer or shorter
   vocal tract, VTLP), `time_stretch`, `time_shift`, SpecAugment `time_masks` and
   `freq_masks`, and `mixup_alpha` (blend two examples and their labels). `augment_batch`
@@ -17,6 +20,7 @@ spectrogram image (no Griffin-Lim resynthesis: it would add its own artefacts).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +43,9 @@ class AugmentConfig:
     gain_db: float = 0.0  # waveform: random gain in [-g, +g] dB (0 = off)
     noise_snr_db: float | None = None  # waveform: white noise at this SNR in dB (None = off)
     speed: float = 0.0  # waveform: play speed in [1 - s, 1 + s] (pitch and tempo; 0 = off)
+    # log-mel only: a random equaliser, EQ_COMPONENTS smooth curves across the bands of up to
+    # ±eq_db dB each, added to a clip's dB log-mel (another microphone or room; 0 = off)
+    eq_db: float = 6.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -56,6 +63,7 @@ class AugmentConfig:
                 "noise_snr_db must be between -10 and 80 dB",
             ),
             (0 <= self.speed < 0.5, "speed must be between 0 and 0.5"),
+            (0 <= self.eq_db <= 24, "eq_db must be between 0 and 24 dB"),
         ]
         problems = [message for ok, message in checks if not ok]
         if problems:
@@ -66,10 +74,15 @@ class AugmentConfig:
         """True when some augmentation acts on the audio (features then change every epoch)."""
         return self.gain_db > 0 or self.noise_snr_db is not None or self.speed > 0
 
+    @property
+    def needs_decibels(self) -> bool:
+        """True when some augmentation acts on each clip's log-mel in dB (before normalising)."""
+        return self.eq_db > 0
+
     @classmethod
     def off(cls) -> AugmentConfig:
         """Every augmentation switched off."""
-        return cls(0.0, 0.0, 0.0, 0, 0.0, 0, 0.0, 0.0, 0.0, None, 0.0)
+        return cls(0.0, 0.0, 0.0, 0, 0.0, 0, 0.0, 0.0, 0.0, None, 0.0, 0.0)
 
 
 # --------------------------------------------------------------------------- waveform
@@ -99,6 +112,66 @@ def augment_waveform(
                 np.sqrt(noise_power)
             )
     return y.astype(np.float32)
+
+
+# --------------------------------------------------------------------------- log-mel decibels
+
+EQ_COMPONENTS = 3  # cosines across the bands: a tilt, a bump or dip, a wiggle
+
+
+def equalizer_curve(
+    bins: int, eq_db: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """A random smooth gain curve across `bins` bands, in dB: shape (bins,).
+
+    The sum of EQ_COMPONENTS half-cosines cos(pi·k·(b + 0.5) / bins), k = 1, 2, 3, each with
+    an amplitude drawn uniformly from [-eq_db, +eq_db]: a spectral tilt, a broad bump or dip,
+    and a gentler wiggle, like the colouring of a microphone, a room or a voice. No constant
+    term: an overall gain is what normalisation removes anyway.
+    """
+    k = torch.arange(1, EQ_COMPONENTS + 1, dtype=torch.float32).unsqueeze(1)
+    position = (torch.arange(bins, dtype=torch.float32) + 0.5).unsqueeze(0)
+    amplitude = (2 * torch.rand(EQ_COMPONENTS, 1, generator=generator) - 1) * eq_db
+    return (amplitude * torch.cos(math.pi * k * position / bins)).sum(dim=0)
+
+
+def random_equalizer(
+    features_db: torch.Tensor, eq_db: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """One clip's log-mel (dB) through a random equaliser: (bins, frames) -> same.
+
+    Adding a curve in dB multiplies every band's power by a fixed factor, which is what a
+    different microphone or room does to a recording. Speakers in a small data set share
+    little such variety, so a network learns their channel along with their words; this
+    teaches it to ignore the channel. eq_db <= 0 returns the input.
+    """
+    if eq_db <= 0:
+        return features_db
+    curve = equalizer_curve(features_db.shape[-2], eq_db, generator)
+    return features_db + curve.to(features_db.device, features_db.dtype).unsqueeze(-1)
+
+
+def equalize_waveform(samples: np.ndarray, curve_db: torch.Tensor, feature_config) -> np.ndarray:
+    """Filter a clip by a curve over the mel bands, to hear what `random_equalizer` does.
+
+    samples: (n,) float32 at feature_config.sample_rate; curve_db: (n_mels,) dB, one gain per
+    mel band (equalizer_curve). The gain of each STFT bin is interpolated between the bands'
+    centre frequencies (flat beyond the outer ones); returns (n,) float32.
+    """
+    from scipy.signal import istft, stft
+
+    from core.features import mel_band_edges
+
+    y = np.asarray(samples, dtype=np.float32)
+    if len(y) < feature_config.n_fft:
+        return y
+    rate, n_fft = feature_config.sample_rate, feature_config.n_fft
+    frequencies, _, spectrum = stft(y, fs=rate, nperseg=n_fft, noverlap=n_fft * 3 // 4)
+    centres = mel_band_edges(feature_config)[1:-1]
+    gain_db = np.interp(frequencies, centres, curve_db.detach().cpu().numpy())
+    _, filtered = istft(spectrum * 10 ** (gain_db[:, None] / 20), fs=rate, nperseg=n_fft,
+                        noverlap=n_fft * 3 // 4)  # fmt: skip
+    return filtered[: len(y)].astype(np.float32)
 
 
 # --------------------------------------------------------------------------- spectrogram
@@ -237,16 +310,25 @@ def preview_augmentation(
     transform = make_feature_transform(feature_config, kind)
     norm = Normalization(normalization if normalization != "global" else "utterance")
 
-    def feats(wave: np.ndarray) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    curve = None
+    audible = y_aug
+    if augment.needs_decibels and kind == "logmel":
+        # Training adds the curve to the log-mel; the audio is filtered by the same curve.
+        curve = equalizer_curve(feature_config.n_mels, augment.eq_db, generator)
+        audible = equalize_waveform(y_aug, curve, feature_config)
+
+    def feats(wave: np.ndarray, curve_db: torch.Tensor | None = None) -> torch.Tensor:
         with torch.no_grad():
-            f = norm.apply(transform(torch.as_tensor(wave)))
+            f = transform(torch.as_tensor(wave))
+            f = norm.apply(f if curve_db is None else f + curve_db.unsqueeze(-1))
         return fit_frames(f, clip_frames or f.shape[-1])
 
     original = feats(y)
-    generator = torch.Generator().manual_seed(seed)
-    augmented = augment_batch(feats(y_aug)[None, None], augment, generator)[0, 0]
+    augmented_input = feats(y_aug, curve)
+    augmented = augment_batch(augmented_input[None, None], augment, generator)[0, 0]
     return AugmentPreview(
-        rate, y, y_aug, original.numpy(), augmented.numpy(), _applied(augment), _note(augment)
+        rate, y, audible, original.numpy(), augmented.numpy(), _applied(augment), _note(augment)
     )
 
 
@@ -255,6 +337,7 @@ def _applied(c: AugmentConfig) -> tuple[str, ...]:
         "speed": c.speed > 0,
         "gain": c.gain_db > 0,
         "noise": c.noise_snr_db is not None,
+        "equaliser": c.eq_db > 0,
         "frequency warp": c.freq_warp > 0,
         "time stretch": c.time_stretch > 0,
         "time shift": c.time_shift > 0,
@@ -267,9 +350,10 @@ def _applied(c: AugmentConfig) -> tuple[str, ...]:
 
 def _note(c: AugmentConfig) -> str:
     return (
-        "The augmented audio carries only the waveform changes (speed, gain, noise); "
-        "warps, stretch, shift and SpecAugment masks act on the spectrogram and are shown "
-        "on the image."
+        "The augmented audio carries the waveform changes (speed, gain, noise) and the "
+        "equaliser (log-mel only: training adds its curve to the log-mel, the audio is "
+        "filtered by the same curve so you can hear it); warps, stretch, shift and "
+        "SpecAugment masks act on the spectrogram and are shown on the image."
         + (
             " Mixup blends two training examples, so one clip cannot show it."
             if c.mixup_alpha > 0

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.augment import AugmentConfig, augment_batch, augment_waveform, mixup
+from core.augment import AugmentConfig, augment_batch, augment_waveform, mixup, random_equalizer
 from core.datasets import AudioDataset, DatasetError, load_dataset, make_windows, split_dataset
 from core.ddp import (
     DistInfo,
@@ -146,7 +146,8 @@ class TrainConfig:
         if isinstance(values.get("features"), dict):
             values["features"] = FeatureConfig.from_dict(values["features"])
         if isinstance(values.get("augment"), dict):
-            values["augment"] = AugmentConfig(**values["augment"])
+            # runs saved before the equaliser existed trained without it
+            values["augment"] = AugmentConfig(**{"eq_db": 0.0, **values["augment"]})
         for name in ("val_groups", "val_folds"):
             if name in values:
                 values[name] = tuple(values[name])
@@ -363,6 +364,8 @@ class _Trainer:
         )
         self.frames = c.features.num_frames(int(round(c.clip_seconds * c.features.sample_rate)))
         self.bins = c.features.num_bins(c.feature_kind)
+        # The equaliser adds decibels: only the log-mel is in dB (other kinds ignore it).
+        self.equalize = c.augment.needs_decibels and c.feature_kind == "logmel"
         self.normalization = self._fit_normalization()
         self.bank = torch.zeros(len(data), 1, self.bins, self.frames)
         self.ready = torch.zeros(len(data), dtype=torch.bool)
@@ -512,34 +515,53 @@ class _Trainer:
         self.ready[index] = True
         return self.bank[index]
 
-    def _waveform_example(self, index: int, rng: np.random.Generator) -> torch.Tensor | None:
-        """Features of one example after waveform-domain augmentation (recomputed each time)."""
+    def _augmented_example(
+        self, index: int, rng: np.random.Generator | None, generator: torch.Generator
+    ) -> torch.Tensor | None:
+        """Features of one example after the per-clip augmentations, made anew every time:
+        waveform changes (when `rng` is given: the features are recomputed from the changed
+        audio) and the log-mel equaliser, both before trimming and normalising."""
+        if self._example(index) is None:
+            return None
+        if rng is not None:
+            raw = self.cache.compute(self._augmented_wave(index, rng))
+        else:
+            raw = self.cache.features(self.data, self.data.examples[index])
+        if self.equalize:
+            raw = random_equalizer(raw, self.config.augment.eq_db, generator)
+        return self.normalization.fit(raw, self.frames)[None]
+
+    def _augmented_wave(self, index: int, rng: np.random.Generator) -> np.ndarray:
+        """One example's audio after the waveform-domain augmentations (decoded once)."""
         from core.datasets import load_example_audio
 
         if not hasattr(self, "waves"):
             self.waves: dict[int, np.ndarray] = {}
         if index not in self.waves:
-            if self._example(index) is None:
-                return None
             self.waves[index] = load_example_audio(
                 self.data, self.data.examples[index], self.config.features.sample_rate
             )
-        wave = augment_waveform(
+        return augment_waveform(
             self.waves[index], self.config.features.sample_rate, self.config.augment, rng
         )
-        return self.normalization.fit(self.cache.compute(wave), self.frames)[None]
 
     def _batch(
-        self, indices: Sequence[int], rng: np.random.Generator | None = None
+        self,
+        indices: Sequence[int],
+        rng: np.random.Generator | None = None,
+        generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        if rng is not None:
-            items = [(i, self._waveform_example(i, rng)) for i in indices]
+        """Features and targets of `indices`; with a `generator` (training), the per-clip
+        augmentations (waveform when `rng` is given, equaliser) are applied."""
+        per_clip = generator is not None and (rng is not None or self.equalize)
+        if per_clip:
+            items = [(i, self._augmented_example(i, rng, generator)) for i in indices]
         else:
             items = [(i, self._example(i)) for i in indices]
         kept = [(i, x) for i, x in items if x is not None]
         if not kept:
             return torch.empty(0, 1, self.bins, self.frames), torch.empty(0, dtype=torch.long)
-        if rng is None and all(self.ready[i] for i, _ in kept):
+        if not per_clip and all(self.ready[i] for i, _ in kept):
             index = torch.as_tensor([i for i, _ in kept])
             return self.bank.index_select(0, index), self.targets.index_select(0, index)
         return torch.stack([x for _, x in kept]), self.targets[[i for i, _ in kept]]
@@ -614,7 +636,7 @@ class _Trainer:
                 return self._final(
                     "stopped", f"Stopped by request at epoch {self.epoch}, step {self.step}."
                 )
-            x, y = self._batch(shard[start : start + self.batch_size], rng)
+            x, y = self._batch(shard[start : start + self.batch_size], rng, generator)
             if y.numel() == 0:
                 continue
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)

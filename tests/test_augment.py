@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
-from core.augment import AugmentConfig, augment_batch, augment_waveform, mixup, preview_augmentation
+from core.augment import (
+    AugmentConfig,
+    augment_batch,
+    augment_waveform,
+    equalize_waveform,
+    equalizer_curve,
+    mixup,
+    preview_augmentation,
+    random_equalizer,
+)
 from core.features import FeatureConfig
 from tests.conftest import sine
 
@@ -103,3 +114,61 @@ def test_preview_gives_audible_waveform_changes_and_the_full_spectrogram():
 def test_out_of_range_settings_are_explained():
     with pytest.raises(ValueError, match="noise_snr_db"):
         AugmentConfig(noise_snr_db=500.0)
+
+
+EQ_FEATURES = FeatureConfig(sample_rate=RATE, n_fft=256, hop_length=80, n_mels=32, f_max=4000.0)
+
+
+def test_equaliser_curve_is_smooth_bounded_and_adds_no_overall_gain():
+    curves = torch.stack(
+        [equalizer_curve(32, 6.0, torch.Generator().manual_seed(s)) for s in range(50)]
+    )
+    assert curves.shape == (50, 32)
+    assert curves.abs().max() <= 3 * 6.0  # three components of at most ±6 dB each
+    assert curves.abs().max() > 3.0  # and it does colour the sound
+    # Half-cosines k = 1..3 sum to zero over the bands: no constant gain (normalisation's job).
+    torch.testing.assert_close(curves.mean(dim=1), torch.zeros(50), atol=1e-4, rtol=0)
+    # Smooth: neighbouring bands differ by far less than the curve's range.
+    assert (
+        curves.diff(dim=1).abs().max(dim=1).values < 0.35 * curves.abs().max(dim=1).values
+    ).all()
+
+
+def test_random_equaliser_adds_one_gain_per_band_at_every_frame():
+    from core.features import make_feature_transform
+
+    logmel = make_feature_transform(EQ_FEATURES, "logmel")(torch.as_tensor(sine(440, 0.5, RATE)))
+    out = random_equalizer(logmel, 6.0, torch.Generator().manual_seed(0))
+    change = out - logmel
+    torch.testing.assert_close(change, change[:, :1].expand_as(change))  # constant over time
+    torch.testing.assert_close(
+        change[:, 0], equalizer_curve(32, 6.0, torch.Generator().manual_seed(0))
+    )
+    assert torch.equal(random_equalizer(logmel, 0.0), logmel)
+
+
+def test_equalised_audio_has_the_curve_in_its_log_mel():
+    """Known answer: white noise filtered by the curve shows that curve in its log-mel."""
+    from core.features import make_feature_transform
+
+    noise = np.random.default_rng(0).standard_normal(4 * RATE).astype(np.float32) * 0.1
+    curve = equalizer_curve(32, 6.0, torch.Generator().manual_seed(4))
+    filtered = equalize_waveform(noise, curve, EQ_FEATURES)
+    assert filtered.shape == noise.shape
+    transform = make_feature_transform(dataclasses.replace(EQ_FEATURES, top_db=None), "logmel")
+    measured = (transform(torch.as_tensor(filtered)) - transform(torch.as_tensor(noise))).mean(1)
+    inner = slice(2, 30)  # the outermost bands straddle the flat extrapolation
+    assert (measured[inner] - curve[inner]).abs().max() < 1.0  # dB
+
+
+def test_preview_lets_you_hear_the_equaliser():
+    config = AugmentConfig(**{**OFF.__dict__, "eq_db": 8.0})
+    preview = preview_augmentation(
+        sine(440, 0.5, RATE) + sine(2000, 0.5, RATE), RATE, augment=config,
+        feature_config=EQ_FEATURES, kind="logmel", normalization="instance", seed=1,
+    )  # fmt: skip
+    assert "equaliser" in preview.applied and config.needs_decibels
+    assert not np.allclose(preview.augmented_audio, preview.original_audio, atol=1e-3)
+    assert not np.allclose(preview.augmented_features, preview.original_features, atol=1e-3)
+    with pytest.raises(ValueError, match="eq_db"):
+        AugmentConfig(eq_db=30.0)

@@ -108,6 +108,32 @@ def test_same_seed_same_run(tones):
     assert other != first
 
 
+def test_equaliser_colours_training_clips_only(tones):
+    plain = dataclasses.replace(TONE_CONFIG, epochs=2)
+    coloured = dataclasses.replace(
+        plain, augment=AugmentConfig(**{**AugmentConfig.off().__dict__, "eq_db": 12.0})
+    )
+    plain_events, coloured_events = _run(plain, tones), _run(coloured, tones)
+    first_loss = [
+        next(e.loss for e in events if e.kind == "step")
+        for events in (plain_events, coloured_events)
+    ]
+    assert first_loss[0] != first_loss[1]  # the very first batch already differs
+    # Validation clips are never equalised: the same untrained start evaluates them alike.
+    one_step = dataclasses.replace(coloured, learning_rate=1e-12)
+    base_step = dataclasses.replace(plain, learning_rate=1e-12)
+    val = [
+        next(e.val_loss for e in _run(c, tones) if e.kind == "evaluation")
+        for c in (base_step, one_step)
+    ]
+    assert val[0] == pytest.approx(val[1], rel=1e-4)
+    # Runs saved before the equaliser existed trained without it.
+    saved = TONE_CONFIG.to_dict()
+    del saved["augment"]["eq_db"]
+    assert TrainConfig.from_dict(saved).augment.eq_db == 0.0
+    assert TrainConfig().augment.eq_db > 0  # the default recipe uses it
+
+
 def test_absurd_learning_rate_stops_with_advice(tones, tmp_path):
     config = dataclasses.replace(
         TONE_CONFIG, learning_rate=1e12, optimizer="sgd", grad_clip_norm=None, normalization="none"

@@ -33,6 +33,14 @@ AUGMENTS = {
         (0.02, 0.3, 0.02, 0.1),
         "play faster or slower by up to this share (pitch too)",
     ),
+    "eq": (
+        "Equaliser",
+        "eq_db",
+        True,
+        (1.0, 12.0, 1.0, 6.0),
+        "log-mel only: a random smooth EQ across the bands, three curves of up to ± this many "
+        "dB (another microphone or room), so the network learns the word, not the recording",
+    ),
     "freq_warp": (
         "Frequency warp",
         "freq_warp",
@@ -79,15 +87,20 @@ AUGMENTS = {
 ALL = "all that are on"
 
 
-def augment_settings() -> AugmentConfig:
-    """The switches and sliders; returns the AugmentConfig they describe."""
+def augment_settings(kind: str = "logmel") -> AugmentConfig:
+    """The switches and sliders; returns the AugmentConfig they describe.
+
+    kind: the feature kind; the equaliser adds decibels, so it is offered for "logmel" only.
+    """
     values = dataclasses.asdict(AugmentConfig.off())
     columns = st.columns(3)
     for n, (name, (label, field, on, (low, high, step, default), help_text)) in enumerate(
         AUGMENTS.items()
     ):
+        usable = name != "eq" or kind == "logmel"
         with columns[n % 3]:
-            enabled = st.checkbox(label, value=on, key=f"train_aug_{name}", help=help_text)
+            enabled = st.checkbox(label, value=on, key=f"train_aug_{name}", help=help_text,
+                                  disabled=not usable) and usable  # fmt: skip
             strength = st.slider(f"{label} strength", low, high, default, step,
                                  key=f"train_aug_{name}_strength", disabled=not enabled,
                                  label_visibility="collapsed")  # fmt: skip

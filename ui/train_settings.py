@@ -185,7 +185,7 @@ def device_caption() -> None:
 
 
 def augmentation_section(feature_config, kind, normalization, clip_seconds, data) -> AugmentConfig:
-    config = augment_settings()
+    config = augment_settings(kind)
     frames = feature_config.num_frames(int(clip_seconds * feature_config.sample_rate))
     audition(config, first_example_audio(data.dataset), feature_config, kind,
              "utterance" if normalization == "global" else normalization, frames)  # fmt: skip
