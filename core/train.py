@@ -366,6 +366,7 @@ class _Trainer:
         self.bins = c.features.num_bins(c.feature_kind)
         # The equaliser adds decibels: only the log-mel is in dB (other kinds ignore it).
         self.equalize = c.augment.needs_decibels and c.feature_kind == "logmel"
+        self.raw_features: dict[int, torch.Tensor] = {}  # kept for the equaliser only
         self.normalization = self._fit_normalization()
         self.bank = torch.zeros(len(data), 1, self.bins, self.frames)
         self.ready = torch.zeros(len(data), dtype=torch.bool)
@@ -512,6 +513,8 @@ class _Trainer:
             self.failed_examples[index] = f"{self.data.examples[index].ref}: {error}"
             return None
         self.bank[index, 0] = self.normalization.fit(raw, self.frames)
+        if self.equalize:  # the equaliser acts before trimming: keep the untrimmed features
+            self.raw_features[index] = raw
         self.ready[index] = True
         return self.bank[index]
 
@@ -526,7 +529,7 @@ class _Trainer:
         if rng is not None:
             raw = self.cache.compute(self._augmented_wave(index, rng))
         else:
-            raw = self.cache.features(self.data, self.data.examples[index])
+            raw = self.raw_features[index]
         if self.equalize:
             raw = random_equalizer(raw, self.config.augment.eq_db, generator)
         return self.normalization.fit(raw, self.frames)[None]

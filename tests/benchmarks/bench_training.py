@@ -2,9 +2,10 @@
 the default recipe's accuracy on the built-in digits (random split and unseen speakers).
 
 `python -m tests.benchmarks training` prints every figure. AUDIO_DL_BENCH_QUICK=1 skips
-the accuracy part (ten full trainings: a random split and four unseen speakers, two seeds). Timings interleave the two contenders epoch by
-epoch, so a busy shared machine slows both alike; CPU seconds are printed beside wall
-seconds because on a shared machine wall time says more about the neighbours.
+the accuracy part (ten full trainings: a random split and four unseen speakers, on two
+seeds). Timings interleave the two contenders epoch by epoch, so a busy shared machine
+slows both alike; CPU seconds are printed beside wall seconds because on a shared machine
+wall time says more about the neighbours.
 """
 
 from __future__ import annotations
