@@ -65,6 +65,10 @@ def test_short_training_then_a_stopped_run_both_kept_and_compared():
     assert not at.exception
     status = _wait_for_job(at)
     assert status.state == "finished", status.message
+    # Untouched settings train the engine's default recipe (normalisation, equaliser).
+    saved = get_job_manager().store.get(status.run_id, owner=at.session_state["session_id"])
+    assert saved.train_config["normalization"] == TrainConfig().normalization
+    assert saved.train_config["augment"]["eq_db"] == TrainConfig().augment.eq_db
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, _texts(at, "error")

@@ -31,6 +31,7 @@ LEARNING_RATES = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3,
                   1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0]  # fmt: skip
 BATCH_SIZES = [4, 8, 16, 32, 64, 128, 256]
 WEIGHT_DECAYS = [0.0, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
+NORMALIZATIONS = ["instance", "utterance", "global", "none"]  # instance: the engine's default
 SPLITS = {"stratified": "stratified (each class split 80/20)", "random": "random",
           "group": "by group (speaker or source file)", "holdout": "hold out one group"}  # fmt: skip
 
@@ -66,10 +67,13 @@ def feature_settings(data: DataChoice) -> tuple[FeatureConfig, str, str, float]:
                                   value=_ms(base.window_length, base.sample_rate), key="train_win_ms")  # fmt: skip
         clip_seconds = st.slider("Clip length (s)", 0.25, 4.0, 1.0, 0.25, key="train_clip_seconds",
                                  help="Every example is cut or padded to this length.")  # fmt: skip
-        normalization = st.selectbox("Normalisation", ["utterance", "global", "none"],
+        normalization = st.selectbox("Normalisation", NORMALIZATIONS,
+                                     index=NORMALIZATIONS.index(TrainConfig.normalization),
                                      key="train_normalization",
-                                     help="utterance: each clip's bands to mean 0, std 1; "
-                                     "global: statistics of the training split.")  # fmt: skip
+                                     help="instance: each clip to mean 0, std 1 (removes loudness, "
+                                     "keeps the spectral shape; the default); utterance: each of a "
+                                     "clip's bands to mean 0, std 1; global: statistics of the "
+                                     "training split.")  # fmt: skip
     win = int(rate * win_ms / 1000)
     config = FeatureConfig(sample_rate=rate, n_fft=max(256, 2 ** math.ceil(math.log2(win))),
                            win_length=win, hop_length=int(rate * hop_ms / 1000),
