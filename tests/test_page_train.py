@@ -168,3 +168,12 @@ def test_bad_zips_recordings_and_server_paths_each_get_a_sentence(monkeypatch, t
     assert not at.exception
     assert any("outside the folders" in e for e in _texts(at, "error"))
     assert at.button(key="train_start").disabled
+
+
+def test_the_equaliser_is_offered_for_log_mel_only():
+    at = open_page(PAGE)
+    assert at.checkbox(key="train_aug_eq").value and not at.checkbox(key="train_aug_eq").disabled
+    at.radio(key="train_feature_kind").set_value("mfcc").run()
+    assert not at.exception
+    assert at.checkbox(key="train_aug_eq").disabled  # MFCCs are not decibels
+    assert at.slider(key="train_aug_eq_strength").disabled
