@@ -8,6 +8,9 @@ The network it describes is the composition f = f_n ∘ … ∘ f_1 of its layer
   layer's formula; an impossible stack raises `SpecError` naming the layer (1-based) and why.
 - `build_model(spec)` builds a `SpecNetwork` (an `nn.Module`) mapping (batch, *input_shape)
   to (batch, *output_shape); `forward_features` returns the input of the final Linear.
+- A spec with `members > 1` is a deep ensemble: that many copies of the stack, each with its
+  own random start, trained side by side; `build_model` then returns an `EnsembleNetwork`
+  whose prediction averages the members' probabilities.
 - `spec_to_code(spec)` writes the same network as a standalone PyTorch module (same
   `state_dict` keys, so weights trained here load into it).
 - `ModelSpec.to_json()` / `ModelSpec.from_json()` round-trip losslessly.
@@ -34,6 +37,7 @@ SPEC_VERSION = 1
 BYTES_PER_VALUE = 4  # activations are float32
 MAX_LAYERS = 64
 MAX_WIDTH = 8192  # units, channels or hidden size of one layer
+MAX_MEMBERS = 8  # copies of the network in one ensemble
 MAX_KERNEL = 64
 MAX_INPUT_DIM = 100_000
 MAX_PARAMETERS = 50_000_000  # keeps a class server responsive
@@ -287,20 +291,27 @@ class LayerSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A network: an input shape per example (no batch axis) and a stack of layers."""
+    """A network: an input shape per example (no batch axis) and a stack of layers.
+
+    `members` > 1 makes it an ensemble of that many independently initialised copies.
+    """
 
     name: str
     input_shape: tuple[int, ...]
     layers: tuple[LayerSpec, ...] = field(default_factory=tuple)
+    members: int = 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "format": SPEC_FORMAT,
             "version": SPEC_VERSION,
             "name": self.name,
             "input_shape": list(self.input_shape),
             "layers": [{"kind": layer.kind, "params": dict(layer.params)} for layer in self.layers],
         }
+        if self.members != 1:  # single networks keep the JSON they always had
+            data["members"] = self.members
+        return data
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
@@ -336,6 +347,16 @@ class ModelSpec:
 
     def with_layers(self, layers: list[LayerSpec] | tuple[LayerSpec, ...]) -> ModelSpec:
         return replace(self, layers=tuple(layers))
+
+    def with_members(self, members: int) -> ModelSpec:
+        """The same stack as an ensemble of `members` copies (1: a single network)."""
+        _check_members(members)
+        return replace(self, members=members)
+
+
+def _check_members(members: Any) -> None:
+    if not isinstance(members, int) or isinstance(members, bool) or not 1 <= members <= MAX_MEMBERS:
+        raise SpecError(None, f"members must be a whole number from 1 to {MAX_MEMBERS}")
 
 
 def _last_linear_index(spec: ModelSpec) -> int | None:
@@ -384,7 +405,9 @@ def _spec_from_dict(data: Any) -> ModelSpec:
                     f"layer {number} {raw['kind']}: parameter {key} must be a number, true/false or text",
                 )
         layers.append(LayerSpec(raw["kind"], tuple(sorted(params.items()))))
-    return ModelSpec(name, tuple(shape), tuple(layers))
+    members = data.get("members", 1)
+    _check_members(members)
+    return ModelSpec(name, tuple(shape), tuple(layers), members)
 
 
 # --------------------------------------------------------------------------- shape inference
@@ -708,7 +731,7 @@ def output_shape(spec: ModelSpec) -> tuple[int, ...]:
 
 def parameter_count(spec: ModelSpec) -> int:
     """Number of trainable parameters; equals sum(p.numel() for p in build_model(spec).parameters())."""
-    return sum(report.parameters for report in infer_shapes(spec))
+    return spec.members * sum(report.parameters for report in infer_shapes(spec))
 
 
 def check_classifier(spec: ModelSpec, num_classes: int | None = None) -> None:
@@ -863,18 +886,68 @@ class SpecNetwork(nn.Module):
     embed = forward_features
 
 
-def build_model(spec: ModelSpec) -> SpecNetwork:
+def average_members(member_logits: torch.Tensor) -> torch.Tensor:
+    """(members, batch, classes) scores -> (batch, classes): log of the mean probability.
+
+    Averaging probabilities, not raw scores, lets a confident member outvote unsure ones
+    only as far as its probabilities say; softmax of the result is the mean probability.
+    """
+    log_probs = member_logits.float().log_softmax(dim=-1)
+    return torch.logsumexp(log_probs, dim=0) - math.log(member_logits.shape[0])
+
+
+class EnsembleNetwork(nn.Module):
+    """Several copies of one network, each with its own random start (a deep ensemble).
+
+    Different starts make different mistakes, above all on inputs unlike the training data
+    (a new voice), so their average is more often right than any one of them.
+
+    forward, training mode: every member's scores (members, batch, classes), so each member
+    learns from the labels on its own (trained on their average instead, the members would
+    lean on each other and grow alike). Evaluation mode: `average_members` of them, (batch,
+    classes), like a single classifier. forward_features: the members' embeddings side by
+    side, (batch, members × D).
+    """
+
+    def __init__(self, members: list[SpecNetwork]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        member_logits = torch.stack([member(x) for member in self.members])
+        return member_logits if self.training else average_members(member_logits)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([member.forward_features(x).flatten(1) for member in self.members], 1)
+
+    embed = forward_features
+
+
+def build_model(spec: ModelSpec) -> SpecNetwork | EnsembleNetwork:
     """Build the spec's network (fresh random weights, on the CPU; move it with `.to(device)`).
 
+    A spec with members > 1 gives an `EnsembleNetwork` of that many `SpecNetwork`s.
     Raises SpecError when the stack is invalid (see `infer_shapes`).
     """
     reports = infer_shapes(spec)
-    modules = [
-        _instantiate(*_module_call(layer, report))
-        for layer, report in zip(spec.layers, reports, strict=True)
-    ]
     head = _last_linear_index(spec)
-    return SpecNetwork(modules, len(modules) if head is None else head)
+
+    def single() -> SpecNetwork:
+        modules = [
+            _instantiate(*_module_call(layer, report))
+            for layer, report in zip(spec.layers, reports, strict=True)
+        ]
+        return SpecNetwork(modules, len(modules) if head is None else head)
+
+    if spec.members == 1:
+        return single()
+    total = parameter_count(spec)
+    if total > MAX_PARAMETERS:
+        raise SpecError(
+            None,
+            f"{spec.members} members bring the ensemble to {total:,} parameters; the app's limit is {MAX_PARAMETERS:,}",
+        )
+    return EnsembleNetwork([single() for _ in range(spec.members)])
 
 
 # --------------------------------------------------------------------------- code generation
@@ -904,7 +977,8 @@ def spec_to_code(spec: ModelSpec) -> str:
     """A runnable standalone PyTorch module for the spec (imports included).
 
     Its class has the same `state_dict` keys as `build_model(spec)`, so trained weights load
-    into it; running the file prints the output shape of a random batch.
+    into it (for an ensemble, the last class holds the members); running the file prints the
+    output shape of a random batch.
     """
     import inspect
 
@@ -924,6 +998,7 @@ def spec_to_code(spec: ModelSpec) -> str:
         f"{sum(r.parameters for r in reports):,} parameters.",
         '"""',
         "",
+        *(["import math", ""] if spec.members > 1 else []),
         "import torch",
         "from torch import nn",
         "",
@@ -952,11 +1027,41 @@ def spec_to_code(spec: ModelSpec) -> str:
         "    def forward_features(self, x: torch.Tensor) -> torch.Tensor:",
         "        return self.layers[: self.head_index](x)",
         "",
+    ]
+    if spec.members > 1:
+        lines += _ensemble_code(class_name, spec.members)
+        class_name += "Ensemble"
+    lines += [
         "",
         'if __name__ == "__main__":',
-        f"    model = {class_name}()",
+        f"    model = {class_name}(){'.eval()' if spec.members > 1 else ''}",
         f"    x = torch.randn(2, {', '.join(map(str, spec.input_shape))})",
         '    print(model(x).shape, sum(p.numel() for p in model.parameters()), "parameters")',
         "",
     ]
     return "\n".join(lines)
+
+
+def _ensemble_code(member_class: str, members: int) -> list[str]:
+    """The lines of an ensemble class over `member_class`, as `EnsembleNetwork` computes it."""
+    return [
+        "",
+        "",
+        f"class {member_class}Ensemble(nn.Module):",
+        f'    """{members} copies of {member_class}, each trained from its own random start."""',
+        "",
+        "    def __init__(self):",
+        "        super().__init__()",
+        f"        self.members = nn.ModuleList([{member_class}() for _ in range({members})])",
+        "",
+        "    def forward(self, x: torch.Tensor) -> torch.Tensor:",
+        "        member_logits = torch.stack([member(x) for member in self.members])",
+        "        if self.training:  # each member learns from the labels on its own",
+        "            return member_logits",
+        "        # evaluation: the log of the members' mean probability",
+        "        log_probs = member_logits.log_softmax(dim=-1)",
+        "        return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))",
+        "",
+        "    def forward_features(self, x: torch.Tensor) -> torch.Tensor:",
+        "        return torch.cat([m.forward_features(x).flatten(1) for m in self.members], 1)",
+    ]

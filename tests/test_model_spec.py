@@ -155,7 +155,10 @@ def test_multiply_adds_match_torch_flop_counter(layer, input_shape):
         assert 2 * infer_shapes(spec)[0].multiply_adds == flops
 
 
-@pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: s.name)
+ENSEMBLE = preset_spec("cnn_logmel").with_members(3)
+
+
+@pytest.mark.parametrize("spec", [*ALL_SPECS, ENSEMBLE], ids=lambda s: f"{s.name}x{s.members}")
 def test_generated_code_builds_the_same_network(spec):
     torch.manual_seed(0)
     code = spec_to_code(spec)
@@ -174,6 +177,38 @@ def test_generated_code_builds_the_same_network(spec):
     with torch.no_grad():
         torch.testing.assert_close(generated(x), model(x))
         torch.testing.assert_close(generated.forward_features(x), model.forward_features(x))
+
+
+def test_ensemble_trains_members_alone_and_predicts_their_mean_probability():
+    torch.manual_seed(0)
+    model = build_model(ENSEMBLE)
+    assert len(model.members) == 3
+    assert parameter_count(ENSEMBLE) == sum(p.numel() for p in model.parameters())
+    assert parameter_count(ENSEMBLE) == 3 * parameter_count(preset_spec("cnn_logmel"))
+    x = torch.randn(4, *ENSEMBLE.input_shape)
+    with torch.no_grad():
+        model.eval()
+        probabilities = torch.stack([member(x).softmax(-1) for member in model.members])
+        torch.testing.assert_close(model(x).softmax(-1), probabilities.mean(0))
+        embedding = torch.cat([member.forward_features(x) for member in model.members], 1)
+        torch.testing.assert_close(model.forward_features(x), embedding)
+        model.train()
+        assert model(x).shape == (3, 4, 10)  # each member's own scores, to learn from
+    first, second = (member.layers[0].weight for member in model.members[:2])
+    assert not torch.equal(first, second)  # each member starts from its own weights
+
+
+def test_ensemble_members_round_trip_and_are_checked():
+    assert ModelSpec.from_json(ENSEMBLE.to_json()) == ENSEMBLE
+    single = preset_spec("cnn_logmel")
+    assert "members" not in single.to_dict()  # single networks keep their old JSON
+    assert ModelSpec.from_dict(single.to_dict()).members == 1
+    for bad in (0, 9, "3", True, 2.5):
+        with pytest.raises(SpecError, match="members must be a whole number from 1 to 8"):
+            ModelSpec.from_dict({**single.to_dict(), "members": bad})
+    huge = ModelSpec("huge", (4000,), (L("Linear", out_features=4000),)).with_members(8)
+    with pytest.raises(SpecError, match="8 members bring the ensemble to"):
+        build_model(huge)
 
 
 @pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: s.name)

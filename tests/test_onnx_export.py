@@ -19,9 +19,9 @@ from tests.conftest import sine
 CONFIG = FeatureConfig(sample_rate=8000, n_fft=256, hop_length=80, n_mels=32, f_max=4000.0)
 
 
-def _model(preset: str) -> InferenceModel:
+def _model(preset: str, members: int = 1) -> InferenceModel:
     torch.manual_seed(0)
-    spec = preset_spec(preset, input_shape=(1, 32, 41), num_outputs=4)
+    spec = preset_spec(preset, input_shape=(1, 32, 41), num_outputs=4).with_members(members)
     network = build_model(spec).eval()
     # Non-trivial batch-norm statistics, so a wrong eval-mode export would show.
     for module in network.modules():
@@ -35,9 +35,11 @@ def _model(preset: str) -> InferenceModel:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("preset", ["cnn_logmel", "crnn_logmel"])
-def test_onnx_matches_pytorch(preset):
-    model = _model(preset)
+@pytest.mark.parametrize(
+    "preset, members", [("cnn_logmel", 1), ("crnn_logmel", 1), ("cnn_logmel", 3)]
+)
+def test_onnx_matches_pytorch(preset, members):
+    model = _model(preset, members)
     data = export_onnx(model)
     x = torch.randn(5, 1, 32, 41)
     expected = model.probabilities(x).numpy()
