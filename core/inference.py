@@ -164,16 +164,18 @@ def model_from_loaded_run(
 def optimise_for_inference(network: nn.Module) -> nn.Module:
     """An eval-mode copy that computes the same function faster (about 2x on a CPU).
 
-    Each Conv2d directly followed by BatchNorm2d in `network.layers` is folded into one
-    convolution (the BatchNorm becomes an Identity, so layer indices stay those of the spec),
-    and 4-D weights use the channels-last layout oneDNN's convolutions prefer. Outputs agree
+    Each Conv2d directly followed by BatchNorm2d in `network.layers` (in each member's, for
+    an ensemble) is folded into one convolution (the BatchNorm becomes an Identity, so layer
+    indices stay those of the spec), and 4-D weights use the channels-last layout oneDNN's convolutions prefer. Outputs agree
     with the original to about 1e-5. The original network is left untouched.
     """
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     fast = copy.deepcopy(network).eval()
-    layers = getattr(fast, "layers", None)
-    if isinstance(layers, nn.Sequential):
+    for single in getattr(fast, "members", [fast]):  # an ensemble: each member on its own
+        layers = getattr(single, "layers", None)
+        if not isinstance(layers, nn.Sequential):
+            continue
         for i in range(len(layers) - 1):
             if isinstance(layers[i], nn.Conv2d) and isinstance(layers[i + 1], nn.BatchNorm2d):
                 layers[i] = fuse_conv_bn_eval(layers[i], layers[i + 1])

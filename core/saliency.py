@@ -107,7 +107,14 @@ def grad_cam(network: nn.Module, x: torch.Tensor, target: int) -> np.ndarray:
     the input and scaled to a maximum of 1 (all zeros when nothing supports the class).
     Gradients go to the feature map only (torch.autograd.grad), never into the parameters,
     so a shared network is not modified. Raises ValueError without a conv layer.
+    An ensemble's map is the mean of its members' maps (each member's evidence counts the
+    same), scaled to a maximum of 1 again.
     """
+    members = getattr(network, "members", None)
+    if isinstance(members, nn.ModuleList):
+        cam = np.mean([grad_cam(member, x, target) for member in members], axis=0)
+        top = float(cam.max())
+        return (cam / top if top > 0 else cam).astype(np.float32)
     layers = getattr(network, "layers", None)
     conv = last_conv_index(layers) if isinstance(layers, nn.Sequential) else None
     if conv is None:

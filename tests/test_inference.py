@@ -413,6 +413,21 @@ def test_batch_rows_and_csv(shipped, digit_files, tmp_path):
     assert len(csv_text.strip().splitlines()) == 4
 
 
+def test_the_optimised_ensemble_folds_every_member():
+    torch.manual_seed(0)
+    ensemble = build_model(preset_spec("cnn_logmel", input_shape=(1, 32, 41)).with_members(2))
+    for module in ensemble.modules():  # non-trivial statistics, so a wrong fold would show
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+    ensemble.eval()
+    fast = optimise_for_inference(ensemble)
+    x = torch.randn(3, 1, 32, 41)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(x.contiguous(memory_format=torch.channels_last)),
+                                   ensemble(x), atol=1e-4, rtol=1e-4)  # fmt: skip
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules()) == 0
+
+
 def test_the_optimised_network_computes_the_same_function():
     run = shipped_store().load(SHIPPED_RUN)
     before = {k: v.clone() for k, v in run.model.state_dict().items()}

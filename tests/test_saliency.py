@@ -131,6 +131,20 @@ def test_grad_cam_does_not_touch_parameters(tone_model):
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+def test_grad_cam_of_an_ensemble_is_the_mean_of_its_members_maps(tone_model):
+    import copy
+
+    from core.model_spec import EnsembleNetwork
+
+    prepared = prepare_clip(_clip(np.random.default_rng(6), tone=True), RATE, tone_model)
+    torch.manual_seed(1)
+    untrained = _untrained_model().network
+    ensemble = EnsembleNetwork([copy.deepcopy(tone_model.network), untrained]).eval()
+    maps = [grad_cam(m, prepared.model_input, 1) for m in (tone_model.network, untrained)]
+    expected = (maps[0] + maps[1]) / (maps[0] + maps[1]).max()
+    np.testing.assert_allclose(grad_cam(ensemble, prepared.model_input, 1), expected, atol=1e-6)
+
+
 def test_grad_cam_needs_a_convolution():
     L = LayerSpec.make
     spec = ModelSpec("mlp", (1, 4, 5), (L("Flatten"), L("Linear", out_features=2)))
