@@ -117,6 +117,10 @@ def forward_batches(
             hidden = net.forward_features(batch)
             embeddings.append(hidden.float().reshape(hidden.shape[0], -1).cpu())
             logits.append(net.layers[net.head_index :](hidden).float().cpu())
+        elif features and hasattr(net, "forward_features"):  # an ensemble: two passes
+            hidden = net.forward_features(batch)
+            embeddings.append(hidden.float().reshape(hidden.shape[0], -1).cpu())
+            logits.append(net(batch).float().cpu())
         else:
             logits.append(net(batch).float().cpu())
     net.train(was_training)

@@ -61,6 +61,7 @@ from core.feature_cache import (
     fit_normalization,
 )
 from core.features import FeatureConfig
+from core.model_spec import MAX_MEMBERS, average_members
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "one_cycle")
@@ -102,6 +103,9 @@ class TrainConfig:
     trim_db: float | None = 20.0
     # --- model
     model: str = "cnn_logmel"  # preset name, used when train() gets no spec
+    # a deep ensemble: this many copies of the network, each from its own random start, trained
+    # side by side on the same batches; predictions average their probabilities (1: one network)
+    members: int = 3
     # --- optimisation
     epochs: int = 20
     batch_size: int = 32
@@ -143,6 +147,7 @@ class TrainConfig:
             raise ValueError(f"Unknown training settings: {', '.join(unknown)}.")
         values = dict(data)
         values.setdefault("trim_db", None)  # runs saved before trimming existed: crop/pad
+        values.setdefault("members", 1)  # ... and before ensembles: one network
         if isinstance(values.get("features"), dict):
             values["features"] = FeatureConfig.from_dict(values["features"])
         if isinstance(values.get("augment"), dict):
@@ -181,6 +186,8 @@ def _config_problems(c: TrainConfig) -> Iterator[str]:
         yield f"early_stopping_metric must be val_accuracy or val_loss, got {c.early_stopping_metric!r}."
     if c.early_stopping_patience is not None and c.early_stopping_patience < 1:
         yield "early_stopping_patience must be at least 1 (or None for no early stopping)."
+    if not (isinstance(c.members, int) and 1 <= c.members <= MAX_MEMBERS):
+        yield f"members must be a whole number from 1 to {MAX_MEMBERS}, got {c.members}."
     if c.eval_every_epochs < 1 or c.log_every_steps < 1:
         yield "eval_every_epochs and log_every_steps must be at least 1."
 
@@ -418,6 +425,7 @@ class _Trainer:
             spec = preset_spec(self.config.model, input_shape=shape, num_outputs=classes)
         else:
             spec = self.spec.with_input_shape(shape).with_num_outputs(classes)
+        spec = spec.with_members(self.config.members)
         check_classifier(spec, classes)
         torch.manual_seed(self.config.seed)
         self.model_spec = spec
@@ -702,7 +710,7 @@ class _Trainer:
             )
         if c.grad_clip_norm is not None:
             self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip_norm)
+            self._clip_gradients()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         if self.step_scheduler is not None and self.step + 1 < self.total_steps:
@@ -724,13 +732,29 @@ class _Trainer:
                 with autocast_context(self.device):
                     logits = self.net(x[part])
                     loss = self._loss(logits, y[part], partner[part], lam)
-                self.scaler.scale(loss * (y[part].numel() / n)).backward()
+                # an ensemble's members each get the gradient of their own loss, not 1/members of it
+                members = logits.shape[0] if logits.dim() == 3 else 1
+                self.scaler.scale(loss * (members * y[part].numel() / n)).backward()
             total += loss.detach().float() * (y[part].numel() / n)
+            if logits.dim() == 3:  # an ensemble's members: score what they predict together
+                logits = average_members(logits.detach())
             hits += (logits.argmax(1) == y[part]).sum()
         return total, hits
 
+    def _clip_gradients(self) -> None:
+        """Clip each member's gradient norm on its own (as if trained alone)."""
+        members = getattr(self.model, "members", [self.model])
+        for member in members:
+            nn.utils.clip_grad_norm_(member.parameters(), self.config.grad_clip_norm)
+
     def _loss(self, logits, y, partner, lam) -> torch.Tensor:
+        """Cross-entropy of (batch, classes) scores; of an ensemble's (members, batch, classes)
+        scores, the mean over members of each member's own loss."""
         smoothing = self.config.label_smoothing
+        if logits.dim() == 3:
+            members = logits.shape[0]
+            y, partner = y.repeat(members), partner.repeat(members)
+            return self._loss(logits.flatten(0, 1), y, partner, lam)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=smoothing)
         if lam < 1.0:
             loss = lam * loss + (1 - lam) * F.cross_entropy(
@@ -817,6 +841,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--model", default=defaults.model, help="preset name")
     p.add_argument(
+        "--members",
+        type=int,
+        default=defaults.members,
+        help="copies of the network trained side by side as an ensemble (1: one network)",
+    )
+    p.add_argument(
         "--spec", default=None, help="a ModelSpec JSON file to train instead of the preset"
     )
     p.add_argument(
@@ -857,7 +887,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         val_folds=tuple(int(f) for f in args.val_folds.split(",") if f.strip()),
         batch_size=args.batch_size, learning_rate=args.lr, optimizer=args.optimizer,
         schedule=args.schedule, weight_decay=args.weight_decay, seed=args.seed,
-        device=args.device, early_stopping_patience=args.patience,
+        device=args.device, early_stopping_patience=args.patience, members=args.members,
+        normalization=args.normalization, clip_seconds=args.clip_seconds,
         augment=AugmentConfig.off() if args.no_augment else AugmentConfig(),
         tsne=not args.no_tsne, name=args.name,
     )  # fmt: skip

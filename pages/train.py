@@ -51,7 +51,8 @@ if data is not None:
         name = f"{name} · {data.limit}/class"  # the subset travels with the run (its script)
     config = build_config(
         data, features=features, feature_kind=kind, normalization=normalization,
-        clip_seconds=clip_seconds, augment=augment, name=name, **fields, **split_fields,
+        clip_seconds=clip_seconds, augment=augment, name=name, members=model.members,
+        **fields, **split_fields,
     )  # fmt: skip
     spec = model.spec
     if data.blocking or split_error:

@@ -61,14 +61,18 @@ def test_short_training_then_a_stopped_run_both_kept_and_compared():
     _quick_settings(at)
     assert not at.exception
     assert not at.error, _texts(at, "error")
+    assert at.slider(key="train_members").value == 3
+    assert any("(3 members of" in text for text in _texts(at, "caption"))
     at.button(key="train_start").click().run()
     assert not at.exception
     status = _wait_for_job(at)
     assert status.state == "finished", status.message
-    # Untouched settings train the engine's default recipe (normalisation, equaliser).
+    # Untouched settings train the engine's default recipe (normalisation, equaliser, ensemble).
     saved = get_job_manager().store.get(status.run_id, owner=at.session_state["session_id"])
     assert saved.train_config["normalization"] == TrainConfig().normalization
     assert saved.train_config["augment"]["eq_db"] == TrainConfig().augment.eq_db
+    assert saved.train_config["members"] == TrainConfig().members == 3
+    assert get_job_manager().store.load(status.run_id).spec.members == 3
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, _texts(at, "error")

@@ -269,11 +269,58 @@ def test_command_line_writes_a_run(tones, tmp_path, capsys):
             "4",
             "--no-tsne",
             "--no-augment",
+            "--members",
+            "2",
+            "--normalization",
+            "global",
+            "--clip-seconds",
+            "0.3",
         ]
     )
     out, err = capsys.readouterr()
     assert code == 0 and "finished" in err and "] " in err  # the progress bar was drawn
     [info] = RunStore(tmp_path / "runs").list_runs()
     assert info.run_id in out and info.has_model and info.owner == "cli"
-    assert json.loads((info.path / "config.json").read_text())["train_config"]["epochs"] == 2
+    saved = json.loads((info.path / "config.json").read_text())["train_config"]
+    assert saved["epochs"] == 2 and saved["members"] == 2
+    assert saved["normalization"] == "global" and saved["clip_seconds"] == 0.3
     assert main(["--data", folder, "--epochs", "0"]) == 2
+
+
+def test_each_ensemble_member_learns_as_if_trained_alone(tones, tmp_path):
+    # Without dropout or augmentation nothing random happens inside a step, so the first
+    # member (built first from the same seed) must end exactly where one network trained
+    # alone ends: its gradient is its own loss's, not a share of the ensemble's, and the
+    # gradient clipping sees its gradient alone.
+    store = RunStore(tmp_path)
+    config = dataclasses.replace(TONE_CONFIG, epochs=2, grad_clip_norm=0.5)
+    alone, together = (
+        store.load(_run(dataclasses.replace(config, members=n), tones, store=store)[-1].run_id)
+        for n in (1, 2)
+    )
+    first = together.model.members[0].state_dict()
+    for key, tensor in alone.model.state_dict().items():
+        torch.testing.assert_close(first[key], tensor, msg=key)
+    second = together.model.members[1].state_dict()
+    assert not torch.equal(second["layers.0.weight"], first["layers.0.weight"])
+    assert together.spec.members == 2 and alone.spec.members == 1
+
+
+def test_ensemble_run_saves_and_reloads_its_members(tones, tmp_path):
+    store = RunStore(tmp_path)
+    final = _run(dataclasses.replace(TONE_CONFIG, members=3), tones, store=store)[-1]
+    assert final.kind == "finished" and final.val_accuracy == 1.0
+    assert final.evaluation.embeddings.shape[1] == 3 * 4 * 4 * 7  # three members side by side
+    loaded = store.load(final.run_id)
+    assert len(loaded.model.members) == 3 and not loaded.model.training
+    losses = [e.loss for e in _run(dataclasses.replace(TONE_CONFIG, members=3), tones)]
+    assert all(loss is None or loss < 2.0 for loss in losses)  # a mean, not a sum of 3
+
+
+def test_old_configs_train_one_network():
+    saved = TrainConfig().to_dict()
+    del saved["members"]
+    assert TrainConfig.from_dict(saved).members == 1
+    assert TrainConfig().members == 3
+    with pytest.raises(ValueError, match="members must be a whole number from 1 to 8"):
+        TrainConfig(members=0)

@@ -31,6 +31,7 @@ LEARNING_RATES = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3,
                   1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0]  # fmt: skip
 BATCH_SIZES = [4, 8, 16, 32, 64, 128, 256]
 WEIGHT_DECAYS = [0.0, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
+MAX_ENSEMBLE = 5  # members on the slider: each one costs the time of one network
 NORMALIZATIONS = ["instance", "utterance", "global", "none"]  # instance: the engine's default
 SPLITS = {"stratified": "stratified (each class split 80/20)", "random": "random",
           "group": "by group (speaker or source file)", "holdout": "hold out one group"}  # fmt: skip
@@ -41,8 +42,9 @@ class Model:
     """The network to train (adapted to the data) and what it costs."""
 
     spec: ModelSpec | None
-    parameters: int
+    parameters: int  # of all the members together
     error: str = ""
+    members: int = 1  # copies trained side by side (a deep ensemble)
 
 
 def feature_settings(data: DataChoice) -> tuple[FeatureConfig, str, str, float]:
@@ -112,21 +114,30 @@ def model_settings(shape: tuple[int, int, int], classes: int) -> Model:
         st.caption("Build your own on the Network builder page and it will appear here.")
     base = st.session_state["network_spec"] if choice == BUILDER else preset_spec(choice)
     first = next((layer.param("p") for layer in base.layers if layer.kind == "Dropout"), None)
-    dropout = st.slider("Dropout", 0.0, 0.7, float(first if first is not None else 0.0), 0.05,
-                        key="train_dropout", disabled=first is None,
-                        help="Share of activations zeroed at random while training.")  # fmt: skip
+    left, right = st.columns(2)
+    with left:
+        dropout = st.slider("Dropout", 0.0, 0.7, float(first if first is not None else 0.0), 0.05,
+                            key="train_dropout", disabled=first is None,
+                            help="Share of activations zeroed at random while training.")  # fmt: skip
+    with right:
+        members = st.slider("Ensemble members", 1, MAX_ENSEMBLE, TrainConfig.members, key="train_members",
+                            help="Copies of the network, each from its own random start, trained side by "
+                                 "side; a prediction averages their probabilities. They make different "
+                                 "mistakes on voices they never heard, so together they are right more "
+                                 "often. Each member costs the time of one network: 1 trains fastest.")  # fmt: skip
     try:
         spec, _ = set_dropout(base, dropout)
         spec = spec.with_input_shape(shape).with_num_outputs(classes)
-        count = parameter_count(spec)
+        count = parameter_count(spec.with_members(members))
     except (SpecError, ValueError) as error:
         st.error(f"This network cannot read the features: {error}")
         return Model(None, 0, str(error))
     note = "" if first is not None else " · no Dropout layer in this network"
+    each = f" ({members} members of {count // members:,})" if members > 1 else ""
     st.caption(
-        f"**{count:,} parameters** for input {shape[0]}×{shape[1]}×{shape[2]} and {classes} classes{note}."
+        f"**{count:,} parameters**{each} for input {shape[0]}×{shape[1]}×{shape[2]} and {classes} classes{note}."
     )
-    return Model(spec, count)
+    return Model(spec, count, members=members)
 
 
 def hyperparameters() -> dict:

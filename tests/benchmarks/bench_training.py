@@ -38,10 +38,15 @@ def _bare_epoch(model, optimizer, scheduler, x, y, batch_size: int, generator, d
     for i in range(0, len(order), batch_size):
         index = order[i : i + batch_size]
         xb, yb = x[index].to(device), y[index].to(device)
-        loss = F.cross_entropy(model(xb), yb, label_smoothing=0.1)
+        logits = model(xb)
+        if logits.dim() == 3:  # an ensemble's members, (members, batch, classes): each its own loss
+            loss = sum(F.cross_entropy(member, yb, label_smoothing=0.1) for member in logits)
+        else:
+            loss = F.cross_entropy(logits, yb, label_smoothing=0.1)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        for member in getattr(model, "members", [model]):
+            torch.nn.utils.clip_grad_norm_(member.parameters(), 5.0)
         optimizer.step()
         scheduler.step()
         loss.item()  # a real loop looks at its loss
@@ -92,9 +97,8 @@ def throughput_and_cache(device: torch.device, epochs: int = 4) -> None:
                 if x is None:  # the cache is warm now: build the bare loop's tensors
                     x, y = _prepared(config, dataset, split.train)
                     torch.manual_seed(0)
-                    model = build_model(
-                        preset_spec(config.model, input_shape=tuple(x.shape[1:]), num_outputs=10)
-                    ).to(device)
+                    spec = preset_spec(config.model, input_shape=tuple(x.shape[1:]), num_outputs=10)
+                    model = build_model(spec.with_members(config.members)).to(device)
                     optimizer = torch.optim.AdamW(
                         model.parameters(),
                         lr=config.learning_rate,
@@ -116,7 +120,7 @@ def throughput_and_cache(device: torch.device, epochs: int = 4) -> None:
     steady_train = statistics.median(train_sps[1:])
     steady_bare = statistics.median(bare_sps[1:])
     print(
-        f"device {device}, {len(split.train)} training clips, batch {config.batch_size}, {epochs} epochs interleaved"
+        f"device {device}, {len(split.train)} training clips, batch {config.batch_size}, {epochs} epochs interleaved, {config.members} members"
     )
     print(f"train() samples/s (epochs 2..{epochs}, median): {steady_train:8.1f}")
     print(f"bare loop samples/s (same epochs, median):      {steady_bare:8.1f}")
@@ -146,7 +150,7 @@ def accuracy(device: torch.device, seeds: tuple[int, ...] = (0, 1)) -> None:
     """
     base = dataclasses.replace(TrainConfig(), embeddings=False, tsne=False)
     print(
-        f"default recipe: {base.epochs} epochs, {base.features.n_mels} mels at {base.features.sample_rate} Hz, normalization {base.normalization}, {base.model}, equaliser ±{base.augment.eq_db:g} dB"
+        f"default recipe: {base.epochs} epochs, {base.features.n_mels} mels at {base.features.sample_rate} Hz, normalization {base.normalization}, {base.model} x {base.members} members, equaliser ±{base.augment.eq_db:g} dB"
     )
     print(
         f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; torch threads {torch.get_num_threads()}"
