@@ -84,6 +84,9 @@ def test_train_journey(page, app_url):
     browser.wait_until_idle(page)
     page.get_by_text("t-SNE map of the embeddings").click()  # a PCA map is enough here
     browser.wait_until_idle(page)
+    members = page.get_by_role("slider", name="Ensemble members")
+    assert members.get_attribute("aria-valuetext") == "3"  # the default recipe: three networks
+    page.get_by_text(re.compile(r"\(3 members of [\d,]+\)")).wait_for()
 
     counts = _train_once(page)
     assert max(counts) > 0 and max(counts) > min(counts), counts  # the curve grew live
@@ -98,8 +101,13 @@ def test_train_journey(page, app_url):
 
     rate = page.get_by_role("slider", name="Learning rate")
     rate.focus()
-    rate.press("ArrowRight")  # a second run with the next learning rate
+    rate.press("ArrowRight")  # a second run with the next learning rate, one network
     browser.wait_until_idle(page)
+    members.focus()
+    members.press("Home")
+    browser.wait_until_idle(page)
+    assert members.get_attribute("aria-valuetext") == "1"
+    assert page.get_by_text(re.compile(r"members of [\d,]+\)")).count() == 0
     sid = page.url.split("sid=")[1]
     _train_once(page, reload=True)
     assert page.url.split("sid=")[1] == sid  # the reloaded tab kept its runs
