@@ -41,6 +41,7 @@ from core import paths
 from core.audio import dbfs, peak, resample, rms
 from core.feature_cache import Normalization, fit_frames
 from core.features import AMIN, FeatureConfig, make_feature_transform, power_to_db
+from core.model_spec import member_networks
 
 DEFAULT_TOP_K = 5
 UNSURE_PROBABILITY = 0.5  # below this top probability the answer is "unsure"
@@ -166,13 +167,14 @@ def optimise_for_inference(network: nn.Module) -> nn.Module:
 
     Each Conv2d directly followed by BatchNorm2d in `network.layers` (in each member's, for
     an ensemble) is folded into one convolution (the BatchNorm becomes an Identity, so layer
-    indices stay those of the spec), and 4-D weights use the channels-last layout oneDNN's convolutions prefer. Outputs agree
-    with the original to about 1e-5. The original network is left untouched.
+    indices stay those of the spec), and 4-D weights use the channels-last layout oneDNN's
+    convolutions prefer. Outputs agree with the original to about 1e-5. The original network
+    is left untouched.
     """
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     fast = copy.deepcopy(network).eval()
-    for single in getattr(fast, "members", [fast]):  # an ensemble: each member on its own
+    for single in member_networks(fast):  # an ensemble: each member on its own
         layers = getattr(single, "layers", None)
         if not isinstance(layers, nn.Sequential):
             continue

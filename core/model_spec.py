@@ -923,6 +923,12 @@ class EnsembleNetwork(nn.Module):
     embed = forward_features
 
 
+def member_networks(model: nn.Module) -> list[nn.Module]:
+    """The single networks inside `model`: an ensemble's members, else [model] itself."""
+    members = getattr(model, "members", None)
+    return list(members) if isinstance(members, nn.ModuleList) else [model]
+
+
 def build_model(spec: ModelSpec) -> SpecNetwork | EnsembleNetwork:
     """Build the spec's network (fresh random weights, on the CPU; move it with `.to(device)`).
 

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.features import FeatureConfig, make_window, mel_filterbank
+from core.model_spec import member_networks
 
 METHODS = ("occlusion", "grad-cam")
 PLAYBACK_MODES = ("time", "time-frequency")
@@ -110,8 +111,8 @@ def grad_cam(network: nn.Module, x: torch.Tensor, target: int) -> np.ndarray:
     An ensemble's map is the mean of its members' maps (each member's evidence counts the
     same), scaled to a maximum of 1 again.
     """
-    members = getattr(network, "members", None)
-    if isinstance(members, nn.ModuleList):
+    members = member_networks(network)
+    if len(members) > 1:
         cam = np.mean([grad_cam(member, x, target) for member in members], axis=0)
         top = float(cam.max())
         return (cam / top if top > 0 else cam).astype(np.float32)

@@ -61,7 +61,7 @@ from core.feature_cache import (
     fit_normalization,
 )
 from core.features import FeatureConfig
-from core.model_spec import MAX_MEMBERS, average_members
+from core.model_spec import MAX_MEMBERS, average_members, member_networks
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "one_cycle")
@@ -743,8 +743,7 @@ class _Trainer:
 
     def _clip_gradients(self) -> None:
         """Clip each member's gradient norm on its own (as if trained alone)."""
-        members = getattr(self.model, "members", [self.model])
-        for member in members:
+        for member in member_networks(self.model):
             nn.utils.clip_grad_norm_(member.parameters(), self.config.grad_clip_norm)
 
     def _loss(self, logits, y, partner, lam) -> torch.Tensor:

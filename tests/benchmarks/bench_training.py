@@ -24,7 +24,7 @@ from core.datasets import builtin_digits, split_dataset
 from core.device import resolve_device
 from core.feature_cache import FeatureCache, clear_memory_cache, fit_frames
 from core.model_presets import preset_spec
-from core.model_spec import build_model
+from core.model_spec import build_model, member_networks
 from core.train import TrainConfig, train
 
 SPEAKERS = ("george", "jackson", "lucas", "nicolas")
@@ -45,7 +45,7 @@ def _bare_epoch(model, optimizer, scheduler, x, y, batch_size: int, generator, d
             loss = F.cross_entropy(logits, yb, label_smoothing=0.1)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        for member in getattr(model, "members", [model]):
+        for member in member_networks(model):
             torch.nn.utils.clip_grad_norm_(member.parameters(), 5.0)
         optimizer.step()
         scheduler.step()
