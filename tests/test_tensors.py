@@ -11,14 +11,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.audio import load_audio
-from core.tensors import conversions, generators, memory
-from core.tensors.broadcasting import apply_spectral_gain, band_gain_curve, explain_broadcast
+from core.tensors import conversions, generators, memory, ranks
+from core.tensors.broadcasting import (
+    apply_spectral_gain,
+    band_gain_curve,
+    explain_broadcast,
+    stretched_operands,
+)
 from core.tensors.matmul import (
+    PRODUCT_EXAMPLES,
     batched_matmul_demo,
+    compare_products,
     explain_matmul_shapes,
     matmul_by_cells,
     matmul_cell,
     matmul_partial,
+    small_int_operands,
 )
 from core.tensors.ranks import (
     TensorInputError,
@@ -195,27 +203,75 @@ def test_gain_on_a_builtin_clip_keeps_length_and_stays_finite(music_clips):
 # --- memory -----------------------------------------------------------------------------------
 
 
-def test_assignment_facts_agree_with_data_ptr_and_version():
+def _reference(statement: str, x: torch.Tensor, y: torch.Tensor) -> dict:
+    """The plain statements run by exec: which names share X's memory, were written, see PROBE."""
+    ns = {"X": x.clone(), "Y": y.clone()}
+    exec(memory.SETUP, {}, ns)
+    versions = {name: ns[name]._version for name in ns}
+    objects = dict(ns)
+    exec(statement, {}, ns)
+    written = tuple(n for n in ns if ns[n] is objects[n] and ns[n]._version != versions[n])
+    values = {n: ns[n].tolist() for n in ns}
+    exec(memory.PROBE, {}, ns)
+    seeing = tuple(n for n in ns if ns[n].tolist() != values[n])
+    return {"written": written, "seeing": seeing, "values": values}
+
+
+# The course notes' facts for each statement: what the assigned name becomes, which names see a
+# write made by the statement, and whether Y follows a later in-place change to X.
+NOTES = {
+    "Y = X": (memory.ALIAS, (), True),
+    "Y = X.clone()": (memory.NEW, (), False),
+    "Y = X[1:]": (memory.VIEW, (), True),
+    "Y = X + 1": (memory.NEW, (), False),
+    "X += 1": (memory.WRITTEN, ("X", "X_old"), False),
+    "X.add_(1)": (memory.WRITTEN, ("X", "X_old"), False),
+    "X = X + 1": (memory.NEW, (), False),
+    "Y += X": (memory.WRITTEN, ("Y", "Y_old"), False),
+    "Y[:] = Y + X": (memory.WRITTEN, ("Y", "Y_old"), False),
+    "Y = Y + X": (memory.NEW, (), False),
+}
+
+
+@pytest.mark.parametrize("statement", list(NOTES))
+def test_assignment_experiment_agrees_with_plain_python_and_the_notes(statement):
     x, y = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([10.0, 20.0, 30.0])
-    for statement, code in {
-        "Y = X": "Y = X",
-        "Y += X": "Y += X",
-        "Y[:] = Y + X": "Y[:] = Y + X",
-        "Y = Y + X": "Y = Y + X",
-    }.items():
-        report = memory.run_assignment(statement, x, y)
-        ns = {"X": x.clone(), "Y": y.clone()}
-        ns["Y_old"] = ns["Y"]
-        ptr, version = ns["Y"].data_ptr(), ns["Y"]._version
-        exec(code, {}, ns)  # the plain statement, as the reference
-        assert report.y_same_memory == (ns["Y"].data_ptr() == ptr), statement
-        assert report.in_place == (ns["Y_old"]._version != version), statement
-        after = {s.name: s for s in report.after}
-        assert after["Y"].values == tuple(ns["Y"].tolist())
-        assert after["Y_old"].values == tuple(ns["Y_old"].tolist())
-    assert memory.run_assignment("Y += X", x, y).names_seeing_change == ("Y", "Y_old")
-    assert memory.run_assignment("Y = Y + X", x, y).names_seeing_change == ("Y",)
+    report = memory.run_assignment(statement, x, y)
+    reference = _reference(statement, x, y)
+    assert set(report.names_written) == set(reference["written"])
+    assert set(report.names_seeing_probe) == set(reference["seeing"])
+    after = {s.name: s.values for s in report.after}
+    assert all(list(after[n]) == reference["values"][n] for n in after)
+    outcome, written, y_follows_x = NOTES[statement]
+    assert report.outcomes[report.target] == outcome
+    assert report.names_written == written
+    assert ("Y" in report.names_seeing_probe) == y_follows_x
+    summary = report.summary
+    if written:
+        assert "written in place" in summary and "No existing memory was written" not in summary
+    else:
+        assert "No existing memory was written: moving a name changes no data" in summary
+    assert ("Y too, because Y shares X's memory" in summary) == y_follows_x
     assert torch.equal(y, torch.tensor([10.0, 20.0, 30.0]))  # the inputs are never touched
+
+
+def test_assignment_is_a_second_name_not_new_memory():
+    report = memory.run_assignment("Y = X", torch.ones(3), torch.zeros(3))
+    assert "Y is another name for the tensor X names: nothing copied" in report.summary
+    assert "new memory" not in report.summary
+    assert "does not copy" in report.explanation
+    after = {s.name: s for s in report.after}
+    assert after["Y"].data_ptr == after["X"].data_ptr  # one memory, two names
+    probe = {s.name: s.values for s in report.after_probe}
+    assert probe["Y"] == probe["X"] == (101.0, 101.0, 101.0)  # X changed in place: Y too
+    assert probe["Y_old"] == (0.0, 0.0, 0.0)
+    clone = memory.run_assignment("Y = X.clone()", torch.ones(3), torch.zeros(3))
+    assert "new memory" in clone.summary and "copies" in clone.explanation
+    view = memory.run_assignment("Y = X[1:]", torch.arange(3.0), torch.zeros(3))
+    y_after = next(s for s in view.after if s.name == "Y")
+    x_after = next(s for s in view.after if s.name == "X")
+    assert y_after.storage_ptr == x_after.storage_ptr and y_after.storage_offset == 1
+    assert y_after.data_ptr == x_after.data_ptr + 4  # one float32 further along
 
 
 def test_views_share_storage_and_copies_do_not():
@@ -236,10 +292,24 @@ def test_numpy_shares_and_python_values_copy():
     assert before.other_values == after.other_values and after.tensor_values[0] == 15.0
 
 
-def test_leaf_in_place_shows_autograds_error():
-    message, fixed = memory.leaf_in_place_error()
+def test_leaf_in_place_shows_autograds_error_and_the_leaf_rule():
+    message, fixes = memory.leaf_in_place_error()
+    w = torch.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError) as info:
+        w.add_(1)
+    assert message == str(info.value)  # torch's own words
     assert "leaf Variable that requires grad" in message
-    assert "0.9000" in fixed
+    rule = memory.LEAF_RULE
+    assert "leaf" in rule and "accumulates gradients" in rule
+    assert "torch.no_grad()" in rule and "w.data" in rule and "w.detach()" in rule
+    assert "saved" not in rule  # the rule for tensors saved for backward is another one
+    assert [f.code for f in fixes] == [
+        "with torch.no_grad(): w.sub_(0.1)",
+        "w.data.sub_(0.1)",
+        "w.detach().sub_(0.1)",
+    ]
+    for fix in fixes:  # each really changed w, and w is still a parameter
+        assert fix.w_after == pytest.approx((0.9, 0.9, 0.9)) and fix.requires_grad
 
 
 # --- conversions ------------------------------------------------------------------------------
@@ -355,3 +425,165 @@ def test_storage_figure_has_one_box_per_storage():
 def test_parse_shape_refuses_absurd_digits():
     with pytest.raises(TensorInputError, match="far too large"):
         parse_shape("9" * 5000)
+
+
+def test_storage_figure_draws_a_view_on_its_base_storage():
+    from core.viz.tensors import storage_figure
+
+    view = memory.run_assignment("Y = X[1:]", torch.arange(3.0), torch.zeros(3))
+    figure = storage_figure(view.after)
+    assert len(figure.layout.shapes) == 2  # X, X_old and the view Y | Y_old
+    assert any("Y</b> (offset 1)" in a.text for a in figure.layout.annotations)
+
+
+# --- issue 17: empty tensors, the torch code, devices, products, stretched copies, NumPy ------
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (3, 0), (0, 3, 4), (0,), (2, 0, 3)])
+def test_empty_tensors_are_drawn_and_explained(shape):
+    from core.viz.tensors import tensor_heatmap
+
+    tensor = build_tensor(TensorSpec(shape, "arange"))
+    assert tensor.shape == shape and describe_tensor(tensor).numel == 0
+    figure = tensor_heatmap(tensor)
+    assert f"shape {shape}: 0 elements" in figure.layout.annotations[0].text
+    facts = {f.code: f.result for f in ranks.empty_tensor_facts(tensor)}
+    plain = torch.zeros(shape)
+    assert facts["T.sum()"] == str(plain.sum()) == "tensor(0.)"
+    assert facts["T.prod()"] == str(plain.prod()) == "tensor(1.)"
+    assert facts["T.float().mean()"] == "tensor(nan)"
+    with pytest.raises(RuntimeError) as info:
+        plain.max()
+    assert facts["T.max()"] == f"RuntimeError: {str(info.value).splitlines()[0]}"
+
+
+def test_matmul_figure_with_an_empty_inner_size():
+    from core.viz.tensors import matmul_step_figure
+
+    a, b = torch.ones(2, 0), torch.ones(0, 2)
+    figure = matmul_step_figure(a, b, matmul_partial(a, b, 4), 1, 1)
+    assert np.array_equal(figure.data[2].z, np.zeros((2, 2)))  # sums of nothing are 0
+
+
+@pytest.mark.parametrize("fill", ranks.FILLS)
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int64", "uint8", "bool"])
+@pytest.mark.parametrize("shape", [(), (4,), (2, 3), (0, 3)])
+def test_torch_code_builds_the_same_tensor(fill, dtype, shape):
+    values = ", ".join(str(1.5 * i - 2) for i in range(math.prod(shape)))
+    spec = TensorSpec(shape, fill, dtype, seed=3, values=values)
+    built = eval(ranks.torch_code(spec), {"torch": torch})  # what a student would paste
+    expected = build_tensor(spec)
+    assert built.dtype == expected.dtype and torch.equal(built, expected)
+
+
+def test_moving_to_the_cpu_is_no_copy():
+    tensor = torch.ones(3, 4)
+    move = ranks.move_to_device(tensor, "cpu")
+    assert move.same_object and tensor.to("cpu") is tensor
+    assert move.nbytes == 48 and move.mixed_error is None and "RSS" in move.counter
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_moving_to_cuda_grows_and_frees_the_allocated_counter():
+    tensor = torch.ones(1000, 1000)
+    move = ranks.move_to_device(tensor, "cuda")
+    assert not move.same_object
+    grew = move.allocated_after - move.allocated_before
+    assert 4_000_000 <= grew < 4_000_000 + 512 * 1024
+    assert move.allocated_after_del == move.allocated_before
+    assert "Expected all tensors to be on the same device" in move.mixed_error
+    scalar = ranks.move_to_device(torch.tensor(2.0), "cuda")
+    assert scalar.mixed_error is None  # a CPU scalar may join a GPU operation
+
+
+@pytest.mark.parametrize("example", list(PRODUCT_EXAMPLES))
+def test_products_side_by_side_agree_with_plain_torch(example):
+    a, b = small_int_operands(*PRODUCT_EXAMPLES[example])
+    calls = {
+        "A * B": lambda: a * b,
+        "A @ B": lambda: a @ b,
+        "torch.matmul(A, B)": lambda: torch.matmul(a, b),
+        "torch.mm(A, B)": lambda: torch.mm(a, b),
+        "torch.mv(A, B)": lambda: torch.mv(a, b),
+        "torch.dot(A, B)": lambda: torch.dot(a, b),
+        "torch.bmm(A, B)": lambda: torch.bmm(a, b),
+    }
+    rows = compare_products(a, b)
+    assert [r.code for r in rows] == list(calls)
+    for row in rows:
+        try:
+            expected = calls[row.code]()
+        except RuntimeError as error:
+            assert row.out_shape is None and row.error == str(error).splitlines()[0]
+            continue
+        assert row.error is None and torch.equal(row.result, expected)
+        assert row.out_shape == tuple(expected.shape)
+
+
+def test_product_costs_and_refusals():
+    a, b = small_int_operands((2, 3), (3,))
+    rows = {r.code: r for r in compare_products(a, b)}
+    assert rows["A * B"].cost == "6 multiplications, no additions"  # (2, 3) * (3,) -> (2, 3)
+    assert rows["torch.mv(A, B)"].cost == "6 multiply-adds"  # 2 rows x 3 products
+    assert rows["torch.mm(A, B)"].error == "mat2 must be a matrix"
+    a, b = small_int_operands((4, 2, 3), (4, 3, 2))
+    rows = {r.code: r for r in compare_products(a, b)}
+    assert rows["torch.bmm(A, B)"].cost == "48 multiply-adds" == rows["A @ B"].cost
+    column, row = small_int_operands((3, 1), (1, 3))
+    products = compare_products(column, row)
+    assert torch.equal(products[0].result, products[1].result)  # an outer product both ways
+
+
+@pytest.mark.parametrize("shapes", [((3, 1), (4,)), ((8, 64, 431), (64, 1)), ((2, 1, 3), (4, 1))])
+def test_stretched_copies_are_views_that_match_broadcast_tensors(shapes):
+    report, operands, total = stretched_operands(*shapes)
+    values = [o.values for o in operands]
+    expected = torch.broadcast_tensors(*values)
+    for operand, reference in zip(operands, expected, strict=True):
+        assert torch.equal(operand.expanded, reference)
+        assert operand.expanded_stride == tuple(reference.stride())
+        assert operand.same_data_ptr  # nothing copied
+        assert operand.storage_bytes == operand.values.numel() * 4
+        assert operand.logical_bytes == math.prod(report.result_shape) * 4
+    for index, dim in report.stretched:  # stride 0 exactly where a dimension repeats
+        assert operands[index].expanded_stride[dim] == 0
+    assert torch.equal(total, values[0] + values[1])
+    assert stretched_operands((2, 3), (4,))[1] is None  # incompatible: nothing built
+
+
+def test_from_numpy_shares_and_tensor_copies():
+    sharing, steps = conversions.numpy_bridge_demo()
+    assert sharing == {
+        "torch.from_numpy(a)": True,
+        "torch.tensor(a)": False,
+        "torch.as_tensor(a)": True,
+    }
+    changed = steps[1]  # a[0] = 100
+    assert changed.array[0] == changed.shared[0] == changed.as_tensor[0] == 100.0
+    assert changed.copied[0] == 0.0
+    last = steps[2]  # the shared tensor doubled in place: the array doubled
+    assert last.array == last.shared == (200.0, 2.0, 4.0, 6.0)
+
+
+def test_numpy_needs_a_cpu_tensor_without_grad():
+    attempts = {a.code: a for a in conversions.to_numpy_attempts("cpu")}
+    with pytest.raises(RuntimeError) as info:
+        torch.ones(3, requires_grad=True).numpy()
+    assert not attempts["w.numpy()"].ok
+    assert attempts["w.numpy()"].result == f"RuntimeError: {info.value}"
+    assert attempts["w.detach().numpy()"].ok and attempts["w.detach().cpu().numpy()"].ok
+    # The refusal shown for GPUs on a CPU-only machine is torch's template for any device
+    with pytest.raises(TypeError) as info:
+        torch.ones(3, device="meta").numpy()
+    assert f"TypeError: {info.value}" == conversions.GPU_NUMPY_ERROR.format(device="meta")
+    meta = conversions.to_numpy_attempts("meta")
+    assert meta[2].result == conversions.GPU_NUMPY_ERROR.format(device="meta")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_numpy_on_a_gpu_tensor_is_refused_with_the_text_shown_on_cpu_machines():
+    attempts = conversions.to_numpy_attempts("cuda:0")
+    assert attempts[2].result == conversions.GPU_NUMPY_ERROR.format(device="cuda:0")
+    assert attempts[3].ok

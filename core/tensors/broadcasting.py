@@ -87,6 +87,7 @@ AUDIO_SHAPE_EXAMPLES = {
     "STFT × per-bin gain": ((1025, 431), (1025, 1)),
     "mistake: gain per band without the 1": ((8, 64, 431), (64,)),
     "stereo waveform × per-channel gain": ((2, 44100), (2, 1)),
+    "tiny: column (3, 1) and row (4,)": ((3, 1), (4,)),
 }
 
 
@@ -144,3 +145,58 @@ def apply_spectral_gain(
         tuple(spec.shape),
         tuple(gain.shape),
     )
+
+
+@dataclass(frozen=True)
+class StretchedOperand:
+    """One operand of a broadcast, and the stretched copy torch pretends to make of it."""
+
+    shape: tuple[int, ...]
+    values: torch.Tensor  # the operand itself: 0, 1, 2, ... (operand 2 counts in tens)
+    expanded: torch.Tensor  # values.expand(result shape): a view, nothing copied
+    stride: tuple[int, ...]  # the operand's own stride
+    expanded_stride: tuple[int, ...]  # 0 along every stretched dimension
+    same_data_ptr: bool  # the expanded view starts at the operand's first element
+    storage_bytes: int  # memory that really exists
+    logical_bytes: int  # what a real copy of the stretched tensor would need
+
+
+MAX_STRETCH_OPERAND = 1_000_000  # elements of an operand we build to show its stretched view
+
+
+def stretched_operands(
+    *shapes: tuple[int, ...],
+) -> tuple[BroadcastReport, list[StretchedOperand] | None, torch.Tensor | None]:
+    """Build each operand (operand i filled with i*10 + 0, 1, 2, ...; float32), expand it to
+    the broadcast shape and measure what `expand` made: strides (0 where a dimension is
+    stretched), the same data_ptr, and the bytes that exist against the bytes a copy would need.
+
+    Returns (report, operands, their sum computed by torch); operands and sum are None when
+    the shapes do not broadcast or an operand would exceed MAX_STRETCH_OPERAND elements.
+    `expand` allocates nothing, so even a huge stretched shape costs only its operand.
+    """
+    report = explain_broadcast(*shapes)
+    if not report.ok or any(math.prod(s) > MAX_STRETCH_OPERAND for s in report.shapes):
+        return report, None, None
+    operands = []
+    tensors = []
+    for i, shape in enumerate(report.shapes):
+        values = torch.arange(math.prod(shape), dtype=torch.float32).reshape(shape) + 10 * i
+        tensors.append(values)
+        expanded = values.expand(report.result_shape)
+        operands.append(
+            StretchedOperand(
+                shape,
+                values,
+                expanded,
+                tuple(values.stride()),
+                tuple(expanded.stride()),
+                expanded.data_ptr() == values.data_ptr(),
+                values.untyped_storage().nbytes(),
+                expanded.numel() * expanded.element_size(),
+            )
+        )
+    total = tensors[0]
+    for tensor in tensors[1:]:
+        total = total + tensor
+    return report, operands, total

@@ -171,3 +171,88 @@ def round_trips(value: float = 0.1) -> list[RoundTrip]:
             "int() truncates toward zero",
         ),
     ]
+
+
+@dataclass(frozen=True)
+class BridgeStep:
+    code: str
+    array: tuple[float, ...]  # the NumPy array a
+    shared: tuple[float, ...]  # torch.from_numpy(a)
+    copied: tuple[float, ...]  # torch.tensor(a)
+    as_tensor: tuple[float, ...]  # torch.as_tensor(a)
+
+
+def numpy_bridge_demo() -> tuple[dict[str, bool], list[BridgeStep]]:
+    """From NumPy to torch, run for real: `torch.from_numpy(a)` (and `torch.as_tensor(a)` for
+    a CPU array of a torch dtype) wrap a's memory, `torch.tensor(a)` always copies.
+
+    Returns ({constructor: shares a's memory}, the values of every object after each step).
+    """
+    a = np.arange(4, dtype=np.float32)
+    shared, copied, as_tensor = torch.from_numpy(a), torch.tensor(a), torch.as_tensor(a)
+    address = a.__array_interface__["data"][0]
+    sharing = {
+        "torch.from_numpy(a)": shared.data_ptr() == address,
+        "torch.tensor(a)": copied.data_ptr() == address,
+        "torch.as_tensor(a)": as_tensor.data_ptr() == address,
+    }
+
+    def step(code: str) -> BridgeStep:
+        return BridgeStep(
+            code,
+            tuple(a.tolist()),
+            tuple(shared.tolist()),
+            tuple(copied.tolist()),
+            tuple(as_tensor.tolist()),
+        )
+
+    steps = [step("a = np.arange(4, dtype=np.float32)")]
+    a[0] = 100.0
+    steps.append(step("a[0] = 100"))
+    shared.mul_(2)
+    steps.append(step("torch.from_numpy(a).mul_(2)"))
+    return sharing, steps
+
+
+# torch's refusal for a tensor on a GPU (the device name filled in), shown on machines without
+# one; tests check it against the same refusal for a tensor on the "meta" device.
+GPU_NUMPY_ERROR = (
+    "TypeError: can't convert {device} device type tensor to numpy. Use Tensor.cpu() to copy "
+    "the tensor to host memory first."
+)
+
+
+@dataclass(frozen=True)
+class NumpyAttempt:
+    code: str
+    ok: bool
+    result: str  # the array's repr, or torch's real error "TypeName: message"
+
+
+def to_numpy_attempts(device: torch.device | str = "cpu") -> list[NumpyAttempt]:
+    """`.numpy()` on a tensor that requires grad, and (when `device` is not the CPU) on a
+    tensor on that device, each run for real, then the recipe that always works:
+    `.detach().cpu().numpy()`.
+    """
+    device = torch.device(device)
+    w = torch.ones(3, requires_grad=True)
+    attempts: list[tuple[str, object]] = [
+        ("w.numpy()", lambda: w.numpy()),
+        ("w.detach().numpy()", lambda: w.detach().numpy()),
+    ]
+    if device.type != "cpu":
+        on_device = w.detach().to(device)
+        attempts += [
+            (f"w.detach().to('{device}').numpy()", lambda: on_device.numpy()),
+            (f"w.detach().to('{device}').cpu().numpy()", lambda: on_device.cpu().numpy()),
+        ]
+    else:
+        attempts.append(("w.detach().cpu().numpy()", lambda: w.detach().cpu().numpy()))
+    results = []
+    for code, attempt in attempts:
+        try:
+            results.append(NumpyAttempt(code, True, repr(attempt())))
+        except (RuntimeError, TypeError) as error:
+            message = str(error).splitlines()[0]
+            results.append(NumpyAttempt(code, False, f"{type(error).__name__}: {message}"))
+    return results

@@ -163,3 +163,68 @@ def batched_matmul_demo(
     a = torch.randint(-3, 4, a_shape, generator=generator).float()
     b = torch.randint(-3, 4, b_shape, generator=generator).float()
     return report, a @ b
+
+
+@dataclass(frozen=True)
+class ProductRow:
+    """One product function applied to the same two tensors."""
+
+    code: str
+    accepts: str  # the shapes this function is defined for
+    out_shape: tuple[int, ...] | None  # None when torch refused
+    result: torch.Tensor | None
+    cost: str  # multiply-adds (or multiplications, for *)
+    error: str | None  # torch's real error message, first line
+
+
+PRODUCTS: dict[str, tuple[str, object]] = {
+    "A * B": ("any two shapes that broadcast; multiplies matching elements", torch.mul),
+    "A @ B": ("same as torch.matmul", torch.matmul),
+    "torch.matmul(A, B)": ("1-D to n-D: vectors, matrices, batches that broadcast", torch.matmul),
+    "torch.mm(A, B)": ("two matrices only: (m, k) and (k, p)", torch.mm),
+    "torch.mv(A, B)": ("a matrix and a vector only: (m, k) and (k,)", torch.mv),
+    "torch.dot(A, B)": ("two vectors of the same length only: (k,) and (k,)", torch.dot),
+    "torch.bmm(A, B)": ("two batches of matrices only: (b, m, k) and (b, k, p)", torch.bmm),
+}
+
+
+def compare_products(a: torch.Tensor, b: torch.Tensor) -> list[ProductRow]:
+    """Run `*`, `@` and torch's product functions on the same a and b, each for real.
+
+    The elementwise product costs one multiplication per output element and adds nothing;
+    every matrix-type product costs (batch) * m * k * p multiply-adds, the same number
+    whichever function computes it (see explain_matmul_shapes).
+    """
+    rows = []
+    for code, (accepts, function) in PRODUCTS.items():
+        try:
+            result = function(a, b)
+        except (RuntimeError, IndexError, TypeError) as error:
+            rows.append(ProductRow(code, accepts, None, None, "", str(error).splitlines()[0]))
+            continue
+        if code == "A * B":
+            cost = f"{result.numel():,} multiplications, no additions"
+        else:
+            cost = f"{explain_matmul_shapes(tuple(a.shape), tuple(b.shape)).macs:,} multiply-adds"
+        rows.append(ProductRow(code, accepts, tuple(result.shape), result, cost, None))
+    return rows
+
+
+PRODUCT_EXAMPLES = {
+    "two matrices (2, 2) and (2, 2)": ((2, 2), (2, 2)),
+    "matrix and vector (2, 3) and (3,)": ((2, 3), (3,)),
+    "two vectors (3,) and (3,)": ((3,), (3,)),
+    "batch of matrices (4, 2, 3) and (4, 3, 2)": ((4, 2, 3), (4, 3, 2)),
+    "batch and one matrix (4, 2, 3) and (3, 2)": ((4, 2, 3), (3, 2)),
+    "column and row (3, 1) and (1, 3)": ((3, 1), (1, 3)),
+}
+
+
+def small_int_operands(
+    a_shape: tuple[int, ...], b_shape: tuple[int, ...], seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded float tensors of small whole numbers (-3..3): every product is checkable by hand."""
+    generator = torch.Generator().manual_seed(seed)
+    a = torch.randint(-3, 4, a_shape, generator=generator).float()
+    b = torch.randint(-3, 4, b_shape, generator=generator).float()
+    return a, b

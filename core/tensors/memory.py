@@ -1,7 +1,11 @@
 """Names, storage and the version counter: live experiments on what assignment and views share.
 
 Every experiment really runs the statement on fresh tensors and reports what torch says
-(`data_ptr`, `_version`, values), so the explanation can never drift from the behaviour.
+(`data_ptr`, the storage, `_version`, values), so the explanation can never drift from the
+behaviour. The facts taught (as in the course notes): assignment never copies, it gives the
+same tensor a second name; `Y = Y + X` computes into new memory and moves the name;
+`Y += X`, `Y[:] = ...` and methods ending in `_` write into the memory the tensor already has;
+a view is a new tensor object over the same memory; `.clone()` copies.
 """
 
 from __future__ import annotations
@@ -11,9 +15,41 @@ from dataclasses import dataclass
 
 import torch
 
+# Before each statement `X_old = X` and `Y_old = Y` run, so a name that moves leaves a name behind
+# on the tensor it left: the _old names show whether memory was written or a name was rebound.
+SETUP = "X_old = X; Y_old = Y"
+# After the statement X's memory is changed in place, to see for real which names share it.
+PROBE = "X.add_(100)"
+
 
 def _alias(ns: dict) -> None:
     ns["Y"] = ns["X"]
+
+
+def _clone(ns: dict) -> None:
+    ns["Y"] = ns["X"].clone()
+
+
+def _view_tail(ns: dict) -> None:
+    ns["Y"] = ns["X"][1:]
+
+
+def _new_from_x(ns: dict) -> None:
+    ns["Y"] = ns["X"] + 1
+
+
+def _x_add_in_place(ns: dict) -> None:
+    x = ns["X"]
+    x += 1
+    ns["X"] = x
+
+
+def _x_add_method(ns: dict) -> None:
+    ns["X"].add_(1)
+
+
+def _x_rebind(ns: dict) -> None:
+    ns["X"] = ns["X"] + 1
 
 
 def _add_in_place(ns: dict) -> None:
@@ -32,14 +68,33 @@ def _rebind_to_new(ns: dict) -> None:
 
 ASSIGNMENT_STATEMENTS: dict[str, Callable[[dict], None]] = {
     "Y = X": _alias,
+    "Y = X.clone()": _clone,
+    "Y = X[1:]": _view_tail,
+    "Y = X + 1": _new_from_x,
+    "X += 1": _x_add_in_place,
+    "X.add_(1)": _x_add_method,
+    "X = X + 1": _x_rebind,
     "Y += X": _add_in_place,
     "Y[:] = Y + X": _slice_assign,
     "Y = Y + X": _rebind_to_new,
 }
 
 ASSIGNMENT_EXPLANATIONS = {
-    "Y = X": "Assignment never copies: Y becomes a second name for X's memory. Nothing is "
-    "computed; Y_old still names the old Y. Change X in place now and Y changes too.",
+    "Y = X": "Assignment does not copy: Y becomes a second name for the very tensor X names, "
+    "so both share one memory. Nothing is computed or written. That is why changing X in place "
+    "afterwards changes Y too.",
+    "Y = X.clone()": "`clone()` copies the numbers into new memory: Y starts equal to X but is "
+    "independent, so the later change to X does not reach Y.",
+    "Y = X[1:]": "Slicing makes a view: a new tensor object over X's memory, starting one "
+    "element later (storage offset 1). No numbers are copied, so the change to X shows in Y.",
+    "Y = X + 1": "`X + 1` computes a new tensor in new memory, and the name Y moves to it. "
+    "X is not touched; the later change to X does not reach Y.",
+    "X += 1": "In place: the sum is written into X's own memory (same data_ptr, the version "
+    "counter moves), so every name for that memory, X_old too, sees it.",
+    "X.add_(1)": "A method ending in `_` works in place, like `+=`: X's memory is written, "
+    "X_old sees it, no new memory is made.",
+    "X = X + 1": "Unlike `X += 1`, this computes X + 1 into new memory and moves the name X "
+    "there. X_old still names the old memory, unchanged.",
     "Y += X": "In place: the sum is written into Y's own memory. Same data_ptr, the version "
     "counter moves, and every name for that memory (Y_old too) sees the new values.",
     "Y[:] = Y + X": "Y + X is computed into a temporary tensor, then copied into Y's memory "
@@ -48,57 +103,127 @@ ASSIGNMENT_EXPLANATIONS = {
     "memory still exists because Y_old names it, unchanged.",
 }
 
+# What happened to one name, from the identities and version counters before and after.
+UNCHANGED, WRITTEN, ALIAS, VIEW, NEW = "unchanged", "written", "alias", "view", "new"
+OUTCOME_TEXT = {
+    UNCHANGED: "the same tensor as before, unchanged",
+    WRITTEN: "the same tensor as before, its memory written in place",
+    ALIAS: "another name for an existing tensor: nothing copied",
+    VIEW: "a view: a new tensor object over existing memory",
+    NEW: "a new tensor in new memory",
+}
+
 
 @dataclass(frozen=True)
 class NameSnapshot:
     """One name as the experiment sees it."""
 
     name: str
-    data_ptr: int  # address of the first element
-    version: int  # torch's in-place version counter of the storage
+    data_ptr: int  # address of the tensor's first element
+    version: int  # torch's in-place version counter (shared by a tensor and its views)
     values: tuple[float, ...]
+    storage_ptr: int = 0  # address of the whole storage: equal for a tensor and its views
+    storage_offset: int = 0  # elements from the storage's start to the first element
 
 
 @dataclass(frozen=True)
 class AliasExperiment:
+    """`SETUP; statement; PROBE` run for real, with every name recorded after each step."""
+
     statement: str
-    before: tuple[NameSnapshot, ...]  # X, Y, Y_old (Y_old = Y was run first)
-    after: tuple[NameSnapshot, ...]
-    y_same_memory: bool  # Y's data_ptr did not change
-    in_place: bool  # Y's storage was written (its version moved)
-    names_seeing_change: tuple[str, ...]  # names whose values changed
+    target: str  # the name the statement assigns to or changes: "X" or "Y"
+    before: tuple[NameSnapshot, ...]  # X, X_old, Y, Y_old after SETUP
+    after: tuple[NameSnapshot, ...]  # after the statement
+    after_probe: tuple[NameSnapshot, ...]  # after PROBE changed X's memory in place
+    outcomes: dict[str, str]  # name -> UNCHANGED, WRITTEN, ALIAS, VIEW or NEW
+    names_written: tuple[str, ...]  # names whose memory the statement wrote (not rebindings)
+    names_seeing_probe: tuple[str, ...]  # names whose values PROBE changed: X's memory
+    shares_with_x: bool  # after the statement, the target and X share memory
     explanation: str
+
+    @property
+    def summary(self) -> str:
+        """Three sentences built only from the measured facts."""
+        outcome = OUTCOME_TEXT[self.outcomes[self.target]]
+        if self.outcomes[self.target] == ALIAS:
+            now = next(s for s in self.after if s.name == self.target)
+            owner = next(s.name for s in self.before if s.data_ptr == now.data_ptr)
+            outcome = f"another name for the tensor {owner} names: nothing copied"
+        written = ", ".join(self.names_written)
+        y_shares = self.after[2].storage_ptr == self.after[0].storage_ptr
+        return (
+            f"After `{self.statement}`, {self.target} is {outcome}. "
+            + (
+                f"Memory was written in place, and every name for it sees that: {written}. "
+                if written
+                else "No existing memory was written: moving a name changes no data. "
+            )
+            + f"Then `{PROBE}` changed X's memory in place: "
+            + ", ".join(self.names_seeing_probe)
+            + (
+                " changed with it; Y too, because Y shares X's memory."
+                if y_shares
+                else " changed with it; Y did not, because Y has memory of its own."
+            )
+        )
 
 
 def _snapshot(ns: dict) -> tuple[NameSnapshot, ...]:
     return tuple(
-        NameSnapshot(name, t.data_ptr(), t._version, tuple(float(v) for v in t.flatten().tolist()))
+        NameSnapshot(
+            name,
+            t.data_ptr(),
+            t._version,
+            tuple(float(v) for v in t.flatten().tolist()),
+            t.untyped_storage().data_ptr(),
+            t.storage_offset(),
+        )
         for name, t in ns.items()
     )
 
 
-def run_assignment(statement: str, x: torch.Tensor, y: torch.Tensor) -> AliasExperiment:
-    """Run one of ASSIGNMENT_STATEMENTS on clones of x and y (same shape) and record names.
+def _outcome(name: str, before: dict, after: dict, versions: dict[int, int]) -> str:
+    tensor = after[name]
+    if tensor is before[name]:
+        return WRITTEN if tensor._version != versions[id(tensor)] else UNCHANGED
+    if any(tensor is old for old in before.values()):
+        return ALIAS
+    storages = {old.untyped_storage().data_ptr() for old in before.values()}
+    return VIEW if tensor.untyped_storage().data_ptr() in storages else NEW
 
-    A third name `Y_old = Y` is bound before the statement, so the report shows which names
-    see a change made through Y.
+
+def run_assignment(statement: str, x: torch.Tensor, y: torch.Tensor) -> AliasExperiment:
+    """Run `SETUP; statement; PROBE` on clones of x and y and record every name after each step.
+
+    x and y: 1-D tensors (any length, any float dtype); they are never changed. Names whose
+    memory the statement wrote are found by torch's version counter, not by comparing values,
+    so a rebinding (`Y = X`) is never counted as a change to data.
     """
     if statement not in ASSIGNMENT_STATEMENTS:
         raise ValueError(f"unknown statement {statement!r}")
     ns = {"X": x.detach().clone(), "Y": y.detach().clone()}
-    ns["Y_old"] = ns["Y"]
+    ns = {"X": ns["X"], "X_old": ns["X"], "Y": ns["Y"], "Y_old": ns["Y"]}
+    before_objects = dict(ns)  # keeps every original tensor alive, so ids stay unique
+    versions = {id(t): t._version for t in ns.values()}
     before = _snapshot(ns)
-    version_before = ns["Y"]._version
     ASSIGNMENT_STATEMENTS[statement](ns)
     after = _snapshot(ns)
-    changed = tuple(b.name for b, a in zip(before, after, strict=True) if b.values != a.values)
+    outcomes = {name: _outcome(name, before_objects, ns, versions) for name in ns}
+    ns["X"].add_(100)  # PROBE
+    after_probe = _snapshot(ns)
+    target = "X" if statement.startswith("X") else "Y"
+    seeing = tuple(a.name for a, p in zip(after, after_probe, strict=True) if a.values != p.values)
+    x_storage = ns["X"].untyped_storage().data_ptr()
     return AliasExperiment(
         statement=statement,
+        target=target,
         before=before,
         after=after,
-        y_same_memory=before[1].data_ptr == after[1].data_ptr,
-        in_place=ns["Y_old"]._version != version_before,
-        names_seeing_change=changed,
+        after_probe=after_probe,
+        outcomes=outcomes,
+        names_written=tuple(name for name, what in outcomes.items() if what == WRITTEN),
+        names_seeing_probe=seeing,
+        shares_with_x=ns[target].untyped_storage().data_ptr() == x_storage,
         explanation=ASSIGNMENT_EXPLANATIONS[statement],
     )
 
@@ -200,10 +325,27 @@ def python_copies_demo() -> list[SharingStep]:
     return steps
 
 
-def leaf_in_place_error() -> tuple[str, str]:
-    """What autograd says when a leaf that requires grad is changed in place, and the fix.
+LEAF_RULE = (
+    "A leaf tensor that requires grad (a parameter you created, like w) is where autograd "
+    "accumulates gradients: w.grad is d(loss)/dw for the value w had when the graph was built. "
+    "An in-place change would silently replace that value under autograd's feet, so torch "
+    "refuses it while gradients are being recorded. Change parameters outside the graph: "
+    "inside `with torch.no_grad():` (what optimisers do), or through `w.data` / `w.detach()`, "
+    "which share w's memory but are not tracked."
+)
 
-    Returns (autograd's error message, what `with torch.no_grad(): w.sub_(...)` leaves in w).
+
+@dataclass(frozen=True)
+class LeafFix:
+    code: str  # the statement, run on a fresh w = torch.ones(3, requires_grad=True)
+    w_after: tuple[float, ...]  # w's values afterwards
+    requires_grad: bool  # w still requires grad afterwards
+
+
+def leaf_in_place_error() -> tuple[str, list[LeafFix]]:
+    """What autograd says when a leaf that requires grad is changed in place, and the fixes.
+
+    Returns (autograd's real error message, each fix run on a fresh w). The reason is LEAF_RULE.
     """
     w = torch.ones(3, requires_grad=True)
     try:
@@ -211,6 +353,18 @@ def leaf_in_place_error() -> tuple[str, str]:
         message = ""
     except RuntimeError as error:
         message = str(error)
+    fixes = []
+    for code, change in (
+        ("with torch.no_grad(): w.sub_(0.1)", _no_grad_sub),
+        ("w.data.sub_(0.1)", lambda w: w.data.sub_(0.1)),
+        ("w.detach().sub_(0.1)", lambda w: w.detach().sub_(0.1)),
+    ):
+        w = torch.ones(3, requires_grad=True)
+        change(w)
+        fixes.append(LeafFix(code, tuple(w.detach().tolist()), w.requires_grad))
+    return message, fixes
+
+
+def _no_grad_sub(w: torch.Tensor) -> None:
     with torch.no_grad():  # how an optimiser updates parameters: outside the graph
         w.sub_(0.1)
-    return message, str(w)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
 import torch
+
+from core.device import memory_stats
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -150,4 +153,118 @@ def describe_tensor(tensor: torch.Tensor) -> TensorFacts:
         element_size=tensor.element_size(),
         nbytes=tensor.numel() * tensor.element_size(),
         is_contiguous=tensor.is_contiguous(),
+    )
+
+
+def _shape_literal(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def torch_code(spec: TensorSpec) -> str:
+    """The plain torch expression that builds the same tensor as `build_tensor(spec)`.
+
+    Students can paste it into Python; a test evaluates it and compares with build_tensor.
+    """
+    dtype = f"torch.{spec.dtype}"
+    shape = _shape_literal(tuple(spec.shape))
+    numel = math.prod(spec.shape)
+    if spec.fill in ("zeros", "ones"):
+        return f"torch.{spec.fill}({shape}, dtype={dtype})"
+    if spec.fill == "arange":
+        # counted in float64 so that every count is exact, then stored in the chosen dtype
+        return f"torch.arange({numel}, dtype=torch.float64).reshape({shape}).to({dtype})"
+    generator = f"torch.Generator().manual_seed({int(spec.seed)})"
+    if spec.fill == "random":
+        if DTYPES[spec.dtype].is_floating_point:
+            return f"torch.randn({shape}, generator={generator}).to({dtype})"
+        return f"torch.randint(0, 10, {shape}, generator={generator}).to({dtype})"
+    values = ", ".join(repr(v) for v in parse_values(spec.values))
+    return f"torch.tensor([{values}], dtype=torch.float64).reshape({shape}).to({dtype})"
+
+
+@dataclass(frozen=True)
+class EmptyFact:
+    code: str  # run on the empty tensor T
+    result: str  # what torch returned, or its real error
+
+
+def empty_tensor_facts(tensor: torch.Tensor) -> list[EmptyFact]:
+    """What reductions do on an empty tensor, run for real (T must have numel() == 0).
+
+    A sum of nothing is 0 and a product 1 (the identities of + and *); a mean of nothing is
+    0 / 0 = nan; a max of nothing has no answer, so torch raises.
+    """
+    if tensor.numel():
+        raise ValueError("empty_tensor_facts needs a tensor with no elements")
+    facts = []
+    operations = {
+        "T.numel()": lambda t: t.numel(),
+        "T.sum()": lambda t: t.sum(),
+        "T.prod()": lambda t: t.prod(),
+        "T.float().mean()": lambda t: t.float().mean(),
+        "T.max()": lambda t: t.max(),
+        "torch.cat([T, T])": lambda t: tuple(torch.cat([t, t]).shape),
+    }
+    for code, operation in operations.items():
+        try:
+            result = operation(tensor)
+        except (RuntimeError, IndexError) as error:
+            result = f"{type(error).__name__}: {str(error).splitlines()[0]}"
+        facts.append(EmptyFact(code, str(result)))
+    return facts
+
+
+@dataclass(frozen=True)
+class DeviceMove:
+    """What `T.to(device)` did, measured."""
+
+    device: str
+    same_object: bool  # True when T already lived there: .to() returns T itself, no copy
+    nbytes: int
+    allocated_before: int | None  # the device's memory counter (see core.device.MemoryStats)
+    allocated_after: int | None  # while the moved copy is alive
+    allocated_after_del: int | None  # after the moved copy is deleted
+    counter: str  # what the counter counts on this device
+    mixed_error: str | None  # the real error of T + T.to(device), when they differ in device
+
+
+def move_to_device(tensor: torch.Tensor, device: torch.device | str) -> DeviceMove:
+    """Run `T_dev = T.to(device)`, reading the device's memory counter around it.
+
+    On CUDA the counter is torch.cuda.memory_allocated: it grows by the tensor's bytes
+    rounded up to the allocator's 512-byte blocks, and falls back when the copy is deleted.
+    On the CPU it is the whole process's resident memory, which a tensor of a few kB does not
+    visibly move (and a tensor already on the CPU is not copied at all).
+    """
+    device = torch.device(device)
+    counter = (
+        "torch.cuda.memory_allocated: bytes held by live tensors on the card"
+        if device.type == "cuda"
+        else "the memory the device reports as in use"
+        if device.type == "mps"
+        else "the app's resident memory (RSS): the whole process, not only tensors"
+    )
+    before = memory_stats(device).allocated_bytes
+    moved = tensor.to(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    after = memory_stats(device).allocated_bytes
+    same = moved is tensor
+    mixed_error = None
+    if moved.device != tensor.device:
+        try:
+            tensor + moved
+        except RuntimeError as error:
+            mixed_error = str(error).splitlines()[0]
+    del moved
+    after_del = memory_stats(device).allocated_bytes
+    return DeviceMove(
+        str(device),
+        same,
+        tensor.numel() * tensor.element_size(),
+        before,
+        after,
+        after_del,
+        counter,
+        mixed_error,
     )

@@ -20,8 +20,15 @@ def _values(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().to(torch.float64).cpu().numpy()
 
 
+def _cell_texts(matrix: np.ndarray) -> np.ndarray:
+    """Each value as short text ("" for NaN); an empty matrix gives an empty array of str."""
+    return np.array(
+        ["" if np.isnan(v) else f"{v:.3g}" for v in matrix.ravel()], dtype=object
+    ).reshape(matrix.shape)
+
+
 def _heatmap(matrix: np.ndarray, *, show_text: bool = True) -> go.Heatmap:
-    text = np.vectorize(lambda v: "" if np.isnan(v) else f"{v:.3g}")(matrix) if show_text else None
+    text = _cell_texts(matrix) if show_text else None
     return go.Heatmap(
         z=matrix,
         text=text,
@@ -66,8 +73,11 @@ def tensor_heatmap(tensor: torch.Tensor, title: str = "", max_slices: int = 6) -
     """Rank 0: one cell; rank 1: one row; rank 2: the matrix; rank 3: one matrix per slice.
 
     Ranks above 3 show their first `max_slices` slices of the flattened leading dimensions.
+    An empty tensor (a 0 anywhere in its shape) has nothing to draw: the figure says so.
     """
     values = _values(tensor)
+    if values.size == 0:
+        return empty_tensor_figure(tuple(tensor.shape), title)
     if values.ndim <= 2:
         matrix = values.reshape(1, -1) if values.ndim < 2 else values
         figure = go.Figure(_heatmap(matrix, show_text=matrix.size <= 400))
@@ -85,6 +95,25 @@ def tensor_heatmap(tensor: torch.Tensor, title: str = "", max_slices: int = 6) -
     figure.update_layout(
         title=title, height=min(120 + 40 * rows, 520), margin=dict(l=10, r=10, t=60, b=10)
     )
+    return figure
+
+
+def empty_tensor_figure(shape: tuple[int, ...], title: str = "") -> go.Figure:
+    """An empty box for a tensor with no elements, its shape written inside."""
+    figure = go.Figure()
+    figure.add_shape(
+        type="rect", x0=0, x1=1, y0=0, y1=1, line=dict(color=SECOND, width=2, dash="dash")
+    )
+    figure.add_annotation(
+        x=0.5,
+        y=0.5,
+        text=f"shape {tuple(shape)}: 0 elements, nothing to draw",
+        showarrow=False,
+        font=dict(size=14),
+    )
+    figure.update_xaxes(visible=False, range=[-0.05, 1.05])
+    figure.update_yaxes(visible=False, range=[-0.05, 1.05])
+    figure.update_layout(title=title, height=160, margin=dict(l=10, r=10, t=40, b=10))
     return figure
 
 
@@ -129,14 +158,15 @@ def matmul_step_figure(
 
 
 def storage_figure(snapshots: Sequence[NameSnapshot], title: str = "") -> go.Figure:
-    """Names on the left, one box per distinct storage (data_ptr) on the right, arrows between.
+    """Names on the left, one box per distinct storage on the right, arrows between.
 
-    Two names that point at the same box are two names for the same memory.
+    Two names that point at the same box share memory: the same tensor, or a view of it (the
+    name then shows its storage offset). The box shows the values of the first name on it.
     """
     names = list(snapshots)
     boxes: dict[int, NameSnapshot] = {}
     for snap in names:
-        boxes.setdefault(snap.data_ptr, snap)
+        boxes.setdefault(snap.storage_ptr or snap.data_ptr, snap)
     box_y = {ptr: -i for i, ptr in enumerate(boxes)}
     name_y = {
         snap.name: -i * (len(boxes) - 1) / max(len(names) - 1, 1) for i, snap in enumerate(names)
@@ -159,13 +189,14 @@ def storage_figure(snapshots: Sequence[NameSnapshot], title: str = "") -> go.Fig
         )
     for snap in names:
         y = name_y[snap.name]
+        offset = f" (offset {snap.storage_offset})" if snap.storage_offset else ""
         figure.add_annotation(
-            x=0.1, y=y, text=f"<b>{snap.name}</b>", showarrow=False, font=dict(size=16)
+            x=0.1, y=y, text=f"<b>{snap.name}</b>{offset}", showarrow=False, font=dict(size=16)
         )
         figure.add_annotation(
             x=1.0,
-            y=box_y[snap.data_ptr],
-            ax=0.25,
+            y=box_y[snap.storage_ptr or snap.data_ptr],
+            ax=0.35,
             ay=y,
             xref="x",
             yref="y",
@@ -177,7 +208,7 @@ def storage_figure(snapshots: Sequence[NameSnapshot], title: str = "") -> go.Fig
             arrowcolor=HIGHLIGHT,
             text="",
         )
-    figure.update_xaxes(visible=False, range=[-0.1, 2.7])
+    figure.update_xaxes(visible=False, range=[-0.3, 2.7])
     figure.update_yaxes(visible=False, range=[-max(len(boxes), 1) + 0.4, 0.5])
     figure.update_layout(
         title=title, height=110 + 80 * max(len(boxes), 1), margin=dict(l=10, r=10, t=40, b=10)
