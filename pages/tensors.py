@@ -4,10 +4,12 @@ generators and a safe expression console. Each section's UI lives in ui/tensors_
 import streamlit as st
 
 from ui.tensors_broadcast import render_broadcasting
-from ui.tensors_build import render_matmul, render_ranks
 from ui.tensors_console import render_console
+from ui.tensors_conversions import render_conversions
 from ui.tensors_generators import render_generators
-from ui.tensors_memory import render_conversions, render_memory
+from ui.tensors_matmul import render_matmul
+from ui.tensors_memory import render_memory
+from ui.tensors_ranks import render_ranks
 
 st.title("Tensor playground")
 st.markdown(

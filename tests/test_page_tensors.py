@@ -65,14 +65,91 @@ def test_broadcasting_explains_the_incompatible_dimension(app):
     assert not app.exception
 
 
-def test_memory_experiment(app):
-    app.radio(key="tensors_mem_statement").set_value("Y += X")
+def _table(app, column: str):
+    """The table on the page that has this column (read-only tables carry no key in AppTest)."""
+    return next(d.value for d in app.dataframe if column in d.value.columns)
+
+
+def test_memory_experiment_assignment_is_a_second_name(app):
+    app.radio(key="tensors_mem_statement").set_value("Y = X")
     app.button(key="tensors_mem_run").click().run()
-    assert "Y names the same memory; in place: True" in texts(app.success)
+    summary = texts(app.success)
+    assert "Y is another name for the tensor X names: nothing copied" in summary
+    assert "Y names new memory" not in summary
+    assert "X, X_old, Y changed with it; Y too, because Y shares X's memory" in summary
+    table = _table(app, "its memory was written").set_index("name")
+    assert not table["its memory was written"].any()  # a rebinding writes no data
+    assert table.loc["Y", "after X.add_(100)"] == "[101, 102, 103]"
+    assert table.loc["Y", "sees the change to X"] and not table.loc["Y_old", "sees the change to X"]
+    app.radio(key="tensors_mem_statement").set_value("Y = X.clone()")
+    app.button(key="tensors_mem_run").click().run()
+    assert "Y did not, because Y has memory of its own" in texts(app.success)
+    app.radio(key="tensors_mem_statement").set_value("X += 1")
+    app.button(key="tensors_mem_run").click().run()
+    table = _table(app, "its memory was written").set_index("name")
+    assert table["its memory was written"].to_dict() == {
+        "X": True, "X_old": True, "Y": False, "Y_old": False
+    }  # fmt: skip
     app.radio(key="tensors_mem_statement").set_value("Y = Y + X")
     app.button(key="tensors_mem_run").click().run()
-    assert "Y names new memory; in place: False" in texts(app.success)
+    assert "Y is a new tensor in new memory" in texts(app.success)
     assert "leaf Variable" in texts(app.code)
+    assert "accumulates gradients" in texts(app.markdown)
+    fixes = _table(app, "w afterwards")
+    assert fixes["w afterwards"].tolist() == ["[0.9, 0.9, 0.9]"] * 3
+
+
+def test_ranks_show_empty_tensors_and_the_torch_code(app):
+    for shape, numel_shape in (("0, 3", "(0, 3)"), ("3, 0", "(3, 0)"), ("0, 3, 4", "(0, 3, 4)")):
+        app.text_input(key="tensors_rank_shape").set_value(shape).run()
+        assert not app.exception
+        assert f"A size 0 anywhere makes {numel_shape} hold no numbers" in texts(app.info)
+        facts = _table(app, "torch says").set_index("code")["torch says"]
+        assert facts["T.sum()"] == "tensor(0.)" and facts["T.float().mean()"] == "tensor(nan)"
+        assert len(app.tabs) == 7 and "broadcast to" in texts(app.success)  # later tabs still run
+    app.text_input(key="tensors_rank_shape").set_value("2, 3")
+    app.selectbox(key="tensors_rank_fill").set_value("ones").run()
+    assert "T = torch.ones((2, 3), dtype=torch.float32)" in texts(app.code)
+    app.button(key="tensors_rank_move").click().run()
+    moved = texts(app.success)
+    assert "`T.to('cpu') is T` → **True**" in moved and "24 bytes" in moved
+    assert len(_table(app, "memory counter")) == 3
+
+
+def test_products_side_by_side(app):
+    app.selectbox(key="tensors_mm_ops_example").set_value("matrix and vector (2, 3) and (3,)").run()
+    table = _table(app, "torch's error").set_index("code")
+    assert table.loc["torch.mv(A, B)", "shape out"] == "(2,)"
+    assert table.loc["torch.mv(A, B)", "cost"] == "6 multiply-adds"
+    assert table.loc["torch.mm(A, B)", "torch's error"] == "mat2 must be a matrix"
+    assert table.loc["A * B", "shape out"] == "(2, 3)"
+    app.text_input(key="tensors_mm_ops_b").set_value("9, 9").run()
+    assert "the playground draws at most 64" in texts(app.error)
+    app.text_input(key="tensors_mm_ops_b").set_value("3").run()
+    assert not app.exception
+
+
+def test_broadcasting_shows_the_stretched_copies(app):
+    app.selectbox(key="tensors_bc_example").set_value("tiny: column (3, 1) and row (4,)").run()
+    table = _table(app, "expanded stride")
+    assert table["expanded stride"].tolist() == ["(1, 0)", "(0, 1)"]
+    assert table["same data_ptr"].all()
+    assert table["bytes in memory"].tolist() == ["12", "16"]
+    assert "[[10., 11., 12., 13.],\n [11., 12., 13., 14.],\n [12., 13., 14., 15.]]" in texts(
+        app.code
+    )
+
+
+def test_conversions_numpy_bridge(app):
+    bridge = _table(app, "torch.from_numpy(a)").set_index("code")
+    assert bridge.loc["a[0] = 100", "torch.from_numpy(a)"] == "[100, 1, 2, 3]"
+    assert bridge.loc["a[0] = 100", "torch.tensor(a)"] == "[0, 1, 2, 3]"
+    attempts = _table(app, "result or torch's error").set_index("code")
+    assert attempts.loc["w.numpy()", "result or torch's error"].startswith(
+        "RuntimeError: Can't call numpy() on Tensor that requires grad"
+    )
+    assert attempts.loc["w.detach().cpu().numpy()", "works"]
+    assert "can't convert cuda:0 device type tensor to numpy" in texts(app.caption)
 
 
 def test_conversions_table_and_audio(app):

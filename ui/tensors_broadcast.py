@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
+import torch
 
 from core.audio import encode_wav
 from core.tensors.broadcasting import (
@@ -12,6 +14,7 @@ from core.tensors.broadcasting import (
     apply_spectral_gain,
     band_gain_curve,
     explain_broadcast,
+    stretched_operands,
 )
 from core.tensors.ranks import TensorInputError, parse_shape
 from core.viz.tensors import gain_curve_figure, spectrogram_pair_figure
@@ -77,6 +80,8 @@ def render_broadcasting() -> None:
         report = explain_broadcast(*shapes)
         st.table(broadcast_table(report))
         (st.success if report.ok else st.error)(report.message)
+        if report.ok:
+            _stretched_copies(shapes)
     st.subheader("Hear it: a gain per frequency band")
     st.markdown(
         "The spectrogram of a clip is a tensor of shape (frequency bins, frames). A gain with "
@@ -84,6 +89,53 @@ def render_broadcasting() -> None:
         "frequency is scaled by its own gain all through the clip."
     )
     _audible_gain()
+
+
+MAX_PRINTED = 48  # elements of the broadcast result printed as values
+
+
+def _stretched_copies(shapes: list[tuple[int, ...]]) -> None:
+    st.markdown(
+        "**The stretched copies, as values.** `operand.expand(result_shape)` is the tensor "
+        "broadcasting pretends to make: every repeated row or column. It is a view with "
+        "**stride 0** along each stretched dimension (stepping along it reads the same numbers "
+        "again), over the operand's own memory: nothing is copied. Operand 1 holds 0, 1, 2, ...; "
+        "operand 2 holds 10, 11, 12, ..."
+    )
+    report, operands, total = stretched_operands(*shapes)
+    if operands is None:
+        st.info("These operands are too big to build here; the shape rule above still holds.")
+        return
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {"operand": i + 1, "shape": str(o.shape), "stride": str(o.stride),
+                 "expanded shape": str(tuple(o.expanded.shape)),
+                 "expanded stride": str(o.expanded_stride),
+                 "same data_ptr": o.same_data_ptr, "bytes in memory": f"{o.storage_bytes:,}",
+                 "bytes a real copy would need": f"{o.logical_bytes:,}"}
+                for i, o in enumerate(operands)
+            ]
+        ),
+        hide_index=True,
+        key="tensors_bc_stretch_table",
+    )  # fmt: skip
+    if total.numel() > MAX_PRINTED:
+        st.caption(
+            f"The result has {total.numel():,} numbers, too many to print; try the example "
+            "'tiny: column (3, 1) and row (4,)' to see every value."
+        )
+        return
+    columns = st.columns(len(operands) + 1)
+    for i, (column, operand) in enumerate(zip(columns, operands, strict=False)):
+        column.markdown(f"operand {i + 1}`.expand{tuple(total.shape)}`")
+        column.code(_values_text(operand.expanded), language="text")
+    columns[-1].markdown("operand 1 + operand 2")
+    columns[-1].code(_values_text(total), language="text")
+
+
+def _values_text(tensor: torch.Tensor) -> str:
+    return np.array2string(tensor.numpy(), separator=", ")
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -1,23 +1,17 @@
-"""Sections 4 and 5 of the tensor playground: memory and aliasing, and conversions."""
+"""Section 4 of the tensor playground: names, memory, views and copies."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 import torch
 
-from core.audio import encode_wav
-from core.tensors.conversions import (
-    CAST_DTYPES,
-    EXAMPLE_VALUES,
-    audio_precision,
-    cast_table,
-    dtype_facts,
-    round_trips,
-)
 from core.tensors.memory import (
     ASSIGNMENT_STATEMENTS,
+    LEAF_RULE,
+    OUTCOME_TEXT,
+    PROBE,
+    SETUP,
     AliasExperiment,
     leaf_in_place_error,
     numpy_sharing_demo,
@@ -27,7 +21,7 @@ from core.tensors.memory import (
 )
 from core.tensors.ranks import TensorInputError, parse_values
 from core.viz.tensors import storage_figure
-from ui.tensors_common import load_clip, pick_clip, publish
+from ui.tensors_common import publish
 
 LAST_EXPERIMENT = "tensors_mem_last"
 
@@ -48,7 +42,8 @@ def render_memory() -> None:
     st.markdown(
         "A Python name is a label on an object; a tensor object points at a block of memory "
         "(its **storage**). `data_ptr()` is the address of the first number; `_version` counts "
-        "in-place writes. Run each statement and watch which names see the change."
+        "in-place writes. Each experiment runs `X_old = X; Y_old = Y`, then your statement, "
+        f"then `{PROBE}` (a change to X's memory in place), and shows which names see what."
     )
     left, right, pick = st.columns([1, 1, 1])
     x = _values_tensor(
@@ -58,6 +53,7 @@ def render_memory() -> None:
         right.text_input("Y", value="10, 20, 30", key="tensors_mem_y", max_chars=60), "Y"
     )
     statement = pick.radio("Statement", list(ASSIGNMENT_STATEMENTS), key="tensors_mem_statement")
+    x_text, y_text = st.session_state["tensors_mem_x"], st.session_state["tensors_mem_y"]
     if x is None or y is None:
         return
     if x.shape != y.shape:
@@ -66,38 +62,42 @@ def render_memory() -> None:
     publish("X", x)
     publish("Y", y)
     if st.button("Run the experiment", key="tensors_mem_run", icon=":material/science:"):
-        st.session_state[LAST_EXPERIMENT] = run_assignment(statement, x, y)
-    experiment = st.session_state.get(LAST_EXPERIMENT)
-    if experiment is None:
-        st.info("Choose a statement and press **Run the experiment**. `Y_old = Y` runs first.")
+        st.session_state[LAST_EXPERIMENT] = ((x_text, y_text), run_assignment(statement, x, y))
+    inputs, experiment = st.session_state.get(LAST_EXPERIMENT, (None, None))
+    if experiment is None or inputs != (x_text, y_text):
+        st.info("Choose a statement and press **Run the experiment**.")
     else:
         _show_experiment(experiment)
     _views_and_copies()
 
 
 def _show_experiment(experiment: AliasExperiment) -> None:
-    st.markdown(f"#### `Y_old = Y; {experiment.statement}`")
-    before, after = st.columns(2)
-    before.plotly_chart(storage_figure(experiment.before, "before"), key="tensors_mem_before")
-    after.plotly_chart(storage_figure(experiment.after, "after"), key="tensors_mem_after")
+    st.markdown(f"#### `{SETUP}; {experiment.statement}; {PROBE}`")
+    columns = st.columns(3)
+    for column, snapshots, title, key in (
+        (columns[0], experiment.before, f"after {SETUP}", "before"),
+        (columns[1], experiment.after, f"after {experiment.statement}", "after"),
+        (columns[2], experiment.after_probe, f"after {PROBE}", "probe"),
+    ):
+        column.plotly_chart(storage_figure(snapshots, title), key=f"tensors_mem_{key}")
+    show = lambda values: "[" + ", ".join(f"{v:g}" for v in values) + "]"  # noqa: E731
     rows = [
         {
             "name": b.name,
-            "data_ptr before": hex(b.data_ptr),
-            "data_ptr after": hex(a.data_ptr),
+            "data_ptr before → after": f"{hex(b.data_ptr)} → {hex(a.data_ptr)}",
             "_version before → after": f"{b.version} → {a.version}",
-            "values before": str(list(b.values)),
-            "values after": str(list(a.values)),
-            "sees a change": b.name in experiment.names_seeing_change,
+            "values before": show(b.values),
+            f"after {experiment.statement}": show(a.values),
+            "what happened to the name": OUTCOME_TEXT[experiment.outcomes[b.name]],
+            "its memory was written": b.name in experiment.names_written,
+            f"after {PROBE}": show(p.values),
+            "sees the change to X": b.name in experiment.names_seeing_probe,
         }
-        for b, a in zip(experiment.before, experiment.after, strict=True)
+        for b, a, p in zip(experiment.before, experiment.after, experiment.after_probe, strict=True)
     ]
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="tensors_mem_table")
-    memory = "the same memory" if experiment.y_same_memory else "new memory"
-    st.success(
-        f"After `{experiment.statement}`, Y names {memory}; in place: {experiment.in_place}. "
-        + experiment.explanation
-    )
+    st.success(experiment.summary)
+    st.markdown(experiment.explanation)
 
 
 def _views_and_copies() -> None:
@@ -151,81 +151,25 @@ def _views_and_copies() -> None:
             ]
         )
     )
-    message, fixed = leaf_in_place_error()
+    message, fixes = leaf_in_place_error()
     st.markdown(
-        "**In-place on a leaf that requires grad.** Autograd needs the original values of a "
-        "parameter to compute gradients, so it refuses `w.add_(1)` on `w = torch.ones(3, "
-        "requires_grad=True)`:"
+        "**In-place on a leaf that requires grad.** Autograd refuses `w.add_(1)` on "
+        "`w = torch.ones(3, requires_grad=True)`:"
     )
     st.code(f"RuntimeError: {message}", language="text")
-    st.caption(f"Optimisers update parameters inside `with torch.no_grad():`, which gives {fixed}.")
-
-
-def render_conversions() -> None:
-    st.markdown(
-        "Every dtype is a trade: fewer bits mean less memory and faster maths but coarser "
-        "numbers. Python floats are 64-bit; a float32 tensor keeps about 7 significant digits, "
-        "float16 about 3 (and nothing above 65504), bfloat16 about 2 with float32's range. "
-        "Casting a float to an int **truncates toward zero**."
-    )
-    values_text = st.text_input(
-        "Values",
-        value=", ".join(repr(v) for v in EXAMPLE_VALUES),
-        key="tensors_conv_values",
-        max_chars=400,
-    )
-    dtypes = st.multiselect(
-        "dtypes", list(CAST_DTYPES), default=["float32", "float16", "bfloat16", "int16"],
-        key="tensors_conv_dtypes",
-    )  # fmt: skip
-    try:
-        values = parse_values(values_text)[:20]
-    except TensorInputError as error:
-        st.error(str(error))
-        values = []
-    if values and dtypes:
-        rows = cast_table(values, dtypes)
-        table = pd.DataFrame(
-            [
-                {"value": r.value, "dtype": r.dtype, "stored": "—" if r.stored is None else f"{r.stored:.10g}",
-                 "error": "—" if r.abs_error is None else f"{r.abs_error:.3g}", "note": r.note}
-                for r in rows
-            ]
-        )  # fmt: skip
-        st.dataframe(table, hide_index=True, key="tensors_conv_table")
-    facts = [dtype_facts(d) for d in CAST_DTYPES]
+    st.markdown(f"Why: {LEAF_RULE}")
     st.dataframe(
-        pd.DataFrame([{"dtype": f.name, "bits": f.bits, "max": f"{f.max:.4g}", "eps (gap after 1)": "" if f.eps is None else f"{f.eps:.3g}", "≈ digits": "" if f.digits is None else f"{f.digits:.1f}"} for f in facts]),
+        pd.DataFrame(
+            [
+                {"on a fresh w": f.code, "w afterwards": str([round(v, 4) for v in f.w_after]),
+                 "w.requires_grad": f.requires_grad}
+                for f in fixes
+            ]
+        ),
         hide_index=True,
+        key="tensors_mem_leaf_fixes",
     )  # fmt: skip
-    st.markdown("**Tensor, NumPy and Python**: where precision goes on a round trip.")
-    value = st.number_input("v", value=0.1, format="%.10f", key="tensors_conv_value")
-    st.table(pd.DataFrame([r.__dict__ for r in round_trips(float(value))]))
-    st.markdown("**On real audio**: store a clip in a smaller dtype and listen to what is lost.")
-    clip = pick_clip("tensors_conv_clip")
-    if clip is None:
-        return
-    dtype = st.selectbox(
-        "Store as",
-        ["float16", "bfloat16", "int16", "int8", "uint8"],
-        key="tensors_conv_audio_dtype",
+    st.caption(
+        "All three change w's own memory (`w.detach()` is a view of it, not a copy). Prefer "
+        "`torch.no_grad()`: `.data` also hides the change from autograd's safety checks."
     )
-    restored_wav, error_wav, max_error, snr = _stored_audio(clip.path, dtype)
-    st.metric(
-        "Signal to rounding-noise ratio", f"{snr:.1f} dB", help=f"largest error {max_error:.2e}"
-    )
-    left, right = st.columns(2)
-    left.caption(f"Stored as {dtype} and read back")
-    left.audio(restored_wav, format="audio/wav")
-    right.caption("The rounding error alone, made loud (normalised to peak 0.5)")
-    right.audio(error_wav, format="audio/wav")
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def _stored_audio(path: str, dtype: str) -> tuple[bytes, bytes, float, float]:
-    samples, sample_rate = load_clip(path)
-    restored, max_error, snr = audio_precision(samples, dtype)
-    error = restored - samples
-    loudest = float(np.abs(error).max()) or 1.0
-    error_wav = encode_wav((0.5 * error / loudest).astype(np.float32), sample_rate)
-    return encode_wav(restored, sample_rate), error_wav, max_error, snr

@@ -1,7 +1,8 @@
 """A student's journey on the Tensor playground, in a real browser.
 
 Build two tensors A and B by shape, step their matrix product cell by cell to the end, then
-run the memory experiment `Y += X` and see both names point at the same storage.
+run the memory experiment `Y += X` and see both names point at the same storage, then `Y = X`
+and see that the later in-place change to X reaches Y (assignment copies nothing).
 """
 
 from __future__ import annotations
@@ -42,7 +43,16 @@ def test_tensors_journey(page, app_url):
     browser.wait_until_idle(page)
     page.get_by_role("button", name="Run the experiment").click()
     browser.wait_until_idle(page)
-    page.get_by_text("Y names the same memory; in place: True").wait_for()
+    page.get_by_text(
+        "Memory was written in place, and every name for it sees that: Y, Y_old"
+    ).wait_for()
     page.locator(".gtitle", has_text="after").first.wait_for()  # the storage figure
+
+    page.get_by_role("radiogroup", name="Statement").get_by_text("Y = X", exact=True).click()
+    browser.wait_until_idle(page)
+    page.get_by_role("button", name="Run the experiment").click()
+    browser.wait_until_idle(page)
+    page.get_by_text("Y is another name for the tensor X names: nothing copied").wait_for()
+    page.get_by_text("Y too, because Y shares X's memory").wait_for()
     browser.screenshot(page, "tensors-journey-memory")
     assert browser.exception_texts(page) == []

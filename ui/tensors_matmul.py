@@ -1,4 +1,5 @@
-"""Sections 1 and 2 of the tensor playground: ranks, and matrix multiplication step by step."""
+"""Section 2 of the tensor playground: matrix multiplication step by step, `*` against `@`,
+torch's product functions side by side, and batched products."""
 
 from __future__ import annotations
 
@@ -7,76 +8,17 @@ import streamlit as st
 import torch
 
 from core.tensors.matmul import (
+    PRODUCT_EXAMPLES,
     batched_matmul_demo,
+    compare_products,
     explain_matmul_shapes,
     matmul_cell,
     matmul_partial,
+    small_int_operands,
 )
-from core.tensors.ranks import (
-    DTYPES,
-    FILLS,
-    TensorInputError,
-    TensorSpec,
-    build_tensor,
-    describe_tensor,
-    parse_shape,
-)
-from core.viz.tensors import matmul_step_figure, tensor_heatmap
+from core.tensors.ranks import TensorInputError, parse_shape
+from core.viz.tensors import matmul_step_figure
 from ui.tensors_common import publish
-
-RANK_PRESETS = {0: "()", 1: "5", 2: "3, 4", 3: "2, 3, 4"}
-
-
-def _preset_shape() -> None:
-    st.session_state["tensors_rank_shape"] = RANK_PRESETS[st.session_state["tensors_rank_rank"]]
-
-
-def render_ranks() -> None:
-    st.markdown(
-        "A tensor is a box of numbers with a **shape**. Its **rank** is how many indices you "
-        "need to reach one number: rank 0 is a single number, rank 1 a vector, rank 2 a matrix, "
-        "rank 3 a stack of matrices (a batch of spectrograms is rank 3: batch, bands, frames)."
-    )
-    controls, view = st.columns([1, 2])
-    with controls:
-        st.radio(
-            "Rank", list(RANK_PRESETS), index=2, key="tensors_rank_rank", horizontal=True,
-            on_change=_preset_shape,
-        )  # fmt: skip
-        st.session_state.setdefault("tensors_rank_shape", "3, 4")  # callbacks write it too
-        shape_text = st.text_input("Shape", key="tensors_rank_shape", max_chars=60)
-        fill = st.selectbox("Fill", FILLS, index=2, key="tensors_rank_fill")
-        dtype = st.selectbox("dtype", list(DTYPES), key="tensors_rank_dtype")
-        seed = st.number_input("Seed", 0, 10_000, 0, key="tensors_rank_seed")
-        values = st.text_input(
-            "Values (for fill = values)", value="1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12",
-            key="tensors_rank_values", max_chars=2000,
-        )  # fmt: skip
-    try:
-        spec = TensorSpec(parse_shape(shape_text), fill, dtype, int(seed), values)
-        tensor = build_tensor(spec)
-    except TensorInputError as error:
-        view.error(str(error))
-        return
-    publish("T", tensor)
-    facts = describe_tensor(tensor)
-    with view:
-        st.markdown(f"`T` is **{facts.rank_name}** of shape `{facts.shape}`.")
-        st.plotly_chart(tensor_heatmap(tensor), key="tensors_rank_chart")
-        st.dataframe(
-            pd.DataFrame(
-                {
-                    "shape": [str(facts.shape)], "rank": [facts.rank], "dtype": [facts.dtype],
-                    "device": [facts.device], "stride": [str(facts.stride)],
-                    "elements": [facts.numel], "bytes": [f"{facts.numel} × {facts.element_size} = {facts.nbytes}"],
-                }
-            ),
-            hide_index=True,
-        )  # fmt: skip
-        st.caption(
-            "The **stride** says how many elements to skip in memory to move one step along each "
-            "dimension: the numbers live in one flat row, and the shape and stride say how to read it."
-        )
 
 
 def _next_cell(total: int) -> None:
@@ -120,6 +62,7 @@ def render_matmul() -> None:
         publish("A", a)
         publish("B", b)
         _stepper(a, b)
+    _products()
     st.subheader("Batched products")
     st.markdown(
         "With more than two dimensions, `@` multiplies the **last two** as matrices and treats "
@@ -194,3 +137,63 @@ def _stepper(a: torch.Tensor, b: torch.Tensor) -> None:
             f"Cost: {a.shape[0]} × {a.shape[1]} × {b.shape[1]} = "
             f"{a.shape[0] * a.shape[1] * b.shape[1]} multiply-adds."
         )
+
+
+def _fill_product_example() -> None:
+    a_shape, b_shape = PRODUCT_EXAMPLES[st.session_state["tensors_mm_ops_example"]]
+    st.session_state["tensors_mm_ops_a"] = ", ".join(map(str, a_shape))
+    st.session_state["tensors_mm_ops_b"] = ", ".join(map(str, b_shape))
+
+
+def _products() -> None:
+    st.subheader("`*` against `@`, and torch's product functions")
+    st.markdown(
+        "`A * B` multiplies **matching elements** (after broadcasting): no sums, the result has "
+        "the broadcast shape. `A @ B` is the **matrix product**: rows times columns, summed. "
+        "`torch.mm`, `mv`, `dot` and `bmm` compute the same product but each accepts only one "
+        "kind of shape; `matmul` (which `@` calls) accepts them all. Here all run on the same "
+        "A and B, and torch's own refusals are shown."
+    )
+    st.selectbox(
+        "Example", list(PRODUCT_EXAMPLES), key="tensors_mm_ops_example",
+        on_change=_fill_product_example,
+    )  # fmt: skip
+    st.session_state.setdefault("tensors_mm_ops_a", "2, 2")  # the callback writes them too
+    st.session_state.setdefault("tensors_mm_ops_b", "2, 2")
+    left, right = st.columns(2)
+    a_text = left.text_input("A shape", key="tensors_mm_ops_a", max_chars=60)
+    b_text = right.text_input("B shape", key="tensors_mm_ops_b", max_chars=60)
+    try:
+        shapes = [parse_shape(t, max_rank=3, max_elements=64) for t in (a_text, b_text)]
+    except TensorInputError as error:
+        st.error(f"{error} (this comparison prints every result, so at most 64 numbers each)")
+        return
+    a, b = small_int_operands(*shapes)
+    rows = compare_products(a, b)
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {"code": r.code, "shapes in": f"{tuple(a.shape)} and {tuple(b.shape)}",
+                 "shape out": "refused" if r.out_shape is None else str(r.out_shape),
+                 "cost": r.cost, "torch's error": r.error or "", "accepts": r.accepts}
+                for r in rows
+            ]
+        ),
+        hide_index=True,
+        key="tensors_mm_ops_table",
+    )  # fmt: skip
+    shown = st.columns(4)
+    for column, (name, value) in zip(
+        shown, (("A", a), ("B", b), ("A * B", rows[0].result), ("A @ B", rows[1].result)),
+        strict=True,
+    ):  # fmt: skip
+        column.markdown(f"`{name}`")
+        column.code("refused (see the table)" if value is None else _show(value), language="text")
+
+
+def _show(tensor: torch.Tensor) -> str:
+    return (
+        str(tensor.to(torch.int64).tolist())
+        if tensor.dim() < 2
+        else "\n".join(str(row) for row in tensor.to(torch.int64).tolist())
+    )
