@@ -67,7 +67,7 @@ def test_broadcasting_explains_the_incompatible_dimension(app):
 
 def _table(app, column: str):
     """The table on the page that has this column (read-only tables carry no key in AppTest)."""
-    return next(d.value for d in app.dataframe if column in d.value.columns)
+    return next(t.value for t in [*app.dataframe, *app.table] if column in t.value.columns)
 
 
 def test_memory_experiment_assignment_is_a_second_name(app):
@@ -148,7 +148,8 @@ def test_conversions_numpy_bridge(app):
     assert attempts.loc["w.numpy()", "result or torch's error"].startswith(
         "RuntimeError: Can't call numpy() on Tensor that requires grad"
     )
-    assert attempts.loc["w.detach().cpu().numpy()", "works"]
+    assert attempts.loc["w.detach().cpu().numpy()", "works"] == "yes"
+    assert attempts.loc["w.numpy()", "works"] == "no"
     assert "can't convert cuda:0 device type tensor to numpy" in texts(app.caption)
 
 

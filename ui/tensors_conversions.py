@@ -122,15 +122,18 @@ def _numpy_bridge() -> None:
         "computer's memory (CPU) and outside autograd's graph (no grad). "
         f"Run on `w = torch.ones(3, requires_grad=True)` and the sidebar's device, **{device}**:"
     )
-    st.dataframe(
+    st.table(
         pd.DataFrame(
             [
-                {"code": a.code, "works": a.ok, "result or torch's error": a.result}
+                {
+                    "code": a.code,
+                    "works": "yes" if a.ok else "no",
+                    "result or torch's error": a.result,
+                }
                 for a in to_numpy_attempts(device)
             ]
         ),
         hide_index=True,
-        key="tensors_conv_numpy",
     )
     if device.type == "cpu":
         st.caption(

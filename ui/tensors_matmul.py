@@ -170,17 +170,16 @@ def _products() -> None:
         return
     a, b = small_int_operands(*shapes)
     rows = compare_products(a, b)
-    st.dataframe(
+    st.markdown(f"A has shape `{tuple(a.shape)}`, B has shape `{tuple(b.shape)}`:")
+    st.table(
         pd.DataFrame(
             [
-                {"code": r.code, "shapes in": f"{tuple(a.shape)} and {tuple(b.shape)}",
-                 "shape out": "refused" if r.out_shape is None else str(r.out_shape),
+                {"code": r.code, "shape out": "refused" if r.out_shape is None else str(r.out_shape),
                  "cost": r.cost, "torch's error": r.error or "", "accepts": r.accepts}
                 for r in rows
             ]
         ),
         hide_index=True,
-        key="tensors_mm_ops_table",
     )  # fmt: skip
     shown = st.columns(4)
     for column, (name, value) in zip(

@@ -62,7 +62,7 @@ def render_ranks() -> None:
     facts = describe_tensor(tensor)
     with view:
         st.markdown(f"`T` is **{facts.rank_name}** of shape `{facts.shape}`.")
-        st.code(f"T = {torch_code(spec)}", language="python")
+        st.code(f"T = {torch_code(spec)}", language="python", wrap_lines=True)
         st.plotly_chart(tensor_heatmap(tensor), key="tensors_rank_chart")
         st.dataframe(
             pd.DataFrame(
@@ -91,12 +91,11 @@ def _empty_note(tensor: torch.Tensor) -> None:
         "window, the notes found in silence. Reductions then follow their identities: a sum of "
         "nothing is 0, a product 1, a mean 0 / 0 = nan, and a max has no answer at all."
     )
-    st.dataframe(
+    st.table(
         pd.DataFrame(
             [{"code": f.code, "torch says": f.result} for f in empty_tensor_facts(tensor)]
         ),
         hide_index=True,
-        key="tensors_rank_empty_table",
     )
 
 
