@@ -272,6 +272,8 @@ def test_assignment_is_a_second_name_not_new_memory():
     x_after = next(s for s in view.after if s.name == "X")
     assert y_after.storage_ptr == x_after.storage_ptr and y_after.storage_offset == 1
     assert y_after.data_ptr == x_after.data_ptr + 4  # one float32 further along
+    empty_view = memory.run_assignment("Y = X[1:]", torch.ones(1), torch.zeros(1))
+    assert "Y shares X's memory but shows none of its numbers" in empty_view.summary
 
 
 def test_views_share_storage_and_copies_do_not():
@@ -550,6 +552,14 @@ def test_stretched_copies_are_views_that_match_broadcast_tensors(shapes):
         assert operands[index].expanded_stride[dim] == 0
     assert torch.equal(total, values[0] + values[1])
     assert stretched_operands((2, 3), (4,))[1] is None  # incompatible: nothing built
+
+
+def test_huge_stretched_views_cost_nothing_and_their_sum_is_not_computed():
+    report, operands, total = stretched_operands((1_000_000, 1), (1, 1_000_000))
+    assert report.result_shape == (1_000_000, 1_000_000) and total is None
+    assert [o.storage_bytes for o in operands] == [4_000_000, 4_000_000]
+    assert operands[0].logical_bytes == 4 * 10**12  # what a real copy would need
+    assert operands[0].expanded_stride == (1, 0) and operands[1].expanded_stride == (0, 1)
 
 
 def test_from_numpy_shares_and_tensor_copies():

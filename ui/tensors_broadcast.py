@@ -120,6 +120,12 @@ def _stretched_copies(shapes: list[tuple[int, ...]]) -> None:
         hide_index=True,
         key="tensors_bc_stretch_table",
     )  # fmt: skip
+    if total is None:
+        st.caption(
+            f"The sum itself would need {operands[0].logical_bytes:,} bytes of real memory, so "
+            "it is not computed here: the stretched views above cost nothing, the result would."
+        )
+        return
     if total.numel() > MAX_PRINTED:
         st.caption(
             f"The result has {total.numel():,} numbers, too many to print; try the example "

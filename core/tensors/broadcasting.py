@@ -162,6 +162,7 @@ class StretchedOperand:
 
 
 MAX_STRETCH_OPERAND = 1_000_000  # elements of an operand we build to show its stretched view
+MAX_STRETCH_RESULT = 1_000_000  # elements of the sum we actually compute (expand is free, + is not)
 
 
 def stretched_operands(
@@ -173,7 +174,8 @@ def stretched_operands(
 
     Returns (report, operands, their sum computed by torch); operands and sum are None when
     the shapes do not broadcast or an operand would exceed MAX_STRETCH_OPERAND elements.
-    `expand` allocates nothing, so even a huge stretched shape costs only its operand.
+    `expand` allocates nothing, so even a huge stretched shape costs only its operand; the sum
+    is real memory, so it is None above MAX_STRETCH_RESULT elements.
     """
     report = explain_broadcast(*shapes)
     if not report.ok or any(math.prod(s) > MAX_STRETCH_OPERAND for s in report.shapes):
@@ -196,6 +198,8 @@ def stretched_operands(
                 expanded.numel() * expanded.element_size(),
             )
         )
+    if math.prod(report.result_shape) > MAX_STRETCH_RESULT:
+        return report, operands, None
     total = tensors[0]
     for tensor in tensors[1:]:
         total = total + tensor

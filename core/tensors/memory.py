@@ -161,9 +161,12 @@ class AliasExperiment:
             + f"Then `{PROBE}` changed X's memory in place: "
             + ", ".join(self.names_seeing_probe)
             + (
-                " changed with it; Y too, because Y shares X's memory."
-                if y_shares
-                else " changed with it; Y did not, because Y has memory of its own."
+                " changed with it; Y did not, because Y has memory of its own."
+                if not y_shares
+                else " changed with it; Y too, because Y shares X's memory."
+                if "Y" in self.names_seeing_probe
+                else " changed with it; Y shares X's memory but shows none of its numbers "
+                "(an empty view), so Y shows no change."
             )
         )
 
