@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core import rl
 from tests.apptest_helpers import open_page
 
 PAGE = "pages/reinforce.py"
@@ -77,3 +78,10 @@ def test_comparing_two_rewards_shows_two_melodies(app):
     # and goes away when the reward it was trained for changes
     app.slider(key="reinforce_w_in_key").set_value(-1.0).run()
     assert "Your reward" not in _markdown(app)
+
+
+def test_reward_sliders_explain_exactly_what_the_reward_computes(app):
+    no_repeat = app.slider(key="reinforce_w_no_repeat")
+    assert no_repeat.label == "Avoid repeating the last note"
+    assert no_repeat.help == rl.REWARD_RULES["no_repeat"]
+    assert "C D C is not penalised" in no_repeat.help
