@@ -409,3 +409,30 @@ def compare_policies(
         agreeing_states=int((optimal_choice & visited).sum()),
         visited_states=int(visited.sum()),
     )
+
+
+def reachable_states(world: SlipperyMelodyWorld) -> np.ndarray:
+    """(states,) bool: every state but the impossible ones of step 1, where nothing has been
+    played yet (some policy reaches all the others: a hold keeps "no note", any pitch sets it)."""
+    reachable = np.ones((world.length, world.n_last), dtype=bool)
+    reachable[0] = False
+    reachable[0, world.melody.NO_NOTE] = True
+    return reachable.reshape(-1)
+
+
+def policy_grid(
+    world: SlipperyMelodyWorld, values: np.ndarray, policy: np.ndarray, shown: np.ndarray
+) -> tuple[np.ndarray, list[list[str]]]:
+    """A policy laid out for display: rows = the last note (notes, then "no note yet"),
+    columns = the step.
+
+    Args:
+        world: gives the grid's shape and the action names.
+        values, policy, shown: (states,) value, action and whether to show each state.
+    Returns:
+        ((n_last, length) values with NaN where not shown, (n_last, length) action labels).
+    """
+    grid = np.where(shown, values, np.nan).reshape(world.length, world.n_last).T
+    actions = np.asarray(policy).reshape(world.length, world.n_last).T
+    labels = [[world.melody.action_label(int(a)) for a in row] for row in actions]
+    return grid, labels

@@ -17,9 +17,12 @@ from core.rl_stochastic import (
     compare_policies,
     deterministic_plan_policy,
     policy_evaluation,
+    policy_grid,
+    reachable_states,
     train_q_learning,
     value_iteration,
 )
+from core.viz.paradigms import policy_maps, returns_against_optimum
 
 
 def _gamble_mdp() -> TabularMDP:
@@ -188,3 +191,45 @@ def test_averaging_beats_a_constant_step_size_under_noise():
 def test_hostile_settings_raise_sentences(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_policy_grid_lays_states_out_by_last_note_and_step():
+    melody = rl.MelodyEnv(rl.MelodyConfig(length=3, n_pitches=4))
+    world = SlipperyMelodyWorld(melody, Uncertainty())
+    values = np.arange(world.n_states, dtype=float)
+    policy = np.full(world.n_states, melody.HOLD)
+    policy[world.state_index(2, 1)] = 3  # at step 3 after C#4, play D#4
+    shown = reachable_states(world)
+    grid, labels = policy_grid(world, values, policy, shown)
+    assert grid.shape == (melody.n_last, 3)
+    assert grid[1, 2] == world.state_index(2, 1) and labels[1][2] == "D#4"
+    assert labels[0][0] == "hold"
+    # at step 1 only "no note yet" (the last row) can happen
+    assert np.isnan(grid[:-1, 0]).all() and grid[-1, 0] == world.start
+    assert shown.sum() == world.n_states - (melody.n_last - 1)
+
+
+def test_policy_maps_share_one_colour_scale_and_mark_wrong_choices():
+    left = np.array([[1.0, 2.0], [np.nan, 4.0]])
+    right = np.array([[0.0, np.nan], [3.0, 5.0]])
+    labels = [["C4", "D4"], ["hold", "E4"]]
+    wrong = np.array([[False, False], [True, False]])
+    fig = policy_maps(
+        [("optimal", left, labels), ("learnt", right, labels)],
+        row_labels=["after C4", "no note"], column_labels=["step 1", "step 2"], wrong=wrong,
+    )  # fmt: skip
+    heatmaps = [t for t in fig.data if t.type == "heatmap"]
+    assert [(h.zmin, h.zmax) for h in heatmaps] == [(0.0, 5.0), (0.0, 5.0)]
+    assert heatmaps[0].text[1][0] == "" and heatmaps[0].text[1][1] == "E4"  # NaN: blank
+    crosses = [t for t in fig.data if t.type == "scatter"]
+    assert len(crosses) == 1 and list(crosses[0].x) == ["step 1"]
+    assert list(crosses[0].y) == ["no note"] and crosses[0].xaxis == "x2"
+
+
+def test_returns_figure_draws_the_optimum_and_the_plan():
+    fig = returns_against_optimum([1.0, 2.0, 3.0], [2, 3], [2.5, 2.9], optimum=3.2,
+                                  plan_return=3.0)  # fmt: skip
+    lines = {t.name: list(t.y) for t in fig.data}
+    assert lines["greedy policy, expected return (exact)"] == [2.5, 2.9]
+    assert [s.y0 for s in fig.layout.shapes] == [3.2, 3.0]
+    assert "optimum by value iteration (3.20)" in fig.layout.annotations[0].text
