@@ -99,6 +99,7 @@ def test_value_iteration_beside_q_learning_under_uncertainty(app):
     # before training: value iteration's optimum is already there, Q-learning has not played
     text = _markdown(app)
     assert "Value iteration** converged in 9 sweeps over 112 states" in text
+    assert "8 steps need 8 sweeps and one more confirms" in text
     assert "it has not played yet" in text
     app.slider(key="reinforce_slip").set_value(0.3).run()
     app.slider(key="reinforce_noise").set_value(0.5).run()
@@ -139,3 +140,8 @@ def test_constant_step_size_and_a_sampled_episode(app):
     text = _markdown(app)
     assert "One episode" in text and "sampled return" in text
     assert len(app.get("audio")) == audio_before + 1
+    # reset: a fresh learner that has not played, with the same settings
+    app.button(key="reinforce_uq_reset").click().run()
+    assert not app.exception, app.exception
+    assert "greedy policy after 0 episodes" in _markdown(app)
+    assert "it has not played yet" in _markdown(app)
