@@ -126,6 +126,18 @@ SCALES = {
 }
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 REWARD_TERMS = ("in_key", "end_on_tonic", "small_steps", "no_repeat", "rhythm")
+# What each menu term computes, in words; the page shows these as the sliders' help, and
+# tests/test_rl.py checks them on known melodies so the words cannot drift from the code.
+REWARD_RULES = {
+    "in_key": "+1 for each new note in the scale, -1 for one outside it (holds score 0)",
+    "end_on_tonic": "+2 if the last sounding note is the key's tonic, -2 if not",
+    "small_steps": "+1 for a step of 1-2 semitones from the note just before, -1 for a leap "
+    "over 4 semitones, 0 otherwise (the first note and holds score 0)",
+    "no_repeat": "-1 when a new note has the same pitch as the note sounding just before it "
+    "(C C or C hold C); only the previous note counts, so C D C is not penalised: the state "
+    "remembers the last note only",
+    "rhythm": "+1 when a new note or a hold falls where the rhythm pattern says, -1 otherwise",
+}
 
 
 def pitch_name(midi: int) -> str:
@@ -140,7 +152,7 @@ class RewardWeights:
     in_key: float = 1.0  # +1 for a new note in the scale, -1 outside it
     end_on_tonic: float = 1.0  # +2 if the melody ends on the tonic, -2 otherwise
     small_steps: float = 0.5  # +1 for a step of 1-2 semitones, -1 for a leap over 4
-    no_repeat: float = 0.5  # -1 for playing the same pitch again
+    no_repeat: float = 0.5  # -1 for a new note at the pitch of the note just before it
     rhythm: float = 0.0  # +1 when onset/hold matches the rhythm pattern, -1 otherwise
 
     def as_dict(self) -> dict[str, float]:

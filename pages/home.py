@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui.course_map import COURSE_TOPICS
+from ui.course_map import COURSE_TOPICS, FIELDS, PARADIGMS
 from ui.registry import page_by_url
 
 st.title("Home")
@@ -17,6 +17,27 @@ st.info(
     "Beyond one layer it is a **composition of functions**; deep learning studies compositions "
     "deep enough.",
     icon=":material/functions:",
+)
+
+st.subheader("Where deep learning sits")
+# each field drawn inside the one it belongs to: AI > machine learning > deep learning
+box = st.container()
+for field in FIELDS:
+    box = box.container(border=True)
+    box.markdown(f"**{field.name}**: {field.explanation}")
+rows = []
+for paradigm in PARADIGMS:
+    pages = [page_by_url(url) for url in paradigm.page_urls]
+    titles = ", ".join(page.title for page in pages if page is not None)
+    rows.append(f"| {paradigm.name} | {paradigm.learns_from} | {paradigm.goal} | {titles} |")
+st.markdown(
+    "The three paradigms of machine learning, and where this app teaches each:\n\n"
+    "| Paradigm | Learns from | Goal | Pages |\n| --- | --- | --- | --- |\n" + "\n".join(rows)
+)
+st.caption(
+    "The networks on the Train, Classify and Sound explorer pages are deep; the "
+    "Reinforcement learning page keeps its values in tables small enough to read (deep "
+    "reinforcement learning replaces the table with a network)."
 )
 
 groups: dict[str, list] = {}

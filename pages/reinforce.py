@@ -14,6 +14,13 @@ from ui.reinforce_melody import (
     show_greedy_melody,
     train_live,
 )
+from ui.reinforce_uncertainty import (
+    current_learner,
+    sample_optimal_melody,
+    show_against_optimum,
+    train_learner,
+    uncertainty_settings,
+)
 
 st.title("Reinforcement learning")
 st.markdown(
@@ -86,3 +93,38 @@ if st.button("Train both and compare", key="reinforce_compare"):
     with st.spinner("training two agents..."):
         compare_rewards(config, other)
 show_comparison(config, other)
+
+st.header("4. Under uncertainty: slippery keys, a noisy audience")
+st.markdown(
+    "The same melody world (key, length, rhythm and reward from section 2), now **stochastic**: "
+    "with some probability the chosen step *slips* to a random one, and every reward comes "
+    "with noise. **Value iteration** knows the model (the probability of each next state and "
+    "the expected reward) and computes the best policy by dynamic programming: "
+    "V(s) ← max over a of [ R(s, a) + Σ P(s′ | s, a) V(s′) ], repeated until nothing changes. "
+    "**Q-learning** never sees the model: it only plays and samples. Both chase the same goal, "
+    "which lives only in the reward: the largest expected **cumulative reward** (return)."
+)
+uncertainty, q_config = uncertainty_settings()
+learner_state = current_learner(config, uncertainty, q_config)
+cols = st.columns([2, 1, 1])
+uq_episodes = cols[0].slider(
+    "Episodes to learn", 500, 10000, 3000, 500, key="reinforce_uq_episodes"
+)
+uq_train = cols[1].button("Train Q-learning", key="reinforce_uq_train", type="primary")
+if cols[2].button("Reset Q-learning", key="reinforce_uq_reset"):
+    del st.session_state["reinforce_uncertain_state"]
+    learner_state = current_learner(config, uncertainty, q_config)
+if uq_train:
+    train_learner(learner_state, uq_episodes)
+show_against_optimum(learner_state, config)
+st.caption(
+    "The sampled returns sit lower than the red line: they pay for exploration (ε) and luck, "
+    "while the red line is what the greedy policy earns on average, computed exactly from the "
+    "model. Left map: the optimal value of each state (colour) and value iteration's choice "
+    "(text). Right: Q-learning's estimate and choice, only in states it has visited; a cross "
+    "marks a choice that is not optimal, however little it loses. Slips make the plan that is "
+    "best in a calm world second best here; noise does not change the optimum, only how many "
+    "samples Q-learning needs (the 1/n step size averages the noise away, a constant one "
+    "keeps chasing it)."
+)
+sample_optimal_melody(learner_state)

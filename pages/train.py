@@ -19,6 +19,10 @@ from ui.train_settings import (
 )
 
 st.title("Train")
+st.caption(
+    "**Supervised learning**: the network learns from labelled examples (clips and their "
+    "classes); a loss compares its predictions with the labels."
+)
 st.markdown(
     "Train an audio classifier and see what each setting does. The network sees each clip as "
     "a **log-mel spectrogram** (or MFCCs), makes a guess, and the **loss** says how wrong it "

@@ -169,3 +169,41 @@ def test_melody_statistics_known_answer():
     c, c_sharp, e, g = 0, 1, 4, 7
     stats = rl.melody_statistics(env, [c, c_sharp, env.HOLD, e, g])
     assert stats == {"in_key": 0.75, "mean_interval": pytest.approx((1 + 3 + 3) / 3), "holds": 1}
+
+
+def _term_return(term: str, actions) -> float:
+    """Unweighted sum of one menu term over a melody (weight 1 on `term`, 0 elsewhere)."""
+    weights = dict.fromkeys(rl.REWARD_TERMS, 0.0) | {term: 1.0}
+    env = rl.MelodyEnv(
+        rl.MelodyConfig(length=len(actions), rhythm="x", weights=rl.RewardWeights(**weights))
+    )
+    return env.rollout([env.HOLD if a == "hold" else a for a in actions])
+
+
+@pytest.mark.parametrize(
+    ("melody", "expected"),
+    [
+        (["C", "C"], -1.0),  # the same pitch right after itself
+        (["C", "hold", "C"], -1.0),  # a held C still sounds: playing C again repeats it
+        (["C", "C", "C"], -2.0),  # each repetition counts
+        (["C", "D", "C"], 0.0),  # only the previous note counts: C D C is not penalised
+        (["C", "hold", "hold"], 0.0),  # holding a note is not playing it again
+        (["hold", "C", "D"], 0.0),  # the first note has nothing to repeat
+    ],
+)
+def test_avoid_repetition_reward_does_what_its_help_text_says(melody, expected):
+    index = {"C": 0, "D": 2, "hold": "hold"}
+    assert _term_return("no_repeat", [index[n] for n in melody]) == expected
+    rule = rl.REWARD_RULES["no_repeat"]
+    # the help text names exactly these cases
+    assert "just before" in rule and "C hold C" in rule and "C D C is not penalised" in rule
+
+
+def test_small_steps_and_in_key_rules_on_known_melodies():
+    c, c_sharp, d, g = 0, 1, 2, 7
+    # C -> D is a step (+1), D -> G a leap of 5 (-1), G -> hold scores 0, the first note 0
+    assert _term_return("small_steps", [c, d, g, "hold"]) == 0.0
+    assert _term_return("small_steps", [c, c_sharp, d]) == 2.0
+    # in key: C, D in C major (+1 each), C# outside (-1), a hold 0
+    assert _term_return("in_key", [c, c_sharp, d, "hold"]) == 1.0
+    assert "holds score 0" in rl.REWARD_RULES["in_key"]

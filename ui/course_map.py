@@ -6,6 +6,64 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class Field:
+    name: str
+    explanation: str  # what belongs here and not in the field around it
+
+
+# nested from the outside in: each field is a part of the one before it
+FIELDS: tuple[Field, ...] = (
+    Field(
+        "Artificial intelligence",
+        "Machines doing tasks that seem to need intelligence, by any means: search, planning, "
+        "rules written by hand, or learning.",
+    ),
+    Field(
+        "Machine learning",
+        "AI that learns its behaviour from data instead of following hand-written rules: a "
+        "model with parameters, fitted to examples or experience. It has three paradigms, told "
+        "apart by what the data gives the learner.",
+    ),
+    Field(
+        "Deep learning",
+        "Machine learning with neural networks deep enough (a composition of many layers) to "
+        "learn their own features from raw inputs such as waveforms or spectrograms. It is a "
+        "kind of model, not a paradigm: deep networks are trained in all three.",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Paradigm:
+    name: str
+    learns_from: str  # what the data gives the learner
+    goal: str
+    page_urls: tuple[str, ...]  # url_path of the pages that teach it, in this app
+
+
+PARADIGMS: tuple[Paradigm, ...] = (
+    Paradigm(
+        "Supervised learning",
+        "examples with labels (a clip and the word it says)",
+        "predict the label of new examples; a loss compares predictions with the labels",
+        ("train", "classify"),
+    ),
+    Paradigm(
+        "Unsupervised learning",
+        "examples without labels",
+        "find structure: groups, maps, compressed codes (an autoencoder rebuilds its input)",
+        ("explore",),
+    ),
+    Paradigm(
+        "Reinforcement learning",
+        "rewards for its own actions, often late and noisy",
+        "a policy that maximises the cumulative reward over a sequence of decisions",
+        ("reinforce",),
+    ),
+)
+
+
+@dataclass(frozen=True)
 class CourseTopic:
     group: str  # "Deep learning in audio", "Areas of machine learning", "Foundations"
     title: str

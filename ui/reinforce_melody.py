@@ -15,16 +15,15 @@ AGENT_KEY = "reinforce_agent_state"  # {"signature", "agent", "returns", "greedy
 ALGORITHMS = ("Q-learning", "Policy gradient (REINFORCE)")
 SYNTH = SynthConfig()
 
-REWARD_HELP = {
-    "in_key": ("Stay in the key", "+1 for each new note in the scale, -1 outside it"),
-    "end_on_tonic": (
-        "End on the tonic",
-        "+2 if the last sounding note is the key's tonic, -2 if not",
-    ),
-    "small_steps": ("Prefer small steps", "+1 for a step of 1-2 semitones, -1 for a leap over 4"),
-    "no_repeat": ("Avoid repetition", "-1 each time the same pitch is played again"),
-    "rhythm": ("Follow the rhythm", "+1 when a new note / a hold falls where the pattern says"),
+REWARD_LABELS = {
+    "in_key": "Stay in the key",
+    "end_on_tonic": "End on the tonic",
+    "small_steps": "Prefer small steps",
+    "no_repeat": "Avoid repeating the last note",
+    "rhythm": "Follow the rhythm",
 }
+# the help under each slider says exactly what core.rl computes (rl.REWARD_RULES, tested)
+REWARD_HELP = {term: (label, rl.REWARD_RULES[term]) for term, label in REWARD_LABELS.items()}
 PRESETS = {
     "Hymn: in key, small steps, home at the end": rl.RewardWeights(1, 1, 1, 0.5, 0),
     "Wanderer: leaps, no key, no repeats": rl.RewardWeights(0, 0, -1, 1, 0),
