@@ -1,0 +1,406 @@
+"""'Deep enough': the same 2-D data learnt by networks of 0, 1, 2, 3 hidden layers.
+
+Two questions, one experiment:
+
+1. **Depth at a fixed width.** With no hidden layer the network is σ(w·x + b): its decision
+   boundary, the points where w·x + b = 0, is a straight line, so it cannot separate XOR
+   (no line puts the two diagonal quadrants on one side). A hidden layer with a nonlinear
+   activation bends the boundary; without the activation, stacked Linear layers compose to
+   one Linear map (W₂(W₁x + b₁) + b₂ = (W₂W₁)x + (W₂b₁ + b₂)) and stay a line.
+2. **Depth against width at an equal parameter count.** For each depth the width whose
+   network has about the same number of parameters (counted by `parameter_count` on the
+   real spec) as a reference network, so only the arrangement of the parameters differs.
+
+Each network is trained full-batch (every training point in every step) with Adam, for
+several seeds of the initial weights; the data and its train/test split stay fixed so the
+decision boundaries can be compared side by side. The training loop is written out here
+rather than borrowed from the playground because this page teaches what it does: one
+forward pass over all points, the loss, the gradient, one step.
+
+`run_depth_experiment(config)` is a generator of `DepthEvent`s (progress after each
+network, then the `DepthResult`); `depth_experiment(config)` runs it to the end.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.model_spec import LayerSpec, ModelSpec, build_model, parameter_count
+from core.playground2d import (
+    ACTIVATIONS,
+    DATASETS,
+    FEATURES,
+    Points,
+    feature_matrix,
+    grid_points,
+    make_points,
+    one_thread,
+    split_points,
+)
+
+NO_ACTIVATION = "none"  # hidden layers without a nonlinearity: still a linear model
+DEPTH_ACTIVATIONS = (*ACTIVATIONS, NO_ACTIVATION)
+MAX_DEPTH = 5
+MAX_WIDTH = 64
+MAX_SEEDS = 8
+MAX_EPOCHS = 3000
+BOUNDARY_RESOLUTION = 40  # grid cells per axis of each decision-boundary image
+FAMILIES = ("fixed width", "equal parameters")
+
+
+class DepthExperimentError(ValueError):
+    """A setting the experiment cannot use, with a sentence for the page."""
+
+
+@dataclass(frozen=True)
+class DepthExperimentConfig:
+    """Everything that defines one 'deep enough' experiment."""
+
+    dataset: str = "xor"  # one of playground2d.DATASETS
+    n_points: int = 400  # points generated, train and test together
+    noise: float = 0.0  # 0..0.5, the playground's label noise
+    test_fraction: float = 0.5  # share of the points held out to measure accuracy
+    data_seed: int = 0  # the points and their split (the same for every network)
+    features: tuple[str, ...] = ("x", "y")  # inputs of every network (keys of FEATURES)
+    depths: tuple[int, ...] = (0, 1, 2, 3)  # hidden layers of the fixed-width networks
+    width: int = 8  # neurons per hidden layer of the fixed-width networks
+    activation: str = "Tanh"  # after every hidden layer; "none" leaves the stack linear
+    compare_equal_parameters: bool = True  # also train the equal-parameter family
+    parameter_budget: int | None = None  # None: the deepest fixed-width network's count
+    seeds: int = 3  # initial weights tried per network (seeds 0 .. seeds-1)
+    epochs: int = 300  # full-batch steps: one step sees every training point once
+    learning_rate: float = 0.03  # Adam's step size
+
+    def __post_init__(self) -> None:
+        problems = _config_problems(self)
+        if problems:
+            raise DepthExperimentError(" ".join(problems))
+
+    @property
+    def reference_budget(self) -> int:
+        """The parameter count the equal-parameter networks aim at."""
+        if self.parameter_budget is not None:
+            return self.parameter_budget
+        deepest = max(self.depths)
+        return parameter_count(depth_spec(len(self.features), (self.width,) * deepest, "Tanh"))
+
+
+def _config_problems(c: DepthExperimentConfig) -> list[str]:
+    problems = []
+    if c.dataset not in DATASETS:
+        problems.append(f"Unknown dataset {c.dataset!r}; choose one of {', '.join(DATASETS)}.")
+    if not 20 <= c.n_points <= 2000:
+        problems.append("The number of points must be between 20 and 2000.")
+    if not 0.0 <= c.noise <= 0.5:
+        problems.append("Noise must be between 0 and 0.5.")
+    if not 0.1 <= c.test_fraction <= 0.9:
+        problems.append("The test share must be between 10 % and 90 %.")
+    if not c.features or any(f not in FEATURES for f in c.features):
+        problems.append("Choose at least one input feature among the playground's.")
+    if not c.depths:
+        problems.append("Choose at least one depth.")
+    elif any(not 0 <= d <= MAX_DEPTH for d in c.depths) or len(set(c.depths)) != len(c.depths):
+        problems.append(f"Depths must be different numbers from 0 to {MAX_DEPTH}.")
+    if not 1 <= c.width <= MAX_WIDTH:
+        problems.append(f"The width must be between 1 and {MAX_WIDTH} neurons.")
+    if c.activation not in DEPTH_ACTIVATIONS:
+        problems.append(f"Unknown activation {c.activation!r}.")
+    if c.parameter_budget is not None and not 5 <= c.parameter_budget <= 20_000:
+        problems.append("The parameter budget must be between 5 and 20,000.")
+    if not 1 <= c.seeds <= MAX_SEEDS:
+        problems.append(f"Use 1 to {MAX_SEEDS} seeds.")
+    if not 1 <= c.epochs <= MAX_EPOCHS:
+        problems.append(f"Train for 1 to {MAX_EPOCHS} epochs.")
+    if not 1e-4 <= c.learning_rate <= 1.0:
+        problems.append("The learning rate must be between 0.0001 and 1.")
+    return problems
+
+
+# --------------------------------------------------------------------------- networks
+
+
+def depth_spec(n_features: int, hidden: tuple[int, ...], activation: str) -> ModelSpec:
+    """n_features -> hidden layers (widths `hidden`, each followed by `activation`) -> 1 logit.
+
+    activation "none" adds no nonlinearity: the stack is then a product of linear maps.
+    """
+    layers: list[LayerSpec] = []
+    for width in hidden:
+        layers.append(LayerSpec.make("Linear", out_features=width))
+        if activation != NO_ACTIVATION:
+            layers.append(LayerSpec.make(activation))
+    layers.append(LayerSpec.make("Linear", out_features=1))
+    name = f"depth{len(hidden)}_" + ("x".join(map(str, hidden)) or "linear")
+    return ModelSpec(name, (n_features,), tuple(layers))
+
+
+def width_for_budget(n_features: int, depth: int, budget: int, activation: str = "Tanh") -> int:
+    """The hidden width (1..MAX_WIDTH) whose `depth`-layer network's parameter count is
+    closest to `budget` (ties go to the narrower). depth must be at least 1."""
+    if depth < 1:
+        raise DepthExperimentError("A network without hidden layers has no width to choose.")
+    counts = {
+        w: parameter_count(depth_spec(n_features, (w,) * depth, activation))
+        for w in range(1, MAX_WIDTH + 1)
+    }
+    return min(counts, key=lambda w: (abs(counts[w] - budget), w))
+
+
+@dataclass(frozen=True)
+class NetworkPlan:
+    """One network of the experiment: which family, depth, width and its parameter count."""
+
+    family: str  # one of FAMILIES
+    depth: int  # hidden layers
+    width: int  # neurons per hidden layer (0 for the linear model)
+    parameters: int  # parameter_count of its spec
+
+    @property
+    def label(self) -> str:
+        if self.depth == 0:
+            return "0 hidden (linear)"
+        return f"{self.depth} × {self.width}"
+
+
+def plan_networks(config: DepthExperimentConfig) -> list[NetworkPlan]:
+    """The fixed-width networks (every depth), then the equal-parameter ones (depth ≥ 1)."""
+    n = len(config.features)
+    plans = []
+    for depth in sorted(config.depths):
+        hidden = (config.width,) * depth
+        count = parameter_count(depth_spec(n, hidden, config.activation))
+        plans.append(NetworkPlan(FAMILIES[0], depth, config.width if depth else 0, count))
+    if config.compare_equal_parameters:
+        budget = config.reference_budget
+        for depth in sorted(d for d in config.depths if d >= 1):
+            width = width_for_budget(n, depth, budget, config.activation)
+            count = parameter_count(depth_spec(n, (width,) * depth, config.activation))
+            plans.append(NetworkPlan(FAMILIES[1], depth, width, count))
+    return plans
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class DepthRun:
+    """One trained network: its plan, seed, accuracies and final training loss.
+
+    boundary: p(class 1) on a BOUNDARY_RESOLUTION² grid of the plane, indexed [y, x]
+    (kept for the first seed only; None for the others).
+    """
+
+    plan: NetworkPlan
+    seed: int
+    train_accuracy: float
+    test_accuracy: float
+    train_loss: float
+    boundary: np.ndarray | None = None
+
+
+def train_full_batch(
+    spec: ModelSpec,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    *,
+    epochs: int,
+    learning_rate: float,
+    seed: int,
+) -> tuple[nn.Module, float]:
+    """Train `spec` from seeded initial weights with full-batch Adam; (network, final loss).
+
+    x_train (n, features) float32, y_train (n,) float32 0/1; the loss is binary
+    cross-entropy on the single output logit. Runs on the CPU, one thread (the tensors are
+    tiny: more threads only add waiting).
+    """
+    torch.manual_seed(seed)
+    network = build_model(spec)
+    optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
+    network.train()
+    loss = torch.zeros(())
+    for _ in range(epochs):
+        logits = network(x_train).squeeze(-1)  # every training point, every step
+        loss = nn.functional.binary_cross_entropy_with_logits(logits, y_train)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    network.eval()
+    return network, float(loss.detach())
+
+
+@torch.no_grad()
+def _accuracy(network: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    return float(((network(x).squeeze(-1) > 0).float() == y).float().mean())
+
+
+@torch.no_grad()
+def _boundary(network: nn.Module, features: tuple[str, ...]) -> np.ndarray:
+    _, grid = grid_points(BOUNDARY_RESOLUTION)
+    logits = network(torch.from_numpy(feature_matrix(grid, features))).squeeze(-1)
+    return torch.sigmoid(logits).reshape(BOUNDARY_RESOLUTION, BOUNDARY_RESOLUTION).numpy()
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """Test accuracy of one network over its seeds."""
+
+    family: str
+    depth: int
+    width: int
+    parameters: int
+    mean_test_accuracy: float
+    std_test_accuracy: float  # population standard deviation over the seeds
+    min_test_accuracy: float
+    max_test_accuracy: float
+    mean_train_accuracy: float
+    seeds: int
+
+
+@dataclass(frozen=True)
+class DepthResult:
+    """Everything the page shows: the data, every trained network, the seconds it took."""
+
+    config: DepthExperimentConfig
+    train_points: Points
+    test_points: Points
+    axis: np.ndarray  # (BOUNDARY_RESOLUTION,) coordinates of the boundary images
+    runs: tuple[DepthRun, ...]
+    seconds: float
+
+    def summary(self) -> list[SummaryRow]:
+        """One row per planned network (plan order), statistics over its seeds."""
+        rows = []
+        plans = list(dict.fromkeys(run.plan for run in self.runs))
+        for plan in plans:
+            test = np.array([r.test_accuracy for r in self.runs if r.plan == plan])
+            train = np.array([r.train_accuracy for r in self.runs if r.plan == plan])
+            rows.append(
+                SummaryRow(
+                    plan.family,
+                    plan.depth,
+                    plan.width,
+                    plan.parameters,
+                    float(test.mean()),
+                    float(test.std()),
+                    float(test.min()),
+                    float(test.max()),
+                    float(train.mean()),
+                    len(test),
+                )
+            )
+        return rows
+
+    def row(self, family: str, depth: int) -> SummaryRow:
+        """The summary of one network; KeyError when it was not trained."""
+        for row in self.summary():
+            if row.family == family and row.depth == depth:
+                return row
+        raise KeyError((family, depth))
+
+    def boundaries(self, family: str) -> list[tuple[NetworkPlan, np.ndarray]]:
+        """(plan, p(class 1) grid) of the first seed of each depth of one family."""
+        return [
+            (run.plan, run.boundary)
+            for run in self.runs
+            if run.plan.family == family and run.boundary is not None
+        ]
+
+
+@dataclass(frozen=True)
+class DepthEvent:
+    """Progress of the experiment: `done` of `total` networks trained; the last carries
+    the result (kind "finished")."""
+
+    kind: str  # "progress" | "finished"
+    done: int
+    total: int
+    message: str
+    run: DepthRun | None = None
+    result: DepthResult | None = None
+
+    @property
+    def progress(self) -> float:
+        return self.done / self.total if self.total else 1.0
+
+
+def run_depth_experiment(config: DepthExperimentConfig) -> Iterator[DepthEvent]:
+    """Train every planned network for every seed, yielding after each one.
+
+    Networks that are the same in both families (same depth and width) are trained once
+    and reported in both, so their numbers agree exactly. Takes a few seconds on one CPU
+    core with the defaults (about 20 networks of at most a few hundred parameters).
+    """
+    started = time.perf_counter()
+    points = make_points(config.dataset, config.n_points, config.noise, config.data_seed)
+    train_points, test_points = split_points(points, config.test_fraction, config.data_seed)
+    x_train = torch.from_numpy(feature_matrix(train_points.xy, config.features))
+    y_train = torch.from_numpy(train_points.labels.astype(np.float32))
+    x_test = torch.from_numpy(feature_matrix(test_points.xy, config.features))
+    y_test = torch.from_numpy(test_points.labels.astype(np.float32))
+    plans = plan_networks(config)
+    total = len(plans) * config.seeds
+    trained: dict[tuple[int, int, int], DepthRun] = {}  # (depth, width, seed) -> run
+    runs: list[DepthRun] = []
+    with one_thread():
+        for plan in plans:
+            spec = depth_spec(len(config.features), (plan.width,) * plan.depth, config.activation)
+            for seed in range(config.seeds):
+                key = (plan.depth, plan.width, seed)
+                if key not in trained:
+                    network, loss = train_full_batch(
+                        spec,
+                        x_train,
+                        y_train,
+                        epochs=config.epochs,
+                        learning_rate=config.learning_rate,
+                        seed=seed,
+                    )
+                    trained[key] = DepthRun(
+                        plan,
+                        seed,
+                        _accuracy(network, x_train, y_train),
+                        _accuracy(network, x_test, y_test),
+                        loss,
+                        _boundary(network, config.features) if seed == 0 else None,
+                    )
+                run = _with_plan(trained[key], plan)
+                runs.append(run)
+                yield DepthEvent(
+                    "progress",
+                    len(runs),
+                    total,
+                    f"{plan.family}, {plan.label}, seed {seed}: test accuracy "
+                    f"{run.test_accuracy:.0%}",
+                    run=run,
+                )
+    axis, _ = grid_points(BOUNDARY_RESOLUTION)
+    result = DepthResult(
+        config, train_points, test_points, axis, tuple(runs), time.perf_counter() - started
+    )
+    yield DepthEvent("finished", total, total, f"{total} networks trained", result=result)
+
+
+def _with_plan(run: DepthRun, plan: NetworkPlan) -> DepthRun:
+    if run.plan == plan:
+        return run
+    return DepthRun(
+        plan, run.seed, run.train_accuracy, run.test_accuracy, run.train_loss, run.boundary
+    )
+
+
+def depth_experiment(config: DepthExperimentConfig | None = None) -> DepthResult:
+    """Run the whole experiment and return its result (for tests and scripts)."""
+    result = None
+    for event in run_depth_experiment(config or DepthExperimentConfig()):
+        result = event.result or result
+    assert result is not None  # the generator always ends with "finished"
+    return result
