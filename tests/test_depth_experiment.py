@@ -78,8 +78,14 @@ def test_equal_parameter_widths_match_the_reference_network(depth, expected_widt
     assert budget == _parameters_by_formula(2, 3, 8) == 177
     width = width_for_budget(2, depth, budget)
     assert width == expected_width
-    counts = {w: _parameters_by_formula(2, depth, w) for w in range(1, 65)}
+    counts = {w: _parameters_by_formula(2, depth, w) for w in range(1, 513)}
     assert abs(counts[width] - budget) == min(abs(c - budget) for c in counts.values())
+
+
+def test_a_large_budget_gets_a_wide_single_layer():
+    budget = parameter_count(depth_spec(2, (16,) * 5, "ReLU"))
+    assert budget == _parameters_by_formula(2, 5, 16) == 1153
+    assert width_for_budget(2, 1, budget, "ReLU") == 288  # 4 · 288 + 1 = 1153 exactly
 
 
 def test_plan_lists_fixed_width_then_equal_parameters():

@@ -376,7 +376,9 @@ def feature_maps_figure(
     columns = max(1, min(columns, count))
     rows = -(-count // columns)
     gap = max(1, min(height, width) // 8)
-    mosaic = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap), np.nan)
+    mosaic = np.full(
+        (rows * (height + gap) - gap, columns * (width + gap) - gap), np.nan, np.float32
+    )
     annotations = []
     for channel, image in enumerate(maps):
         row, column = divmod(channel, columns)
