@@ -21,8 +21,12 @@ st.caption(
     "trains the network you leave on this page."
 )
 
+# Tracked tabs (a rerun on switching) so that "Layer by layer" runs only while it is shown:
+# its dozen figures of feature maps weigh about 2 MB and half a second per rerun.
 build_tab, code_tab, playground_tab, depth_tab, values_tab = st.tabs(
-    ["Build", "Code and spec", "See the function", "Deep enough", "Layer by layer"]
+    ["Build", "Code and spec", "See the function", "Deep enough", "Layer by layer"],
+    key="network_tab",
+    on_change="rerun",
 )
 
 with build_tab:
@@ -51,4 +55,5 @@ with depth_tab:
     render_depth_experiment()
 
 with values_tab:
-    render_layer_values(spec)
+    if values_tab.open:
+        render_layer_values(spec)
