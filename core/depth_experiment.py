@@ -289,6 +289,7 @@ class DepthResult:
     axis: np.ndarray  # (BOUNDARY_RESOLUTION,) coordinates of the boundary images
     runs: tuple[DepthRun, ...]
     seconds: float
+    trainings: int  # networks actually trained (one shared by both families counts once)
 
     def summary(self) -> list[SummaryRow]:
         """One row per planned network (plan order), statistics over its seeds."""
@@ -397,10 +398,11 @@ def run_depth_experiment(config: DepthExperimentConfig) -> Iterator[DepthEvent]:
                     run=run,
                 )
     axis, _ = grid_points(BOUNDARY_RESOLUTION)
+    seconds = time.perf_counter() - started
     result = DepthResult(
-        config, train_points, test_points, axis, tuple(runs), time.perf_counter() - started
+        config, train_points, test_points, axis, tuple(runs), seconds, len(trained)
     )
-    yield DepthEvent("finished", total, total, f"{total} networks trained", result=result)
+    yield DepthEvent("finished", total, total, f"{len(trained)} networks trained", result=result)
 
 
 def _with_plan(run: DepthRun, plan: NetworkPlan) -> DepthRun:
@@ -418,3 +420,42 @@ def depth_experiment(config: DepthExperimentConfig | None = None) -> DepthResult
         result = event.result or result
     assert result is not None  # the generator always ends with "finished"
     return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m core.depth_experiment --dataset spiral`: print the summary table."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="xor", choices=DATASETS)
+    parser.add_argument("--noise", type=float, default=0.0)
+    parser.add_argument("--activation", default="Tanh", choices=DEPTH_ACTIVATIONS)
+    parser.add_argument("--width", type=int, default=8)
+    parser.add_argument("--depths", default="0,1,2,3", help="comma-separated hidden layers")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=300)
+    args = parser.parse_args(argv)
+    try:
+        config = DepthExperimentConfig(
+            dataset=args.dataset,
+            noise=args.noise,
+            activation=args.activation,
+            width=args.width,
+            depths=tuple(int(d) for d in args.depths.split(",") if d.strip()),
+            seeds=args.seeds,
+            epochs=args.epochs,
+        )
+    except (DepthExperimentError, ValueError) as error:
+        parser.error(str(error))
+    result = depth_experiment(config)
+    print(f"{config.dataset}: {result.trainings} trainings in {result.seconds:.1f} s")
+    for row in result.summary():
+        print(
+            f"{row.family:17s} {row.depth} hidden × {row.width:3d} ({row.parameters:4d} params): "
+            f"test {row.mean_test_accuracy:6.1%} ± {row.std_test_accuracy:5.1%} "
+            f"(worst {row.min_test_accuracy:6.1%}), train {row.mean_train_accuracy:6.1%}"
+        )
+
+
+if __name__ == "__main__":
+    main()

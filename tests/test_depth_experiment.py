@@ -116,6 +116,7 @@ def test_events_count_every_network_and_end_with_the_result():
     equal = [r for r in result.runs if r.plan.family == EQUAL and r.plan.depth == 2]
     assert [r.test_accuracy for r in fixed] == [r.test_accuracy for r in equal]
     assert sum(r.boundary is not None for r in result.runs) == len(plan_networks(config))
+    assert result.trainings == total - 2  # the shared 2 × 8 network, once per seed
 
 
 def test_full_batch_training_equals_plain_torch():
@@ -171,3 +172,15 @@ def test_figures_show_every_family_and_panel():
     )
     assert [a.text for a in figure.layout.annotations] == ["0 hidden (linear)", "1 × 8"]
     assert sum(t.type == "heatmap" for t in figure.data) == 2
+
+
+def test_the_command_line_prints_the_summary(capsys):
+    from core.depth_experiment import main
+
+    main(["--dataset", "circle", "--depths", "0,1", "--seeds", "1", "--epochs", "20"])
+    lines = capsys.readouterr().out.splitlines()
+    # the deepest network (1 × 8) is the equal-parameter family's only one: trained once
+    assert lines[0].startswith("circle: 2 trainings in")
+    assert len(lines) == 1 + 3 and "1 hidden ×   8 (  33 params)" in lines[2]
+    with pytest.raises(SystemExit):
+        main(["--depths", "9"])

@@ -111,7 +111,7 @@ def _render_result(result: DepthResult) -> None:
         f"{c.dataset}, {len(result.train_points)} training and {len(result.test_points)} test "
         f"points; activation {c.activation}; {c.epochs} full-batch Adam steps (learning rate "
         f"{c.learning_rate:g}); {c.seeds} seed(s) of the initial weights; "
-        f"{len(result.runs)} trainings in {result.seconds:.1f} s."
+        f"{result.trainings} trainings in {result.seconds:.1f} s."
     )
     rows = result.summary()
     table = pd.DataFrame(
