@@ -264,3 +264,43 @@ def test_layer_by_layer_with_the_editor_network_and_hostile_choices(app):
     app.radio(key="network_values_clip_source").set_value("Your own clip").run()
     assert not app.exception
     assert not _layer_titles(app)
+
+
+def test_layer_by_layer_traces_one_member_of_the_students_ensemble(app):
+    from core.features import FeatureConfig
+    from core.model_spec import build_model
+    from core.runs import RunStore
+
+    spec = ModelSpec(
+        "tiny_cnn",
+        (1, 64, 101),
+        (
+            LayerSpec.make("Conv2d", out_channels=4),
+            LayerSpec.make("ReLU"),
+            LayerSpec.make("AdaptiveAvgPool2d", output_size=1),
+            LayerSpec.make("Flatten"),
+            LayerSpec.make("Linear", out_features=3),
+        ),
+    ).with_members(2)
+    store = RunStore()
+    run_id = store.create_run({}, owner=app.session_state["session_id"], name="my ensemble")
+    store.save_model(
+        run_id,
+        build_model(spec).eval(),
+        spec=spec,
+        labels=["yes", "no", "maybe"],
+        feature_config=FeatureConfig(),
+        feature_kind="logmel",
+        clip_frames=101,
+        normalization={"mode": "utterance"},
+    )
+    store.finish(run_id, "finished")
+    _open_tab(app, "Layer by layer")
+    app.selectbox(key="network_values_model").set_value(f"run:{run_id}").run()
+    assert not app.exception and not app.error
+    assert app.selectbox(key="network_values_member").options == ["0", "1"]
+    app.selectbox(key="network_values_member").set_value(1).run()
+    assert any("averages the probabilities of 2 networks" in c.value for c in app.caption)
+    assert any("those of network 1" in c.value for c in app.caption)
+    assert len(_layer_titles(app)) == len(spec.layers) + 1
+    assert next(m for m in app.metric if m.label == "Answer").value in ("yes", "no", "maybe")

@@ -78,35 +78,31 @@ def _clip() -> tuple[np.ndarray, int] | None:
     return samples, rate
 
 
-def _trace(editor_spec: ModelSpec, clip: tuple[np.ndarray, int]) -> ClipTrace | None:
-    samples, rate = clip
+def _trained_run():
+    """The chosen run, loaded (as trained: BatchNorm layers not folded), or None."""
+    choice = _model_choice()
+    if choice is None:
+        return None
+    owner = None if choice.origin == "shipped" else choice.owner
+    weights = Path(choice.store_root) / choice.run_id / WEIGHTS_FILE
+    mtime = weights.stat().st_mtime if weights.exists() else 0.0
     try:
-        if st.session_state.get("network_values_network") == EDITOR:
-            return trace_untrained(editor_spec, samples, rate)
-        choice = _model_choice()
-        if choice is None:
-            return None
-        owner = None if choice.origin == "shipped" else choice.owner
-        weights = Path(choice.store_root) / choice.run_id / WEIGHTS_FILE
-        run = _load_run(
-            choice.store_root,
-            choice.run_id,
-            owner,
-            weights.stat().st_mtime if weights.exists() else 0.0,
-        )
-        members = len(getattr(run.model, "members", [None]))
-        member = 0
-        if members > 1:
-            member = st.selectbox(
-                f"Member traced (this model averages {members} networks)", range(members),
-                key="network_values_member",
-            )  # fmt: skip
-        return trace_clip(run, samples, rate, member=int(member))
-    except (LayerValuesError, RunError, SpecError) as error:
-        st.error(str(error))
-    except ValueError as error:  # a feature recipe or input this network cannot take
-        st.error(f"This network cannot take the clip: {error}")
+        return _load_run(choice.store_root, choice.run_id, owner, mtime)
+    except RunError as error:
+        st.error(f"This model cannot be loaded: {error}")
     return None
+
+
+def _member(run) -> int:
+    members = len(getattr(run.model, "members", [None]))
+    if members == 1:
+        return 0
+    return int(
+        st.selectbox(
+            f"Member traced (this model averages {members} networks)", range(members),
+            key="network_values_member",
+        )
+    )  # fmt: skip
 
 
 def render_layer_values(editor_spec: ModelSpec) -> None:
@@ -116,12 +112,25 @@ def render_layer_values(editor_spec: ModelSpec) -> None:
         "through it one function at a time, and every intermediate value is drawn: the "
         "features the network uncovers from the spectrogram, layer after layer."
     )
-    st.radio("Network", [TRAINED, EDITOR], horizontal=True, key="network_values_network")
+    network = st.radio("Network", [TRAINED, EDITOR], horizontal=True, key="network_values_network")
+    run = _trained_run() if network == TRAINED else None
+    if network == TRAINED and run is None:
+        return
+    member = _member(run) if run is not None else 0
     clip = _clip()
     if clip is None:
         return
-    trace = _trace(editor_spec, clip)
-    if trace is None:
+    samples, rate = clip
+    try:
+        if run is None:
+            trace = trace_untrained(editor_spec, samples, rate)
+        else:
+            trace = trace_clip(run, samples, rate, member=member)
+    except (LayerValuesError, SpecError) as error:
+        st.error(str(error))
+        return
+    except ValueError as error:  # a feature recipe or input this network cannot take
+        st.error(f"This network cannot take the clip: {error}")
         return
     channels = st.slider(
         "Channels shown per layer", 1, 64, 8, key="network_values_channels",
@@ -136,9 +145,15 @@ def _render_trace(trace: ClipTrace, channels: int) -> None:
     st.metric(
         "Answer" if trained else "Highest output (random weights)",
         trace.labels[best],
-        f"{trace.probabilities[best]:.1%}",
+        f"probability {trace.probabilities[best]:.1%}",
         delta_color="off",
+        delta_arrow="off",
     )
+    if trace.members > 1:
+        st.caption(
+            f"This model averages the probabilities of {trace.members} networks; the layers "
+            f"below are those of network {trace.member}."
+        )
     for value in trace.layers:
         _render_value(value, channels)
     st.markdown("**Class probabilities** (softmax of the last layer's scores)")
