@@ -172,6 +172,7 @@ def test_figures_show_every_family_and_panel():
     )
     assert [a.text for a in figure.layout.annotations] == ["0 hidden (linear)", "1 × 8"]
     assert sum(t.type == "heatmap" for t in figure.data) == 2
+    assert figure.layout.showlegend is False  # the 0.5 contours are not a legend's business
 
 
 def test_the_command_line_prints_the_summary(capsys):

@@ -209,6 +209,7 @@ def test_deep_enough_xor_needs_a_hidden_layer(app):
     table = _depth_table(app)
     assert list(table["family"]) == ["fixed width"] * 2 + ["equal parameters"] * 2
     assert list(table["neurons per layer"]) == [8, 8, 26, 8]  # 4 · 26 + 1 = 105, as 2 × 8
+    assert any(m.value.startswith("At about 105 parameters") for m in app.markdown)
     app.multiselect(key="network_depth_depths").set_value([]).run()
     assert any("Choose at least one depth" in e.value for e in app.error)
     assert app.button(key="network_depth_run").disabled

@@ -161,12 +161,23 @@ def _verdict(result: DepthResult) -> None:
             "the boundaries are all straight lines."
         )
     equal = sorted((r for r in result.summary() if r.family == FAMILIES[1]), key=lambda r: r.depth)
-    if len(equal) > 1:
-        best = max(equal, key=lambda r: (round(r.mean_test_accuracy, 3), -r.depth))
-        spread = max(r.std_test_accuracy for r in equal)
+    if len(equal) < 2:
+        return
+    means = [r.mean_test_accuracy for r in equal]
+    spread = max(max(r.std_test_accuracy for r in equal), 0.01)
+    budget = f"At about {equal[0].parameters} parameters"
+    if max(means) - min(means) <= spread:
         st.markdown(
-            f"At about {equal[0].parameters} parameters the best test accuracy here is "
-            f"{best.mean_test_accuracy:.1%}, with {best.depth} hidden layer(s) of {best.width}; "
-            f"differences smaller than the spread over seeds (up to {spread:.1%}) are not "
-            "evidence either way."
+            f"{budget} every arrangement reaches about the same test accuracy "
+            f"({min(means):.1%} to {max(means):.1%}, within the spread over seeds): on this "
+            "data depth and width trade one for the other."
         )
+        return
+    best = max(equal, key=lambda r: (r.mean_test_accuracy, -r.depth))
+    worst = min(equal, key=lambda r: (r.mean_test_accuracy, r.depth))
+    st.markdown(
+        f"{budget} the best test accuracy is {best.mean_test_accuracy:.1%} with {best.depth} "
+        f"hidden layer(s) of {best.width}, the worst {worst.mean_test_accuracy:.1%} with "
+        f"{worst.depth} of {worst.width}. Differences smaller than the spread over seeds (up "
+        f"to {spread:.1%}) are not evidence either way: add seeds to be sure."
+    )

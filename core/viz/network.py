@@ -350,7 +350,7 @@ def boundaries_figure(
     fig.update_yaxes(range=extent, showticklabels=False, scaleanchor="x")
     for column in range(2, n + 1):
         fig.update_yaxes(scaleanchor=f"x{column}", row=1, col=column)
-    fig.update_layout(height=260, margin={"l": 5, "r": 5, "t": 30, "b": 5})
+    fig.update_layout(height=260, margin={"l": 5, "r": 5, "t": 30, "b": 5}, showlegend=False)
     return fig
 
 
