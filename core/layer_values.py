@@ -153,6 +153,8 @@ def spectrogram_input(
     y = np.asarray(samples, dtype=np.float32)
     if y.ndim != 1 or y.size == 0:
         raise LayerValuesError("The clip must be a non-empty mono waveform.")
+    if not np.isfinite(y).all():
+        raise LayerValuesError("The clip contains samples that are not numbers (NaN or inf).")
     return prepare_clip(
         y,
         sample_rate,

@@ -122,6 +122,8 @@ def test_hostile_inputs_are_sentences(digit_clip):
         layer_outputs(nn.Linear(2, 2).eval(), torch.zeros(1, 2))
     with pytest.raises(LayerValuesError, match="non-empty mono"):
         trace_untrained(preset_spec("cnn_logmel"), np.zeros(0, np.float32), 16000)
+    with pytest.raises(LayerValuesError, match="not numbers"):
+        trace_untrained(preset_spec("cnn_logmel"), np.full(800, np.nan, np.float32), 16000)
     shaped = ModelSpec("s", (1, 64, 101), (LayerSpec.make("Flatten"),))
     with pytest.raises(LayerValuesError, match="not a vector of class scores|ends in shape"):
         trace_untrained(

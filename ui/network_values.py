@@ -26,6 +26,7 @@ TRAINED, EDITOR = "A trained model", "The editor's network (untrained)"
 SHIPPED_DIGIT, OWN_CLIP = "A shipped spoken digit", "Your own clip"
 SPEAKERS = ("george", "jackson", "lucas", "nicolas")
 TAKES = 40  # recordings per digit and speaker in data/digits
+SILENT_PEAK = 1e-4  # a clip whose loudest sample is below this (-80 dBFS) has no sound
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
@@ -121,6 +122,10 @@ def render_layer_values(editor_spec: ModelSpec) -> None:
     if clip is None:
         return
     samples, rate = clip
+    if samples.size and float(np.max(np.abs(samples))) < SILENT_PEAK:
+        st.warning(
+            "This clip is silent: the network still computes something, but it has nothing to hear."
+        )
     try:
         if run is None:
             trace = trace_untrained(editor_spec, samples, rate)
