@@ -391,7 +391,7 @@ def feature_maps_figure(
             )
     finite = mosaic[np.isfinite(mosaic)]
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    tile_px = max(60, min(220, 900 // columns))
+    tile_px = 420 if count == 1 else max(60, min(220, 900 // columns))  # one image: larger
     heatmap = {
         "type": "heatmap",
         "z": mosaic,
