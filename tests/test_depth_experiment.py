@@ -17,6 +17,7 @@ from core.depth_experiment import (
     plan_networks,
     run_depth_experiment,
     train_full_batch,
+    train_seeds_full_batch,
     width_for_budget,
 )
 from core.model_spec import parameter_count
@@ -137,6 +138,24 @@ def test_full_batch_training_equals_plain_torch():
     assert loss == pytest.approx(float(plain_loss.detach()), abs=1e-6)
     with torch.no_grad():
         torch.testing.assert_close(network(x), plain(x))
+
+
+@pytest.mark.parametrize("hidden", [(), (6, 6)])
+def test_seeds_trained_together_equal_seeds_trained_one_by_one(hidden):
+    rng = np.random.default_rng(1)
+    x = torch.from_numpy(rng.uniform(-5, 5, size=(60, 2)).astype(np.float32))
+    y = (x[:, 0] * x[:, 1] > 0).float()
+    spec = depth_spec(2, hidden, "ReLU")
+    together = train_seeds_full_batch(spec, x, y, seeds=3, epochs=40, learning_rate=0.03)
+    assert len(together) == 3
+    for seed, (network, loss) in enumerate(together):
+        alone, alone_loss = train_full_batch(spec, x, y, epochs=40, learning_rate=0.03, seed=seed)
+        assert loss == pytest.approx(alone_loss, rel=1e-4, abs=1e-6)
+        assert not network.training
+        with torch.no_grad():
+            torch.testing.assert_close(network(x), alone(x), rtol=1e-4, atol=1e-5)
+    with torch.no_grad():  # different seeds really are different networks
+        assert not torch.allclose(together[0][0](x), together[1][0](x))
 
 
 @pytest.mark.parametrize(
