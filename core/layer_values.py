@@ -50,6 +50,18 @@ class LayerValue:
     def shape(self) -> tuple[int, ...]:
         return tuple(self.values.shape)
 
+    def statistics(self) -> dict[str, float]:
+        """min, max, mean and the share of exact zeros (what a ReLU switched off) of values."""
+        v = self.values.float()
+        if v.numel() == 0:
+            return {"min": 0.0, "max": 0.0, "mean": 0.0, "zeros": 0.0}
+        return {
+            "min": float(v.min()),
+            "max": float(v.max()),
+            "mean": float(v.mean()),
+            "zeros": float((v == 0).float().mean()),
+        }
+
     @property
     def expression(self) -> str:
         """The value written as a composition: x, f1(x), f2(f1(x)), f3(f2(f1(x))), f4(…(x))."""

@@ -51,6 +51,10 @@ def test_layer_by_layer_equals_running_the_sequential_directly():
     assert [v.kind for v in values[1:5]] == ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"]
     assert values[1].shape == (16, 32, 40) and values[4].shape == (16, 16, 20)
     assert values[3].values.min() >= 0  # after a ReLU
+    relu = values[3].statistics()
+    assert relu["min"] == 0.0 and 0.0 < relu["zeros"] < 1.0  # some units switched off
+    assert relu["zeros"] == pytest.approx(float((values[2].values <= 0).float().mean()))
+    assert values[2].statistics()["mean"] == pytest.approx(float(values[2].values.mean()))
     assert [v.expression for v in values[:5]] == [
         "x",
         "f1(x)",

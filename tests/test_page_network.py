@@ -239,6 +239,10 @@ def test_layer_by_layer_shows_every_layer_of_the_shipped_model(app):
     assert len(titles) == len(run.spec.layers) + 1  # the input, then f1 .. fn
     assert titles[0].startswith("**x · the input · 1 × ")
     assert titles[1].startswith(f"**f1(x) · {run.spec.layers[0].describe()}")
+    summary = next(d.value for d in app.dataframe if "zeros" in d.value.columns)
+    assert list(summary["layer"]) == ["input", *(layer.kind for layer in run.spec.layers)]
+    assert summary["shape"].iloc[0] == " × ".join(map(str, run.spec.input_shape))
+    assert summary["numbers"].iloc[-1] == len(run.labels)  # the class scores
     answer = next(m for m in app.metric if m.label == "Answer")
     assert answer.value in run.labels
     app.selectbox(key="network_values_digit").set_value(3)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from core import paths
@@ -159,6 +160,7 @@ def _render_trace(trace: ClipTrace, channels: int) -> None:
             f"This model averages the probabilities of {trace.members} networks; the layers "
             f"below are those of network {trace.member}."
         )
+    _render_summary(trace)
     for value in trace.layers:
         _render_value(value, channels)
     st.markdown("**Class probabilities** (softmax of the last layer's scores)")
@@ -172,6 +174,32 @@ def _render_trace(trace: ClipTrace, channels: int) -> None:
             "These weights are random: the maps are what untrained filters do to the clip, "
             "and the probabilities mean nothing yet. Train the network on the Train page."
         )
+
+
+def _render_summary(trace: ClipTrace) -> None:
+    """The whole composition in one table: each value's shape and range."""
+    rows = [(value, value.statistics()) for value in trace.layers]
+    table = pd.DataFrame(
+        {
+            "value": [v.expression for v, _ in rows],
+            "layer": [v.kind for v, _ in rows],
+            "shape": [" × ".join(map(str, v.shape)) for v, _ in rows],
+            "numbers": [v.values.numel() for v, _ in rows],
+            "min": [stats["min"] for _, stats in rows],
+            "max": [stats["max"] for _, stats in rows],
+            "mean": [stats["mean"] for _, stats in rows],
+            "zeros": [f"{stats['zeros']:.0%}" for _, stats in rows],
+        }
+    )
+    st.dataframe(table, hide_index=True, key="network_values_table", column_config={
+        "min": st.column_config.NumberColumn(format="%.3f"),
+        "max": st.column_config.NumberColumn(format="%.3f"),
+        "mean": st.column_config.NumberColumn(format="%.3f"),
+    })  # fmt: skip
+    st.caption(
+        "Each row is the value after one more function. 'zeros': the share of numbers that are "
+        "exactly 0, what a ReLU switches off; pooling shrinks the maps, Flatten only reshapes."
+    )
 
 
 def _render_value(value: LayerValue, channels: int) -> None:
