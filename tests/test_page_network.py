@@ -309,3 +309,8 @@ def test_layer_by_layer_traces_one_member_of_the_students_ensemble(app):
     assert any("those of network 1" in c.value for c in app.caption)
     assert len(_layer_titles(app)) == len(spec.layers) + 1
     assert next(m for m in app.metric if m.label == "Answer").value in ("yes", "no", "maybe")
+    # the student deletes the run on the Train page: the menu falls back to the shipped model
+    store.delete(run_id, owner=app.session_state["session_id"])
+    app.run()
+    assert not app.exception and not app.error
+    assert app.selectbox(key="network_values_model").value.startswith("shipped:")
