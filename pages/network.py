@@ -1,4 +1,5 @@
-"""Network builder: a network as a composition of functions, and the function it computes.
+"""Network builder: a network as a composition of functions, and the function it computes,
+how deep it needs to be, and what each of its layers makes of one clip.
 
 Build a stack of layers (or load a preset), see f = f_n ∘ … ∘ f_1 with every formula and
 shape, get it as PyTorch code or a JSON spec, and watch a small network learn a function of
@@ -8,8 +9,10 @@ the plane. The spec built here is what the Train page trains (st.session_state["
 import streamlit as st
 
 from ui.network_composition import render_code_and_spec, render_composition
+from ui.network_depth import render_depth_experiment
 from ui.network_editor import current_spec, render_input_choice, render_presets, render_stack_editor
 from ui.network_playground import current_playground, render_buttons, render_live
+from ui.network_values import render_layer_values
 
 st.title("Network builder")
 st.caption(
@@ -18,7 +21,13 @@ st.caption(
     "trains the network you leave on this page."
 )
 
-build_tab, code_tab, playground_tab = st.tabs(["Build", "Code and spec", "See the function"])
+# Tracked tabs (a rerun on switching) so that "Layer by layer" runs only while it is shown:
+# its dozen figures of feature maps weigh about 2 MB and half a second per rerun.
+build_tab, code_tab, playground_tab, depth_tab, values_tab = st.tabs(
+    ["Build", "Code and spec", "See the function", "Deep enough", "Layer by layer"],
+    key="network_tab",
+    on_change="rerun",
+)
 
 with build_tab:
     render_presets()
@@ -41,3 +50,10 @@ with playground_tab:
     if playground is not None:
         playing = render_buttons(playground)
         render_live(playing)
+
+with depth_tab:
+    render_depth_experiment()
+
+with values_tab:
+    if values_tab.open:
+        render_layer_values(spec)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -167,13 +168,149 @@ def test_playground_steps_plays_and_takes_the_editor_stack(app):
 
 
 def test_real_audio_features_as_the_two_inputs(app):
+    players_before = len(app.get("audio"))
     app.selectbox(key="network_pg_dataset").set_value("audio_speech_music").run()
     assert not app.exception and not app.error
     playground = app.session_state["network_pg_state"]
     assert playground.points.class_names == ("speech", "music and sounds")
     assert playground.points.axis_names[0].startswith("spectral centroid")
-    assert len(app.get("audio")) == 2  # one example of each class to listen to
+    assert len(app.get("audio")) == players_before + 2  # an example of each class to hear
     app.button(key="network_pg_step").click().run()
     assert app.session_state["network_pg_state"].steps == 1
     app.selectbox(key="network_pg_fy").set_value("spectral_centroid").run()
     assert not app.exception
+
+
+def _depth_table(at: AppTest):
+    return next(d.value for d in at.dataframe if "family" in d.value.columns)
+
+
+def test_deep_enough_xor_needs_a_hidden_layer(app):
+    assert any("Run the experiment" in i.value for i in app.info)  # nothing trained yet
+    app.multiselect(key="network_depth_depths").set_value([0, 2])
+    app.slider(key="network_depth_seeds").set_value(2)
+    app.checkbox(key="network_depth_equal").uncheck()
+    app.button(key="network_depth_run").click().run()
+    assert not app.exception and not app.error
+    table = _depth_table(app)
+    assert list(table["hidden layers"]) == [0, 2]
+    assert list(table["parameters"]) == [3, 105]
+    linear, deep = (float(v.rstrip("%")) / 100 for v in table["test accuracy (mean)"])
+    assert linear < 0.75 and deep > 0.95
+    assert any("a straight line cannot separate" in m.value for m in app.markdown)
+    result = app.session_state["network_depth_result"]
+    assert len(result.runs) == 4 and result.config.depths == (0, 2)
+
+    # the equal-parameter family is added; an empty depth list is a sentence, not a crash
+    app.multiselect(key="network_depth_depths").set_value([1, 2])
+    app.checkbox(key="network_depth_equal").check()
+    app.select_slider(key="network_depth_epochs").set_value(50)
+    app.button(key="network_depth_run").click().run()
+    table = _depth_table(app)
+    assert list(table["family"]) == ["fixed width"] * 2 + ["equal parameters"] * 2
+    assert list(table["neurons per layer"]) == [8, 8, 26, 8]  # 4 · 26 + 1 = 105, as 2 × 8
+    assert any(m.value.startswith("At about 105 parameters") for m in app.markdown)
+    app.multiselect(key="network_depth_depths").set_value([]).run()
+    assert any("Choose at least one depth" in e.value for e in app.error)
+    assert app.button(key="network_depth_run").disabled
+    assert not app.exception
+
+
+def _layer_titles(at: AppTest) -> list[str]:
+    """The headings of the layer-by-layer view: **x · …**, **f1(x) · …**, **f2(f1(x)) · …**"""
+    title = re.compile(r"^\*\*(x|f\d+\((…)?(f\d+\()*x\)+) · ")
+    return [m.value for m in at.markdown if title.match(m.value)]
+
+
+def _open_tab(at: AppTest, name: str) -> None:
+    at.session_state["network_tab"] = name
+    at.run()
+    assert not at.exception, at.exception
+
+
+def test_layer_by_layer_shows_every_layer_of_the_shipped_model(app):
+    from core.inference import shipped_store
+
+    assert not _layer_titles(app)  # computed only while its tab is open
+    _open_tab(app, "Layer by layer")
+    store = shipped_store()
+    run = store.load(next(i.run_id for i in store.list_runs() if i.has_model))
+    titles = _layer_titles(app)
+    assert len(titles) == len(run.spec.layers) + 1  # the input, then f1 .. fn
+    assert titles[0].startswith("**x · the input · 1 × ")
+    assert titles[1].startswith(f"**f1(x) · {run.spec.layers[0].describe()}")
+    summary = next(d.value for d in app.dataframe if "zeros" in d.value.columns)
+    assert list(summary["layer"]) == ["input", *(layer.kind for layer in run.spec.layers)]
+    assert summary["shape"].iloc[0] == " × ".join(map(str, run.spec.input_shape))
+    assert summary["numbers"].iloc[-1] == len(run.labels)  # the class scores
+    answer = next(m for m in app.metric if m.label == "Answer")
+    assert answer.value in run.labels
+    app.selectbox(key="network_values_digit").set_value(3)
+    app.selectbox(key="network_values_speaker").set_value("lucas").run()
+    assert next(m for m in app.metric if m.label == "Answer").value in run.labels
+    app.slider(key="network_values_channels").set_value(32).run()
+    assert not app.exception and not app.error
+
+
+def test_layer_by_layer_with_the_editor_network_and_hostile_choices(app):
+    _open_tab(app, "Layer by layer")
+    app.radio(key="network_values_network").set_value("The editor's network (untrained)").run()
+    assert not app.exception and not app.error
+    assert any(m.label == "Highest output (random weights)" for m in app.metric)
+    assert len(_layer_titles(app)) == len(_spec(app).layers) + 1
+    # an MLP on MFCC statistics cannot take a spectrogram: a sentence
+    app.selectbox(key="network_preset").set_value("mlp_mfcc")
+    app.button(key="network_load_preset").click().run()
+    assert any("Choose the log-mel input" in e.value for e in app.error)
+    # the last take, and the own-clip picker before a file is chosen
+    app.radio(key="network_values_network").set_value("A trained model").run()
+    app.number_input(key="network_values_take").set_value(39).run()
+    assert not app.exception
+    app.radio(key="network_values_clip_source").set_value("Your own clip").run()
+    assert not app.exception
+    assert not _layer_titles(app)
+
+
+def test_layer_by_layer_traces_one_member_of_the_students_ensemble(app):
+    from core.features import FeatureConfig
+    from core.model_spec import build_model
+    from core.runs import RunStore
+
+    spec = ModelSpec(
+        "tiny_cnn",
+        (1, 64, 101),
+        (
+            LayerSpec.make("Conv2d", out_channels=4),
+            LayerSpec.make("ReLU"),
+            LayerSpec.make("AdaptiveAvgPool2d", output_size=1),
+            LayerSpec.make("Flatten"),
+            LayerSpec.make("Linear", out_features=3),
+        ),
+    ).with_members(2)
+    store = RunStore()
+    run_id = store.create_run({}, owner=app.session_state["session_id"], name="my ensemble")
+    store.save_model(
+        run_id,
+        build_model(spec).eval(),
+        spec=spec,
+        labels=["yes", "no", "maybe"],
+        feature_config=FeatureConfig(),
+        feature_kind="logmel",
+        clip_frames=101,
+        normalization={"mode": "utterance"},
+    )
+    store.finish(run_id, "finished")
+    _open_tab(app, "Layer by layer")
+    app.selectbox(key="network_values_model").set_value(f"run:{run_id}").run()
+    assert not app.exception and not app.error
+    assert app.selectbox(key="network_values_member").options == ["0", "1"]
+    app.selectbox(key="network_values_member").set_value(1).run()
+    assert any("averages the probabilities of 2 networks" in c.value for c in app.caption)
+    assert any("those of network 1" in c.value for c in app.caption)
+    assert len(_layer_titles(app)) == len(spec.layers) + 1
+    assert next(m for m in app.metric if m.label == "Answer").value in ("yes", "no", "maybe")
+    # the student deletes the run on the Train page: the menu falls back to the shipped model
+    store.delete(run_id, owner=app.session_state["session_id"])
+    app.run()
+    assert not app.exception and not app.error
+    assert app.selectbox(key="network_values_model").value.startswith("shipped:")

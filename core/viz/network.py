@@ -235,3 +235,263 @@ def loss_figure(
         "legend": {"orientation": "h", "y": 1.2},
     }
     return go.Figure(traces, layout)
+
+
+# --------------------------------------------------------------------------- deep enough
+
+_FAMILY_COLOURS = {"fixed width": "#0877bd", "equal parameters": "#d62728"}
+
+
+def depth_accuracy_figure(rows: Sequence, chance: float = 0.5) -> go.Figure:
+    """Test accuracy against the number of hidden layers: mean ± standard deviation.
+
+    rows: `core.depth_experiment.SummaryRow`s (family, depth, width, parameters,
+    mean/std/min/max test accuracy); one line per family, error bars for the spread
+    over seeds, the range (min to max) as a faint band; a dotted line at `chance`.
+    """
+    traces: list[dict] = []
+    for family in dict.fromkeys(r.family for r in rows):
+        chosen = sorted((r for r in rows if r.family == family), key=lambda r: r.depth)
+        colour = _FAMILY_COLOURS.get(family, "#555555")
+        depths = [r.depth for r in chosen]
+        traces.append(
+            {
+                "type": "scatter",
+                "x": depths + depths[::-1],
+                "y": [r.max_test_accuracy for r in chosen]
+                + [r.min_test_accuracy for r in chosen][::-1],
+                "fill": "toself",
+                "fillcolor": colour,
+                "opacity": 0.12,
+                "line": {"width": 0},
+                "hoverinfo": "skip",
+                "showlegend": False,
+            }
+        )
+        traces.append(
+            {
+                "type": "scatter",
+                "x": depths,
+                "y": [r.mean_test_accuracy for r in chosen],
+                "mode": "lines+markers",
+                "name": family,
+                "line": {"color": colour},
+                "error_y": {"type": "data", "array": [r.std_test_accuracy for r in chosen]},
+                "customdata": [[r.width, r.parameters, r.seeds] for r in chosen],
+                "hovertemplate": "%{x} hidden layers × %{customdata[0]} neurons<br>"
+                "%{customdata[1]} parameters<br>test accuracy %{y:.1%} "
+                "(mean of %{customdata[2]} seeds)<extra>" + family + "</extra>",
+            }
+        )
+    layout = {
+        "height": 320,
+        "margin": {"l": 50, "r": 10, "t": 10, "b": 45},
+        "xaxis": {"title": {"text": "hidden layers"}, "dtick": 1},
+        "yaxis": {"title": {"text": "test accuracy"}, "range": [0, 1.02], "tickformat": ".0%"},
+        "legend": {"orientation": "h", "y": 1.12},
+        "shapes": [
+            {
+                "type": "line",
+                "xref": "paper",
+                "x0": 0,
+                "x1": 1,
+                "y0": chance,
+                "y1": chance,
+                "line": {"dash": "dot", "color": "#888888"},
+            }
+        ],
+    }
+    return go.Figure(traces, layout)
+
+
+def boundaries_figure(
+    axis: np.ndarray,
+    panels: Sequence[tuple[str, np.ndarray]],
+    xy: np.ndarray,
+    labels: np.ndarray,
+) -> go.Figure:
+    """Decision boundaries side by side: one panel (title, p(class 1) (r, r) [y, x]) each,
+    the same points (xy (n, 2), labels 0/1) on every panel, the 0.5 contour drawn."""
+    from plotly.subplots import make_subplots
+
+    n = max(1, len(panels))
+    fig = make_subplots(
+        rows=1, cols=n, subplot_titles=[t for t, _ in panels], horizontal_spacing=0.02
+    )
+    for column, (_, probability) in enumerate(panels, start=1):
+        fig.add_trace(
+            go.Heatmap(
+                x=axis, y=axis, z=probability, zmin=0, zmax=1, colorscale=DIVERGING,
+                opacity=0.75, showscale=False,
+                hovertemplate="p(class 1) %{z:.2f}<extra></extra>",
+            ),
+            row=1, col=column,
+        )  # fmt: skip
+        fig.add_trace(
+            go.Contour(
+                x=axis, y=axis, z=probability, contours={"start": 0.5, "end": 0.5,
+                "coloring": "none"}, line={"color": "#222222", "width": 2},
+                showscale=False, hoverinfo="skip",
+            ),
+            row=1, col=column,
+        )  # fmt: skip
+        for label, colour in ((0, ORANGE), (1, BLUE)):
+            chosen = xy[labels == label]
+            fig.add_trace(
+                go.Scatter(
+                    x=chosen[:, 0], y=chosen[:, 1], mode="markers", showlegend=False,
+                    marker={"color": colour, "size": 4, "line": {"color": "white", "width": 0.5}},
+                    hoverinfo="skip",
+                ),
+                row=1, col=column,
+            )  # fmt: skip
+    extent = [float(axis[0]), float(axis[-1])]
+    fig.update_xaxes(range=extent, showticklabels=False, constrain="domain")
+    fig.update_yaxes(range=extent, showticklabels=False, scaleanchor="x")
+    for column in range(2, n + 1):
+        fig.update_yaxes(scaleanchor=f"x{column}", row=1, col=column)
+    fig.update_layout(height=260, margin={"l": 5, "r": 5, "t": 30, "b": 5}, showlegend=False)
+    return fig
+
+
+# --------------------------------------------------------------------------- layer values
+
+
+def feature_maps_figure(
+    values: np.ndarray, *, max_channels: int = 16, columns: int = 8, title: str = ""
+) -> go.Figure:
+    """Channels of one layer's output as images, tiled in a grid, one shared colour scale.
+
+    values: (channels, bins, frames) (or (bins, frames) for one image); the first
+    `max_channels` channels are shown, `columns` per row, low bins at the bottom of each
+    tile. One shared scale (per layer) shows which filters respond most to this input.
+    """
+    from core.viz.colors import colorscale
+
+    maps = np.asarray(values, dtype=np.float32)
+    if maps.ndim == 2:
+        maps = maps[None]
+    maps = maps[: max(1, max_channels)]
+    count, height, width = maps.shape
+    columns = max(1, min(columns, count))
+    rows = -(-count // columns)
+    gap = max(1, min(height, width) // 8)
+    mosaic = np.full(
+        (rows * (height + gap) - gap, columns * (width + gap) - gap), np.nan, np.float32
+    )
+    annotations = []
+    for channel, image in enumerate(maps):
+        row, column = divmod(channel, columns)
+        y0 = (rows - 1 - row) * (height + gap)  # channel 0 at the top left
+        x0 = column * (width + gap)
+        mosaic[y0 : y0 + height, x0 : x0 + width] = image
+        if count > 1:
+            annotations.append(
+                _note(x0 + width / 2, y0 + height, f"ch {channel}", yanchor="bottom")
+            )
+    finite = mosaic[np.isfinite(mosaic)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    tile_px = 420 if count == 1 else max(60, min(220, 900 // columns))  # one image: larger
+    heatmap = {
+        "type": "heatmap",
+        "z": mosaic,
+        "zmin": low,
+        "zmax": high if high > low else low + 1,
+        "colorscale": colorscale("Magma"),
+        "colorbar": {"thickness": 10, "len": 0.9},
+        "hovertemplate": "value %{z:.3f}<extra></extra>",
+    }
+    layout = {
+        "height": int(30 + rows * tile_px * height / max(width, 1) + rows * 18),
+        "margin": {"l": 5, "r": 5, "t": 24 if title else 14, "b": 5},
+        "title": {"text": title, "font": {"size": 12}} if title else None,
+        "xaxis": {"visible": False, "constrain": "domain"},
+        "yaxis": {"visible": False, "scaleanchor": "x"},
+        "annotations": annotations,
+    }
+    return go.Figure([heatmap], layout)
+
+
+def vector_figure(values: np.ndarray, *, wrap: int = 64, title: str = "") -> go.Figure:
+    """A vector (D,) as bars when short (D ≤ 32), else as a heat strip wrapped `wrap` wide.
+
+    Blue positive, orange negative, on a scale symmetric around zero.
+    """
+    v = np.asarray(values, dtype=np.float32).ravel()
+    limit = float(np.abs(v).max()) if v.size else 1.0
+    limit = limit or 1.0
+    layout: dict = {
+        "margin": {"l": 40, "r": 5, "t": 24 if title else 8, "b": 30},
+        "title": {"text": title, "font": {"size": 12}} if title else None,
+    }
+    if v.size <= 32:
+        colours = [BLUE if x >= 0 else ORANGE for x in v]
+        trace = {
+            "type": "bar",
+            "x": list(range(v.size)),
+            "y": v,
+            "marker": {"color": colours},
+            "hovertemplate": "unit %{x}: %{y:.3f}<extra></extra>",
+        }
+        layout |= {"height": 200, "xaxis": {"title": {"text": "unit"}, "dtick": 1}}
+        return go.Figure([trace], layout)
+    wrap = max(1, min(wrap, v.size))
+    rows = -(-v.size // wrap)
+    strip = np.full(rows * wrap, np.nan, np.float32)
+    strip[: v.size] = v
+    index = np.arange(rows * wrap).reshape(rows, wrap)
+    trace = {
+        "type": "heatmap",
+        "z": strip.reshape(rows, wrap)[::-1],
+        "customdata": index[::-1],
+        "zmin": -limit,
+        "zmax": limit,
+        "colorscale": DIVERGING,
+        "colorbar": {"thickness": 10},
+        "hovertemplate": "unit %{customdata}: %{z:.3f}<extra></extra>",
+    }
+    layout |= {
+        "height": int(60 + min(rows, 48) * 9),
+        "xaxis": {"visible": False},
+        "yaxis": {"visible": False},
+    }
+    return go.Figure([trace], layout)
+
+
+def class_probability_figure(
+    labels: Sequence[str],
+    probabilities: np.ndarray,
+    member_probabilities: np.ndarray | None = None,
+) -> go.Figure:
+    """The final scores as class probabilities (bars), with one member's beside them for an
+    ensemble (member_probabilities)."""
+    traces = [
+        {
+            "type": "bar",
+            "x": list(labels),
+            "y": np.asarray(probabilities, dtype=np.float32),
+            "name": "network" if member_probabilities is None else "ensemble (mean)",
+            "marker": {"color": BLUE},
+            "hovertemplate": "%{x}: %{y:.1%}<extra></extra>",
+        }
+    ]
+    if member_probabilities is not None:
+        traces.append(
+            {
+                "type": "bar",
+                "x": list(labels),
+                "y": np.asarray(member_probabilities, dtype=np.float32),
+                "name": "traced member",
+                "marker": {"color": "#9ecae1"},
+                "hovertemplate": "%{x}: %{y:.1%}<extra></extra>",
+            }
+        )
+    layout = {
+        "height": 240,
+        "barmode": "group",
+        "margin": {"l": 45, "r": 5, "t": 10, "b": 40},
+        "xaxis": {"title": {"text": "class"}, "type": "category"},
+        "yaxis": {"title": {"text": "probability"}, "range": [0, 1], "tickformat": ".0%"},
+        "legend": {"orientation": "h", "y": 1.15},
+    }
+    return go.Figure(traces, layout)

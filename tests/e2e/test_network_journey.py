@@ -1,7 +1,9 @@
 """A student's journey on the Network builder, in a real browser.
 
 Load the MFCC MLP preset, add a layer and see the parameter count and the graph's shapes
-update, then play the playground for a few seconds and watch the epoch counter run.
+update, then play the playground for a few seconds and watch the epoch counter run; run
+the "Deep enough" experiment on XOR (no hidden layer stays near chance) and follow one
+spoken digit through the shipped model layer by layer.
 """
 
 from __future__ import annotations
@@ -56,4 +58,27 @@ def test_network_journey(page, app_url):
     assert float(_metric(page, "Epoch")) > 0.5
     page.locator(".js-plotly-plot >> visible=true").first.wait_for()
     browser.screenshot(page, "network-journey-playground")
+    assert browser.exception_texts(page) == []
+
+    # Deep enough: XOR with 0..3 hidden layers, three seeds each, and the equal-parameter
+    # family; the verdict quotes the linear model's accuracy
+    page.get_by_role("tab", name="Deep enough").click()
+    browser.wait_until_idle(page)
+    page.get_by_role("button", name="Run the experiment").click()
+    browser.wait_until_idle(page)
+    verdict = page.get_by_text("With no hidden layer the test accuracy is").first
+    verdict.wait_for()
+    linear = int(re.search(r"accuracy is (\d+)%", verdict.inner_text()).group(1))
+    assert linear < 75
+    page.get_by_text("Decision boundaries, fixed width").wait_for()
+    page.get_by_text("Decision boundaries, equal parameters").wait_for()
+    browser.screenshot(page, "network-journey-deep-enough")
+
+    # Layer by layer: the shipped digits model on a spoken seven, one heading per layer
+    page.get_by_role("tab", name="Layer by layer").click()
+    browser.wait_until_idle(page)
+    page.get_by_text("f1(x) · Conv2d", exact=False).first.wait_for()
+    page.get_by_text("Class probabilities").first.wait_for()
+    assert _metric(page, "Answer") in [str(d) for d in range(10)]
+    browser.screenshot(page, "network-journey-layer-by-layer")
     assert browser.exception_texts(page) == []
