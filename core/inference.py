@@ -255,6 +255,16 @@ def load_choice(choice: ModelChoice, *, device: torch.device | str = "cpu") -> I
     return model_from_loaded_run(run, origin=choice.origin, device=device)
 
 
+def card_for(choice: ModelChoice):
+    """The `core.model_card.ModelCard` of a menu entry: its card.json, else derived from its
+    run's split and summary. Raises core.model_card.ModelCardError (or core.runs.RunError for
+    a run id that could escape the store) with a sentence."""
+    from core.model_card import read_model_card
+    from core.runs import RunStore
+
+    return read_model_card(RunStore(choice.store_root).run_path(choice.run_id))
+
+
 # --------------------------------------------------------------------------- importing archives
 
 PICKLE_HINT = (
