@@ -255,6 +255,16 @@ def load_choice(choice: ModelChoice, *, device: torch.device | str = "cpu") -> I
     return model_from_loaded_run(run, origin=choice.origin, device=device)
 
 
+def card_for(choice: ModelChoice):
+    """The `core.model_card.ModelCard` of a menu entry: its card.json, else derived from its
+    run's split and summary. Raises core.model_card.ModelCardError (or core.runs.RunError for
+    a run id that could escape the store) with a sentence."""
+    from core.model_card import read_model_card
+    from core.runs import RunStore
+
+    return read_model_card(RunStore(choice.store_root).run_path(choice.run_id))
+
+
 # --------------------------------------------------------------------------- importing archives
 
 PICKLE_HINT = (
@@ -543,7 +553,9 @@ class WindowResult:
 
     starts_seconds: (W,) window starts. probabilities: (W, classes). silent: (W,) bool,
     windows far below the recording's loudest part. window_seconds / hop_seconds: the grid
-    actually used (rounded to whole feature frames).
+    actually used (rounded to whole feature frames). cut: (W,) bool or None, set when windows
+    were trimmed to their sound: windows whose sound is cut by their edge (a word's tail or
+    onset), which `find_segments` skips.
     """
 
     starts_seconds: np.ndarray
@@ -554,6 +566,7 @@ class WindowResult:
     duration_seconds: float
     labels: tuple[str, ...]
     notices: tuple[str, ...] = ()
+    cut: np.ndarray | None = None
 
     @property
     def centres_seconds(self) -> np.ndarray:
@@ -584,6 +597,9 @@ def classify_windows(
     frames before treating it as a clip (so a sound is centred and padded exactly as training
     padded short clips). Models trained on trimmed clips (the spoken digits) have never seen
     silence around a sound and need this; for data sets whose clips contain silence, leave it off.
+    With trimming, `cut` flags the windows whose sound runs on past their edge: trimmed and
+    stretched, the last 80 ms of a word would fill the model's whole input, a picture no
+    training clip ever made (each held a whole word), and be named confidently and wrongly.
     """
     y = to_model_rate(samples, sample_rate, model)
     config = model.feature_config
@@ -605,13 +621,15 @@ def classify_windows(
     starts = _window_starts(total, window_frames, hop_frames)
     level = _frame_levels_db(y, config)
     active = level >= (level.max() if level.size else 0.0) - silence_gate_db
-    probabilities, silent = [], []
+    probabilities, silent, cut = [], [], []
     for i in range(0, len(starts), batch_size):
         chunk = starts[i : i + batch_size]
         spans = [_span(s, window_frames, active if trim_silence else None) for s in chunk]
         x = _window_batch(features, spans, model)
         probabilities.append(model.probabilities(x, batch_size).numpy())
         silent.append(_silent_windows(level, chunk, window_frames, silence_gate_db))
+        cut.append([_sound_cut_by_edge(active, a, b, s, window_frames)
+                    for (a, b), s in zip(spans, chunk, strict=True)])  # fmt: skip
     return WindowResult(
         starts_seconds=np.asarray(starts, dtype=np.float64) * hop / config.sample_rate,
         probabilities=np.concatenate(probabilities).astype(np.float32),
@@ -621,7 +639,19 @@ def classify_windows(
         duration_seconds=len(y) / config.sample_rate,
         labels=model.labels,
         notices=tuple(notices),
+        cut=np.concatenate(cut).astype(bool) if trim_silence else None,
     )
+
+
+def _sound_cut_by_edge(active: np.ndarray, a: int, b: int, start: int, window: int) -> bool:
+    """Whether the sounding frames [a, b) of the window [start, start + window) reach an edge
+    of the window while the sound goes on beyond it. A sound filling the whole window (longer
+    than the window: music, a drone) is not counted: no window would hold it whole."""
+    if a == start and b == start + window:
+        return False
+    before = a == start and start > 0 and bool(active[start - 1])
+    after = b == start + window and b < len(active) and bool(active[b])
+    return before or after
 
 
 def _window_frames(model: InferenceModel, window_seconds: float | None) -> int:
@@ -757,13 +787,16 @@ def find_segments(
 ) -> list[Segment]:
     """Runs of windows with the same confident class, as time segments in order.
 
-    A window counts when it is not silent and its (smoothed) top probability reaches
-    `threshold`. Each window stands for the hop-long stretch around its centre, so
-    neighbouring windows tile the time axis; runs shorter than `min_windows` are dropped.
+    A window counts when it is not silent, does not cut a sound at its edge (`result.cut`,
+    with trimming) and its (smoothed) top probability reaches `threshold`. Each window
+    stands for the hop-long stretch around its centre, so neighbouring windows tile the
+    time axis; runs shorter than `min_windows` are dropped.
     """
     p = smooth_probabilities(result.probabilities, smooth_windows)
     best = p.argmax(axis=1)
     confident = (p.max(axis=1) >= threshold) & ~result.silent
+    if result.cut is not None:
+        confident &= ~result.cut
     segments, run_start = [], None
     for i in range(len(best) + 1):
         same = (

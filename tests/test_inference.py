@@ -175,6 +175,36 @@ def test_silent_windows_are_flagged():
     assert not result.silent[(centres < 0.7) | (centres > 3.3)].any()
 
 
+def test_trimmed_windows_that_cut_a_sound_at_their_edge_are_flagged_and_skipped():
+    """Trimmed and stretched, the tail of a word fills the model's input like a whole word:
+    windows holding only part of a sound are flagged `cut`, and segments skip them."""
+    model = dataclasses.replace(
+        _random_model(), normalization=Normalization("instance", trim_db=20.0)
+    )  # a 0.5 s window
+    silence = np.zeros(8000, np.float32)
+    y = np.concatenate([silence, sine(600, 0.2, 8000), silence])  # a tone at 1.0-1.2 s
+    result = classify_windows(model, y, 8000, hop_seconds=0.05, trim_silence=True)
+    t = result.starts_seconds
+    partly = ((t > 0.53) & (t < 0.67)) | ((t > 1.03) & (t < 1.17))  # [t, t + 0.5] cuts it
+    wholly = (t > 0.73) & (t < 0.97)  # [t, t + 0.5] holds all of it
+    far = (t < 0.45) | (t > 1.25)
+    assert partly.sum() >= 4 and wholly.sum() >= 4 and far.sum() >= 4
+    assert result.cut[partly].all()
+    assert not result.cut[wholly | far].any()
+    # Segments never start on a cut window: every confident window left holds the whole tone.
+    everything = WindowResult(**{**result.__dict__, "silent": np.zeros_like(result.silent)})
+    for segment in find_segments(everything, threshold=0.0):
+        inside = (result.centres_seconds >= segment.start_seconds) & (
+            result.centres_seconds <= segment.end_seconds
+        )
+        assert not result.cut[inside].any()
+    # A sound longer than the window is not "cut" (no window could hold it whole); without
+    # trimming nothing is flagged.
+    long = classify_windows(model, sine(600, 2.0, 8000), 8000, hop_seconds=0.1, trim_silence=True)
+    assert not long.cut.any()
+    assert classify_windows(model, y, 8000, hop_seconds=0.05).cut is None
+
+
 def test_window_length_is_capped_by_the_model_and_shorter_windows_are_padded():
     model = _random_model()
     result = classify_windows(model, sine(500, 2.0, 8000), 8000, window_seconds=0.25)
@@ -432,7 +462,7 @@ def test_the_optimised_network_computes_the_same_function():
     run = shipped_store().load(SHIPPED_RUN)
     before = {k: v.clone() for k, v in run.model.state_dict().items()}
     fast = optimise_for_inference(run.model)
-    x = torch.randn(6, 1, 64, 101)
+    x = torch.randn(6, *run.spec.input_shape)  # (1, bins, frames) of the shipped recipe
     with torch.inference_mode():
         torch.testing.assert_close(
             fast(x.contiguous(memory_format=torch.channels_last)), run.model(x),

@@ -1,16 +1,22 @@
-"""The Classify page under AppTest: the ready model answers at once; uploads, bad uploads,
-long clips, saliency, batches and run archives each end in a result or a sentence."""
+"""The Classify page under AppTest: the ready model names the right digit at once and states
+both of its accuracies (unseen speaker, known speakers); uploads, bad uploads, long clips,
+saliency, batches and run archives each end in a right answer or a sentence."""
 
 from __future__ import annotations
 
 import io
+import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from core import paths
+from core.datasets import load_dataset, split_dataset
 from core.inference import shipped_store
+from core.model_card import read_model_card
 from tests.apptest_helpers import open_page
 from tests.conftest import sine
 
@@ -27,6 +33,21 @@ def _texts(elements) -> list[str]:
     return [str(e.value) for e in elements]
 
 
+def _digit(path: Path) -> str:
+    """The digit a shipped recording says: `{digit}_{speaker}_{take}.wav`."""
+    return path.stem.split("_")[0]
+
+
+def _held_out_takes() -> list[Path]:
+    """The takes the shipped model never trained on (its split, re-derived from config.json)."""
+    config = shipped_store().get("digits-cnn").train_config
+    dataset = load_dataset(config["data"])
+    split = split_dataset(
+        dataset, method=config["split"], val_fraction=config["val_fraction"], seed=config["seed"]
+    )
+    return [Path(dataset.examples[i].source) for i in split.val]
+
+
 @pytest.fixture(scope="module")
 def app():
     at = open_page(PAGE)
@@ -34,23 +55,45 @@ def app():
     return at
 
 
-def test_the_ready_model_answers_a_built_in_digit_at_once(app):
+def test_the_ready_model_names_the_built_in_digit_at_once(app):
     assert _texts(app.title) == ["Classify"]
     assert app.selectbox(key="classify_model").value == "shipped:digits-cnn"
-    verdict = _texts(app.success) + _texts(app.warning)
-    assert any("probability" in t or "Unsure" in t for t in verdict), verdict
-    assert any("padded with silence" in t for t in _texts(app.info))  # digits < 1 s window
+    assert app.selectbox(key="classify_audio_builtin").value == "Spoken digit 0 (george)"
+    assert _texts(app.success)[0].startswith("**0** with"), _texts(app.success)
+    assert any("cut at both ends" in t for t in _texts(app.info))  # trimmed as in training
     assert app.get("plotly_chart"), "top-k, waveform, model view and saliency charts"
 
 
-def test_upload_a_clip_and_a_bad_file(digit_files):
+def test_the_page_states_both_accuracies_from_the_model_card(app):
+    card = read_model_card(paths.MODELS_DIR / "digits-cnn")
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics == {
+        "A speaker it never heard": f"{card.unseen.accuracy:.1%}",
+        "New takes of speakers it knows": f"{card.known.accuracy:.1%}",
+    }
+    captions = _texts(app.caption)
+    assert "mean of 4 of 4 folds, 1600 clips" in captions
+    assert any(f"expect about {card.unseen.accuracy:.1%}" in t for t in captions), captions
+    per_speaker = next(t for t in captions if t.startswith("per held-out speaker"))
+    for speaker, accuracy in card.unseen.per_group.items():
+        assert f"{speaker} {accuracy:.1%}" in per_speaker
+
+
+def test_upload_held_out_takes_of_each_speaker_and_a_bad_file():
     at = open_page(PAGE)
     at.segmented_control(key="classify_audio_source").set_value("Upload a file").run()
-    at.file_uploader(key="classify_audio_upload").set_value(
-        (digit_files[5].name, digit_files[5].read_bytes(), "audio/wav")
-    ).run()
-    assert not at.exception, _texts(at.exception)
-    assert any("probability" in t or "Unsure" in t for t in _texts(at.success) + _texts(at.warning))
+    held_out = _held_out_takes()
+    for speaker, digit in (("george", "5"), ("jackson", "8"), ("lucas", "2"), ("nicolas", "6")):
+        take = next(p for p in held_out if p.stem.startswith(f"{digit}_{speaker}_"))
+        at.file_uploader(key="classify_audio_upload").set_value(
+            (take.name, take.read_bytes(), "audio/wav")
+        ).run()
+        assert not at.exception, _texts(at.exception)
+        assert _texts(at.success)[0].startswith(f"**{_digit(take)}** with"), (
+            take.name,
+            _texts(at.success),
+            _texts(at.warning),
+        )
     at.file_uploader(key="classify_audio_upload").set_value(
         ("notes.wav", b"these are my lecture notes, not audio", "audio/wav")
     ).run()
@@ -84,6 +127,8 @@ def test_batch_of_built_in_clips_gives_a_table(app):
     assert not app.exception, _texts(app.exception)
     table = app.dataframe[-1].value
     assert len(table) == 20 and set(table.columns) >= {"file", "class", "confidence"}
+    named = dict(zip(table["file"], table["class"], strict=True))
+    assert named == {name: _digit(Path(name)) for name in named}, named
 
 
 def test_importing_a_pickle_says_why_and_a_real_archive_is_selected(app):
@@ -101,3 +146,24 @@ def test_importing_a_pickle_says_why_and_a_real_archive_is_selected(app):
     assert not app.exception, _texts(app.exception)
     assert any("Imported" in t for t in _texts(app.success))
     assert app.selectbox(key="classify_model").value.startswith("run:")
+    # An archive carries no card.json: the card is derived from the run's own split, which
+    # held out takes of known speakers, so the unseen-speaker figure is "not measured".
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["A speaker it never heard"] == "not measured"
+    recorded = shipped_store().read_summary("digits-cnn")["metrics"]["val_accuracy"]
+    assert metrics["New takes of speakers it knows"] == f"{recorded:.1%}"
+
+
+def test_a_hostile_card_in_a_run_is_a_sentence(app):
+    # Each test has its own runs folder: import into this one, then spoil the run's card.
+    app.file_uploader(key="classify_import").set_value(
+        ("digits.zip", shipped_store().export_archive("digits-cnn"), "application/zip")
+    ).run()
+    app.button(key="classify_import_button").click().run()
+    run_id = app.selectbox(key="classify_model").value.removeprefix("run:")
+    card = paths.runs_dir() / run_id / "card.json"
+    card.write_text(json.dumps({"format": "audio-dl-studio/model-card", "labels": ["x"]}))
+    app.run()
+    assert not app.exception, _texts(app.exception)
+    assert any("No accuracy can be shown for this model" in t for t in _texts(app.warning))
+    assert _texts(app.success)[0].startswith("**0** with"), "the model itself still answers"

@@ -18,6 +18,7 @@ from core.inference import (
     load_choice,
 )
 from core.runs import WEIGHTS_FILE, RunError
+from ui.classify_card import show_model_card
 
 
 def _choice_key(choice: ModelChoice) -> str:
@@ -71,6 +72,7 @@ def model_picker(prefix: str) -> InferenceModel | None:
         st.error(f"This model cannot be used: {error}")
         _import_section(prefix, owner)
         return None
+    show_model_card(choice)
     with st.expander("What this model expects, import and export", icon=":material/tune:"):
         _details(model)
         _import_section(prefix, owner)
@@ -80,9 +82,6 @@ def model_picker(prefix: str) -> InferenceModel | None:
 
 def _details(model: InferenceModel) -> None:
     facts = describe_model(model)
-    accuracy = model.metrics.get("val_accuracy")
-    if isinstance(accuracy, int | float):
-        facts["held-out accuracy"] = f"{accuracy:.1%} (validation set of its training run)"
     st.table({"": list(facts), "value": list(facts.values())})
     st.caption(
         "Every clip is resampled to the model's rate and turned into the same features, "

@@ -1,0 +1,174 @@
+"""Model cards: the shipped card states both accuracies and matches its runs; a student's run
+gets a card derived from its split; a missing or hostile card is a sentence, never a crash."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+
+from core import paths
+from core.model_card import (
+    CARD_FILE,
+    CARD_FORMAT,
+    ModelCardError,
+    card_from_run,
+    leave_one_group_out,
+    parse_model_card,
+    read_model_card,
+    write_model_card,
+)
+
+SHIPPED = paths.MODELS_DIR / "digits-cnn"
+
+
+@pytest.fixture()
+def run_copy(tmp_path) -> Path:
+    """A copy of the shipped run folder, free to be edited."""
+    target = tmp_path / "run"
+    shutil.copytree(SHIPPED, target)
+    return target
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_the_shipped_card_states_both_accuracies_of_this_model():
+    card = read_model_card(SHIPPED)
+    meta, summary = _json(SHIPPED / "model.json"), _json(SHIPPED / "summary.json")
+    assert card.source == "card"
+    assert card.labels == tuple(str(d) for d in range(10)) == tuple(meta["labels"])
+    assert card.sample_rate == meta["feature_config"]["sample_rate"] == 8000
+    assert card.clip_seconds == 1.0 and card.data == "builtin:digits"
+    # New takes of known speakers: the shipped run's own held-out takes.
+    assert card.known.accuracy == pytest.approx(summary["metrics"]["val_accuracy"])
+    assert card.known.clips == len(summary["evaluation"]["true"]) == 320
+    # A speaker it never heard: every fold measured, the mean of their accuracies.
+    unseen = card.unseen
+    assert unseen.folds_measured == unseen.folds_total == 4
+    assert set(unseen.per_group) == {"george", "jackson", "lucas", "nicolas"}
+    assert unseen.accuracy == pytest.approx(sum(unseen.per_group.values()) / 4)
+    assert unseen.clips == 1600
+    assert unseen.accuracy < card.known.accuracy, "a new voice is harder than a known one"
+    assert "--split holdout" in card.command and "python -m core.train" in card.command
+
+
+def test_a_card_round_trips_through_its_file(run_copy):
+    card = read_model_card(SHIPPED)
+    (run_copy / CARD_FILE).unlink()
+    write_model_card(card, run_copy)
+    assert read_model_card(run_copy) == card
+    assert _json(run_copy / CARD_FILE)["format"] == CARD_FORMAT
+
+
+def test_without_a_card_a_stratified_run_reports_known_speakers_only(run_copy):
+    (run_copy / CARD_FILE).unlink()
+    card = read_model_card(run_copy)
+    summary = _json(run_copy / "summary.json")
+    assert card.source == "summary"
+    assert card.known.accuracy == pytest.approx(summary["metrics"]["val_accuracy"])
+    assert card.known.clips == 320 and card.known.title == "New takes of speakers it knows"
+    assert card.unseen is None
+    assert "holdout" in card.unseen_missing and "Not measured" in card.unseen_missing
+
+
+def test_a_holdout_run_reports_its_unseen_speaker():
+    config = {"data": "builtin:digits", "split": "holdout", "val_groups": ["lucas"],
+              "clip_seconds": 1.0}  # fmt: skip
+    summary = {"status": "finished", "metrics": {"val_accuracy": 0.765},
+               "evaluation": {"true": [0] * 400}}  # fmt: skip
+    meta = {"labels": list("0123456789"), "feature_config": {"sample_rate": 8000}}
+    card = card_from_run(config, summary, meta, name="mine")
+    assert card.unseen.accuracy == 0.765 and card.unseen.clips == 400
+    assert card.unseen.per_group == {"lucas": 0.765} and "lucas" in card.unseen.how
+    assert card.known is None and "stratified" in card.known_missing
+    # Another kind of data: the group is a recording, not a speaker.
+    other = card_from_run({**config, "data": "folder:/x", "split": "group"}, summary, meta)
+    assert other.group_noun == "recording" and other.unseen.title == "A recording it never heard"
+
+
+def test_leave_one_group_out_is_the_mean_of_the_folds_and_counts_them():
+    m = leave_one_group_out("", {"a": (0.9, 400), "b": (0.7, 100)}, groups_total=4)
+    assert m.accuracy == pytest.approx(0.8)  # each speaker once, not weighted by clips
+    assert (m.clips, m.folds_measured, m.folds_total) == (500, 2, 4)
+    assert "2 folds (4 possible)" in m.how
+    with pytest.raises(ModelCardError, match="No leave-one-out fold"):
+        leave_one_group_out("", {}, groups_total=4)
+    with pytest.raises(ModelCardError, match="between 0 and 1"):
+        leave_one_group_out("", {"a": (1.5, 10)}, groups_total=4)
+
+
+def _card_text(**changes) -> str:
+    record = read_model_card(SHIPPED).to_dict()
+    for key, value in changes.items():
+        if value is ...:
+            record.pop(key)
+        else:
+            record[key] = value
+    return json.dumps(record)
+
+
+@pytest.mark.parametrize(
+    ("text", "sentence"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "not a JSON object"),
+        (_card_text(format="something/else"), "not a model card"),
+        (_card_text(labels="0123456789"), "no readable list of classes"),
+        (_card_text(sample_rate=-8000), "no valid sample_rate"),
+        (_card_text(sample_rate=True), "no valid sample_rate"),
+        (_card_text(unseen={"accuracy": 1.5}), "not a share between 0 and 1"),
+        (_card_text(known={"accuracy": "97%"}), "not a share between 0 and 1"),
+        (_card_text(unseen={"accuracy": 0.8, "per_group": {"x": 7}}), "outside 0..1"),
+        (
+            _card_text(unseen={"accuracy": 0.8, "folds_measured": 5, "folds_total": 4}),
+            "5 of 4 folds",
+        ),  # fmt: skip
+        (_card_text(command=["rm", "-rf"]), "not text"),
+        ('{"format": "' + CARD_FORMAT + '", "pad": "' + "x" * 70_000 + '"}', "not one"),
+    ],
+)
+def test_hostile_cards_are_refused_with_a_sentence(text, sentence):
+    with pytest.raises(ModelCardError, match=sentence):
+        parse_model_card(text)
+
+
+def test_nan_accuracy_is_refused():
+    text = _card_text(unseen={"accuracy": math.nan})  # json.loads accepts NaN: we must not
+    assert "NaN" in text
+    with pytest.raises(ModelCardError, match="between 0 and 1"):
+        parse_model_card(text)
+
+
+def test_overlong_text_is_cut_not_trusted():
+    card = parse_model_card(_card_text(data_description="y" * 5000, name="n" * 5000))
+    assert len(card.data_description) <= 600 and len(card.name) <= 600
+
+
+def test_a_card_of_another_model_is_refused(run_copy):
+    record = _json(run_copy / CARD_FILE)
+    (run_copy / CARD_FILE).write_text(json.dumps({**record, "labels": list("abcdefghij")}))
+    with pytest.raises(ModelCardError, match="other classes"):
+        read_model_card(run_copy)
+    (run_copy / CARD_FILE).write_text(json.dumps({**record, "sample_rate": 16000}))
+    with pytest.raises(ModelCardError, match="16000 Hz"):
+        read_model_card(run_copy)
+
+
+def test_missing_or_broken_run_files_are_sentences(run_copy):
+    (run_copy / CARD_FILE).unlink()
+    (run_copy / "summary.json").unlink()
+    with pytest.raises(ModelCardError, match="no summary yet"):
+        read_model_card(run_copy)
+    (run_copy / "summary.json").write_text('{"status": "failed", "metrics": {}}')
+    with pytest.raises(ModelCardError, match="without a measured validation accuracy"):
+        read_model_card(run_copy)
+    (run_copy / "model.json").write_bytes(b"\xff\xfe binary")
+    with pytest.raises(ModelCardError, match="model.json"):
+        read_model_card(run_copy)
+    with pytest.raises(ModelCardError, match="missing"):
+        read_model_card(run_copy.parent / "no-such-run")
