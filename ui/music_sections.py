@@ -213,28 +213,44 @@ def spectral(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
 
 def rhythm(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
     try:
-        beats, tempo = analysis.beat_times, analysis.tempo_bpm
+        choice = analysis.tempo_levels
     except NotComputable as error:
         st.warning(str(error))
-        beats, tempo = None, None
+        choice = None
     onsets = analysis.onset_times if not analysis.is_silent else np.array([])
-    if tempo is not None:
-        st.markdown(
-            f"**Global tempo: {tempo:.1f} BPM**, {beats.size} beats tracked, {onsets.size} onsets."
+    beats, shown, other = None, None, None
+    if choice is not None:
+        levels = choice.levels
+        cols = st.columns(len(levels))
+        for col, level, label in zip(
+            cols, levels, ("Beat (picked)", "Other metrical level"), strict=False
+        ):
+            col.metric(label, f"{level.bpm:.1f} BPM", f"pulse strength {level.strength:.3f}",
+                       delta_color="off", delta_arrow="off")  # fmt: skip
+        st.caption(choice.reason())
+        index = st.radio(
+            "Metrical level to click",
+            range(len(levels)),
+            format_func=lambda i: f"{levels[i].bpm:.1f} BPM" + (" (picked)" if i == 0 else ""),
+            horizontal=True,
+            key="music_metrical_level",
         )
-        play(
-            analysis.with_clicks(),
-            analysis.sr,
-            "clicks",
-            x_range,
-            "The clip with a click on every beat: do they line up?",
-        )
+        shown = levels[index].bpm
+        other = levels[1 - index].bpm if len(levels) == 2 else None
+        try:
+            beats = analysis.beats_at(shown)
+        except NotComputable as error:
+            st.warning(str(error))
+        if beats is not None:
+            st.markdown(f"**{shown:.1f} BPM**: {beats.size} beats tracked, {onsets.size} onsets.")
+            play(analysis.with_clicks(bpm=shown), analysis.sr, f"clicks{shown:.3f}", x_range,
+                 f"The clip with a click on every beat at {shown:.1f} BPM: do they line up?")  # fmt: skip
     _chart(
         viz.onset_figure(analysis.times, analysis.onset_envelope, onsets, beats, x_range),
         "music_fig_onsets",
     )
-    _chart(viz.tempogram_figure(analysis.tempogram, analysis.times, analysis.tempogram_bpm, tempo, x_range, colors),
-           "music_fig_tempogram")  # fmt: skip
+    _chart(viz.tempogram_figure(analysis.tempogram, analysis.times, analysis.tempogram_bpm, shown, x_range, colors,
+                                other_level_bpm=other), "music_fig_tempogram")  # fmt: skip
 
 
 def key(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:

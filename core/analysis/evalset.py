@@ -16,6 +16,7 @@ app's own additive synth (core/synth.py). Nothing is stored in the repository: t
 rendered into the cache directory on first use (about 30 s of CPU) and reused afterwards.
 
     python -m core.analysis.evalset            # build (or reuse) and list the set
+    python -m core.analysis.evalset --dev      # the development set (other chorales)
 
 music21, mido and fluidsynth are needed only here (benchmarks), not by the app.
 """
@@ -47,6 +48,7 @@ TIMBRES = (
 )
 FEELS = ("straight", "straight", "swing", "rubato")  # cycled: half straight
 TEMPI_BPM = (60, 66, 72, 80, 88, 96, 104, 112, 120, 132, 144, 160, 180)
+DEV_FIRST_CHORALE = 200  # the tuning set starts here; the benchmark's 40 end near chorale 100
 PITCH_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
 
@@ -289,18 +291,25 @@ def render_piece(
 
 
 def build_evalset(
-    n_pieces: int = 40, max_seconds: float = 30.0, directory: Path | None = None
+    n_pieces: int = 40,
+    max_seconds: float = 30.0,
+    directory: Path | None = None,
+    first_chorale: int = 0,
 ) -> tuple[Path, list[EvalPiece]]:
     """Render (or reuse) the set: n_pieces chorales, half major and half minor.
 
-    Chorales are taken in corpus order; piece i gets tempo TEMPI_BPM[(5 i) mod 13] (so tempo
+    Chorales are taken in corpus order from position first_chorale (the benchmark's set
+    starts at 0; the development set that estimators were tuned on starts at DEV_FIRST_CHORALE,
+    so the two share no chorale); piece i gets tempo TEMPI_BPM[(5 i) mod 13] (so tempo
     is not tied to timbre or mode), timbre i mod 5 and feel i mod 4. Returns (directory,
     pieces). The manifest (manifest.json) records the recipe; a different recipe rebuilds.
     """
     from music21 import corpus
 
-    directory = directory or paths.cache_dir() / "music_evalset"
-    recipe = {"version": EVALSET_VERSION, "n_pieces": n_pieces, "max_seconds": max_seconds}
+    name = "music_evalset" if first_chorale == 0 else f"music_evalset_from_{first_chorale}"
+    directory = directory or paths.cache_dir() / name
+    recipe = {"version": EVALSET_VERSION, "n_pieces": n_pieces, "max_seconds": max_seconds,
+              "first_chorale": first_chorale}  # fmt: skip
     manifest = directory / "manifest.json"
     if manifest.exists():
         saved = json.loads(manifest.read_text())
@@ -314,7 +323,7 @@ def build_evalset(
     pieces: list[EvalPiece] = []
     wanted = {"major": n_pieces // 2, "minor": n_pieces - n_pieces // 2}
     sources = sorted(str(p) for p in corpus.getComposer("bach") if p.suffix == ".mxl")
-    for path in sources:
+    for path in sources[first_chorale:]:
         if len(pieces) == n_pieces:
             break
         source = "bach/" + Path(path).stem
@@ -339,7 +348,9 @@ def build_evalset(
 
 
 if __name__ == "__main__":
-    where, built = build_evalset()
+    import sys
+
+    where, built = build_evalset(first_chorale=DEV_FIRST_CHORALE if "--dev" in sys.argv else 0)
     for p in built:
         print(f"{p.name:45s} {p.key:10s} {p.tempo_bpm:7.2f} BPM  {len(p.beat_times)} beats")
     print(f"{len(built)} pieces in {where}")

@@ -14,7 +14,14 @@ import numpy as np
 
 from core.analysis.keys import KeyEstimate, estimate_key
 from core.analysis.pitch import PitchContour
-from core.analysis.rhythm import drop_off_grid_edge_beats, mix_clicks, refine_tempo
+from core.analysis.rhythm import (
+    TempoChoice,
+    beat_tracking_envelope,
+    drop_off_grid_edge_beats,
+    metrical_levels,
+    mix_clicks,
+    refine_tempo,
+)
 from core.analysis.spectral import (
     HOP_CHOICES,
     N_FFT_CHOICES,
@@ -360,12 +367,27 @@ class MusicAnalysis:
     # ------------------------------------------------------------------ rhythm
     @property
     def onset_envelope(self) -> np.ndarray:
-        """Onset strength (spectral flux of the log-mel), shape (frames,)."""
+        """Onset strength (spectral flux of the log-mel, median over bands), shape (frames,).
+
+        The median, as librosa's beat tracker uses: with the mean, a few loud sustained bands
+        (strings, organ) made the tempo jump a metrical level (see core/analysis/rhythm.py).
+        """
         return self._cached(
             "onset_envelope",
             lambda: librosa.onset.onset_strength(
-                S=librosa.power_to_db(self.mel_power), sr=self.sr, hop_length=self.config.hop_length
+                S=librosa.power_to_db(self.mel_power),
+                sr=self.sr,
+                hop_length=self.config.hop_length,
+                aggregate=np.median,
             ),
+        )
+
+    @property
+    def beat_envelope(self) -> np.ndarray:
+        """What the beat tracker follows: onsets plus chord changes, shape (frames,)."""
+        return self._cached(
+            "beat_envelope",
+            lambda: beat_tracking_envelope(self.onset_envelope, self.chroma_energy),
         )
 
     @property
@@ -408,41 +430,58 @@ class MusicAnalysis:
             raise NotComputable(f"No {feature}: the clip has no onsets (its sound never changes).")
 
     @property
-    def tempo_bpm(self) -> float:
-        """Global tempo in beats per minute."""
+    def tempo_levels(self) -> TempoChoice:
+        """The two most likely metrical levels (e.g. 72 and 144 BPM), which is the beat and why."""
 
-        def compute() -> float:
+        def compute() -> TempoChoice:
             self._require_rhythm("tempo")
             hop = self.config.hop_length
+            autocorrelation = self.tempogram.mean(axis=1)
             coarse = librosa.feature.tempo(
                 onset_envelope=self.onset_envelope, tg=self.tempogram, sr=self.sr, hop_length=hop
             )[0]
-            return refine_tempo(self.tempogram.mean(axis=1), float(coarse), self.sr, hop)
+            bpm = refine_tempo(autocorrelation, float(coarse), self.sr, hop)
+            return metrical_levels(autocorrelation, bpm, self.sr, hop)
 
-        return self._cached("tempo", compute)
+        return self._cached("tempo_levels", compute)
+
+    @property
+    def tempo_bpm(self) -> float:
+        """Global tempo in beats per minute: the chosen metrical level."""
+        return self.tempo_levels.chosen.bpm
 
     @property
     def beat_times(self) -> np.ndarray:
         """Beat positions in seconds, shape (beats,), tracked at the global tempo."""
+        return self.beats_at(self.tempo_bpm)
+
+    def beats_at(self, bpm: float) -> np.ndarray:
+        """Beats tracked at a given tempo (a metrical level), seconds, shape (beats,)."""
 
         def compute() -> np.ndarray:
             self._require_rhythm("beats")
+            if not (np.isfinite(bpm) and 20.0 <= bpm <= 400.0):
+                raise NotComputable(f"No beats at {bpm} BPM: choose a tempo between 20 and 400.")
             _, beats = librosa.beat.beat_track(
-                onset_envelope=self.onset_envelope,
+                onset_envelope=self.beat_envelope,
                 sr=self.sr,
                 hop_length=self.config.hop_length,
-                bpm=self.tempo_bpm,
+                bpm=bpm,
                 units="time",
             )
-            return drop_off_grid_edge_beats(beats, 60.0 / self.tempo_bpm)
+            return drop_off_grid_edge_beats(beats, 60.0 / bpm)
 
-        return self._cached("beats", compute)
+        return self._cached(f"beats:{bpm:.3f}", compute)
 
-    def with_clicks(self, click_gain: float = 0.5) -> np.ndarray:
-        """The clip with a click on every beat, shape (samples,), peak ≤ 1 (see `mix_clicks`)."""
+    def with_clicks(self, click_gain: float = 0.5, bpm: float | None = None) -> np.ndarray:
+        """The clip with a click on every beat, shape (samples,), peak ≤ 1 (see `mix_clicks`).
+
+        bpm: the metrical level to click (default: the chosen tempo).
+        """
+        bpm = self.tempo_bpm if bpm is None else bpm
         return self._cached(
-            f"clicks:{click_gain}",
-            lambda: mix_clicks(self.y, self.sr, self.beat_times, click_gain=click_gain),
+            f"clicks:{click_gain}:{bpm:.3f}",
+            lambda: mix_clicks(self.y, self.sr, self.beats_at(bpm), click_gain=click_gain),
         )
 
     # ------------------------------------------------------------------ HPSS

@@ -295,8 +295,12 @@ def tempogram_figure(
     tempo_bpm: float | None,
     x_range: tuple[float, float] | None = None,
     colorscale: str = "Magma",
+    other_level_bpm: float | None = None,
 ) -> go.Figure:
-    """Autocorrelation tempogram between 30 and 300 BPM (log axis) with the global tempo."""
+    """Autocorrelation tempogram between 30 and 300 BPM (log axis) with the global tempo.
+
+    other_level_bpm: the runner-up metrical level (e.g. double or half), drawn dotted.
+    """
     keep = (bpms >= 30) & (bpms <= 300)
     z, t = pool_columns(tempogram[keep], times, x_range)
     fig = go.Figure(
@@ -307,6 +311,13 @@ def tempogram_figure(
             y=tempo_bpm,
             line=dict(color="#00d4ff", dash="dash"),
             annotation_text=f"{tempo_bpm:.1f} BPM",
+        )
+    if other_level_bpm is not None:
+        fig.add_hline(
+            y=other_level_bpm,
+            line=dict(color="#7fff7f", dash="dot"),
+            annotation_text=f"{other_level_bpm:.1f} BPM",
+            annotation_position="bottom right",
         )
     fig.update_yaxes(type="log", title_text="tempo (BPM)")
     return _layout(fig, "Tempogram", x_range)
