@@ -13,7 +13,9 @@ import soundfile
 
 from core.analysis import (
     KEY_NAMES,
+    KEY_PROFILE_SETS,
     KRUMHANSL_MAJOR,
+    PROFILE_CHOICES,
     AnalysisConfig,
     MusicAnalysis,
     NotComputable,
@@ -22,8 +24,10 @@ from core.analysis import (
     export_json,
     harmonic_mask,
     prepare_signal,
+    profile_template,
 )
 from core.analysis.evalset import SOUNDFONT, render_piece
+from core.analysis.keys import harmonic_dictionary
 from core.audio import load_audio
 from tests.conftest import click_track, sine
 
@@ -285,3 +289,73 @@ def test_sustained_strings_at_72_bpm_are_not_doubled(tmp_path):
         mir_eval.beat.trim_beats(analysis.beat_times),
     )
     assert f_measure > 0.8
+
+
+def harmonic_tone(midi: int, seconds: float, partials: int = 8, decay: float = 0.8) -> np.ndarray:
+    f = 440.0 * 2 ** ((midi - 69) / 12)
+    t = np.arange(int(seconds * SR)) / SR
+    tone = sum(decay ** (h - 1) * np.sin(2 * np.pi * h * f * t) for h in range(1, partials + 1))
+    return (0.2 * tone).astype(np.float32)
+
+
+def test_nnls_chroma_puts_overtones_back_on_their_note():
+    # A C3 with eight partials: its 3rd and 6th partials are Gs, its 5th an E.
+    analysis = MusicAnalysis(harmonic_tone(48, 3.0))
+    nnls = analysis.key_chroma.sum(axis=1)
+    plain = librosa.feature.chroma_cqt(y=analysis.y, sr=SR).sum(axis=1)
+    c, e, g = 0, 4, 7
+    assert np.argmax(nnls) == c
+    assert nnls[g] / nnls[c] < 0.1 and nnls[e] / nnls[c] < 0.1
+    assert plain[g] / plain[c] > 3 * nnls[g] / nnls[c]  # plain chroma hears a G
+
+
+def test_harmonic_dictionary_columns_are_harmonic_tones():
+    d = harmonic_dictionary(36, decay=0.5, partials=4)
+    assert d[0, 0] == 1.0 and d[12, 0] == 0.5 and d[19, 0] == 0.25 and d[24, 0] == 0.125
+    assert (
+        d[:, 0].sum() == pytest.approx(1.875) and d[:, 30].sum() == 1.0
+    )  # partials cut at the top
+
+
+@pytest.mark.parametrize("profiles", PROFILE_CHOICES)
+@pytest.mark.parametrize(
+    ("tonic", "minor", "expected"), [(62, False, "D major"), (57, True, "A minor")]
+)
+def test_every_profile_family_finds_a_cadence_key_and_explains_it(profiles, tonic, minor, expected):
+    analysis = MusicAnalysis(cadence(tonic, minor))
+    estimate = analysis.key_for(profiles)
+    assert estimate.name == expected and estimate.profiles == profiles
+    assert set(estimate.correlations) == set(KEY_PROFILE_SETS)  # "why" shows every family
+    template = profile_template(profiles, minor=minor)
+    assert template.shape == (12,) and template.sum() == pytest.approx(1.0)
+    assert np.argmax(template) in (0, 7)  # tonic or fifth weigh most in every family
+
+
+def test_unknown_profile_family_is_refused():
+    with pytest.raises(ValueError, match="Unknown key profiles"):
+        estimate_key(np.ones(12), "Made-up")
+
+
+def test_cadence_under_loud_drums_keeps_its_key():
+    y = cadence(62, False, chord_seconds=2.0)
+    drums = click_track(120, y.size / SR, SR)[: y.size]
+    assert MusicAnalysis((y + 1.5 * drums).astype(np.float32)).key.name == "D major"
+
+
+def test_keygram_follows_a_modulation():
+    y = np.concatenate([cadence(62, False, 1.5), cadence(62, False, 1.5), cadence(57, True, 1.5),
+                        cadence(57, True, 1.5)])  # fmt: skip
+    gram = MusicAnalysis(y).keygram(window_seconds=6.0)
+    regions = gram.regions()
+
+    def key_at(seconds: float) -> str:
+        return next(name for start, end, name in regions if start <= seconds < end)
+
+    assert key_at(5.0) == "D major" and key_at(20.0) == "A minor", regions
+    assert gram.correlations.shape == (24, gram.times.size)
+    assert 9.0 < next(start for start, _, name in regions if name == "A minor") < 15.0
+
+
+def test_keygram_of_a_short_clip_is_a_sentence():
+    with pytest.raises(NotComputable, match="needs at least 8 s"):
+        MusicAnalysis(cadence(62, False)).keygram(window_seconds=8.0)

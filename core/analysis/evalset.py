@@ -13,7 +13,9 @@ score, so it is exact:
 Timbres: General MIDI instruments through Debian's `fluidsynth` and the FluidR3 soundfont
 (`fluid-soundfont-gm`): piano, string ensemble, church organ, piano with a drum kit, and the
 app's own additive synth (core/synth.py). Nothing is stored in the repository: the set is
-rendered into the cache directory on first use (about 30 s of CPU) and reused afterwards.
+rendered into the cache directory on first use (a minute or two of CPU) and reused afterwards.
+Whole chorales (up to 90 s): the key is checked against the last bass note, so the ending
+must be heard; a 30 s excerpt often stops in a modulation or before a modal cadence.
 
     python -m core.analysis.evalset            # build (or reuse) and list the set
     python -m core.analysis.evalset --dev      # the development set (other chorales)
@@ -292,7 +294,7 @@ def render_piece(
 
 def build_evalset(
     n_pieces: int = 40,
-    max_seconds: float = 30.0,
+    max_seconds: float = 90.0,
     directory: Path | None = None,
     first_chorale: int = 0,
 ) -> tuple[Path, list[EvalPiece]]:

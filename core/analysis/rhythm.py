@@ -165,32 +165,28 @@ def metrical_levels(
     hop_length: int,
     bpm_range: tuple[float, float] = (30.0, 300.0),
 ) -> TempoChoice:
-    """Two metrical levels: librosa's tempo and its best-scoring related level (x2, /2, x3, /3).
+    """Two metrical levels: librosa's tempo (`chosen`) and its best-scoring related level.
 
-    The one with the higher score becomes `chosen` (normally librosa's own pick).
-
+    Related: x2, /2, x3, /3 of chosen_bpm (librosa's tempo, refined below one frame).
     autocorrelation: shape (lags,), lag in frames (the time-averaged tempogram). Strength at
-    a tempo is the largest autocorrelation within one lag of its period (a level falls between
-    lags). Related levels outside bpm_range or beyond the lags are not candidates.
+    a tempo is the autocorrelation at the nearest whole lag. Related levels outside bpm_range
+    or beyond the lags are not candidates.
     """
     ac = np.asarray(autocorrelation, dtype=np.float64)
     frames_per_minute = 60.0 * sample_rate / hop_length
 
     def level(bpm: float) -> MetricalLevel | None:
-        lag = frames_per_minute / bpm
-        i = int(round(lag))
-        if not (bpm_range[0] <= bpm <= bpm_range[1]) or i < 2 or i + 1 >= ac.size:
+        # Scored at the nearest whole lag, exactly as librosa scores lags, so librosa's own
+        # pick always scores at least as high as any related level.
+        lag = int(round(frames_per_minute / bpm))
+        if not (bpm_range[0] <= bpm <= bpm_range[1]) or lag < 1 or lag >= ac.size:
             return None
-        strength = float(max(ac[i - 1 : i + 2].max(), 0.0))
-        preference = tempo_preference(bpm)
-        return MetricalLevel(
-            bpm, strength, preference, float(np.log1p(1e6 * strength) + np.log(preference))
-        )
+        strength = float(max(ac[lag], 0.0))
+        preference = tempo_preference(frames_per_minute / lag)
+        score = float(np.log1p(1e6 * strength) + np.log(preference))
+        return MetricalLevel(bpm, strength, preference, score)
 
     chosen = level(chosen_bpm) or MetricalLevel(chosen_bpm, 0.0, tempo_preference(chosen_bpm), 0.0)
     related = [lv for r in RELATED_RATIOS if (lv := level(chosen_bpm * r)) is not None]
     alternative = max(related, key=lambda lv: lv.score, default=None)
-    if alternative is not None and alternative.score > chosen.score:
-        # librosa scores single lags; between two levels the ±1-lag strength decides.
-        chosen, alternative = alternative, chosen
     return TempoChoice(chosen, alternative)

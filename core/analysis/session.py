@@ -12,7 +12,14 @@ from typing import Any
 import librosa
 import numpy as np
 
-from core.analysis.keys import KeyEstimate, estimate_key
+from core.analysis.keys import (
+    DEFAULT_PROFILES,
+    KeyEstimate,
+    KeyGram,
+    estimate_key,
+    keygram,
+    nnls_chroma,
+)
 from core.analysis.pitch import PitchContour
 from core.analysis.rhythm import (
     TempoChoice,
@@ -53,6 +60,7 @@ class AnalysisConfig:
     cqt_octaves: int = 7  # C1..B7
     rolloff_percent: float = 0.85  # roll-off: frequency below which this share of energy lies
     hpss_kernel: int = 31  # median filter length (frames and bins) for HPSS
+    key_block_frames: int = 20  # NNLS chroma for the key is solved per 20 frames (0.46 s)
     pitch_fmin_hz: float = 65.41  # C2, lowest pYIN candidate
     pitch_fmax_hz: float = 2093.0  # C7, highest pYIN candidate
     pitch_max_seconds: float = 30.0  # pYIN is slow: only this much of the clip is tracked
@@ -355,14 +363,51 @@ class MusicAnalysis:
 
     # ------------------------------------------------------------------ key
     @property
+    def key_chroma(self) -> np.ndarray:
+        """Chroma for the key: NNLS note activations of the harmonic CQT, shape (12, blocks).
+
+        The CQT's harmonic part (median filter along time, as HPSS) drops drum hits; NNLS
+        against harmonic tones puts overtones back on their notes (see `nnls_chroma`).
+        Blocks are config.key_block_frames frames long (`key_block_seconds`).
+        """
+
+        def compute() -> np.ndarray:
+            harmonic, _ = librosa.decompose.hpss(
+                self.cqt_magnitude, kernel_size=self.config.hpss_kernel
+            )
+            return nnls_chroma(
+                harmonic, self.config.cqt_bins_per_octave, self.config.key_block_frames
+            )
+
+        return self._cached("key_chroma", compute)
+
+    @property
+    def key_block_seconds(self) -> float:
+        return self.config.key_block_frames * self.config.hop_length / self.sr
+
+    @property
     def key(self) -> KeyEstimate:
-        """Key from the clip's CQT chroma profile (see `estimate_key`)."""
+        """Key with the default profile family (see `key_for`)."""
+        return self.key_for(DEFAULT_PROFILES)
+
+    def key_for(self, profiles: str) -> KeyEstimate:
+        """Key of the whole clip's `key_chroma` with a profile family (see `estimate_key`)."""
 
         def compute() -> KeyEstimate:
             self._require_sound("key")
-            return estimate_key(self.chroma_energy.sum(axis=1))
+            return estimate_key(self.key_chroma.sum(axis=1), profiles)
 
-        return self._cached("key", compute)
+        return self._cached(f"key:{profiles}", compute)
+
+    def keygram(self, profiles: str = DEFAULT_PROFILES, window_seconds: float = 8.0) -> KeyGram:
+        """Key over time (see `keygram`); needs a clip longer than the window."""
+
+        def compute() -> KeyGram:
+            self._require_sound("key-gram")
+            self._require_seconds("key-gram", window_seconds)
+            return keygram(self.key_chroma, self.key_block_seconds, window_seconds, profiles)
+
+        return self._cached(f"keygram:{profiles}:{window_seconds:g}", compute)
 
     # ------------------------------------------------------------------ rhythm
     @property

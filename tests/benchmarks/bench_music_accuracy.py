@@ -1,6 +1,6 @@
 """Music analysis accuracy on rendered Bach chorales with known key, tempo and beats.
 
-The set is built by core/analysis/evalset.py (40 chorales, 30 s each, tempi 60-180 BPM, five
+The set is built by core/analysis/evalset.py (40 whole chorales, at most 90 s each, tempi 60-180 BPM, five
 timbres, straight / swing / rubato; rendered into the cache on first run, about a minute).
 For every piece, the page's analysis (`MusicAnalysis`) and plain librosa on the same file:
 
