@@ -74,7 +74,7 @@ KEY_PROFILE_SETS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "Aarden-Essen": (AARDEN_ESSEN_MAJOR, AARDEN_ESSEN_MINOR),
     "Bellman-Budge": (BELLMAN_BUDGE_MAJOR, BELLMAN_BUDGE_MINOR),
 }
-# Chosen on the development chorales (with NNLS chroma: Temperley 0.90 exact, Bellman-Budge
+# Chosen on the first 40 development chorales (NNLS chroma: Temperley 0.90 exact, Bellman-Budge
 # 0.88, Krumhansl 0.78, Aarden-Essen 0.78, the mean of all four 0.88); never on data/music.
 DEFAULT_PROFILES = "Temperley"
 MEAN_OF_ALL = "Mean of all families"

@@ -40,6 +40,8 @@ from core.analysis.spectral import (
 )
 from core.analysis.structure import Structure, compute_structure
 
+TEMPO_WINDOW_SECONDS = 8.0  # librosa.feature.tempo's ac_size: the autocorrelation window
+
 
 class NotComputable(ValueError):
     """A feature this clip cannot support; `str(error)` is the sentence for the student."""
@@ -481,12 +483,18 @@ class MusicAnalysis:
         def compute() -> TempoChoice:
             self._require_rhythm("tempo")
             hop = self.config.hop_length
-            autocorrelation = self.tempogram.mean(axis=1)
+            # librosa.feature.tempo autocorrelates over ac_size = 8 s (344 frames), not the
+            # tempogram view's 384: handing it the view's tempogram changed its pick on a
+            # broad (rubato) peak. So the tempo gets its own, time-averaged, autocorrelation.
+            window = int(round(TEMPO_WINDOW_SECONDS * self.sr / hop))
+            autocorrelation = librosa.feature.tempogram(
+                onset_envelope=self.onset_envelope, sr=self.sr, hop_length=hop, win_length=window
+            ).mean(axis=1, keepdims=True)
             coarse = librosa.feature.tempo(
-                onset_envelope=self.onset_envelope, tg=self.tempogram, sr=self.sr, hop_length=hop
+                onset_envelope=self.onset_envelope, tg=autocorrelation, sr=self.sr, hop_length=hop
             )[0]
-            bpm = refine_tempo(autocorrelation, float(coarse), self.sr, hop)
-            return metrical_levels(autocorrelation, bpm, self.sr, hop)
+            bpm = refine_tempo(autocorrelation[:, 0], float(coarse), self.sr, hop)
+            return metrical_levels(autocorrelation[:, 0], bpm, self.sr, hop)
 
         return self._cached("tempo_levels", compute)
 
