@@ -27,7 +27,7 @@ from core.analysis import (
     profile_template,
 )
 from core.analysis.evalset import SOUNDFONT, render_piece
-from core.analysis.keys import harmonic_dictionary
+from core.analysis.keys import harmonic_dictionary, nnls_chroma
 from core.audio import load_audio
 from tests.conftest import click_track, sine
 
@@ -359,3 +359,12 @@ def test_keygram_follows_a_modulation():
 def test_keygram_of_a_short_clip_is_a_sentence():
     with pytest.raises(NotComputable, match="needs at least 8 s"):
         MusicAnalysis(cadence(62, False)).keygram(window_seconds=8.0)
+
+
+def test_key_of_a_nan_or_empty_profile_is_a_guess_not_a_crash():
+    for profile in (np.full(12, np.nan), np.zeros(12)):
+        estimate = estimate_key(profile)
+        assert np.allclose(estimate.profile, 1 / 12)
+        assert estimate.confidence == 0.0 and not estimate.is_confident
+    silent_chroma = nnls_chroma(np.zeros((252, 50)), 36)
+    assert silent_chroma.shape == (12, 3) and not silent_chroma.any()
