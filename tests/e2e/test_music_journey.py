@@ -51,6 +51,7 @@ def test_music_journey(page, app_url):
     )
     mix.evaluate("a => { a.muted = true; return a.play(); }")
     page.wait_for_function("a => a.currentTime > 0.2", arg=mix.element_handle(), timeout=10_000)
+    browser.screenshot(page, "music-metrical-levels")
 
     _choose_view(page, "Spectrogram")
     page.locator('[data-testid="stRadio"]').get_by_text("log-frequency").click()
