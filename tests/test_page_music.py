@@ -77,6 +77,41 @@ def test_key_view_explains_the_key_and_rhythm_plays_the_click_mix(app):
     assert len(app.get("audio")) >= 2  # the clip and the clip with clicks
 
 
+def test_rhythm_offers_two_metrical_levels_each_with_its_click_track(app):
+    trumpet = next(label for label in builtin_clips() if "trumpet" in label.lower())
+    app.selectbox(key="music_audio_builtin").set_value(trumpet).run()
+    app.segmented_control(key="music_view").set_value("Rhythm").run()
+    assert not app.exception, app.exception
+    metrics = _metrics(app)
+    picked, other = metrics["Beat (picked)"], metrics["Other metrical level"]
+    assert picked.endswith(" BPM") and other.endswith(" BPM") and picked != other
+    assert any("is taken as the beat" in c.value for c in app.caption)
+    first_audio = app.get("audio")[-1].proto.url
+    level = app.radio(key="music_metrical_level")
+    assert level.value == 0
+    level.set_value(1).run()
+    assert not app.exception, app.exception
+    assert any(f"at {other}: do they line up?" in c.value for c in app.caption)
+    assert app.get("audio")[-1].proto.url != first_audio  # a different click track
+
+
+def test_key_view_offers_every_profile_family_and_a_keygram(app):
+    from core.analysis import PROFILE_CHOICES
+
+    tchaikovsky = next(label for label in builtin_clips() if "tchaikovsky" in label.lower())
+    app.selectbox(key="music_audio_builtin").set_value(tchaikovsky).run()
+    app.segmented_control(key="music_view").set_value("Key").run()
+    for profiles in PROFILE_CHOICES:
+        app.selectbox(key="music_key_profiles").set_value(profiles).run()
+        assert not app.exception, (profiles, app.exception)
+        alerts = [s.value for s in app.success] + [w.value for w in app.warning]
+        assert any(f"{profiles} profiles" in a for a in alerts), (profiles, alerts)
+        assert len(app.get("plotly_chart")) >= 3  # profile, 24-key correlations, key-gram
+        assert any("Key over time" in m.value for m in app.markdown)
+    app.slider(key="music_keygram_window").set_value(20).run()
+    assert not app.exception
+
+
 def _every_view_of_a_generated_clip():
     """AppTest script: a generated clip (kind in session_state) through every section."""
     import numpy as np

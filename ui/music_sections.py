@@ -14,8 +14,9 @@ import streamlit as st
 
 from core.analysis import (
     HOP_CHOICES,
-    KEY_PROFILE_SETS,
+    MEAN_OF_ALL,
     N_FFT_CHOICES,
+    PROFILE_CHOICES,
     SPECTROGRAM_SCALES,
     WINDOWS,
     AnalysisConfig,
@@ -24,6 +25,7 @@ from core.analysis import (
     export_csv,
     export_json,
     prepare_signal,
+    profile_template,
 )
 from core.audio import AudioClip, encode_wav
 from core.viz import music as viz
@@ -213,51 +215,78 @@ def spectral(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
 
 def rhythm(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
     try:
-        beats, tempo = analysis.beat_times, analysis.tempo_bpm
+        choice = analysis.tempo_levels
     except NotComputable as error:
         st.warning(str(error))
-        beats, tempo = None, None
+        choice = None
     onsets = analysis.onset_times if not analysis.is_silent else np.array([])
-    if tempo is not None:
-        st.markdown(
-            f"**Global tempo: {tempo:.1f} BPM**, {beats.size} beats tracked, {onsets.size} onsets."
+    beats, shown, other = None, None, None
+    if choice is not None:
+        levels = choice.levels
+        cols = st.columns(len(levels))
+        for col, level, label in zip(
+            cols, levels, ("Beat (picked)", "Other metrical level"), strict=False
+        ):
+            col.metric(label, f"{level.bpm:.1f} BPM", f"pulse strength {level.strength:.3f}",
+                       delta_color="off", delta_arrow="off")  # fmt: skip
+        st.caption(choice.reason())
+        index = st.radio(
+            "Metrical level to click",
+            range(len(levels)),
+            format_func=lambda i: f"{levels[i].bpm:.1f} BPM" + (" (picked)" if i == 0 else ""),
+            horizontal=True,
+            key="music_metrical_level",
         )
-        play(
-            analysis.with_clicks(),
-            analysis.sr,
-            "clicks",
-            x_range,
-            "The clip with a click on every beat: do they line up?",
-        )
+        shown = levels[index].bpm
+        other = levels[1 - index].bpm if len(levels) == 2 else None
+        try:
+            beats = analysis.beats_at(shown)
+        except NotComputable as error:
+            st.warning(str(error))
+        if beats is not None:
+            st.markdown(f"**{shown:.1f} BPM**: {beats.size} beats tracked, {onsets.size} onsets.")
+            play(analysis.with_clicks(bpm=shown), analysis.sr, f"clicks{shown:.3f}", x_range,
+                 f"The clip with a click on every beat at {shown:.1f} BPM: do they line up?")  # fmt: skip
     _chart(
         viz.onset_figure(analysis.times, analysis.onset_envelope, onsets, beats, x_range),
         "music_fig_onsets",
     )
-    _chart(viz.tempogram_figure(analysis.tempogram, analysis.times, analysis.tempogram_bpm, tempo, x_range, colors),
-           "music_fig_tempogram")  # fmt: skip
+    _chart(viz.tempogram_figure(analysis.tempogram, analysis.times, analysis.tempogram_bpm, shown, x_range, colors,
+                                other_level_bpm=other), "music_fig_tempogram")  # fmt: skip
 
 
 def key(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
+    left, right = st.columns([2, 1])
+    profiles = left.selectbox("Key profiles", PROFILE_CHOICES, key="music_key_profiles",
+                              help="Each family says how much each scale degree belongs to a key.")  # fmt: skip
+    window = right.slider("Key-gram window (s)", 4, 30, 8, key="music_keygram_window")
     try:
-        estimate = analysis.key
+        estimate = analysis.key_for(profiles)
     except NotComputable as error:
         st.warning(str(error))
         return
-    text = f"**{estimate.name}** (confidence {estimate.confidence:.2f})"
+    text = f"**{estimate.name}** (confidence {estimate.confidence:.2f}, {profiles} profiles)"
     if estimate.is_confident:
         st.success(text, icon=":material/music_note:")
     else:
         st.warning(f"{text}: low confidence. The clip's pitch classes are nearly uniform or match no key "
                    "profile well, so treat this key as a guess (noise, speech and drums have no key).")  # fmt: skip
     with st.expander("Why this key?", key="music_why_key", icon=":material/help:"):
-        st.markdown(
-            "The CQT chroma summed over the clip gives one number per pitch class. Each of the 24 keys has a "
-            "profile of how much each pitch class belongs to it; the key whose profile correlates best "
-            "(Pearson r, averaged over two profile sets) wins. "
-            f"Best mean r = {estimate.correlation:.2f}, margin over the runner-up {estimate.margin:.2f}, "
-            f"tonal strength of the profile {estimate.tonal_strength:.2f}."
+        decided = (
+            "averaged over every family"
+            if profiles == MEAN_OF_ALL
+            else f"with the {profiles} profiles"
         )
-        template = KEY_PROFILE_SETS["Krumhansl-Schmuckler"][estimate.key_index // 12]
+        st.markdown(
+            "The clip's notes are found first: the harmonic part of the CQT (drum hits filtered out) is "
+            "explained as notes with decaying overtones (non-negative least squares), so a C's overtone "
+            "on G does not count as a G. Summed over the clip this gives one number per pitch class. "
+            "Each of the 24 keys has a profile of how much each pitch class belongs to it; the key whose "
+            f"profile correlates best (Pearson r, {decided}) wins. "
+            f"Best r = {estimate.correlation:.2f}, margin over the runner-up {estimate.margin:.2f}, "
+            f"tonal strength of the profile {estimate.tonal_strength:.2f}."
+        )  # fmt: skip
+        template = profile_template(profiles, minor=estimate.key_index >= 12)
         _chart(
             viz.key_profile_figure(estimate.profile, estimate.key_index, template),
             "music_fig_key_profile",
@@ -266,6 +295,17 @@ def key(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
             viz.key_correlation_figure(estimate.correlations, estimate.key_index),
             "music_fig_key_corr",
         )
+    try:
+        gram = analysis.keygram(profiles, float(window))
+    except NotComputable as error:
+        st.caption(f":material/info: {error}")
+        return
+    regions = [f"{a:.0f}-{b:.0f} s {name}" for a, b, name in gram.regions() if b - a >= window / 2]
+    st.markdown(
+        "**Key over time** (a modulating piece changes colour): "
+        + (", ".join(regions) or "one key")
+    )
+    _chart(viz.keygram_figure(gram, x_range, colors), "music_fig_keygram")
 
 
 def pitch(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:

@@ -11,7 +11,8 @@ again:
                      │                                            └─ beats (given the tempo)
                      ├─ chroma (STFT)
                      └─ HPSS masks ─ harmonic / percussive waveforms
-    waveform ─ CQT (tuned by the STFT's tuning) ─ chroma (CQT) ─┬─ key profile ─ key
+    waveform ─ CQT (tuned by the STFT's tuning) ─┬─ harmonic part ─ NNLS chroma ─ key, key-gram
+                                                  └─ chroma (CQT) ─┬─ chord flux (beats)
                                                                  ├─ chroma (CENS)
                                                                  └─ (with MFCC) self-similarity ─ novelty ─ segments
 
@@ -23,18 +24,35 @@ student; `MusicAnalysis.limitations()` lists them without raising.
 
 from core.analysis.export import export_csv, export_json, frame_table
 from core.analysis.keys import (
+    DEFAULT_PROFILES,
     KEY_NAMES,
     KEY_PROFILE_SETS,
     KRUMHANSL_MAJOR,
     KRUMHANSL_MINOR,
+    MEAN_OF_ALL,
     PITCH_CLASSES,
+    PROFILE_CHOICES,
     TEMPERLEY_MAJOR,
     TEMPERLEY_MINOR,
     KeyEstimate,
+    KeyGram,
     estimate_key,
+    key_correlations,
+    keygram,
+    nnls_chroma,
+    profile_template,
 )
 from core.analysis.pitch import PitchContour
-from core.analysis.rhythm import drop_off_grid_edge_beats, mix_clicks, refine_tempo
+from core.analysis.rhythm import (
+    MetricalLevel,
+    TempoChoice,
+    beat_tracking_envelope,
+    chroma_flux,
+    drop_off_grid_edge_beats,
+    metrical_levels,
+    mix_clicks,
+    refine_tempo,
+)
 from core.analysis.session import (
     AnalysisConfig,
     MusicAnalysis,
@@ -53,6 +71,9 @@ from core.analysis.spectral import (
 from core.analysis.structure import Structure, compute_structure, foote_novelty
 
 __all__ = [
+    "DEFAULT_PROFILES", "MEAN_OF_ALL", "PROFILE_CHOICES", "KeyGram", "MetricalLevel", "TempoChoice",
+    "beat_tracking_envelope", "chroma_flux", "key_correlations", "keygram", "metrical_levels",
+    "nnls_chroma", "profile_template",
     "HOP_CHOICES", "KEY_NAMES", "KEY_PROFILE_SETS", "KRUMHANSL_MAJOR", "KRUMHANSL_MINOR",
     "N_FFT_CHOICES", "PITCH_CLASSES", "SPECTROGRAM_SCALES", "TEMPERLEY_MAJOR", "TEMPERLEY_MINOR",
     "WINDOWS", "AnalysisConfig", "KeyEstimate", "MusicAnalysis", "NotComputable", "PitchContour",

@@ -12,9 +12,23 @@ from typing import Any
 import librosa
 import numpy as np
 
-from core.analysis.keys import KeyEstimate, estimate_key
+from core.analysis.keys import (
+    DEFAULT_PROFILES,
+    KeyEstimate,
+    KeyGram,
+    estimate_key,
+    keygram,
+    nnls_chroma,
+)
 from core.analysis.pitch import PitchContour
-from core.analysis.rhythm import drop_off_grid_edge_beats, mix_clicks, refine_tempo
+from core.analysis.rhythm import (
+    TempoChoice,
+    beat_tracking_envelope,
+    drop_off_grid_edge_beats,
+    metrical_levels,
+    mix_clicks,
+    refine_tempo,
+)
 from core.analysis.spectral import (
     HOP_CHOICES,
     N_FFT_CHOICES,
@@ -25,6 +39,8 @@ from core.analysis.spectral import (
     harmonic_mask,
 )
 from core.analysis.structure import Structure, compute_structure
+
+TEMPO_WINDOW_SECONDS = 8.0  # librosa.feature.tempo's ac_size: the autocorrelation window
 
 
 class NotComputable(ValueError):
@@ -46,6 +62,7 @@ class AnalysisConfig:
     cqt_octaves: int = 7  # C1..B7
     rolloff_percent: float = 0.85  # roll-off: frequency below which this share of energy lies
     hpss_kernel: int = 31  # median filter length (frames and bins) for HPSS
+    key_block_frames: int = 20  # NNLS chroma for the key is solved per 20 frames (0.46 s)
     pitch_fmin_hz: float = 65.41  # C2, lowest pYIN candidate
     pitch_fmax_hz: float = 2093.0  # C7, highest pYIN candidate
     pitch_max_seconds: float = 30.0  # pYIN is slow: only this much of the clip is tracked
@@ -348,24 +365,76 @@ class MusicAnalysis:
 
     # ------------------------------------------------------------------ key
     @property
+    def key_chroma(self) -> np.ndarray:
+        """Chroma for the key: NNLS note activations of the harmonic CQT, shape (12, blocks).
+
+        The CQT's harmonic part (median filter along time, as HPSS) drops drum hits; NNLS
+        against harmonic tones puts overtones back on their notes (see `nnls_chroma`).
+        Blocks are config.key_block_frames frames long (`key_block_seconds`).
+        """
+
+        def compute() -> np.ndarray:
+            harmonic, _ = librosa.decompose.hpss(
+                self.cqt_magnitude, kernel_size=self.config.hpss_kernel
+            )
+            return nnls_chroma(
+                harmonic, self.config.cqt_bins_per_octave, self.config.key_block_frames
+            )
+
+        return self._cached("key_chroma", compute)
+
+    @property
+    def key_block_seconds(self) -> float:
+        return self.config.key_block_frames * self.config.hop_length / self.sr
+
+    @property
     def key(self) -> KeyEstimate:
-        """Key from the clip's CQT chroma profile (see `estimate_key`)."""
+        """Key with the default profile family (see `key_for`)."""
+        return self.key_for(DEFAULT_PROFILES)
+
+    def key_for(self, profiles: str) -> KeyEstimate:
+        """Key of the whole clip's `key_chroma` with a profile family (see `estimate_key`)."""
 
         def compute() -> KeyEstimate:
             self._require_sound("key")
-            return estimate_key(self.chroma_energy.sum(axis=1))
+            return estimate_key(self.key_chroma.sum(axis=1), profiles)
 
-        return self._cached("key", compute)
+        return self._cached(f"key:{profiles}", compute)
+
+    def keygram(self, profiles: str = DEFAULT_PROFILES, window_seconds: float = 8.0) -> KeyGram:
+        """Key over time (see `keygram`); needs a clip longer than the window."""
+
+        def compute() -> KeyGram:
+            self._require_sound("key-gram")
+            self._require_seconds("key-gram", window_seconds)
+            return keygram(self.key_chroma, self.key_block_seconds, window_seconds, profiles)
+
+        return self._cached(f"keygram:{profiles}:{window_seconds:g}", compute)
 
     # ------------------------------------------------------------------ rhythm
     @property
     def onset_envelope(self) -> np.ndarray:
-        """Onset strength (spectral flux of the log-mel), shape (frames,)."""
+        """Onset strength (spectral flux of the log-mel, median over bands), shape (frames,).
+
+        The median, as librosa's beat tracker uses: with the mean, a few loud sustained bands
+        (strings, organ) made the tempo jump a metrical level (see core/analysis/rhythm.py).
+        """
         return self._cached(
             "onset_envelope",
             lambda: librosa.onset.onset_strength(
-                S=librosa.power_to_db(self.mel_power), sr=self.sr, hop_length=self.config.hop_length
+                S=librosa.power_to_db(self.mel_power),
+                sr=self.sr,
+                hop_length=self.config.hop_length,
+                aggregate=np.median,
             ),
+        )
+
+    @property
+    def beat_envelope(self) -> np.ndarray:
+        """What the beat tracker follows: onsets plus chord changes, shape (frames,)."""
+        return self._cached(
+            "beat_envelope",
+            lambda: beat_tracking_envelope(self.onset_envelope, self.chroma_energy),
         )
 
     @property
@@ -408,41 +477,64 @@ class MusicAnalysis:
             raise NotComputable(f"No {feature}: the clip has no onsets (its sound never changes).")
 
     @property
-    def tempo_bpm(self) -> float:
-        """Global tempo in beats per minute."""
+    def tempo_levels(self) -> TempoChoice:
+        """The two most likely metrical levels (e.g. 72 and 144 BPM), which is the beat and why."""
 
-        def compute() -> float:
+        def compute() -> TempoChoice:
             self._require_rhythm("tempo")
             hop = self.config.hop_length
+            # librosa.feature.tempo autocorrelates over ac_size = 8 s (344 frames), not the
+            # tempogram view's 384: handing it the view's tempogram changed its pick on a
+            # broad (rubato) peak. So the tempo gets its own, time-averaged, autocorrelation.
+            window = int(round(TEMPO_WINDOW_SECONDS * self.sr / hop))
+            autocorrelation = librosa.feature.tempogram(
+                onset_envelope=self.onset_envelope, sr=self.sr, hop_length=hop, win_length=window
+            ).mean(axis=1, keepdims=True)
             coarse = librosa.feature.tempo(
-                onset_envelope=self.onset_envelope, tg=self.tempogram, sr=self.sr, hop_length=hop
+                onset_envelope=self.onset_envelope, tg=autocorrelation, sr=self.sr, hop_length=hop
             )[0]
-            return refine_tempo(self.tempogram.mean(axis=1), float(coarse), self.sr, hop)
+            bpm = refine_tempo(autocorrelation[:, 0], float(coarse), self.sr, hop)
+            return metrical_levels(autocorrelation[:, 0], bpm, self.sr, hop)
 
-        return self._cached("tempo", compute)
+        return self._cached("tempo_levels", compute)
+
+    @property
+    def tempo_bpm(self) -> float:
+        """Global tempo in beats per minute: the chosen metrical level."""
+        return self.tempo_levels.chosen.bpm
 
     @property
     def beat_times(self) -> np.ndarray:
         """Beat positions in seconds, shape (beats,), tracked at the global tempo."""
+        return self.beats_at(self.tempo_bpm)
+
+    def beats_at(self, bpm: float) -> np.ndarray:
+        """Beats tracked at a given tempo (a metrical level), seconds, shape (beats,)."""
 
         def compute() -> np.ndarray:
             self._require_rhythm("beats")
+            if not (np.isfinite(bpm) and 20.0 <= bpm <= 400.0):
+                raise NotComputable(f"No beats at {bpm} BPM: choose a tempo between 20 and 400.")
             _, beats = librosa.beat.beat_track(
-                onset_envelope=self.onset_envelope,
+                onset_envelope=self.beat_envelope,
                 sr=self.sr,
                 hop_length=self.config.hop_length,
-                bpm=self.tempo_bpm,
+                bpm=bpm,
                 units="time",
             )
-            return drop_off_grid_edge_beats(beats, 60.0 / self.tempo_bpm)
+            return drop_off_grid_edge_beats(beats, 60.0 / bpm)
 
-        return self._cached("beats", compute)
+        return self._cached(f"beats:{bpm:.3f}", compute)
 
-    def with_clicks(self, click_gain: float = 0.5) -> np.ndarray:
-        """The clip with a click on every beat, shape (samples,), peak ≤ 1 (see `mix_clicks`)."""
+    def with_clicks(self, click_gain: float = 0.5, bpm: float | None = None) -> np.ndarray:
+        """The clip with a click on every beat, shape (samples,), peak ≤ 1 (see `mix_clicks`).
+
+        bpm: the metrical level to click (default: the chosen tempo).
+        """
+        bpm = self.tempo_bpm if bpm is None else bpm
         return self._cached(
-            f"clicks:{click_gain}",
-            lambda: mix_clicks(self.y, self.sr, self.beat_times, click_gain=click_gain),
+            f"clicks:{click_gain}:{bpm:.3f}",
+            lambda: mix_clicks(self.y, self.sr, self.beats_at(bpm), click_gain=click_gain),
         )
 
     # ------------------------------------------------------------------ HPSS

@@ -12,7 +12,14 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.analysis import KEY_NAMES, PITCH_CLASSES, PitchContour, SpectrogramView, Structure
+from core.analysis import (
+    KEY_NAMES,
+    PITCH_CLASSES,
+    KeyGram,
+    PitchContour,
+    SpectrogramView,
+    Structure,
+)
 from core.viz.colors import colorscale as safe_colorscale
 
 MAX_COLUMNS = 600  # heatmap columns sent to the browser (after cropping to the zoom)
@@ -295,8 +302,12 @@ def tempogram_figure(
     tempo_bpm: float | None,
     x_range: tuple[float, float] | None = None,
     colorscale: str = "Magma",
+    other_level_bpm: float | None = None,
 ) -> go.Figure:
-    """Autocorrelation tempogram between 30 and 300 BPM (log axis) with the global tempo."""
+    """Autocorrelation tempogram between 30 and 300 BPM (log axis) with the global tempo.
+
+    other_level_bpm: the runner-up metrical level (e.g. double or half), drawn dotted.
+    """
     keep = (bpms >= 30) & (bpms <= 300)
     z, t = pool_columns(tempogram[keep], times, x_range)
     fig = go.Figure(
@@ -308,14 +319,24 @@ def tempogram_figure(
             line=dict(color="#00d4ff", dash="dash"),
             annotation_text=f"{tempo_bpm:.1f} BPM",
         )
+    if other_level_bpm is not None:
+        fig.add_hline(
+            y=other_level_bpm,
+            line=dict(color="#7fff7f", dash="dot"),
+            annotation_text=f"{other_level_bpm:.1f} BPM",
+            annotation_position="bottom right",
+        )
     fig.update_yaxes(type="log", title_text="tempo (BPM)")
     return _layout(fig, "Tempogram", x_range)
 
 
 def key_profile_figure(
-    profile: np.ndarray, key_index: int, template: tuple[float, ...]
+    profile: np.ndarray, key_index: int, template: tuple[float, ...] | np.ndarray
 ) -> go.Figure:
-    """The clip's pitch-class profile (bars) against the chosen key's template (line), both sum 1."""
+    """The clip's pitch-class profile (bars) against the chosen key's template (line), both sum 1.
+
+    template: the key's profile with the tonic first (C major's or C minor's); it is rotated here.
+    """
     tonic = key_index % 12
     rotated = np.roll(np.asarray(template, dtype=float), tonic)
     rotated = rotated / rotated.sum()
@@ -354,6 +375,24 @@ def key_correlation_figure(correlations: dict[str, np.ndarray], key_index: int) 
         margin=dict(l=60, r=20, t=60, b=90),
     )
     return fig
+
+
+def keygram_figure(
+    gram: KeyGram, x_range: tuple[float, float] | None = None, colorscale: str = "Magma"
+) -> go.Figure:
+    """Key over time: correlation of each moment's window with the 24 keys, best key marked."""
+    z, t = pool_columns(gram.correlations, gram.times, x_range)
+    fig = go.Figure(
+        go.Heatmap(z=z, x=t, y=list(KEY_NAMES), colorscale=safe_colorscale(colorscale), zmin=-1, zmax=1,
+                   colorbar=dict(title="r"), hovertemplate="%{x:.1f} s, %{y}: r = %{z:.2f}<extra></extra>")
+    )  # fmt: skip
+    best = [KEY_NAMES[i] for i in gram.key_indices]
+    fig.add_scatter(
+        x=gram.times, y=best, mode="lines", name="best key", line=dict(color="#00d4ff", width=2)
+    )
+    fig.update_yaxes(title_text="key", categoryorder="array", categoryarray=list(KEY_NAMES))
+    title = f"Key-gram ({gram.window_seconds:g} s window, {gram.profiles})"
+    return _layout(fig, title, x_range, height=520)
 
 
 def pitch_figure(contour: PitchContour, x_range: tuple[float, float] | None = None) -> go.Figure:

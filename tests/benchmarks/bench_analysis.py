@@ -79,7 +79,7 @@ def librosa_independent(y: np.ndarray, c: AnalysisConfig, with_pitch: bool = Tru
         ),  # fmt: skip
         "log_mel": librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr), ref=np.max),
         "mfcc": librosa.feature.mfcc(y=y, sr=sr, n_mfcc=c.n_mfcc),
-        "onset_envelope": librosa.onset.onset_strength(y=y, sr=sr),
+        "onset_envelope": librosa.onset.onset_strength(y=y, sr=sr, aggregate=np.median),
         "onsets": librosa.onset.onset_detect(y=y, sr=sr, units="time"),
         "tempogram": librosa.feature.tempogram(y=y, sr=sr),
         "tempo": librosa.feature.tempo(y=y, sr=sr),

@@ -1,7 +1,8 @@
 """A student's journey on the Music analysis page, in a real browser.
 
-Open a clip, play it with the click track, switch the spectrogram to a log-frequency scale,
-open "Why this key?".
+Open a clip, play it with the click track, switch to the other metrical level and hear its
+own click track, switch the spectrogram to a log-frequency scale, choose another family of
+key profiles, open "Why this key?".
 """
 
 from __future__ import annotations
@@ -34,6 +35,23 @@ def test_music_journey(page, app_url):
     assert mix.evaluate("a => a.duration") > 5.0  # the whole 5.3 s clip, clicks mixed in
     mix.evaluate("a => { a.muted = true; return a.play(); }")
     page.wait_for_function("a => a.currentTime > 0.2", arg=mix.element_handle(), timeout=10_000)
+    first_click_track = mix.get_attribute("src")
+
+    # The other metrical level (double, half or a third): its own click track replaces the first.
+    levels = page.get_by_role("radiogroup", name="Metrical level to click").get_by_role("radio")
+    assert levels.count() == 2
+    other_label = levels.nth(1).evaluate("r => r.closest('label').innerText").strip()
+    levels.nth(1).click(force=True)
+    browser.wait_until_idle(page)
+    page.get_by_text(f"at {other_label}: do they line up?").wait_for()
+    mix = page.locator("audio").last
+    assert mix.get_attribute("src") != first_click_track
+    mix.evaluate(
+        "a => new Promise(r => a.readyState >= 1 ? r() : a.addEventListener('loadedmetadata', r))"
+    )
+    mix.evaluate("a => { a.muted = true; return a.play(); }")
+    page.wait_for_function("a => a.currentTime > 0.2", arg=mix.element_handle(), timeout=10_000)
+    browser.screenshot(page, "music-metrical-levels")
 
     _choose_view(page, "Spectrogram")
     page.locator('[data-testid="stRadio"]').get_by_text("log-frequency").click()
@@ -42,6 +60,12 @@ def test_music_journey(page, app_url):
     page.get_by_text("Δf between bins").wait_for()
 
     _choose_view(page, "Key")
+    profiles = page.locator('[data-testid="stSelectbox"]').filter(has_text="Key profiles")
+    profiles.locator("input").click()
+    page.keyboard.type("Bellman")
+    page.keyboard.press("Enter")
+    browser.wait_until_idle(page)
+    page.get_by_text("Bellman-Budge profiles)").first.wait_for()  # the key line names them
     page.get_by_text("Why this key?").click()
     page.locator(".gtitle", has_text="Correlation with the 24 major and minor keys").wait_for()
     page.locator(".gtitle", has_text="chroma profile").wait_for()
