@@ -28,6 +28,8 @@ JOB_KEY = "train_job"
 JOB_DATA_KEY = "train_job_data"  # job id -> {"dataset", "limit", "script_data"}
 RUN_DATA_KEY = "train_run_data"  # run id -> the same, once the run exists
 RESULT_PENDING_KEY = "train_result_pending"  # newest finished run, selected on the next run
+EVENTS_KEY = "train_live_events"  # (job id, kept events fetched so far)
+FIGURE_KEY = "train_live_figure"  # (job id, number of events drawn, Figure)
 POLL_SECONDS = 1.0
 SESSION_ID = re.compile(r"^[0-9a-f]{12}$")
 
@@ -110,7 +112,7 @@ def _live(job_id: str, owner: str) -> None:
     jobs = get_job_manager()
     try:
         status = jobs.status(job_id, owner)
-        events = jobs.events(job_id, owner)
+        events = _events_so_far(jobs, job_id, owner)
     except JobError as error:
         st.warning(str(error))
         return
@@ -123,7 +125,7 @@ def _live(job_id: str, owner: str) -> None:
         st.caption(f"{info.get('train_examples')} training / {info.get('val_examples')} validation clips · "
                    f"{info.get('parameters', 0):,} parameters · on {info.get('device')}")  # fmt: skip
     st.progress(min(1.0, status.progress), text=_progress_text(status))
-    st.plotly_chart(training_curves_figure(records_of(events)), key="train_live_curves")
+    st.plotly_chart(_curves(job_id, events), key="train_live_curves")
     _final_message(status)
     if status.run_id and job_id in st.session_state.get(JOB_DATA_KEY, {}):
         st.session_state.setdefault(RUN_DATA_KEY, {})[status.run_id] = st.session_state[
@@ -134,6 +136,26 @@ def _live(job_id: str, owner: str) -> None:
         st.session_state[RESULT_PENDING_KEY] = status.run_id
         if not st.session_state.get("train_full_run"):
             st.rerun()  # polled alone: redraw the page so results and the run table show it
+
+
+def _events_so_far(jobs: JobManager, job_id: str, owner: str) -> list:
+    """The job's kept events, fetching only those after the ones this session already has."""
+    cached = st.session_state.get(EVENTS_KEY)
+    if not cached or cached[0] != job_id:
+        cached = (job_id, [])
+    events = cached[1] + jobs.events(job_id, owner, since=len(cached[1]))
+    st.session_state[EVENTS_KEY] = (job_id, events)
+    return events
+
+
+def _curves(job_id: str, events: list):
+    """The live curves, rebuilt only when a new logged event arrived (a poll between two
+    logged steps redraws the same figure instead of building a new one)."""
+    cached = st.session_state.get(FIGURE_KEY)
+    if cached is None or cached[:2] != (job_id, len(events)):
+        cached = (job_id, len(events), training_curves_figure(records_of(events)))
+        st.session_state[FIGURE_KEY] = cached
+    return cached[2]
 
 
 def _progress_text(status) -> str:
