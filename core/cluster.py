@@ -212,13 +212,15 @@ def run_training_job(
     device: torch.device | str,
     owner: str,
     store: Any,
+    where: dict[str, Any] | None = None,
 ) -> Any:
     """Run one training and write its progress into `folder`; return the final TrainEvent.
 
     This is what a worker process does (also callable in-process, e.g. from a test). It keeps
     a heartbeat, checks the folder's cancel file before every step, appends the kept events
     (started, logged steps, epoch ends, evaluations, the final one) and rewrites state.json
-    with the latest event at most twice a second.
+    with the latest event at most twice a second. `where`: more about the worker for
+    state.json (its Ray node id).
     """
     from core.train import train
 
@@ -228,8 +230,9 @@ def run_training_job(
         return None
     with Heartbeat(folder) as heartbeat:
         folder.write_state(
-            "running", pid=os.getpid(), node=socket.gethostname(), started_at=time.time()
-        )
+            "running", pid=os.getpid(), node=socket.gethostname(), started_at=time.time(),
+            **(where or {}),
+        )  # fmt: skip
         try:
             for event in train(config, dataset=dataset, spec=spec, device=device, cancel=cancel,
                                store=store, owner=owner):  # fmt: skip
@@ -278,8 +281,10 @@ class TrainingWorker:
         from core.runs import RunStore
 
         try:
+            where = {"ray_node_id": ray.get_runtime_context().get_node_id()}
             run_training_job(JobFolder(job_dir), config, dataset=dataset, spec=spec,
-                             device=device, owner=owner, store=RunStore(runs_root))  # fmt: skip
+                             device=device, owner=owner, store=RunStore(runs_root),
+                             where=where)  # fmt: skip
         finally:
             ray.actor.exit_actor()  # free the slot: a detached actor would otherwise stay
 

@@ -190,3 +190,88 @@ def test_ray_failing_to_start_gives_a_sentence(tmp_path):
     )
     assert "ray status" in result.stdout and result.returncode == 0
     assert ClusterError.__doc__ and "sentence" in ClusterError.__doc__
+
+
+SUBMIT_AND_LEAVE = """
+import json, sys, time, dataclasses
+from pathlib import Path
+import ray
+from core.datasets import folder_per_class
+from core.jobs import JobManager
+from tests.test_datasets import make_tone_folder
+from tests.test_train import TINY_SPEC, TONE_CONFIG
+tones = folder_per_class(make_tone_folder(Path(sys.argv[1]), per_class=6))
+jobs = JobManager()
+job = jobs.submit(dataclasses.replace(TONE_CONFIG, epochs=400), owner="alice", dataset=tones,
+                  spec=TINY_SPEC, device="cpu")
+while (jobs.latest_event(job, "alice") or type("e", (), {"step": 0})).step < 1:
+    assert not jobs.status(job, "alice").done, jobs.status(job, "alice")
+    time.sleep(0.2)
+cpu_nodes = [n["NodeID"] for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU")]
+print(json.dumps({"job": job, "cpu_nodes": cpu_nodes}))
+"""  # the web server of this test: it submits, sees the training start, and exits
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_a_cluster_of_two_nodes_trains_on_the_second_and_outlives_the_server(tmp_path):
+    """`ray start --head` (no CPU for jobs) plus a second `ray start --address`: the job must
+    land on the second node; the submitting process exits (a server restart) and a new
+    manager finds the job still training, then stops it."""
+    import json
+
+    port = _free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(REPO_ROOT)}
+    for name in ("RAY_ADDRESS", "AUDIO_DL_RAY_ADDRESS"):
+        env.pop(name, None)
+    ray = str(REPO_ROOT / ".venv" / "bin" / "ray")
+    ray = ray if os.path.exists(ray) else "ray"
+    common = ["--block", "--disable-usage-stats"]
+    head = subprocess.Popen(
+        [ray, "start", "--head", f"--port={port}", "--num-cpus=0", "--include-dashboard=false",
+         *common], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    second = None
+    try:
+        time.sleep(5)
+        second = subprocess.Popen(
+            [ray, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1", *common],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(5)
+        runs = tmp_path / "runs"
+        server_env = {**env, "AUDIO_DL_RAY_ADDRESS": f"127.0.0.1:{port}",
+                      "AUDIO_DL_RUNS_DIR": str(runs)}  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-c", SUBMIT_AND_LEAVE, str(tmp_path / "tones")], env=server_env,
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        submitted = json.loads(result.stdout.strip().splitlines()[-1])
+        job = submitted["job"]
+        restarted = JobManager(RunStore(runs))  # reads the folders; no Ray needed to watch
+        state = json.loads((restarted.root / job / "state.json").read_text())
+        assert [state["ray_node_id"]] == submitted["cpu_nodes"]  # the second node trains it
+        before = restarted.latest_event(job, "alice").step
+        time.sleep(HEARTBEAT_STALE_SECONDS + 2)  # the submitting process is long gone
+        status = restarted.status(job, "alice")
+        assert status.state == "running" and restarted.latest_event(job, "alice").step > before
+        restarted.cancel(job, "alice")
+        status = restarted.wait(job, "alice", timeout=60)
+        assert status.state == "stopped" and "Stopped by request" in status.message
+        assert restarted.store.get(status.run_id).has_model
+    finally:
+        for process in (second, head):
+            if process is not None:
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
