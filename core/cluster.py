@@ -116,23 +116,7 @@ def connect(env: Mapping[str, str] | None = None) -> ClusterInfo:
         started = time.perf_counter()
         address = cluster_address(env)
         try:
-            import ray
-            from ray.job_config import JobConfig
-
-            options: dict[str, Any] = dict(
-                namespace=NAMESPACE,
-                logging_level=logging.WARNING,
-                log_to_driver=False,  # worker output stays in Ray's log files, not the page's
-                job_config=JobConfig(code_search_path=[str(paths.REPO_ROOT)]),
-                ignore_reinit_error=True,
-            )
-            if address is None:
-                cpus = _embedded_cpus(env)
-                ray.init(address="local", num_cpus=cpus, include_dashboard=False, **options)
-            else:
-                ray.init(address=address, **options)
-            resources = ray.cluster_resources()
-            nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+            resources, nodes = _in_keeper_thread(lambda: _init(address, env))
         except Exception as error:  # Ray raises many kinds; the page needs one sentence
             log.exception("Ray did not start")
             raise ClusterError(_failure_sentence(address, error)) from None
@@ -148,6 +132,56 @@ def connect(env: Mapping[str, str] | None = None) -> ClusterInfo:
         return _info
 
 
+def _init(address: str | None, env: Mapping[str, str]) -> tuple[dict[str, float], int]:
+    import ray
+    from ray.job_config import JobConfig
+
+    options: dict[str, Any] = dict(
+        namespace=NAMESPACE,
+        logging_level=logging.WARNING,
+        log_to_driver=False,  # worker output stays in Ray's log files, not the page's
+        job_config=JobConfig(code_search_path=[str(paths.REPO_ROOT)]),
+        ignore_reinit_error=True,
+    )
+    if address is None:
+        cpus = _embedded_cpus(env)
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False, **options)
+    else:
+        ray.init(address=address, **options)
+    return ray.cluster_resources(), sum(1 for node in ray.nodes() if node.get("Alive"))
+
+
+_keeper_done = threading.Event()
+
+
+def _in_keeper_thread(start: Any) -> Any:
+    """Run `start()` (ray.init) in a thread that lives as long as this process; return its result.
+
+    Ray ties the embedded instance's processes to the thread that started them (Linux's
+    parent-death signal fires when that *thread* ends). Streamlit runs each script run in a
+    thread of its own that ends with the run, which would kill Ray seconds after the first
+    training started; so the start happens here, in a thread that never ends.
+    """
+    outcome: dict[str, Any] = {}
+    ready = threading.Event()
+
+    def keeper() -> None:
+        try:
+            outcome["value"] = start()
+        except BaseException as error:  # handed to the caller's thread
+            outcome["error"] = error
+        ready.set()
+        if "error" not in outcome:
+            _keeper_done.wait()  # hold the thread (and so Ray's processes) until shutdown()
+
+    _keeper_done.clear()
+    threading.Thread(target=keeper, name="ray-keeper", daemon=True).start()
+    ready.wait()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 def shutdown() -> None:
     """Disconnect (and stop the embedded instance); the next `connect()` starts again."""
     global _info
@@ -155,6 +189,7 @@ def shutdown() -> None:
         import ray
 
         ray.shutdown()
+        _keeper_done.set()
         _info = None
 
 

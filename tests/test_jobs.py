@@ -192,6 +192,30 @@ def test_ray_failing_to_start_gives_a_sentence(tmp_path):
     assert ClusterError.__doc__ and "sentence" in ClusterError.__doc__
 
 
+FROM_A_PASSING_THREAD = """
+import threading, time
+import ray
+from core import cluster
+thread = threading.Thread(target=lambda: cluster.connect({"AUDIO_DL_RAY_CPUS": "1"}))
+thread.start()
+thread.join()  # like a Streamlit script run: the thread that started Ray has ended
+time.sleep(3)
+print("ANSWER", ray.get(ray.remote(lambda: 42).remote(), timeout=60))
+cluster.shutdown()
+"""
+
+
+def test_ray_started_from_a_script_run_thread_outlives_that_thread(tmp_path):
+    # Streamlit runs each script run in a thread that ends with it; Ray's processes must not
+    # die with that thread (Linux's parent-death signal follows the starting thread).
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    for name in ("RAY_ADDRESS", "AUDIO_DL_RAY_ADDRESS"):
+        env.pop(name, None)
+    result = subprocess.run([sys.executable, "-c", FROM_A_PASSING_THREAD], env=env, cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert "ANSWER 42" in result.stdout, (result.stdout, result.stderr[-3000:])
+
+
 SUBMIT_AND_LEAVE = """
 import json, sys, time, dataclasses
 from pathlib import Path
