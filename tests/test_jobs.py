@@ -107,6 +107,32 @@ def test_stop_from_a_new_manager_as_after_a_server_restart(ray_cluster, tones, t
     assert run.status == "stopped" and run.has_model
 
 
+def test_stop_is_forced_when_the_worker_does_not_reach_its_next_step(ray_cluster, tones, tmp_path):
+    # A clip on a hung file (a named pipe nobody writes to): reading it blocks the worker
+    # before its first step, so only the forced Stop can end it.
+    fifo = tmp_path / "hung.wav"
+    os.mkfifo(fifo)
+    hung = dataclasses.replace(tones.examples[0], source=str(fifo), group="hung")
+    dataset = dataclasses.replace(tones, examples=(*tones.examples, hung))
+    jobs = _manager(tmp_path)
+    job = jobs.submit(LONG, owner="alice", dataset=dataset, spec=TINY_SPEC, device="cpu")
+    _wait_for(lambda: jobs.status(job, "alice").state == "running")
+    jobs.cancel(job, "alice")
+    time.sleep(3)
+    assert jobs.status(job, "alice").state == "running"  # asked, but it cannot listen
+    status = jobs.wait(job, "alice", timeout=60)
+    assert status.state == "stopped" and "Stopped by force" in status.message
+    pid = int((jobs.root / job / "state.json").read_text().split('"pid": ')[1].split(",")[0])
+    _wait_for(lambda: not os.path.exists(f"/proc/{pid}") or _zombie(pid), timeout=30)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return ") Z" in open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return True
+
+
 def test_one_unfinished_job_per_session_by_default(ray_cluster, tones, tmp_path):
     jobs = _manager(tmp_path)
     job = jobs.submit(LONG, owner="alice", dataset=tones, spec=TINY_SPEC, device="cpu")
