@@ -28,6 +28,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -144,6 +145,10 @@ class JobManager:
         self.store = store if store is not None else RunStore()
         self.root = jobs_root(self.store.root)
         self._env = env
+        # Listings stat every job folder; these keep what was parsed so a sidebar poll over a
+        # class's hundreds of jobs reads only the files that changed (job.json never does).
+        self._metas: dict[str, dict[str, Any]] = {}
+        self._states: dict[str, tuple[int, dict[str, Any]]] = {}
 
     @property
     def env(self) -> Mapping[str, str]:
@@ -216,6 +221,8 @@ class JobManager:
         finished = [s for s in self.jobs(owner) if s.done]
         for status in finished[MAX_FINISHED_PER_OWNER:]:
             shutil.rmtree(self.root / status.job_id, ignore_errors=True)
+            self._metas.pop(status.job_id, None)
+            self._states.pop(status.job_id, None)
 
     # ----------------------------------------------------------------- asking
 
@@ -311,18 +318,41 @@ class JobManager:
                 pass  # the run was deleted meanwhile
         return folder.state()
 
+    def _meta(self, path: Path) -> dict[str, Any]:
+        meta = self._metas.get(path.name)
+        if meta is None:
+            meta = JobFolder(path).meta()
+            if meta:  # an incomplete folder is read again next time
+                self._metas[path.name] = meta
+        return meta
+
+    def _cached_state(self, path: Path) -> dict[str, Any] | None:
+        """state.json, parsed again only when its mtime changed; None while queued. A final
+        state is final: it is not even stat()ed again."""
+        cached = self._states.get(path.name)
+        if cached is not None and cached[1].get("state") in FINAL_STATES:
+            return cached[1]
+        try:
+            mtime = (path / "state.json").stat().st_mtime_ns
+        except OSError:
+            return None
+        if cached is None or cached[0] != mtime:
+            cached = (mtime, JobFolder(path).state())
+            self._states[path.name] = cached
+        return cached[1]
+
     def _unfinished(self) -> list[dict[str, Any]]:
         """job.json of every job that has not ended, oldest first (cheap: no health checks)."""
         if not self.root.is_dir():
             return []
         metas = []
         for path in self.root.iterdir():
-            folder = JobFolder(path)
-            if folder.state().get("state") in FINAL_STATES:
+            state = self._cached_state(path)
+            if state is not None and state.get("state") in FINAL_STATES:
                 continue
-            meta = folder.meta()
+            meta = self._meta(path)
             if meta:
-                metas.append({**meta, "_started": (path / "state.json").exists()})
+                metas.append({**meta, "_started": state is not None})
         return sorted(metas, key=lambda m: m.get("submitted_at", 0.0))
 
     def _queue_position(self, job_id: str, meta: dict[str, Any]) -> int:
@@ -354,7 +384,7 @@ class JobManager:
             return []
         mine = [
             meta
-            for meta in (JobFolder(p).meta() for p in self.root.iterdir())
+            for meta in (self._meta(p) for p in self.root.iterdir())
             if meta.get("owner") == owner
         ]
         mine.sort(key=lambda m: m.get("submitted_at", 0.0), reverse=True)

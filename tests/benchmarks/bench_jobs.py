@@ -116,11 +116,45 @@ def _with_thread_trainings(dataset, config) -> list[float]:
             thread.join(timeout=120)
 
 
+def _poll_cost(root: Path, folders: int = 600) -> tuple[float, float]:
+    """Milliseconds of one status() of a running job and one sidebar overview() among
+    `folders` finished jobs (a class's history), as the page and the sidebar poll them."""
+    from core.job_files import JobFolder
+    from core.jobs import JobManager
+    from core.runs import RunStore
+
+    jobs = JobManager(RunStore(root / "poll"))
+    for i in range(folders):
+        folder = JobFolder(jobs.root / f"job-old-{i:04d}")
+        folder.create({"job_id": folder.job_id, "owner": f"s{i % 30}", "pool": "cpu",
+                       "submitted_at": time.time()})  # fmt: skip
+        folder.write_state("finished", message="Finished.")
+    running = JobFolder(jobs.root / "job-running-0")
+    running.create({"job_id": running.job_id, "owner": "me", "pool": "cpu", "epochs": 2,
+                    "submitted_at": time.time()})  # fmt: skip
+    running.write_state("running", latest={"step": 5, "total_steps": 10, "epoch": 1})
+    (running.path / "heartbeat").touch()
+
+    def best_ms(call, repeats: int = 20) -> float:
+        call()  # first call fills the manager's caches, as the first poll does
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - started)
+        return 1000 * statistics.median(times)
+
+    return best_ms(lambda: jobs.status("job-running-0", "me")), best_ms(lambda: jobs.overview("me"))
+
+
 def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bench_jobs_"))
     os.environ["AUDIO_DL_RUNS_DIR"] = str(root / "runs")
     os.environ["AUDIO_DL_CACHE_DIR"] = str(root / "cache")
     os.environ["AUDIO_DL_JOBS_PER_SESSION"] = "4"
+    status_ms, overview_ms = _poll_cost(root)
+    print(f"0. poll cost: status() of a running job {status_ms:.2f} ms; the sidebar's "
+          f"overview() among 600 finished jobs {overview_ms:.2f} ms (median of 20)")  # fmt: skip
     from core import cluster
 
     info = cluster.connect()
