@@ -10,10 +10,11 @@ import time
 import zipfile
 
 import numpy as np
+from streamlit.testing.v1 import AppTest
 
 from core.jobs import get_job_manager
 from core.train import TrainConfig
-from tests.apptest_helpers import open_page
+from tests.apptest_helpers import DASHBOARD, open_page
 from tests.audio_fixtures import wav_bytes
 from tests.conftest import REPO_ROOT, sine
 
@@ -222,3 +223,53 @@ def test_ray_failing_to_start_gives_a_sentence_in_the_page(tmp_path):
     assert "EXCEPTIONS: []" in out, (out, result.stderr[-3000:])
     assert 'ERRORS: ["The local worker cluster (Ray) could not start' in out, out
     assert "TITLE: Train EXCEPTIONS: 0" in out, out
+
+
+def test_a_queued_training_shows_its_place_and_a_second_tab_attaches_to_it(
+    ray_cluster, monkeypatch
+):
+    from core.datasets import builtin_digits
+    from core.train_support import limit_per_class
+
+    monkeypatch.setenv("AUDIO_DL_JOB_CPUS", "2")  # one training fills this 2-CPU cluster
+    jobs = get_job_manager()
+    other = "fedcba987654"
+    busy = jobs.submit(TrainConfig(epochs=200, members=1, tsne=False), owner=other,
+                       dataset=limit_per_class(builtin_digits(), 4), device="cpu")  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while jobs.status(busy, other).state == "queued":  # its worker is starting
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        at = open_page(PAGE)
+        _quick_settings(at)
+        owner = at.session_state["session_id"]
+        # A second tab of the same session (its id rides in the URL), open before the first
+        # starts a training: its Start button is still enabled.
+        tab = AppTest.from_file(DASHBOARD, default_timeout=120)
+        tab.query_params["sid"] = owner
+        tab.run()
+        tab.switch_page(PAGE).run()
+        _quick_settings(tab)
+        assert tab.session_state["session_id"] == owner
+
+        at.button(key="train_start").click().run()
+        assert not at.exception
+        job_id = at.session_state["train_job"]
+        assert jobs.status(job_id, owner).state == "queued"
+        info = _texts(at, "info")
+        assert any("you are number 1 in the queue" in i for i in info), info
+        assert jobs.overview(owner).own_queue_positions == (1,)  # what the sidebar shows
+        assert at.button(key="train_start").disabled and not at.button(key="train_stop").disabled
+
+        # Its click finds the session's job (no second one: JobLimitReached guards a race).
+        tab.button(key="train_start").click().run()
+        assert not tab.exception
+        assert tab.session_state["train_job"] == job_id
+        assert tab.button(key="train_start").disabled
+        assert len(jobs.jobs(owner)) == 1
+        jobs.cancel(job_id, owner)
+        assert jobs.status(job_id, owner).state == "stopped"
+    finally:
+        jobs.cancel(busy, other)
+        jobs.wait(busy, other, timeout=60)

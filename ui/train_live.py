@@ -72,6 +72,7 @@ def start_stop(jobs: JobManager, owner: str, config: TrainConfig | None, spec, d
         st.session_state.setdefault(JOB_DATA_KEY, {})[job_id] = {
             "dataset": data.dataset, "limit": data.limit, "script_data": data.script_data}  # fmt: skip
         st.session_state.pop("train_stop_sent", None)
+        st.rerun()  # draw Start disabled and Stop enabled for the new job
     if stop and job_id:
         _stop(jobs, owner, job_id)
 
