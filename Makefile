@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 PORT ?= 8501
 
-.PHONY: run test test-fast bench lint format clean-venv
+.PHONY: run dev test test-fast bench lint format clean-venv
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,12 @@ $(STAMP): requirements.txt
 
 run: $(STAMP)
 	$(PY) -m streamlit run dashboard.py --server.port $(PORT)
+
+# For developers: reload the app when a source file is saved (the class server does not
+# watch files, see .streamlit/config.toml).
+dev: $(STAMP)
+	$(PY) -m streamlit run dashboard.py --server.port $(PORT) --server.fileWatcherType auto \
+		--server.runOnSave true
 
 test: $(STAMP)
 	$(PY) -m pytest

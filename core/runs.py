@@ -7,7 +7,8 @@ Layout of one run, `<root>/<run_id>/`:
     model.safetensors  the weights (tensors only: loading can never run code)
     model.json         {"spec": ModelSpec dict, "labels", "feature_config", "feature_kind",
                         "clip_frames", "normalization", "input_shape"}
-    summary.json       {"status": finished|stopped|failed, "message", "metrics": {...},
+    heartbeat          touched every second by the worker that trains it (empty file)
+    summary.json       {"status": finished|stopped|failed|interrupted, "message", "metrics": {...},
                         "evaluation": {...}, "duration_seconds"}; absent while it runs
 
 Every JSON and weight file is written atomically (temp file in the same folder, then
@@ -49,6 +50,11 @@ SUMMARY_FILE = "summary.json"
 ARCHIVE_MEMBERS = (CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, MODEL_FILE, SUMMARY_FILE)
 MAX_ARCHIVE_BYTES = 512 * 1024**2  # uncompressed; the largest model a student trains is far smaller
 RUNNING_GRACE_SECONDS = 600  # a run without summary whose metrics moved this recently is "running"
+# A worker (core.job_files.Heartbeat) touches <run>/heartbeat every second while it trains:
+# such a run is "running" while the file is fresh and "interrupted" once it is older than
+# this (the worker was killed), instead of waiting RUNNING_GRACE_SECONDS.
+HEARTBEAT_FILE = "heartbeat"
+HEARTBEAT_STALE_SECONDS = 8.0
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -60,8 +66,9 @@ class RunError(ValueError):
 class RunInfo:
     """What the listing shows about one run (no weights loaded).
 
-    status: "finished", "stopped", "failed" (from summary.json), "running" (no summary yet
-    and metrics written in the last 10 minutes) or "interrupted" (no summary, stale).
+    status: "finished", "stopped", "failed", "interrupted" (from summary.json), "running"
+    (no summary yet and a fresh worker heartbeat, or without one metrics written in the last
+    10 minutes) or "interrupted" (no summary, stale).
     metrics: the final figures from the summary (e.g. val_accuracy), empty while running.
     """
 
@@ -265,6 +272,18 @@ class RunStore:
         record = {"status": status, "message": message, "finished_utc": _now_utc(), **summary}
         write_json_atomic(self.run_path(run_id) / SUMMARY_FILE, record)
 
+    def mark_interrupted(self, run_id: str, message: str) -> bool:
+        """Write summary.json with status "interrupted" unless the run already has one.
+
+        For a run whose worker died (kill -9, a node lost): its config, metrics and any
+        weights saved so far stay. Returns True when the summary was written.
+        """
+        path = self.run_path(run_id)
+        if not path.is_dir() or (path / SUMMARY_FILE).exists():
+            return False
+        self.finish(run_id, "interrupted", message=message)
+        return True
+
     # ----------------------------------------------------------------- reading
 
     def scan(self, owner: str | None = None) -> tuple[list[RunInfo], list[RunProblem]]:
@@ -314,6 +333,9 @@ class RunStore:
         if summary_path.exists():
             summary = _read_json(summary_path)
             status = str(summary.get("status", "finished"))
+        elif (path / HEARTBEAT_FILE).exists():
+            age = time.time() - (path / HEARTBEAT_FILE).stat().st_mtime
+            status = "running" if age < HEARTBEAT_STALE_SECONDS else "interrupted"
         else:
             metrics = path / METRICS_FILE
             last = (metrics if metrics.exists() else path / CONFIG_FILE).stat().st_mtime

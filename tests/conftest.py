@@ -73,3 +73,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("gpu") is not None:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One embedded Ray instance (2 CPUs, as on CI) for the tests that train on workers.
+
+    The app would start it on the first training anyway; starting it here keeps it small
+    and shuts it down at the end of the session.
+    """
+    from core import cluster
+
+    info = cluster.connect({"AUDIO_DL_RAY_CPUS": "2"})
+    yield info
+    cluster.shutdown()

@@ -518,7 +518,8 @@ def test_dashboard_shows_the_device_panel_in_the_sidebar():
     assert select.options[0] == "auto (best available)"
     assert any(option.startswith("cpu · ") for option in select.options)
     captions = " | ".join(c.value for c in app.sidebar.caption)
-    assert "Using **" in captions and "job slots in use" in captions
+    assert "Using **" in captions and "Trainings: " in captions
+    assert "workers start with the first training" in captions or "Ray" in captions
 
 
 def test_choosing_the_cpu_in_the_panel():
@@ -550,17 +551,25 @@ def test_stale_choice_resets_to_auto():
 
 
 def test_panel_shows_queued_jobs_and_the_users_place():
+    import shutil
+    import time
+
+    from core.job_files import JobFolder
+    from core.jobs import get_job_manager
+
     app = AppTest.from_function(_panel_app, default_timeout=60)
     app.session_state["session_id"] = "me"
     app.session_state["device_choice"] = "cpu"
-    limiter = dev.get_job_limiter()
-    others = [limiter.request("cpu", "other") for _ in range(limiter.capacity("cpu") + 1)]
-    mine = limiter.request("cpu", "me")
+    # Three trainings waiting for a CPU worker, as their job folders say; the third is mine.
+    root = get_job_manager().root
+    folders = [JobFolder(root / f"job-panel-test-{i}") for i in range(3)]
     try:
+        for i, (folder, owner) in enumerate(zip(folders, ("a", "b", "me"), strict=True)):
+            folder.create({"job_id": folder.job_id, "owner": owner, "pool": "cpu",
+                           "submitted_at": time.time() + i})  # fmt: skip
         app.run()
         captions = _captions(app)
     finally:
-        for ticket in [*others, mine]:
-            limiter.release(ticket)
-    assert f"{limiter.capacity('cpu')}/{limiter.capacity('cpu')} job slots in use" in captions
-    assert "2 queued · your job is 2 in the queue" in captions
+        for folder in folders:
+            shutil.rmtree(folder.path, ignore_errors=True)
+    assert "Trainings: 0 running · 3 queued · yours: number 3 in the queue" in captions

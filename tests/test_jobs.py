@@ -1,19 +1,25 @@
-"""Job manager: two trainings at once both finish, the queue is visible, cancel, owners."""
+"""Job manager on Ray workers: trainings, the queue, Stop, the per-session limit, a killed
+worker, a restarted server (a new manager) and Ray failing to start."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
-import torch
 
 from core.datasets import folder_per_class
-from core.device import DeviceJobLimiter
-from core.jobs import JobError, JobManager
-from core.runs import RunStore
+from core.jobs import ClusterError, JobError, JobLimitReached, JobManager
+from core.runs import HEARTBEAT_STALE_SECONDS, RunStore
+from tests.conftest import REPO_ROOT
 from tests.test_datasets import make_tone_folder
 from tests.test_train import TINY_SPEC, TONE_CONFIG
+
+LONG = dataclasses.replace(TONE_CONFIG, epochs=400)  # runs until stopped
 
 
 @pytest.fixture(scope="module")
@@ -21,82 +27,301 @@ def tones(tmp_path_factory):
     return folder_per_class(make_tone_folder(tmp_path_factory.mktemp("tones"), per_class=6))
 
 
-def _manager(tmp_path, slots: int = 1) -> JobManager:
-    return JobManager(RunStore(tmp_path), limiter=DeviceJobLimiter({"cpu": slots}))
+def _manager(tmp_path, **env: str) -> JobManager:
+    return JobManager(RunStore(tmp_path / "runs"), env=env)
 
 
 def _wait_for(predicate, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+        time.sleep(0.1)
 
 
-def test_two_trainings_started_at_once_both_finish(tones, tmp_path):
-    jobs = _manager(tmp_path, slots=1)
-    config = TONE_CONFIG
-    first = jobs.submit(config, owner="alice", dataset=tones, spec=TINY_SPEC, device="cpu")
-    second = jobs.submit(config, owner="bob", dataset=tones, spec=TINY_SPEC, device="cpu")
-    _wait_for(lambda: jobs.status(first, "alice").state == "running")
-    waiting = jobs.status(second, "bob")
-    assert waiting.state == "queued" and waiting.queue_position == 1
-    a, b = jobs.wait(first, "alice", timeout=300), jobs.wait(second, "bob", timeout=300)
-    assert (a.state, b.state) == ("finished", "finished")
-    assert a.val_accuracy == 1.0 and b.val_accuracy == 1.0 and a.progress == 1.0
-    store = jobs.store
-    assert {r.owner for r in store.list_runs()} == {"alice", "bob"}
-    assert store.load(b.run_id, owner="bob").labels == ("high", "low")
-    events = jobs.events(first, "alice")
-    assert events[0].kind == "started" and events[-1].kind == "finished"
-    assert jobs.events(first, "alice", since=len(events)) == []
-    assert jobs.final_event(first, "alice").evaluation.accuracy == 1.0
-    assert [j.job_id for j in jobs.jobs("alice")] == [first]
+def _training_steps(jobs: JobManager, job_id: str, owner: str, steps: int = 1):
+    def moved() -> bool:
+        event = jobs.latest_event(job_id, owner)
+        return event is not None and event.step >= steps
+
+    _wait_for(moved)
+    return jobs.status(job_id, owner)
 
 
-def test_cancel_a_running_and_a_queued_job(tones, tmp_path):
-    jobs = _manager(tmp_path, slots=1)
-    config = dataclasses.replace(TONE_CONFIG, epochs=200)
-    running = jobs.submit(
-        config, owner="alice", dataset=tones, spec=TINY_SPEC, device=torch.device("cpu")
-    )
-    queued = jobs.submit(
-        config, owner="alice", dataset=tones, spec=TINY_SPEC, device=torch.device("cpu")
-    )
-    _wait_for(
-        lambda: (event := jobs.latest_event(running, "alice")) is not None and event.step >= 1
-    )
-    jobs.cancel(queued, "alice")
-    assert jobs.status(queued, "alice").state == "stopped"
-    jobs.cancel(running, "alice")
-    status = jobs.wait(running, "alice", timeout=120)
-    assert status.state == "stopped" and "Stopped by request" in status.message
-    assert jobs.wait(queued, "alice", timeout=120).state == "stopped"
-    assert jobs.store.get(status.run_id).status == "stopped"
-
-
-def test_other_sessions_cannot_see_or_cancel_a_job(tones, tmp_path):
+def test_a_training_runs_in_a_worker_process_and_reports_through_files(
+    ray_cluster, tones, tmp_path
+):
     jobs = _manager(tmp_path)
-    job = jobs.submit(
-        dataclasses.replace(TONE_CONFIG, epochs=1),
-        owner="alice",
-        dataset=tones,
-        spec=TINY_SPEC,
-        device="cpu",
-    )
+    job = jobs.submit(TONE_CONFIG, owner="alice", dataset=tones, spec=TINY_SPEC, device="cpu")
+    status = jobs.wait(job, "alice", timeout=300)
+    assert status.state == "finished", status.message
+    assert status.val_accuracy == 1.0 and status.progress == 1.0
+    assert status.resources == "1 CPU" and status.node
+    events = jobs.events(job, "alice")
+    assert events[0].kind == "started" and events[-1].kind == "finished"
+    assert events[0].info["train_examples"] > 0
+    assert jobs.events(job, "alice", since=len(events)) == []
+    evaluation = jobs.final_event(job, "alice").evaluation
+    assert evaluation.accuracy == 1.0 and evaluation.probabilities.shape[1] == 2
+    run = jobs.store.get(status.run_id, owner="alice")
+    assert run.status == "finished" and run.has_model
+    assert jobs.store.load(status.run_id).labels == ("high", "low")
+    # The worker was its own process: it wrote its pid, which is not ours.
+    folder_state = (jobs.root / job / "state.json").read_text()
+    assert f'"pid": {os.getpid()}' not in folder_state
+    assert [j.job_id for j in jobs.jobs("alice")] == [job]
+
+
+def test_queue_positions_and_cancelling_a_queued_job(ray_cluster, tones, tmp_path):
+    # Each job asks for both CPUs: the second waits for the first.
+    jobs = _manager(tmp_path, AUDIO_DL_JOB_CPUS="2", AUDIO_DL_JOBS_PER_SESSION="3")
+    first = jobs.submit(LONG, owner="alice", dataset=tones, spec=TINY_SPEC, device="cpu")
+    second = jobs.submit(LONG, owner="alice", dataset=tones, spec=TINY_SPEC, device="cpu")
+    third = jobs.submit(TONE_CONFIG, owner="alice", dataset=tones, spec=TINY_SPEC, device="cpu")
+    _training_steps(jobs, first, "alice")
+    assert [jobs.status(j, "alice").queue_position for j in (second, third)] == [1, 2]
+    overview = jobs.overview("alice")
+    assert (overview.running, overview.queued, overview.own_queue_positions) == (1, 2, (1, 2))
+    assert "number 1 in the queue" in overview.summary()
+    jobs.cancel(second, "alice")
+    assert jobs.status(second, "alice").state == "stopped"
+    assert jobs.status(third, "alice").queue_position == 1
+    jobs.cancel(first, "alice")
+    assert jobs.wait(third, "alice", timeout=300).state == "finished"
+    assert jobs.status(second, "alice").run_id is None  # its worker never started
+
+
+def test_stop_from_a_new_manager_as_after_a_server_restart(ray_cluster, tones, tmp_path):
+    jobs = _manager(tmp_path)
+    job = jobs.submit(LONG, owner="alice", dataset=tones, spec=TINY_SPEC, device="cpu")
+    _training_steps(jobs, job, "alice", steps=3)
+    restarted = _manager(tmp_path)  # holds nothing in memory: it reads the job folders
+    [found] = restarted.jobs("alice")
+    assert found.job_id == job and found.state == "running" and found.run_id
+    assert restarted.store.get(found.run_id).status == "running"
+    started = time.monotonic()
+    restarted.cancel(job, "alice")
+    status = restarted.wait(job, "alice", timeout=60)
+    assert status.state == "stopped" and "Stopped by request" in status.message
+    assert time.monotonic() - started < 10  # within a step, not the forced stop
+    run = jobs.store.get(status.run_id)
+    assert run.status == "stopped" and run.has_model
+
+
+def test_stop_is_forced_when_the_worker_does_not_reach_its_next_step(ray_cluster, tones, tmp_path):
+    # A clip on a hung file (a named pipe nobody writes to): reading it blocks the worker
+    # before its first step, so only the forced Stop can end it.
+    fifo = tmp_path / "hung.wav"
+    os.mkfifo(fifo)
+    hung = dataclasses.replace(tones.examples[0], source=str(fifo), group="hung")
+    dataset = dataclasses.replace(tones, examples=(*tones.examples, hung))
+    jobs = _manager(tmp_path)
+    job = jobs.submit(LONG, owner="alice", dataset=dataset, spec=TINY_SPEC, device="cpu")
+    _wait_for(lambda: jobs.status(job, "alice").state == "running")
+    jobs.cancel(job, "alice")
+    time.sleep(3)
+    assert jobs.status(job, "alice").state == "running"  # asked, but it cannot listen
+    status = jobs.wait(job, "alice", timeout=60)
+    assert status.state == "stopped" and "Stopped by force" in status.message
+    pid = int((jobs.root / job / "state.json").read_text().split('"pid": ')[1].split(",")[0])
+    _wait_for(lambda: not os.path.exists(f"/proc/{pid}") or _zombie(pid), timeout=30)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return ") Z" in open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return True
+
+
+def test_one_unfinished_job_per_session_by_default(ray_cluster, tones, tmp_path):
+    jobs = _manager(tmp_path)
+    job = jobs.submit(LONG, owner="alice", dataset=tones, spec=TINY_SPEC, device="cpu")
+    with pytest.raises(JobLimitReached, match="one is allowed per session"):
+        jobs.submit(LONG, owner="alice", dataset=tones, spec=TINY_SPEC, device="cpu")
+    assert len(jobs.jobs("alice")) == 1
     with pytest.raises(JobError, match="no job"):
         jobs.status(job, "mallory")
     with pytest.raises(JobError):
         jobs.cancel(job, "mallory")
     assert jobs.jobs("mallory") == []
-    assert jobs.wait(job, "alice", timeout=120).state == "finished"
+    jobs.cancel(job, "alice")
+    assert jobs.wait(job, "alice", timeout=60).state == "stopped"
+    # Once it ended, the session may train again.
+    again = jobs.submit(TONE_CONFIG, owner="alice", dataset=tones, spec=TINY_SPEC, device="cpu")
+    assert jobs.wait(again, "alice", timeout=300).state == "finished"
 
 
-def test_a_failing_training_reports_failed(tones, tmp_path):
+def test_a_killed_worker_makes_its_run_interrupted_within_seconds(ray_cluster, tones, tmp_path):
+    jobs = _manager(tmp_path)
+    job = jobs.submit(LONG, owner="alice", dataset=tones, spec=TINY_SPEC, device="cpu")
+    _wait_for(lambda: jobs.status(job, "alice").epoch >= 2)
+    state = (jobs.root / job / "state.json").read_text()
+    pid = int(state.split('"pid": ')[1].split(",")[0])
+    run_id = jobs.status(job, "alice").run_id
+    os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    _wait_for(lambda: jobs.status(job, "alice").done, timeout=HEARTBEAT_STALE_SECONDS + 10)
+    assert time.monotonic() - killed < HEARTBEAT_STALE_SECONDS + 5
+    status = jobs.status(job, "alice")
+    assert status.state == "interrupted" and "stopped without a word" in status.message
+    run = jobs.store.get(run_id)
+    assert run.status == "interrupted"
+    assert any(r.get("kind") == "epoch_end" for r in jobs.store.read_metrics(run_id))
+
+
+def test_a_run_store_tells_a_live_worker_from_a_dead_one_by_its_heartbeat(tmp_path):
+    store = RunStore(tmp_path)
+    run_id = store.create_run({"epochs": 1}, owner="alice")
+    heartbeat = store.run_path(run_id) / "heartbeat"
+    heartbeat.touch()
+    assert store.get(run_id).status == "running"
+    stale = time.time() - HEARTBEAT_STALE_SECONDS - 1
+    os.utime(heartbeat, (stale, stale))
+    assert store.get(run_id).status == "interrupted"  # not "running" for ten minutes
+    assert store.mark_interrupted(run_id, "the worker was killed")
+    assert store.read_summary(run_id)["status"] == "interrupted"
+    assert not store.mark_interrupted(run_id, "twice")
+
+
+def test_a_failing_training_reports_failed(ray_cluster, tones, tmp_path):
     jobs = _manager(tmp_path)
     bad = dataclasses.replace(TONE_CONFIG, split="holdout", val_groups=("nobody",))
-    status = jobs.wait(
-        jobs.submit(bad, owner="alice", dataset=tones, spec=TINY_SPEC, device="cpu"),
-        "alice",
-        timeout=120,
-    )
+    job = jobs.submit(bad, owner="alice", dataset=tones, spec=TINY_SPEC, device="cpu")
+    status = jobs.wait(job, "alice", timeout=120)
     assert status.state == "failed" and "nobody" in status.message
+
+
+def test_ray_failing_to_start_gives_a_sentence(tmp_path):
+    # A fresh process (this one's Ray is up); Ray's temp folder under a file cannot be made.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    script = (
+        "from core.jobs import ClusterError, JobManager\n"
+        "from core.runs import RunStore\n"
+        "from core.train import TrainConfig\n"
+        f"jobs = JobManager(RunStore({str(tmp_path / 'runs')!r}))\n"
+        "try:\n"
+        "    jobs.submit(TrainConfig(), owner='alice', device='cpu')\n"
+        "except ClusterError as error:\n"
+        "    print('SENTENCE:', error)\n"
+    )
+    env = {**os.environ, "RAY_TMPDIR": str(blocker / "ray"), "PYTHONPATH": str(REPO_ROOT)}
+    env.pop("RAY_ADDRESS", None)
+    env.pop("AUDIO_DL_RAY_ADDRESS", None)
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                            text=True, timeout=120, cwd=REPO_ROOT)  # fmt: skip
+    assert "SENTENCE: The local worker cluster (Ray) could not start" in result.stdout, (
+        result.stdout,
+        result.stderr[-2000:],
+    )
+    assert "ray status" in result.stdout and result.returncode == 0
+    assert ClusterError.__doc__ and "sentence" in ClusterError.__doc__
+
+
+FROM_A_PASSING_THREAD = """
+import threading, time
+import ray
+from core import cluster
+thread = threading.Thread(target=lambda: cluster.connect({"AUDIO_DL_RAY_CPUS": "1"}))
+thread.start()
+thread.join()  # like a Streamlit script run: the thread that started Ray has ended
+time.sleep(3)
+print("ANSWER", ray.get(ray.remote(lambda: 42).remote(), timeout=60))
+cluster.shutdown()
+"""
+
+
+def test_ray_started_from_a_script_run_thread_outlives_that_thread(tmp_path):
+    # Streamlit runs each script run in a thread that ends with it; Ray's processes must not
+    # die with that thread (Linux's parent-death signal follows the starting thread).
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    for name in ("RAY_ADDRESS", "AUDIO_DL_RAY_ADDRESS"):
+        env.pop(name, None)
+    result = subprocess.run([sys.executable, "-c", FROM_A_PASSING_THREAD], env=env, cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert "ANSWER 42" in result.stdout, (result.stdout, result.stderr[-3000:])
+
+
+SUBMIT_AND_LEAVE = """
+import json, sys, time, dataclasses
+from pathlib import Path
+import ray
+from core.datasets import folder_per_class
+from core.jobs import JobManager
+from tests.test_datasets import make_tone_folder
+from tests.test_train import TINY_SPEC, TONE_CONFIG
+tones = folder_per_class(make_tone_folder(Path(sys.argv[1]), per_class=6))
+jobs = JobManager()
+job = jobs.submit(dataclasses.replace(TONE_CONFIG, epochs=400), owner="alice", dataset=tones,
+                  spec=TINY_SPEC, device="cpu")
+while (jobs.latest_event(job, "alice") or type("e", (), {"step": 0})).step < 1:
+    assert not jobs.status(job, "alice").done, jobs.status(job, "alice")
+    time.sleep(0.2)
+cpu_nodes = [n["NodeID"] for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU")]
+print(json.dumps({"job": job, "cpu_nodes": cpu_nodes}))
+"""  # the web server of this test: it submits, sees the training start, and exits
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_a_cluster_of_two_nodes_trains_on_the_second_and_outlives_the_server(tmp_path):
+    """`ray start --head` (no CPU for jobs) plus a second `ray start --address`: the job must
+    land on the second node; the submitting process exits (a server restart) and a new
+    manager finds the job still training, then stops it."""
+    import json
+
+    port = _free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(REPO_ROOT)}
+    for name in ("RAY_ADDRESS", "AUDIO_DL_RAY_ADDRESS"):
+        env.pop(name, None)
+    ray = str(REPO_ROOT / ".venv" / "bin" / "ray")
+    ray = ray if os.path.exists(ray) else "ray"
+    common = ["--block", "--disable-usage-stats"]
+    head = subprocess.Popen(
+        [ray, "start", "--head", f"--port={port}", "--num-cpus=0", "--include-dashboard=false",
+         *common], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    second = None
+    try:
+        time.sleep(5)
+        second = subprocess.Popen(
+            [ray, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1", *common],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(5)
+        runs = tmp_path / "runs"
+        server_env = {**env, "AUDIO_DL_RAY_ADDRESS": f"127.0.0.1:{port}",
+                      "AUDIO_DL_RUNS_DIR": str(runs)}  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-c", SUBMIT_AND_LEAVE, str(tmp_path / "tones")], env=server_env,
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        submitted = json.loads(result.stdout.strip().splitlines()[-1])
+        job = submitted["job"]
+        restarted = JobManager(RunStore(runs))  # reads the folders; no Ray needed to watch
+        state = json.loads((restarted.root / job / "state.json").read_text())
+        assert [state["ray_node_id"]] == submitted["cpu_nodes"]  # the second node trains it
+        before = restarted.latest_event(job, "alice").step
+        time.sleep(HEARTBEAT_STALE_SECONDS + 2)  # the submitting process is long gone
+        status = restarted.status(job, "alice")
+        assert status.state == "running" and restarted.latest_event(job, "alice").step > before
+        restarted.cancel(job, "alice")
+        status = restarted.wait(job, "alice", timeout=60)
+        assert status.state == "stopped" and "Stopped by request" in status.message
+        assert restarted.store.get(status.run_id).has_model
+    finally:
+        for process in (second, head):
+            if process is not None:
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()

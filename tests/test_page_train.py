@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
+import time
 import zipfile
 
 import numpy as np
+from streamlit.testing.v1 import AppTest
 
 from core.jobs import get_job_manager
 from core.train import TrainConfig
-from tests.apptest_helpers import open_page
+from tests.apptest_helpers import DASHBOARD, open_page
 from tests.audio_fixtures import wav_bytes
-from tests.conftest import sine
+from tests.conftest import REPO_ROOT, sine
 
 PAGE = "pages/train.py"
 
@@ -44,6 +49,14 @@ def _wait_for_job(at) -> str:
     return status
 
 
+def _wait_until_training(at) -> None:
+    owner, job_id = at.session_state["session_id"], at.session_state["train_job"]
+    deadline = time.monotonic() + 120
+    while (status := get_job_manager().status(job_id, owner)).run_id is None:
+        assert not status.done and time.monotonic() < deadline, status
+        time.sleep(0.1)
+
+
 def _quick_settings(at) -> None:
     at.number_input(key="train_limit").set_value(8).run()
     at.slider(key="train_epochs").set_value(1)
@@ -52,7 +65,7 @@ def _quick_settings(at) -> None:
     at.run()
 
 
-def test_short_training_then_a_stopped_run_both_kept_and_compared():
+def test_short_training_then_a_stopped_run_both_kept_and_compared(ray_cluster):
     # Another student's run on the same server must never show up in this session.
     get_job_manager().store.create_run(TrainConfig(), owner="0123456789ab", name="not yours")
     at = open_page(PAGE)
@@ -89,9 +102,11 @@ def test_short_training_then_a_stopped_run_both_kept_and_compared():
     assert list(table["status"]) == ["finished"]
     assert 0.0 <= table.iloc[0]["val accuracy"] <= 1.0
 
-    # A second, longer run stopped at once (Stop pressed twice): kept as a stopped run.
+    # A second, longer run stopped once its worker trains (Stop pressed twice): kept as a
+    # stopped run. (Stopped while still queued, it would leave no run.)
     at.slider(key="train_epochs").set_value(5).run()
     at.button(key="train_start").click().run()
+    _wait_until_training(at)
     at.button(key="train_stop").click().run()
     at.button(key="train_stop").click().run()
     assert not at.exception
@@ -181,3 +196,80 @@ def test_the_equaliser_is_offered_for_log_mel_only():
     assert not at.exception
     assert at.checkbox(key="train_aug_eq").disabled  # MFCCs are not decibels
     assert at.slider(key="train_aug_eq_strength").disabled
+
+
+RAY_FAILS = """
+from tests.apptest_helpers import open_page
+at = open_page("pages/train.py")
+at.number_input(key="train_limit").set_value(4).run()
+at.button(key="train_start").click().run()
+print("EXCEPTIONS:", [e.value for e in at.exception])
+print("ERRORS:", [e.value for e in at.error])
+at.run()  # the rest of the page keeps working
+print("TITLE:", at.title[0].value, "EXCEPTIONS:", len(at.exception))
+"""
+
+
+def test_ray_failing_to_start_gives_a_sentence_in_the_page(tmp_path):
+    # A fresh process (this one's Ray may be up); Ray's temp folder under a file cannot be made.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    env = {**os.environ, "RAY_TMPDIR": str(blocker / "ray"), "PYTHONPATH": str(REPO_ROOT)}
+    for name in ("RAY_ADDRESS", "AUDIO_DL_RAY_ADDRESS"):
+        env.pop(name, None)
+    result = subprocess.run([sys.executable, "-c", RAY_FAILS], env=env, cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    out = result.stdout
+    assert "EXCEPTIONS: []" in out, (out, result.stderr[-3000:])
+    assert 'ERRORS: ["The local worker cluster (Ray) could not start' in out, out
+    assert "TITLE: Train EXCEPTIONS: 0" in out, out
+
+
+def test_a_queued_training_shows_its_place_and_a_second_tab_attaches_to_it(
+    ray_cluster, monkeypatch
+):
+    from core.datasets import builtin_digits
+    from core.train_support import limit_per_class
+
+    monkeypatch.setenv("AUDIO_DL_JOB_CPUS", "2")  # one training fills this 2-CPU cluster
+    jobs = get_job_manager()
+    other = "fedcba987654"
+    busy = jobs.submit(TrainConfig(epochs=200, members=1, tsne=False), owner=other,
+                       dataset=limit_per_class(builtin_digits(), 4), device="cpu")  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while jobs.status(busy, other).state == "queued":  # its worker is starting
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        at = open_page(PAGE)
+        _quick_settings(at)
+        owner = at.session_state["session_id"]
+        # A second tab of the same session (its id rides in the URL), open before the first
+        # starts a training: its Start button is still enabled.
+        tab = AppTest.from_file(DASHBOARD, default_timeout=120)
+        tab.query_params["sid"] = owner
+        tab.run()
+        tab.switch_page(PAGE).run()
+        _quick_settings(tab)
+        assert tab.session_state["session_id"] == owner
+
+        at.button(key="train_start").click().run()
+        assert not at.exception
+        job_id = at.session_state["train_job"]
+        assert jobs.status(job_id, owner).state == "queued"
+        info = _texts(at, "info")
+        assert any("you are number 1 in the queue" in i for i in info), info
+        assert jobs.overview(owner).own_queue_positions == (1,)  # what the sidebar shows
+        assert at.button(key="train_start").disabled and not at.button(key="train_stop").disabled
+
+        # Its click finds the session's job (no second one: JobLimitReached guards a race).
+        tab.button(key="train_start").click().run()
+        assert not tab.exception
+        assert tab.session_state["train_job"] == job_id
+        assert tab.button(key="train_start").disabled
+        assert len(jobs.jobs(owner)) == 1
+        jobs.cancel(job_id, owner)
+        assert jobs.status(job_id, owner).state == "stopped"
+    finally:
+        jobs.cancel(busy, other)
+        jobs.wait(busy, other, timeout=60)

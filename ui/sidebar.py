@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core import cluster
 from core.device import (
     AUTO,
     DEVICE_ENV_VAR,
     choose_device,
     discover_devices,
     forced_device_choice,
-    get_job_limiter,
     memory_stats,
     precision_policy,
 )
+from core.jobs import get_job_manager
 
 # Live memory refresh period (seconds). Every open browser tab reruns the fragment this
 # often, so keep it modest for a class sharing one server.
@@ -26,7 +27,7 @@ MEMORY_REFRESH_SECONDS = 5
 
 
 def render_device_panel() -> None:
-    """Device menu, the device in use with its precision, live memory and job slots."""
+    """Device menu, the device in use with its precision, live memory and the trainings."""
     devices = discover_devices()
     forced = forced_device_choice()
     labels = {AUTO: "auto (best available)"} | {d.id: d.label for d in devices}
@@ -58,11 +59,13 @@ def render_device_panel() -> None:
 
 @st.fragment(run_every=MEMORY_REFRESH_SECONDS)
 def _live_device_status(device: str) -> None:
-    """Memory and job slots, refreshed on their own without rerunning the page."""
-    usage = get_job_limiter().usage(device)
-    slots = usage.summary()
-    session_id = st.session_state.get("session_id")
-    if session_id in usage.waiting:
-        slots += f" · your job is {usage.waiting.index(session_id) + 1} in the queue"
-    # Two lines in one caption keeps the panel short on every page.
-    st.caption(f"{memory_stats(device).summary()}  \n{slots}")
+    """Memory, the class's trainings and the workers, refreshed without rerunning the page.
+
+    Reading the job folders costs milliseconds and never starts Ray: pages that need no
+    worker never wait for one.
+    """
+    trainings = get_job_manager().overview(st.session_state.get("session_id", "")).summary()
+    info = cluster.connected()
+    workers = info.summary() if info else "workers start with the first training"
+    # Three short lines in one caption keep the panel small on every page.
+    st.caption(f"{memory_stats(device).summary()}  \n{trainings}  \n{workers}")

@@ -1,9 +1,9 @@
 """Train page, section 4: Start / Stop and the live view of the session's training job.
 
-The job lives in core.jobs' process-wide JobManager, never in this script run: the page
-keeps only the job id (st.session_state["train_job"]) and polls the manager from an
-st.fragment that reruns every POLL_SECONDS while the job is queued or running. No st.*
-call ever happens in the training thread.
+The training runs in a Ray worker process (core.jobs, core.cluster), never in this server:
+the page keeps only the job id (st.session_state["train_job"]) and polls the job's files
+from an st.fragment that reruns every POLL_SECONDS while the job is queued or running (a
+poll reads two small files and redraws the curves only when a new logged event arrived).
 
 Reload: a reload starts a new Streamlit session with a new session id, and jobs and runs
 belong to the session id. The page therefore mirrors the id into the URL (?sid=...) and
@@ -18,7 +18,8 @@ import re
 
 import streamlit as st
 
-from core.jobs import JobError, JobManager, get_job_manager
+from core import cluster
+from core.jobs import ClusterError, JobError, JobLimitReached, JobManager, get_job_manager
 from core.train import TrainConfig
 from core.train_support import records_of
 from core.viz.training import training_curves_figure
@@ -28,6 +29,8 @@ JOB_KEY = "train_job"
 JOB_DATA_KEY = "train_job_data"  # job id -> {"dataset", "limit", "script_data"}
 RUN_DATA_KEY = "train_run_data"  # run id -> the same, once the run exists
 RESULT_PENDING_KEY = "train_result_pending"  # newest finished run, selected on the next run
+EVENTS_KEY = "train_live_events"  # (job id, kept events fetched so far)
+FIGURE_KEY = "train_live_figure"  # (job id, number of events drawn, Figure)
 POLL_SECONDS = 1.0
 SESSION_ID = re.compile(r"^[0-9a-f]{12}$")
 
@@ -63,14 +66,30 @@ def start_stop(jobs: JobManager, owner: str, config: TrainConfig | None, spec, d
                         disabled=running or config is None or spec is None)  # fmt: skip
     stop = right.button("Stop", key="train_stop", disabled=job_id is None)
     if start and config is not None and data is not None:
-        job_id = jobs.submit(config, owner=owner, dataset=data.dataset, spec=spec, device=device,
-                             name=config.name)  # fmt: skip
+        job_id = _submit(jobs, owner, config, spec, data, device)
+    if start and job_id and job_id != st.session_state.get(JOB_KEY):
         st.session_state[JOB_KEY] = job_id
         st.session_state.setdefault(JOB_DATA_KEY, {})[job_id] = {
             "dataset": data.dataset, "limit": data.limit, "script_data": data.script_data}  # fmt: skip
         st.session_state.pop("train_stop_sent", None)
+        st.rerun()  # draw Start disabled and Stop enabled for the new job
     if stop and job_id:
         _stop(jobs, owner, job_id)
+
+
+def _submit(jobs: JobManager, owner: str, config: TrainConfig, spec, data: DataChoice,
+            device) -> str | None:  # fmt: skip
+    """Hand the training to a worker; a sentence instead when the session or Ray says no."""
+    waiting = "Starting the worker processes (Ray; the first time takes a few seconds)..."
+    try:
+        with st.spinner(waiting if cluster.connected() is None else "Queueing the training..."):
+            return jobs.submit(config, owner=owner, dataset=data.dataset, spec=spec,
+                               device=device, name=config.name)  # fmt: skip
+    except JobLimitReached as error:
+        st.warning(str(error))
+    except ClusterError as error:
+        st.error(str(error))
+    return None
 
 
 def _stop(jobs: JobManager, owner: str, job_id: str) -> None:
@@ -110,20 +129,21 @@ def _live(job_id: str, owner: str) -> None:
     jobs = get_job_manager()
     try:
         status = jobs.status(job_id, owner)
-        events = jobs.events(job_id, owner)
+        events = _events_so_far(jobs, job_id, owner)
     except JobError as error:
         st.warning(str(error))
         return
     if status.state == "queued":
-        st.info(f"Waiting for a free slot on {status.device}: you are number "
-                f"{status.queue_position or 1} in the queue.")  # fmt: skip
+        st.info(f"Queued: waiting for {status.resources or 'a free worker'} for {status.device}; "
+                f"you are number {status.queue_position or 1} in the queue.")  # fmt: skip
     started = next((e for e in events if e.kind == "started"), None)
     if started is not None:
         info = started.info
         st.caption(f"{info.get('train_examples')} training / {info.get('val_examples')} validation clips · "
-                   f"{info.get('parameters', 0):,} parameters · on {info.get('device')}")  # fmt: skip
+                   f"{info.get('parameters', 0):,} parameters · on {info.get('device')} · worker "
+                   f"on {status.node or 'the cluster'} ({status.resources})")  # fmt: skip
     st.progress(min(1.0, status.progress), text=_progress_text(status))
-    st.plotly_chart(training_curves_figure(records_of(events)), key="train_live_curves")
+    st.plotly_chart(_curves(job_id, events), key="train_live_curves")
     _final_message(status)
     if status.run_id and job_id in st.session_state.get(JOB_DATA_KEY, {}):
         st.session_state.setdefault(RUN_DATA_KEY, {})[status.run_id] = st.session_state[
@@ -134,6 +154,26 @@ def _live(job_id: str, owner: str) -> None:
         st.session_state[RESULT_PENDING_KEY] = status.run_id
         if not st.session_state.get("train_full_run"):
             st.rerun()  # polled alone: redraw the page so results and the run table show it
+
+
+def _events_so_far(jobs: JobManager, job_id: str, owner: str) -> list:
+    """The job's kept events, fetching only those after the ones this session already has."""
+    cached = st.session_state.get(EVENTS_KEY)
+    if not cached or cached[0] != job_id:
+        cached = (job_id, [])
+    events = cached[1] + jobs.events(job_id, owner, since=len(cached[1]))
+    st.session_state[EVENTS_KEY] = (job_id, events)
+    return events
+
+
+def _curves(job_id: str, events: list):
+    """The live curves, rebuilt only when a new logged event arrived (a poll between two
+    logged steps redraws the same figure instead of building a new one)."""
+    cached = st.session_state.get(FIGURE_KEY)
+    if cached is None or cached[:2] != (job_id, len(events)):
+        cached = (job_id, len(events), training_curves_figure(records_of(events)))
+        st.session_state[FIGURE_KEY] = cached
+    return cached[2]
 
 
 def _progress_text(status) -> str:
@@ -154,3 +194,5 @@ def _final_message(status) -> None:
         st.info(status.message or "Stopped.")
     elif status.state == "failed":
         st.error(status.message or "The training failed.")
+    elif status.state == "interrupted":
+        st.warning(status.message or "The worker stopped; what was saved is kept.")
