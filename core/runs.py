@@ -47,7 +47,10 @@ METRICS_FILE = "metrics.jsonl"
 WEIGHTS_FILE = "model.safetensors"
 MODEL_FILE = "model.json"
 SUMMARY_FILE = "summary.json"
-ARCHIVE_MEMBERS = (CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, MODEL_FILE, SUMMARY_FILE)
+CARD_FILE = (
+    "card.json"  # a ready model's card (core.model_card), checked against the model on reading
+)
+ARCHIVE_MEMBERS = (CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, MODEL_FILE, SUMMARY_FILE, CARD_FILE)
 MAX_ARCHIVE_BYTES = 512 * 1024**2  # uncompressed; the largest model a student trains is far smaller
 RUNNING_GRACE_SECONDS = 600  # a run without summary whose metrics moved this recently is "running"
 # A worker (core.job_files.Heartbeat) touches <run>/heartbeat every second while it trains:
@@ -445,7 +448,7 @@ class RunStore:
     def import_archive(self, data: bytes, *, owner: str = "") -> str:
         """Add a run from an `export_archive` zip; return its new run id.
 
-        Only the five known members are accepted (no folders, no pickle), their total size
+        Only the known run files are accepted (no folders, no pickle), their total size
         is capped, the weights must be safetensors matching the spec's shapes. Raises
         RunError with the reason otherwise; nothing is written then.
         """
@@ -453,13 +456,14 @@ class RunStore:
         meta = _parse_member(members, MODEL_FILE)
         config = _parse_member(members, CONFIG_FILE)
         model_from_files(meta, members[WEIGHTS_FILE])  # validates weights against the spec
-        if SUMMARY_FILE in members:
-            _parse_member(members, SUMMARY_FILE)
+        for optional in (SUMMARY_FILE, CARD_FILE):
+            if optional in members:
+                _parse_member(members, optional)
         run_id = self.create_run(
             config.get("train_config") or {}, owner=owner, name=str(config.get("name", "imported"))
         )
         path = self.run_path(run_id)
-        for name in (WEIGHTS_FILE, MODEL_FILE, METRICS_FILE, SUMMARY_FILE):
+        for name in (WEIGHTS_FILE, MODEL_FILE, METRICS_FILE, SUMMARY_FILE, CARD_FILE):
             if name in members:
                 write_bytes_atomic(path / name, members[name])
         if SUMMARY_FILE not in members:

@@ -3,9 +3,11 @@ gets a card derived from its split; a missing or hostile card is a sentence, nev
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from core.model_card import (
     read_model_card,
     write_model_card,
 )
+from core.runs import RunError, RunStore
 
 SHIPPED = paths.MODELS_DIR / "digits-cnn"
 
@@ -172,3 +175,24 @@ def test_missing_or_broken_run_files_are_sentences(run_copy):
         read_model_card(run_copy)
     with pytest.raises(ModelCardError, match="missing"):
         read_model_card(run_copy.parent / "no-such-run")
+
+
+def test_a_card_travels_with_an_exported_run(tmp_path):
+    """Export the shipped run, import it elsewhere: the card (not a derived one) comes along."""
+    archive = RunStore(paths.MODELS_DIR).export_archive("digits-cnn")
+    target = RunStore(tmp_path / "runs")
+    new_id = target.import_archive(archive, owner="dana")
+    imported = read_model_card(target.run_path(new_id))
+    assert imported == read_model_card(SHIPPED)
+    assert imported.source == "card"
+
+
+def test_an_archive_with_a_broken_card_is_refused(tmp_path):
+    archive = RunStore(paths.MODELS_DIR).export_archive("digits-cnn")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(archive)) as source, zipfile.ZipFile(buffer, "w") as out:
+        for name in source.namelist():
+            data = b"{not json" if name == CARD_FILE else source.read(name)
+            out.writestr(name, data)
+    with pytest.raises(RunError, match="card.json in the archive is not valid JSON"):
+        RunStore(tmp_path / "runs").import_archive(buffer.getvalue())
