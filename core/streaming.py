@@ -59,7 +59,7 @@ MAX_HOP_SECONDS = 0.25
 HISTORY_SECONDS = 30.0  # audio kept per stream: the scrolling views and the segments to save
 MAX_GAP_SECONDS = 2.0  # a longer hole in the frame timestamps is a new start, not silence
 DEFAULT_MAX_STREAMS = 8  # streams one server process analyses at once (AUDIO_DL_MAX_STREAMS)
-MAX_SEGMENTS = 200  # detected segments remembered per stream (the newest)
+MAX_SEGMENTS = 50  # detected segments (with their audio) remembered per stream, the newest
 IDLE_TIMEOUT_SECONDS = 10.0  # no frame for this long: the connection is gone, free everything
 
 
@@ -231,6 +231,24 @@ class LiveClassifierConfig:
             raise StreamError("The segment threshold is a probability between 0 and 1.")
 
 
+@dataclass(frozen=True)
+class ClassifierSnapshot:
+    """A copy of a LiveClassifier's state for drawing.
+
+    result: the windows in the history (WindowResult, times in stream seconds). answer: the
+    current answer (None before the first window). segments: (Segment, samples at
+    sample_rate) pairs, oldest first. audio: the newest seconds (for the spectrogram).
+    """
+
+    result: WindowResult
+    answer: LiveAnswer | None
+    segments: tuple[tuple[Segment, np.ndarray], ...]
+    audio: np.ndarray
+    sample_rate: int
+    stream_seconds: float
+    loudest_db: float
+
+
 class LiveClassifier:
     """Classifies a stream in the model's windows, one hop at a time.
 
@@ -266,6 +284,7 @@ class LiveClassifier:
         self.silent: deque[bool] = deque(maxlen=history)
         self.windows_done = 0
         self._detected: deque[Segment] = deque(maxlen=MAX_SEGMENTS)
+        self._detected_audio: deque[np.ndarray] = deque(maxlen=MAX_SEGMENTS)
 
     # ---- input
     def feed(self, samples: np.ndarray, sample_rate: int) -> int:
@@ -408,6 +427,7 @@ class LiveClassifier:
             over = self.finished or segment.end_seconds + settle <= newest - result.hop_seconds / 2
             if over and segment.start_seconds > last + 1e-9:
                 self._detected.append(segment)
+                self._detected_audio.append(self.segment_samples(segment))  # kept after stop
                 last = segment.start_seconds
         return list(self._detected)
 
@@ -423,8 +443,22 @@ class LiveClassifier:
         """The newest `seconds` of audio at the model's rate."""
         return self.buffer.latest(int(seconds * self.sample_rate))
 
+    def snapshot(self, audio_seconds: float = 6.0) -> ClassifierSnapshot:
+        """Everything the Live tab draws, copied (safe to keep after the stream stopped)."""
+        segments = self.segments()
+        return ClassifierSnapshot(
+            result=self.window_result(),
+            answer=self.current(),
+            segments=tuple(zip(segments, list(self._detected_audio), strict=True)),
+            audio=self.recent_audio(audio_seconds),
+            sample_rate=self.sample_rate,
+            stream_seconds=self.stream_seconds,
+            loudest_db=self.loudest_db,
+        )
+
     def release(self) -> None:
         self.buffer.release()
+        self._detected_audio.clear()
         self.starts.clear()
         self.probabilities.clear()
         self.silent.clear()
@@ -472,6 +506,19 @@ class TunerConfig:
     fmax_hz: float = 2093.0  # C7
     silence_dbfs: float = -50.0  # quieter than this: no pitch, no chroma
     history_seconds: float = HISTORY_SECONDS
+
+
+@dataclass(frozen=True)
+class TunerSnapshot:
+    """Readings (oldest first) for the pitch line and meters, and the notes held so far."""
+
+    readings: tuple[TunerReading, ...]
+    notes: tuple[str, ...]
+    stream_seconds: float
+
+    @property
+    def current(self) -> TunerReading | None:
+        return self.readings[-1] if self.readings else None
 
 
 class LiveTuner:
@@ -538,8 +585,9 @@ class LiveTuner:
     def current(self) -> TunerReading | None:
         return self.readings[-1] if self.readings else None
 
-    def notes(self, *, min_readings: int = 2) -> list[str]:
-        """The sequence of notes held for at least `min_readings` readings in a row."""
+    def notes(self, *, min_readings: int = 3) -> list[str]:
+        """The sequence of notes held for at least `min_readings` readings in a row (the
+        readings still in the history)."""
         names, run, count = [], "", 0
         for r in self.readings:
             if r.note and r.note == run:
@@ -552,6 +600,12 @@ class LiveTuner:
 
     def recent_audio(self, seconds: float) -> np.ndarray:
         return self.buffer.latest(int(seconds * self.sample_rate))
+
+    def snapshot(self, seconds: float = HISTORY_SECONDS) -> TunerSnapshot:
+        """The readings of the last `seconds` and the notes held, copied for drawing."""
+        newest = self.readings[-1].time_seconds if self.readings else 0.0
+        recent = tuple(r for r in self.readings if r.time_seconds > newest - seconds)
+        return TunerSnapshot(recent, tuple(self.notes()), self.buffer.written / self.sample_rate)
 
     def release(self) -> None:
         self.buffer.release()
@@ -713,6 +767,11 @@ class LiveStream:
             time.sleep(0.005)
         return False
 
+    def snapshot(self):
+        """The analyser's snapshot(), taken under the lock (page thread)."""
+        with self.lock:
+            return self.analyser.snapshot()
+
     @property
     def thread(self) -> threading.Thread:
         return self._thread
@@ -839,6 +898,8 @@ def stream_file(
 
 
 __all__ = [
+    "ClassifierSnapshot",
+    "TunerSnapshot",
     "LiveAnswer",
     "LiveClassifier",
     "LiveClassifierConfig",

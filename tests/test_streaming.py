@@ -352,3 +352,25 @@ def test_network_settings_from_the_environment(monkeypatch):
         max_streams()
     monkeypatch.setenv("AUDIO_DL_MAX_STREAMS", "2")
     assert max_streams() == 2
+
+
+# --------------------------------------------------------------------------- plot builders
+
+
+def test_live_plot_builders_carry_the_readings():
+    from core.viz.live import chroma_meter_figure, pitch_line_figure, tuner_figure
+
+    tuner = LiveTuner()
+    rate = 16000
+    t = np.arange(rate) / rate
+    stream_file(tuner, (0.3 * np.sin(2 * np.pi * 446.0 * t)).astype(np.float32), rate)
+    reading = tuner.current()
+    gauge = tuner_figure(reading).data[0]
+    assert gauge.value == pytest.approx(reading.cents) and "A4" in gauge.title.text
+    assert tuner_figure(None).data[0].mode == "gauge"  # an empty dial, no number
+    line = pitch_line_figure(list(tuner.readings)).data[0]
+    voiced = np.asarray(line.y, dtype=float)
+    assert np.nanmedian(voiced) == pytest.approx(69.23, abs=0.03)  # MIDI of 446 Hz
+    bars = chroma_meter_figure(reading.chroma, reading.rms_dbfs).data
+    assert list(bars[0].x)[int(np.argmax(bars[0].y))] == "A"
+    assert bars[1].base[0] + bars[1].y[0] == pytest.approx(reading.rms_dbfs)
