@@ -8,7 +8,7 @@ Three layers turn them into something a page can draw:
       `LiveClassifier`: a trained model's window slides over the stream by its hop; every
                         window goes through core.inference's own helpers (one code path with
                         the offline timeline), then smoothing, "unsure" and segments as there
-      `LiveTuner`:      pitch (pYIN) of the newest audio -> note name and cents off, chroma,
+      `LiveTuner`:      pitch (YIN) of the newest audio -> note name and cents off, chroma,
                         loudness
     `LiveStream` runs one analyser in its own worker thread: `push` (called from the WebRTC
     thread) only queues a copy of the frame, never waits; the worker analyses; the page
@@ -478,9 +478,22 @@ class TunerReading:
     frequency_hz: float  # NaN when unvoiced
     note: str  # e.g. "A4"
     cents: float  # -50..+50 from the nearest equal-tempered note (A4 = 440 Hz)
-    voiced_probability: float
+    periodicity: float  # 0..1, normalised autocorrelation at the pitch period (1 = periodic)
     rms_dbfs: float
     chroma: np.ndarray  # (12,) C..B, max 1 (zeros in silence)
+
+
+def periodicity(y: np.ndarray, period_samples: float) -> float:
+    """Normalised autocorrelation of `y` at a lag of one period, 0..1 (1: exactly periodic).
+
+    A sung or played note scores above 0.8, noise near 0: the tuner's "is there a pitch".
+    """
+    lag = int(round(period_samples))
+    if not 0 < lag < len(y) // 2:
+        return 0.0
+    a, b = np.asarray(y[:-lag], np.float64), np.asarray(y[lag:], np.float64)
+    denominator = math.sqrt(float(a @ a) * float(b @ b))
+    return max(0.0, float(a @ b) / denominator) if denominator > 0 else 0.0
 
 
 def note_and_cents(frequency_hz: float, *, a4_hz: float = 440.0) -> tuple[str, float]:
@@ -497,14 +510,15 @@ def note_and_cents(frequency_hz: float, *, a4_hz: float = 440.0) -> tuple[str, f
 
 @dataclass(frozen=True)
 class TunerConfig:
-    """The live tuner's tracker: pYIN (voicing) and YIN (exact pitch) over the newest audio."""
+    """The live tuner's tracker: YIN pitch and a periodicity check over the newest audio."""
 
     sample_rate: int = 16000  # Hz the stream is analysed at
     hop_seconds: float = 0.1  # a new reading ten times a second
-    frame_length: int = 2048  # pYIN frame, samples (128 ms: two periods of C2 fit)
+    frame_length: int = 2048  # YIN frame, samples (128 ms: two periods of C2 fit)
     fmin_hz: float = 65.4  # C2
     fmax_hz: float = 2093.0  # C7
     silence_dbfs: float = -50.0  # quieter than this: no pitch, no chroma
+    min_periodicity: float = 0.6  # less periodic than this: noise or a chord, no pitch shown
     history_seconds: float = HISTORY_SECONDS
 
 
@@ -522,7 +536,7 @@ class TunerSnapshot:
 
 
 class LiveTuner:
-    """Pitch (pYIN), note and cents, chroma and loudness of a stream, one hop at a time."""
+    """Pitch (YIN), note and cents, chroma and loudness of a stream, one hop at a time."""
 
     def __init__(self, config: TunerConfig | None = None) -> None:
         self.config = config or TunerConfig()
@@ -562,24 +576,20 @@ class LiveTuner:
         t = end / self.sample_rate
         if level < c.silence_dbfs:
             return TunerReading(t, math.nan, "", math.nan, 0.0, level, np.zeros(12, np.float32))
-        f0, voiced, prob = librosa.pyin(
-            y, fmin=c.fmin_hz, fmax=c.fmax_hz, sr=self.sample_rate, frame_length=c.frame_length,
-            hop_length=c.frame_length, center=False,
-        )  # fmt: skip
-        hz = math.nan
-        if voiced[-1]:
-            # pYIN decides whether the frame is pitched, but its pitch states are 10 cents
-            # apart; YIN's parabolic interpolation on the same frame gives the cents a tuner
-            # needs (446 Hz reads +23, not +20).
-            hz = float(librosa.yin(y, fmin=c.fmin_hz, fmax=c.fmax_hz, sr=self.sample_rate,
-                                   frame_length=c.frame_length, hop_length=c.frame_length,
-                                   center=False)[-1])  # fmt: skip
-            if abs(12 * math.log2(hz / float(f0[-1]))) > 0.5:  # YIN jumped an octave: trust pYIN
-                hz = float(f0[-1])
+        # YIN (de Cheveigne & Kawahara 2002) with parabolic interpolation: exact cents in
+        # 0.2 ms a reading. pYIN's HMM costs 40 ms a reading (a third of a core at ten
+        # readings a second) and its pitch states are 10 cents apart: fine for a clip, not
+        # for a tuner. Whether the frame is pitched at all is the periodicity at that period.
+        hz = float(librosa.yin(y, fmin=c.fmin_hz, fmax=c.fmax_hz, sr=self.sample_rate,
+                               frame_length=c.frame_length, hop_length=c.frame_length,
+                               center=False)[-1])  # fmt: skip
+        pitched = periodicity(y, self.sample_rate / hz) if hz > 0 else 0.0
+        if pitched < c.min_periodicity:
+            hz = math.nan
         note, cents = note_and_cents(hz)
         chroma = librosa.feature.chroma_stft(y=y, sr=self.sample_rate, n_fft=c.frame_length,
                                              hop_length=c.frame_length, center=False)  # fmt: skip
-        return TunerReading(t, hz, note, cents, float(prob[-1]), level,
+        return TunerReading(t, hz, note, cents, pitched, level,
                             chroma.mean(axis=1).astype(np.float32))  # fmt: skip
 
     def current(self) -> TunerReading | None:
@@ -915,6 +925,7 @@ __all__ = [
     "as_mono_float",
     "max_streams",
     "note_and_cents",
+    "periodicity",
     "rtc_configuration",
     "stream_file",
     "stream_slots",

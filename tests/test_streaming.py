@@ -260,10 +260,18 @@ def test_the_tuner_names_a_sine_and_its_cents(hz, note, cents):
     reading = tuner.current()
     assert reading.note == note
     assert reading.cents == pytest.approx(cents, abs=2)
-    assert reading.voiced_probability > 0.5
+    assert reading.periodicity > 0.9
     assert reading.rms_dbfs == pytest.approx(20 * math.log10(0.3 / math.sqrt(2)), abs=0.5)
     pitch_class = round(69 + 12 * math.log2(hz / 440)) % 12
     assert int(np.argmax(reading.chroma)) == pitch_class
+
+
+def test_the_tuner_shows_no_pitch_for_noise():
+    noise = np.random.default_rng(0).normal(0, 0.2, 16000).astype(np.float32)
+    tuner = LiveTuner()
+    stream_file(tuner, noise, 16000)
+    assert all(r.note == "" for r in tuner.readings)
+    assert max(r.periodicity for r in tuner.readings) < 0.6
 
 
 def test_the_tuner_is_quiet_on_silence():

@@ -66,10 +66,11 @@ def _draw(prefix: str, model: InferenceModel, snapshot: ClassifierSnapshot | Non
     elif answer.silent:
         left.metric("Hearing", "silence")
     elif answer.unsure:
-        left.metric("Hearing", f"{answer.label}?", f"unsure: {answer.reason}",
-                    delta_color="off")  # fmt: skip
+        left.metric("Hearing", f"{answer.label}?")
+        left.caption(f"Unsure: {answer.reason}.")
     else:
-        left.metric("Hearing", answer.label, f"{answer.confidence:.0%}", delta_color="off")
+        left.metric("Hearing", answer.label)
+        left.caption(f"{answer.confidence:.0%} probability (mean of the newest windows)")
     left.caption(f"{snapshot.stream_seconds:.1f} s streamed")
     mel = live_log_mel(snapshot.audio, snapshot.sample_rate)
     right.plotly_chart(scrolling_spectrogram_figure(mel, snapshot.stream_seconds),

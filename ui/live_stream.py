@@ -1,7 +1,7 @@
 """The Live tabs' microphone: a streamlit-webrtc streamer feeding one LiveStream per session.
 
-The browser sends its microphone over WebRTC (SENDONLY: nothing comes back). Each audio frame
-reaches `on_frame` in a streamlit-webrtc thread, which only queues it on the session's
+The browser sends its microphone over WebRTC (SENDONLY: nothing comes back). Each batch of audio
+frames reaches `on_frames` in a streamlit-webrtc thread, which only queues it on the session's
 `core.streaming.LiveStream` (never st.*: there is no script context there). The stream's own
 worker analyses; the page redraws the latest snapshot from an `st.fragment(run_every=...)`.
 The process-wide `stream_slots()` caps concurrent streams (AUDIO_DL_MAX_STREAMS) and keeps
@@ -21,6 +21,9 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 from core.streaming import LiveStream, StreamError, rtc_configuration, stream_slots
 
 REFRESH_SECONDS = 0.5  # how often the live views redraw while the microphone streams
+# The browser's voice-call processing would change what the model hears (training clips had
+# none of it) and bend a tuner's pitch: ask for the microphone as it is.
+RAW_MICROPHONE = {"echoCancellation": False, "noiseSuppression": False, "autoGainControl": False}
 
 
 @dataclass
@@ -38,17 +41,22 @@ class LiveHandle:
 
 
 def _frame_pusher(handle: LiveHandle):
-    """The audio frame callback: runs in a WebRTC thread, so it only hands the frame on."""
+    """The queued-frames callback: runs in a WebRTC thread, so it only hands frames on.
 
-    def on_frame(frame):
+    The queued form gets every frame that arrived since the last call; the single-frame
+    callback would only see the newest of them (fine for video, holes in audio).
+    """
+
+    async def on_frames(frames):
         stream = handle.stream
         if stream is not None:
-            stream.push(frame.to_ndarray(), frame.sample_rate,
-                        channels=len(frame.layout.channels),
-                        interleaved=not frame.format.is_planar, time_seconds=frame.time)  # fmt: skip
-        return frame
+            for frame in frames:
+                stream.push(frame.to_ndarray(), frame.sample_rate,
+                            channels=len(frame.layout.channels),
+                            interleaved=not frame.format.is_planar, time_seconds=frame.time)  # fmt: skip
+        return frames
 
-    return on_frame
+    return on_frames
 
 
 def microphone(prefix: str, kind: str, make_analyser: Callable[[], Any]) -> LiveHandle | None:
@@ -73,8 +81,8 @@ def microphone(prefix: str, kind: str, make_analyser: Callable[[], Any]) -> Live
     context = webrtc_streamer(
         key=f"{prefix}_live_mic",
         mode=WebRtcMode.SENDONLY,
-        audio_frame_callback=_frame_pusher(handle),
-        media_stream_constraints={"audio": True, "video": False},
+        queued_audio_frames_callback=_frame_pusher(handle),
+        media_stream_constraints={"audio": RAW_MICROPHONE, "video": False},
         rtc_configuration=rtc,
     )
     owner = st.session_state.get("session_id", "anonymous")

@@ -1,5 +1,6 @@
 """Music analysis page, Live tab: a tuner, a pitch line and a chroma / loudness meter on the
-microphone, from core.streaming.LiveTuner (pYIN decides pitched or not, YIN the exact pitch)."""
+microphone, from core.streaming.LiveTuner (YIN pitch, a periodicity check for
+"is there a note")."""
 
 from __future__ import annotations
 
