@@ -4,6 +4,7 @@ import streamlit as st
 
 from ui.audio_input import audio_source_picker
 from ui.classify_batch import show_batch
+from ui.classify_live import show_live
 from ui.classify_model import model_picker
 from ui.classify_result import (
     clip_digest,
@@ -24,7 +25,7 @@ model = model_picker("classify")
 if model is None:
     st.stop()
 
-one_clip, many_clips = st.tabs(["One clip", "Many clips"])
+one_clip, many_clips, live = st.tabs(["One clip", "Many clips", "Live"])
 
 with one_clip:
     start_with_a_spoken_digit("classify")
@@ -38,3 +39,6 @@ with one_clip:
 
 with many_clips:
     show_batch("classify", model)
+
+with live:
+    show_live("classify", model)

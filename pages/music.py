@@ -8,12 +8,18 @@ import streamlit as st
 
 from ui import music_sections as sections
 from ui.audio_input import audio_source_picker
+from ui.music_live import show_live
 
 st.title("Music analysis")
 st.markdown(
     "Pick a clip and take it apart: its spectrum, harmony, rhythm, key, melody and structure. "
     "Every view shares one time axis: zoom once, every picture follows."
 )
+
+if st.segmented_control("Listen to", ["A clip", "Live"], default="A clip", required=True,
+                        key="music_source") == "Live":  # fmt: skip
+    show_live("music")
+    st.stop()
 
 sections.default_to_music_clip()
 clip = audio_source_picker(

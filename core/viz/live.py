@@ -1,0 +1,137 @@
+"""Plot builders for the Live tabs: a scrolling spectrogram, the tuner's needle, the pitch
+line, the chroma / loudness meter. Pure functions: arrays in, plotly Figure out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from core.streaming import NOTE_NAMES, TunerReading
+from core.viz.colors import colorscale
+
+IN_TUNE_CENTS = 5.0  # a needle within this reads "in tune" (green)
+
+
+def live_log_mel(samples: np.ndarray, sample_rate: int, *, n_mels: int = 64) -> np.ndarray:
+    """(n_mels, frames) log-mel dB (ref: full scale) of the newest audio, 10 ms frames."""
+    import librosa
+
+    y = np.asarray(samples, dtype=np.float32)
+    hop = max(1, sample_rate // 100)
+    if y.size < 2 * hop:
+        return np.full((n_mels, 1), -100.0, dtype=np.float32)
+    mel = librosa.feature.melspectrogram(y=y, sr=sample_rate, n_fft=4 * hop, hop_length=hop,
+                                         n_mels=n_mels, fmax=sample_rate / 2)  # fmt: skip
+    return librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None).astype(np.float32)
+
+
+def scrolling_spectrogram_figure(
+    mel_db: np.ndarray, end_seconds: float, *, frame_seconds: float = 0.01, height: int = 220
+) -> go.Figure:
+    """Heatmap of the newest log-mel frames ending at stream time `end_seconds`.
+
+    mel_db: (bands, frames), frame i of F at end_seconds - (F - 1 - i) * frame_seconds.
+    dB relative to full scale, shown between -100 and 0.
+    """
+    S = np.asarray(mel_db, dtype=np.float32)
+    frames = S.shape[1]
+    x = end_seconds - (frames - 1 - np.arange(frames)) * frame_seconds
+    fig = go.Figure(
+        go.Heatmap(
+            z=S,
+            x=x,
+            zmin=-100,
+            zmax=0,
+            colorscale=colorscale("Magma"),
+            colorbar={"title": "dB"},
+            hovertemplate="%{x:.2f} s, band %{y}: %{z:.0f} dB<extra></extra>",
+        )  # fmt: skip
+    )
+    fig.update_layout(height=height, margin={"l": 60, "r": 20, "t": 10, "b": 40},
+                      xaxis_title="stream time (s)", yaxis_title="mel band")  # fmt: skip
+    return fig
+
+
+def tuner_figure(reading: TunerReading | None, *, height: int = 240) -> go.Figure:
+    """A needle from -50 to +50 cents with the note name; an empty dial when nothing is pitched."""
+    pitched = reading is not None and bool(reading.note) and math.isfinite(reading.cents)
+    cents = float(reading.cents) if pitched else 0.0
+    colour = "#2e7d32" if pitched and abs(cents) <= IN_TUNE_CENTS else "#ef6c00"
+    title = (
+        f"{reading.note} · {reading.frequency_hz:.1f} Hz" if pitched else "no pitch (play a note)"
+    )
+    fig = go.Figure(
+        go.Indicator(
+            mode="gauge+number" if pitched else "gauge",
+            value=cents,
+            number={"suffix": " cents", "valueformat": "+.0f"},
+            title={"text": title},
+            gauge={
+                "axis": {
+                    "range": [-50, 50],
+                    "tickvals": [-50, -25, -IN_TUNE_CENTS, 0, IN_TUNE_CENTS, 25, 50],
+                },  # fmt: skip
+                "bar": {"color": colour if pitched else "rgba(0,0,0,0)", "thickness": 0.3},
+                "steps": [{"range": [-IN_TUNE_CENTS, IN_TUNE_CENTS], "color": "#c8e6c9"}],
+            },
+        )
+    )
+    fig.update_layout(height=height, margin={"l": 30, "r": 30, "t": 60, "b": 10})
+    return fig
+
+
+def pitch_line_figure(readings: Sequence[TunerReading], *, height: int = 260) -> go.Figure:
+    """Pitch over stream time on a note axis (MIDI numbers labelled C4, D4...); gaps unvoiced."""
+    times = np.array([r.time_seconds for r in readings], dtype=np.float64)
+    hz = np.array([r.frequency_hz for r in readings], dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        midi = 69 + 12 * np.log2(hz / 440.0)
+    fig = go.Figure(
+        go.Scatter(x=times, y=midi, mode="lines+markers", marker={"size": 4},
+                   connectgaps=False, name="pitch",
+                   customdata=hz, hovertemplate="%{x:.2f} s: %{customdata:.1f} Hz<extra></extra>")
+    )  # fmt: skip
+    voiced = midi[np.isfinite(midi)]
+    low, high = (float(voiced.min()) - 2, float(voiced.max()) + 2) if voiced.size else (57, 81)
+    ticks = [m for m in range(int(math.floor(low)), int(math.ceil(high)) + 1)
+             if high - low < 30 or m % 12 in (0, 4, 7)]  # fmt: skip
+    fig.update_layout(
+        height=height,
+        margin={"l": 60, "r": 20, "t": 10, "b": 40},
+        xaxis_title="stream time (s)",
+        yaxis={
+            "title": "note",
+            "range": [low, high],
+            "tickvals": ticks,
+            "ticktext": [f"{NOTE_NAMES[m % 12]}{m // 12 - 1}" for m in ticks],
+        },  # fmt: skip
+        showlegend=False,
+    )
+    return fig
+
+
+def chroma_meter_figure(
+    chroma: np.ndarray, rms_dbfs: float, *, floor_dbfs: float = -60.0, height: int = 240
+) -> go.Figure:
+    """Twelve pitch-class bars (C..B, strongest = 1) beside a loudness bar in dBFS."""
+    c = np.nan_to_num(np.asarray(chroma, dtype=np.float64).reshape(12))
+    level = max(floor_dbfs, float(rms_dbfs)) if math.isfinite(rms_dbfs) else floor_dbfs
+    fig = go.Figure()
+    fig.add_bar(x=list(NOTE_NAMES), y=c, name="chroma", marker_color="#5c6bc0",
+                hovertemplate="%{x}: %{y:.2f}<extra></extra>")  # fmt: skip
+    fig.add_bar(x=["loudness"], y=[level - floor_dbfs], base=[floor_dbfs], yaxis="y2",
+                name="loudness", marker_color="#ef6c00",
+                hovertemplate=f"{level:.1f} dBFS<extra></extra>")  # fmt: skip
+    fig.update_layout(
+        height=height,
+        margin={"l": 50, "r": 60, "t": 10, "b": 40},
+        yaxis={"title": "chroma", "range": [0, 1.05]},
+        yaxis2={"title": "dBFS", "overlaying": "y", "side": "right", "range": [floor_dbfs, 0]},
+        showlegend=False,
+        bargap=0.2,
+    )
+    return fig

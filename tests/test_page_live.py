@@ -1,0 +1,109 @@
+"""The Live tabs under AppTest (Classify and Music analysis): AppTest has no browser, so the
+microphone never starts; the tabs' settings, their network messages and the drawing of a
+stream's results (a snapshot made by core.streaming from shipped recordings) are tested here,
+the real microphone in tests/e2e/test_live_journey.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import core.streaming as streaming
+from core import paths
+from core.inference import model_from_loaded_run, shipped_store
+from core.streaming import LiveClassifier, LiveTuner, TunerConfig, stream_file
+from core.synth import SynthConfig, render_notes
+from tests.apptest_helpers import open_page
+from ui.live_stream import LiveHandle
+
+DIGITS = ("6_jackson_7", "3_jackson_1", "9_nicolas_4")
+
+
+def _texts(elements) -> list[str]:
+    return [str(e.value) for e in elements]
+
+
+def _markdown(at) -> str:
+    return "\n".join(_texts(at.markdown))
+
+
+@pytest.fixture(scope="module")
+def digits_snapshot():
+    model = model_from_loaded_run(shipped_store().load("digits-cnn"), origin="shipped")
+    files = {f.stem: f for f in paths.builtin_digit_files()}
+    live = LiveClassifier(model)
+    for name in DIGITS:
+        y, rate = sf.read(files[name], dtype="float32")
+        stream_file(live, np.concatenate([np.zeros(int(0.8 * rate), np.float32), y]), rate)
+    stream_file(live, np.zeros(8000, np.float32), 8000)
+    live.finish()
+    return live.snapshot()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_slots(monkeypatch):
+    monkeypatch.delenv("AUDIO_DL_ICE_SERVERS", raising=False)
+    monkeypatch.delenv("AUDIO_DL_MAX_STREAMS", raising=False)
+    monkeypatch.setattr(streaming, "_SLOTS", None)
+
+
+def test_the_classify_live_tab_waits_for_the_microphone():
+    at = open_page("pages/classify.py")
+    assert not at.exception, _texts(at.exception)
+    assert at.slider(key="classify_live_hop").value == 0.25
+    assert any("Press START" in t for t in _texts(at.info))
+    assert any("network settings" in e.label for e in at.expander)
+
+
+def test_a_stream_s_results_are_drawn_and_a_segment_is_saved_for_training(digits_snapshot):
+    at = open_page("pages/classify.py")
+    at.session_state["classify_live_handle"] = LiveHandle(snapshot=digits_snapshot)
+    at.run()
+    assert not at.exception, _texts(at.exception)
+    heard = [s.label for s, _ in digits_snapshot.segments]
+    assert heard, "the shipped model detects digits in the snapshot"
+    assert f"**Heard so far:** {' · '.join(heard)}" in _markdown(at)
+    assert any(m.label == "Hearing" for m in at.metric)
+    at.text_input(key="classify_live_class").set_value("seven")
+    at.button(key="classify_live_save").click().run()
+    assert not at.exception, _texts(at.exception)
+    clips = at.session_state["train_clips"]["seven"]
+    assert len(clips) == 1
+    clip = next(iter(clips.values()))
+    newest, audio = digits_snapshot.segments[-1]
+    assert clip.sample_rate == 16000
+    assert clip.duration_seconds == pytest.approx(
+        audio.size / digits_snapshot.sample_rate, abs=0.01
+    )
+    assert "seven" in at.session_state["train_rec_names"]
+    assert any("Saved" in t for t in _texts(at.success))
+
+
+def test_broken_network_settings_are_explained_not_raised(monkeypatch):
+    monkeypatch.setenv("AUDIO_DL_ICE_SERVERS", "stun:forgot-the-json")
+    at = open_page("pages/classify.py")
+    assert not at.exception, _texts(at.exception)
+    assert any("not valid JSON" in t for t in _texts(at.error))
+
+
+def test_live_listening_switched_off_by_the_teacher(monkeypatch):
+    monkeypatch.setenv("AUDIO_DL_MAX_STREAMS", "0")
+    at = open_page("pages/classify.py")
+    assert not at.exception, _texts(at.exception)
+    assert any("switched off" in t for t in _texts(at.info))
+
+
+def test_the_music_live_tab_draws_the_tuner_and_the_notes():
+    y = render_notes([(60, 0, 2), (64, 2, 2), (67, 4, 2)], SynthConfig(sample_rate=16000))
+    tuner = LiveTuner(TunerConfig())
+    stream_file(tuner, y, 16000)
+    at = open_page("pages/music.py")
+    at.segmented_control(key="music_source").set_value("Live").run()
+    assert not at.exception, _texts(at.exception)
+    assert any("Press START" in t for t in _texts(at.info))
+    at.session_state["music_live_handle"] = LiveHandle(snapshot=tuner.snapshot())
+    at.run()
+    assert not at.exception, _texts(at.exception)
+    assert "**Notes held:** C4 · E4 · G4" in _markdown(at)
+    assert len(at.get("plotly_chart")) == 3  # tuner, chroma / loudness, pitch line

@@ -1,0 +1,384 @@
+"""Live listening core (core/streaming.py): parity with the offline timeline, the tuner on
+known pitches, odd frames (irregular, dropped, NaN, silence) and clean shutdown."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from core import paths
+from core.audio import resample
+from core.inference import (
+    _frame_levels_db,
+    classify_windows,
+    find_segments,
+    model_from_loaded_run,
+    shipped_store,
+)
+from core.streaming import (
+    LiveClassifier,
+    LiveClassifierConfig,
+    LiveStream,
+    LiveTuner,
+    RingBuffer,
+    StreamError,
+    StreamResampler,
+    StreamSlots,
+    TunerConfig,
+    as_mono_float,
+    max_streams,
+    note_and_cents,
+    rtc_configuration,
+    stream_file,
+)
+from core.synth import SynthConfig, render_notes
+
+# 6_jackson_7 is the loudest of the five: first, so the stream has heard its loudest sound as
+# early as the file has (the one thing a stream cannot know in advance; see core.streaming).
+DIGITS = ("6_jackson_7", "1_lucas_3", "3_jackson_1", "7_george_2", "9_nicolas_4")
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return model_from_loaded_run(shipped_store().load("digits-cnn"), origin="shipped")
+
+
+def _spoken(names, lead_seconds: float = 0.8) -> tuple[np.ndarray, int]:
+    files = {f.stem: f for f in paths.builtin_digit_files()}
+    parts, rate = [], None
+    for i, name in enumerate(names):
+        y, rate = sf.read(files[name], dtype="float32")
+        gap = lead_seconds if i == 0 else 0.8
+        parts += [np.zeros(int(gap * rate), np.float32), y]
+    parts.append(np.zeros(int(0.8 * rate), np.float32))
+    return np.concatenate(parts), rate
+
+
+@pytest.fixture(scope="module")
+def spoken_digits() -> tuple[np.ndarray, int]:
+    """Five shipped recordings (four speakers), 0.8 s of silence between them; the first
+    starts after 0.2 s so the first window (1 s) has heard the loudest sound of the file."""
+    return _spoken(DIGITS, lead_seconds=0.2)
+
+
+# --------------------------------------------------------------------------- parity
+
+
+@pytest.mark.parametrize("hop", [0.1, 0.25])
+def test_streamed_probabilities_equal_the_offline_timeline(shipped, spoken_digits, hop):
+    y, rate = spoken_digits
+    level = _frame_levels_db(resample(y, rate, shipped.sample_rate), shipped.feature_config)
+    first_window = shipped.clip_frames
+    assert int(np.argmax(level)) < first_window  # the first window hears the loudest sound
+    offline = classify_windows(shipped, y, rate, hop_seconds=hop, trim_silence=True)
+    live = LiveClassifier(shipped, LiveClassifierConfig(hop_seconds=hop))
+    stream_file(live, y, rate, frame_sizes=[160, 37, 400, 1, 882])  # irregular frames
+    live.finish()
+    streamed = live.window_result()
+    np.testing.assert_allclose(streamed.starts_seconds, offline.starts_seconds)
+    assert np.abs(streamed.probabilities - offline.probabilities).max() <= 1e-4
+    np.testing.assert_array_equal(streamed.silent, offline.silent)
+    offline_segments = find_segments(offline, threshold=0.6, smooth_windows=3)
+    assert [s.label for s in live.segments()] == [s.label for s in offline_segments]
+    assert len(offline_segments) >= 3  # the comparison is about real detections
+
+
+def test_before_its_loudest_sound_a_stream_measures_silence_against_the_loudest_so_far(shipped):
+    """Louder words later: the offline timeline gates silence against them, the stream cannot
+    yet. Every window that ends after the loudest sound is heard equals the offline one."""
+    y, rate = _spoken(DIGITS[1:] + DIGITS[:1])  # the loudest recording last
+    offline = classify_windows(shipped, y, rate, hop_seconds=0.1, trim_silence=True)
+    live = LiveClassifier(shipped, LiveClassifierConfig(hop_seconds=0.1))
+    stream_file(live, y, rate)
+    live.finish()
+    level = _frame_levels_db(resample(y, rate, shipped.sample_rate), shipped.feature_config)
+    loudest_seconds = (
+        int(np.argmax(level)) * shipped.feature_config.hop_length / shipped.sample_rate
+    )
+    heard = offline.starts_seconds + offline.window_seconds >= loudest_seconds
+    diff = np.abs(live.window_result().probabilities - offline.probabilities).max(axis=1)
+    assert heard.sum() >= 5 and (~heard).sum() >= 5
+    assert diff[heard].max() <= 1e-4
+    assert live.loudest_db == pytest.approx(float(level.max()), abs=1e-4)
+
+
+def test_a_48k_stereo_int16_stream_matches_the_offline_timeline_of_the_same_audio(shipped):
+    files = {f.stem: f for f in paths.builtin_digit_files()}
+    y, rate = sf.read(files["7_george_2"], dtype="float32")
+    y = np.concatenate([np.zeros(rate // 2, np.float32), y, np.zeros(rate // 2, np.float32)])
+    from core.audio import resample
+
+    mic = np.round(resample(y, rate, 48000) * 20000).astype(np.int16)  # what WebRTC sends
+    stereo = np.stack([mic, mic], axis=1).reshape(1, -1)  # packed s16: L R L R ...
+    live = LiveClassifier(shipped)
+    frame = 960  # 20 ms at 48 kHz
+    for i in range(0, mic.size, frame):
+        chunk = stereo[:, 2 * i : 2 * (i + frame)]
+        live.feed(as_mono_float(chunk, channels=2, interleaved=True), 48000)
+    live.finish()
+    offline = classify_windows(shipped, mic.astype(np.float32) / 32768, 48000,
+                               hop_seconds=0.25, trim_silence=True)  # fmt: skip
+    assert np.abs(live.window_result().probabilities - offline.probabilities).max() <= 1e-4
+
+
+def test_the_stream_resampler_equals_resampling_the_whole_recording():
+    from core.audio import resample
+
+    y = np.random.default_rng(0).normal(0, 0.1, 44100).astype(np.float32)
+    r = StreamResampler(16000)
+    out = [r(y[i : i + n], 44100) for i, n in zip(range(0, 44100, 441), [441] * 100, strict=True)]
+    out.append(r.flush())
+    np.testing.assert_allclose(np.concatenate(out), resample(y, 44100, 16000), atol=1e-6)
+
+
+def test_the_current_answer_is_the_smoothed_last_windows_with_unsure(shipped, spoken_digits):
+    y, rate = spoken_digits
+    live = LiveClassifier(shipped, LiveClassifierConfig(smooth_windows=2))
+    assert live.current() is None
+    stream_file(live, y[: int(rate * 2.2)], rate)  # silence, the first digit, silence after
+    answer = live.current()
+    p = np.asarray(list(live.probabilities)[-2:]).mean(axis=0)
+    np.testing.assert_allclose(answer.probabilities, p)
+    assert answer.silent == bool(live.silent[-1])
+    if not answer.silent:
+        assert answer.label == shipped.labels[int(np.argmax(p))]
+        assert answer.unsure == bool(answer.reason)
+
+
+# --------------------------------------------------------------------------- odd input
+
+
+def test_silence_gives_silent_windows_and_no_segments(shipped):
+    live = LiveClassifier(shipped)
+    stream_file(live, np.zeros(16000 * 3, np.float32), 16000)
+    assert live.windows_done >= 8
+    assert all(live.silent)
+    assert live.current().silent and live.current().label == ""
+    assert live.segments() == []
+
+
+def test_nan_frames_are_zeroed_counted_and_do_not_break_the_stream(shipped, spoken_digits):
+    y, rate = spoken_digits
+    stream = LiveStream(LiveClassifier(shipped))
+    try:
+        bad = np.full(160, np.nan, np.float32)
+        bad[::3] = np.inf
+        stream.push(bad, rate)
+        stream_file(stream, y[: rate * 3], rate)
+        assert stream.wait_idle(30)
+        with stream.lock:
+            probabilities = np.asarray(stream.analyser.probabilities)
+        assert stream.stats.bad_samples == 160
+        assert probabilities.size and np.isfinite(probabilities).all()
+        assert stream.error == ""
+    finally:
+        stream.stop()
+
+
+def test_dropped_frames_are_filled_with_silence_so_the_clock_stays_right(shipped):
+    stream = LiveStream(LiveClassifier(shipped))
+    try:
+        frame = np.full(320, 0.01, np.float32)  # 20 ms at 16 kHz
+        t = 0.0
+        for i in range(100):
+            if i % 10 == 3:  # every tenth frame lost in the network
+                t += 0.02
+                continue
+            stream.push(frame, 16000, time_seconds=t)
+            t += 0.02
+        assert stream.wait_idle(30)
+        assert stream.stats.gap_seconds == pytest.approx(0.2, abs=1e-6)
+        assert stream.analyser.stream_seconds == pytest.approx(2.0, abs=1e-3)
+    finally:
+        stream.stop()
+
+
+@pytest.mark.parametrize(
+    "samples, kwargs, expected",
+    [
+        (np.array([16384, -32768], np.int16), {}, [0.5, -1.0]),
+        (np.array([[16384, 0, -16384, -16384]], np.int16), {"channels": 2}, [0.25, -0.5]),
+        (
+            np.array([[0.5, 1.0], [-0.5, 0.0]], np.float32),
+            {"channels": 2, "interleaved": False},
+            [0.0, 0.5],
+        ),  # fmt: skip
+        (np.array([np.nan, 2.0, -np.inf], np.float32), {}, [0.0, 1.0, 0.0]),
+    ],
+)
+def test_frames_of_any_layout_become_mono_float(samples, kwargs, expected):
+    np.testing.assert_allclose(as_mono_float(samples, **kwargs), expected)
+
+
+def test_ring_buffer_keeps_the_newest_samples_by_absolute_index():
+    ring = RingBuffer(10)
+    ring.append(np.arange(7, dtype=np.float32))
+    ring.append(np.arange(7, 15, dtype=np.float32))  # wraps
+    assert ring.written == 15 and ring.oldest == 5
+    np.testing.assert_array_equal(ring.read(0, 15), np.arange(5, 15))
+    np.testing.assert_array_equal(ring.latest(3), [12, 13, 14])
+    ring.append(np.arange(100, 125, dtype=np.float32))  # more than it holds
+    assert ring.written == 40
+    np.testing.assert_array_equal(ring.read(30, 40), np.arange(115, 125))
+
+
+@pytest.mark.parametrize("hop", [0.05, 0.3, float("nan")])
+def test_a_hop_outside_100_to_250_ms_is_refused_with_a_sentence(hop):
+    with pytest.raises(StreamError, match="hop must be between"):
+        LiveClassifierConfig(hop_seconds=hop)
+
+
+# --------------------------------------------------------------------------- tuner
+
+
+@pytest.mark.parametrize(
+    "hz, note, cents",
+    [
+        (440.0, "A4", 0.0),
+        (446.0, "A4", 23.4),
+        (261.63, "C4", 0.0),
+        (432.0, "A4", -31.8),
+        (1046.5, "C6", 0.0),
+    ],  # fmt: skip
+)
+def test_note_and_cents_known_answers(hz, note, cents):
+    name, off = note_and_cents(hz)
+    assert name == note and off == pytest.approx(cents, abs=0.1)
+
+
+@pytest.mark.parametrize("hz, note, cents", [(440.0, "A4", 0), (446.0, "A4", 23), (196.0, "G3", 0)])
+def test_the_tuner_names_a_sine_and_its_cents(hz, note, cents):
+    rate = 48000
+    t = np.arange(rate) / rate
+    tuner = LiveTuner()
+    stream_file(tuner, (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32), rate)
+    reading = tuner.current()
+    assert reading.note == note
+    assert reading.cents == pytest.approx(cents, abs=2)
+    assert reading.periodicity > 0.9
+    assert reading.rms_dbfs == pytest.approx(20 * math.log10(0.3 / math.sqrt(2)), abs=0.5)
+    pitch_class = round(69 + 12 * math.log2(hz / 440)) % 12
+    assert int(np.argmax(reading.chroma)) == pitch_class
+
+
+def test_the_tuner_shows_no_pitch_for_noise():
+    noise = np.random.default_rng(0).normal(0, 0.2, 16000).astype(np.float32)
+    tuner = LiveTuner()
+    stream_file(tuner, noise, 16000)
+    assert all(r.note == "" for r in tuner.readings)
+    assert max(r.periodicity for r in tuner.readings) < 0.6
+
+
+def test_the_tuner_is_quiet_on_silence():
+    tuner = LiveTuner()
+    stream_file(tuner, np.zeros(16000, np.float32), 16000)
+    reading = tuner.current()
+    assert reading.note == "" and math.isnan(reading.frequency_hz)
+    assert not reading.chroma.any()
+
+
+def test_the_tuner_follows_a_synthesized_melody():
+    melody = [(60, 0, 2), (64, 2, 2), (67, 4, 2), (72, 6, 2), (69, 8, 2)]  # C4 E4 G4 C5 A4
+    y = render_notes(melody, SynthConfig(sample_rate=22050, step_seconds=0.25))
+    tuner = LiveTuner(TunerConfig(hop_seconds=0.05))
+    stream_file(tuner, y, 22050)
+    assert tuner.notes(min_readings=3) == ["C4", "E4", "G4", "C5", "A4"]
+
+
+# --------------------------------------------------------------------------- shutdown and limits
+
+
+def test_stop_joins_the_worker_and_releases_buffers(shipped, spoken_digits):
+    y, rate = spoken_digits
+    before = threading.active_count()
+    slots = StreamSlots(2)
+    stream = slots.open("session-a", LiveClassifier(shipped))
+    stream_file(stream, y[: rate * 2], rate)
+    assert stream.wait_idle(30)
+    assert slots.active == 1
+    slots.close("session-a")
+    assert not stream.thread.is_alive()
+    assert stream.analyser.buffer.written == 0 and stream.analyser.buffer._data.size == 0
+    assert len(stream.analyser.probabilities) == 0
+    assert slots.active == 0 and slots.get("session-a") is None
+    assert threading.active_count() == before
+
+
+def test_a_long_stream_keeps_bounded_memory(shipped):
+    live = LiveClassifier(shipped, LiveClassifierConfig(history_seconds=2.0))
+    noise = np.random.default_rng(0).normal(0, 0.05, 16000 * 20).astype(np.float32)
+    stream_file(live, noise, 16000, frame_seconds=0.5)
+    assert live.windows_done >= 70
+    assert live.buffer.capacity == 32000 and live.buffer._data.size == 32000
+    assert len(live.probabilities) == live.probabilities.maxlen <= 10
+    assert live.window_result().starts_seconds[0] >= 17.0  # only the newest windows remain
+
+
+def test_a_dropped_connection_stops_the_stream_by_itself(shipped):
+    slots = StreamSlots(1)
+    stream = slots.open("gone", LiveClassifier(shipped), idle_timeout_seconds=0.3)
+    stream.push(np.zeros(320, np.float32), 16000)
+    deadline = time.monotonic() + 10
+    while stream.thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not stream.thread.is_alive()
+    assert slots.active == 0  # the slot came back without anyone calling close
+    assert stream.analyser.buffer._data.size == 0
+    cpu_before = time.process_time()
+    time.sleep(0.3)
+    assert time.process_time() - cpu_before < 0.1  # nothing keeps running
+
+
+def test_the_server_cap_refuses_a_stream_when_full_and_one_per_session(shipped):
+    slots = StreamSlots(1)
+    first = slots.open("a", LiveTuner())
+    try:
+        assert slots.open("b", LiveTuner()) is None
+        again = slots.open("a", LiveTuner())  # the same session replaces its stream
+        assert again is not None and not first.thread.is_alive()
+    finally:
+        slots.close("a")
+
+
+def test_network_settings_from_the_environment(monkeypatch):
+    monkeypatch.delenv("AUDIO_DL_ICE_SERVERS", raising=False)
+    monkeypatch.delenv("AUDIO_DL_MAX_STREAMS", raising=False)
+    assert rtc_configuration() == {"iceServers": []}
+    assert max_streams() == 8
+    monkeypatch.setenv("AUDIO_DL_ICE_SERVERS", '[{"urls": ["stun:stun.example.org:3478"]}]')
+    assert rtc_configuration()["iceServers"][0]["urls"] == ["stun:stun.example.org:3478"]
+    monkeypatch.setenv("AUDIO_DL_ICE_SERVERS", "stun:oops")
+    with pytest.raises(StreamError, match="not valid JSON"):
+        rtc_configuration()
+    monkeypatch.setenv("AUDIO_DL_MAX_STREAMS", "three")
+    with pytest.raises(StreamError, match="whole number"):
+        max_streams()
+    monkeypatch.setenv("AUDIO_DL_MAX_STREAMS", "2")
+    assert max_streams() == 2
+
+
+# --------------------------------------------------------------------------- plot builders
+
+
+def test_live_plot_builders_carry_the_readings():
+    from core.viz.live import chroma_meter_figure, pitch_line_figure, tuner_figure
+
+    tuner = LiveTuner()
+    rate = 16000
+    t = np.arange(rate) / rate
+    stream_file(tuner, (0.3 * np.sin(2 * np.pi * 446.0 * t)).astype(np.float32), rate)
+    reading = tuner.current()
+    gauge = tuner_figure(reading).data[0]
+    assert gauge.value == pytest.approx(reading.cents) and "A4" in gauge.title.text
+    assert tuner_figure(None).data[0].mode == "gauge"  # an empty dial, no number
+    line = pitch_line_figure(list(tuner.readings)).data[0]
+    voiced = np.asarray(line.y, dtype=float)
+    assert np.nanmedian(voiced) == pytest.approx(69.23, abs=0.03)  # MIDI of 446 Hz
+    bars = chroma_meter_figure(reading.chroma, reading.rms_dbfs).data
+    assert list(bars[0].x)[int(np.argmax(bars[0].y))] == "A"
+    assert bars[1].base[0] + bars[1].y[0] == pytest.approx(reading.rms_dbfs)

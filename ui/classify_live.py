@@ -1,0 +1,133 @@
+"""Classify page, Live tab: the microphone classified continuously by the chosen model.
+
+The stream goes through core.streaming.LiveClassifier, which uses the timeline's own window,
+feature and normalisation code: what the Live tab says about a sound is what the timeline
+says about the same sound uploaded. Detected segments can be filed as training clips for the
+Train page's "Record per class" data (st.session_state["train_clips"]).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import streamlit as st
+
+from core.audio import AudioError, encode_wav, load_audio
+from core.inference import InferenceModel, smooth_probabilities
+from core.streaming import ClassifierSnapshot, LiveClassifier, LiveClassifierConfig
+from core.viz.classify import timeline_figure
+from core.viz.live import live_log_mel, scrolling_spectrogram_figure
+from ui.classify_result import model_key
+from ui.live_stream import live_view, microphone, network_help
+
+TIMELINE_SECONDS = 20.0  # the probability timeline shows the newest 20 s
+TRAIN_CLIPS_KEY = "train_clips"  # ui/train_dataset.py's per-class recordings
+TRAIN_SEEN_KEY = "train_clips_seen"
+TRAIN_NAMES_KEY = "train_rec_names"
+TRAIN_RATE = 16000  # the Train page's recording rate
+
+
+def show_live(prefix: str, model: InferenceModel) -> None:
+    """Settings, the microphone, and the live answer / spectrogram / timeline / segments."""
+    st.caption(
+        f"Press START and allow the microphone: every {model.window_seconds:.2f} s window of "
+        "what it hears is classified, a new window every hop, exactly as the timeline "
+        "classifies an uploaded clip."
+    )
+    cols = st.columns(3)
+    hop = cols[0].slider("Hop (s)", 0.1, 0.25, 0.25, 0.05, key=f"{prefix}_live_hop",
+                         help="A new answer this often.")  # fmt: skip
+    smooth = cols[1].slider("Smoothing (windows)", 1, 8, 3, key=f"{prefix}_live_smooth",
+                            help="The answer is the mean of this many newest windows.")  # fmt: skip
+    threshold = cols[2].slider("Segment threshold", 0.0, 1.0, 0.6, 0.05,
+                               key=f"{prefix}_live_threshold")  # fmt: skip
+    trim = st.toggle("Trim each window to its sound", value=True, key=f"{prefix}_live_trim",
+                     help="As the timeline: models trained on trimmed words (the digits) need "
+                     "it; switch off for models trained on clips with silence.")  # fmt: skip
+    config = LiveClassifierConfig(hop_seconds=float(hop), smooth_windows=int(smooth),
+                                  threshold=float(threshold), trim_silence=bool(trim))  # fmt: skip
+    kind = f"{model_key(model)}|{config}"
+    handle = microphone(prefix, kind, lambda: LiveClassifier(model, config))
+    network_help()
+    if handle is None:
+        return
+    live_view(handle, lambda snapshot: _draw(prefix, model, snapshot))
+
+
+def _draw(prefix: str, model: InferenceModel, snapshot: ClassifierSnapshot | None) -> None:
+    if snapshot is None:
+        st.info("Nothing heard yet. Press START, allow the microphone and say a digit.")
+        return
+    answer = snapshot.answer
+    left, right = st.columns([1, 3])
+    if answer is None:
+        left.metric("Hearing", "…", help="The first window needs a full window of audio.")
+    elif answer.silent:
+        left.metric("Hearing", "silence")
+    elif answer.unsure:
+        left.metric("Hearing", f"{answer.label}?")
+        left.caption(f"Unsure: {answer.reason}.")
+    else:
+        left.metric("Hearing", answer.label)
+        left.caption(f"{answer.confidence:.0%} probability (mean of the newest windows)")
+    left.caption(f"{snapshot.stream_seconds:.1f} s streamed")
+    mel = live_log_mel(snapshot.audio, snapshot.sample_rate)
+    right.plotly_chart(scrolling_spectrogram_figure(mel, snapshot.stream_seconds),
+                       key=f"{prefix}_live_spectrogram")  # fmt: skip
+    result = snapshot.result
+    if len(result.starts_seconds):
+        keep = result.centres_seconds >= snapshot.stream_seconds - TIMELINE_SECONDS
+        probs = smooth_probabilities(result.probabilities, 3)[keep]
+        spans = [(s.start_seconds, s.end_seconds, s.label) for s, _ in snapshot.segments]
+        st.plotly_chart(timeline_figure(result.centres_seconds[keep], probs, result.labels,
+                                        silent=result.silent[keep], segments=spans),
+                        key=f"{prefix}_live_timeline")  # fmt: skip
+    _segments(prefix, snapshot)
+
+
+def _segments(prefix: str, snapshot: ClassifierSnapshot) -> None:
+    segments = snapshot.segments
+    heard = " · ".join(s.label for s, _ in segments) or "nothing yet"
+    st.markdown(f"**Heard so far:** {heard}")
+    if not segments:
+        return
+    chosen = st.selectbox(
+        "Segment", range(len(segments) - 1, -1, -1), key=f"{prefix}_live_segment",
+        format_func=lambda i: f"{segments[i][0].label} at {segments[i][0].start_seconds:.2f}–"
+        f"{segments[i][0].end_seconds:.2f} s ({segments[i][0].confidence:.0%})",
+    )  # fmt: skip
+    if chosen is None or chosen >= len(segments):
+        return
+    segment, samples = segments[chosen]
+    if samples.size == 0:
+        st.warning("This segment's audio has left the buffer.")
+        return
+    st.audio(encode_wav(samples, snapshot.sample_rate), format="audio/wav")
+    left, right = st.columns([2, 1])
+    name = left.text_input("File it under the class", value=segment.label,
+                           key=f"{prefix}_live_class", max_chars=40)  # fmt: skip
+    if right.button("Save as a training clip", key=f"{prefix}_live_save"):
+        _save_clip(name.strip(), samples, snapshot.sample_rate)
+
+
+def _save_clip(name: str, samples: np.ndarray, sample_rate: int) -> None:
+    """Add the clip to the Train page's "Record per class" data under `name`."""
+    if not name:
+        st.error("Give the class a name first.")
+        return
+    wav = encode_wav(samples, sample_rate)
+    digest = hashlib.blake2b(wav, digest_size=12).hexdigest()
+    try:
+        clip = load_audio(wav, name=f"live-{name}-{digest[:6]}.wav", sample_rate=TRAIN_RATE)
+    except AudioError as error:
+        st.error(f"The segment could not be saved: {error}")
+        return
+    clips = st.session_state.setdefault(TRAIN_CLIPS_KEY, {}).setdefault(name, {})
+    st.session_state.setdefault(TRAIN_SEEN_KEY, {}).setdefault(name, set()).add(digest)
+    clips[digest] = clip
+    names = [n.strip() for n in st.session_state.get(TRAIN_NAMES_KEY, "").split(",") if n.strip()]
+    if name not in names:
+        st.session_state[TRAIN_NAMES_KEY] = ", ".join([*names, name])
+    st.success(f"Saved: class '{name}' has {len(clips)} clip(s) on the Train page "
+               "(data source: Record per class).")  # fmt: skip
