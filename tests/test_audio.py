@@ -57,6 +57,9 @@ def test_shipped_digits_decode_as_short_mono_8khz(digit_files):
         assert clip.samples.dtype == np.float32
         assert 0.1 < clip.duration_seconds < 2.5
         assert clip.info.format == "WAV" and clip.notices == ()
+        reference, rate = sf.read(path, dtype="float32")  # libsndfile's own reading
+        assert rate == 8000
+        np.testing.assert_array_equal(clip.samples, reference)
 
 
 def test_shipped_music_clips_decode_and_resample(music_clips):
@@ -400,6 +403,11 @@ def test_waveform_of_a_long_clip_is_decimated_but_keeps_every_peak():
     trace = fig.data[0]
     assert len(trace.x) <= 4002
     assert trace.x[-1] == pytest.approx(600, abs=0.5)  # seconds, not samples
+    np.testing.assert_array_equal(trace.y, values)  # the figure draws that envelope
+    np.testing.assert_allclose(trace.x, x / 16000)
+    # Each click is drawn at its own time, to within one bucket (0.3 s at 4800 samples).
+    assert trace.x[np.argmax(trace.y)] == pytest.approx(1_234_567 / 16000, abs=0.3)
+    assert trace.x[np.argmin(trace.y)] == pytest.approx(7_654_321 / 16000, abs=0.3)
     assert fig.layout.xaxis.title.text == "time (s)"
 
 
@@ -419,6 +427,8 @@ def test_spectrogram_axes_are_seconds_and_hz():
 
     S = np.random.default_rng(0).normal(size=(64, 101)).astype(np.float32)
     mel = spectrogram_figure(S, 16000, 160, y_axis="mel")
+    np.testing.assert_array_equal(np.asarray(mel.data[0].z), S)  # every cell as given
+    np.testing.assert_allclose(mel.data[0].x, np.arange(101) * 0.01)
     assert mel.data[0].x[-1] == pytest.approx(1.0)  # frame 100 at 100 * 160 / 16000 s
     expected = librosa.mel_frequencies(66, fmin=0.0, fmax=8000.0)[1:-1]
     ticks = mel.layout.yaxis
@@ -443,6 +453,10 @@ def test_long_spectrogram_is_max_pooled_in_time():
     z = np.asarray(fig.data[0].z)
     assert z.shape[1] <= 1500 and z.max() == 0.0
     assert fig.data[0].x[-1] == pytest.approx(600, abs=1)
+    # The loud frame stays in its band and at its time (to within one pooled column, 0.4 s).
+    band, column = np.unravel_index(np.argmax(z), z.shape)
+    assert band == 10 and (z == 0.0).sum() == 1
+    assert fig.data[0].x[column] == pytest.approx(333.33, abs=0.4)
 
 
 # ------------------------------------------------------------------ more damage and sources
@@ -476,6 +490,8 @@ def test_plain_file_object_with_a_name_is_read():
     handle.read(10)  # a file object someone already started reading
     clip = load_audio(handle)
     assert clip.name == "tone.wav" and clip.num_samples == 8000
+    # Read from the start, not from where the caller left the file: the whole tone.
+    np.testing.assert_allclose(clip.samples, sine(440, 0.5, 16000), atol=1 / 32768 + 1e-9)
 
 
 def test_upload_over_the_cap_is_refused_by_its_declared_size():

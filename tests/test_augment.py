@@ -43,8 +43,9 @@ def test_gain_and_speed():
     louder = augment_waveform(
         clean, RATE, AugmentConfig(**{**OFF.__dict__, "gain_db": 6.0}), np.random.default_rng(1)
     )
-    ratio_db = 20 * np.log10(np.abs(louder).max() / np.abs(clean).max())
-    assert -6.0 <= ratio_db <= 6.0 and abs(ratio_db) > 0.01
+    # Gain alone draws one number, uniform in [-6, +6] dB: the clip scaled by exactly that.
+    drawn_db = np.random.default_rng(1).uniform(-6.0, 6.0)
+    np.testing.assert_allclose(louder, clean * 10 ** (drawn_db / 20), rtol=1e-6, atol=1e-7)
     rng = np.random.default_rng(2)
     faster = augment_waveform(clean, RATE, AugmentConfig(**{**OFF.__dict__, "speed": 0.2}), rng)
     factor = len(clean) / len(faster)
@@ -65,9 +66,17 @@ def test_spec_augment_masks_fill_with_zero_within_their_limits():
     x = torch.ones(64, 1, 20, 50)
     config = AugmentConfig(**{**OFF.__dict__, "time_masks": 1, "time_mask_fraction": 0.2})
     out = augment_batch(x, config, torch.Generator().manual_seed(0))
-    masked_frames = (out[:, 0] == 0).all(dim=1).sum(dim=1)  # whole frames zeroed per example
-    assert masked_frames.max() <= 10 and masked_frames.sum() > 0
-    assert ((out == 0) | (out == 1)).all()
+    masked = (out[:, 0] == 0).all(dim=1)  # (64, 50): whole frames zeroed, per example
+    masked_frames = masked.sum(dim=1)
+    assert masked_frames.max() <= 10 and ((out == 0) | (out == 1)).all()
+    for row in masked:  # one mask: one unbroken run of frames
+        where = row.nonzero().flatten()
+        assert len(where) == 0 or where[-1] - where[0] + 1 == len(where)
+    # Widths uniform in 0..10 frames: about 5 on average over 64 examples.
+    assert 3.5 < masked_frames.float().mean() < 6.5
+    # And the masks fall anywhere in the clip, not always at its start.
+    starts = masked[masked_frames > 0].float().argmax(dim=1)
+    assert starts.min() < 10 and starts.max() > 30
     config = AugmentConfig(**{**OFF.__dict__, "freq_masks": 2, "freq_mask_fraction": 0.1})
     out = augment_batch(x, config, torch.Generator().manual_seed(0))
     masked_bins = (out[:, 0] == 0).all(dim=2).sum(dim=1)
@@ -96,14 +105,17 @@ def test_mixup_blends_inputs_with_one_weight():
 
 
 def test_preview_gives_audible_waveform_changes_and_the_full_spectrogram():
-    config = AugmentConfig(noise_snr_db=10.0, time_masks=2, freq_masks=2)
+    # eq_db=0: the audio then differs from the clip by the noise alone (the EQ has its own test).
+    config = AugmentConfig(noise_snr_db=10.0, time_masks=2, freq_masks=2, eq_db=0.0)
     features = FeatureConfig(sample_rate=RATE, n_fft=256, hop_length=80, n_mels=32, f_max=4000.0)
     clean = sine(440, 0.5, 16000)
     preview = preview_augmentation(
         clean, 16000, augment=config, feature_config=features, clip_frames=60
     )
     assert preview.sample_rate == RATE and len(preview.original_audio) == RATE // 2
-    assert not np.allclose(preview.augmented_audio, preview.original_audio)  # noise is audible
+    noise = preview.augmented_audio - preview.original_audio  # what the student hears added
+    snr_db = 10 * np.log10(np.mean(preview.original_audio**2) / np.mean(noise**2))
+    assert snr_db == pytest.approx(10.0, abs=0.5)
     assert preview.augmented_features.shape == preview.original_features.shape == (32, 60)
     assert "noise" in preview.applied and "time masks" in preview.applied
     assert "spectrogram" in preview.note
@@ -168,6 +180,10 @@ def test_preview_lets_you_hear_the_equaliser():
         feature_config=EQ_FEATURES, kind="logmel", normalization="instance", seed=1,
     )  # fmt: skip
     assert "equaliser" in preview.applied and config.needs_decibels
+    # The audio is the clip filtered by the curve that seed 1 draws, the one added to the log-mel.
+    curve = equalizer_curve(EQ_FEATURES.n_mels, 8.0, torch.Generator().manual_seed(1))
+    expected = equalize_waveform(preview.original_audio, curve, EQ_FEATURES)
+    np.testing.assert_allclose(preview.augmented_audio, expected, atol=1e-6)
     assert not np.allclose(preview.augmented_audio, preview.original_audio, atol=1e-3)
     assert not np.allclose(preview.augmented_features, preview.original_features, atol=1e-3)
     with pytest.raises(ValueError, match="eq_db"):

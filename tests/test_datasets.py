@@ -76,8 +76,13 @@ def test_folder_per_class_skips_and_reports_non_audio(tmp_path):
     assert any("notes.txt" in s and "not an audio file" in s for s in dataset.skipped)
     # Speech-Commands-style names give the speaker as the group.
     assert {e.group for e in dataset.examples} == {"00000000", "00000001", "00000002"}
-    audio = load_example_audio(dataset, dataset.examples[0], RATE)
+    first = dataset.examples[0]
+    audio = load_example_audio(dataset, first, RATE)
     assert audio.dtype == np.float32 and audio.shape == (int(0.3 * RATE),)
+    # The very tone written for that file (its number is in its name), to 16-bit precision.
+    n = int(Path(first.source).stem.rsplit("_", 1)[1])
+    written = tone(TONES[dataset.labels[first.label]] * (1 + 0.02 * n), 0.3, seed=n)
+    np.testing.assert_allclose(audio, written, atol=1 / 32768 + 1e-6)
 
 
 def test_folder_with_one_class_is_refused(tmp_path):
@@ -155,6 +160,12 @@ def test_clips_from_the_browser():
     assert class_balance(dataset) == {"no": 1, "yes": 2}
     audio = load_example_audio(dataset, dataset.examples[1], RATE)
     assert abs(len(audio) - 0.3 * RATE) <= 1
+    # Each recording keeps its own sound: 300 or 310 Hz for "yes", 900 Hz for "no".
+    for example in dataset.examples:
+        y = load_example_audio(dataset, example, RATE)
+        peak_hz = np.argmax(np.abs(np.fft.rfft(y * np.hanning(y.size)))) * RATE / y.size
+        expected = 900 if dataset.labels[example.label] == "no" else 305
+        assert abs(peak_hz - expected) <= 10, (dataset.labels[example.label], peak_hz)
     with pytest.raises(DatasetError, match="two classes"):
         dataset_from_clips([("yes", encode_wav(tone(300), RATE))])
 
@@ -168,8 +179,14 @@ def test_windows_cover_a_long_clip_and_keep_its_group(tmp_path):
     starts = sorted(e.start_seconds for e in dataset.examples if e.label == 0)
     assert starts == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5])
     assert len({e.group for e in dataset.examples if e.label == 0}) == 1
-    window = load_example_audio(dataset, dataset.examples[1], RATE)
+    example = dataset.examples[1]
+    window = load_example_audio(dataset, example, RATE)
     assert len(window) == int(0.5 * RATE)
+    # The window is the file's samples from its start time on, not the file's beginning.
+    whole, _ = sf.read(example.source, dtype="float32")
+    start = int(round(example.start_seconds * RATE))
+    assert start > 0
+    np.testing.assert_array_equal(window, whole[start : start + len(window)])
 
 
 # --------------------------------------------------------------------------- zip safety

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from core import features
 from core.audio import load_audio
 from core.features import (
     MFCC,
@@ -19,6 +20,7 @@ from core.features import (
     dct_matrix,
     make_feature_transform,
     mel_filterbank,
+    power_to_db,
 )
 from tests.conftest import sine
 
@@ -256,6 +258,59 @@ def test_top_db_floor_is_per_example_like_librosa_on_each_clip(real_clips):
         assert np.abs(row - reference).max() < 0.01
     # ref=1.0: the quiet clip is 60 dB lower, not renormalised to the same picture.
     assert together[0].max() - together[1].max() == pytest.approx(60.0, abs=0.1)
+
+
+def test_cache_sized_passes_give_the_numbers_of_one_pass(real_clips, monkeypatch):
+    # 10 clips, loud and 60 dB quieter in turn, so a pass boundary falling between a loud and
+    # a quiet clip would show if the top_db floor leaked from one clip to another.
+    music = real_clips["music"]
+    rows = [music[i * 3000 : i * 3000 + 16000] * (1.0 if i % 2 else 1e-3) for i in range(10)]
+    batch = np.stack(rows).reshape(2, 5, 16000)
+    for kind in ("stft", "mel", "logmel", "mfcc"):
+        transform = make_feature_transform(CFG, kind)
+        monkeypatch.setattr(features, "CPU_PASS_BYTES", 1 << 40)  # everything in one pass
+        whole = ours(transform, batch)
+        # 3 clips of 101 frames per pass: passes of 3, 3, 3 and 1 clip.
+        monkeypatch.setattr(features, "CPU_PASS_BYTES", 4 * CFG.n_fft * 303)
+        in_passes = ours(transform, batch)
+        assert in_passes.shape == whole.shape == (2, 5, CFG.num_bins(kind), 101)
+        np.testing.assert_allclose(in_passes, whole, rtol=1e-5, atol=1e-5 * np.abs(whole).max())
+    # And the pass-by-pass log-mel is librosa's, clip by clip.
+    log_mel = ours(LogMelSpectrogram(CFG), batch).reshape(10, CFG.n_mels, 101)
+    for row, y in zip(log_mel, rows, strict=True):
+        reference = librosa.power_to_db(librosa_mel(y, CFG), ref=1.0, top_db=CFG.top_db)
+        assert np.abs(row - reference).max() < 0.01
+
+
+def test_the_log_mel_passes_gradients_back_to_the_waveform():
+    # Autograd needs the values the in-place steps would overwrite: with a waveform that
+    # requires grad, the result and its gradient must equal the plain out-of-place formula.
+    y = torch.from_numpy(sine(440, 0.25, 16000) + sine(3000, 0.25, 16000, amplitude=0.1))
+    y = y.reshape(2, 2000).double().requires_grad_(True)
+    ours_db = LogMelSpectrogram(CFG)(y)
+    ours_db.sum().backward()
+    ours_grad = y.grad.clone()
+    y.grad = None
+    spec = torch.stft(
+        y.float(), CFG.n_fft, CFG.hop_length, window=torch.hann_window(CFG.n_fft),
+        center=True, pad_mode="constant", return_complex=True,
+    )  # fmt: skip
+    mel = mel_filterbank(CFG) @ spec.abs().square()
+    plain_db = 10 * torch.log10(mel.clamp(min=1e-10))
+    plain_db = torch.maximum(plain_db, plain_db.amax(dim=(-2, -1), keepdim=True) - CFG.top_db)
+    plain_db.sum().backward()
+    torch.testing.assert_close(ours_db, plain_db, rtol=1e-4, atol=1e-3)
+    assert ours_grad.abs().max() > 0
+    torch.testing.assert_close(ours_grad, y.grad, rtol=1e-3, atol=1e-3 * y.grad.abs().max())
+
+
+def test_power_to_db_leaves_the_callers_spectrogram_unchanged():
+    # core.inference passes views of a whole recording's mel power, one window at a time.
+    mel = torch.tensor([[[1.0, 1e-3], [1e-12, 0.5]]])
+    before = mel.clone()
+    db = power_to_db(mel, top_db=80.0)
+    torch.testing.assert_close(mel, before, rtol=0, atol=0)
+    torch.testing.assert_close(db, torch.tensor([[[0.0, -30.0], [-80.0, -3.0103]]]))
 
 
 def test_transforms_are_buffers_only_and_accept_float64():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import time
 from pathlib import Path
@@ -238,4 +239,6 @@ def test_parse_refuses_before_anything_runs():
         parse_expression("[A for A in B]")
     with pytest.raises(ConsoleError, match="underscore"):
         parse_expression("A.__class__")
-    assert parse_expression("A @ B").body is not None
+    tree = parse_expression("A @ B").body
+    assert isinstance(tree, ast.BinOp) and isinstance(tree.op, ast.MatMult)
+    assert (tree.left.id, tree.right.id) == ("A", "B")

@@ -206,9 +206,19 @@ def test_salient_frames_ignore_stray_cells():
     assert keep.nonzero()[0].tolist() == [5, 6, 7]
 
 
-def test_saliency_figure_has_spectrogram_and_overlay(tone_model):
-    prepared = prepare_clip(_clip(np.random.default_rng(1), tone=True), RATE, tone_model)
-    saliency = explain(tone_model, prepared, target=1, method="grad-cam")
-    fig = saliency_figure(prepared.model_input[0, 0].numpy(), saliency, RATE, CONFIG.hop_length)
-    assert len(fig.data) == 2
-    assert np.nanmax(np.asarray(fig.data[1].z)) == pytest.approx(1.0)
+def test_saliency_figure_draws_the_input_and_the_positive_saliency_scaled_to_one():
+    model_input = np.arange(6, dtype=np.float32).reshape(2, 3) - 50.0  # (bins, frames) dB
+    saliency = np.array([[-1.0, 0.0, 2.0], [1.0, 4.0, -3.0]])
+    fig = saliency_figure(model_input, saliency, RATE, CONFIG.hop_length, frame_offset=10)
+    spectrogram, overlay = fig.data
+    np.testing.assert_array_equal(np.asarray(spectrogram.z), model_input)
+    # Negative evidence is not drawn; the strongest cell is 1.
+    np.testing.assert_allclose(np.asarray(overlay.z), [[0.0, 0.0, 0.5], [0.25, 1.0, 0.0]])
+    assert (overlay.zmin, overlay.zmax) == (0, 1)
+    # Frames 10, 11, 12 at 80 samples per hop and 8 kHz: 0.10, 0.11, 0.12 s.
+    for trace in (spectrogram, overlay):
+        np.testing.assert_allclose(trace.x, [0.10, 0.11, 0.12])
+        assert list(trace.y) == [0, 1]
+    # Nothing positive to show: an empty overlay, not a division by zero.
+    nothing = saliency_figure(model_input, -np.ones((2, 3)), RATE, CONFIG.hop_length)
+    np.testing.assert_array_equal(np.asarray(nothing.data[1].z), np.zeros((2, 3)))

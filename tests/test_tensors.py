@@ -413,15 +413,36 @@ def test_matmul_figure_outlines_row_column_and_cell():
     assert (boxes["x3"].x0, boxes["x3"].y0) == (1.5, 0.5)  # cell (1, 2) of C
 
 
+def _names_by_box(figure) -> dict[str, set[str]]:
+    """{box text without its address: names whose arrow ends on that box} of a storage_figure."""
+    notes = figure.layout.annotations
+    boxes = {a.y: a.text.split("<br>", 1)[1] for a in notes if a.text.startswith("storage at")}
+    names = {a.y: a.text for a in notes if a.text.startswith("<b>")}
+    found: dict[str, set[str]] = {}
+    for arrow in (a for a in notes if a.showarrow):
+        found.setdefault(boxes[arrow.y], set()).add(names[arrow.ay])
+    return found
+
+
 def test_storage_figure_has_one_box_per_storage():
     from core.viz.tensors import storage_figure
 
     x, y = torch.ones(3), torch.zeros(3)
     aliased = memory.run_assignment("Y = X", x, y)
     assert len(storage_figure(aliased.before).layout.shapes) == 2  # X | Y and Y_old
-    assert len(storage_figure(aliased.after).layout.shapes) == 2  # X and Y | Y_old
+    assert _names_by_box(storage_figure(aliased.before)) == {
+        "version 0<br>[1, 1, 1]": {"<b>X</b>", "<b>X_old</b>"},
+        "version 0<br>[0, 0, 0]": {"<b>Y</b>", "<b>Y_old</b>"},
+    }
+    assert _names_by_box(storage_figure(aliased.after)) == {  # Y now names X's memory
+        "version 0<br>[1, 1, 1]": {"<b>X</b>", "<b>X_old</b>", "<b>Y</b>"},
+        "version 0<br>[0, 0, 0]": {"<b>Y_old</b>"},
+    }
     rebound = memory.run_assignment("Y += X", x, y)
-    assert len(storage_figure(rebound.after).layout.shapes) == 2
+    assert _names_by_box(storage_figure(rebound.after)) == {  # written in place: Y_old sees it
+        "version 0<br>[1, 1, 1]": {"<b>X</b>", "<b>X_old</b>"},
+        "version 1<br>[1, 1, 1]": {"<b>Y</b>", "<b>Y_old</b>"},
+    }
 
 
 def test_parse_shape_refuses_absurd_digits():
@@ -435,7 +456,10 @@ def test_storage_figure_draws_a_view_on_its_base_storage():
     view = memory.run_assignment("Y = X[1:]", torch.arange(3.0), torch.zeros(3))
     figure = storage_figure(view.after)
     assert len(figure.layout.shapes) == 2  # X, X_old and the view Y | Y_old
-    assert any("Y</b> (offset 1)" in a.text for a in figure.layout.annotations)
+    assert _names_by_box(figure) == {
+        "version 0<br>[0, 1, 2]": {"<b>X</b>", "<b>X_old</b>", "<b>Y</b> (offset 1)"},
+        "version 0<br>[0, 0, 0]": {"<b>Y_old</b>"},
+    }
 
 
 # --- issue 17: empty tensors, the torch code, devices, products, stretched copies, NumPy ------

@@ -168,6 +168,13 @@ def test_embedding_map_has_every_clip_once_and_noise_in_grey():
     indices = sorted(int(i) for t in fig.data for i in t.customdata)
     assert indices == list(range(6))
     assert fig.data[-1].marker.color == NOISE_COLOR
+    # Each point sits at its own clip's coordinates and is named after that clip.
+    for trace in fig.data:
+        members = [i for i, g in enumerate(groups) if g == trace.name]
+        assert list(trace.customdata) == members
+        np.testing.assert_array_equal(trace.x, xy[members, 0])
+        np.testing.assert_array_equal(trace.y, xy[members, 1])
+        assert [t.split("<br>")[0] for t in trace.text] == [f"clip {i}" for i in members]
 
 
 def test_trained_model_embeddings_are_the_penultimate_layer_of_prepared_clips():
