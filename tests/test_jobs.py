@@ -252,7 +252,7 @@ from tests.test_datasets import make_tone_folder
 from tests.test_train import TINY_SPEC, TONE_CONFIG
 tones = folder_per_class(make_tone_folder(Path(sys.argv[1]), per_class=6))
 jobs = JobManager()
-job = jobs.submit(dataclasses.replace(TONE_CONFIG, epochs=400), owner="alice", dataset=tones,
+job = jobs.submit(dataclasses.replace(TONE_CONFIG, epochs=10_000), owner="alice", dataset=tones,
                   spec=TINY_SPEC, device="cpu")
 while (jobs.latest_event(job, "alice") or type("e", (), {"step": 0})).step < 1:
     assert not jobs.status(job, "alice").done, jobs.status(job, "alice")
