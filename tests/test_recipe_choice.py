@@ -181,3 +181,43 @@ def test_silent_or_undecodable_data_is_a_sentence():
 def test_choose_recipe_is_pure_on_a_given_profile():
     profile = profile_dataset(_tones())
     assert choose_recipe(profile) == choose_recipe(profile)
+
+
+def _tone_folder(root) -> str:
+    """Two classes of 1.5 s tones at 22.05 kHz with partials up to 7 kHz, as wav files."""
+    from tests.audio_fixtures import wav_bytes
+
+    rate = 22050
+    for name, f0s in (("low", (220, 247, 262)), ("high", (440, 494, 523))):
+        (root / name).mkdir(parents=True)
+        for f0 in f0s:
+            tone = _harmonic_tone(f0, 7000.0, 1.5, rate)
+            tone = (0.5 * tone / np.abs(tone).max()).astype(np.float32)  # no clipping
+            (root / name / f"{f0}.wav").write_bytes(wav_bytes(tone, rate))
+    return str(root)
+
+
+def test_cli_auto_recipe_trains_with_the_recipe_and_explicit_flags_win(tmp_path, capsys):
+    import json
+
+    from core.datasets import load_dataset
+    from core.runs import RunStore
+    from core.train import _parse_args, config_from_args, main, recipe_from_data
+
+    folder = _tone_folder(tmp_path / "notes")
+    args = _parse_args(["--data", folder, "--auto-recipe", "--clip-seconds", "0.5"])
+    config = recipe_from_data(config_from_args(args), args, load_dataset(folder))
+    assert config.features.sample_rate == 16000 and config.trim_db is None
+    assert config.clip_seconds == 0.5  # given on the command line: it wins
+    assert "16 kHz because your clips have energy up to" in capsys.readouterr().err
+
+    code = main(["--data", folder, "--auto-recipe", "--epochs", "1", "--members", "1",
+                 "--no-tsne", "--runs-dir", str(tmp_path / "runs"), "--val-fraction", "0.34"])  # fmt: skip
+    assert code == 0
+    [info] = RunStore(tmp_path / "runs").list_runs()
+    saved = json.loads((info.path / "config.json").read_text())["train_config"]
+    assert saved["features"]["sample_rate"] == 16000 and saved["features"]["n_mels"] == 64
+    assert saved["trim_db"] is None and saved["clip_seconds"] == 1.5
+    # Without the flag the command line keeps today's default recipe.
+    args = _parse_args(["--data", folder])
+    assert config_from_args(args) == TrainConfig(data=folder)
