@@ -3,6 +3,9 @@ silence, the recipe they lead to, and the digits keeping today's default recipe.
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -19,6 +22,7 @@ from core.dataset_profile import (
     sample_examples,
 )
 from core.datasets import AudioDataset, AudioExample, builtin_digits
+from core.render_notes import SOUNDFONTS
 from core.train import TrainConfig, default_feature_config
 
 
@@ -221,3 +225,40 @@ def test_cli_auto_recipe_trains_with_the_recipe_and_explicit_flags_win(tmp_path,
     # Without the flag the command line keeps today's default recipe.
     args = _parse_args(["--data", folder])
     assert config_from_args(args) == TrainConfig(data=folder)
+
+
+def test_notes_midi_is_a_valid_type_0_file():
+    from core.render_notes import TICKS_PER_BEAT, notes_midi
+
+    data = notes_midi(73, [(69, 100)], note_seconds=1.0, gap_seconds=2.0)
+    assert data[:4] == b"MThd" and int.from_bytes(data[12:14], "big") == TICKS_PER_BEAT
+    assert data[14:18] == b"MTrk" and int.from_bytes(data[18:22], "big") == len(data) - 22
+    assert bytes([0xC0, 73]) in data and bytes([0x90, 69, 100]) in data
+    assert data.endswith(b"\xff\x2f\x00")
+    # 1 s at 120 bpm is 960 ticks: a two-byte variable-length delta, 0x87 0x40.
+    assert bytes([0x87, 0x40, 0x80, 69, 0]) in data
+
+
+@pytest.mark.skipif(
+    shutil.which("fluidsynth") is None or not Path(SOUNDFONTS["fluid"]).is_file(),
+    reason="needs fluidsynth and fluid-soundfont-gm (installed by .ci/run)",
+)
+def test_a_rendered_flute_a4_sounds_at_440_hz(tmp_path):
+    import soundfile as sf
+
+    from core.datasets import load_dataset
+    from core.render_notes import NoteSet, render_notes
+
+    notes = NoteSet(families={"flute": (73,), "piano": (0,)}, pitches=(69,), velocities=(100,))
+    lines = list(render_notes(tmp_path, {"fluid": SOUNDFONTS["fluid"]}, notes))
+    assert lines == ["fluid: flute program 73, 1 notes", "fluid: piano program 0, 1 notes"]
+    [path] = (tmp_path / "flute").glob("*.wav")
+    assert path.name == "073_fluid_069100.wav"
+    samples, rate = sf.read(path)
+    assert rate == 22050 and len(samples) == int(1.5 * rate)
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    assert abs(np.fft.rfftfreq(len(samples), 1 / rate)[spectrum.argmax()] - 440) < 3
+    dataset = load_dataset(str(tmp_path))
+    assert dataset.labels == ("flute", "piano")
+    # the soundfont is the group a holdout split keeps apart
+    assert {example.group for example in dataset.examples} == {"fluid"}
