@@ -13,7 +13,8 @@ Sets, in one run:
 trains the same budget: one network (members 1) for 10 epochs, so the four trainings fit in
 a few minutes of a shared CPU; AUDIO_DL_BENCH_FULL=1 uses the engine's own budget (a
 three-member ensemble, 20 epochs: about ten times the time), AUDIO_DL_BENCH_QUICK=1 three
-epochs (a smoke run, not the figures). Needs fluidsynth and both soundfonts (installed by .ci/run); without them the notes
+epochs (a smoke run, not the figures). AUDIO_DL_BENCH_CASES=default,plain,recipe,digits
+(any subset, comma-separated) runs only those cases. Needs fluidsynth and both soundfonts (installed by .ci/run); without them the notes
 part says so and is skipped.
 """
 
@@ -37,6 +38,7 @@ from core.train import TrainConfig, train
 QUICK = os.environ.get("AUDIO_DL_BENCH_QUICK") == "1"
 FULL = os.environ.get("AUDIO_DL_BENCH_FULL") == "1"
 EPOCHS, MEMBERS = 10, 1  # the budget every case gets (unless FULL)
+CASES = set(os.environ.get("AUDIO_DL_BENCH_CASES", "default,plain,recipe,digits").split(","))
 HELD_OUT_FONT = "timgm"
 HELD_OUT_SPEAKER = "george"
 
@@ -83,9 +85,12 @@ def notes_part() -> None:
         chosen = apply_recipe(default, recipe)
         plain = dataclasses.replace(chosen, augment=AugmentConfig.off(), members=1)
         print(f"train on fluid, test on {HELD_OUT_FONT}:")
-        run_case("today's default (digits recipe)", _scaled(default), dataset)
-        run_case("plain: chosen features, no aug, 1 net", _scaled(plain), dataset)
-        run_case("recipe chosen from the data", _scaled(chosen), dataset)
+        cases = {"default": ("today's default (digits recipe)", default),
+                 "plain": ("plain: chosen features, no aug", plain),
+                 "recipe": ("recipe chosen from the data", chosen)}  # fmt: skip
+        for case, (label, config) in cases.items():
+            if case in CASES:
+                run_case(label, _scaled(config), dataset)
 
 
 def digits_part() -> None:
@@ -105,8 +110,10 @@ def digits_part() -> None:
 
 def main() -> None:
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    notes_part()
-    digits_part()
+    if CASES & {"default", "plain", "recipe"}:
+        notes_part()
+    if "digits" in CASES:
+        digits_part()
 
 
 if __name__ == "__main__":
