@@ -867,8 +867,25 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--device", default=defaults.device)
-    p.add_argument("--normalization", default=defaults.normalization, choices=NORMALIZATION_MODES)
-    p.add_argument("--clip-seconds", type=float, default=defaults.clip_seconds)
+    p.add_argument(
+        "--normalization",
+        default=None,
+        choices=NORMALIZATION_MODES,
+        help=f"default: {defaults.normalization} (or the recipe's with --auto-recipe)",
+    )
+    p.add_argument(
+        "--clip-seconds",
+        type=float,
+        default=None,
+        help=f"default: {defaults.clip_seconds} (or the recipe's with --auto-recipe)",
+    )
+    p.add_argument(
+        "--auto-recipe",
+        action="store_true",
+        help="measure the data and choose sample rate, mel bands, clip length, trimming, "
+        "normalisation and augmentation from it (core.dataset_profile; printed with reasons); "
+        "--clip-seconds, --normalization and --no-augment still win",
+    )
     p.add_argument("--patience", type=int, default=None, help="early stopping patience in epochs")
     p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
     p.add_argument("--no-tsne", action="store_true", help="skip the t-SNE projection at the end")
@@ -887,10 +904,33 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         batch_size=args.batch_size, learning_rate=args.lr, optimizer=args.optimizer,
         schedule=args.schedule, weight_decay=args.weight_decay, seed=args.seed,
         device=args.device, early_stopping_patience=args.patience, members=args.members,
-        normalization=args.normalization, clip_seconds=args.clip_seconds,
+        normalization=args.normalization or TrainConfig.normalization,
+        clip_seconds=TrainConfig.clip_seconds if args.clip_seconds is None else args.clip_seconds,
         augment=AugmentConfig.off() if args.no_augment else AugmentConfig(),
         tsne=not args.no_tsne, name=args.name,
     )  # fmt: skip
+
+
+def recipe_from_data(
+    config: TrainConfig, args: argparse.Namespace, dataset: AudioDataset
+) -> TrainConfig:
+    """`config` with the recipe chosen from the data (--auto-recipe); its reasons go to stderr.
+
+    Flags the user gave explicitly (--clip-seconds, --normalization, --no-augment) win.
+    """
+    from core.dataset_profile import apply_recipe, recipe_for_dataset
+
+    recipe = recipe_for_dataset(dataset)
+    print(f"recipe for {recipe.kind}: {recipe.profile.summary()}", file=sys.stderr)
+    for name, choice in recipe.choices().items():
+        print(f"  {name}: {choice.reason}", file=sys.stderr)
+    chosen = apply_recipe(config, recipe)
+    explicit = {
+        "clip_seconds": args.clip_seconds,
+        "normalization": args.normalization,
+        "augment": config.augment if args.no_augment else None,
+    }
+    return dataclasses.replace(chosen, **{k: v for k, v in explicit.items() if v is not None})
 
 
 class ProgressBar:
@@ -943,12 +983,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    dataset = None
+    if args.auto_recipe:
+        try:
+            dataset = load_dataset(config.data)
+            config = recipe_from_data(config, args, dataset)
+        except (DatasetError, ValueError, OSError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     dist = distributed_from_env()
     main_process = dist is None or dist.is_main
     store = RunStore(args.runs_dir)
     bar, final = None, None
     try:
-        for event in train(config, spec=spec, store=store, owner=args.owner):
+        for event in train(config, dataset=dataset, spec=spec, store=store, owner=args.owner):
             if not main_process:
                 final = event
                 continue

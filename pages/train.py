@@ -39,7 +39,7 @@ data = dataset_section()
 config = spec = None
 if data is not None:
     st.header("2. Features and model")
-    features, kind, normalization, clip_seconds = feature_settings(data)
+    features, kind, normalization, clip_seconds, trim_db = feature_settings(data)
     bins = features.num_bins(kind)
     frames = features.num_frames(int(clip_seconds * features.sample_rate))
     model = model_settings((1, bins, frames), len(data.dataset.labels))
@@ -55,7 +55,7 @@ if data is not None:
         name = f"{name} · {data.limit}/class"  # the subset travels with the run (its script)
     config = build_config(
         data, features=features, feature_kind=kind, normalization=normalization,
-        clip_seconds=clip_seconds, augment=augment, name=name, members=model.members,
+        clip_seconds=clip_seconds, trim_db=trim_db, augment=augment, name=name, members=model.members,
         **fields, **split_fields,
     )  # fmt: skip
     spec = model.spec

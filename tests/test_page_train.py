@@ -273,3 +273,54 @@ def test_a_queued_training_shows_its_place_and_a_second_tab_attaches_to_it(
     finally:
         jobs.cancel(busy, other)
         jobs.wait(busy, other, timeout=60)
+
+
+def _long_tones(folder) -> None:
+    """Two classes of 1.5 s harmonic tones at 22.05 kHz with partials up to 7 kHz, like
+    sustained instrument notes (they start at once and do not vary in length)."""
+    rate = 22050
+    t = np.arange(int(1.5 * rate)) / rate
+    for name, f0s in (("low", (220, 247, 262, 294)), ("high", (440, 494, 523, 587))):
+        (folder / name).mkdir(parents=True)
+        for f0 in f0s:
+            tone = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, int(7000 // f0) + 1))
+            tone *= np.exp(-t) * np.minimum(1.0, t / 0.005)
+            (folder / name / f"{f0}.wav").write_bytes(
+                wav_bytes(0.2 * tone.astype(np.float32), rate)
+            )
+
+
+def test_a_folder_of_notes_changes_the_shown_defaults_and_reasons(monkeypatch, tmp_path):
+    _long_tones(tmp_path / "notes")
+    monkeypatch.setenv("AUDIO_DL_DATA_ROOTS", str(tmp_path))
+    at = open_page(PAGE)
+    # The digits: today's recipe, and the reasons say why.
+    assert at.select_slider(key="train_sample_rate").value == 8000
+    assert at.select_slider(key="train_n_mels").value == 32
+    assert at.toggle(key="train_trim").value and at.slider(key="train_clip_seconds").value == 1.0
+    text = " ".join(_texts(at, "markdown"))
+    assert "8 kHz because" in text and "Trim and stretch" in text
+
+    at.segmented_control(key="train_data_source").set_value("Server folder").run()
+    at.text_input(key="train_server_path").input(str(tmp_path / "notes")).run()
+    assert not at.exception
+    assert at.select_slider(key="train_sample_rate").value == 16000
+    assert at.select_slider(key="train_n_mels").value == 64
+    assert not at.toggle(key="train_trim").value
+    assert at.slider(key="train_clip_seconds").value == 1.5
+    text = " ".join(_texts(at, "markdown"))
+    assert "16 kHz because your clips have energy up to" in text
+    assert "No trimming" in text and "Trim and stretch" not in text
+    assert any("sustained sounds" in e.label for e in at.expander)
+
+    # Every choice stays adjustable: a moved slider is kept on the next rerun.
+    at.select_slider(key="train_sample_rate").set_value(22050).run()
+    at.toggle(key="train_trim").set_value(True).run()
+    assert at.select_slider(key="train_sample_rate").value == 22050
+    assert at.toggle(key="train_trim").value
+    assert not at.exception and not at.button(key="train_start").disabled
+
+    # Back to the digits: their own defaults return.
+    at.segmented_control(key="train_data_source").set_value("Built-in spoken digits").run()
+    assert at.select_slider(key="train_sample_rate").value == 8000
+    assert at.toggle(key="train_trim").value

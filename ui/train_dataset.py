@@ -15,6 +15,7 @@ import numpy as np
 import streamlit as st
 
 from core.audio import UPLOAD_TYPES, AudioClip, AudioError, encode_wav, probe_audio
+from core.dataset_profile import RecipeChoice, recipe_for_dataset
 from core.datasets import (
     AudioDataset,
     AudioExample,
@@ -61,6 +62,8 @@ class DataChoice:
     limit: int  # clips per class kept (0 = all)
     script_data: str  # what the exported script loads ("" = recorded clips: ask for --data)
     blocking: tuple[str, ...]  # errors that keep Start disabled
+    recipe: RecipeChoice | None = None  # the defaults measured from the data (None: unmeasurable)
+    recipe_key: str = ""  # changes when the data does: the page then resets its sliders
 
 
 @st.cache_data(max_entries=4, show_spinner="Reading the zip...")
@@ -85,13 +88,40 @@ def dataset_section() -> DataChoice | None:
     if picked is None:
         return None
     dataset, source, label, script_data = picked
+    recipe, recipe_key = measured_recipe(dataset)
     limit = int(st.number_input(
         "Clips per class (0 = all)", min_value=0, max_value=100_000, value=0, step=10,
         key="train_limit", help="A random (seeded) subset per class: a quick first run.",
     ))  # fmt: skip
     dataset = limit_per_class(dataset, limit)
     blocking = _preview(dataset)
-    return DataChoice(dataset, source, label, limit, script_data, tuple(blocking))
+    return DataChoice(
+        dataset, source, label, limit, script_data, tuple(blocking), recipe, recipe_key
+    )
+
+
+def measured_recipe(dataset: AudioDataset) -> tuple[RecipeChoice | None, str]:
+    """(the recipe chosen from a sample of the data set's clips, a key naming the data).
+
+    Measured on the whole data set, not the quick subset, so the defaults do not move with
+    "clips per class". The key hashes the clips' names (and the bytes of clips recorded in
+    the browser); None when no sampled clip could be measured.
+    """
+    digest = hashlib.blake2b(dataset.name.encode(), digest_size=16)
+    for example in dataset.examples:
+        digest.update(example.ref.encode())
+        if example.in_memory:
+            digest.update(content_hash(dataset, example).encode())
+    key = digest.hexdigest()
+    return _recipe_cached(key, dataset), key
+
+
+@st.cache_data(max_entries=8, show_spinner="Measuring a sample of the clips...")
+def _recipe_cached(key: str, _dataset: AudioDataset) -> RecipeChoice | None:
+    try:
+        return recipe_for_dataset(_dataset)
+    except ValueError:
+        return None
 
 
 def _pick(kind: str | None) -> tuple[AudioDataset, str, str, str] | None:

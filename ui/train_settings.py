@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from core.augment import AugmentConfig, preview_augmentation
+from core.dataset_profile import TRIM_DB
 from core.datasets import DatasetError, leakage_report, split_dataset
 from core.device import resolve_device
 from core.features import FeatureConfig
@@ -47,31 +48,83 @@ class Model:
     members: int = 1  # copies trained side by side (a deep ensemble)
 
 
-def feature_settings(data: DataChoice) -> tuple[FeatureConfig, str, str, float]:
-    """Feature widgets and the example image; returns (config, kind, normalization, clip s).
+RECIPE_KEY = "train_recipe_for"  # the data whose measured defaults the sliders were set to
 
-    The defaults are the engine's (core.train.default_feature_config), tuned for speech.
+
+def apply_recipe_defaults(data: DataChoice) -> dict:
+    """The feature sliders' defaults for this data: the measured recipe's (or the engine's).
+
+    When the data changes (a new zip, folder or set of recordings), the sliders are set to the
+    new recipe once; after that they are the student's to move. Returns {widget key: value}.
     """
     base = default_feature_config()
+    recipe = data.recipe
+    defaults = {
+        "train_sample_rate": base.sample_rate, "train_n_mels": base.n_mels,
+        "train_hop_ms": _ms(base.hop_length, base.sample_rate),
+        "train_win_ms": _ms(base.window_length, base.sample_rate),
+        "train_clip_seconds": TrainConfig.clip_seconds, "train_trim": TrainConfig.trim_db is not None,
+        "train_normalization": TrainConfig.normalization,
+    }  # fmt: skip
+    if recipe is not None:
+        defaults.update({
+            "train_sample_rate": int(recipe.sample_rate.value), "train_n_mels": int(recipe.n_mels.value),
+            "train_clip_seconds": float(recipe.clip_seconds.value),
+            "train_trim": recipe.trim_db.value is not None,
+            "train_normalization": str(recipe.normalization.value),
+        })  # fmt: skip
+    changed = st.session_state.get(RECIPE_KEY) != data.recipe_key
+    for key, value in defaults.items():
+        if changed or key not in st.session_state:
+            st.session_state[key] = value
+    st.session_state[RECIPE_KEY] = data.recipe_key
+    return defaults
+
+
+def recipe_panel(data: DataChoice) -> None:
+    """What was measured, the defaults it led to and why (every one stays a slider below)."""
+    recipe = data.recipe
+    if recipe is None:
+        st.warning("None of the sampled clips could be measured, so the defaults are the "
+                   "spoken digits' recipe; check that your clips have sound.")  # fmt: skip
+        return
+    with st.expander(f"Defaults chosen from your data: {recipe.kind}", expanded=True):
+        st.markdown(
+            "\n".join(f"- **{name}**: {choice.reason}" for name, choice in recipe.choices().items())
+        )
+        st.caption(recipe.profile.summary() + " Every choice stays adjustable below.")
+
+
+def feature_settings(data: DataChoice) -> tuple[FeatureConfig, str, str, float, float | None]:
+    """Feature widgets and the example image; returns (config, kind, normalization, clip s,
+    trim_db or None).
+
+    The defaults are chosen from the data (core.dataset_profile: recipe_panel says why); the
+    spoken digits get the engine's own (core.train.TrainConfig), tuned for them.
+    """
+    recipe_panel(data)
+    defaults = apply_recipe_defaults(data)
     left, right = st.columns([2, 3])
     with left:
         kind = st.radio("Features", ["logmel", "mfcc"], horizontal=True, key="train_feature_kind",
                         format_func={"logmel": "log-mel", "mfcc": "MFCC"}.get)  # fmt: skip
-        rate = st.select_slider("Sample rate (Hz)", sorted({8000, 16000, 22050, base.sample_rate}),
-                                value=base.sample_rate, key="train_sample_rate",
+        rate = st.select_slider("Sample rate (Hz)", sorted({8000, 16000, 22050, defaults["train_sample_rate"]}),
+                                key="train_sample_rate",
                                 help="Clips are resampled to this rate; half of it is the highest "
                                 "frequency the features keep.")  # fmt: skip
-        n_mels = st.select_slider("Mel bands", sorted({16, 32, 40, 64, 80, 128, base.n_mels}),
-                                  value=base.n_mels, key="train_n_mels")  # fmt: skip
-        hop_ms = st.select_slider("Hop (ms between frames)", [5, 10, 20, 40],
-                                  value=_ms(base.hop_length, base.sample_rate), key="train_hop_ms")  # fmt: skip
-        win_ms = st.select_slider("Window (ms)", [16, 25, 32, 64],
-                                  value=_ms(base.window_length, base.sample_rate), key="train_win_ms")  # fmt: skip
-        clip_seconds = st.slider("Clip length (s)", 0.25, 4.0, 1.0, 0.25, key="train_clip_seconds",
-                                 help="Every example is cut or padded to this length.")  # fmt: skip
-        normalization = st.selectbox("Normalisation", NORMALIZATIONS,
-                                     index=NORMALIZATIONS.index(TrainConfig.normalization),
-                                     key="train_normalization",
+        n_mels = st.select_slider("Mel bands", sorted({16, 32, 40, 64, 80, 128, defaults["train_n_mels"]}),
+                                  key="train_n_mels")  # fmt: skip
+        hop_ms = st.select_slider("Hop (ms between frames)", [5, 10, 20, 40], key="train_hop_ms")
+        win_ms = st.select_slider("Window (ms)", [16, 25, 32, 64], key="train_win_ms")
+        clip_seconds = st.slider("Clip length (s)", 0.25, 4.0, step=0.25, key="train_clip_seconds",
+                                 help="Every example is cut (around its middle) or padded to this "
+                                 "length.")  # fmt: skip
+        trim = st.toggle("Trim silence, stretch the sound to the clip", key="train_trim",
+                         disabled=kind != "logmel",
+                         help="Cuts the frames 20 dB under the loudest at both ends and stretches "
+                         "what is left to the clip length: lines up words said at different paces; "
+                         "erases how long a note rings. Log-mel only.")  # fmt: skip
+        normalization = st.selectbox("Normalisation", NORMALIZATIONS, key="train_normalization",
                                      help="instance: each clip to mean 0, std 1 (removes loudness, "
                                      "keeps the spectral shape; the default); utterance: each of a "
                                      "clip's bands to mean 0, std 1; global: statistics of the "
@@ -95,7 +148,8 @@ def feature_settings(data: DataChoice) -> tuple[FeatureConfig, str, str, float]:
             bins = config.num_bins(kind)
             st.caption(f"What the network sees of the first clip: {bins} × {frames} numbers "
                        f"({bins} {'coefficients' if kind == 'mfcc' else 'bands'} × {frames} frames).")  # fmt: skip
-    return config, kind, normalization, clip_seconds
+    trim_db = TRIM_DB if trim else None  # the engine trims log-mel only
+    return config, kind, normalization, clip_seconds, trim_db
 
 
 def _ms(samples: int, rate: int) -> int:

@@ -1,0 +1,120 @@
+"""Recipes over kinds of sound: the recipe the data chooses (core.dataset_profile) beside
+today's default (TrainConfig(), tuned on spoken digits) and a plain baseline.
+
+Sets, in one run:
+- instrument notes across soundfonts: six families (piano, guitar, strings, brass, reed,
+  flute), four General MIDI programs each, 7 pitches x 3 velocities, rendered with
+  fluidsynth (core.render_notes); trained on FluidR3 (fluid-soundfont-gm), tested on the same
+  notes from TimGM6mb (timgm6mb-soundfont), which the network never heard;
+- spoken digits on a held-out speaker: the recipe chosen for the digits is today's default,
+  config for config (asserted), so one training measures both.
+
+`python -m tests.benchmarks recipes` prints accuracy and every family's recall. Every case
+trains the same budget: one network (members 1) for 10 epochs, so the four trainings fit in
+a few minutes of a shared CPU; AUDIO_DL_BENCH_FULL=1 uses the engine's own budget (a
+three-member ensemble, 20 epochs: about ten times the time), AUDIO_DL_BENCH_QUICK=1 three
+epochs (a smoke run, not the figures). AUDIO_DL_BENCH_CASES=default,plain,recipe,digits
+(any subset, comma-separated) runs only those cases. Needs fluidsynth and both soundfonts (installed by .ci/run); without them the notes
+part says so and is skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from core.augment import AugmentConfig
+from core.dataset_profile import apply_recipe, recipe_for_dataset
+from core.datasets import builtin_digits, folder_per_class
+from core.render_notes import SOUNDFONTS, render_notes
+from core.train import TrainConfig, train
+
+QUICK = os.environ.get("AUDIO_DL_BENCH_QUICK") == "1"
+FULL = os.environ.get("AUDIO_DL_BENCH_FULL") == "1"
+EPOCHS, MEMBERS = 10, 1  # the budget every case gets (unless FULL)
+CASES = set(os.environ.get("AUDIO_DL_BENCH_CASES", "default,plain,recipe,digits").split(","))
+HELD_OUT_FONT = "timgm"
+HELD_OUT_SPEAKER = "george"
+
+
+def run_case(label: str, config: TrainConfig, dataset) -> dict:
+    """Train once (cpu, no run written); print and return accuracy and per-class recall."""
+    start, final = time.perf_counter(), None
+    for event in train(config, dataset=dataset, device=torch.device("cpu")):
+        final = event
+    seconds = time.perf_counter() - start
+    if final is None or final.evaluation is None:
+        print(f"{label:<34} failed: {final.message if final else 'no events'}", flush=True)
+        return {}
+    ev = final.evaluation
+    recalls = ", ".join(f"{name} {r:.2f}" for name, r in zip(ev.labels, ev.recall, strict=True))
+    print(f"{label:<34} {ev.accuracy:.3f}  ({seconds:.0f} s)  recall: {recalls}", flush=True)
+    return {"accuracy": ev.accuracy, "recall": dict(zip(ev.labels, ev.recall, strict=True))}
+
+
+def _scaled(config: TrainConfig) -> TrainConfig:
+    if FULL:
+        return config
+    return dataclasses.replace(config, epochs=3 if QUICK else EPOCHS, members=MEMBERS)
+
+
+def notes_part() -> None:
+    if shutil.which("fluidsynth") is None or not all(
+        Path(p).is_file() for p in SOUNDFONTS.values()
+    ):
+        print("notes: skipped (needs fluidsynth, fluid-soundfont-gm and timgm6mb-soundfont)")
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        for _ in render_notes(folder):
+            pass
+        dataset = folder_per_class(folder, name="rendered notes")
+        print(f"rendered {len(dataset)} notes in {time.perf_counter() - start:.0f} s", flush=True)
+        recipe = recipe_for_dataset(dataset)
+        print(recipe.profile.summary())
+        for reason in recipe.reasons():
+            print(f"  - {reason}")
+        split = dict(split="holdout", val_groups=(HELD_OUT_FONT,), tsne=False, embeddings=False)
+        default = TrainConfig(**split)
+        chosen = apply_recipe(default, recipe)
+        plain = dataclasses.replace(chosen, augment=AugmentConfig.off(), members=1)
+        print(f"train on fluid, test on {HELD_OUT_FONT}:")
+        cases = {"default": ("today's default (digits recipe)", default),
+                 "plain": ("plain: chosen features, no aug", plain),
+                 "recipe": ("recipe chosen from the data", chosen)}  # fmt: skip
+        for case, (label, config) in cases.items():
+            if case in CASES:
+                run_case(label, _scaled(config), dataset)
+
+
+def digits_part() -> None:
+    dataset = builtin_digits()
+    recipe = recipe_for_dataset(dataset)
+    split = dict(split="holdout", val_groups=(HELD_OUT_SPEAKER,), tsne=False, embeddings=False)
+    default = TrainConfig(**split)
+    chosen = apply_recipe(default, recipe)
+    same = chosen == default
+    print(f"digits: the recipe chosen from the data is today's default: {same}")
+    label = "default = recipe" if same else "today's default"
+    print(f"train on 3 speakers, test on {HELD_OUT_SPEAKER}:")
+    run_case(label, _scaled(default), dataset)
+    if not same:
+        run_case("recipe chosen from the data", _scaled(chosen), dataset)
+
+
+def main() -> None:
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    if CASES & {"default", "plain", "recipe"}:
+        notes_part()
+    if "digits" in CASES:
+        digits_part()
+
+
+if __name__ == "__main__":
+    main()
