@@ -52,11 +52,10 @@ def _melody() -> np.ndarray:
     return np.concatenate([render_notes(MELODY, config), np.zeros(RATE, np.float32)])
 
 
-def _live_browser(chromium_executable, wav):
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    chromium = playwright.chromium.launch(
+def _live_browser(browser_type, chromium_executable, wav):
+    """A second Chromium whose microphone plays `wav`, from the session's one Playwright (two
+    sync Playwrights in one thread refuse to start: the second sees the first's event loop)."""
+    return browser_type.launch(
         executable_path=chromium_executable,
         args=[
             *browser.CHROMIUM_ARGS,
@@ -66,29 +65,27 @@ def _live_browser(chromium_executable, wav):
         ],
         headless=True,
     )
-    return playwright, chromium
 
 
 @pytest.fixture
-def live_page_for(chromium_executable, tmp_path):
+def live_page_for(browser_instance, chromium_executable, tmp_path):
     opened = []
 
     def open_with(samples: np.ndarray):
         wav = tmp_path / "microphone.wav"
         sf.write(wav, samples, RATE, subtype="PCM_16")
-        playwright, chromium = _live_browser(chromium_executable, wav)
+        chromium = _live_browser(browser_instance.browser_type, chromium_executable, wav)
         context = chromium.new_context(viewport={"width": 1400, "height": 1100})
         context.grant_permissions(["microphone"])
         page = context.new_page()
         page.set_default_timeout(60_000)
-        opened.append((playwright, chromium, context))
+        opened.append((chromium, context))
         return page
 
     yield open_with
-    for playwright, chromium, context in opened:
+    for chromium, context in opened:
         context.close()
         chromium.close()
-        playwright.stop()
 
 
 def _start_microphone(page) -> None:
