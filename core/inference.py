@@ -451,19 +451,6 @@ def unsure_reason(
     return ""
 
 
-def predict(
-    model: InferenceModel,
-    prepared: PreparedClip,
-    *,
-    threshold: float = UNSURE_PROBABILITY,
-    margin: float = UNSURE_MARGIN,
-) -> Prediction:
-    """Probabilities of a prepared clip and whether the answer is unsure."""
-    probabilities = model.probabilities(prepared.model_input)[0].numpy()
-    reason = unsure_reason(probabilities, threshold=threshold, margin=margin)
-    return Prediction(probabilities, model.labels, bool(reason), reason)
-
-
 @dataclass(frozen=True)
 class ClipResult:
     """Everything the page shows about one clip: input, prediction, warnings, timings (ms)."""

@@ -233,11 +233,6 @@ LAYER_KINDS: dict[str, LayerKind] = {
 }
 
 
-def layer_kinds() -> list[str]:
-    """Names of every supported layer kind, in catalogue order."""
-    return list(LAYER_KINDS)
-
-
 # --------------------------------------------------------------------------- specs
 
 

@@ -162,13 +162,3 @@ def saliency_figure(
         yaxis_title="band (low → high)",
     )
     return fig
-
-
-def stage_timings_figure(timings_ms: dict[str, float]) -> go.Figure:
-    """One stacked bar of where the time went (ms per stage)."""
-    fig = go.Figure()
-    for stage, ms in timings_ms.items():
-        fig.add_trace(go.Bar(x=[ms], y=["time"], orientation="h", name=f"{stage} {ms:.0f} ms"))
-    fig.update_layout(barmode="stack", height=110, margin={"l": 40, "r": 10, "t": 10, "b": 30},
-                      xaxis_title="ms", legend={"orientation": "h"})  # fmt: skip
-    return fig
