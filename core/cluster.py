@@ -265,12 +265,22 @@ def run_training_job(
         return None
     with Heartbeat(folder) as heartbeat:
         folder.write_state(
-            "running", pid=os.getpid(), node=socket.gethostname(), started_at=time.time(),
+            "running",
+            pid=os.getpid(),
+            node=socket.gethostname(),
+            started_at=time.time(),
             **(where or {}),
-        )  # fmt: skip
+        )
         try:
-            for event in train(config, dataset=dataset, spec=spec, device=device, cancel=cancel,
-                               store=store, owner=owner):  # fmt: skip
+            for event in train(
+                config,
+                dataset=dataset,
+                spec=spec,
+                device=device,
+                cancel=cancel,
+                store=store,
+                owner=owner,
+            ):
                 if event.run_id:
                     heartbeat.add_run_folder(store.run_path(event.run_id))
                 kept = event.kind != "step" or event.accuracy is not None
@@ -309,17 +319,32 @@ class TrainingWorker:
         os.environ.update(env)
         torch.set_num_threads(max(1, threads))
 
-    def run(self, job_dir: str, config: Any, dataset: Any, spec: Any, device: str, owner: str,
-            runs_root: str) -> None:  # fmt: skip
+    def run(
+        self,
+        job_dir: str,
+        config: Any,
+        dataset: Any,
+        spec: Any,
+        device: str,
+        owner: str,
+        runs_root: str,
+    ) -> None:
         import ray
 
         from core.runs import RunStore
 
         try:
             where = {"ray_node_id": ray.get_runtime_context().get_node_id()}
-            run_training_job(JobFolder(job_dir), config, dataset=dataset, spec=spec,
-                             device=device, owner=owner, store=RunStore(runs_root),
-                             where=where)  # fmt: skip
+            run_training_job(
+                JobFolder(job_dir),
+                config,
+                dataset=dataset,
+                spec=spec,
+                device=device,
+                owner=owner,
+                store=RunStore(runs_root),
+                where=where,
+            )
         finally:
             ray.actor.exit_actor()  # free the slot: a detached actor would otherwise stay
 

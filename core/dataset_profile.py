@@ -343,11 +343,17 @@ def choose_recipe(profile: DatasetProfile) -> RecipeChoice:
             f"({profile.energy_fraction:.1%} of it); a rate keeps frequencies up to half itself."
         )
     if rate <= 8000:
-        mels = Choice(32, "32 mel bands over 0-4 kHz: few enough to blur a voice's pitch "
-                      "harmonics (they differ between speakers), enough to keep the formants.")  # fmt: skip
+        mels = Choice(
+            32,
+            "32 mel bands over 0-4 kHz: few enough to blur a voice's pitch "
+            "harmonics (they differ between speakers), enough to keep the formants.",
+        )
     else:
-        mels = Choice(64, f"64 mel bands over 0-{rate / 2000:g} kHz: fine enough to resolve the "
-                      "harmonics and the bright upper partials that tell timbres apart.")  # fmt: skip
+        mels = Choice(
+            64,
+            f"64 mel bands over 0-{rate / 2000:g} kHz: fine enough to resolve the "
+            "harmonics and the bright upper partials that tell timbres apart.",
+        )
     if is_isolated_event(profile):
         kind = "isolated events"
         why = (
@@ -355,19 +361,28 @@ def choose_recipe(profile: DatasetProfile) -> RecipeChoice:
             if profile.sounding_spread >= EVENT_DURATION_SPREAD
             else f"sits after {profile.median_leading_silence_seconds:.2f} s of silence"
         )
-        trim = Choice(TRIM_DB, f"Trim and stretch: your sounds are short (median "
-                      f"{profile.median_sounding_seconds:.2f} s) and their length {why}, like "
-                      f"words; cutting the silence (frames {TRIM_DB:g} dB under the peak) and "
-                      "stretching the sound to the window lines every example up.")  # fmt: skip
+        trim = Choice(
+            TRIM_DB,
+            f"Trim and stretch: your sounds are short (median "
+            f"{profile.median_sounding_seconds:.2f} s) and their length {why}, like "
+            f"words; cutting the silence (frames {TRIM_DB:g} dB under the peak) and "
+            "stretching the sound to the window lines every example up.",
+        )
         clip = Choice(1.0, "1 s window: each trimmed sound is stretched to fill it.")
-        augment = Choice(AugmentConfig(), "Equaliser ±6 dB, mel warp, time stretch and shift, "
-                         "masks: another voice, microphone or pace, as for the digits.")  # fmt: skip
+        augment = Choice(
+            AugmentConfig(),
+            "Equaliser ±6 dB, mel warp, time stretch and shift, "
+            "masks: another voice, microphone or pace, as for the digits.",
+        )
     else:
         kind = "sustained sounds"
-        trim = Choice(None, f"No trimming: your sounds last (median {profile.median_sounding_seconds:.2f} s"
-                      f", spread {profile.sounding_spread:.0%}) and start "
-                      f"{profile.median_leading_silence_seconds:.2f} s in; how long a sound rings and "
-                      "how it starts are part of what it is, and stretching would erase them.")  # fmt: skip
+        trim = Choice(
+            None,
+            f"No trimming: your sounds last (median {profile.median_sounding_seconds:.2f} s"
+            f", spread {profile.sounding_spread:.0%}) and start "
+            f"{profile.median_leading_silence_seconds:.2f} s in; how long a sound rings and "
+            "how it starts are part of what it is, and stretching would erase them.",
+        )
         longest = min(MAX_CLIP_SECONDS, profile.p90_duration_seconds)
         seconds = min(MAX_CLIP_SECONDS, max(0.25, math.ceil(longest / 0.25 - 1e-6) * 0.25))
         cropped = (
@@ -375,13 +390,22 @@ def choose_recipe(profile: DatasetProfile) -> RecipeChoice:
             if profile.longest_duration_seconds > seconds + 1e-6
             else ""
         )
-        clip = Choice(seconds, f"{seconds:g} s window: 90 % of your clips last at most "
-                      f"{profile.p90_duration_seconds:.2f} s, so a whole sound fits, attack and "
-                      f"decay{cropped}.")  # fmt: skip
-        augment = Choice(AugmentConfig(), "Equaliser ±6 dB (another instrument maker or room), "
-                         "mel warp ±10 % (about a semitone and a half), small shifts and masks.")  # fmt: skip
-    normalization = Choice("instance", "Per-clip normalisation: each clip to mean 0 and std 1, "
-                           "so loudness (distance, velocity, gain) does not decide the class.")  # fmt: skip
+        clip = Choice(
+            seconds,
+            f"{seconds:g} s window: 90 % of your clips last at most "
+            f"{profile.p90_duration_seconds:.2f} s, so a whole sound fits, attack and "
+            f"decay{cropped}.",
+        )
+        augment = Choice(
+            AugmentConfig(),
+            "Equaliser ±6 dB (another instrument maker or room), "
+            "mel warp ±10 % (about a semitone and a half), small shifts and masks.",
+        )
+    normalization = Choice(
+        "instance",
+        "Per-clip normalisation: each clip to mean 0 and std 1, "
+        "so loudness (distance, velocity, gain) does not decide the class.",
+    )
     return RecipeChoice(
         kind=kind,
         sample_rate=Choice(rate, rate_reason),

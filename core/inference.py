@@ -615,8 +615,12 @@ def classify_windows(
         x = _window_batch(features, spans, model)
         probabilities.append(model.probabilities(x, batch_size).numpy())
         silent.append(_silent_windows(level, chunk, window_frames, silence_gate_db))
-        cut.append([_sound_cut_by_edge(active, a, b, s, window_frames)
-                    for (a, b), s in zip(spans, chunk, strict=True)])  # fmt: skip
+        cut.append(
+            [
+                _sound_cut_by_edge(active, a, b, s, window_frames)
+                for (a, b), s in zip(spans, chunk, strict=True)
+            ]
+        )
     return WindowResult(
         starts_seconds=np.asarray(starts, dtype=np.float64) * hop / config.sample_rate,
         probabilities=np.concatenate(probabilities).astype(np.float32),

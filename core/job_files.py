@@ -47,9 +47,22 @@ HEARTBEAT_SECONDS = 1.0
 STATE_WRITE_SECONDS = 0.5  # step events rewrite state.json at most this often
 FINAL_STATES = ("finished", "stopped", "failed", "interrupted")
 _EVENT_KEYS = (
-    "kind", "epoch", "epochs", "step", "total_steps", "lr", "loss", "accuracy", "val_loss",
-    "val_accuracy", "samples_per_second", "elapsed_seconds", "eta_seconds", "message", "run_id",
-)  # fmt: skip
+    "kind",
+    "epoch",
+    "epochs",
+    "step",
+    "total_steps",
+    "lr",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "samples_per_second",
+    "elapsed_seconds",
+    "eta_seconds",
+    "message",
+    "run_id",
+)
 _ARRAYS = ("true", "predicted", "probabilities", "embeddings", "projection_pca", "projection_tsne")
 
 

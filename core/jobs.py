@@ -207,9 +207,16 @@ class JobManager:
         )
         try:
             cluster.start_training_worker(
-                job_id, folder, config, dataset=dataset, spec=spec, device=device, owner=owner,
-                runs_root=self.store.root, resources=resources,
-            )  # fmt: skip
+                job_id,
+                folder,
+                config,
+                dataset=dataset,
+                spec=spec,
+                device=device,
+                owner=owner,
+                runs_root=self.store.root,
+                resources=resources,
+            )
         except Exception as error:
             message = f"Ray refused the job ({type(error).__name__}: {error})."
             folder.write_state("failed", message=message, finished_at=time.time())
@@ -282,30 +289,45 @@ class JobManager:
                 return self._end(folder, "stopped", "Cancelled while waiting in the queue.")
             lost = now - float(meta.get("submitted_at", now)) > LOST_AFTER_SECONDS
             if lost and cluster.worker_exists(folder.job_id) is False:
-                return self._end(folder, "interrupted", "The job was lost before it started "
-                                 "(the worker cluster restarted); start it again.")  # fmt: skip
+                return self._end(
+                    folder,
+                    "interrupted",
+                    "The job was lost before it started "
+                    "(the worker cluster restarted); start it again.",
+                )
             return state
         age = folder.heartbeat_age()
         if age is not None and age > HEARTBEAT_STALE_SECONDS:
             return self._end(
-                folder, "interrupted",
+                folder,
+                "interrupted",
                 f"The worker process stopped without a word (no heartbeat for {age:.0f} s: "
                 "killed, out of memory or its machine lost). What was saved is kept.",
                 run_id=state.get("run_id"),
-            )  # fmt: skip
+            )
         if cancel_at is not None and now - cancel_at > FORCE_STOP_SECONDS:
             if cluster.connected() is None:
                 cluster.connect(self.env)
             cluster.stop_worker(folder.job_id)
             return self._end(
-                folder, "stopped",
+                folder,
+                "stopped",
                 f"Stopped by force: the current step did not end within {FORCE_STOP_SECONDS:.0f} s "
-                "of the Stop request.", run_id=state.get("run_id"), run_status="stopped",
-            )  # fmt: skip
+                "of the Stop request.",
+                run_id=state.get("run_id"),
+                run_status="stopped",
+            )
         return state
 
-    def _end(self, folder: JobFolder, state: str, message: str, *, run_id: str | None = None,
-             run_status: str = "interrupted") -> dict[str, Any]:  # fmt: skip
+    def _end(
+        self,
+        folder: JobFolder,
+        state: str,
+        message: str,
+        *,
+        run_id: str | None = None,
+        run_status: str = "interrupted",
+    ) -> dict[str, Any]:
         """Write the final state the worker could not write itself, and the run's summary."""
         folder.write_state(state, message=message, finished_at=time.time())
         if run_id:

@@ -249,29 +249,37 @@ def card_from_run(
     unseen_missing = known_missing = ""
     if split == "holdout" and groups:
         unseen = Measurement(
-            unseen_title, share, clips,
+            unseen_title,
+            share,
+            clips,
             f"every clip of {_names(groups)} was held out of training and scored at the end "
             f"({noun} held out: {len(groups)}).",
             per_group={groups[0]: share} if len(groups) == 1 else {},
-        )  # fmt: skip
+        )
     elif split == "group":
         unseen = Measurement(
-            unseen_title, share, clips,
+            unseen_title,
+            share,
+            clips,
             f"whole {noun}s (about {percent}of the clips) were held out of training by a "
             "group split and scored at the end.",
-        )  # fmt: skip
+        )
     elif split == "fold":
         unseen = Measurement(
-            unseen_title, share, clips,
+            unseen_title,
+            share,
+            clips,
             f"the dataset's official fold(s) {_names(folds)} were held out of training (the "
             "folds keep each source recording on one side).",
-        )  # fmt: skip
+        )
     else:
         known = Measurement(
-            known_title, share, clips,
+            known_title,
+            share,
+            clips,
             f"a {split or 'random'} {percent}of the clips was held out of training; their "
             f"{noun}s also recorded training clips.",
-        )  # fmt: skip
+        )
     if unseen is None:
         unseen_missing = (
             f"Not measured: this run's validation clips come from {noun}s it also trained on. "

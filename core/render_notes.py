@@ -98,9 +98,28 @@ def render_program(
         midi.write_bytes(notes_midi(program, notes, note_set.note_seconds, gap))
         # -ni: no shell, no MIDI input; -R 0 -C 0: no reverb or chorus (they would differ
         # between synthesisers, not between instruments); -F: render to a file, fast.
-        subprocess.run(["fluidsynth", "-ni", "-q", "-R", "0", "-C", "0", "-g", "0.6",
-                        "-r", str(note_set.sample_rate), "-F", str(wav), soundfont, str(midi)],
-                       check=True, capture_output=True, timeout=600)  # fmt: skip
+        subprocess.run(
+            [
+                "fluidsynth",
+                "-ni",
+                "-q",
+                "-R",
+                "0",
+                "-C",
+                "0",
+                "-g",
+                "0.6",
+                "-r",
+                str(note_set.sample_rate),
+                "-F",
+                str(wav),
+                soundfont,
+                str(midi),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
         audio, rate = sf.read(wav, dtype="float32", always_2d=True)
     mono = audio.mean(axis=1)
     length = int(note_set.clip_seconds * rate)
@@ -148,8 +167,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m core.render_notes", description=__doc__.split("\n")[0]
     )
     p.add_argument("--out", required=True, help="folder to write <family>/<note>.wav into")
-    p.add_argument("--soundfont", action="append", default=[],
-                   help="NAME=PATH (letters-only name); repeat. Default: fluid and timgm.")  # fmt: skip
+    p.add_argument(
+        "--soundfont",
+        action="append",
+        default=[],
+        help="NAME=PATH (letters-only name); repeat. Default: fluid and timgm.",
+    )
     args = p.parse_args(argv)
     fonts = dict(item.split("=", 1) for item in args.soundfont) or None
     try:

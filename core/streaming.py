@@ -277,8 +277,10 @@ class LiveClassifier:
         self.loudest_db = -math.inf  # the loudest frame heard so far (the silence reference)
         self.next_start = 0  # stream frame of the next window to classify
         self.finished = False
-        history = max(8, int(self.config.history_seconds / (self.hop_frames * fc.hop_length
-                                                           / self.sample_rate)))  # fmt: skip
+        history = max(
+            8,
+            int(self.config.history_seconds / (self.hop_frames * fc.hop_length / self.sample_rate)),
+        )
         self.starts: deque[int] = deque(maxlen=history)
         self.probabilities: deque[np.ndarray] = deque(maxlen=history)
         self.silent: deque[bool] = deque(maxlen=history)
@@ -405,8 +407,9 @@ class LiveClassifier:
             return LiveAnswer("", 0.0, False, "silence", True, p, end)
         reason = unsure_reason(p, threshold=threshold, margin=margin)
         best = int(np.argmax(p))
-        return LiveAnswer(self.model.labels[best], float(p[best]), bool(reason), reason,
-                          False, p, end)  # fmt: skip
+        return LiveAnswer(
+            self.model.labels[best], float(p[best]), bool(reason), reason, False, p, end
+        )
 
     def segments(self) -> list[Segment]:
         """Segments that are over (a later window ended them), in order, since the start.
@@ -417,9 +420,12 @@ class LiveClassifier:
         result = self.window_result()
         if not len(result.starts_seconds):
             return list(self._detected)
-        found = find_segments(result, threshold=self.config.threshold,
-                              smooth_windows=self.config.smooth_windows,
-                              min_windows=self.config.min_windows)  # fmt: skip
+        found = find_segments(
+            result,
+            threshold=self.config.threshold,
+            smooth_windows=self.config.smooth_windows,
+            min_windows=self.config.min_windows,
+        )
         settle = (self.config.smooth_windows // 2 + 1) * self.hop_seconds
         newest = float(result.centres_seconds[-1])
         last = self._detected[-1].start_seconds if self._detected else -math.inf
@@ -580,17 +586,27 @@ class LiveTuner:
         # 0.2 ms a reading. pYIN's HMM costs 40 ms a reading (a third of a core at ten
         # readings a second) and its pitch states are 10 cents apart: fine for a clip, not
         # for a tuner. Whether the frame is pitched at all is the periodicity at that period.
-        hz = float(librosa.yin(y, fmin=c.fmin_hz, fmax=c.fmax_hz, sr=self.sample_rate,
-                               frame_length=c.frame_length, hop_length=c.frame_length,
-                               center=False)[-1])  # fmt: skip
+        hz = float(
+            librosa.yin(
+                y,
+                fmin=c.fmin_hz,
+                fmax=c.fmax_hz,
+                sr=self.sample_rate,
+                frame_length=c.frame_length,
+                hop_length=c.frame_length,
+                center=False,
+            )[-1]
+        )
         pitched = periodicity(y, self.sample_rate / hz) if hz > 0 else 0.0
         if pitched < c.min_periodicity:
             hz = math.nan
         note, cents = note_and_cents(hz)
-        chroma = librosa.feature.chroma_stft(y=y, sr=self.sample_rate, n_fft=c.frame_length,
-                                             hop_length=c.frame_length, center=False)  # fmt: skip
-        return TunerReading(t, hz, note, cents, pitched, level,
-                            chroma.mean(axis=1).astype(np.float32))  # fmt: skip
+        chroma = librosa.feature.chroma_stft(
+            y=y, sr=self.sample_rate, n_fft=c.frame_length, hop_length=c.frame_length, center=False
+        )
+        return TunerReading(
+            t, hz, note, cents, pitched, level, chroma.mean(axis=1).astype(np.float32)
+        )
 
     def current(self) -> TunerReading | None:
         return self.readings[-1] if self.readings else None

@@ -16,8 +16,12 @@ st.markdown(
     "Every view shares one time axis: zoom once, every picture follows."
 )
 
-if st.segmented_control("Listen to", ["A clip", "Live"], default="A clip", required=True,
-                        key="music_source") == "Live":  # fmt: skip
+if (
+    st.segmented_control(
+        "Listen to", ["A clip", "Live"], default="A clip", required=True, key="music_source"
+    )
+    == "Live"
+):
     show_live("music")
     st.stop()
 

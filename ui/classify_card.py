@@ -46,8 +46,9 @@ def show_model_card(choice: ModelChoice) -> ModelCard | None:
             "classes": ", ".join(card.labels) if len(card.labels) <= 20 else f"{len(card.labels)}",
             "sample rate": f"{card.sample_rate} Hz" if card.sample_rate else "unknown",
             "clip length": f"{card.clip_seconds:g} s" if card.clip_seconds else "unknown",
-            "trained on": card.data + (f": {card.data_description}" if card.data_description else ""),
-        }  # fmt: skip
+            "trained on": card.data
+            + (f": {card.data_description}" if card.data_description else ""),
+        }
         st.table({"": list(rows), "value": list(rows.values())})
         for title, measurement in ((unseen_title, card.unseen), (known_title, card.known)):
             if measurement is not None:

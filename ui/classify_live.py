@@ -36,17 +36,33 @@ def show_live(prefix: str, model: InferenceModel) -> None:
         "classifies an uploaded clip."
     )
     cols = st.columns(3)
-    hop = cols[0].slider("Hop (s)", 0.1, 0.25, 0.25, 0.05, key=f"{prefix}_live_hop",
-                         help="A new answer this often.")  # fmt: skip
-    smooth = cols[1].slider("Smoothing (windows)", 1, 8, 3, key=f"{prefix}_live_smooth",
-                            help="The answer is the mean of this many newest windows.")  # fmt: skip
-    threshold = cols[2].slider("Segment threshold", 0.0, 1.0, 0.6, 0.05,
-                               key=f"{prefix}_live_threshold")  # fmt: skip
-    trim = st.toggle("Trim each window to its sound", value=True, key=f"{prefix}_live_trim",
-                     help="As the timeline: models trained on trimmed words (the digits) need "
-                     "it; switch off for models trained on clips with silence.")  # fmt: skip
-    config = LiveClassifierConfig(hop_seconds=float(hop), smooth_windows=int(smooth),
-                                  threshold=float(threshold), trim_silence=bool(trim))  # fmt: skip
+    hop = cols[0].slider(
+        "Hop (s)", 0.1, 0.25, 0.25, 0.05, key=f"{prefix}_live_hop", help="A new answer this often."
+    )
+    smooth = cols[1].slider(
+        "Smoothing (windows)",
+        1,
+        8,
+        3,
+        key=f"{prefix}_live_smooth",
+        help="The answer is the mean of this many newest windows.",
+    )
+    threshold = cols[2].slider(
+        "Segment threshold", 0.0, 1.0, 0.6, 0.05, key=f"{prefix}_live_threshold"
+    )
+    trim = st.toggle(
+        "Trim each window to its sound",
+        value=True,
+        key=f"{prefix}_live_trim",
+        help="As the timeline: models trained on trimmed words (the digits) need "
+        "it; switch off for models trained on clips with silence.",
+    )
+    config = LiveClassifierConfig(
+        hop_seconds=float(hop),
+        smooth_windows=int(smooth),
+        threshold=float(threshold),
+        trim_silence=bool(trim),
+    )
     kind = f"{model_key(model)}|{config}"
     handle = microphone(prefix, kind, lambda: LiveClassifier(model, config))
     network_help()
@@ -73,16 +89,24 @@ def _draw(prefix: str, model: InferenceModel, snapshot: ClassifierSnapshot | Non
         left.caption(f"{answer.confidence:.0%} probability (mean of the newest windows)")
     left.caption(f"{snapshot.stream_seconds:.1f} s streamed")
     mel = live_log_mel(snapshot.audio, snapshot.sample_rate)
-    right.plotly_chart(scrolling_spectrogram_figure(mel, snapshot.stream_seconds),
-                       key=f"{prefix}_live_spectrogram")  # fmt: skip
+    right.plotly_chart(
+        scrolling_spectrogram_figure(mel, snapshot.stream_seconds), key=f"{prefix}_live_spectrogram"
+    )
     result = snapshot.result
     if len(result.starts_seconds):
         keep = result.centres_seconds >= snapshot.stream_seconds - TIMELINE_SECONDS
         probs = smooth_probabilities(result.probabilities, 3)[keep]
         spans = [(s.start_seconds, s.end_seconds, s.label) for s, _ in snapshot.segments]
-        st.plotly_chart(timeline_figure(result.centres_seconds[keep], probs, result.labels,
-                                        silent=result.silent[keep], segments=spans),
-                        key=f"{prefix}_live_timeline")  # fmt: skip
+        st.plotly_chart(
+            timeline_figure(
+                result.centres_seconds[keep],
+                probs,
+                result.labels,
+                silent=result.silent[keep],
+                segments=spans,
+            ),
+            key=f"{prefix}_live_timeline",
+        )
     _segments(prefix, snapshot)
 
 
@@ -93,10 +117,14 @@ def _segments(prefix: str, snapshot: ClassifierSnapshot) -> None:
     if not segments:
         return
     chosen = st.selectbox(
-        "Segment", range(len(segments) - 1, -1, -1), key=f"{prefix}_live_segment",
-        format_func=lambda i: f"{segments[i][0].label} at {segments[i][0].start_seconds:.2f}–"
-        f"{segments[i][0].end_seconds:.2f} s ({segments[i][0].confidence:.0%})",
-    )  # fmt: skip
+        "Segment",
+        range(len(segments) - 1, -1, -1),
+        key=f"{prefix}_live_segment",
+        format_func=lambda i: (
+            f"{segments[i][0].label} at {segments[i][0].start_seconds:.2f}–"
+            f"{segments[i][0].end_seconds:.2f} s ({segments[i][0].confidence:.0%})"
+        ),
+    )
     if chosen is None or chosen >= len(segments):
         return
     segment, samples = segments[chosen]
@@ -105,8 +133,9 @@ def _segments(prefix: str, snapshot: ClassifierSnapshot) -> None:
         return
     st.audio(encode_wav(samples, snapshot.sample_rate), format="audio/wav")
     left, right = st.columns([2, 1])
-    name = left.text_input("File it under the class", value=segment.label,
-                           key=f"{prefix}_live_class", max_chars=40)  # fmt: skip
+    name = left.text_input(
+        "File it under the class", value=segment.label, key=f"{prefix}_live_class", max_chars=40
+    )
     if right.button("Save as a training clip", key=f"{prefix}_live_save"):
         _save_clip(name.strip(), samples, snapshot.sample_rate)
 
@@ -129,5 +158,7 @@ def _save_clip(name: str, samples: np.ndarray, sample_rate: int) -> None:
     names = [n.strip() for n in st.session_state.get(TRAIN_NAMES_KEY, "").split(",") if n.strip()]
     if name not in names:
         st.session_state[TRAIN_NAMES_KEY] = ", ".join([*names, name])
-    st.success(f"Saved: class '{name}' has {len(clips)} clip(s) on the Train page "
-               "(data source: Record per class).")  # fmt: skip
+    st.success(
+        f"Saved: class '{name}' has {len(clips)} clip(s) on the Train page "
+        "(data source: Record per class)."
+    )

@@ -51,9 +51,13 @@ def _frame_pusher(handle: LiveHandle):
         stream = handle.stream
         if stream is not None:
             for frame in frames:
-                stream.push(frame.to_ndarray(), frame.sample_rate,
-                            channels=len(frame.layout.channels),
-                            interleaved=not frame.format.is_planar, time_seconds=frame.time)  # fmt: skip
+                stream.push(
+                    frame.to_ndarray(),
+                    frame.sample_rate,
+                    channels=len(frame.layout.channels),
+                    interleaved=not frame.format.is_planar,
+                    time_seconds=frame.time,
+                )
         return frames
 
     return on_frames

@@ -36,12 +36,15 @@ def _draw(prefix: str, snapshot: TunerSnapshot | None, seconds: float) -> None:
     left, right = st.columns(2)
     left.plotly_chart(tuner_figure(reading), key=f"{prefix}_live_tuner")
     if reading is not None:
-        right.plotly_chart(chroma_meter_figure(reading.chroma, reading.rms_dbfs),
-                           key=f"{prefix}_live_chroma")  # fmt: skip
+        right.plotly_chart(
+            chroma_meter_figure(reading.chroma, reading.rms_dbfs), key=f"{prefix}_live_chroma"
+        )
     newest = reading.time_seconds if reading is not None else 0.0
     recent = [r for r in snapshot.readings if r.time_seconds > newest - seconds]
     st.plotly_chart(pitch_line_figure(recent), key=f"{prefix}_live_pitch")
     notes = " · ".join(snapshot.notes[-NOTES_SHOWN:]) or "none yet"
     st.markdown(f"**Notes held:** {notes}")
-    st.caption(f"{snapshot.stream_seconds:.1f} s streamed; a note counts once it is held for "
-               "three readings (0.3 s).")  # fmt: skip
+    st.caption(
+        f"{snapshot.stream_seconds:.1f} s streamed; a note counts once it is held for "
+        "three readings (0.3 s)."
+    )

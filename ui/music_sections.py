@@ -227,8 +227,13 @@ def rhythm(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
         for col, level, label in zip(
             cols, levels, ("Beat (picked)", "Other metrical level"), strict=False
         ):
-            col.metric(label, f"{level.bpm:.1f} BPM", f"pulse strength {level.strength:.3f}",
-                       delta_color="off", delta_arrow="off")  # fmt: skip
+            col.metric(
+                label,
+                f"{level.bpm:.1f} BPM",
+                f"pulse strength {level.strength:.3f}",
+                delta_color="off",
+                delta_arrow="off",
+            )
         st.caption(choice.reason())
         index = st.radio(
             "Metrical level to click",
@@ -245,20 +250,39 @@ def rhythm(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
             st.warning(str(error))
         if beats is not None:
             st.markdown(f"**{shown:.1f} BPM**: {beats.size} beats tracked, {onsets.size} onsets.")
-            play(analysis.with_clicks(bpm=shown), analysis.sr, f"clicks{shown:.3f}", x_range,
-                 f"The clip with a click on every beat at {shown:.1f} BPM: do they line up?")  # fmt: skip
+            play(
+                analysis.with_clicks(bpm=shown),
+                analysis.sr,
+                f"clicks{shown:.3f}",
+                x_range,
+                f"The clip with a click on every beat at {shown:.1f} BPM: do they line up?",
+            )
     _chart(
         viz.onset_figure(analysis.times, analysis.onset_envelope, onsets, beats, x_range),
         "music_fig_onsets",
     )
-    _chart(viz.tempogram_figure(analysis.tempogram, analysis.times, analysis.tempogram_bpm, shown, x_range, colors,
-                                other_level_bpm=other), "music_fig_tempogram")  # fmt: skip
+    _chart(
+        viz.tempogram_figure(
+            analysis.tempogram,
+            analysis.times,
+            analysis.tempogram_bpm,
+            shown,
+            x_range,
+            colors,
+            other_level_bpm=other,
+        ),
+        "music_fig_tempogram",
+    )
 
 
 def key(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
     left, right = st.columns([2, 1])
-    profiles = left.selectbox("Key profiles", PROFILE_CHOICES, key="music_key_profiles",
-                              help="Each family says how much each scale degree belongs to a key.")  # fmt: skip
+    profiles = left.selectbox(
+        "Key profiles",
+        PROFILE_CHOICES,
+        key="music_key_profiles",
+        help="Each family says how much each scale degree belongs to a key.",
+    )
     window = right.slider("Key-gram window (s)", 4, 30, 8, key="music_keygram_window")
     try:
         estimate = analysis.key_for(profiles)
@@ -285,7 +309,7 @@ def key(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
             f"profile correlates best (Pearson r, {decided}) wins. "
             f"Best r = {estimate.correlation:.2f}, margin over the runner-up {estimate.margin:.2f}, "
             f"tonal strength of the profile {estimate.tonal_strength:.2f}."
-        )  # fmt: skip
+        )
         template = profile_template(profiles, minor=estimate.key_index >= 12)
         _chart(
             viz.key_profile_figure(estimate.profile, estimate.key_index, template),

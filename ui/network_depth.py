@@ -42,24 +42,30 @@ def _settings() -> DepthExperimentConfig | None:
     )
     noise = c[1].slider("Noise", 0.0, 0.5, 0.0, 0.05, key="network_depth_noise")
     activation = c[2].selectbox(
-        "Activation", DEPTH_ACTIVATIONS, key="network_depth_activation",
+        "Activation",
+        DEPTH_ACTIVATIONS,
+        key="network_depth_activation",
         help="'none': hidden layers without a nonlinearity, to see that they stay linear.",
-    )  # fmt: skip
+    )
     width = c[3].slider("Neurons per hidden layer", 1, 16, 8, key="network_depth_width")
     d = st.columns(4)
     depths = d[0].multiselect(
-        "Hidden layers to compare", list(range(MAX_DEPTH + 1)), [0, 1, 2, 3],
+        "Hidden layers to compare",
+        list(range(MAX_DEPTH + 1)),
+        [0, 1, 2, 3],
         key="network_depth_depths",
-    )  # fmt: skip
+    )
     seeds = d[1].slider("Seeds per network", 1, 5, 3, key="network_depth_seeds")
     epochs = d[2].select_slider(
         "Full-batch steps", [50, 100, 200, 300, 500, 1000], 300, key="network_depth_epochs"
     )
     equal = d[3].checkbox(
-        "Also compare at an equal parameter count", True, key="network_depth_equal",
+        "Also compare at an equal parameter count",
+        True,
+        key="network_depth_equal",
         help="For each depth, the width whose network has about as many parameters as the "
         "deepest fixed-width one.",
-    )  # fmt: skip
+    )
     try:
         return DepthExperimentConfig(
             dataset=dataset,

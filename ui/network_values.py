@@ -101,10 +101,11 @@ def _member(run) -> int:
         return 0
     return int(
         st.selectbox(
-            f"Member traced (this model averages {members} networks)", range(members),
+            f"Member traced (this model averages {members} networks)",
+            range(members),
             key="network_values_member",
         )
-    )  # fmt: skip
+    )
 
 
 def render_layer_values(editor_spec: ModelSpec) -> None:
@@ -139,9 +140,13 @@ def render_layer_values(editor_spec: ModelSpec) -> None:
         st.error(f"This network cannot take the clip: {error}")
         return
     channels = st.slider(
-        "Channels shown per layer", 1, 64, 8, key="network_values_channels",
+        "Channels shown per layer",
+        1,
+        64,
+        8,
+        key="network_values_channels",
         help="A convolution layer has one feature map per filter; the first ones are drawn.",
-    )  # fmt: skip
+    )
     _render_trace(trace, channels)
 
 
@@ -191,11 +196,16 @@ def _render_summary(trace: ClipTrace) -> None:
             "zeros": [f"{stats['zeros']:.0%}" for _, stats in rows],
         }
     )
-    st.dataframe(table, hide_index=True, key="network_values_table", column_config={
-        "min": st.column_config.NumberColumn(format="%.3f"),
-        "max": st.column_config.NumberColumn(format="%.3f"),
-        "mean": st.column_config.NumberColumn(format="%.3f"),
-    })  # fmt: skip
+    st.dataframe(
+        table,
+        hide_index=True,
+        key="network_values_table",
+        column_config={
+            "min": st.column_config.NumberColumn(format="%.3f"),
+            "max": st.column_config.NumberColumn(format="%.3f"),
+            "mean": st.column_config.NumberColumn(format="%.3f"),
+        },
+    )
     st.caption(
         "Each row is the value after one more function. 'zeros': the share of numbers that are "
         "exactly 0, what a ReLU switches off; pooling shrinks the maps, Flatten only reshapes."

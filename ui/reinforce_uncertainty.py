@@ -24,14 +24,32 @@ STEP_SIZE_LABELS = {
 def uncertainty_settings() -> tuple[rs.Uncertainty, rs.SampleQLearningConfig]:
     """Slip, reward noise and the Q-learner's step size and exploration."""
     cols = st.columns(4)
-    slip = cols[0].slider("Slip probability", 0.0, 0.6, 0.2, 0.05, key="reinforce_slip",
-                          help="With this probability the chosen step (a pitch or a hold) is "
-                          "replaced by one drawn at random from all steps.")  # fmt: skip
-    noise = cols[1].slider("Reward noise (std)", 0.0, 3.0, 1.0, 0.1, key="reinforce_noise",
-                           help="Gaussian noise of this standard deviation is added to every "
-                           "reward; its mean is 0, so the expected reward is unchanged.")  # fmt: skip
-    step_size = cols[2].radio("Q-learning step size", list(STEP_SIZE_LABELS),
-                              format_func=STEP_SIZE_LABELS.get, key="reinforce_uq_step")  # fmt: skip
+    slip = cols[0].slider(
+        "Slip probability",
+        0.0,
+        0.6,
+        0.2,
+        0.05,
+        key="reinforce_slip",
+        help="With this probability the chosen step (a pitch or a hold) is "
+        "replaced by one drawn at random from all steps.",
+    )
+    noise = cols[1].slider(
+        "Reward noise (std)",
+        0.0,
+        3.0,
+        1.0,
+        0.1,
+        key="reinforce_noise",
+        help="Gaussian noise of this standard deviation is added to every "
+        "reward; its mean is 0, so the expected reward is unchanged.",
+    )
+    step_size = cols[2].radio(
+        "Q-learning step size",
+        list(STEP_SIZE_LABELS),
+        format_func=STEP_SIZE_LABELS.get,
+        key="reinforce_uq_step",
+    )
     alpha = 0.1
     if step_size == "constant":
         alpha = cols[2].slider("α", 0.01, 1.0, 0.1, 0.01, key="reinforce_uq_alpha")
@@ -62,8 +80,12 @@ def current_learner(
         if state is not None:
             st.caption("The world or the learner changed: Q-learning starts from scratch.")
         world = rs.SlipperyMelodyWorld(rl.MelodyEnv(config), uncertainty)
-        state = {"signature": signature, "learner": rs.SampleQLearner(world, q_config),
-                 "returns": [], "evaluated": []}  # fmt: skip
+        state = {
+            "signature": signature,
+            "learner": rs.SampleQLearner(world, q_config),
+            "returns": [],
+            "evaluated": [],
+        }
         st.session_state[STATE_KEY] = state
     return state
 
@@ -98,10 +120,16 @@ def show_against_optimum(state: dict, config: rl.MelodyConfig) -> None:
         episodes, values = zip(*state["evaluated"], strict=True)
         smooth = max(1, min(100, len(state["returns"]) // 30))
         st.plotly_chart(
-            returns_against_optimum(state["returns"], episodes, values, optimum=comparison.optimum,
-                                    plan_return=comparison.deterministic_plan, smooth=smooth),
+            returns_against_optimum(
+                state["returns"],
+                episodes,
+                values,
+                optimum=comparison.optimum,
+                plan_return=comparison.deterministic_plan,
+                smooth=smooth,
+            ),
             key="reinforce_uncertain_returns",
-        )  # fmt: skip
+        )
     shown = rs.reachable_states(world)
     visited = learner.visits.sum(axis=1) > 0
     greedy = learner.greedy_policy()
@@ -114,13 +142,16 @@ def show_against_optimum(state: dict, config: rl.MelodyConfig) -> None:
     row_labels = [melody.action_label(p) for p in range(melody.n_pitches)] + ["no note yet"]
     st.plotly_chart(
         policy_maps(
-            [("Value iteration: V*(s) and its choice", value_grid, value_labels),
-             ("Q-learning: max Q(s, ·) and its choice", q_grid, q_labels)],
-            row_labels=row_labels, column_labels=[f"step {i + 1}" for i in range(world.length)],
+            [
+                ("Value iteration: V*(s) and its choice", value_grid, value_labels),
+                ("Q-learning: max Q(s, ·) and its choice", q_grid, q_labels),
+            ],
+            row_labels=row_labels,
+            column_labels=[f"step {i + 1}" for i in range(world.length)],
             wrong=np.nan_to_num(wrong_grid) > 0,
         ),
         key="reinforce_policy_maps",
-    )  # fmt: skip
+    )
 
 
 def _share(comparison: rs.PolicyComparison) -> str:
@@ -149,17 +180,27 @@ def sample_optimal_melody(state: dict) -> None:
     _, _, chosen, played, total = stored
     melody = world.melody
     steps = [
-        melody.action_label(p) if p == c else f"~~{melody.action_label(c)}~~ {melody.action_label(p)}"
+        melody.action_label(p)
+        if p == c
+        else f"~~{melody.action_label(c)}~~ {melody.action_label(p)}"
         for c, p in zip(chosen, played, strict=True)
-    ]  # fmt: skip
+    ]
     slips = sum(c != p for c, p in zip(chosen, played, strict=True))
-    st.markdown(f"**One episode** ({slips} slipped step(s), crossed out: chosen, then played): "
-                f"{' · '.join(steps)}, sampled return {total:.2f}")  # fmt: skip
+    st.markdown(
+        f"**One episode** ({slips} slipped step(s), crossed out: chosen, then played): "
+        f"{' · '.join(steps)}, sampled return {total:.2f}"
+    )
     names = [rl.pitch_name(int(p)) for p in melody.pitches]
     st.plotly_chart(
-        piano_roll(melody.to_notes(played), low_pitch=int(melody.pitches[0]),
-                   n_pitches=melody.n_pitches, in_scale=melody.in_scale.tolist(),
-                   pitch_names=names, length=melody.length, title="What was played"),
+        piano_roll(
+            melody.to_notes(played),
+            low_pitch=int(melody.pitches[0]),
+            n_pitches=melody.n_pitches,
+            in_scale=melody.in_scale.tolist(),
+            pitch_names=names,
+            length=melody.length,
+            title="What was played",
+        ),
         key="reinforce_uncertain_roll",
-    )  # fmt: skip
+    )
     st.audio(melody_audio(melody, played), sample_rate=SYNTH.sample_rate)

@@ -109,17 +109,22 @@ def _stretched_copies(shapes: list[tuple[int, ...]]) -> None:
     st.dataframe(
         pd.DataFrame(
             [
-                {"operand": i + 1, "shape": str(o.shape), "stride": str(o.stride),
-                 "expanded shape": str(tuple(o.expanded.shape)),
-                 "expanded stride": str(o.expanded_stride),
-                 "same data_ptr": o.same_data_ptr, "bytes in memory": f"{o.storage_bytes:,}",
-                 "bytes a real copy would need": f"{o.logical_bytes:,}"}
+                {
+                    "operand": i + 1,
+                    "shape": str(o.shape),
+                    "stride": str(o.stride),
+                    "expanded shape": str(tuple(o.expanded.shape)),
+                    "expanded stride": str(o.expanded_stride),
+                    "same data_ptr": o.same_data_ptr,
+                    "bytes in memory": f"{o.storage_bytes:,}",
+                    "bytes a real copy would need": f"{o.logical_bytes:,}",
+                }
                 for i, o in enumerate(operands)
             ]
         ),
         hide_index=True,
         key="tensors_bc_stretch_table",
-    )  # fmt: skip
+    )
     if total is None:
         st.caption(
             f"The sum itself would need {operands[0].logical_bytes:,} bytes of real memory, so "

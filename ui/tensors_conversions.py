@@ -37,9 +37,11 @@ def render_conversions() -> None:
         max_chars=400,
     )
     dtypes = st.multiselect(
-        "dtypes", list(CAST_DTYPES), default=["float32", "float16", "bfloat16", "int16"],
+        "dtypes",
+        list(CAST_DTYPES),
+        default=["float32", "float16", "bfloat16", "int16"],
         key="tensors_conv_dtypes",
-    )  # fmt: skip
+    )
     try:
         values = parse_values(values_text)[:20]
     except TensorInputError as error:
@@ -49,17 +51,33 @@ def render_conversions() -> None:
         rows = cast_table(values, dtypes)
         table = pd.DataFrame(
             [
-                {"value": r.value, "dtype": r.dtype, "stored": "—" if r.stored is None else f"{r.stored:.10g}",
-                 "error": "—" if r.abs_error is None else f"{r.abs_error:.3g}", "note": r.note}
+                {
+                    "value": r.value,
+                    "dtype": r.dtype,
+                    "stored": "—" if r.stored is None else f"{r.stored:.10g}",
+                    "error": "—" if r.abs_error is None else f"{r.abs_error:.3g}",
+                    "note": r.note,
+                }
                 for r in rows
             ]
-        )  # fmt: skip
+        )
         st.dataframe(table, hide_index=True, key="tensors_conv_table")
     facts = [dtype_facts(d) for d in CAST_DTYPES]
     st.dataframe(
-        pd.DataFrame([{"dtype": f.name, "bits": f.bits, "max": f"{f.max:.4g}", "eps (gap after 1)": "" if f.eps is None else f"{f.eps:.3g}", "≈ digits": "" if f.digits is None else f"{f.digits:.1f}"} for f in facts]),
+        pd.DataFrame(
+            [
+                {
+                    "dtype": f.name,
+                    "bits": f.bits,
+                    "max": f"{f.max:.4g}",
+                    "eps (gap after 1)": "" if f.eps is None else f"{f.eps:.3g}",
+                    "≈ digits": "" if f.digits is None else f"{f.digits:.1f}",
+                }
+                for f in facts
+            ]
+        ),
         hide_index=True,
-    )  # fmt: skip
+    )
     st.markdown("**Tensor, NumPy and Python**: where precision goes on a round trip.")
     value = st.number_input("v", value=0.1, format="%.10f", key="tensors_conv_value")
     st.table(pd.DataFrame([r.__dict__ for r in round_trips(float(value))]))
@@ -108,14 +126,19 @@ def _numpy_bridge() -> None:
     st.dataframe(
         pd.DataFrame(
             [
-                {"code": s.code, "a": fmt(s.array), "torch.from_numpy(a)": fmt(s.shared),
-                 "torch.tensor(a)": fmt(s.copied), "torch.as_tensor(a)": fmt(s.as_tensor)}
+                {
+                    "code": s.code,
+                    "a": fmt(s.array),
+                    "torch.from_numpy(a)": fmt(s.shared),
+                    "torch.tensor(a)": fmt(s.copied),
+                    "torch.as_tensor(a)": fmt(s.as_tensor),
+                }
                 for s in steps
             ]
         ),
         hide_index=True,
         key="tensors_conv_bridge",
-    )  # fmt: skip
+    )
     device = resolve_device(st.session_state.get("device_choice", "auto"))
     st.markdown(
         "The way back, `.numpy()`, only works on a tensor that NumPy can read as it is: in the "

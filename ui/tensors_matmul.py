@@ -101,16 +101,22 @@ def _stepper(a: torch.Tensor, b: torch.Tensor) -> None:
     st.session_state["tensors_mm_cell"] = min(st.session_state.get("tensors_mm_cell", 0), total)
     buttons, slider = st.columns([1, 3])
     buttons.button(
-        "Next cell", key="tensors_mm_next", on_click=_next_cell, args=(total,), disabled=False,
+        "Next cell",
+        key="tensors_mm_next",
+        on_click=_next_cell,
+        args=(total,),
+        disabled=False,
         icon=":material/skip_next:",
-    )  # fmt: skip
+    )
     done = slider.slider("Cells computed", 0, total, key="tensors_mm_cell")
     current = matmul_cell(a, b, done - 1) if done > 0 else None
     partial = matmul_partial(a, b, done)
     st.plotly_chart(
-        matmul_step_figure(a, b, partial, current.row if current else None, current.col if current else None),
+        matmul_step_figure(
+            a, b, partial, current.row if current else None, current.col if current else None
+        ),
         key="tensors_mm_chart",
-    )  # fmt: skip
+    )
     if current is not None:
         st.markdown(
             f"**C[{current.row}, {current.col}]** = row {current.row} of A · column {current.col} of B"
@@ -155,9 +161,11 @@ def _products() -> None:
         "A and B, and torch's own refusals are shown."
     )
     st.selectbox(
-        "Example", list(PRODUCT_EXAMPLES), key="tensors_mm_ops_example",
+        "Example",
+        list(PRODUCT_EXAMPLES),
+        key="tensors_mm_ops_example",
         on_change=_fill_product_example,
-    )  # fmt: skip
+    )
     st.session_state.setdefault("tensors_mm_ops_a", "2, 2")  # the callback writes them too
     st.session_state.setdefault("tensors_mm_ops_b", "2, 2")
     left, right = st.columns(2)
@@ -174,18 +182,24 @@ def _products() -> None:
     st.table(
         pd.DataFrame(
             [
-                {"code": r.code, "shape out": "refused" if r.out_shape is None else str(r.out_shape),
-                 "cost": r.cost, "torch's error": r.error or "", "accepts": r.accepts}
+                {
+                    "code": r.code,
+                    "shape out": "refused" if r.out_shape is None else str(r.out_shape),
+                    "cost": r.cost,
+                    "torch's error": r.error or "",
+                    "accepts": r.accepts,
+                }
                 for r in rows
             ]
         ),
         hide_index=True,
-    )  # fmt: skip
+    )
     shown = st.columns(4)
     for column, (name, value) in zip(
-        shown, (("A", a), ("B", b), ("A * B", rows[0].result), ("A @ B", rows[1].result)),
+        shown,
+        (("A", a), ("B", b), ("A * B", rows[0].result), ("A @ B", rows[1].result)),
         strict=True,
-    ):  # fmt: skip
+    ):
         column.markdown(f"`{name}`")
         column.code("refused (see the table)" if value is None else _show(value), language="text")
 

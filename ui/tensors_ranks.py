@@ -40,18 +40,24 @@ def render_ranks() -> None:
     controls, view = st.columns([1, 2])
     with controls:
         st.radio(
-            "Rank", list(RANK_PRESETS), index=2, key="tensors_rank_rank", horizontal=True,
+            "Rank",
+            list(RANK_PRESETS),
+            index=2,
+            key="tensors_rank_rank",
+            horizontal=True,
             on_change=_preset_shape,
-        )  # fmt: skip
+        )
         st.session_state.setdefault("tensors_rank_shape", "3, 4")  # callbacks write it too
         shape_text = st.text_input("Shape", key="tensors_rank_shape", max_chars=60)
         fill = st.selectbox("Fill", FILLS, index=2, key="tensors_rank_fill")
         dtype = st.selectbox("dtype", list(DTYPES), key="tensors_rank_dtype")
         seed = st.number_input("Seed", 0, 10_000, 0, key="tensors_rank_seed")
         values = st.text_input(
-            "Values (for fill = values)", value="1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12",
-            key="tensors_rank_values", max_chars=2000,
-        )  # fmt: skip
+            "Values (for fill = values)",
+            value="1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12",
+            key="tensors_rank_values",
+            max_chars=2000,
+        )
     try:
         spec = TensorSpec(parse_shape(shape_text), fill, dtype, int(seed), values)
         tensor = build_tensor(spec)
@@ -67,13 +73,17 @@ def render_ranks() -> None:
         st.dataframe(
             pd.DataFrame(
                 {
-                    "shape": [str(facts.shape)], "rank": [facts.rank], "dtype": [facts.dtype],
-                    "device": [facts.device], "stride": [str(facts.stride)],
-                    "elements": [facts.numel], "bytes": [f"{facts.numel} × {facts.element_size} = {facts.nbytes}"],
+                    "shape": [str(facts.shape)],
+                    "rank": [facts.rank],
+                    "dtype": [facts.dtype],
+                    "device": [facts.device],
+                    "stride": [str(facts.stride)],
+                    "elements": [facts.numel],
+                    "bytes": [f"{facts.numel} × {facts.element_size} = {facts.nbytes}"],
                 }
             ),
             hide_index=True,
-        )  # fmt: skip
+        )
         st.caption(
             "The **stride** says how many elements to skip in memory to move one step along each "
             "dimension: the numbers live in one flat row, and the shape and stride say how to read it."

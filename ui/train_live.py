@@ -77,14 +77,21 @@ def start_stop(jobs: JobManager, owner: str, config: TrainConfig | None, spec, d
         _stop(jobs, owner, job_id)
 
 
-def _submit(jobs: JobManager, owner: str, config: TrainConfig, spec, data: DataChoice,
-            device) -> str | None:  # fmt: skip
+def _submit(
+    jobs: JobManager, owner: str, config: TrainConfig, spec, data: DataChoice, device
+) -> str | None:
     """Hand the training to a worker; a sentence instead when the session or Ray says no."""
     waiting = "Starting the worker processes (Ray; the first time takes a few seconds)..."
     try:
         with st.spinner(waiting if cluster.connected() is None else "Queueing the training..."):
-            return jobs.submit(config, owner=owner, dataset=data.dataset, spec=spec,
-                               device=device, name=config.name)  # fmt: skip
+            return jobs.submit(
+                config,
+                owner=owner,
+                dataset=data.dataset,
+                spec=spec,
+                device=device,
+                name=config.name,
+            )
     except JobLimitReached as error:
         st.warning(str(error))
     except ClusterError as error:
@@ -134,14 +141,18 @@ def _live(job_id: str, owner: str) -> None:
         st.warning(str(error))
         return
     if status.state == "queued":
-        st.info(f"Queued: waiting for {status.resources or 'a free worker'} for {status.device}; "
-                f"you are number {status.queue_position or 1} in the queue.")  # fmt: skip
+        st.info(
+            f"Queued: waiting for {status.resources or 'a free worker'} for {status.device}; "
+            f"you are number {status.queue_position or 1} in the queue."
+        )
     started = next((e for e in events if e.kind == "started"), None)
     if started is not None:
         info = started.info
-        st.caption(f"{info.get('train_examples')} training / {info.get('val_examples')} validation clips · "
-                   f"{info.get('parameters', 0):,} parameters · on {info.get('device')} · worker "
-                   f"on {status.node or 'the cluster'} ({status.resources})")  # fmt: skip
+        st.caption(
+            f"{info.get('train_examples')} training / {info.get('val_examples')} validation clips · "
+            f"{info.get('parameters', 0):,} parameters · on {info.get('device')} · worker "
+            f"on {status.node or 'the cluster'} ({status.resources})"
+        )
     st.progress(min(1.0, status.progress), text=_progress_text(status))
     st.plotly_chart(_curves(job_id, events), key="train_live_curves")
     _final_message(status)

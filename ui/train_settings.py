@@ -60,19 +60,24 @@ def apply_recipe_defaults(data: DataChoice) -> dict:
     base = default_feature_config()
     recipe = data.recipe
     defaults = {
-        "train_sample_rate": base.sample_rate, "train_n_mels": base.n_mels,
+        "train_sample_rate": base.sample_rate,
+        "train_n_mels": base.n_mels,
         "train_hop_ms": _ms(base.hop_length, base.sample_rate),
         "train_win_ms": _ms(base.window_length, base.sample_rate),
-        "train_clip_seconds": TrainConfig.clip_seconds, "train_trim": TrainConfig.trim_db is not None,
+        "train_clip_seconds": TrainConfig.clip_seconds,
+        "train_trim": TrainConfig.trim_db is not None,
         "train_normalization": TrainConfig.normalization,
-    }  # fmt: skip
+    }
     if recipe is not None:
-        defaults.update({
-            "train_sample_rate": int(recipe.sample_rate.value), "train_n_mels": int(recipe.n_mels.value),
-            "train_clip_seconds": float(recipe.clip_seconds.value),
-            "train_trim": recipe.trim_db.value is not None,
-            "train_normalization": str(recipe.normalization.value),
-        })  # fmt: skip
+        defaults.update(
+            {
+                "train_sample_rate": int(recipe.sample_rate.value),
+                "train_n_mels": int(recipe.n_mels.value),
+                "train_clip_seconds": float(recipe.clip_seconds.value),
+                "train_trim": recipe.trim_db.value is not None,
+                "train_normalization": str(recipe.normalization.value),
+            }
+        )
     changed = st.session_state.get(RECIPE_KEY) != data.recipe_key
     for key, value in defaults.items():
         if changed or key not in st.session_state:
@@ -85,8 +90,10 @@ def recipe_panel(data: DataChoice) -> None:
     """What was measured, the defaults it led to and why (every one stays a slider below)."""
     recipe = data.recipe
     if recipe is None:
-        st.warning("None of the sampled clips could be measured, so the defaults are the "
-                   "spoken digits' recipe; check that your clips have sound.")  # fmt: skip
+        st.warning(
+            "None of the sampled clips could be measured, so the defaults are the "
+            "spoken digits' recipe; check that your clips have sound."
+        )
         return
     with st.expander(f"Defaults chosen from your data: {recipe.kind}", expanded=True):
         st.markdown(
@@ -112,18 +119,29 @@ def feature_settings(data: DataChoice) -> tuple[FeatureConfig, str, str, float, 
                                 key="train_sample_rate",
                                 help="Clips are resampled to this rate; half of it is the highest "
                                 "frequency the features keep.")  # fmt: skip
-        n_mels = st.select_slider("Mel bands", sorted({16, 32, 40, 64, 80, 128, defaults["train_n_mels"]}),
-                                  key="train_n_mels")  # fmt: skip
+        n_mels = st.select_slider(
+            "Mel bands",
+            sorted({16, 32, 40, 64, 80, 128, defaults["train_n_mels"]}),
+            key="train_n_mels",
+        )
         hop_ms = st.select_slider("Hop (ms between frames)", [5, 10, 20, 40], key="train_hop_ms")
         win_ms = st.select_slider("Window (ms)", [16, 25, 32, 64], key="train_win_ms")
-        clip_seconds = st.slider("Clip length (s)", 0.25, 4.0, step=0.25, key="train_clip_seconds",
-                                 help="Every example is cut (around its middle) or padded to this "
-                                 "length.")  # fmt: skip
-        trim = st.toggle("Trim silence, stretch the sound to the clip", key="train_trim",
-                         disabled=kind != "logmel",
-                         help="Cuts the frames 20 dB under the loudest at both ends and stretches "
-                         "what is left to the clip length: lines up words said at different paces; "
-                         "erases how long a note rings. Log-mel only.")  # fmt: skip
+        clip_seconds = st.slider(
+            "Clip length (s)",
+            0.25,
+            4.0,
+            step=0.25,
+            key="train_clip_seconds",
+            help="Every example is cut (around its middle) or padded to this length.",
+        )
+        trim = st.toggle(
+            "Trim silence, stretch the sound to the clip",
+            key="train_trim",
+            disabled=kind != "logmel",
+            help="Cuts the frames 20 dB under the loudest at both ends and stretches "
+            "what is left to the clip length: lines up words said at different paces; "
+            "erases how long a note rings. Log-mel only.",
+        )
         normalization = st.selectbox("Normalisation", NORMALIZATIONS, key="train_normalization",
                                      help="instance: each clip to mean 0, std 1 (removes loudness, "
                                      "keeps the spectral shape; the default); utterance: each of a "

@@ -221,10 +221,22 @@ def render_fluidsynth(midi_path: Path, wav_path: Path) -> np.ndarray:
             "apt-get install fluidsynth fluid-soundfont-gm"
         )
     subprocess.run(
-        ["fluidsynth", "-ni", "-g", "0.6", "-r", str(SAMPLE_RATE), "-F", str(wav_path),
-         str(SOUNDFONT), str(midi_path)],
-        check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
+        [
+            "fluidsynth",
+            "-ni",
+            "-g",
+            "0.6",
+            "-r",
+            str(SAMPLE_RATE),
+            "-F",
+            str(wav_path),
+            str(SOUNDFONT),
+            str(midi_path),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     audio, rate = soundfile.read(wav_path, dtype="float32", always_2d=True)
     assert rate == SAMPLE_RATE, rate
     return audio.mean(axis=1)
@@ -286,10 +298,14 @@ def render_piece(
     tempo = 60.0 / float(np.median(np.diff(beats)))
     return EvalPiece(
         name=f"{source.split('/')[-1]} {timbre} {int(bpm)} BPM {feel}",
-        source=source, key=key_name, tempo_bpm=round(tempo, 3),
-        beat_times=tuple(round(float(b), 4) for b in beats), timbre=timbre, feel=feel,
+        source=source,
+        key=key_name,
+        tempo_bpm=round(tempo, 3),
+        beat_times=tuple(round(float(b), 4) for b in beats),
+        timbre=timbre,
+        feel=feel,
         wav=wav_path.name,
-    )  # fmt: skip
+    )
 
 
 def build_evalset(
@@ -310,8 +326,12 @@ def build_evalset(
 
     name = "music_evalset" if first_chorale == 0 else f"music_evalset_from_{first_chorale}"
     directory = directory or paths.cache_dir() / name
-    recipe = {"version": EVALSET_VERSION, "n_pieces": n_pieces, "max_seconds": max_seconds,
-              "first_chorale": first_chorale}  # fmt: skip
+    recipe = {
+        "version": EVALSET_VERSION,
+        "n_pieces": n_pieces,
+        "max_seconds": max_seconds,
+        "first_chorale": first_chorale,
+    }
     manifest = directory / "manifest.json"
     if manifest.exists():
         saved = json.loads(manifest.read_text())

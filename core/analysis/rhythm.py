@@ -140,8 +140,10 @@ class TempoChoice:
         """A sentence a student can check against the tempogram."""
         c, a = self.chosen, self.alternative
         if a is None:
-            return (f"Only one pulse stands out at {c.bpm:.1f} BPM: no level at half, double "
-                    "or a third of it is in the onsets.")  # fmt: skip
+            return (
+                f"Only one pulse stands out at {c.bpm:.1f} BPM: no level at half, double "
+                "or a third of it is in the onsets."
+            )
         stronger = c if c.strength >= a.strength else a
         return (
             f"Both pulses are in the onsets: {c.bpm:.1f} BPM (autocorrelation {c.strength:.3f}) "

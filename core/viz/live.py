@@ -24,8 +24,9 @@ def live_log_mel(samples: np.ndarray, sample_rate: int, *, n_mels: int = 64) -> 
     hop = max(1, sample_rate // 100)
     if y.size < 2 * hop:
         return np.full((n_mels, 1), -100.0, dtype=np.float32)
-    mel = librosa.feature.melspectrogram(y=y, sr=sample_rate, n_fft=4 * hop, hop_length=hop,
-                                         n_mels=n_mels, fmax=sample_rate / 2)  # fmt: skip
+    mel = librosa.feature.melspectrogram(
+        y=y, sr=sample_rate, n_fft=4 * hop, hop_length=hop, n_mels=n_mels, fmax=sample_rate / 2
+    )
     return librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None).astype(np.float32)
 
 
@@ -49,10 +50,14 @@ def scrolling_spectrogram_figure(
             colorscale=colorscale("Magma"),
             colorbar={"title": "dB"},
             hovertemplate="%{x:.2f} s, band %{y}: %{z:.0f} dB<extra></extra>",
-        )  # fmt: skip
+        )
     )
-    fig.update_layout(height=height, margin={"l": 60, "r": 20, "t": 10, "b": 40},
-                      xaxis_title="stream time (s)", yaxis_title="mel band")  # fmt: skip
+    fig.update_layout(
+        height=height,
+        margin={"l": 60, "r": 20, "t": 10, "b": 40},
+        xaxis_title="stream time (s)",
+        yaxis_title="mel band",
+    )
     return fig
 
 
@@ -74,7 +79,7 @@ def tuner_figure(reading: TunerReading | None, *, height: int = 240) -> go.Figur
                 "axis": {
                     "range": [-50, 50],
                     "tickvals": [-50, -25, -IN_TUNE_CENTS, 0, IN_TUNE_CENTS, 25, 50],
-                },  # fmt: skip
+                },
                 "bar": {"color": colour if pitched else "rgba(0,0,0,0)", "thickness": 0.3},
                 "steps": [{"range": [-IN_TUNE_CENTS, IN_TUNE_CENTS], "color": "#c8e6c9"}],
             },
@@ -91,14 +96,24 @@ def pitch_line_figure(readings: Sequence[TunerReading], *, height: int = 260) ->
     with np.errstate(invalid="ignore", divide="ignore"):
         midi = 69 + 12 * np.log2(hz / 440.0)
     fig = go.Figure(
-        go.Scatter(x=times, y=midi, mode="lines+markers", marker={"size": 4},
-                   connectgaps=False, name="pitch",
-                   customdata=hz, hovertemplate="%{x:.2f} s: %{customdata:.1f} Hz<extra></extra>")
-    )  # fmt: skip
+        go.Scatter(
+            x=times,
+            y=midi,
+            mode="lines+markers",
+            marker={"size": 4},
+            connectgaps=False,
+            name="pitch",
+            customdata=hz,
+            hovertemplate="%{x:.2f} s: %{customdata:.1f} Hz<extra></extra>",
+        )
+    )
     voiced = midi[np.isfinite(midi)]
     low, high = (float(voiced.min()) - 2, float(voiced.max()) + 2) if voiced.size else (57, 81)
-    ticks = [m for m in range(int(math.floor(low)), int(math.ceil(high)) + 1)
-             if high - low < 30 or m % 12 in (0, 4, 7)]  # fmt: skip
+    ticks = [
+        m
+        for m in range(int(math.floor(low)), int(math.ceil(high)) + 1)
+        if high - low < 30 or m % 12 in (0, 4, 7)
+    ]
     fig.update_layout(
         height=height,
         margin={"l": 60, "r": 20, "t": 10, "b": 40},
@@ -108,7 +123,7 @@ def pitch_line_figure(readings: Sequence[TunerReading], *, height: int = 260) ->
             "range": [low, high],
             "tickvals": ticks,
             "ticktext": [f"{NOTE_NAMES[m % 12]}{m // 12 - 1}" for m in ticks],
-        },  # fmt: skip
+        },
         showlegend=False,
     )
     return fig
@@ -121,11 +136,22 @@ def chroma_meter_figure(
     c = np.nan_to_num(np.asarray(chroma, dtype=np.float64).reshape(12))
     level = max(floor_dbfs, float(rms_dbfs)) if math.isfinite(rms_dbfs) else floor_dbfs
     fig = go.Figure()
-    fig.add_bar(x=list(NOTE_NAMES), y=c, name="chroma", marker_color="#5c6bc0",
-                hovertemplate="%{x}: %{y:.2f}<extra></extra>")  # fmt: skip
-    fig.add_bar(x=["loudness"], y=[level - floor_dbfs], base=[floor_dbfs], yaxis="y2",
-                name="loudness", marker_color="#ef6c00",
-                hovertemplate=f"{level:.1f} dBFS<extra></extra>")  # fmt: skip
+    fig.add_bar(
+        x=list(NOTE_NAMES),
+        y=c,
+        name="chroma",
+        marker_color="#5c6bc0",
+        hovertemplate="%{x}: %{y:.2f}<extra></extra>",
+    )
+    fig.add_bar(
+        x=["loudness"],
+        y=[level - floor_dbfs],
+        base=[floor_dbfs],
+        yaxis="y2",
+        name="loudness",
+        marker_color="#ef6c00",
+        hovertemplate=f"{level:.1f} dBFS<extra></extra>",
+    )
     fig.update_layout(
         height=height,
         margin={"l": 50, "r": 60, "t": 10, "b": 40},

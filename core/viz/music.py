@@ -383,9 +383,17 @@ def keygram_figure(
     """Key over time: correlation of each moment's window with the 24 keys, best key marked."""
     z, t = pool_columns(gram.correlations, gram.times, x_range)
     fig = go.Figure(
-        go.Heatmap(z=z, x=t, y=list(KEY_NAMES), colorscale=safe_colorscale(colorscale), zmin=-1, zmax=1,
-                   colorbar=dict(title="r"), hovertemplate="%{x:.1f} s, %{y}: r = %{z:.2f}<extra></extra>")
-    )  # fmt: skip
+        go.Heatmap(
+            z=z,
+            x=t,
+            y=list(KEY_NAMES),
+            colorscale=safe_colorscale(colorscale),
+            zmin=-1,
+            zmax=1,
+            colorbar=dict(title="r"),
+            hovertemplate="%{x:.1f} s, %{y}: r = %{z:.2f}<extra></extra>",
+        )
+    )
     best = [KEY_NAMES[i] for i in gram.key_indices]
     fig.add_scatter(
         x=gram.times, y=best, mode="lines", name="best key", line=dict(color="#00d4ff", width=2)

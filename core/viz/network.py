@@ -321,30 +321,46 @@ def boundaries_figure(
     for column, (_, probability) in enumerate(panels, start=1):
         fig.add_trace(
             go.Heatmap(
-                x=axis, y=axis, z=probability, zmin=0, zmax=1, colorscale=DIVERGING,
-                opacity=0.75, showscale=False,
+                x=axis,
+                y=axis,
+                z=probability,
+                zmin=0,
+                zmax=1,
+                colorscale=DIVERGING,
+                opacity=0.75,
+                showscale=False,
                 hovertemplate="p(class 1) %{z:.2f}<extra></extra>",
             ),
-            row=1, col=column,
-        )  # fmt: skip
+            row=1,
+            col=column,
+        )
         fig.add_trace(
             go.Contour(
-                x=axis, y=axis, z=probability, contours={"start": 0.5, "end": 0.5,
-                "coloring": "none"}, line={"color": "#222222", "width": 2},
-                showscale=False, hoverinfo="skip",
+                x=axis,
+                y=axis,
+                z=probability,
+                contours={"start": 0.5, "end": 0.5, "coloring": "none"},
+                line={"color": "#222222", "width": 2},
+                showscale=False,
+                hoverinfo="skip",
             ),
-            row=1, col=column,
-        )  # fmt: skip
+            row=1,
+            col=column,
+        )
         for label, colour in ((0, ORANGE), (1, BLUE)):
             chosen = xy[labels == label]
             fig.add_trace(
                 go.Scatter(
-                    x=chosen[:, 0], y=chosen[:, 1], mode="markers", showlegend=False,
+                    x=chosen[:, 0],
+                    y=chosen[:, 1],
+                    mode="markers",
+                    showlegend=False,
                     marker={"color": colour, "size": 4, "line": {"color": "white", "width": 0.5}},
                     hoverinfo="skip",
                 ),
-                row=1, col=column,
-            )  # fmt: skip
+                row=1,
+                col=column,
+            )
     extent = [float(axis[0]), float(axis[-1])]
     fig.update_xaxes(range=extent, showticklabels=False, constrain="domain")
     fig.update_yaxes(range=extent, showticklabels=False, scaleanchor="x")

@@ -218,20 +218,35 @@ def returns_against_optimum(
     fig = line_curves(
         {"sampled return while learning": episode_returns},
         title="Cumulative reward per episode against the optimum",
-        x_title="episode", y_title="return (sum of rewards)", smooth=smooth,
-    )  # fmt: skip
+        x_title="episode",
+        y_title="return (sum of rewards)",
+        smooth=smooth,
+    )
     fig.data[0].line.color = "rgba(99, 110, 250, 0.55)"
     fig.add_trace(
-        go.Scatter(x=list(evaluated_episodes), y=list(evaluated_returns), mode="lines+markers",
-                   name="greedy policy, expected return (exact)",
-                   line={"color": "#ef553b"}, marker={"size": 5})
-    )  # fmt: skip
-    fig.add_hline(y=optimum, line_dash="dash", line_color="#00cc96",
-                  annotation_text=f"optimum by value iteration ({optimum:.2f})")  # fmt: skip
+        go.Scatter(
+            x=list(evaluated_episodes),
+            y=list(evaluated_returns),
+            mode="lines+markers",
+            name="greedy policy, expected return (exact)",
+            line={"color": "#ef553b"},
+            marker={"size": 5},
+        )
+    )
+    fig.add_hline(
+        y=optimum,
+        line_dash="dash",
+        line_color="#00cc96",
+        annotation_text=f"optimum by value iteration ({optimum:.2f})",
+    )
     if plan_return is not None:
-        fig.add_hline(y=plan_return, line_dash="dot", line_color="#ab63fa",
-                      annotation_text=f"plan that ignores slips ({plan_return:.2f})",
-                      annotation_position="bottom right")  # fmt: skip
+        fig.add_hline(
+            y=plan_return,
+            line_dash="dot",
+            line_color="#ab63fa",
+            annotation_text=f"plan that ignores slips ({plan_return:.2f})",
+            annotation_position="bottom right",
+        )
     fig.update_layout(height=380, legend={"orientation": "h", "y": -0.25})
     return fig
 
@@ -250,34 +265,61 @@ def policy_maps(
     (rows, columns) bool marks with a cross the cells of the *last* panel whose action is
     not optimal. All panels share one colour scale, so values can be compared by eye.
     """
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p[0] for p in panels],
-                        shared_yaxes=True, horizontal_spacing=0.04)  # fmt: skip
+    fig = make_subplots(
+        rows=1,
+        cols=len(panels),
+        subplot_titles=[p[0] for p in panels],
+        shared_yaxes=True,
+        horizontal_spacing=0.04,
+    )
     finite = [np.asarray(v, dtype=np.float64) for _, v, _ in panels]
     numbers = np.concatenate([v[np.isfinite(v)] for v in finite]) if finite else np.zeros(1)
     low, high = (float(numbers.min()), float(numbers.max())) if numbers.size else (0.0, 1.0)
     for col, ((_, _, labels), values) in enumerate(zip(panels, finite, strict=True), start=1):
-        text = [[label if np.isfinite(v) else "" for label, v in zip(row_text, row, strict=True)]
-                for row_text, row in zip(labels, values, strict=True)]  # fmt: skip
+        text = [
+            [label if np.isfinite(v) else "" for label, v in zip(row_text, row, strict=True)]
+            for row_text, row in zip(labels, values, strict=True)
+        ]
         fig.add_trace(
-            go.Heatmap(z=values, x=list(column_labels), y=list(row_labels), text=text,
-                       texttemplate="%{text}", textfont={"size": 10}, colorscale="Viridis",
-                       zmin=low, zmax=high, showscale=col == len(panels),
-                       colorbar={"title": "value"},
-                       hovertemplate="%{x}, after %{y}<br>plays %{text}<br>value %{z:.2f}"
-                                     "<extra></extra>"),
-            row=1, col=col,
-        )  # fmt: skip
+            go.Heatmap(
+                z=values,
+                x=list(column_labels),
+                y=list(row_labels),
+                text=text,
+                texttemplate="%{text}",
+                textfont={"size": 10},
+                colorscale="Viridis",
+                zmin=low,
+                zmax=high,
+                showscale=col == len(panels),
+                colorbar={"title": "value"},
+                hovertemplate="%{x}, after %{y}<br>plays %{text}<br>value %{z:.2f}<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
     if wrong is not None and np.any(wrong):
         rows, cols = np.nonzero(np.asarray(wrong))
         fig.add_trace(
-            go.Scatter(x=[column_labels[c] for c in cols], y=[row_labels[r] for r in rows],
-                       mode="markers", name="not an optimal choice", hoverinfo="skip",
-                       marker={"symbol": "x-thin-open", "size": 9, "color": "#ef553b",
-                               "line": {"width": 1.5, "color": "#ef553b"}}),
-            row=1, col=len(panels),
-        )  # fmt: skip
+            go.Scatter(
+                x=[column_labels[c] for c in cols],
+                y=[row_labels[r] for r in rows],
+                mode="markers",
+                name="not an optimal choice",
+                hoverinfo="skip",
+                marker={
+                    "symbol": "x-thin-open",
+                    "size": 9,
+                    "color": "#ef553b",
+                    "line": {"width": 1.5, "color": "#ef553b"},
+                },
+            ),
+            row=1,
+            col=len(panels),
+        )
     fig.update_yaxes(autorange="reversed", title_text="last note", row=1, col=1)
     fig.update_xaxes(title_text="step")
-    fig.update_layout(height=90 + 26 * len(row_labels), margin={"t": 50},
-                      legend={"orientation": "h", "y": -0.15})  # fmt: skip
+    fig.update_layout(
+        height=90 + 26 * len(row_labels), margin={"t": 50}, legend={"orientation": "h", "y": -0.15}
+    )
     return fig
