@@ -237,8 +237,7 @@ def _trace(
 
 def untrained_network(spec: ModelSpec, seed: int = 0) -> nn.Module:
     """The spec's network with seeded random weights, in evaluation mode (one member)."""
-    torch.manual_seed(seed)
-    return build_model(spec.with_members(1)).eval()
+    return build_model(spec.with_members(1), seed=seed).eval()
 
 
 @torch.inference_mode()

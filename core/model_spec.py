@@ -924,12 +924,18 @@ def member_networks(model: nn.Module) -> list[nn.Module]:
     return list(members) if isinstance(members, nn.ModuleList) else [model]
 
 
-def build_model(spec: ModelSpec) -> SpecNetwork | EnsembleNetwork:
+def build_model(spec: ModelSpec, *, seed: int | None = None) -> SpecNetwork | EnsembleNetwork:
     """Build the spec's network (fresh random weights, on the CPU; move it with `.to(device)`).
 
     A spec with members > 1 gives an `EnsembleNetwork` of that many `SpecNetwork`s.
+    seed: draw the initial weights from this seed (the same seed, the same weights) without
+    touching torch's global random state, which every session of the server shares.
     Raises SpecError when the stack is invalid (see `infer_shapes`).
     """
+    if seed is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return build_model(spec)
     reports = infer_shapes(spec)
     head = _last_linear_index(spec)
 

@@ -495,3 +495,17 @@ def test_typed_shapes_parse(text, shape):
 def test_hostile_typed_shapes_are_refused(text, message):
     with pytest.raises(SpecError, match=message):
         parse_input_shape(text)
+
+
+def test_a_seeded_build_repeats_its_weights_and_leaves_the_global_generator_alone():
+    spec = preset_spec("mlp_2d")
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    first = build_model(spec, seed=7).state_dict()
+    second = build_model(spec, seed=7).state_dict()
+    other = build_model(spec, seed=8).state_dict()
+    # Other sessions' random draws continue as if nothing had been built.
+    assert torch.equal(torch.rand(3), expected_next)
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert not all(torch.equal(first[k], other[k]) for k in first)
