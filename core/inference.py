@@ -24,6 +24,7 @@ run folders under `models/` read with the same code (`shipped_store()`).
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import math
 import time
@@ -664,11 +665,18 @@ def _window_starts(total: int, window: int, hop: int) -> list[int]:
     return starts
 
 
+@functools.lru_cache(maxsize=8)
+def _feature_transform(config: FeatureConfig, kind: str) -> nn.Module:
+    """One transform per recipe, built once and only read afterwards (its window and filter
+    bank are buffers): a live stream asks for one every hop."""
+    return make_feature_transform(config, kind)
+
+
 def _whole_clip_features(y: np.ndarray, model: InferenceModel) -> torch.Tensor:
     """Whole-clip features before any per-example step: mel power for log-mel and MFCC
     (the dB floor is per example, so it is applied per window), the kind itself otherwise."""
     kind = "mel" if model.feature_kind in ("logmel", "mfcc") else model.feature_kind
-    transform = make_feature_transform(model.feature_config, kind)
+    transform = _feature_transform(model.feature_config, kind)
     with torch.inference_mode():
         return transform(torch.from_numpy(y))
 

@@ -46,6 +46,7 @@ from core.inference import (
     WindowResult,
     _frame_levels_db,
     _silent_windows,
+    _sound_cut_by_edge,
     _span,
     _whole_clip_features,
     _window_batch,
@@ -284,6 +285,7 @@ class LiveClassifier:
         self.starts: deque[int] = deque(maxlen=history)
         self.probabilities: deque[np.ndarray] = deque(maxlen=history)
         self.silent: deque[bool] = deque(maxlen=history)
+        self.cut: deque[bool] = deque(maxlen=history)
         self.windows_done = 0
         self._detected: deque[Segment] = deque(maxlen=MAX_SEGMENTS)
         self._detected_audio: deque[np.ndarray] = deque(maxlen=MAX_SEGMENTS)
@@ -323,7 +325,9 @@ class LiveClassifier:
         return done
 
     def _needed_until(self, start: int) -> int:
-        return (start + self.window_frames - 1) * self.hop_length + self._after
+        # One frame past the window: whether the window cuts a sound at its end (`cut`)
+        # depends on the frame just after it, as it does in the offline timeline.
+        return (start + self.window_frames) * self.hop_length + self._after
 
     def _classify_ready(self) -> int:
         done = 0
@@ -361,6 +365,10 @@ class LiveClassifier:
         self.starts.append(start)
         self.probabilities.append(p)
         self.silent.append(silent)
+        self.cut.append(
+            self.config.trim_silence
+            and _sound_cut_by_edge(active, *span, offset, self.window_frames)
+        )
         self.windows_done += 1
 
     # ---- output
@@ -387,6 +395,7 @@ class LiveClassifier:
                 k, self.model.num_classes
             ),
             silent=np.asarray(self.silent, dtype=bool),
+            cut=np.asarray(self.cut, dtype=bool) if self.config.trim_silence else None,
             window_seconds=self.window_seconds,
             hop_seconds=self.hop_seconds,
             duration_seconds=self.stream_seconds,
@@ -468,6 +477,7 @@ class LiveClassifier:
         self.starts.clear()
         self.probabilities.clear()
         self.silent.clear()
+        self.cut.clear()
 
 
 # --------------------------------------------------------------------------- tuner
