@@ -65,19 +65,26 @@ def test_a_stream_s_results_are_drawn_and_a_segment_is_saved_for_training(digits
     assert heard, "the shipped model detects digits in the snapshot"
     assert f"**Heard so far:** {' · '.join(heard)}" in _markdown(at)
     assert any(m.label == "Hearing" for m in at.metric)
-    at.text_input(key="classify_live_class").set_value("seven")
+    newest, audio = digits_snapshot.segments[-1]
+    at.text_input(key=f"classify_live_class_{newest.start_seconds:.3f}").set_value("seven")
     at.button(key="classify_live_save").click().run()
     assert not at.exception, _texts(at.exception)
     clips = at.session_state["train_clips"]["seven"]
     assert len(clips) == 1
     clip = next(iter(clips.values()))
-    newest, audio = digits_snapshot.segments[-1]
     assert clip.sample_rate == 16000
     assert clip.duration_seconds == pytest.approx(
         audio.size / digits_snapshot.sample_rate, abs=0.01
     )
     assert "seven" in at.session_state["train_rec_names"]
     assert any("Saved" in t for t in _texts(at.success))
+    # Another segment offers its own label, not the one typed for the first.
+    oldest = digits_snapshot.segments[0][0]
+    assert len(heard) >= 2 and oldest.label != "seven"
+    at.selectbox(key="classify_live_segment").set_value(round(oldest.start_seconds, 3)).run()
+    assert at.text_input(key=f"classify_live_class_{oldest.start_seconds:.3f}").value == (
+        oldest.label
+    )
 
 
 def test_broken_network_settings_are_explained_not_raised(monkeypatch):

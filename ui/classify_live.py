@@ -63,15 +63,22 @@ def show_live(prefix: str, model: InferenceModel) -> None:
         threshold=float(threshold),
         trim_silence=bool(trim),
     )
-    kind = f"{model_key(model)}|{config}"
+    # Only the model, hop and trimming change what is computed per window: smoothing and the
+    # threshold are read when answers and segments are drawn, so moving them keeps the stream.
+    kind = f"{model_key(model)}|hop={config.hop_seconds}|trim={config.trim_silence}"
     handle = microphone(prefix, kind, lambda: LiveClassifier(model, config))
     network_help()
     if handle is None:
         return
-    live_view(handle, lambda snapshot: _draw(prefix, model, snapshot))
+    if handle.stream is not None:
+        with handle.stream.lock:
+            handle.stream.analyser.config = config
+    live_view(handle, lambda snapshot: _draw(prefix, model, snapshot, int(smooth)))
 
 
-def _draw(prefix: str, model: InferenceModel, snapshot: ClassifierSnapshot | None) -> None:
+def _draw(
+    prefix: str, model: InferenceModel, snapshot: ClassifierSnapshot | None, smooth: int
+) -> None:
     if snapshot is None:
         st.info("Nothing heard yet. Press START, allow the microphone and say a digit.")
         return
@@ -95,7 +102,7 @@ def _draw(prefix: str, model: InferenceModel, snapshot: ClassifierSnapshot | Non
     result = snapshot.result
     if len(result.starts_seconds):
         keep = result.centres_seconds >= snapshot.stream_seconds - TIMELINE_SECONDS
-        probs = smooth_probabilities(result.probabilities, 3)[keep]
+        probs = smooth_probabilities(result.probabilities, smooth)[keep]
         spans = [(s.start_seconds, s.end_seconds, s.label) for s, _ in snapshot.segments]
         st.plotly_chart(
             timeline_figure(
@@ -116,25 +123,33 @@ def _segments(prefix: str, snapshot: ClassifierSnapshot) -> None:
     st.markdown(f"**Heard so far:** {heard}")
     if not segments:
         return
+    # Options are start times, not positions: the list is capped, so a position would point
+    # at another segment once older ones drop out.
+    by_start = {round(s.start_seconds, 3): (s, audio) for s, audio in segments}
     chosen = st.selectbox(
         "Segment",
-        range(len(segments) - 1, -1, -1),
+        list(reversed(by_start)),
         key=f"{prefix}_live_segment",
-        format_func=lambda i: (
-            f"{segments[i][0].label} at {segments[i][0].start_seconds:.2f}–"
-            f"{segments[i][0].end_seconds:.2f} s ({segments[i][0].confidence:.0%})"
+        format_func=lambda t: (
+            f"{by_start[t][0].label} at {t:.2f}–"
+            f"{by_start[t][0].end_seconds:.2f} s ({by_start[t][0].confidence:.0%})"
         ),
     )
-    if chosen is None or chosen >= len(segments):
+    if chosen not in by_start:
         return
-    segment, samples = segments[chosen]
+    segment, samples = by_start[chosen]
     if samples.size == 0:
         st.warning("This segment's audio has left the buffer.")
         return
     st.audio(encode_wav(samples, snapshot.sample_rate), format="audio/wav")
     left, right = st.columns([2, 1])
     name = left.text_input(
-        "File it under the class", value=segment.label, key=f"{prefix}_live_class", max_chars=40
+        "File it under the class",
+        value=segment.label,
+        # One key per segment: a keyed text input keeps its first value, so a shared key
+        # would file every later segment under the first segment's label.
+        key=f"{prefix}_live_class_{chosen:.3f}",
+        max_chars=40,
     )
     if right.button("Save as a training clip", key=f"{prefix}_live_save"):
         _save_clip(name.strip(), samples, snapshot.sample_rate)
