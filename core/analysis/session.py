@@ -374,9 +374,9 @@ class MusicAnalysis:
         """
 
         def compute() -> np.ndarray:
-            harmonic, _ = librosa.decompose.hpss(
-                self.cqt_magnitude, kernel_size=self.config.hpss_kernel
-            )
+            # The same soft mask as librosa's HPSS, computed block by block (bounded memory).
+            magnitude = self.cqt_magnitude
+            harmonic = magnitude * harmonic_mask(magnitude, self.config.hpss_kernel)
             return nnls_chroma(
                 harmonic, self.config.cqt_bins_per_octave, self.config.key_block_frames
             )
@@ -402,14 +402,14 @@ class MusicAnalysis:
         return self._cached(f"key:{profiles}", compute)
 
     def keygram(self, profiles: str = DEFAULT_PROFILES, window_seconds: float = 8.0) -> KeyGram:
-        """Key over time (see `keygram`); needs a clip longer than the window."""
+        """Key over time (see `keygram`); needs a clip longer than the window.
 
-        def compute() -> KeyGram:
-            self._require_sound("key-gram")
-            self._require_seconds("key-gram", window_seconds)
-            return keygram(self.key_chroma, self.key_block_seconds, window_seconds, profiles)
-
-        return self._cached(f"keygram:{profiles}:{window_seconds:g}", compute)
+        Not kept: from the cached `key_chroma` it takes about a millisecond, and keeping one
+        per profile family and window would grow the shared analysis with every slider move.
+        """
+        self._require_sound("key-gram")
+        self._require_seconds("key-gram", window_seconds)
+        return keygram(self.key_chroma, self.key_block_seconds, window_seconds, profiles)
 
     # ------------------------------------------------------------------ rhythm
     @property
@@ -443,8 +443,13 @@ class MusicAnalysis:
 
         def compute() -> np.ndarray:
             self._require_sound("onsets")
+            # librosa's own onset_detect default: the mean over bands, so an onset in a few
+            # bands counts (the median `onset_envelope` is for the beat, where it would not).
+            envelope = librosa.onset.onset_strength(
+                S=librosa.power_to_db(self.mel_power), sr=self.sr, hop_length=self.config.hop_length
+            )
             return librosa.onset.onset_detect(
-                onset_envelope=self.onset_envelope,
+                onset_envelope=envelope,
                 sr=self.sr,
                 hop_length=self.config.hop_length,
                 units="time",
@@ -486,7 +491,7 @@ class MusicAnalysis:
             # librosa.feature.tempo autocorrelates over ac_size = 8 s (344 frames), not the
             # tempogram view's 384: handing it the view's tempogram changed its pick on a
             # broad (rubato) peak. So the tempo gets its own, time-averaged, autocorrelation.
-            window = int(round(TEMPO_WINDOW_SECONDS * self.sr / hop))
+            window = int(librosa.time_to_frames(TEMPO_WINDOW_SECONDS, sr=self.sr, hop_length=hop))
             autocorrelation = librosa.feature.tempogram(
                 onset_envelope=self.onset_envelope, sr=self.sr, hop_length=hop, win_length=window
             ).mean(axis=1, keepdims=True)
