@@ -15,19 +15,18 @@ import pandas as pd
 import streamlit as st
 
 from core import paths
-from core.audio import AudioError, load_audio
+from core.audio import SILENCE_PEAK, AudioError, peak
 from core.inference import ModelChoice, available_models
 from core.layer_values import ClipTrace, LayerValue, LayerValuesError, trace_clip, trace_untrained
 from core.model_spec import ModelSpec, SpecError
 from core.runs import WEIGHTS_FILE, RunError, RunStore
 from core.viz.network import class_probability_figure, feature_maps_figure, vector_figure
-from ui.audio_input import audio_source_picker
+from ui.audio_input import audio_source_picker, load_builtin
 
 TRAINED, EDITOR = "A trained model", "The editor's network (untrained)"
 SHIPPED_DIGIT, OWN_CLIP = "A shipped spoken digit", "Your own clip"
 SPEAKERS = ("george", "jackson", "lucas", "nicolas")
 TAKES = 40  # recordings per digit and speaker in data/digits
-SILENT_PEAK = 1e-4  # a clip whose loudest sample is below this (-80 dBFS) has no sound
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
@@ -36,12 +35,6 @@ def _load_run(store_root: str, run_id: str, owner: str | None, weights_mtime: fl
     # mode and never changes it). The owner is in the key, so a session reaches only its
     # own runs; the weights' mtime too, so a retrained run is loaded again.
     return RunStore(store_root).load(run_id, owner=owner)
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def _digit_clip(path: str) -> tuple[np.ndarray, int]:
-    clip = load_audio(path)
-    return clip.samples, clip.sample_rate
 
 
 def _model_choice() -> ModelChoice | None:
@@ -72,7 +65,8 @@ def _clip() -> tuple[np.ndarray, int] | None:
         st.error(f"{path.name} is not among the shipped recordings.")
         return None
     try:
-        samples, rate = _digit_clip(str(path))
+        clip = load_builtin(str(path))
+        samples, rate = clip.samples, clip.sample_rate
     except AudioError as error:
         st.error(f"{path.name} cannot be decoded: {error}")
         return None
@@ -124,7 +118,7 @@ def render_layer_values(editor_spec: ModelSpec) -> None:
     if clip is None:
         return
     samples, rate = clip
-    if samples.size and float(np.max(np.abs(samples))) < SILENT_PEAK:
+    if samples.size and peak(samples) < SILENCE_PEAK:
         st.warning(
             "This clip is silent: the network still computes something, but it has nothing to hear."
         )

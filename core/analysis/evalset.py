@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from core import paths
+from core.analysis.keys import PITCH_CLASSES
 from core.synth import SynthConfig, adsr_envelope, midi_to_hz
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -51,7 +52,6 @@ TIMBRES = (
 FEELS = ("straight", "straight", "swing", "rubato")  # cycled: half straight
 TEMPI_BPM = (60, 66, 72, 80, 88, 96, 104, 112, 120, 132, 144, 160, 180)
 DEV_FIRST_CHORALE = 200  # the tuning set starts here; the benchmark's 40 end near chorale 100
-PITCH_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def chorale_notes(source: str, max_quarters: float) -> tuple[list[ScoreNote], st
     bass = [n for n in parts[3].flatten().notes]
     if not bass or bass[-1].pitches[0].pitchClass != tonic or not notes:
         return None
-    return notes, f"{PITCH_NAMES[tonic]} {mode}"
+    return notes, f"{PITCH_CLASSES[tonic]} {mode}"
 
 
 def write_midi(
@@ -363,9 +363,10 @@ def build_evalset(
         if piece is not None:
             wanted[piece.key.split()[1]] -= 1
             pieces.append(piece)
-    manifest.write_text(
-        json.dumps({"recipe": recipe, "pieces": [asdict(p) for p in pieces]}, indent=1)
-    )
+    # Atomic, and written last: a set cut short by a kill has no manifest and is made again.
+    from core.runs import write_json_atomic  # core.runs imports torch: only when building
+
+    write_json_atomic(manifest, {"recipe": recipe, "pieces": [asdict(p) for p in pieces]})
     return directory, pieces
 
 
