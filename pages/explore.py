@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core import unsupervised as uns
+from core.lessons import unsupervised as uns
 from ui.explore_autoencoder import render_autoencoder
 from ui.explore_collection import describe_collection, pick_collection
 from ui.explore_map import (

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from core.device import resolve_device
-from core.jobs import get_job_manager
+from core.devices import resolve_device
+from core.jobs.manager import get_job_manager
 from ui.train_compare import compare_section
 from ui.train_dataset import dataset_section
 from ui.train_live import attach_session, live_view, start_stop

@@ -13,7 +13,7 @@ Steps (each training is the plain `python -m core.train` command line, printed a
    speaker it never heard" figure (the case of a student's own voice). These models are
    measured, not shipped; each learnt from three voices where the shipped one had four.
 3. The shipped run folder is copied to models/digits-cnn (replacing the old one), its
-   card.json written (`core.model_card`), and models/digits-cnn.spec.json rewritten from the
+   card.json written (`core.models.card`), and models/digits-cnn.spec.json rewritten from the
    network actually trained.
 
 --reuse picks up finished runs of the same name in --runs-dir instead of training again
@@ -36,9 +36,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from core import paths
-from core.datasets import builtin_digits
-from core.model_card import Measurement, ModelCard, leave_one_group_out, write_model_card
-from core.runs import RunStore
+from core.data.datasets import builtin_digits
+from core.models.card import Measurement, ModelCard, leave_one_group_out, write_model_card
+from core.training.runs import RunStore
 
 SHIPPED_NAME = "digits-cnn"
 SPEAKERS = ("george", "jackson", "lucas", "nicolas")
@@ -48,7 +48,7 @@ BASE_ARGS = ("--data", "builtin:digits", "--no-tsne", "--owner", "shipped")
 def train_command(runs_dir: Path, name: str, seed: int, extra: tuple[str, ...]) -> list[str]:
     """The `python -m core.train` argument list of one training."""
     return [
-        sys.executable, "-m", "core.train", *BASE_ARGS, "--seed", str(seed),
+        sys.executable, "-m", "core.training.trainer", *BASE_ARGS, "--seed", str(seed),
         "--runs-dir", str(runs_dir), "--name", name, *extra,
     ]  # fmt: skip
 

@@ -82,7 +82,7 @@ def ray_cluster():
     The app would start it on the first training anyway; starting it here keeps it small
     and shuts it down at the end of the session.
     """
-    from core import cluster
+    from core.jobs import cluster
 
     info = cluster.connect({"AUDIO_DL_RAY_CPUS": "2"})
     yield info

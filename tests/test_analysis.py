@@ -1,4 +1,4 @@
-"""core.analysis on signals with a known answer, and against librosa called on the waveform."""
+"""core.music on signals with a known answer, and against librosa called on the waveform."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from core.analysis import (
+from core.audio.io import load_audio
+from core.music import (
     KEY_NAMES,
     KEY_PROFILE_SETS,
     KRUMHANSL_MAJOR,
@@ -26,9 +27,8 @@ from core.analysis import (
     prepare_signal,
     profile_template,
 )
-from core.analysis.evalset import SOUNDFONT, render_piece
-from core.analysis.keys import harmonic_dictionary, nnls_chroma
-from core.audio import load_audio
+from core.music.evalset import SOUNDFONT, render_piece
+from core.music.keys import harmonic_dictionary, nnls_chroma
 from tests.conftest import click_track, sine
 
 SR = 22050

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from core.analysis.evalset import SOUNDFONT, build_evalset, chorale_notes, render_piece, time_map
+from core.music.evalset import SOUNDFONT, build_evalset, chorale_notes, render_piece, time_map
 
 pytest.importorskip("music21")
 

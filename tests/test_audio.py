@@ -1,4 +1,4 @@
-"""core.audio: decoding, the bad-input cases each with its own message, levels, resampling."""
+"""core.audio.io: decoding, the bad-input cases each with its own message, levels, resampling."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from streamlit.proto.Common_pb2 import FileURLs
 from streamlit.runtime.uploaded_file_manager import UploadedFile, UploadedFileRec
 
-from core import audio
-from core.audio import AudioError, load_audio, probe_audio
+from core.audio import io as audio
+from core.audio.io import AudioError, load_audio, probe_audio
 from tests.audio_fixtures import (
     FFMPEG,
     dominant_frequency,

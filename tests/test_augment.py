@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.augment import (
+from core.audio.augment import (
     AugmentConfig,
     augment_batch,
     augment_waveform,
@@ -18,7 +18,7 @@ from core.augment import (
     preview_augmentation,
     random_equalizer,
 )
-from core.features import FeatureConfig
+from core.audio.features import FeatureConfig
 from tests.conftest import sine
 
 RATE = 8000
@@ -147,7 +147,7 @@ def test_equaliser_curve_is_smooth_bounded_and_adds_no_overall_gain():
 
 
 def test_random_equaliser_adds_one_gain_per_band_at_every_frame():
-    from core.features import make_feature_transform
+    from core.audio.features import make_feature_transform
 
     logmel = make_feature_transform(EQ_FEATURES, "logmel")(torch.as_tensor(sine(440, 0.5, RATE)))
     out = random_equalizer(logmel, 6.0, torch.Generator().manual_seed(0))
@@ -161,7 +161,7 @@ def test_random_equaliser_adds_one_gain_per_band_at_every_frame():
 
 def test_equalised_audio_has_the_curve_in_its_log_mel():
     """Known answer: white noise filtered by the curve shows that curve in its log-mel."""
-    from core.features import make_feature_transform
+    from core.audio.features import make_feature_transform
 
     noise = np.random.default_rng(0).standard_normal(4 * RATE).astype(np.float32) * 0.1
     curve = equalizer_curve(32, 6.0, torch.Generator().manual_seed(4))

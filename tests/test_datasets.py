@@ -13,8 +13,8 @@ import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.audio import encode_wav
-from core.datasets import (
+from core.audio.io import encode_wav
+from core.data.datasets import (
     AudioDataset,
     AudioExample,
     DatasetError,

@@ -6,11 +6,11 @@ import os
 import subprocess
 import sys
 
-from core.datasets import folder_per_class, load_example_audio
-from core.ddp import DistInfo, shard_indices
-from core.evaluate import predict_proba
+from core.data.datasets import folder_per_class, load_example_audio
 from core.paths import REPO_ROOT
-from core.runs import RunStore
+from core.training.ddp import DistInfo, shard_indices
+from core.training.evaluate import predict_proba
+from core.training.runs import RunStore
 from tests.test_datasets import make_tone_folder
 from tests.test_train import TINY_SPEC
 
@@ -36,7 +36,7 @@ def test_torchrun_two_cpu_processes_write_one_run(tmp_path):
     }
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "-m", "core.train", "--data", str(data), "--epochs", "20", "--runs-dir", str(runs),
+        "-m", "core.training.trainer", "--data", str(data), "--epochs", "20", "--runs-dir", str(runs),
         "--spec", str(spec_path), "--batch-size", "8", "--lr", "0.05", "--schedule", "constant",
         "--no-augment", "--no-tsne", "--device", "cpu", "--normalization", "global", "--clip-seconds", "0.3",
     ]  # fmt: skip

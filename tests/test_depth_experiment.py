@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from core.depth_experiment import (
+from core.lessons.depth_experiment import (
     FAMILIES,
     NO_ACTIVATION,
     DepthExperimentConfig,
@@ -20,7 +20,7 @@ from core.depth_experiment import (
     train_seeds_full_batch,
     width_for_budget,
 )
-from core.model_spec import parameter_count
+from core.models.spec import parameter_count
 from core.viz.network import boundaries_figure, depth_accuracy_figure
 
 FIXED, EQUAL = FAMILIES
@@ -195,7 +195,7 @@ def test_figures_show_every_family_and_panel():
 
 
 def test_the_command_line_prints_the_summary(capsys):
-    from core.depth_experiment import main
+    from core.lessons.depth_experiment import main
 
     main(["--dataset", "circle", "--depths", "0,1", "--seeds", "1", "--epochs", "20"])
     lines = capsys.readouterr().out.splitlines()

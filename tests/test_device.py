@@ -1,4 +1,4 @@
-"""core.device on the CPU: discovery, choice, memory, precision, OOM fallback, job slots.
+"""core.devices on the CPU: discovery, choice, memory, precision, OOM fallback, job slots.
 
 Device lists for machines we do not have (two GPUs, a T4, a Mac) are built as DeviceInfo,
 so the choice and precision logic is tested on any machine; the real GPU paths are in
@@ -8,8 +8,6 @@ tests/test_device_gpu.py.
 from __future__ import annotations
 
 import dataclasses
-import logging
-import threading
 import time
 import weakref
 
@@ -17,16 +15,13 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from core import device as dev
-from core.device import (
+from core import devices as dev
+from core.devices import (
     DeviceInfo,
-    DeviceJobLimiter,
-    JobQueueTimeout,
     OutOfMemoryEverywhere,
     PrecisionPolicy,
     choose_device,
     parse_device_choice,
-    parse_jobs_per_device,
     precision_policy,
     run_with_oom_fallback,
 )
@@ -350,151 +345,6 @@ def test_oom_rejects_bad_batch_sizes():
         run_with_oom_fallback(oom_above(9), batch_size=0, device="cpu")
 
 
-# ---------------------------------------------------------------------------- job slots
-
-
-def test_parse_jobs_per_device():
-    assert parse_jobs_per_device("2") == {"*": 2}
-    assert parse_jobs_per_device(" cuda=2, cpu=4 ,cuda:1=3") == {"cuda": 2, "cpu": 4, "cuda:1": 3}
-    assert parse_jobs_per_device("") == {}
-    for bad in ("gpu=two", "tpu=1", "cuda=0", "-1", "cuda:x=2"):
-        with pytest.raises(ValueError, match="AUDIO_DL_JOBS_PER_DEVICE"):
-            parse_jobs_per_device(bad)
-
-
-def test_capacity_lookup_from_specific_to_general():
-    limiter = DeviceJobLimiter(parse_jobs_per_device("cuda=2,cpu=4,cuda:1=3"))
-    assert limiter.capacity("cuda:1") == 3
-    assert limiter.capacity("cuda:0") == 2
-    assert limiter.capacity(torch.device("cuda")) == 2
-    assert limiter.capacity("cpu") == 4
-    assert limiter.capacity("mps") == 1  # default: one job per accelerator
-    assert DeviceJobLimiter({"*": 5}).capacity("mps") == 5
-    assert DeviceJobLimiter().capacity("cpu") == max(1, dev.physical_cpu_cores() // 2)
-
-
-def test_limiter_from_env(caplog):
-    assert dev.limiter_from_env({dev.JOBS_ENV_VAR: "cuda=3"}).capacity("cuda:0") == 3
-    with caplog.at_level(logging.WARNING, logger="core.devices.jobs"):
-        limiter = dev.limiter_from_env({dev.JOBS_ENV_VAR: "lots"})
-    assert limiter.capacity("cuda:0") == 1
-    assert "not understood" in caplog.text
-
-
-def _wait_for(condition, seconds=5.0):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for the other threads"
-        time.sleep(0.005)
-
-
-def test_jobs_queue_fifo_with_positions_reported():
-    limiter = DeviceJobLimiter({"cuda": 1})
-    started, positions = [], {name: [] for name in "abcd"}
-    finish = {name: threading.Event() for name in "abcd"}
-
-    def job(name):
-        with limiter.job_slot("cuda:0", name, on_wait=positions[name].append):
-            started.append(name)
-            finish[name].wait(5)
-
-    threads = []
-    for i, name in enumerate("abcd"):
-        thread = threading.Thread(target=job, args=(name,))
-        thread.start()
-        threads.append(thread)
-        # start the next one only once this one has joined the queue, so arrival order is known
-        _wait_for(lambda i=i: len(limiter.usage("cuda:0").waiting) == i)
-    usage = limiter.usage("cuda")
-    assert usage.running == ("a",) and usage.waiting == ("b", "c", "d")
-    assert usage.summary() == "1/1 job slots in use · 3 queued"
-    assert [positions[name] for name in "abcd"] == [[], [1], [2], [3]]
-    for done, now in zip("abc", "bcd", strict=True):
-        finish[done].set()
-        _wait_for(lambda now=now: started[-1:] == [now])
-        _wait_for(lambda: all(p[-1] == i + 1 for i, p in enumerate(
-            positions[n] for n in "abcd"[len(started):])))  # fmt: skip
-    finish["d"].set()
-    for thread in threads:
-        thread.join(5)
-    assert started == ["a", "b", "c", "d"]
-    assert positions == {"a": [], "b": [1], "c": [2, 1], "d": [3, 2, 1]}
-    assert limiter.usage("cuda:0").running == ()
-
-
-def test_queue_position_of_a_requested_ticket():
-    limiter = DeviceJobLimiter({"cpu": 2})
-    first, second, third = (limiter.request("cpu", f"s{i}") for i in range(3))
-    assert [limiter.queue_position(t) for t in (first, second, third)] == [0, 0, 1]
-    limiter.release(second)
-    assert limiter.queue_position(third) == 0
-    assert limiter.queue_position(second) is None
-    limiter.release(second)  # idempotent
-    for ticket in (first, third):
-        limiter.release(ticket)
-    assert limiter.usage("cpu").running == ()
-
-
-def test_capacity_two_never_runs_three_at_once():
-    limiter = DeviceJobLimiter({"cpu": 2})
-    lock, running, peak = threading.Lock(), [0], [0]
-
-    def job():
-        with limiter.job_slot("cpu", "x"):
-            with lock:
-                running[0] += 1
-                peak[0] = max(peak[0], running[0])
-            time.sleep(0.02)
-            with lock:
-                running[0] -= 1
-
-    threads = [threading.Thread(target=job) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(5)
-    assert peak[0] == 2
-
-
-def test_slot_is_released_when_the_job_fails():
-    limiter = DeviceJobLimiter({"cuda": 1})
-    with pytest.raises(RuntimeError, match="training blew up"), limiter.job_slot("cuda:0", "a"):
-        raise RuntimeError("training blew up")
-    with limiter.job_slot("cuda:0", "b", timeout=1) as ticket:
-        assert limiter.queue_position(ticket) == 0
-
-
-def test_leaving_the_queue_on_cancel_and_timeout():
-    limiter = DeviceJobLimiter({"cuda": 1})
-    holder = limiter.request("cuda:0", "holder")
-
-    def give_up(position):
-        raise KeyboardInterrupt  # what a stopped Streamlit script run looks like to us
-
-    with pytest.raises(KeyboardInterrupt), limiter.job_slot("cuda:0", "impatient", give_up):
-        pass
-    started = time.monotonic()
-    with (
-        pytest.raises(JobQueueTimeout, match="try again later"),
-        limiter.job_slot("cuda:0", "slow", timeout=0.1),
-    ):
-        pass
-    assert 0.1 <= time.monotonic() - started < 2
-    assert limiter.usage("cuda:0").waiting == ()
-    limiter.release(holder)
-    with pytest.raises(ValueError, match="already released"):
-        limiter.wait_for_turn(holder)
-
-
-def test_shared_limiter_and_module_job_slot():
-    assert dev.get_job_limiter() is dev.get_job_limiter()
-    with dev.job_slot("cpu", "test-owner") as ticket:
-        assert dev.get_job_limiter().queue_position(ticket) == 0
-        assert "test-owner" in dev.get_job_limiter().usage("cpu").running
-    assert dev.device_key(torch.device("cuda")) == "cuda:0"
-    assert dev.device_key("mps") == "mps"
-
-
 # ---------------------------------------------------------------------------- sidebar panel
 
 
@@ -552,10 +402,9 @@ def test_stale_choice_resets_to_auto():
 
 def test_panel_shows_queued_jobs_and_the_users_place():
     import shutil
-    import time
 
-    from core.job_files import JobFolder
-    from core.jobs import get_job_manager
+    from core.jobs.files import JobFolder
+    from core.jobs.manager import get_job_manager
 
     app = AppTest.from_function(_panel_app, default_timeout=60)
     app.session_state["session_id"] = "me"

@@ -1,4 +1,4 @@
-"""core.device on real accelerators: run wherever CUDA (or MPS) is present, skipped elsewhere.
+"""core.devices on real accelerators: run wherever CUDA (or MPS) is present, skipped elsewhere.
 
 `pytest -m gpu` runs only these. Each test checks what only real hardware can show: that
 autocast really computes in the policy's dtype, that memory figures move when tensors are
@@ -11,7 +11,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from core import device as dev
+from core import devices as dev
 
 pytestmark = pytest.mark.gpu
 

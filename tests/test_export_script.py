@@ -9,13 +9,13 @@ import json
 
 import pytest
 
-from core.augment import AugmentConfig
-from core.datasets import builtin_digits
-from core.export_script import script_file_name, training_script
-from core.model_presets import preset_spec
-from core.runs import RunStore
-from core.train import TrainConfig
-from core.train_support import limit_per_class, set_dropout, validation_examples
+from core.audio.augment import AugmentConfig
+from core.data.datasets import builtin_digits
+from core.models.presets import preset_spec
+from core.training.export_script import script_file_name, training_script
+from core.training.runs import RunStore
+from core.training.support import limit_per_class, set_dropout, validation_examples
+from core.training.trainer import TrainConfig
 
 
 def _config() -> TrainConfig:

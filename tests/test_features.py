@@ -1,4 +1,4 @@
-"""core.features: FeatureConfig validation and agreement of the transforms with librosa."""
+"""core.audio.features: FeatureConfig validation and agreement of the transforms with librosa."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from core import features
-from core.audio import load_audio
-from core.features import (
+from core.audio import features
+from core.audio.features import (
     MFCC,
     FeatureConfig,
     LogMelSpectrogram,
@@ -22,6 +21,7 @@ from core.features import (
     mel_filterbank,
     power_to_db,
 )
+from core.audio.io import load_audio
 from tests.conftest import sine
 
 CFG = FeatureConfig()
@@ -305,7 +305,7 @@ def test_the_log_mel_passes_gradients_back_to_the_waveform():
 
 
 def test_power_to_db_leaves_the_callers_spectrogram_unchanged():
-    # core.inference passes views of a whole recording's mel power, one window at a time.
+    # core.inference.classifier passes views of a whole recording's mel power, one window at a time.
     mel = torch.tensor([[[1.0, 1e-3], [1e-12, 0.5]]])
     before = mel.clone()
     db = power_to_db(mel, top_db=80.0)

@@ -19,12 +19,12 @@ import soundfile as sf
 import torch
 
 from core import paths
-from core.audio import load_audio
-from core.datasets import load_dataset, split_dataset
-from core.feature_cache import Normalization
-from core.feature_cache import prepare_clip as training_prepare_clip
-from core.features import FeatureConfig
-from core.inference import (
+from core.audio.features import FeatureConfig
+from core.audio.io import load_audio
+from core.data.datasets import load_dataset, split_dataset
+from core.data.feature_cache import Normalization
+from core.data.feature_cache import prepare_clip as training_prepare_clip
+from core.inference.classifier import (
     InferenceError,
     InferenceModel,
     WindowResult,
@@ -45,9 +45,9 @@ from core.inference import (
     unsure_reason,
     weights_problem,
 )
-from core.model_presets import preset_spec
-from core.model_spec import build_model
-from core.runs import RunError, RunStore
+from core.models.presets import preset_spec
+from core.models.spec import build_model
+from core.training.runs import RunError, RunStore
 from tests.conftest import sine
 
 SHIPPED_RUN = "digits-cnn"
@@ -141,7 +141,7 @@ def test_windows_are_slices_of_the_whole_clip_spectrogram():
 
 
 def _window_input(model, y, start):
-    from core.inference import _whole_clip_features, _window_batch
+    from core.inference.classifier import _whole_clip_features, _window_batch
 
     features = _whole_clip_features(y, model)
     first = start // SMALL.hop_length

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from core.datasets import folder_per_class
-from core.jobs import ClusterError, JobError, JobLimitReached, JobManager
-from core.runs import HEARTBEAT_STALE_SECONDS, RunStore
+from core.data.datasets import folder_per_class
+from core.jobs.manager import ClusterError, JobError, JobLimitReached, JobManager
+from core.training.runs import HEARTBEAT_STALE_SECONDS, RunStore
 from tests.conftest import REPO_ROOT
 from tests.test_datasets import make_tone_folder
 from tests.test_train import TINY_SPEC, TONE_CONFIG
@@ -196,9 +196,9 @@ def test_ray_failing_to_start_gives_a_sentence(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     script = (
-        "from core.jobs import ClusterError, JobManager\n"
-        "from core.runs import RunStore\n"
-        "from core.train import TrainConfig\n"
+        "from core.jobs.manager import ClusterError, JobManager\n"
+        "from core.training.runs import RunStore\n"
+        "from core.training.trainer import TrainConfig\n"
         f"jobs = JobManager(RunStore({str(tmp_path / 'runs')!r}))\n"
         "try:\n"
         "    jobs.submit(TrainConfig(), owner='alice', device='cpu')\n"
@@ -221,7 +221,7 @@ def test_ray_failing_to_start_gives_a_sentence(tmp_path):
 FROM_A_PASSING_THREAD = """
 import threading, time
 import ray
-from core import cluster
+from core.jobs import cluster
 thread = threading.Thread(target=lambda: cluster.connect({"AUDIO_DL_RAY_CPUS": "1"}))
 thread.start()
 thread.join()  # like a Streamlit script run: the thread that started Ray has ended
@@ -246,8 +246,8 @@ SUBMIT_AND_LEAVE = """
 import json, sys, time, dataclasses
 from pathlib import Path
 import ray
-from core.datasets import folder_per_class
-from core.jobs import JobManager
+from core.data.datasets import folder_per_class
+from core.jobs.manager import JobManager
 from tests.test_datasets import make_tone_folder
 from tests.test_train import TINY_SPEC, TONE_CONFIG
 tones = folder_per_class(make_tone_folder(Path(sys.argv[1]), per_class=6))

@@ -8,18 +8,18 @@ import torch
 from torch import nn
 
 from core import paths
-from core.audio import load_audio
-from core.feature_cache import Normalization, prepare_clip
-from core.inference import shipped_store
-from core.layer_values import (
+from core.audio.io import load_audio
+from core.data.feature_cache import Normalization, prepare_clip
+from core.inference.classifier import shipped_store
+from core.lessons.layer_values import (
     LayerValuesError,
     layer_outputs,
     trace_clip,
     trace_untrained,
     untrained_network,
 )
-from core.model_presets import preset_spec
-from core.model_spec import LayerSpec, ModelSpec, build_model
+from core.models.presets import preset_spec
+from core.models.spec import LayerSpec, ModelSpec, build_model
 from core.viz.network import class_probability_figure, feature_maps_figure, vector_figure
 
 

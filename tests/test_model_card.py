@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from core import paths
-from core.model_card import (
+from core.models.card import (
     CARD_FILE,
     CARD_FORMAT,
     ModelCardError,
@@ -23,7 +23,7 @@ from core.model_card import (
     read_model_card,
     write_model_card,
 )
-from core.runs import RunError, RunStore
+from core.training.runs import RunError, RunStore
 
 SHIPPED = paths.MODELS_DIR / "digits-cnn"
 

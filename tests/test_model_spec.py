@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
-from core.model_presets import preset_names, preset_spec
-from core.model_spec import (
+from core.models.presets import preset_names, preset_spec
+from core.models.spec import (
     LAYER_KINDS,
     LayerSpec,
     ModelSpec,

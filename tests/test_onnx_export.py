@@ -8,12 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from core.feature_cache import Normalization
-from core.features import FeatureConfig
-from core.inference import InferenceModel, model_from_loaded_run, prepare_clip, shipped_store
-from core.model_presets import preset_spec
-from core.model_spec import build_model
-from core.onnx_export import export_onnx, onnx_metadata, run_onnx
+from core.audio.features import FeatureConfig
+from core.data.feature_cache import Normalization
+from core.inference.classifier import (
+    InferenceModel,
+    model_from_loaded_run,
+    prepare_clip,
+    shipped_store,
+)
+from core.models.onnx_export import export_onnx, onnx_metadata, run_onnx
+from core.models.presets import preset_spec
+from core.models.spec import build_model
 from tests.conftest import sine
 
 CONFIG = FeatureConfig(sample_rate=8000, n_fft=256, hop_length=80, n_mels=32, f_max=4000.0)

@@ -14,9 +14,9 @@ import pytest
 import soundfile as sf
 
 from core import paths
-from core.datasets import load_dataset, split_dataset
-from core.inference import shipped_store
-from core.model_card import read_model_card
+from core.data.datasets import load_dataset, split_dataset
+from core.inference.classifier import shipped_store
+from core.models.card import read_model_card
 from tests.apptest_helpers import open_page
 from tests.conftest import sine
 

@@ -1,6 +1,6 @@
 """The Live tabs under AppTest (Classify and Music analysis): AppTest has no browser, so the
 microphone never starts; the tabs' settings, their network messages and the drawing of a
-stream's results (a snapshot made by core.streaming from shipped recordings) are tested here,
+stream's results (a snapshot made by core.inference.streaming from shipped recordings) are tested here,
 the real microphone in tests/e2e/test_live_journey.py."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import core.streaming as streaming
+import core.inference.streaming as streaming
 from core import paths
-from core.inference import model_from_loaded_run, shipped_store
-from core.streaming import LiveClassifier, LiveTuner, TunerConfig, stream_file
-from core.synth import SynthConfig, render_notes
+from core.audio.synth import SynthConfig, render_notes
+from core.inference.classifier import model_from_loaded_run, shipped_store
+from core.inference.streaming import LiveClassifier, LiveTuner, TunerConfig, stream_file
 from tests.apptest_helpers import open_page
 from ui.live_stream import LiveHandle
 

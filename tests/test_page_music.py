@@ -96,7 +96,7 @@ def test_rhythm_offers_two_metrical_levels_each_with_its_click_track(app):
 
 
 def test_key_view_offers_every_profile_family_and_a_keygram(app):
-    from core.analysis import PROFILE_CHOICES
+    from core.music import PROFILE_CHOICES
 
     tchaikovsky = next(label for label in builtin_clips() if "tchaikovsky" in label.lower())
     app.selectbox(key="music_audio_builtin").set_value(tchaikovsky).run()
@@ -117,7 +117,7 @@ def _every_view_of_a_generated_clip():
     import numpy as np
     import streamlit as st
 
-    from core.audio import AudioClip, AudioInfo
+    from core.audio.io import AudioClip, AudioInfo
     from ui import music_sections as sections
 
     sr = 22050

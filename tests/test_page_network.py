@@ -8,8 +8,8 @@ import re
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.model_presets import preset_spec
-from core.model_spec import LayerSpec, ModelSpec, infer_shapes, parameter_count
+from core.models.presets import preset_spec
+from core.models.spec import LayerSpec, ModelSpec, infer_shapes, parameter_count
 from tests.apptest_helpers import open_page
 
 
@@ -229,7 +229,7 @@ def _open_tab(at: AppTest, name: str) -> None:
 
 
 def test_layer_by_layer_shows_every_layer_of_the_shipped_model(app):
-    from core.inference import shipped_store
+    from core.inference.classifier import shipped_store
 
     assert not _layer_titles(app)  # computed only while its tab is open
     _open_tab(app, "Layer by layer")
@@ -272,9 +272,9 @@ def test_layer_by_layer_with_the_editor_network_and_hostile_choices(app):
 
 
 def test_layer_by_layer_traces_one_member_of_the_students_ensemble(app):
-    from core.features import FeatureConfig
-    from core.model_spec import build_model
-    from core.runs import RunStore
+    from core.audio.features import FeatureConfig
+    from core.models.spec import build_model
+    from core.training.runs import RunStore
 
     spec = ModelSpec(
         "tiny_cnn",

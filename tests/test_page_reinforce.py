@@ -7,8 +7,8 @@ import re
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import rl
-from core import rl_stochastic as rs
+from core.lessons import rl
+from core.lessons import rl_stochastic as rs
 from tests.apptest_helpers import open_page
 
 PAGE = "pages/reinforce.py"

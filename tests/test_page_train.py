@@ -12,8 +12,8 @@ import zipfile
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
-from core.jobs import get_job_manager
-from core.train import TrainConfig
+from core.jobs.manager import get_job_manager
+from core.training.trainer import TrainConfig
 from tests.apptest_helpers import DASHBOARD, open_page
 from tests.audio_fixtures import wav_bytes
 from tests.conftest import REPO_ROOT, sine
@@ -228,8 +228,8 @@ def test_ray_failing_to_start_gives_a_sentence_in_the_page(tmp_path):
 def test_a_queued_training_shows_its_place_and_a_second_tab_attaches_to_it(
     ray_cluster, monkeypatch
 ):
-    from core.datasets import builtin_digits
-    from core.train_support import limit_per_class
+    from core.data.datasets import builtin_digits
+    from core.training.support import limit_per_class
 
     monkeypatch.setenv("AUDIO_DL_JOB_CPUS", "2")  # one training fills this 2-CPU cluster
     jobs = get_job_manager()

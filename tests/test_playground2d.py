@@ -7,9 +7,7 @@ import pytest
 import torch
 
 from core import paths
-from core.model_presets import preset_spec
-from core.model_spec import LayerSpec, SpecError
-from core.playground2d import (
+from core.lessons.playground2d import (
     DATASETS,
     DOMAIN,
     Playground,
@@ -25,6 +23,8 @@ from core.playground2d import (
     split_points,
     train_until,
 )
+from core.models.presets import preset_spec
+from core.models.spec import LayerSpec, SpecError
 from core.viz.network import decision_figure, loss_figure, neuron_mosaic_figure
 from tests.conftest import sine
 

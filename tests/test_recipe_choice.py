@@ -1,4 +1,4 @@
-"""core.dataset_profile: measurements on synthetic clips with a known bandwidth, length and
+"""core.data.profile: measurements on synthetic clips with a known bandwidth, length and
 silence, the recipe they lead to, and the digits keeping today's default recipe."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.augment import AugmentConfig
-from core.dataset_profile import (
+from core.audio.augment import AugmentConfig
+from core.data.datasets import AudioDataset, AudioExample, builtin_digits
+from core.data.profile import (
     apply_recipe,
     bandwidth_hz,
     choose_recipe,
@@ -21,9 +22,8 @@ from core.dataset_profile import (
     recipe_for_dataset,
     sample_examples,
 )
-from core.datasets import AudioDataset, AudioExample, builtin_digits
-from core.render_notes import SOUNDFONTS
-from core.train import TrainConfig, default_feature_config
+from core.data.render_notes import SOUNDFONTS
+from core.training.trainer import TrainConfig, default_feature_config
 
 
 def _dataset(clips: list[tuple[int, np.ndarray, int]]) -> AudioDataset:
@@ -204,9 +204,9 @@ def _tone_folder(root) -> str:
 def test_cli_auto_recipe_trains_with_the_recipe_and_explicit_flags_win(tmp_path, capsys):
     import json
 
-    from core.datasets import load_dataset
-    from core.runs import RunStore
-    from core.train import _parse_args, config_from_args, main, recipe_from_data
+    from core.data.datasets import load_dataset
+    from core.training.runs import RunStore
+    from core.training.trainer import _parse_args, config_from_args, main, recipe_from_data
 
     folder = _tone_folder(tmp_path / "notes")
     args = _parse_args(["--data", folder, "--auto-recipe", "--clip-seconds", "0.5"])
@@ -228,7 +228,7 @@ def test_cli_auto_recipe_trains_with_the_recipe_and_explicit_flags_win(tmp_path,
 
 
 def test_notes_midi_is_a_valid_type_0_file():
-    from core.render_notes import TICKS_PER_BEAT, notes_midi
+    from core.data.render_notes import TICKS_PER_BEAT, notes_midi
 
     data = notes_midi(73, [(69, 100)], note_seconds=1.0, gap_seconds=2.0)
     assert data[:4] == b"MThd" and int.from_bytes(data[12:14], "big") == TICKS_PER_BEAT
@@ -246,8 +246,8 @@ def test_notes_midi_is_a_valid_type_0_file():
 def test_a_rendered_flute_a4_sounds_at_440_hz(tmp_path):
     import soundfile as sf
 
-    from core.datasets import load_dataset
-    from core.render_notes import NoteSet, render_notes
+    from core.data.datasets import load_dataset
+    from core.data.render_notes import NoteSet, render_notes
 
     notes = NoteSet(families={"flute": (73,), "piano": (0,)}, pitches=(69,), velocities=(100,))
     lines = list(render_notes(tmp_path, {"fluid": SOUNDFONTS["fluid"]}, notes))

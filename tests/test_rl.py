@@ -7,7 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from core import rl, synth
+from core.audio import synth
+from core.lessons import rl
 from core.viz.paradigms import piano_roll, table_heatmap
 
 

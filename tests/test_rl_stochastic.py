@@ -1,4 +1,4 @@
-"""Value iteration and Q-learning in the slippery, noisy melody world (core.rl_stochastic)."""
+"""Value iteration and Q-learning in the slippery, noisy melody world (core.lessons.rl_stochastic)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from core import rl
-from core.rl_stochastic import (
+from core.lessons import rl
+from core.lessons.rl_stochastic import (
     SampleQLearner,
     SampleQLearningConfig,
     SlipperyMelodyWorld,

@@ -13,10 +13,10 @@ import pytest
 import torch
 from safetensors.torch import save
 
-from core.features import FeatureConfig
-from core.model_spec import LayerSpec, ModelSpec, build_model
+from core.audio.features import FeatureConfig
+from core.models.spec import LayerSpec, ModelSpec, build_model
 from core.paths import REPO_ROOT
-from core.runs import (
+from core.training.runs import (
     CONFIG_FILE,
     METRICS_FILE,
     MODEL_FILE,
@@ -143,7 +143,7 @@ def test_a_kill_in_the_middle_of_a_write_leaves_the_previous_weights(tmp_path):
     script = textwrap.dedent(
         f"""
         import os, pathlib
-        from core import runs
+        from core.training import runs
 
         def killed_midway(fd):
             os.ftruncate(fd, os.fstat(fd).st_size // 2)  # only half reached the disk

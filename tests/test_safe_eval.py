@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.safe_eval import ConsoleError, ConsoleLimits, evaluate, parse_expression
+from core.tensors.safe_eval import ConsoleError, ConsoleLimits, evaluate, parse_expression
 
 
 def names() -> dict[str, torch.Tensor]:

@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from core.feature_cache import Normalization
-from core.features import FeatureConfig
-from core.inference import InferenceModel, prepare_clip
-from core.model_spec import LayerSpec, ModelSpec, build_model
-from core.saliency import (
+from core.audio.features import FeatureConfig
+from core.data.feature_cache import Normalization
+from core.inference.classifier import InferenceModel, prepare_clip
+from core.inference.saliency import (
     explain,
     grad_cam,
     last_conv_index,
@@ -24,6 +23,7 @@ from core.saliency import (
     salient_audio,
     salient_frames,
 )
+from core.models.spec import LayerSpec, ModelSpec, build_model
 from core.viz.classify import saliency_figure
 
 RATE = 8000
@@ -95,7 +95,7 @@ def _region_share(saliency: np.ndarray) -> tuple[float, float]:
 
 
 def _tone_band_rows() -> tuple[int, int]:
-    from core.features import mel_filterbank
+    from core.audio.features import mel_filterbank
 
     fb = mel_filterbank(CONFIG).numpy()
     tone_bin = int(round(TONE_HZ / (RATE / CONFIG.n_fft)))
@@ -134,7 +134,7 @@ def test_grad_cam_does_not_touch_parameters(tone_model):
 def test_grad_cam_of_an_ensemble_is_the_mean_of_its_members_maps(tone_model):
     import copy
 
-    from core.model_spec import EnsembleNetwork
+    from core.models.spec import EnsembleNetwork
 
     prepared = prepare_clip(_clip(np.random.default_rng(6), tone=True), RATE, tone_model)
     torch.manual_seed(1)

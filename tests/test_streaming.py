@@ -1,4 +1,4 @@
-"""Live listening core (core/streaming.py): parity with the offline timeline, the tuner on
+"""Live listening core (core/inference/streaming.py): parity with the offline timeline, the tuner on
 known pitches, odd frames (irregular, dropped, NaN, silence) and clean shutdown."""
 
 from __future__ import annotations
@@ -12,15 +12,16 @@ import pytest
 import soundfile as sf
 
 from core import paths
-from core.audio import resample
-from core.inference import (
+from core.audio.io import resample
+from core.audio.synth import SynthConfig, render_notes
+from core.inference.classifier import (
     _frame_levels_db,
     classify_windows,
     find_segments,
     model_from_loaded_run,
     shipped_store,
 )
-from core.streaming import (
+from core.inference.streaming import (
     LiveClassifier,
     LiveClassifierConfig,
     LiveStream,
@@ -36,10 +37,9 @@ from core.streaming import (
     rtc_configuration,
     stream_file,
 )
-from core.synth import SynthConfig, render_notes
 
 # 6_jackson_7 is the loudest of the five: first, so the stream has heard its loudest sound as
-# early as the file has (the one thing a stream cannot know in advance; see core.streaming).
+# early as the file has (the one thing a stream cannot know in advance; see core.inference.streaming).
 DIGITS = ("6_jackson_7", "1_lucas_3", "3_jackson_1", "7_george_2", "9_nicolas_4")
 
 
@@ -114,7 +114,7 @@ def test_a_48k_stereo_int16_stream_matches_the_offline_timeline_of_the_same_audi
     files = {f.stem: f for f in paths.builtin_digit_files()}
     y, rate = sf.read(files["7_george_2"], dtype="float32")
     y = np.concatenate([np.zeros(rate // 2, np.float32), y, np.zeros(rate // 2, np.float32)])
-    from core.audio import resample
+    from core.audio.io import resample
 
     mic = np.round(resample(y, rate, 48000) * 20000).astype(np.int16)  # what WebRTC sends
     stereo = np.stack([mic, mic], axis=1).reshape(1, -1)  # packed s16: L R L R ...
@@ -130,7 +130,7 @@ def test_a_48k_stereo_int16_stream_matches_the_offline_timeline_of_the_same_audi
 
 
 def test_the_stream_resampler_equals_resampling_the_whole_recording():
-    from core.audio import resample
+    from core.audio.io import resample
 
     y = np.random.default_rng(0).normal(0, 0.1, 44100).astype(np.float32)
     r = StreamResampler(16000)

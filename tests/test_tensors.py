@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.audio import load_audio
+from core.audio.io import load_audio
 from core.tensors import conversions, generators, memory, ranks
 from core.tensors.broadcasting import (
     apply_spectral_gain,

@@ -9,9 +9,10 @@ import threading
 import pytest
 import torch
 
-from core.augment import AugmentConfig
-from core.datasets import folder_per_class
-from core.feature_cache import (
+from core.audio.augment import AugmentConfig
+from core.audio.features import FeatureConfig, make_feature_transform
+from core.data.datasets import folder_per_class
+from core.data.feature_cache import (
     FeatureCache,
     Normalization,
     clear_memory_cache,
@@ -19,10 +20,9 @@ from core.feature_cache import (
     fit_normalization,
     trim_and_stretch,
 )
-from core.features import FeatureConfig, make_feature_transform
-from core.model_spec import LayerSpec, ModelSpec
-from core.runs import RunStore
-from core.train import TrainConfig, main, train
+from core.models.spec import LayerSpec, ModelSpec
+from core.training.runs import RunStore
+from core.training.trainer import TrainConfig, main, train
 from tests.test_datasets import make_tone_folder
 
 L = LayerSpec.make

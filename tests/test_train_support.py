@@ -7,11 +7,10 @@ from collections import Counter
 
 import pytest
 
-from core.datasets import DatasetError, builtin_digits
-from core.model_presets import preset_spec
-from core.runs import RunStore
-from core.train import TrainConfig
-from core.train_support import (
+from core.data.datasets import DatasetError, builtin_digits
+from core.models.presets import preset_spec
+from core.training.runs import RunStore
+from core.training.support import (
     allowed_data_roots,
     check_server_path,
     class_warnings,
@@ -19,6 +18,7 @@ from core.train_support import (
     run_rows,
     set_dropout,
 )
+from core.training.trainer import TrainConfig
 
 
 def test_limit_per_class_is_a_seeded_spread_subset_in_original_order():

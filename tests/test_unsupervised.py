@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from core import unsupervised as uns
-from core.audio import encode_wav
+from core.audio.io import encode_wav
+from core.lessons import unsupervised as uns
 from core.viz.paradigms import NOISE_COLOR, embedding_map
 from tests.conftest import sine
 
@@ -178,9 +178,9 @@ def test_embedding_map_has_every_clip_once_and_noise_in_grey():
 
 
 def test_trained_model_embeddings_are_the_penultimate_layer_of_prepared_clips():
-    from core.feature_cache import Normalization
-    from core.features import FeatureConfig
-    from core.inference import InferenceModel, prepare_clip
+    from core.audio.features import FeatureConfig
+    from core.data.feature_cache import Normalization
+    from core.inference.classifier import InferenceModel, prepare_clip
 
     torch.manual_seed(0)
     network = nn.Sequential(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.audio import UPLOAD_TYPES
-from core.inference import InferenceModel, batch_csv, classify_files, file_stem
+from core.audio.io import UPLOAD_TYPES
+from core.inference.classifier import InferenceModel, batch_csv, classify_files, file_stem
 from core.paths import DIGITS_DIR
 
 MAX_FILES = 200  # one batch; more is a job for the command line

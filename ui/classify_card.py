@@ -7,9 +7,9 @@ import re
 
 import streamlit as st
 
-from core.inference import ModelChoice, card_for
-from core.model_card import Measurement, ModelCard, ModelCardError, titles_for
-from core.runs import RunError
+from core.inference.classifier import ModelChoice, card_for
+from core.models.card import Measurement, ModelCard, ModelCardError, titles_for
+from core.training.runs import RunError
 
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]<>()#+\-!|~$])")
 

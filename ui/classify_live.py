@@ -1,6 +1,6 @@
 """Classify page, Live tab: the microphone classified continuously by the chosen model.
 
-The stream goes through core.streaming.LiveClassifier, which uses the timeline's own window,
+The stream goes through core.inference.streaming.LiveClassifier, which uses the timeline's own window,
 feature and normalisation code: what the Live tab says about a sound is what the timeline
 says about the same sound uploaded. Detected segments can be filed as training clips for the
 Train page's "Record per class" data (st.session_state["train_clips"]).
@@ -13,9 +13,9 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from core.audio import AudioError, encode_wav, load_audio
-from core.inference import InferenceModel, smooth_probabilities
-from core.streaming import ClassifierSnapshot, LiveClassifier, LiveClassifierConfig
+from core.audio.io import AudioError, encode_wav, load_audio
+from core.inference.classifier import InferenceModel, smooth_probabilities
+from core.inference.streaming import ClassifierSnapshot, LiveClassifier, LiveClassifierConfig
 from core.viz.classify import timeline_figure
 from core.viz.live import live_log_mel, scrolling_spectrogram_figure
 from ui.classify_result import model_key

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.device import resolve_device
-from core.inference import (
+from core.devices import resolve_device
+from core.inference.classifier import (
     InferenceError,
     InferenceModel,
     ModelChoice,
@@ -17,7 +17,7 @@ from core.inference import (
     import_run_archive,
     load_choice,
 )
-from core.runs import WEIGHTS_FILE, RunError
+from core.training.runs import WEIGHTS_FILE, RunError
 from ui.classify_card import show_model_card
 
 
@@ -119,7 +119,7 @@ def _import_section(prefix: str, owner: str) -> None:
 
 
 def _export_section(prefix: str, model: InferenceModel) -> None:
-    from core.onnx_export import export_onnx
+    from core.models.onnx_export import export_onnx
 
     def onnx_bytes() -> bytes:
         return export_onnx(model)

@@ -7,9 +7,9 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from core.audio import AudioClip, encode_wav
-from core.inference import UNSURE_PROBABILITY, ClipResult, InferenceModel, classify_clip
-from core.saliency import METHODS, PLAYBACK_MODES, explain, salient_audio
+from core.audio.io import AudioClip, encode_wav
+from core.inference.classifier import UNSURE_PROBABILITY, ClipResult, InferenceModel, classify_clip
+from core.inference.saliency import METHODS, PLAYBACK_MODES, explain, salient_audio
 from core.viz.audio import waveform_figure
 from core.viz.classify import model_view_figure, saliency_figure, top_k_figure
 from ui.audio_input import builtin_clips

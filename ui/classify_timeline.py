@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.audio import AudioClip, encode_wav
-from core.inference import (
+from core.audio.io import AudioClip, encode_wav
+from core.inference.classifier import (
     InferenceModel,
     WindowResult,
     classify_windows,

@@ -6,8 +6,8 @@ import numpy as np
 import streamlit as st
 import torch
 
-from core import unsupervised as uns
-from core.device import resolve_device
+from core.devices import resolve_device
+from core.lessons import unsupervised as uns
 from core.viz.paradigms import line_curves, spectrogram_pair
 from ui.explore_map import AE_KEY, memo
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import unsupervised as uns
+from core.lessons import unsupervised as uns
 
 SOURCES = {
     "digits": "Spoken digits (200 clips: 10 digits x 4 speakers)",

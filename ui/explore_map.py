@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import unsupervised as uns
-from core.device import resolve_device
+from core.devices import resolve_device
+from core.lessons import unsupervised as uns
 from core.viz.paradigms import embedding_map
 
 MEMO_KEY = "explore_memo"  # {"id": collection id, "values": {key: computed value}}
@@ -38,7 +38,7 @@ def trained_autoencoder(collection_id: str) -> dict | None:
 
 def _model_choices() -> dict:
     try:
-        from core.inference import available_models
+        from core.inference.classifier import available_models
 
         choices = available_models(st.session_state.get("session_id"))
     except (ImportError, OSError, ValueError):
@@ -66,7 +66,7 @@ def compute_embeddings(collection_id: str, collection: uns.Collection, name: str
         return memo(collection_id, ("mfcc",), lambda: uns.mfcc_statistics(
             [c.samples for c in collection.clips], device=device))  # fmt: skip
     try:
-        from core.inference import load_choice
+        from core.inference.classifier import load_choice
 
         def run():
             return uns.trained_model_embeddings(

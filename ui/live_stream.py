@@ -2,7 +2,7 @@
 
 The browser sends its microphone over WebRTC (SENDONLY: nothing comes back). Each batch of audio
 frames reaches `on_frames` in a streamlit-webrtc thread, which only queues it on the session's
-`core.streaming.LiveStream` (never st.*: there is no script context there). The stream's own
+`core.inference.streaming.LiveStream` (never st.*: there is no script context there). The stream's own
 worker analyses; the page redraws the latest snapshot from an `st.fragment(run_every=...)`.
 The process-wide `stream_slots()` caps concurrent streams (AUDIO_DL_MAX_STREAMS) and keeps
 one stream per browser session; ICE servers come from AUDIO_DL_ICE_SERVERS (none by default:
@@ -18,7 +18,7 @@ from typing import Any
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from core.streaming import LiveStream, StreamError, rtc_configuration, stream_slots
+from core.inference.streaming import LiveStream, StreamError, rtc_configuration, stream_slots
 
 REFRESH_SECONDS = 0.5  # how often the live views redraw while the microphone streams
 # The browser's voice-call processing would change what the model hears (training clips had

@@ -1,12 +1,12 @@
 """Music analysis page, Live tab: a tuner, a pitch line and a chroma / loudness meter on the
-microphone, from core.streaming.LiveTuner (YIN pitch, a periodicity check for
+microphone, from core.inference.streaming.LiveTuner (YIN pitch, a periodicity check for
 "is there a note")."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from core.streaming import LiveTuner, TunerConfig, TunerSnapshot
+from core.inference.streaming import LiveTuner, TunerConfig, TunerSnapshot
 from core.viz.live import chroma_meter_figure, pitch_line_figure, tuner_figure
 from ui.live_stream import live_view, microphone, network_help
 

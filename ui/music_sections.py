@@ -12,7 +12,8 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from core.analysis import (
+from core.audio.io import AudioClip, encode_wav
+from core.music import (
     HOP_CHOICES,
     MEAN_OF_ALL,
     N_FFT_CHOICES,
@@ -27,7 +28,6 @@ from core.analysis import (
     prepare_signal,
     profile_template,
 )
-from core.audio import AudioClip, encode_wav
 from core.viz import music as viz
 from ui.audio_input import builtin_clips
 

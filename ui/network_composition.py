@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.model_spec import (
+from core.models.spec import (
     LayerReport,
     ModelSpec,
     SpecError,

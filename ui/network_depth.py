@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.depth_experiment import (
+from core.lessons.depth_experiment import (
     DEPTH_ACTIVATIONS,
     FAMILIES,
     MAX_DEPTH,
@@ -19,7 +19,7 @@ from core.depth_experiment import (
     DepthResult,
     run_depth_experiment,
 )
-from core.playground2d import DATASETS
+from core.lessons.playground2d import DATASETS
 from core.viz.network import boundaries_figure, depth_accuracy_figure
 
 RESULT_KEY = "network_depth_result"

@@ -1,6 +1,6 @@
 """Network builder, part 1: presets, the input to show shapes for, and the layer stack editor.
 
-The spec being built lives in st.session_state["network_spec"] (a core.model_spec.ModelSpec);
+The spec being built lives in st.session_state["network_spec"] (a core.models.spec.ModelSpec);
 the Train page trains that key. Each layer carries a stable id (network_layer_ids) so its
 parameter widgets keep their own state while layers move around.
 """
@@ -11,8 +11,8 @@ import itertools
 
 import streamlit as st
 
-from core.model_presets import preset_description, preset_names, preset_spec
-from core.model_spec import (
+from core.models.presets import preset_description, preset_names, preset_spec
+from core.models.spec import (
     LAYER_KINDS,
     LayerSpec,
     ModelSpec,

@@ -13,9 +13,8 @@ from pathlib import Path
 import streamlit as st
 
 from core import paths
-from core.audio import AudioError, load_audio
-from core.model_spec import ModelSpec, SpecError
-from core.playground2d import (
+from core.audio.io import AudioError, load_audio
+from core.lessons.playground2d import (
     ACTIVATIONS,
     AUDIO_FEATURES,
     DATASETS,
@@ -33,6 +32,7 @@ from core.playground2d import (
     speech_and_music_clips,
     speech_and_music_rows,
 )
+from core.models.spec import ModelSpec, SpecError
 from core.viz.network import decision_figure, loss_figure, neuron_mosaic_figure
 
 PLAY_INTERVAL_S = 0.3

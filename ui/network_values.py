@@ -15,11 +15,17 @@ import pandas as pd
 import streamlit as st
 
 from core import paths
-from core.audio import SILENCE_PEAK, AudioError, peak
-from core.inference import ModelChoice, available_models
-from core.layer_values import ClipTrace, LayerValue, LayerValuesError, trace_clip, trace_untrained
-from core.model_spec import ModelSpec, SpecError
-from core.runs import WEIGHTS_FILE, RunError, RunStore
+from core.audio.io import SILENCE_PEAK, AudioError, peak
+from core.inference.classifier import ModelChoice, available_models
+from core.lessons.layer_values import (
+    ClipTrace,
+    LayerValue,
+    LayerValuesError,
+    trace_clip,
+    trace_untrained,
+)
+from core.models.spec import ModelSpec, SpecError
+from core.training.runs import WEIGHTS_FILE, RunError, RunStore
 from core.viz.network import class_probability_figure, feature_maps_figure, vector_figure
 from ui.audio_input import audio_source_picker, load_builtin
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import rl
+from core.lessons import rl
 from core.viz.paradigms import bandit_figure
 
 RESULTS_KEY = "reinforce_bandit_results"

@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import streamlit as st
 
-from core import rl
-from core.synth import SynthConfig, render_notes
+from core.audio.synth import SynthConfig, render_notes
+from core.lessons import rl
 from core.viz.paradigms import line_curves, piano_roll, table_heatmap
 
 AGENT_KEY = "reinforce_agent_state"  # {"signature", "agent", "returns", "greedy"}
@@ -22,7 +22,7 @@ REWARD_LABELS = {
     "no_repeat": "Avoid repeating the last note",
     "rhythm": "Follow the rhythm",
 }
-# the help under each slider says exactly what core.rl computes (rl.REWARD_RULES, tested)
+# the help under each slider says exactly what core.lessons.rl computes (rl.REWARD_RULES, tested)
 REWARD_HELP = {term: (label, rl.REWARD_RULES[term]) for term, label in REWARD_LABELS.items()}
 PRESETS = {
     "Hymn: in key, small steps, home at the end": rl.RewardWeights(1, 1, 1, 0.5, 0),

@@ -8,8 +8,8 @@ import time
 import numpy as np
 import streamlit as st
 
-from core import rl
-from core import rl_stochastic as rs
+from core.lessons import rl
+from core.lessons import rl_stochastic as rs
 from core.viz.paradigms import piano_roll, policy_maps, returns_against_optimum
 from ui.reinforce_melody import SYNTH, melody_audio
 

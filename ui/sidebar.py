@@ -1,7 +1,7 @@
 """The shared sidebar: the device panel shown on every page.
 
 The user's pick lives in `st.session_state["device_choice"]` (set up in ui/state.py); pages
-read it and call `core.device.resolve_device(...)`. When the server sets AUDIO_DL_DEVICE the
+read it and call `core.devices.resolve_device(...)`. When the server sets AUDIO_DL_DEVICE the
 pick is fixed for everyone and the menu is disabled.
 """
 
@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import cluster
-from core.device import (
+from core.devices import (
     AUTO,
     DEVICE_ENV_VAR,
     choose_device,
@@ -19,7 +18,8 @@ from core.device import (
     memory_stats,
     precision_policy,
 )
-from core.jobs import get_job_manager
+from core.jobs import cluster
+from core.jobs.manager import get_job_manager
 
 # Live memory refresh period (seconds). Every open browser tab reruns the fragment this
 # often, so keep it modest for a class sharing one server.

@@ -11,7 +11,7 @@ import uuid
 import streamlit as st
 
 SHARED_DEFAULTS = {
-    # "auto" lets core.device pick; the sidebar changes it per session.
+    # "auto" lets core.devices pick; the sidebar changes it per session.
     "device_choice": "auto",
 }
 

@@ -9,7 +9,7 @@ import streamlit as st
 import torch
 
 from core import paths
-from core.audio import AudioError, encode_wav, load_audio
+from core.audio.io import AudioError, encode_wav, load_audio
 
 NAMED_KEY = "tensors_named"  # session key: {name: tensor} that the expression console sees
 CLIP_SAMPLE_RATE = 22_050

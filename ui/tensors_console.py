@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from core.safe_eval import ConsoleError, ConsoleLimits, evaluate
+from core.tensors.safe_eval import ConsoleError, ConsoleLimits, evaluate
 from ui.tensors_common import named_tensors, publish
 
 EXAMPLES = (

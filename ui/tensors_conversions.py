@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.audio import encode_wav
-from core.device import resolve_device
+from core.audio.io import encode_wav
+from core.devices import resolve_device
 from core.tensors.conversions import (
     CAST_DTYPES,
     EXAMPLE_VALUES,

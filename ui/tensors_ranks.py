@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from core.device import format_bytes, resolve_device
+from core.devices import format_bytes, resolve_device
 from core.tensors.ranks import (
     DTYPES,
     FILLS,

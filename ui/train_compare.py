@@ -3,7 +3,7 @@
 The table (sortable by clicking a column) lists every run of this session with its final
 metrics and main settings; chosen runs are overlaid on one chart. A run downloads as the
 run store's archive (JSON + safetensors) and as a standalone training script
-(core.export_script). Deleting asks for confirmation and refuses a run still training.
+(core.training.export_script). Deleting asks for confirmation and refuses a run still training.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import re
 import pandas as pd
 import streamlit as st
 
-from core.export_script import script_file_name, training_script
-from core.jobs import JobManager
-from core.runs import MODEL_FILE, RunError, RunStore
-from core.train_support import run_rows
+from core.jobs.manager import JobManager
+from core.training.export_script import script_file_name, training_script
+from core.training.runs import MODEL_FILE, RunError, RunStore
+from core.training.support import run_rows
 from core.viz.training import compare_curves_figure
 from ui.train_live import RUN_DATA_KEY
 

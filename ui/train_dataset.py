@@ -1,7 +1,7 @@
 """Train page, section 1: choose or build the data set, then preview it.
 
 Sources: the built-in spoken digits, an uploaded zip of class folders (extracted safely by
-core.datasets), a folder on the server (only under AUDIO_DL_DATA_ROOTS), or clips recorded
+core.data.datasets), a folder on the server (only under AUDIO_DL_DATA_ROOTS), or clips recorded
 or uploaded per class in the browser, Teachable-Machine style. Recorded clips live in
 st.session_state["train_clips"] ({class name: {digest: AudioClip}}) until removed.
 """
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from core.audio import UPLOAD_TYPES, AudioClip, AudioError, encode_wav, probe_audio
-from core.dataset_profile import RecipeChoice, recipe_for_dataset
-from core.datasets import (
+from core.audio.features import FeatureConfig, make_feature_transform
+from core.audio.io import UPLOAD_TYPES, AudioClip, AudioError, encode_wav, probe_audio
+from core.data.datasets import (
     AudioDataset,
     AudioExample,
     DatasetError,
@@ -28,8 +28,8 @@ from core.datasets import (
     load_dataset,
     load_example_audio,
 )
-from core.features import FeatureConfig, make_feature_transform
-from core.train_support import (
+from core.data.profile import RecipeChoice, recipe_for_dataset
+from core.training.support import (
     allowed_data_roots,
     check_server_path,
     class_warnings,

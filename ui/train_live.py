@@ -1,6 +1,6 @@
 """Train page, section 4: Start / Stop and the live view of the session's training job.
 
-The training runs in a Ray worker process (core.jobs, core.cluster), never in this server:
+The training runs in a Ray worker process (core.jobs.manager, core.jobs.cluster), never in this server:
 the page keeps only the job id (st.session_state["train_job"]) and polls the job's files
 from an st.fragment that reruns every POLL_SECONDS while the job is queued or running (a
 poll reads two small files and redraws the curves only when a new logged event arrived).
@@ -18,10 +18,10 @@ import re
 
 import streamlit as st
 
-from core import cluster
-from core.jobs import ClusterError, JobError, JobLimitReached, JobManager, get_job_manager
-from core.train import TrainConfig
-from core.train_support import records_of
+from core.jobs import cluster
+from core.jobs.manager import ClusterError, JobError, JobLimitReached, JobManager, get_job_manager
+from core.training.support import records_of
+from core.training.trainer import TrainConfig
 from core.viz.training import training_curves_figure
 from ui.train_dataset import DataChoice
 

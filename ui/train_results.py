@@ -3,7 +3,7 @@
 Everything here reads the run store (summary.json's evaluation and metrics.jsonl), so a
 run is explained the same way after a reload or days later. Clips are played from the
 data set the session trained on when it is still known (the validation split is re-done
-deterministically, core.train_support.validation_examples); otherwise the misclassified
+deterministically, core.training.support.validation_examples); otherwise the misclassified
 clips are played from the file references the evaluation saved.
 """
 
@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core.datasets import AudioDataset, AudioExample, builtin_digits
-from core.runs import RunError, RunStore
-from core.train import TrainConfig
-from core.train_support import validation_examples
+from core.data.datasets import AudioDataset, AudioExample, builtin_digits
+from core.training.runs import RunError, RunStore
+from core.training.support import validation_examples
+from core.training.trainer import TrainConfig
 from core.viz.training import (
     confusion_matrix_figure,
     embedding_figure,

@@ -12,15 +12,15 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from core.augment import AugmentConfig, preview_augmentation
-from core.dataset_profile import TRIM_DB
-from core.datasets import DatasetError, leakage_report, split_dataset
-from core.device import resolve_device
-from core.features import FeatureConfig
-from core.model_presets import preset_description, preset_spec
-from core.model_spec import ModelSpec, SpecError, parameter_count
-from core.train import TrainConfig, default_feature_config
-from core.train_support import set_dropout
+from core.audio.augment import AugmentConfig, preview_augmentation
+from core.audio.features import FeatureConfig
+from core.data.datasets import DatasetError, leakage_report, split_dataset
+from core.data.profile import TRIM_DB
+from core.devices import resolve_device
+from core.models.presets import preset_description, preset_spec
+from core.models.spec import ModelSpec, SpecError, parameter_count
+from core.training.support import set_dropout
+from core.training.trainer import TrainConfig, default_feature_config
 from core.viz.audio import spectrogram_figure
 from ui.train_augment import audition, augment_settings
 from ui.train_dataset import DataChoice, first_example_audio
@@ -106,8 +106,8 @@ def feature_settings(data: DataChoice) -> tuple[FeatureConfig, str, str, float, 
     """Feature widgets and the example image; returns (config, kind, normalization, clip s,
     trim_db or None).
 
-    The defaults are chosen from the data (core.dataset_profile: recipe_panel says why); the
-    spoken digits get the engine's own (core.train.TrainConfig), tuned for them.
+    The defaults are chosen from the data (core.data.profile: recipe_panel says why); the
+    spoken digits get the engine's own (core.training.trainer.TrainConfig), tuned for them.
     """
     recipe_panel(data)
     defaults = apply_recipe_defaults(data)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.device import memory_stats
+from core.devices import memory_stats
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -221,7 +221,7 @@ class DeviceMove:
     device: str
     same_object: bool  # True when T already lived there: .to() returns T itself, no copy
     nbytes: int
-    allocated_before: int | None  # the device's memory counter (see core.device.MemoryStats)
+    allocated_before: int | None  # the device's memory counter (see core.devices.MemoryStats)
     allocated_after: int | None  # while the moved copy is alive
     allocated_after_del: int | None  # after the moved copy is deleted
     counter: str  # what the counter counts on this device

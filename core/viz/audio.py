@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from core.features import hz_to_mel, mel_to_hz
+from core.audio.features import hz_to_mel, mel_to_hz
 from core.viz.colors import colorscale
 
 Y_AXES = ("mel", "linear", "log", "mfcc", "bins")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from core.streaming import NOTE_NAMES, TunerReading
+from core.inference.streaming import NOTE_NAMES, TunerReading
 from core.viz.colors import colorscale
 
 IN_TUNE_CENTS = 5.0  # a needle within this reads "in tune" (green)

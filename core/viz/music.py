@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.analysis import (
+from core.music import (
     KEY_NAMES,
     PITCH_CLASSES,
     KeyGram,

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from core.model_spec import LayerReport, ModelSpec, format_shape
+from core.models.spec import LayerReport, ModelSpec, format_shape
 
 # TensorFlow Playground's palette: orange for class 0 / negative, blue for class 1 / positive.
 ORANGE, BLUE, NEUTRAL = "#f59322", "#0877bd", "#e8eaeb"
@@ -46,7 +46,7 @@ def human_count(n: int) -> str:
 
 def network_dot(spec: ModelSpec, reports: Sequence[LayerReport]) -> str:
     """Graphviz DOT source of the stack: input, one box per layer, shapes on the edges."""
-    from core.model_spec import LAYER_KINDS
+    from core.models.spec import LAYER_KINDS
 
     lines = [
         "digraph network {",
@@ -245,7 +245,7 @@ _FAMILY_COLOURS = {"fixed width": "#0877bd", "equal parameters": "#d62728"}
 def depth_accuracy_figure(rows: Sequence, chance: float = 0.5) -> go.Figure:
     """Test accuracy against the number of hidden layers: mean ± standard deviation.
 
-    rows: `core.depth_experiment.SummaryRow`s (family, depth, width, parameters,
+    rows: `core.lessons.depth_experiment.SummaryRow`s (family, depth, width, parameters,
     mean/std/min/max test accuracy); one line per family, error bars for the spread
     over seeds, the range (min to max) as a faint band; a dotted line at `chance`.
     """

@@ -1,7 +1,7 @@
 """Plot builders for the Train page: curves, confusion matrix, embeddings, per-class scores.
 
 Pure functions: metric records, counts or arrays in, a plotly Figure (or a pandas table) out.
-A metric record is one line of a run's metrics.jsonl (core.train.TrainEvent.record()):
+A metric record is one line of a run's metrics.jsonl (core.training.trainer.TrainEvent.record()):
 {"kind": "step" | "epoch_end" | "evaluation", "step", "epoch", "lr", "loss", "accuracy",
 "val_loss", "val_accuracy", ...}; the same builders draw a live job and a finished run.
 """

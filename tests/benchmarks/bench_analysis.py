@@ -24,7 +24,8 @@ import librosa
 import numpy as np
 
 from core import paths
-from core.analysis import (
+from core.audio.io import load_audio
+from core.music import (
     KEY_NAMES,
     AnalysisConfig,
     MusicAnalysis,
@@ -32,7 +33,6 @@ from core.analysis import (
     estimate_key,
     prepare_signal,
 )
-from core.audio import load_audio
 from core.viz import music as viz
 
 SR = 22050
@@ -238,7 +238,7 @@ MEMORY_CHILD = """
 import resource, sys, time, tracemalloc
 import numpy as np
 from tests.benchmarks.bench_analysis import looped_track
-from core.analysis import KEY_NAMES, AnalysisConfig, MusicAnalysis, prepare_signal
+from core.music import KEY_NAMES, AnalysisConfig, MusicAnalysis, prepare_signal
 seconds = float(sys.argv[1])
 y0 = looped_track(seconds)
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

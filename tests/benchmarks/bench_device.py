@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from core.device import (
+from core.devices import (
     DeviceJobLimiter,
     autocast_context,
     configure_tf32,

@@ -30,8 +30,8 @@ import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from core import paths
-from core.audio import load_audio
-from core.features import FeatureConfig, LogMelSpectrogram
+from core.audio.features import FeatureConfig, LogMelSpectrogram
+from core.audio.io import load_audio
 
 N_CLIPS = 200
 REPEATS = 3

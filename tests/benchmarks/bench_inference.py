@@ -5,7 +5,7 @@
    Median of 15 runs after 3 warm-ups, split per stage. Goal: ≤ 300 ms.
 2. Sliding-window classification of a 10-minute recording (the shipped clips looped):
    `classify_windows` (one spectrogram for the whole file, windows sliced from it and run in
-   batches) against the per-window path (`core.evaluate.predict_windows`: features and a
+   batches) against the per-window path (`core.training.evaluate.predict_windows`: features and a
    forward pass per window) on the first 60 s, side by side. Goal: ≥ 100x real time.
 
 Wall-clock figures depend on what else the machine runs: the load average is printed, and
@@ -23,8 +23,13 @@ import numpy as np
 import torch
 
 from core import paths
-from core.audio import encode_wav, load_audio
-from core.inference import classify_clip, classify_windows, model_from_loaded_run, shipped_store
+from core.audio.io import encode_wav, load_audio
+from core.inference.classifier import (
+    classify_clip,
+    classify_windows,
+    model_from_loaded_run,
+    shipped_store,
+)
 
 RATE = 44100
 
@@ -61,7 +66,7 @@ def _one_clip(model) -> None:
 
 
 def _sliding(model) -> None:
-    from core.evaluate import predict_windows
+    from core.training.evaluate import predict_windows
 
     y = _music(600.0)
     hop = model.window_seconds / 4

@@ -26,9 +26,9 @@ PAGE_LOADS = 5
 
 
 def _recipe():
-    from core.datasets import builtin_digits
-    from core.train import TrainConfig
-    from core.train_support import limit_per_class
+    from core.data.datasets import builtin_digits
+    from core.training.support import limit_per_class
+    from core.training.trainer import TrainConfig
 
     dataset = limit_per_class(builtin_digits(), 60)
     config = TrainConfig(epochs=2, members=1, tsne=False, name="bench")
@@ -41,8 +41,8 @@ def _last_epoch_rate(events) -> float:
 
 
 def _in_process(dataset, config) -> tuple[float, float]:
-    from core.runs import RunStore
-    from core.train import train
+    from core.training.runs import RunStore
+    from core.training.trainer import train
 
     started = time.perf_counter()
     events = list(train(config, dataset=dataset, device="cpu", store=RunStore(), owner="cli"))
@@ -51,7 +51,7 @@ def _in_process(dataset, config) -> tuple[float, float]:
 
 
 def _on_ray(dataset, config, cpus: int) -> tuple[float, float]:
-    from core.jobs import JobManager
+    from core.jobs.manager import JobManager
 
     jobs = JobManager(env={**os.environ, "AUDIO_DL_JOB_CPUS": str(cpus)})
     started = time.perf_counter()
@@ -76,7 +76,7 @@ def _page_load_seconds() -> list[float]:
 
 
 def _with_ray_trainings(dataset, config) -> list[float]:
-    from core.jobs import JobManager
+    from core.jobs.manager import JobManager
 
     jobs = JobManager()
     owners = [f"class-{i}" for i in range(TRAININGS)]
@@ -93,7 +93,7 @@ def _with_ray_trainings(dataset, config) -> list[float]:
 
 
 def _with_thread_trainings(dataset, config) -> list[float]:
-    from core.train import train
+    from core.training.trainer import train
 
     stop = threading.Event()
     stepped = [threading.Event() for _ in range(TRAININGS)]
@@ -119,9 +119,9 @@ def _with_thread_trainings(dataset, config) -> list[float]:
 def _poll_cost(root: Path, folders: int = 600) -> tuple[float, float]:
     """Milliseconds of one status() of a running job and one sidebar overview() among
     `folders` finished jobs (a class's history), as the page and the sidebar poll them."""
-    from core.job_files import JobFolder
-    from core.jobs import JobManager
-    from core.runs import RunStore
+    from core.jobs.files import JobFolder
+    from core.jobs.manager import JobManager
+    from core.training.runs import RunStore
 
     jobs = JobManager(RunStore(root / "poll"))
     for i in range(folders):
@@ -155,7 +155,7 @@ def main() -> None:
     status_ms, overview_ms = _poll_cost(root)
     print(f"0. poll cost: status() of a running job {status_ms:.2f} ms; the sidebar's "
           f"overview() among 600 finished jobs {overview_ms:.2f} ms (median of 20)")  # fmt: skip
-    from core import cluster
+    from core.jobs import cluster
 
     info = cluster.connect()
     print(f"{info.summary()}; started in {info.start_seconds:.1f} s (issue target: 10 s)")

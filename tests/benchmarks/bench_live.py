@@ -2,7 +2,7 @@
 
 `python -m tests.benchmarks live` (about 3 minutes). Audio is spoken digits from the shipped
 recordings, sent the way a browser sends it (48 kHz stereo int16, 20 ms frames) in real time
-from files in-process, into core.streaming.LiveStream with the shipped model at hop 250 ms.
+from files in-process, into core.inference.streaming.LiveStream with the shipped model at hop 250 ms.
 
 - latency: from the frame that completes a window arriving (push) to that window's answer
   being ready in the stream (the page shows it at its next redraw, ui.live_stream
@@ -22,9 +22,9 @@ import time
 import numpy as np
 
 from core import paths
-from core.audio import load_audio
-from core.inference import classify_windows, model_from_loaded_run, shipped_store
-from core.streaming import LiveClassifier, LiveClassifierConfig, LiveStream, stream_file
+from core.audio.io import load_audio
+from core.inference.classifier import classify_windows, model_from_loaded_run, shipped_store
+from core.inference.streaming import LiveClassifier, LiveClassifierConfig, LiveStream, stream_file
 
 MIC_RATE = 48000
 FRAME = 960  # 20 ms

@@ -1,6 +1,6 @@
 """Music analysis accuracy on rendered Bach chorales with known key, tempo and beats.
 
-The set is built by core/analysis/evalset.py (40 whole chorales, at most 90 s each, tempi 60-180 BPM, five
+The set is built by core/music/evalset.py (40 whole chorales, at most 90 s each, tempi 60-180 BPM, five
 timbres, straight / swing / rubato; rendered into the cache on first run, about a minute).
 For every piece, the page's analysis (`MusicAnalysis`) and plain librosa on the same file:
 
@@ -28,8 +28,8 @@ import mir_eval
 import numpy as np
 import soundfile
 
-from core.analysis import KEY_NAMES, KRUMHANSL_MAJOR, KRUMHANSL_MINOR, AnalysisConfig, MusicAnalysis
-from core.analysis.evalset import DEV_FIRST_CHORALE, build_evalset
+from core.music import KEY_NAMES, KRUMHANSL_MAJOR, KRUMHANSL_MINOR, AnalysisConfig, MusicAnalysis
+from core.music.evalset import DEV_FIRST_CHORALE, build_evalset
 
 SR = 22050
 

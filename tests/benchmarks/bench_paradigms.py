@@ -24,8 +24,8 @@ import time
 import librosa
 import numpy as np
 
-from core import rl
-from core import unsupervised as uns
+from core.lessons import rl
+from core.lessons import unsupervised as uns
 
 REPEATS = 3
 

@@ -15,7 +15,7 @@ import plotly.io as pio
 import torch
 from torch import nn
 
-from core.playground2d import Playground, PlaygroundConfig
+from core.lessons.playground2d import Playground, PlaygroundConfig
 from core.viz.network import decision_figure, loss_figure, neuron_mosaic_figure
 
 REPEATS = 60

@@ -1,10 +1,10 @@
-"""Recipes over kinds of sound: the recipe the data chooses (core.dataset_profile) beside
+"""Recipes over kinds of sound: the recipe the data chooses (core.data.profile) beside
 today's default (TrainConfig(), tuned on spoken digits) and a plain baseline.
 
 Sets, in one run:
 - instrument notes across soundfonts: six families (piano, guitar, strings, brass, reed,
   flute), four General MIDI programs each, 7 pitches x 3 velocities, rendered with
-  fluidsynth (core.render_notes); trained on FluidR3 (fluid-soundfont-gm), tested on the same
+  fluidsynth (core.data.render_notes); trained on FluidR3 (fluid-soundfont-gm), tested on the same
   notes from TimGM6mb (timgm6mb-soundfont), which the network never heard;
 - spoken digits on a held-out speaker: the recipe chosen for the digits is today's default,
   config for config (asserted), so one training measures both.
@@ -29,11 +29,11 @@ from pathlib import Path
 
 import torch
 
-from core.augment import AugmentConfig
-from core.dataset_profile import apply_recipe, recipe_for_dataset
-from core.datasets import builtin_digits, folder_per_class
-from core.render_notes import SOUNDFONTS, render_notes
-from core.train import TrainConfig, train
+from core.audio.augment import AugmentConfig
+from core.data.datasets import builtin_digits, folder_per_class
+from core.data.profile import apply_recipe, recipe_for_dataset
+from core.data.render_notes import SOUNDFONTS, render_notes
+from core.training.trainer import TrainConfig, train
 
 QUICK = os.environ.get("AUDIO_DL_BENCH_QUICK") == "1"
 FULL = os.environ.get("AUDIO_DL_BENCH_FULL") == "1"

@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from core.safe_eval import ConsoleError, evaluate
+from core.tensors.safe_eval import ConsoleError, evaluate
 
 EXPRESSIONS = (
     "A @ B",

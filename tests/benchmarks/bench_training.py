@@ -19,13 +19,13 @@ import time
 import torch
 import torch.nn.functional as F
 
-from core.augment import AugmentConfig
-from core.datasets import builtin_digits, split_dataset
-from core.device import resolve_device
-from core.feature_cache import FeatureCache, clear_memory_cache, fit_frames
-from core.model_presets import preset_spec
-from core.model_spec import build_model, member_networks
-from core.train import TrainConfig, train
+from core.audio.augment import AugmentConfig
+from core.data.datasets import builtin_digits, split_dataset
+from core.data.feature_cache import FeatureCache, clear_memory_cache, fit_frames
+from core.devices import resolve_device
+from core.models.presets import preset_spec
+from core.models.spec import build_model, member_networks
+from core.training.trainer import TrainConfig, train
 
 SPEAKERS = ("george", "jackson", "lucas", "nicolas")
 
@@ -55,7 +55,7 @@ def _bare_epoch(model, optimizer, scheduler, x, y, batch_size: int, generator, d
 
 def _prepared(config: TrainConfig, dataset, indices):
     """The exact training tensors train() builds: (N, 1, bins, frames), (N,)."""
-    from core.feature_cache import Normalization
+    from core.data.feature_cache import Normalization
 
     cache = FeatureCache(config.features, config.feature_kind)
     frames = config.features.num_frames(

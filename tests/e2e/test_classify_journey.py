@@ -14,8 +14,8 @@ import numpy as np
 import soundfile as sf
 
 from core import paths
-from core.audio import load_audio
-from core.model_card import read_model_card
+from core.audio.io import load_audio
+from core.models.card import read_model_card
 from tests.e2e import browser
 from tests.test_page_classify import _held_out_takes
 

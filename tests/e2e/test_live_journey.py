@@ -2,7 +2,7 @@
 
 Chromium's fake capture device (`--use-file-for-fake-audio-capture`) plays a file into
 getUserMedia, so the whole path runs for real: WebRTC (Opus) to the server, streamlit-webrtc,
-core.streaming, the Live tabs. One journey says spoken digits made from the shipped recordings
+core.inference.streaming, the Live tabs. One journey says spoken digits made from the shipped recordings
 and checks the digits the Classify page's Live tab hears; the other plays a synthesized
 melody into the Music page's tuner and checks the notes.
 """
@@ -16,9 +16,14 @@ import pytest
 import soundfile as sf
 
 from core import paths
-from core.audio import load_audio, resample
-from core.inference import classify_windows, find_segments, model_from_loaded_run, shipped_store
-from core.synth import SynthConfig, render_notes
+from core.audio.io import load_audio, resample
+from core.audio.synth import SynthConfig, render_notes
+from core.inference.classifier import (
+    classify_windows,
+    find_segments,
+    model_from_loaded_run,
+    shipped_store,
+)
 from tests.e2e import browser
 
 RATE = 48000  # what a microphone sends

@@ -1,0 +1,414 @@
+"""Where long jobs run: worker processes on Ray, never the web server's own process.
+
+With nothing configured the app starts a local Ray instance on first use (this machine's CPUs
+and GPUs, dashboard off, quiet logs), so `make run` stays the only command. With
+AUDIO_DL_RAY_ADDRESS (or Ray's own RAY_ADDRESS) set, it joins that cluster instead: a GPU
+server started with `ray start --head` and the class's other machines with
+`ray start --address=HEAD:6379` (README, "Running it for a class").
+
+Each training is a detached Ray actor (a process of its own, named after the job) that asks
+for the resources of its device, `num_gpus=1` on CUDA or `num_cpus=N` otherwise; Ray starts
+it when those are free, so a class queues instead of overfilling a GPU. Detached means the
+job outlives the web server process that submitted it: a restarted server finds it by name.
+The worker writes everything into the job's folder (core.jobs.files) and the run store; the
+server only reads files.
+
+    info = connect()                        # idempotent; ClusterError with a sentence
+    start_training_worker(job_id, folder, config, ..., resources=job_resources("cpu", info))
+    stop_worker(job_id)                     # the forced Stop
+
+Ray is imported only inside these functions, never when a page imports core.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core import paths
+from core.jobs.files import CancelFlag, Heartbeat, JobFolder, event_record
+
+log = logging.getLogger(__name__)
+
+ADDRESS_ENV = "AUDIO_DL_RAY_ADDRESS"
+CPUS_ENV = "AUDIO_DL_RAY_CPUS"  # CPUs of the embedded local instance (default: all)
+JOB_CPUS_ENV = "AUDIO_DL_JOB_CPUS"  # CPUs one CPU training asks for
+NAMESPACE = "audio_dl_studio"  # Ray namespace of the app's named workers
+
+
+class ClusterError(RuntimeError):
+    """Ray could not start or be reached; str() is a sentence for the page."""
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """The Ray cluster the app uses.
+
+    address: the cluster's address ("local" for the embedded instance); cpus / gpus: its
+    totals; nodes: machines alive; start_seconds: how long connecting took.
+    """
+
+    address: str
+    embedded: bool
+    cpus: float
+    gpus: float
+    nodes: int
+    start_seconds: float
+
+    def summary(self) -> str:
+        """E.g. "local Ray · 2 CPUs · 0 GPUs" or "Ray cluster at 10.0.0.5:6379 · 3 machines ..."."""
+        where = "local Ray" if self.embedded else f"Ray cluster at {self.address}"
+        machines = f" · {self.nodes} machines" if self.nodes > 1 else ""
+        return f"{where}{machines} · {self.cpus:g} CPUs · {self.gpus:g} GPUs"
+
+
+@dataclass(frozen=True)
+class JobResources:
+    """What one job asks Ray for: a GPU (and a CPU to feed it), or some CPUs."""
+
+    num_cpus: float
+    num_gpus: float
+
+    @property
+    def pool(self) -> str:
+        """ "gpu" or "cpu": jobs wait in line with others of the same pool."""
+        return "gpu" if self.num_gpus else "cpu"
+
+
+_info: ClusterInfo | None = None
+_lock = threading.Lock()
+_actor_class: Any = None  # ray.remote(TrainingWorker), made once
+
+
+def cluster_address(env: Mapping[str, str] | None = None) -> str | None:
+    """The address to join (AUDIO_DL_RAY_ADDRESS, else RAY_ADDRESS), None: start a local one."""
+    env = os.environ if env is None else env
+    return (env.get(ADDRESS_ENV) or env.get("RAY_ADDRESS") or "").strip() or None
+
+
+def connected() -> ClusterInfo | None:
+    """The cluster this process is connected to, None before the first `connect()`."""
+    return _info
+
+
+def connect(env: Mapping[str, str] | None = None) -> ClusterInfo:
+    """Start the embedded Ray instance or join the configured cluster, once per process.
+
+    Thread-safe and idempotent: later calls return the same ClusterInfo at once. Workers
+    find the app's code on the same path as here (the checkout's root is put on their
+    PYTHONPATH), so on a cluster every machine has the app checked out at the same path.
+    Raises ClusterError with a sentence when Ray cannot start or be reached.
+    """
+    global _info
+    env = os.environ if env is None else env
+    with _lock:
+        if _info is not None:
+            return _info
+        started = time.perf_counter()
+        address = cluster_address(env)
+        try:
+            resources, nodes = _in_keeper_thread(lambda: _init(address, env))
+        except Exception as error:  # Ray raises many kinds; the page needs one sentence
+            log.exception("Ray did not start")
+            raise ClusterError(_failure_sentence(address, error)) from None
+        _info = ClusterInfo(
+            address=address or "local",
+            embedded=address is None,
+            cpus=float(resources.get("CPU", 0)),
+            gpus=float(resources.get("GPU", 0)),
+            nodes=nodes,
+            start_seconds=time.perf_counter() - started,
+        )
+        log.info("connected to %s in %.1f s", _info.summary(), _info.start_seconds)
+        return _info
+
+
+def _init(address: str | None, env: Mapping[str, str]) -> tuple[dict[str, float], int]:
+    import ray
+    from ray.job_config import JobConfig
+
+    options: dict[str, Any] = dict(
+        namespace=NAMESPACE,
+        logging_level=logging.WARNING,
+        log_to_driver=False,  # worker output stays in Ray's log files, not the page's
+        job_config=JobConfig(code_search_path=[str(paths.REPO_ROOT)]),
+        ignore_reinit_error=True,
+    )
+    if address is None:
+        cpus = _embedded_cpus(env)
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False, **options)
+    else:
+        ray.init(address=address, **options)
+    return ray.cluster_resources(), sum(1 for node in ray.nodes() if node.get("Alive"))
+
+
+_keeper_done = threading.Event()
+
+
+def _in_keeper_thread(start: Any) -> Any:
+    """Run `start()` (ray.init) in a thread that lives as long as this process; return its result.
+
+    Ray ties the embedded instance's processes to the thread that started them (Linux's
+    parent-death signal fires when that *thread* ends). Streamlit runs each script run in a
+    thread of its own that ends with the run, which would kill Ray seconds after the first
+    training started; so the start happens here, in a thread that never ends.
+    """
+    outcome: dict[str, Any] = {}
+    ready = threading.Event()
+
+    def keeper() -> None:
+        try:
+            outcome["value"] = start()
+        except BaseException as error:  # handed to the caller's thread
+            outcome["error"] = error
+        ready.set()
+        if "error" not in outcome:
+            _keeper_done.wait()  # hold the thread (and so Ray's processes) until shutdown()
+
+    _keeper_done.clear()
+    threading.Thread(target=keeper, name="ray-keeper", daemon=True).start()
+    ready.wait()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def shutdown() -> None:
+    """Disconnect (and stop the embedded instance); the next `connect()` starts again."""
+    global _info
+    with _lock:
+        import ray
+
+        ray.shutdown()
+        _keeper_done.set()
+        _info = None
+
+
+def _embedded_cpus(env: Mapping[str, str]) -> int | None:
+    text = env.get(CPUS_ENV, "").strip()
+    if not text:
+        return None  # Ray counts this machine's CPUs
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{CPUS_ENV}={text!r} must be a whole number of CPUs, at least 1.")
+    return int(text)
+
+
+def _failure_sentence(address: str | None, error: BaseException) -> str:
+    where = (
+        f"The worker cluster at {address} could not be reached"
+        if address
+        else "The local worker cluster (Ray) could not start"
+    )
+    return (
+        f"{where} ({type(error).__name__}: {str(error)[:200]}). Trainings cannot run until it "
+        "does; the rest of the app works. Ask whoever runs the server to check `ray status`, "
+        f"free shared memory (/dev/shm) and {ADDRESS_ENV}."
+    )
+
+
+def job_resources(
+    device: torch.device | str, info: ClusterInfo, env: Mapping[str, str] | None = None
+) -> JobResources:
+    """The resources a job on `device` asks for.
+
+    CUDA: one GPU and one CPU. CPU (and MPS, which Ray does not count): AUDIO_DL_JOB_CPUS
+    CPUs, default half the cluster's CPUs (1 to 4), so two students train side by side on a
+    small machine and a big one runs several at once.
+    """
+    env = os.environ if env is None else env
+    if torch.device(device).type == "cuda":
+        return JobResources(num_cpus=1, num_gpus=1)
+    text = env.get(JOB_CPUS_ENV, "").strip()
+    if text:
+        if not text.isdigit() or int(text) < 1:
+            raise ValueError(f"{JOB_CPUS_ENV}={text!r} must be a whole number of CPUs, at least 1.")
+        return JobResources(num_cpus=int(text), num_gpus=0)
+    return JobResources(num_cpus=max(1, min(4, int(info.cpus) // 2)), num_gpus=0)
+
+
+# ---------------------------------------------------------------------------- the worker
+
+
+def run_training_job(
+    folder: JobFolder,
+    config: Any,
+    *,
+    dataset: Any,
+    spec: Any,
+    device: torch.device | str,
+    owner: str,
+    store: Any,
+    where: dict[str, Any] | None = None,
+) -> Any:
+    """Run one training and write its progress into `folder`; return the final TrainEvent.
+
+    This is what a worker process does (also callable in-process, e.g. from a test). It keeps
+    a heartbeat, checks the folder's cancel file before every step, appends the kept events
+    (started, logged steps, epoch ends, evaluations, the final one) and rewrites state.json
+    with the latest event at most twice a second. `where`: more about the worker for
+    state.json (its Ray node id).
+    """
+    from core.training.trainer import train
+
+    cancel = CancelFlag(folder)
+    final = None
+    if cancel.is_set():  # Stop pressed while it waited for a free slot: the server said so
+        return None
+    with Heartbeat(folder) as heartbeat:
+        folder.write_state(
+            "running",
+            pid=os.getpid(),
+            node=socket.gethostname(),
+            started_at=time.time(),
+            **(where or {}),
+        )
+        try:
+            for event in train(
+                config,
+                dataset=dataset,
+                spec=spec,
+                device=device,
+                cancel=cancel,
+                store=store,
+                owner=owner,
+            ):
+                if event.run_id:
+                    heartbeat.add_run_folder(store.run_path(event.run_id))
+                kept = event.kind != "step" or event.accuracy is not None
+                if event.is_final and event.evaluation is not None:
+                    folder.save_final_evaluation(event.evaluation)
+                if kept:
+                    folder.append_event(event)
+                latest = event_record(event)
+                latest.pop("info", None)
+                fields = dict(latest=latest, run_id=event.run_id)
+                if event.message:
+                    fields["message"] = event.message
+                if event.is_final:
+                    final = event
+                    folder.write_state(event.kind, finished_at=time.time(), **fields)
+                else:
+                    folder.write_state("running", force=kept, **fields)
+        except BaseException as error:
+            folder.write_state(
+                "failed",
+                message=f"The training crashed: {type(error).__name__}: {error}",
+                finished_at=time.time(),
+            )
+            raise
+    return final
+
+
+class TrainingWorker:
+    """A Ray actor (one process) that runs one training, then exits.
+
+    `env`: the server's writable folders (AUDIO_DL_RUNS_DIR, AUDIO_DL_CACHE_DIR), set before
+    anything reads them; tests change them per test, so the worker cannot inherit them.
+    """
+
+    def __init__(self, env: Mapping[str, str], threads: int):
+        os.environ.update(env)
+        torch.set_num_threads(max(1, threads))
+
+    def run(
+        self,
+        job_dir: str,
+        config: Any,
+        dataset: Any,
+        spec: Any,
+        device: str,
+        owner: str,
+        runs_root: str,
+    ) -> None:
+        import ray
+
+        from core.training.runs import RunStore
+
+        try:
+            where = {"ray_node_id": ray.get_runtime_context().get_node_id()}
+            run_training_job(
+                JobFolder(job_dir),
+                config,
+                dataset=dataset,
+                spec=spec,
+                device=device,
+                owner=owner,
+                store=RunStore(runs_root),
+                where=where,
+            )
+        finally:
+            ray.actor.exit_actor()  # free the slot: a detached actor would otherwise stay
+
+
+def start_training_worker(
+    job_id: str,
+    folder: JobFolder,
+    config: Any,
+    *,
+    dataset: Any,
+    spec: Any,
+    device: torch.device | str,
+    owner: str,
+    runs_root: Path,
+    resources: JobResources,
+) -> None:
+    """Ask Ray for a worker with `resources` that trains `config` into `folder`.
+
+    Returns at once: Ray starts the worker when the resources are free. The worker is a
+    detached actor named `job_id` (see `stop_worker`); it is never restarted after a crash
+    (max_restarts=0), its job is marked interrupted instead.
+    """
+    import ray
+
+    device = torch.device(device)
+    # Inside the worker Ray shows only the GPU it granted, as cuda:0.
+    worker_device = "cuda" if device.type == "cuda" else str(device)
+    worker_env = {"AUDIO_DL_RUNS_DIR": str(runs_root), "AUDIO_DL_CACHE_DIR": str(paths.cache_dir())}
+    global _actor_class
+    if _actor_class is None:
+        _actor_class = ray.remote(TrainingWorker)
+    actor = _actor_class.options(
+        name=job_id,
+        namespace=NAMESPACE,
+        lifetime="detached",
+        num_cpus=resources.num_cpus,
+        num_gpus=resources.num_gpus,
+        max_restarts=0,
+        max_task_retries=0,
+    ).remote(worker_env, int(resources.num_cpus))
+    actor.run.remote(str(folder.path), config, dataset, spec, worker_device, owner, str(runs_root))
+
+
+def worker_exists(job_id: str) -> bool | None:
+    """Whether Ray still knows the job's worker (pending or alive); None when not connected."""
+    if _info is None:
+        return None
+    import ray
+
+    try:
+        ray.get_actor(job_id, namespace=NAMESPACE)
+    except ValueError:
+        return False
+    return True
+
+
+def stop_worker(job_id: str) -> bool:
+    """Kill the job's worker process at once (the forced Stop); False if it was gone."""
+    if _info is None:
+        return False
+    import ray
+
+    try:
+        ray.kill(ray.get_actor(job_id, namespace=NAMESPACE), no_restart=True)
+    except ValueError:
+        return False
+    return True

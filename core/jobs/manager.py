@@ -1,0 +1,484 @@
+"""Training jobs shared by every session of the app, run by worker processes on Ray.
+
+A page submits a TrainConfig and gets a job id back at once; the training runs in a Ray
+worker process (core.jobs.cluster), never in the web server, so one student's training does not
+slow another's page. The worker writes its progress into the job's folder beside the runs
+(core.jobs.files) and the run itself into the run store; this manager only reads those small
+files, so a poll costs milliseconds, a restarted server finds the running jobs, and a server
+on another machine sharing the runs folder sees them too. Any session can ask about its own
+jobs (by job id and owner): status, place in the queue, progress, the events so far.
+
+    jobs = get_job_manager()
+    job_id = jobs.submit(TrainConfig(epochs=5), owner=session_id)   # JobLimitReached, ClusterError
+    status = jobs.status(job_id, owner=session_id)   # state, queue_position, progress, ...
+    new_events = jobs.events(job_id, owner=session_id, since=len(seen))
+    jobs.cancel(job_id, owner=session_id)            # stops within a step, forced after 10 s
+
+States: "queued" (Ray has not started the worker: no free CPU/GPU), "running", then
+"finished", "stopped", "failed" or "interrupted" (the worker died: killed, its machine lost).
+Nothing here imports streamlit or starts Ray before the first submit.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.jobs import cluster
+from core.jobs.cluster import ClusterError
+from core.jobs.files import (
+    FINAL_STATES,
+    JobFolder,
+    event_from_record,
+    jobs_root,
+)
+from core.training.runs import HEARTBEAT_STALE_SECONDS
+from core.training.trainer import TrainConfig, TrainEvent
+
+__all__ = [
+    "FINAL_STATES",
+    "ClusterError",
+    "JobError",
+    "JobLimitReached",
+    "JobManager",
+    "JobStatus",
+    "JobsOverview",
+    "get_job_manager",
+]
+
+MAX_FINISHED_PER_OWNER = 20  # older finished jobs are forgotten (their runs stay in the store)
+FORCE_STOP_SECONDS = 10.0  # a Stop not obeyed within this long kills the worker
+LOST_AFTER_SECONDS = 30.0  # a queued job Ray does not know after this long was lost
+SESSION_LIMIT_ENV = "AUDIO_DL_JOBS_PER_SESSION"
+DEFAULT_SESSION_LIMIT = 1
+
+
+class JobError(LookupError):
+    """No such job for this owner; str() is a sentence for the page."""
+
+
+class JobLimitReached(RuntimeError):
+    """The session already has as many unfinished jobs as allowed; str() is a sentence."""
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A snapshot of one job.
+
+    state: "queued" (waiting for a free CPU/GPU; queue_position 1 = next), "running",
+    "finished", "stopped", "failed" or "interrupted". progress 0..1 over optimiser steps;
+    the numbers (loss, val_accuracy, ...) are those of the latest event; run_id once the run
+    exists; node: the machine the worker runs on.
+    """
+
+    job_id: str
+    owner: str
+    name: str
+    device: str
+    state: str
+    queue_position: int | None
+    progress: float
+    epoch: int
+    epochs: int
+    loss: float | None
+    val_accuracy: float | None
+    samples_per_second: float
+    eta_seconds: float | None
+    message: str
+    run_id: str | None
+    submitted_at: float  # time.time()
+    finished_at: float | None
+    node: str = ""
+    resources: str = ""  # e.g. "1 GPU" or "2 CPUs"
+
+    @property
+    def done(self) -> bool:
+        return self.state in FINAL_STATES
+
+
+@dataclass(frozen=True)
+class JobsOverview:
+    """Every unfinished job of the app, for the sidebar: counts and one owner's places."""
+
+    running: int
+    queued: int
+    own_running: int
+    own_queue_positions: tuple[int, ...]  # the owner's queued jobs' places, 1 = next
+
+    def summary(self) -> str:
+        """E.g. "Trainings: 2 running · 3 queued · yours: 2nd in the queue"."""
+        text = f"Trainings: {self.running} running · {self.queued} queued"
+        if self.own_running:
+            text += " · yours is running"
+        for position in self.own_queue_positions:
+            text += f" · yours: number {position} in the queue"
+        return text
+
+
+def session_limit(env: Mapping[str, str] | None = None) -> int:
+    """Unfinished jobs allowed per browser session (AUDIO_DL_JOBS_PER_SESSION, default 1)."""
+    text = (os.environ if env is None else env).get(SESSION_LIMIT_ENV, "").strip()
+    return int(text) if text.isdigit() and int(text) >= 1 else DEFAULT_SESSION_LIMIT
+
+
+class JobManager:
+    """Submits trainings to Ray workers and reads their progress from the job folders.
+
+    store: the core.training.runs.RunStore the workers write runs into (default: the standard root);
+    the job folders live in `<store root>/.jobs`. env: where settings are read (default
+    os.environ): AUDIO_DL_RAY_ADDRESS, AUDIO_DL_JOBS_PER_SESSION, AUDIO_DL_JOB_CPUS.
+    Holds no job in memory: a new manager (a restarted server) sees the same jobs.
+    """
+
+    def __init__(self, store: Any = None, *, env: Mapping[str, str] | None = None):
+        from core.training.runs import RunStore
+
+        self.store = store if store is not None else RunStore()
+        self.root = jobs_root(self.store.root)
+        self._env = env
+        # Listings stat every job folder; these keep what was parsed so a sidebar poll over a
+        # class's hundreds of jobs reads only the files that changed (job.json never does).
+        self._metas: dict[str, dict[str, Any]] = {}
+        self._states: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        return os.environ if self._env is None else self._env
+
+    # ----------------------------------------------------------------- submitting
+
+    def submit(
+        self,
+        config: TrainConfig,
+        *,
+        owner: str,
+        dataset: Any = None,
+        spec: Any = None,
+        device: torch.device | str | None = None,
+        name: str = "",
+    ) -> str:
+        """Queue a training on a Ray worker and return its job id at once.
+
+        dataset / spec: as for core.training.trainer.train (browser clips, a network from the builder);
+        they travel to the worker through Ray. device: default
+        core.devices.resolve_device(config.device); it decides what the job asks Ray for.
+        Raises JobLimitReached when `owner` has AUDIO_DL_JOBS_PER_SESSION unfinished jobs,
+        ClusterError when Ray cannot start (the first submit starts it: seconds).
+        """
+        from core.devices import resolve_device
+
+        limit = session_limit(self.env)
+        unfinished = [s for s in self.jobs(owner) if not s.done]
+        if len(unfinished) >= limit:
+            raise JobLimitReached(
+                f"You already have {len(unfinished)} training(s) queued or running; "
+                f"{'one is' if limit == 1 else f'{limit} are'} allowed per session so the "
+                "class shares the machines. Stop it or wait until it ends."
+            )
+        device = torch.device(device) if device is not None else resolve_device(config.device)
+        info = cluster.connect(self.env)
+        try:
+            resources = cluster.job_resources(device, info, self.env)
+        except ValueError as error:
+            raise ClusterError(str(error)) from None
+        job_id = f"job-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+        folder = JobFolder(self.root / job_id)
+        folder.create(
+            {
+                "job_id": job_id,
+                "owner": owner,
+                "name": name or config.name,
+                "device": str(device),
+                "epochs": config.epochs,
+                "submitted_at": time.time(),
+                "pool": resources.pool,
+                "num_cpus": resources.num_cpus,
+                "num_gpus": resources.num_gpus,
+            }
+        )
+        try:
+            cluster.start_training_worker(
+                job_id,
+                folder,
+                config,
+                dataset=dataset,
+                spec=spec,
+                device=device,
+                owner=owner,
+                runs_root=self.store.root,
+                resources=resources,
+            )
+        except Exception as error:
+            message = f"Ray refused the job ({type(error).__name__}: {error})."
+            folder.write_state("failed", message=message, finished_at=time.time())
+            raise ClusterError(message) from None
+        self._forget_old(owner)
+        return job_id
+
+    def _forget_old(self, owner: str) -> None:
+        finished = [s for s in self.jobs(owner) if s.done]
+        for status in finished[MAX_FINISHED_PER_OWNER:]:
+            shutil.rmtree(self.root / status.job_id, ignore_errors=True)
+            self._metas.pop(status.job_id, None)
+            self._states.pop(status.job_id, None)
+
+    # ----------------------------------------------------------------- asking
+
+    def _folder(self, job_id: str, owner: str) -> tuple[JobFolder, dict[str, Any]]:
+        folder = JobFolder(self.root / job_id) if _safe_id(job_id) else None
+        meta = folder.meta() if folder is not None else {}
+        if not meta or meta.get("owner") != owner:
+            raise JobError(f"There is no job {job_id} for this session.")
+        return folder, meta
+
+    def status(self, job_id: str, owner: str) -> JobStatus:
+        """A snapshot of the job (JobError if it is not this owner's).
+
+        Also where faults are noticed: a running job whose worker stopped beating for
+        HEARTBEAT_STALE_SECONDS becomes "interrupted" (its run keeps what was saved), a Stop
+        not obeyed within FORCE_STOP_SECONDS kills the worker.
+        """
+        folder, meta = self._folder(job_id, owner)
+        state = self._check_health(folder, meta, folder.state())
+        latest = state.get("latest") or {}
+        name = state.get("state", "queued")
+        total_steps = latest.get("total_steps") or 0
+        progress = min(1.0, latest.get("step", 0) / total_steps) if total_steps else 0.0
+        return JobStatus(
+            job_id=job_id,
+            owner=owner,
+            name=str(meta.get("name", "")),
+            device=str(meta.get("device", "")),
+            state=name,
+            queue_position=self._queue_position(job_id, meta) if name == "queued" else None,
+            progress=1.0 if name == "finished" else progress,
+            epoch=int(latest.get("epoch", 0)),
+            epochs=int(meta.get("epochs", 0)),
+            loss=latest.get("loss"),
+            val_accuracy=latest.get("val_accuracy"),
+            samples_per_second=float(latest.get("samples_per_second") or 0.0),
+            eta_seconds=latest.get("eta_seconds"),
+            message=str(state.get("message", "")),
+            run_id=state.get("run_id"),
+            submitted_at=float(meta.get("submitted_at", 0.0)),
+            finished_at=state.get("finished_at"),
+            node=str(state.get("node", "")),
+            resources=_resources_text(meta),
+        )
+
+    def _check_health(
+        self, folder: JobFolder, meta: dict[str, Any], state: dict[str, Any]
+    ) -> dict[str, Any]:
+        name = state.get("state", "queued")
+        if name in FINAL_STATES:
+            return state
+        now = time.time()
+        cancel_at = folder.cancel_requested_at()
+        if name == "queued":
+            if cancel_at is not None:
+                cluster.stop_worker(folder.job_id)  # it has not started: nothing is lost
+                return self._end(folder, "stopped", "Cancelled while waiting in the queue.")
+            lost = now - float(meta.get("submitted_at", now)) > LOST_AFTER_SECONDS
+            if lost and cluster.worker_exists(folder.job_id) is False:
+                return self._end(
+                    folder,
+                    "interrupted",
+                    "The job was lost before it started "
+                    "(the worker cluster restarted); start it again.",
+                )
+            return state
+        age = folder.heartbeat_age()
+        if age is not None and age > HEARTBEAT_STALE_SECONDS:
+            return self._end(
+                folder,
+                "interrupted",
+                f"The worker process stopped without a word (no heartbeat for {age:.0f} s: "
+                "killed, out of memory or its machine lost). What was saved is kept.",
+                run_id=state.get("run_id"),
+            )
+        if cancel_at is not None and now - cancel_at > FORCE_STOP_SECONDS:
+            if cluster.connected() is None:
+                cluster.connect(self.env)
+            cluster.stop_worker(folder.job_id)
+            return self._end(
+                folder,
+                "stopped",
+                f"Stopped by force: the current step did not end within {FORCE_STOP_SECONDS:.0f} s "
+                "of the Stop request.",
+                run_id=state.get("run_id"),
+                run_status="stopped",
+            )
+        return state
+
+    def _end(
+        self,
+        folder: JobFolder,
+        state: str,
+        message: str,
+        *,
+        run_id: str | None = None,
+        run_status: str = "interrupted",
+    ) -> dict[str, Any]:
+        """Write the final state the worker could not write itself, and the run's summary."""
+        folder.write_state(state, message=message, finished_at=time.time())
+        if run_id:
+            from core.training.runs import RunError
+
+            try:
+                if not self.store.read_summary(run_id):
+                    self.store.finish(run_id, run_status, message=message)
+            except (RunError, OSError, ValueError):
+                pass  # the run was deleted meanwhile
+        return folder.state()
+
+    def _meta(self, path: Path) -> dict[str, Any]:
+        meta = self._metas.get(path.name)
+        if meta is None:
+            meta = JobFolder(path).meta()
+            if meta:  # an incomplete folder is read again next time
+                self._metas[path.name] = meta
+        return meta
+
+    def _cached_state(self, path: Path) -> dict[str, Any] | None:
+        """state.json, parsed again only when its mtime changed; None while queued. A final
+        state is final: it is not even stat()ed again."""
+        cached = self._states.get(path.name)
+        if cached is not None and cached[1].get("state") in FINAL_STATES:
+            return cached[1]
+        try:
+            mtime = (path / "state.json").stat().st_mtime_ns
+        except OSError:
+            return None
+        if cached is None or cached[0] != mtime:
+            cached = (mtime, JobFolder(path).state())
+            self._states[path.name] = cached
+        return cached[1]
+
+    def _unfinished(self) -> list[dict[str, Any]]:
+        """job.json of every job that has not ended, oldest first (cheap: no health checks)."""
+        if not self.root.is_dir():
+            return []
+        metas = []
+        for path in self.root.iterdir():
+            state = self._cached_state(path)
+            if state is not None and state.get("state") in FINAL_STATES:
+                continue
+            meta = self._meta(path)
+            if meta:
+                metas.append({**meta, "_started": state is not None})
+        return sorted(metas, key=lambda m: m.get("submitted_at", 0.0))
+
+    def _queue_position(self, job_id: str, meta: dict[str, Any]) -> int:
+        waiting = [
+            m["job_id"]
+            for m in self._unfinished()
+            if not m["_started"] and m.get("pool") == meta.get("pool")
+        ]
+        return waiting.index(job_id) + 1 if job_id in waiting else 1
+
+    def overview(self, owner: str) -> JobsOverview:
+        """Running and queued jobs of the whole app, and where `owner`'s jobs stand."""
+        unfinished = self._unfinished()
+        queued = [m for m in unfinished if not m["_started"]]
+        positions = []
+        for pool in {m.get("pool") for m in queued}:
+            line = [m for m in queued if m.get("pool") == pool]
+            positions += [i + 1 for i, m in enumerate(line) if m.get("owner") == owner]
+        return JobsOverview(
+            running=len(unfinished) - len(queued),
+            queued=len(queued),
+            own_running=sum(1 for m in unfinished if m["_started"] and m.get("owner") == owner),
+            own_queue_positions=tuple(sorted(positions)),
+        )
+
+    def jobs(self, owner: str) -> list[JobStatus]:
+        """Status of every job of `owner`, newest first."""
+        if not self.root.is_dir():
+            return []
+        mine = [
+            meta
+            for meta in (self._meta(p) for p in self.root.iterdir())
+            if meta.get("owner") == owner
+        ]
+        mine.sort(key=lambda m: m.get("submitted_at", 0.0), reverse=True)
+        return [self.status(m["job_id"], owner) for m in mine]
+
+    def events(self, job_id: str, owner: str, since: int = 0) -> list[TrainEvent]:
+        """The job's kept events from position `since` on (pass len(seen) to get new ones).
+
+        Kept: started, every logged step (every config.log_every_steps), epoch_end,
+        evaluation and the final event; the latest step is in `latest_event`. The final
+        event's Evaluation is in `final_event`.
+        """
+        folder, _ = self._folder(job_id, owner)
+        return [event_from_record(r) for r in folder.events(since)]
+
+    def latest_event(self, job_id: str, owner: str) -> TrainEvent | None:
+        """The most recent event, step events included (without `info`)."""
+        folder, _ = self._folder(job_id, owner)
+        latest = folder.state().get("latest")
+        return event_from_record(latest) if latest else None
+
+    def final_event(self, job_id: str, owner: str) -> TrainEvent | None:
+        """The finished / stopped / failed event with its Evaluation, None while running."""
+        folder, _ = self._folder(job_id, owner)
+        if folder.state().get("state") not in FINAL_STATES:
+            return None
+        finals = [r for r in folder.events() if r.get("kind") in FINAL_STATES]
+        if not finals:
+            return None
+        return event_from_record(finals[-1], evaluation=folder.final_evaluation())
+
+    def cancel(self, job_id: str, owner: str) -> None:
+        """Ask the job to stop: a running job stops before its next step and saves the run
+        (its worker is killed if it has not within FORCE_STOP_SECONDS); a queued job is
+        marked stopped at once and its worker never starts."""
+        folder, meta = self._folder(job_id, owner)
+        folder.request_cancel()
+        self._check_health(folder, meta, folder.state())
+
+    def wait(self, job_id: str, owner: str, timeout: float | None = None) -> JobStatus:
+        """Block until the job ends (or `timeout` seconds); return its status."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            status = self.status(job_id, owner)
+            if status.done or (deadline is not None and time.monotonic() >= deadline):
+                return status
+            time.sleep(0.2)
+
+
+def _safe_id(job_id: Any) -> bool:
+    return (
+        isinstance(job_id, str) and job_id.startswith("job-") and job_id.replace("-", "").isalnum()
+    )
+
+
+def _resources_text(meta: Mapping[str, Any]) -> str:
+    if meta.get("num_gpus"):
+        return f"{meta['num_gpus']:g} GPU"
+    cpus = float(meta.get("num_cpus") or 0)
+    return f"{cpus:g} CPU{'s' if cpus != 1 else ''}" if cpus else ""
+
+
+_manager: JobManager | None = None
+
+
+def get_job_manager() -> JobManager:
+    """The JobManager of this process (made on first use; it starts nothing).
+
+    It writes runs into core.training.runs.RunStore() (AUDIO_DL_RUNS_DIR or ./runs). Safe to call
+    from any Streamlit session thread: the manager holds no state of its own.
+    """
+    global _manager
+    if _manager is None:
+        _manager = JobManager()
+    return _manager

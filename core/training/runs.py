@@ -1,0 +1,593 @@
+"""The run store: every training run as a folder of JSON and safetensors, safe to share.
+
+Layout of one run, `<root>/<run_id>/`:
+
+    config.json        {"format", "run_id", "owner", "name", "created_utc", "train_config": {...}}
+    metrics.jsonl      one JSON object per line, appended while training (step / epoch / eval)
+    model.safetensors  the weights (tensors only: loading can never run code)
+    model.json         {"spec": ModelSpec dict, "labels", "feature_config", "feature_kind",
+                        "clip_frames", "normalization", "input_shape"}
+    heartbeat          touched every second by the worker that trains it (empty file)
+    summary.json       {"status": finished|stopped|failed|interrupted, "message", "metrics": {...},
+                        "evaluation": {...}, "duration_seconds"}; absent while it runs
+
+Every JSON and weight file is written atomically (temp file in the same folder, then
+`os.replace`), so a crash or a kill leaves the previous version. A folder whose config.json
+is missing or unreadable is reported by `scan()` as a `RunProblem` and skipped; it never
+breaks `list_runs()`. Runs carry their owner (the browser session id) so students sharing
+a server list only their own runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+import zipfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from core import paths
+
+RUN_FORMAT = "audio-dl-studio/run"
+MODEL_FORMAT = "audio-dl-studio/model"
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+WEIGHTS_FILE = "model.safetensors"
+MODEL_FILE = "model.json"
+SUMMARY_FILE = "summary.json"
+CARD_FILE = (
+    "card.json"  # a ready model's card (core.models.card), checked against the model on reading
+)
+ARCHIVE_MEMBERS = (CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, MODEL_FILE, SUMMARY_FILE, CARD_FILE)
+MAX_ARCHIVE_BYTES = 512 * 1024**2  # uncompressed; the largest model a student trains is far smaller
+RUNNING_GRACE_SECONDS = 600  # a run without summary whose metrics moved this recently is "running"
+# A worker (core.jobs.files.Heartbeat) touches <run>/heartbeat every second while it trains:
+# such a run is "running" while the file is fresh and "interrupted" once it is older than
+# this (the worker was killed), instead of waiting RUNNING_GRACE_SECONDS.
+HEARTBEAT_FILE = "heartbeat"
+HEARTBEAT_STALE_SECONDS = 8.0
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+class RunError(ValueError):
+    """A run cannot be found, read or imported; str() is a sentence for the student."""
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What the listing shows about one run (no weights loaded).
+
+    status: "finished", "stopped", "failed", "interrupted" (from summary.json), "running"
+    (no summary yet and a fresh worker heartbeat, or without one metrics written in the last
+    10 minutes) or "interrupted" (no summary, stale).
+    metrics: the final figures from the summary (e.g. val_accuracy), empty while running.
+    """
+
+    run_id: str
+    path: Path
+    owner: str
+    name: str
+    created_utc: str
+    status: str
+    has_model: bool
+    train_config: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class RunProblem:
+    """A folder under the root that is not a readable run, and why."""
+
+    run_id: str
+    path: Path
+    reason: str
+
+
+@dataclass
+class LoadedRun:
+    """A run ready to classify with: the model in eval mode plus everything to feed it.
+
+    normalization: {"mode": "utterance"} (per clip, per mel band), {"mode": "global",
+    "mean": [..n_mels..], "std": [...]} (training-split statistics) or {"mode": "none"}.
+    feature_config: a core.audio.features.FeatureConfig.
+    """
+
+    info: RunInfo
+    model: nn.Module
+    spec: Any  # core.models.spec.ModelSpec
+    labels: tuple[str, ...]
+    feature_config: Any
+    feature_kind: str
+    clip_frames: int
+    normalization: dict[str, Any]
+    model_meta: dict[str, Any]
+    summary: dict[str, Any]
+
+
+def _now_utc() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _to_jsonable(value: Any) -> Any:
+    """Dataclasses, tuples, paths and numpy scalars as plain JSON values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, float) and value != value:  # NaN is not JSON
+        return None
+    return value
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temp file in the same folder and os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
+    try:
+        with tmp.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    """Serialise `value` (dataclasses allowed) as indented JSON, atomically."""
+    text = json.dumps(_to_jsonable(value), indent=2, allow_nan=False)
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    value = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
+
+
+def read_metrics_file(path: Path) -> list[dict[str, Any]]:
+    """Every complete JSON line of a metrics file; a torn last line (a kill) is ignored."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+class RunStore:
+    """Runs under one root folder (default core.paths.runs_dir()).
+
+    Thread-safe for different runs; one run is written by one training at a time.
+    """
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root is not None else paths.runs_dir()
+
+    # ----------------------------------------------------------------- writing
+
+    def run_path(self, run_id: str) -> Path:
+        """The folder of `run_id`; RunError for an id that could escape the root."""
+        if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+            raise RunError(f"{run_id!r} is not a run id.")
+        return self.root / run_id
+
+    def create_run(self, train_config: Any, *, owner: str = "", name: str = "") -> str:
+        """Make a new run folder with its config.json; return the run id.
+
+        train_config: the TrainConfig (any dataclass or dict), stored as JSON.
+        owner: the session id that may see it; name: a label chosen by the student.
+        """
+        run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+        path = self.run_path(run_id)
+        path.mkdir(parents=True, exist_ok=False)
+        config = {
+            "format": RUN_FORMAT,
+            "run_id": run_id,
+            "owner": str(owner),
+            "name": str(name)[:200],
+            "created_utc": _now_utc(),
+            "train_config": _to_jsonable(train_config),
+        }
+        write_json_atomic(path / CONFIG_FILE, config)
+        return run_id
+
+    def append_metrics(self, run_id: str, records: Iterable[Mapping[str, Any]]) -> None:
+        """Append records (one JSON line each) to metrics.jsonl.
+
+        Appending is not atomic, but a torn last line is skipped when reading, so a kill
+        loses at most the line being written.
+        """
+        lines = "".join(json.dumps(_to_jsonable(dict(r)), allow_nan=False) + "\n" for r in records)
+        if lines:
+            with (self.run_path(run_id) / METRICS_FILE).open("a", encoding="utf-8") as handle:
+                handle.write(lines)
+                handle.flush()
+
+    def save_model(
+        self,
+        run_id: str,
+        model: nn.Module,
+        *,
+        spec: Any,
+        labels: Iterable[str],
+        feature_config: Any,
+        feature_kind: str,
+        clip_frames: int,
+        normalization: Mapping[str, Any],
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Write model.safetensors and model.json (weights first, both atomic).
+
+        model: the trained network (a DDP wrapper is unwrapped); its state_dict is saved
+        on the CPU. spec: its ModelSpec; labels: class names in output order.
+        """
+        from safetensors.torch import save
+
+        model = getattr(model, "module", model)
+        state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+        path = self.run_path(run_id)
+        write_bytes_atomic(path / WEIGHTS_FILE, save(state))
+        meta = {
+            "format": MODEL_FORMAT,
+            "spec": spec.to_dict(),
+            "labels": list(labels),
+            "feature_config": feature_config.to_dict()
+            if hasattr(feature_config, "to_dict")
+            else _to_jsonable(feature_config),
+            "feature_kind": feature_kind,
+            "clip_frames": int(clip_frames),
+            "normalization": _to_jsonable(normalization),
+            "input_shape": list(spec.input_shape),
+            **_to_jsonable(dict(extra or {})),
+        }
+        write_json_atomic(path / MODEL_FILE, meta)
+
+    def finish(self, run_id: str, status: str, *, message: str = "", **summary: Any) -> None:
+        """Write summary.json: the run is over with `status` (finished, stopped, failed)."""
+        record = {"status": status, "message": message, "finished_utc": _now_utc(), **summary}
+        write_json_atomic(self.run_path(run_id) / SUMMARY_FILE, record)
+
+    def mark_interrupted(self, run_id: str, message: str) -> bool:
+        """Write summary.json with status "interrupted" unless the run already has one.
+
+        For a run whose worker died (kill -9, a node lost): its config, metrics and any
+        weights saved so far stay. Returns True when the summary was written.
+        """
+        path = self.run_path(run_id)
+        if not path.is_dir() or (path / SUMMARY_FILE).exists():
+            return False
+        self.finish(run_id, "interrupted", message=message)
+        return True
+
+    # ----------------------------------------------------------------- reading
+
+    def scan(self, owner: str | None = None) -> tuple[list[RunInfo], list[RunProblem]]:
+        """All readable runs (newest first) and the folders that are not, with reasons.
+
+        owner: only runs of this owner (None: everyone's, e.g. for a teacher or the CLI).
+        """
+        runs, problems = [], []
+        if not self.root.is_dir():
+            return runs, problems
+        for path in sorted(self.root.iterdir(), reverse=True):
+            if not path.is_dir() or path.name.startswith(".") or not _RUN_ID.match(path.name):
+                continue
+            try:
+                info = self._info(path)
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                problems.append(RunProblem(path.name, path, _problem_reason(path, error)))
+                continue
+            if owner is None or info.owner == owner:
+                runs.append(info)
+        runs.sort(key=lambda r: (r.created_utc, r.run_id), reverse=True)
+        return runs, problems
+
+    def list_runs(self, owner: str | None = None) -> list[RunInfo]:
+        """Readable runs of `owner` (None: all), newest first; broken folders are skipped."""
+        return self.scan(owner)[0]
+
+    def get(self, run_id: str, owner: str | None = None) -> RunInfo:
+        """The RunInfo of one run; RunError when it is missing, broken or not `owner`'s."""
+        path = self.run_path(run_id)
+        if not path.is_dir():
+            raise RunError(f"There is no run {run_id}.")
+        try:
+            info = self._info(path)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise RunError(f"Run {run_id} cannot be read: {_problem_reason(path, error)}") from None
+        if owner is not None and info.owner != owner:
+            raise RunError(f"There is no run {run_id}.")  # do not reveal other students' runs
+        return info
+
+    def _info(self, path: Path) -> RunInfo:
+        config = _read_json(path / CONFIG_FILE)
+        if config.get("format") != RUN_FORMAT:
+            raise ValueError("config.json is not a run config")
+        summary_path = path / SUMMARY_FILE
+        summary: dict[str, Any] = {}
+        if summary_path.exists():
+            summary = _read_json(summary_path)
+            status = str(summary.get("status", "finished"))
+        elif (path / HEARTBEAT_FILE).exists():
+            age = time.time() - (path / HEARTBEAT_FILE).stat().st_mtime
+            status = "running" if age < HEARTBEAT_STALE_SECONDS else "interrupted"
+        else:
+            metrics = path / METRICS_FILE
+            last = (metrics if metrics.exists() else path / CONFIG_FILE).stat().st_mtime
+            status = "running" if time.time() - last < RUNNING_GRACE_SECONDS else "interrupted"
+        return RunInfo(
+            run_id=path.name,
+            path=path,
+            owner=str(config.get("owner", "")),
+            name=str(config.get("name", "")),
+            created_utc=str(config.get("created_utc", "")),
+            status=status,
+            has_model=(path / WEIGHTS_FILE).exists() and (path / MODEL_FILE).exists(),
+            train_config=dict(config.get("train_config") or {}),
+            metrics=dict(summary.get("metrics") or {}),
+            message=str(summary.get("message", "")),
+        )
+
+    def read_metrics(self, run_id: str) -> list[dict[str, Any]]:
+        """The metric records of a run in the order they were written."""
+        return read_metrics_file(self.run_path(run_id) / METRICS_FILE)
+
+    def read_summary(self, run_id: str) -> dict[str, Any]:
+        """summary.json of a run ({} while it runs)."""
+        path = self.run_path(run_id) / SUMMARY_FILE
+        return _read_json(path) if path.exists() else {}
+
+    def load(
+        self, run_id: str, *, owner: str | None = None, device: torch.device | str = "cpu"
+    ) -> LoadedRun:
+        """The trained model of a run, in eval mode on `device`, with its labels and features.
+
+        Raises RunError when the run has no model yet or its files do not match.
+        """
+        info = self.get(run_id, owner)
+        if not info.has_model:
+            raise RunError(f"Run {run_id} has no saved model (status: {info.status}).")
+        try:
+            meta = _read_json(info.path / MODEL_FILE)
+            weights = (info.path / WEIGHTS_FILE).read_bytes()
+        except (OSError, ValueError) as error:
+            raise RunError(f"Run {run_id}'s model files cannot be read ({error}).") from None
+        model, spec = model_from_files(meta, weights)
+        from core.audio.features import FeatureConfig
+
+        try:
+            feature_config = FeatureConfig.from_dict(meta["feature_config"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise RunError(f"Run {run_id}'s feature settings cannot be read ({error}).") from None
+        return LoadedRun(
+            info=info,
+            model=model.to(device).eval(),
+            spec=spec,
+            labels=tuple(str(label) for label in meta["labels"]),
+            feature_config=feature_config,
+            feature_kind=str(meta.get("feature_kind", "logmel")),
+            clip_frames=int(meta.get("clip_frames", spec.input_shape[-1])),
+            normalization=dict(meta.get("normalization") or {"mode": "none"}),
+            model_meta=meta,
+            summary=self.read_summary(run_id),
+        )
+
+    def delete(self, run_id: str, *, owner: str | None = None) -> None:
+        """Remove a run folder (only the owner's when `owner` is given)."""
+        path = self.run_path(run_id)
+        if owner is not None:
+            self.get(run_id, owner)
+        if not path.is_dir():
+            raise RunError(f"There is no run {run_id}.")
+        # Rename first so a half-deleted run never looks like a broken one in the listing.
+        trash = self.root / f".deleting-{run_id}-{secrets.token_hex(3)}"
+        os.replace(path, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def compare(self, run_ids: Iterable[str], *, owner: str | None = None) -> list[dict[str, Any]]:
+        """One row per run: id, name, status, final metrics and the settings that differ.
+
+        The row's "differs" maps each training setting whose value is not the same in every
+        compared run to this run's value (e.g. {"lr": 0.01, "epochs": 20}).
+        """
+        infos = [self.get(r, owner) for r in run_ids]
+        flat = [_flatten(i.train_config) for i in infos]
+        keys = sorted({k for f in flat for k in f})
+        differing = [k for k in keys if len({json.dumps(f.get(k)) for f in flat}) > 1]
+        return [
+            {
+                "run_id": i.run_id,
+                "name": i.name,
+                "status": i.status,
+                **{k: v for k, v in i.metrics.items() if isinstance(v, (int, float, str))},
+                "differs": {k: f.get(k) for k in differing},
+            }
+            for i, f in zip(infos, flat, strict=True)
+        ]
+
+    # ----------------------------------------------------------------- archives
+
+    def export_archive(self, run_id: str, *, owner: str | None = None) -> bytes:
+        """A zip of the run's JSON files and weights (no pickle), to download or share."""
+        info = self.get(run_id, owner)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for member in ARCHIVE_MEMBERS:
+                if (info.path / member).exists():
+                    archive.write(info.path / member, member)
+        return buffer.getvalue()
+
+    def import_archive(self, data: bytes, *, owner: str = "") -> str:
+        """Add a run from an `export_archive` zip; return its new run id.
+
+        Only the known run files are accepted (no folders, no pickle), their total size
+        is capped, the weights must be safetensors matching the spec's shapes. Raises
+        RunError with the reason otherwise; nothing is written then.
+        """
+        members = _read_archive(data)
+        meta = _parse_member(members, MODEL_FILE)
+        config = _parse_member(members, CONFIG_FILE)
+        model_from_files(meta, members[WEIGHTS_FILE])  # validates weights against the spec
+        for optional in (SUMMARY_FILE, CARD_FILE):
+            if optional in members:
+                _parse_member(members, optional)
+        run_id = self.create_run(
+            config.get("train_config") or {}, owner=owner, name=str(config.get("name", "imported"))
+        )
+        path = self.run_path(run_id)
+        for name in (WEIGHTS_FILE, MODEL_FILE, METRICS_FILE, SUMMARY_FILE, CARD_FILE):
+            if name in members:
+                write_bytes_atomic(path / name, members[name])
+        if SUMMARY_FILE not in members:
+            self.finish(run_id, "finished", message="imported")
+        return run_id
+
+    def export_tensorboard(self, run_id: str, log_dir: str | Path | None = None) -> Path:
+        """Write the run's metrics as TensorBoard scalars; return the log folder.
+
+        Default folder: `<run>/tensorboard`. View with `tensorboard --logdir <folder>`.
+        """
+        from torch.utils.tensorboard import SummaryWriter
+
+        path = self.run_path(run_id)
+        log_dir = Path(log_dir) if log_dir is not None else path / "tensorboard"
+        with SummaryWriter(str(log_dir)) as writer:
+            for record in self.read_metrics(run_id):
+                step = int(record.get("global_step", record.get("step", 0)) or 0)
+                kind = record.get("kind", "metric")
+                for key, value in record.items():
+                    if (
+                        isinstance(value, (int, float))
+                        and not isinstance(value, bool)
+                        and key not in ("step", "global_step", "epoch")
+                    ):
+                        writer.add_scalar(f"{kind}/{key}", value, step)
+        return log_dir
+
+
+def model_from_files(meta: Mapping[str, Any], weights: bytes) -> tuple[nn.Module, Any]:
+    """Rebuild a network from model.json contents and safetensors bytes.
+
+    Raises RunError when the spec is invalid or a tensor's name or shape does not match.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    from core.models.spec import ModelSpec, SpecError, build_model
+
+    if meta.get("format") != MODEL_FORMAT:
+        raise RunError("model.json is not a model description from this app.")
+    try:
+        spec = ModelSpec.from_dict(meta.get("spec"))
+        model = build_model(spec)
+    except SpecError as error:
+        raise RunError(f"The saved network cannot be built: {error}.") from None
+    try:
+        state = load(weights)
+    except (SafetensorError, ValueError, RuntimeError) as error:
+        raise RunError(f"The weights file is not valid safetensors ({error}).") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    if missing or extra:
+        raise RunError(
+            f"The weights do not fit the network: missing {', '.join(missing[:3]) or 'none'}, "
+            f"unexpected {', '.join(extra[:3]) or 'none'}."
+        )
+    for key, tensor in expected.items():
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise RunError(
+                f"The weights do not fit the network: {key} has shape {tuple(state[key].shape)} "
+                f"in the file but the network expects {tuple(tensor.shape)}."
+            )
+    model.load_state_dict(state)
+    return model.eval(), spec
+
+
+def _read_archive(data: bytes) -> dict[str, bytes]:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise RunError("This file is not a run archive (not a zip).") from None
+    with archive:
+        infos = archive.infolist()
+        names = [i.filename for i in infos]
+        unknown = [n for n in names if n not in ARCHIVE_MEMBERS]
+        if unknown:
+            raise RunError(
+                f"The archive holds unexpected files ({', '.join(unknown[:3])}); only run files are accepted."
+            )
+        if len(set(names)) != len(names):
+            raise RunError("The archive holds the same file twice.")
+        if sum(i.file_size for i in infos) > MAX_ARCHIVE_BYTES:
+            raise RunError("The archive is too large to be a run.")
+        for needed in (CONFIG_FILE, MODEL_FILE, WEIGHTS_FILE):
+            if needed not in names:
+                raise RunError(f"The archive lacks {needed}.")
+        members = {}
+        budget = MAX_ARCHIVE_BYTES
+        for info in infos:
+            with archive.open(info) as handle:
+                content = handle.read(budget + 1)
+            budget -= len(content)
+            if budget < 0:
+                raise RunError("The archive is too large to be a run.")
+            members[info.filename] = content
+    return members
+
+
+def _parse_member(members: Mapping[str, bytes], name: str) -> dict[str, Any]:
+    try:
+        value = json.loads(members[name].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunError(f"{name} in the archive is not valid JSON ({error}).") from None
+    if not isinstance(value, dict):
+        raise RunError(f"{name} in the archive is not a JSON object.")
+    return value
+
+
+def _problem_reason(path: Path, error: BaseException) -> str:
+    if not (path / CONFIG_FILE).exists():
+        return "no config.json (the run was interrupted while being created)"
+    if isinstance(error, json.JSONDecodeError):
+        return f"a damaged JSON file ({error.msg})"
+    return f"{type(error).__name__}: {error}"
+
+
+def _flatten(value: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, item in value.items():
+        name = f"{prefix}{key}"
+        if isinstance(item, Mapping):
+            flat.update(_flatten(item, name + "."))
+        else:
+            flat[name] = item
+    return flat
