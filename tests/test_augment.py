@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.audio.augment import (
+from core.audio.features import FeatureConfig
+from core.data.augment import (
     AugmentConfig,
     augment_batch,
     augment_waveform,
@@ -18,7 +19,6 @@ from core.audio.augment import (
     preview_augmentation,
     random_equalizer,
 )
-from core.audio.features import FeatureConfig
 from tests.conftest import sine
 
 RATE = 8000

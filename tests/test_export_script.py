@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from core.audio.augment import AugmentConfig
+from core.data.augment import AugmentConfig
 from core.data.datasets import builtin_digits
 from core.models.presets import preset_spec
 from core.training.export_script import script_file_name, training_script

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.audio.augment import AugmentConfig
+from core.data.augment import AugmentConfig
 from core.data.datasets import AudioDataset, AudioExample, builtin_digits
 from core.data.profile import (
     apply_recipe,

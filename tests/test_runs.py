@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import save
 
 from core.audio.features import FeatureConfig
+from core.files import write_bytes_atomic
 from core.models.spec import LayerSpec, ModelSpec, build_model
 from core.paths import REPO_ROOT
 from core.training.runs import (
@@ -23,7 +24,6 @@ from core.training.runs import (
     WEIGHTS_FILE,
     RunError,
     RunStore,
-    write_bytes_atomic,
 )
 
 L = LayerSpec.make
@@ -138,12 +138,11 @@ def test_a_kill_in_the_middle_of_a_write_leaves_the_previous_weights(tmp_path):
     store = RunStore(tmp_path)
     run_id, model = _saved_run(store)
     before = (tmp_path / run_id / WEIGHTS_FILE).read_bytes()
-    # A child process starts replacing the weights with a large write and is killed midway.
     # A child process starts replacing the weights and is killed halfway through the write.
     script = textwrap.dedent(
         f"""
         import os, pathlib
-        from core.training import runs
+        from core import files
 
         def killed_midway(fd):
             os.ftruncate(fd, os.fstat(fd).st_size // 2)  # only half reached the disk
@@ -151,7 +150,7 @@ def test_a_kill_in_the_middle_of_a_write_leaves_the_previous_weights(tmp_path):
             os.kill(os.getpid(), 9)
 
         os.fsync = killed_midway
-        runs.write_bytes_atomic(pathlib.Path({str(tmp_path / run_id / WEIGHTS_FILE)!r}), b"x" * 5_000_000)
+        files.write_bytes_atomic(pathlib.Path({str(tmp_path / run_id / WEIGHTS_FILE)!r}), b"x" * 5_000_000)
         """
     )
     child = subprocess.run(

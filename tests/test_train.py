@@ -9,8 +9,8 @@ import threading
 import pytest
 import torch
 
-from core.audio.augment import AugmentConfig
 from core.audio.features import FeatureConfig, make_feature_transform
+from core.data.augment import AugmentConfig
 from core.data.datasets import folder_per_class
 from core.data.feature_cache import (
     FeatureCache,

@@ -12,8 +12,8 @@ import dataclasses
 import numpy as np
 import streamlit as st
 
-from core.audio.augment import AugmentConfig, preview_augmentation
 from core.audio.io import encode_wav
+from core.data.augment import AugmentConfig, preview_augmentation
 from core.viz.audio import spectrogram_figure
 
 # name: (label, AugmentConfig field, default on, slider (low, high, step, default), help)

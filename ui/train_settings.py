@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from core.audio.augment import AugmentConfig, preview_augmentation
 from core.audio.features import FeatureConfig
+from core.data.augment import AugmentConfig, preview_augmentation
 from core.data.datasets import DatasetError, leakage_report, split_dataset
 from core.data.profile import TRIM_DB
 from core.devices import resolve_device

@@ -38,6 +38,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from core import paths
+from core.files import atomic_open, write_text_atomic
 
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".m4a", ".opus"}
@@ -479,21 +480,15 @@ def _copy_capped(
     archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, written: int, cap: int
 ) -> int:
     """Inflate one member into target, counting real bytes (headers can lie about sizes)."""
-    tmp = target.with_name(target.name + ".part")
     try:
-        with archive.open(info) as source, tmp.open("wb") as sink:
+        with archive.open(info) as source, atomic_open(target) as sink:
             while chunk := source.read(1 << 20):
                 written += len(chunk)
                 if written > cap:
                     raise DatasetError(f"The zip expands beyond {cap / 1e6:.0f} MB; refused.")
                 sink.write(chunk)
     except (zipfile.BadZipFile, OSError, EOFError) as error:
-        tmp.unlink(missing_ok=True)
         raise DatasetError(f"{info.filename} in the zip is damaged ({error}).") from None
-    except DatasetError:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, target)
     return written
 
 
@@ -519,7 +514,7 @@ def dataset_from_zip(
     else:
         report = extract_zip_safely(raw, dest)
         skipped = report.skipped
-        _write_text_atomic(report_path, "\n".join(skipped))
+        write_text_atomic(report_path, "\n".join(skipped))
     root = _class_root(dest)
     dataset = folder_per_class(root, name=name)
     return AudioDataset(dataset.name, dataset.labels, dataset.examples, skipped + dataset.skipped)
@@ -534,13 +529,6 @@ def _class_root(folder: Path) -> Path:
             folder = dirs[0]
         else:
             return folder
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- one entry point

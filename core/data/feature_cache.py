@@ -18,7 +18,6 @@ import hashlib
 import json
 import math
 import os
-import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -33,6 +32,7 @@ import torch.nn.functional as F
 from core import paths
 from core.audio.features import FeatureConfig, make_feature_transform
 from core.data.datasets import AudioDataset, AudioExample, content_hash, load_example_audio
+from core.files import atomic_open
 
 MEMORY_BUDGET_BYTES = int(float(os.environ.get("AUDIO_DL_FEATURE_CACHE_MB", "512")) * 1024**2)
 NORMALIZATION_MODES = ("utterance", "instance", "global", "none")
@@ -181,14 +181,11 @@ class FeatureCache:
 
 
 def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
     try:
-        with tmp.open("wb") as handle:
+        with atomic_open(path) as handle:
             np.save(handle, array, allow_pickle=False)
-        os.replace(tmp, path)
     except OSError:
-        tmp.unlink(missing_ok=True)  # a full or read-only disk only costs speed
+        pass  # a full or read-only disk only costs speed: the features are computed again
 
 
 # --------------------------------------------------------------------------- fixed length

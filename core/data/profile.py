@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import welch
 
-from core.audio.augment import AugmentConfig
+from core.data.augment import AugmentConfig
 from core.data.datasets import AudioDataset, AudioExample
 
 MAX_PROFILE_CLIPS = 48  # clips measured per data set: enough for medians, fast on a slow CPU

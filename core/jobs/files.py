@@ -31,13 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from core.training.runs import (
-    HEARTBEAT_FILE,
-    _to_jsonable,
-    read_metrics_file,
-    write_bytes_atomic,
-    write_json_atomic,
-)
+from core.files import to_jsonable, write_bytes_atomic, write_json_atomic
+from core.training.runs import HEARTBEAT_FILE, read_metrics_file
 
 JOBS_FOLDER = ".jobs"
 HEARTBEAT_SECONDS = 1.0
@@ -76,7 +71,7 @@ def event_record(event: Any) -> dict[str, Any]:
     record = {key: getattr(event, key) for key in _EVENT_KEYS}
     if event.info:
         record["info"] = event.info
-    return _to_jsonable(record)
+    return to_jsonable(record)
 
 
 def event_from_record(record: dict[str, Any], evaluation: Any = None) -> Any:
@@ -166,7 +161,7 @@ class JobFolder:
             return
         self._state_written = now
         current = self.state()
-        current.update(_to_jsonable(fields), state=state, updated_at=time.time())
+        current.update(to_jsonable(fields), state=state, updated_at=time.time())
         write_json_atomic(self.path / "state.json", current)
 
     def append_event(self, event: Any) -> None:

@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.files import write_json_atomic
+
 CARD_FILE = "card.json"
 CARD_FORMAT = "audio-dl-studio/model-card"
 MAX_CARD_BYTES = 64 * 1024  # a card is a few hundred bytes; anything this large is not one
@@ -349,8 +351,6 @@ def leave_one_group_out(
 
 def write_model_card(card: ModelCard, run_dir: str | Path) -> Path:
     """Write `card` as `run_dir`/card.json (atomically); returns the path."""
-    from core.training.runs import write_json_atomic
-
     path = Path(run_dir) / CARD_FILE
     write_json_atomic(path, card.to_dict())
     return path

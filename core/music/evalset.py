@@ -36,6 +36,7 @@ import numpy as np
 
 from core import paths
 from core.audio.synth import SynthConfig, adsr_envelope, midi_to_hz
+from core.files import write_json_atomic
 from core.music.keys import PITCH_CLASSES
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -364,10 +365,6 @@ def build_evalset(
             wanted[piece.key.split()[1]] -= 1
             pieces.append(piece)
     # Atomic, and written last: a set cut short by a kill has no manifest and is made again.
-    from core.training.runs import (
-        write_json_atomic,  # core.training.runs imports torch: only when building
-    )
-
     write_json_atomic(manifest, {"recipe": recipe, "pieces": [asdict(p) for p in pieces]})
     return directory, pieces
 

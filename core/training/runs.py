@@ -20,7 +20,6 @@ a server list only their own runs.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import os
@@ -39,6 +38,7 @@ import torch
 from torch import nn
 
 from core import paths
+from core.files import to_jsonable, write_bytes_atomic, write_json_atomic
 
 RUN_FORMAT = "audio-dl-studio/run"
 MODEL_FORMAT = "audio-dl-studio/model"
@@ -121,45 +121,6 @@ def _now_utc() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _to_jsonable(value: Any) -> Any:
-    """Dataclasses, tuples, paths and numpy scalars as plain JSON values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): _to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_to_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, float) and value != value:  # NaN is not JSON
-        return None
-    return value
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temp file in the same folder and os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
-    try:
-        with tmp.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_json_atomic(path: Path, value: Any) -> None:
-    """Serialise `value` (dataclasses allowed) as indented JSON, atomically."""
-    text = json.dumps(_to_jsonable(value), indent=2, allow_nan=False)
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
 def _read_json(path: Path) -> dict[str, Any]:
     value = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(value, dict):
@@ -214,7 +175,7 @@ class RunStore:
             "owner": str(owner),
             "name": str(name)[:200],
             "created_utc": _now_utc(),
-            "train_config": _to_jsonable(train_config),
+            "train_config": to_jsonable(train_config),
         }
         write_json_atomic(path / CONFIG_FILE, config)
         return run_id
@@ -225,7 +186,7 @@ class RunStore:
         Appending is not atomic, but a torn last line is skipped when reading, so a kill
         loses at most the line being written.
         """
-        lines = "".join(json.dumps(_to_jsonable(dict(r)), allow_nan=False) + "\n" for r in records)
+        lines = "".join(json.dumps(to_jsonable(dict(r)), allow_nan=False) + "\n" for r in records)
         if lines:
             with (self.run_path(run_id) / METRICS_FILE).open("a", encoding="utf-8") as handle:
                 handle.write(lines)
@@ -261,12 +222,12 @@ class RunStore:
             "labels": list(labels),
             "feature_config": feature_config.to_dict()
             if hasattr(feature_config, "to_dict")
-            else _to_jsonable(feature_config),
+            else to_jsonable(feature_config),
             "feature_kind": feature_kind,
             "clip_frames": int(clip_frames),
-            "normalization": _to_jsonable(normalization),
+            "normalization": to_jsonable(normalization),
             "input_shape": list(spec.input_shape),
-            **_to_jsonable(dict(extra or {})),
+            **to_jsonable(dict(extra or {})),
         }
         write_json_atomic(path / MODEL_FILE, meta)
 

@@ -44,14 +44,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.audio.augment import (
+from core.audio.features import FeatureConfig
+from core.data.augment import (
     AugmentConfig,
     augment_batch,
     augment_waveform,
     mixup,
     random_equalizer,
 )
-from core.audio.features import FeatureConfig
 from core.data.datasets import AudioDataset, DatasetError, load_dataset, make_windows, split_dataset
 from core.data.feature_cache import (
     NORMALIZATION_MODES,

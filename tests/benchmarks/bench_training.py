@@ -19,7 +19,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from core.audio.augment import AugmentConfig
+from core.data.augment import AugmentConfig
 from core.data.datasets import builtin_digits, split_dataset
 from core.data.feature_cache import FeatureCache, clear_memory_cache, fit_frames
 from core.devices import resolve_device
