@@ -20,7 +20,7 @@ from core.lessons.depth_experiment import (
     train_seeds_full_batch,
     width_for_budget,
 )
-from core.models.spec import parameter_count
+from core.models.shapes import parameter_count
 from core.viz.network import boundaries_figure, depth_accuracy_figure
 
 FIXED, EQUAL = FAMILIES

@@ -45,8 +45,8 @@ from core.inference.classifier import (
     unsure_reason,
     weights_problem,
 )
+from core.models.build import build_model
 from core.models.presets import preset_spec
-from core.models.spec import build_model
 from core.training.runs import RunError, RunStore
 from tests.conftest import sine
 

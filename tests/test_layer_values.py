@@ -18,8 +18,9 @@ from core.lessons.layer_values import (
     trace_untrained,
     untrained_network,
 )
+from core.models.build import build_model
 from core.models.presets import preset_spec
-from core.models.spec import LayerSpec, ModelSpec, build_model
+from core.models.spec import LayerSpec, ModelSpec
 from core.viz.network import class_probability_figure, feature_maps_figure, vector_figure
 
 

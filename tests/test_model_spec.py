@@ -10,21 +10,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
+from core.models.build import build_model
+from core.models.codegen import safe_name, spec_to_code
+from core.models.layers import LAYER_KINDS, SpecError
 from core.models.presets import preset_names, preset_spec
-from core.models.spec import (
-    LAYER_KINDS,
-    LayerSpec,
-    ModelSpec,
-    SpecError,
-    build_model,
+from core.models.shapes import (
     check_classifier,
     infer_shapes,
     output_shape,
     parameter_count,
     parse_input_shape,
-    safe_name,
-    spec_to_code,
 )
+from core.models.spec import LayerSpec, ModelSpec
 
 L = LayerSpec.make
 

@@ -16,9 +16,9 @@ from core.inference.classifier import (
     prepare_clip,
     shipped_store,
 )
+from core.models.build import build_model
 from core.models.onnx_export import export_onnx, onnx_metadata, run_onnx
 from core.models.presets import preset_spec
-from core.models.spec import build_model
 from tests.conftest import sine
 
 CONFIG = FeatureConfig(sample_rate=8000, n_fft=256, hop_length=80, n_mels=32, f_max=4000.0)

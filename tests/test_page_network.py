@@ -9,7 +9,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.models.presets import preset_spec
-from core.models.spec import LayerSpec, ModelSpec, infer_shapes, parameter_count
+from core.models.shapes import infer_shapes, parameter_count
+from core.models.spec import LayerSpec, ModelSpec
 from tests.apptest_helpers import open_page
 
 
@@ -273,7 +274,7 @@ def test_layer_by_layer_with_the_editor_network_and_hostile_choices(app):
 
 def test_layer_by_layer_traces_one_member_of_the_students_ensemble(app):
     from core.audio.features import FeatureConfig
-    from core.models.spec import build_model
+    from core.models.build import build_model
     from core.training.runs import RunStore
 
     spec = ModelSpec(

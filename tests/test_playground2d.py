@@ -23,8 +23,9 @@ from core.lessons.playground2d import (
     split_points,
     train_until,
 )
+from core.models.layers import SpecError
 from core.models.presets import preset_spec
-from core.models.spec import LayerSpec, SpecError
+from core.models.spec import LayerSpec
 from core.viz.network import decision_figure, loss_figure, neuron_mosaic_figure
 from tests.conftest import sine
 

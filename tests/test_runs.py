@@ -15,7 +15,8 @@ from safetensors.torch import save
 
 from core.audio.features import FeatureConfig
 from core.files import write_bytes_atomic
-from core.models.spec import LayerSpec, ModelSpec, build_model
+from core.models.build import build_model
+from core.models.spec import LayerSpec, ModelSpec
 from core.paths import REPO_ROOT
 from core.training.runs import (
     CONFIG_FILE,

@@ -23,7 +23,8 @@ from core.inference.saliency import (
     salient_audio,
     salient_frames,
 )
-from core.models.spec import LayerSpec, ModelSpec, build_model
+from core.models.build import build_model
+from core.models.spec import LayerSpec, ModelSpec
 from core.viz.classify import saliency_figure
 
 RATE = 8000
@@ -134,7 +135,7 @@ def test_grad_cam_does_not_touch_parameters(tone_model):
 def test_grad_cam_of_an_ensemble_is_the_mean_of_its_members_maps(tone_model):
     import copy
 
-    from core.models.spec import EnsembleNetwork
+    from core.models.build import EnsembleNetwork
 
     prepared = prepare_clip(_clip(np.random.default_rng(6), tone=True), RATE, tone_model)
     torch.manual_seed(1)

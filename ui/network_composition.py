@@ -5,15 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.models.spec import (
-    LayerReport,
-    ModelSpec,
-    SpecError,
-    format_shape,
-    infer_shapes,
-    safe_name,
-    spec_to_code,
-)
+from core.models.codegen import safe_name, spec_to_code
+from core.models.layers import SpecError
+from core.models.shapes import LayerReport, format_shape, infer_shapes
+from core.models.spec import ModelSpec
 from core.viz.network import human_bytes, human_count, layer_cost_figure, network_dot
 from ui.network_editor import load_spec
 

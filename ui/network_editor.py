@@ -11,15 +11,10 @@ import itertools
 
 import streamlit as st
 
+from core.models.layers import LAYER_KINDS, ParamInfo, SpecError
 from core.models.presets import preset_description, preset_names, preset_spec
-from core.models.spec import (
-    LAYER_KINDS,
-    LayerSpec,
-    ModelSpec,
-    ParamInfo,
-    SpecError,
-    parse_input_shape,
-)
+from core.models.shapes import parse_input_shape
+from core.models.spec import LayerSpec, ModelSpec
 
 SPEC_KEY = "network_spec"
 IDS_KEY = "network_layer_ids"

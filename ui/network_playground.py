@@ -32,7 +32,8 @@ from core.lessons.playground2d import (
     speech_and_music_clips,
     speech_and_music_rows,
 )
-from core.models.spec import ModelSpec, SpecError
+from core.models.layers import SpecError
+from core.models.spec import ModelSpec
 from core.viz.network import decision_figure, loss_figure, neuron_mosaic_figure
 
 PLAY_INTERVAL_S = 0.3

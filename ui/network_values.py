@@ -24,7 +24,8 @@ from core.lessons.layer_values import (
     trace_clip,
     trace_untrained,
 )
-from core.models.spec import ModelSpec, SpecError
+from core.models.layers import SpecError
+from core.models.spec import ModelSpec
 from core.training.runs import WEIGHTS_FILE, RunError, RunStore
 from core.viz.network import class_probability_figure, feature_maps_figure, vector_figure
 from ui.audio_input import audio_source_picker, load_builtin

@@ -17,8 +17,10 @@ from core.data.augment import AugmentConfig, preview_augmentation
 from core.data.datasets import DatasetError, leakage_report, split_dataset
 from core.data.profile import TRIM_DB
 from core.devices import resolve_device
+from core.models.layers import SpecError
 from core.models.presets import preset_description, preset_spec
-from core.models.spec import ModelSpec, SpecError, parameter_count
+from core.models.shapes import parameter_count
+from core.models.spec import ModelSpec
 from core.training.support import set_dropout
 from core.training.trainer import TrainConfig, default_feature_config
 from core.viz.audio import spectrogram_figure

@@ -42,7 +42,7 @@ from core import paths
 from core.audio.features import AMIN, FeatureConfig, make_feature_transform, power_to_db
 from core.audio.io import dbfs, peak, resample, rms
 from core.data.feature_cache import Normalization, fit_frames
-from core.models.spec import member_networks
+from core.models.build import member_networks
 
 DEFAULT_TOP_K = 5
 UNSURE_PROBABILITY = 0.5  # below this top probability the answer is "unsure"

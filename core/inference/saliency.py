@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.audio.features import FeatureConfig, make_window, mel_filterbank
-from core.models.spec import member_networks
+from core.models.build import member_networks
 
 METHODS = ("occlusion", "grad-cam")
 PLAYBACK_MODES = ("time", "time-frequency")

@@ -45,7 +45,9 @@ from core.lessons.playground2d import (
     one_thread,
     split_points,
 )
-from core.models.spec import LayerSpec, ModelSpec, build_model, parameter_count
+from core.models.build import build_model
+from core.models.shapes import parameter_count
+from core.models.spec import LayerSpec, ModelSpec
 
 NO_ACTIVATION = "none"  # hidden layers without a nonlinearity: still a linear model
 DEPTH_ACTIVATIONS = (*ACTIVATIONS, NO_ACTIVATION)

@@ -24,7 +24,8 @@ from torch import nn
 
 from core.audio.features import FeatureConfig
 from core.data.feature_cache import Normalization, prepare_clip
-from core.models.spec import ModelSpec, build_model, member_networks
+from core.models.build import build_model, member_networks
+from core.models.spec import ModelSpec
 
 
 class LayerValuesError(ValueError):

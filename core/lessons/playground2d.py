@@ -25,7 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.models.spec import LayerSpec, ModelSpec, build_model, output_shape
+from core.models.build import build_model
+from core.models.shapes import output_shape
+from core.models.spec import LayerSpec, ModelSpec
 
 DOMAIN = 6.0  # the plane shown is [-DOMAIN, DOMAIN]²
 DATASETS = ("circle", "xor", "gaussian", "spiral")

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from core.models.spec import LayerSpec, ModelSpec, SpecError
+from core.models.layers import SpecError
+from core.models.spec import LayerSpec, ModelSpec
 
 L = LayerSpec.make
 

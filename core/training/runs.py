@@ -462,7 +462,9 @@ def model_from_files(meta: Mapping[str, Any], weights: bytes) -> tuple[nn.Module
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    from core.models.spec import ModelSpec, SpecError, build_model
+    from core.models.build import build_model
+    from core.models.layers import SpecError
+    from core.models.spec import ModelSpec
 
     if meta.get("format") != MODEL_FORMAT:
         raise RunError("model.json is not a model description from this app.")

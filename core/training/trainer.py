@@ -59,7 +59,8 @@ from core.data.feature_cache import (
     Normalization,
     fit_normalization,
 )
-from core.models.spec import MAX_MEMBERS, average_members, member_networks
+from core.models.build import average_members, member_networks
+from core.models.layers import MAX_MEMBERS
 from core.training.ddp import (
     DistInfo,
     all_reduce_mean,
@@ -423,8 +424,9 @@ class _Trainer:
         return fit_normalization("global", list(found.values()), trim_db=trim_db)
 
     def _build_model(self) -> None:
+        from core.models.build import build_model
         from core.models.presets import preset_spec
-        from core.models.spec import build_model, check_classifier
+        from core.models.shapes import check_classifier
 
         shape, classes = (1, self.bins, self.frames), len(self.data.labels)
         if self.spec is None:

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from core.models.spec import LayerReport, ModelSpec, format_shape
+from core.models.shapes import LayerReport, format_shape
+from core.models.spec import ModelSpec
 
 # TensorFlow Playground's palette: orange for class 0 / negative, blue for class 1 / positive.
 ORANGE, BLUE, NEUTRAL = "#f59322", "#0877bd", "#e8eaeb"
@@ -46,7 +47,7 @@ def human_count(n: int) -> str:
 
 def network_dot(spec: ModelSpec, reports: Sequence[LayerReport]) -> str:
     """Graphviz DOT source of the stack: input, one box per layer, shapes on the edges."""
-    from core.models.spec import LAYER_KINDS
+    from core.models.layers import LAYER_KINDS
 
     lines = [
         "digraph network {",

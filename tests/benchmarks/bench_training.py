@@ -23,8 +23,8 @@ from core.data.augment import AugmentConfig
 from core.data.datasets import builtin_digits, split_dataset
 from core.data.feature_cache import FeatureCache, clear_memory_cache, fit_frames
 from core.devices import resolve_device
+from core.models.build import build_model, member_networks
 from core.models.presets import preset_spec
-from core.models.spec import build_model, member_networks
 from core.training.trainer import TrainConfig, train
 
 SPEAKERS = ("george", "jackson", "lucas", "nicolas")
