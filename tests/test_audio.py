@@ -1,4 +1,4 @@
-"""core.audio.io: decoding, the bad-input cases each with its own message, levels, resampling."""
+"""core.audio (io, decoding, levels): decoding, the bad-input cases each with its own message, levels, resampling."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ from hypothesis import strategies as st
 from streamlit.proto.Common_pb2 import FileURLs
 from streamlit.runtime.uploaded_file_manager import UploadedFile, UploadedFileRec
 
-from core.audio import io as audio
-from core.audio.io import AudioError, load_audio, probe_audio
+from core.audio import clip as audio_limits
+from core.audio import levels
+from core.audio.clip import AudioError
+from core.audio.io import load_audio, probe_audio
 from tests.audio_fixtures import (
     FFMPEG,
     dominant_frequency,
@@ -69,7 +71,7 @@ def test_shipped_music_clips_decode_and_resample(music_clips):
         assert clip.sample_rate == 16000
         expected = min(info.duration_seconds, 5.0)
         assert abs(clip.duration_seconds - expected) < 0.01
-        assert 0.01 < audio.peak(clip.samples) <= 1.01
+        assert 0.01 < levels.peak(clip.samples) <= 1.01
 
 
 # ------------------------------------------------------------------ bad input, one message each
@@ -162,7 +164,7 @@ def test_two_hour_silent_wav_is_never_decoded_whole(tmp_path):
     _, peak_bytes = tracemalloc.get_traced_memory()
     tracemalloc.stop()
 
-    cap = audio.DEFAULT_MAX_SECONDS
+    cap = audio_limits.DEFAULT_MAX_SECONDS
     assert clip.duration_seconds == pytest.approx(cap)
     assert elapsed < 1.0, f"decoding the capped part took {elapsed:.2f} s"
     whole_file_bytes = 7200 * 16000 * 4  # 460 MB as float32
@@ -195,7 +197,7 @@ def test_stereo_96khz_24bit_loads_as_mono_and_resampled():
     spectrum = np.abs(np.fft.rfft(clip.samples * np.hanning(16000)))
     top_two = sorted(np.argsort(spectrum)[-2:])  # 1 Hz per bin for one second
     assert abs(top_two[0] - 440) <= 1 and abs(top_two[1] - 1000) <= 1
-    assert audio.peak(clip.samples) == pytest.approx(0.4, abs=0.05)  # (L+R)/2 beats to 0.4
+    assert levels.peak(clip.samples) == pytest.approx(0.4, abs=0.05)  # (L+R)/2 beats to 0.4
 
     both = load_audio(data, sample_rate=16000, mono=False)
     assert both.samples.shape == (2, 16000) and both.channels == 2
@@ -228,7 +230,7 @@ def test_all_zero_clip_is_silent_unless_allowed():
         load_audio(data, name="quiet.wav")
     assert caught.value.code == "silent"
     clip = load_audio(data, allow_silent=True)
-    assert audio.peak(clip.samples) == 0.0
+    assert levels.peak(clip.samples) == 0.0
 
 
 def test_bytes_over_the_size_cap_are_refused_before_decoding():
@@ -330,28 +332,28 @@ def test_video_without_sound_says_so(tmp_path):
 
 def test_levels_of_a_known_sine():
     y = sine(1000, 1.0, 16000, amplitude=0.5)
-    assert audio.peak(y) == pytest.approx(0.5, abs=1e-3)
-    assert audio.rms(y) == pytest.approx(0.5 / np.sqrt(2), rel=1e-3)
-    assert audio.dbfs(1.0) == 0.0
-    assert audio.dbfs(0.5) == pytest.approx(-6.02, abs=0.01)
-    assert audio.dbfs(0.0) == -120.0
-    assert audio.peak(np.array([], dtype=np.float32)) == 0.0
+    assert levels.peak(y) == pytest.approx(0.5, abs=1e-3)
+    assert levels.rms(y) == pytest.approx(0.5 / np.sqrt(2), rel=1e-3)
+    assert levels.dbfs(1.0) == 0.0
+    assert levels.dbfs(0.5) == pytest.approx(-6.02, abs=0.01)
+    assert levels.dbfs(0.0) == -120.0
+    assert levels.peak(np.array([], dtype=np.float32)) == 0.0
 
 
 def test_resample_matches_librosa_soxr_hq():
     y = sine(440, 1.0, 44100)
-    ours = audio.resample(y, 44100, 16000)
+    ours = levels.resample(y, 44100, 16000)
     theirs = librosa.resample(y, orig_sr=44100, target_sr=16000, res_type="soxr_hq")
     assert ours.shape == (16000,) and ours.dtype == np.float32
     np.testing.assert_allclose(ours, theirs, atol=1e-6)
-    stereo = audio.resample(np.stack([y, -y]), 44100, 16000)
+    stereo = levels.resample(np.stack([y, -y]), 44100, 16000)
     assert stereo.shape == (2, 16000)
     np.testing.assert_allclose(stereo[1], -ours, atol=1e-6)
 
 
 def test_resample_removes_content_above_the_new_nyquist():
     y = sine(440, 1.0, 48000) + sine(12000, 1.0, 48000)  # 12 kHz cannot exist at 16 kHz
-    out = audio.resample(y, 48000, 16000)
+    out = levels.resample(y, 48000, 16000)
     spectrum = np.abs(np.fft.rfft(out * np.hanning(out.size)))
     alias_bin = 4000  # 12 kHz would fold to 16000 - 12000 = 4 kHz
     assert spectrum[alias_bin - 5 : alias_bin + 5].max() < 1e-3 * spectrum[440]
@@ -361,7 +363,7 @@ def test_resample_removes_content_above_the_new_nyquist():
 def test_encode_wav_round_trips(subtype, tolerance):
     y = sine(440, 0.25, 16000, amplitude=0.9)
     decoded, rate = sf.read(
-        io.BytesIO(audio.encode_wav(y, 16000, subtype=subtype)), dtype="float32"
+        io.BytesIO(levels.encode_wav(y, 16000, subtype=subtype)), dtype="float32"
     )
     assert rate == 16000
     np.testing.assert_allclose(decoded, y, atol=tolerance + 1e-9)
@@ -369,7 +371,7 @@ def test_encode_wav_round_trips(subtype, tolerance):
 
 def test_encode_wav_clips_out_of_range_pcm_and_keeps_channels():
     y = np.stack([np.full(100, 2.0), np.full(100, -2.0)]).astype(np.float32)
-    decoded, _ = sf.read(io.BytesIO(audio.encode_wav(y, 8000)), dtype="float32")
+    decoded, _ = sf.read(io.BytesIO(levels.encode_wav(y, 8000)), dtype="float32")
     assert decoded.shape == (100, 2)
     assert decoded[:, 0].min() > 0.999 and decoded[:, 1].max() <= -1.0
 
@@ -525,7 +527,7 @@ def test_mangled_files_give_a_clip_or_an_audio_error(kind, cut, flips):
     try:
         clip = load_audio(data, name=f"fuzz.{kind}", allow_silent=True)
     except AudioError as error:
-        assert error.code in audio.ERROR_CODES and str(error).endswith(".")
+        assert error.code in audio_limits.ERROR_CODES and str(error).endswith(".")
     else:
         assert clip.samples.ndim == 1 and np.isfinite(clip.samples).all()
-        assert audio.MIN_SAMPLE_RATE <= clip.sample_rate <= audio.MAX_SAMPLE_RATE
+        assert audio_limits.MIN_SAMPLE_RATE <= clip.sample_rate <= audio_limits.MAX_SAMPLE_RATE

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.audio.io import AudioError
+from core.audio.clip import AudioError
 from tests.audio_fixtures import wav_bytes
 from tests.conftest import sine
 from ui.audio_input import BUILTIN, RECORD, UPLOAD, builtin_clips, decode_upload

@@ -13,27 +13,24 @@ import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.audio.io import encode_wav
+from core.audio.levels import encode_wav
 from core.data.datasets import (
     AudioDataset,
     AudioExample,
     DatasetError,
     builtin_digits,
-    class_balance,
     dataset_from_clips,
-    dataset_from_zip,
     esc50,
-    extract_zip_safely,
     folder_per_class,
     gtzan,
-    leakage_report,
-    load_dataset,
     load_example_audio,
     make_windows,
     speech_commands,
-    split_dataset,
     urbansound8k,
 )
+from core.data.sources import load_dataset
+from core.data.splits import class_balance, leakage_report, split_dataset
+from core.data.zips import dataset_from_zip, extract_zip_safely
 from tests.conftest import sine
 
 RATE = 8000

@@ -21,9 +21,10 @@ import torch
 from core import paths
 from core.audio.features import FeatureConfig
 from core.audio.io import load_audio
-from core.data.datasets import load_dataset, split_dataset
 from core.data.feature_cache import Normalization
 from core.data.feature_cache import prepare_clip as training_prepare_clip
+from core.data.sources import load_dataset
+from core.data.splits import split_dataset
 from core.inference.classifier import (
     InferenceError,
     InferenceModel,

@@ -14,7 +14,8 @@ import pytest
 import soundfile as sf
 
 from core import paths
-from core.data.datasets import load_dataset, split_dataset
+from core.data.sources import load_dataset
+from core.data.splits import split_dataset
 from core.inference.classifier import shipped_store
 from core.models.card import read_model_card
 from tests.apptest_helpers import open_page

@@ -8,7 +8,7 @@ import zipfile
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.audio.io import encode_wav
+from core.audio.levels import encode_wav
 from tests.apptest_helpers import open_page
 from tests.conftest import sine
 

@@ -117,7 +117,7 @@ def _every_view_of_a_generated_clip():
     import numpy as np
     import streamlit as st
 
-    from core.audio.io import AudioClip, AudioInfo
+    from core.audio.clip import AudioClip, AudioInfo
     from ui import music_sections as sections
 
     sr = 22050

@@ -204,7 +204,7 @@ def _tone_folder(root) -> str:
 def test_cli_auto_recipe_trains_with_the_recipe_and_explicit_flags_win(tmp_path, capsys):
     import json
 
-    from core.data.datasets import load_dataset
+    from core.data.sources import load_dataset
     from core.training.runs import RunStore
     from core.training.trainer import _parse_args, config_from_args, main, recipe_from_data
 
@@ -246,8 +246,8 @@ def test_notes_midi_is_a_valid_type_0_file():
 def test_a_rendered_flute_a4_sounds_at_440_hz(tmp_path):
     import soundfile as sf
 
-    from core.data.datasets import load_dataset
     from core.data.render_notes import NoteSet, render_notes
+    from core.data.sources import load_dataset
 
     notes = NoteSet(families={"flute": (73,), "piano": (0,)}, pitches=(69,), velocities=(100,))
     lines = list(render_notes(tmp_path, {"fluid": SOUNDFONTS["fluid"]}, notes))

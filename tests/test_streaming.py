@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from core import paths
-from core.audio.io import resample
+from core.audio.levels import resample
 from core.audio.synth import SynthConfig, render_notes
 from core.inference.classifier import (
     _frame_levels_db,
@@ -114,7 +114,7 @@ def test_a_48k_stereo_int16_stream_matches_the_offline_timeline_of_the_same_audi
     files = {f.stem: f for f in paths.builtin_digit_files()}
     y, rate = sf.read(files["7_george_2"], dtype="float32")
     y = np.concatenate([np.zeros(rate // 2, np.float32), y, np.zeros(rate // 2, np.float32)])
-    from core.audio.io import resample
+    from core.audio.levels import resample
 
     mic = np.round(resample(y, rate, 48000) * 20000).astype(np.int16)  # what WebRTC sends
     stereo = np.stack([mic, mic], axis=1).reshape(1, -1)  # packed s16: L R L R ...
@@ -130,7 +130,7 @@ def test_a_48k_stereo_int16_stream_matches_the_offline_timeline_of_the_same_audi
 
 
 def test_the_stream_resampler_equals_resampling_the_whole_recording():
-    from core.audio.io import resample
+    from core.audio.levels import resample
 
     y = np.random.default_rng(0).normal(0, 0.1, 44100).astype(np.float32)
     r = StreamResampler(16000)

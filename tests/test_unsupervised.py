@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from core.audio.io import encode_wav
+from core.audio.levels import encode_wav
 from core.lessons import unsupervised as uns
 from core.viz.paradigms import NOISE_COLOR, embedding_map
 from tests.conftest import sine

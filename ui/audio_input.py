@@ -13,16 +13,9 @@ from pathlib import Path
 import streamlit as st
 
 from core import paths
-from core.audio.io import (
-    DEFAULT_MAX_SECONDS,
-    UPLOAD_TYPES,
-    AudioClip,
-    AudioError,
-    dbfs,
-    encode_wav,
-    load_audio,
-    peak,
-)
+from core.audio.clip import DEFAULT_MAX_SECONDS, UPLOAD_TYPES, AudioClip, AudioError
+from core.audio.io import load_audio
+from core.audio.levels import dbfs, encode_wav, peak
 
 BUILTIN, UPLOAD, RECORD = "Built-in clip", "Upload a file", "Record"
 # st.audio_input records at one of these rates; any other request lets the browser choose.

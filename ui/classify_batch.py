@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.audio.io import UPLOAD_TYPES
+from core.audio.clip import UPLOAD_TYPES
 from core.inference.classifier import InferenceModel, batch_csv, classify_files, file_stem
 from core.paths import DIGITS_DIR
 

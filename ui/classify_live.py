@@ -13,7 +13,9 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from core.audio.io import AudioError, encode_wav, load_audio
+from core.audio.clip import AudioError
+from core.audio.io import load_audio
+from core.audio.levels import encode_wav
 from core.inference.classifier import InferenceModel, smooth_probabilities
 from core.inference.streaming import ClassifierSnapshot, LiveClassifier, LiveClassifierConfig
 from core.viz.classify import timeline_figure

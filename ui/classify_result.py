@@ -7,7 +7,8 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from core.audio.io import AudioClip, encode_wav
+from core.audio.clip import AudioClip
+from core.audio.levels import encode_wav
 from core.inference.classifier import UNSURE_PROBABILITY, ClipResult, InferenceModel, classify_clip
 from core.inference.saliency import METHODS, PLAYBACK_MODES, explain, salient_audio
 from core.viz.audio import waveform_figure

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.audio.io import AudioClip, encode_wav
+from core.audio.clip import AudioClip
+from core.audio.levels import encode_wav
 from core.inference.classifier import (
     InferenceModel,
     WindowResult,

@@ -12,7 +12,8 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from core.audio.io import AudioClip, encode_wav
+from core.audio.clip import AudioClip
+from core.audio.levels import encode_wav
 from core.music import (
     HOP_CHOICES,
     MEAN_OF_ALL,

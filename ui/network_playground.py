@@ -13,7 +13,8 @@ from pathlib import Path
 import streamlit as st
 
 from core import paths
-from core.audio.io import AudioError, load_audio
+from core.audio.clip import AudioError
+from core.audio.io import load_audio
 from core.lessons.playground2d import (
     ACTIVATIONS,
     AUDIO_FEATURES,

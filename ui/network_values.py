@@ -15,7 +15,8 @@ import pandas as pd
 import streamlit as st
 
 from core import paths
-from core.audio.io import SILENCE_PEAK, AudioError, peak
+from core.audio.clip import SILENCE_PEAK, AudioError
+from core.audio.levels import peak
 from core.inference.classifier import ModelChoice, available_models
 from core.lessons.layer_values import (
     ClipTrace,

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from core.audio.io import encode_wav
+from core.audio.levels import encode_wav
 from core.tensors.broadcasting import (
     AUDIO_SHAPE_EXAMPLES,
     BroadcastReport,

@@ -9,7 +9,9 @@ import streamlit as st
 import torch
 
 from core import paths
-from core.audio.io import AudioError, encode_wav, load_audio
+from core.audio.clip import AudioError
+from core.audio.io import load_audio
+from core.audio.levels import encode_wav
 
 NAMED_KEY = "tensors_named"  # session key: {name: tensor} that the expression console sees
 CLIP_SAMPLE_RATE = 22_050

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.audio.io import encode_wav
+from core.audio.levels import encode_wav
 from core.devices import resolve_device
 from core.tensors.conversions import (
     CAST_DTYPES,

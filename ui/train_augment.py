@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 import streamlit as st
 
-from core.audio.io import encode_wav
+from core.audio.levels import encode_wav
 from core.data.augment import AugmentConfig, preview_augmentation
 from core.viz.audio import spectrogram_figure
 

@@ -14,21 +14,23 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
+from core.audio.clip import UPLOAD_TYPES, AudioClip, AudioError
 from core.audio.features import FeatureConfig, make_feature_transform
-from core.audio.io import UPLOAD_TYPES, AudioClip, AudioError, encode_wav, probe_audio
+from core.audio.io import probe_audio
+from core.audio.levels import encode_wav
 from core.data.datasets import (
     AudioDataset,
     AudioExample,
     DatasetError,
     builtin_digits,
-    class_balance,
     content_hash,
     dataset_from_clips,
-    dataset_from_zip,
-    load_dataset,
     load_example_audio,
 )
 from core.data.profile import RecipeChoice, recipe_for_dataset
+from core.data.sources import load_dataset
+from core.data.splits import class_balance
+from core.data.zips import dataset_from_zip
 from core.training.support import (
     allowed_data_roots,
     check_server_path,

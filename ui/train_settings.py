@@ -14,8 +14,9 @@ import streamlit as st
 
 from core.audio.features import FeatureConfig
 from core.data.augment import AugmentConfig, preview_augmentation
-from core.data.datasets import DatasetError, leakage_report, split_dataset
+from core.data.datasets import DatasetError
 from core.data.profile import TRIM_DB
+from core.data.splits import leakage_report, split_dataset
 from core.devices import resolve_device
 from core.models.layers import SpecError
 from core.models.presets import preset_description, preset_spec

@@ -298,7 +298,7 @@ def preview_augmentation(
     listed but not shown.
     """
     from core.audio.features import make_feature_transform
-    from core.audio.io import resample
+    from core.audio.levels import resample
     from core.data.feature_cache import Normalization, fit_frames
 
     rate = feature_config.sample_rate

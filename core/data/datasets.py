@@ -6,16 +6,17 @@ and an optional time window) plus the class names. Layouts:
 - `builtin_digits()`: the shipped spoken digits, `{digit}_{speaker}_{take}.wav`, group = speaker.
 - `folder_per_class(path)`: `path/<class>/*.wav`; group = source file (or speaker when the
   file names carry one, as in Speech Commands' `{speaker}_nohash_{n}.wav`).
-- `dataset_from_zip(data)`: an uploaded zip holding class folders, extracted safely.
+- `dataset_from_zip(data)` (core.data.zips): an uploaded zip holding class folders, extracted
+  safely.
 - `esc50(path)`, `urbansound8k(path)`: the CSV layouts with their official folds.
 - `gtzan(path)`: a folder per genre.
 - `speech_commands(path, download=False)`: Google Speech Commands (torchaudio downloads it,
   only when asked).
 - `dataset_from_clips(items)`: clips recorded or uploaded per class in the browser.
-- `load_dataset(source)`: one string for all of them (`builtin:digits`, `esc50:/data/ESC-50`,
+- `load_dataset(source)` (core.data.sources): one string for all of them (`builtin:digits`, `esc50:/data/ESC-50`,
   a folder, a zip file...), as used by `TrainConfig.data` and the command line.
 
-Splits (`split_dataset`) are random, stratified, by group or by named groups / folds; a
+Splits (`split_dataset`, core.data.splits) are random, stratified, by group or by named groups / folds; a
 `leakage_report` says which groups or files sit on both sides; `class_balance` counts labels.
 Every failure caused by the user's data raises `DatasetError` with a sentence to show.
 """
@@ -24,21 +25,16 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import os
 import re
-import shutil
-import stat
-import zipfile
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 
 from core import paths
-from core.files import atomic_open, write_text_atomic
 
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".m4a", ".opus"}
@@ -118,7 +114,7 @@ class AudioDataset:
         return AudioDataset(self.name, self.labels, chosen, self.skipped, self.memory)
 
 
-# --------------------------------------------------------------------------- reading audio
+# --- reading audio
 
 
 def load_example_audio(
@@ -128,7 +124,8 @@ def load_example_audio(
 
     Raises core.audio.io.AudioError when the file cannot be decoded.
     """
-    from core.audio.io import load_audio, resample
+    from core.audio.io import load_audio
+    from core.audio.levels import resample
 
     if example.in_memory:
         samples, rate = dataset.memory[example.source]
@@ -165,7 +162,7 @@ def _file_hash(path: str, size: int, mtime_ns: int) -> str:
     return _FILE_HASHES[key]
 
 
-# --------------------------------------------------------------------------- layouts
+# --- layouts
 
 
 def builtin_digits() -> AudioDataset:
@@ -182,7 +179,7 @@ def builtin_digits() -> AudioDataset:
     return AudioDataset("builtin:digits", labels, tuple(examples))
 
 
-def _is_audio(path: Path) -> bool:
+def is_audio(path: Path) -> bool:
     return path.suffix.lower() in AUDIO_EXTENSIONS
 
 
@@ -219,7 +216,7 @@ def folder_per_class(root: str | Path, *, name: str | None = None) -> AudioDatas
                 or any(part.startswith(".") for part in path.relative_to(root).parts)
             ):
                 continue
-            if _is_audio(path):
+            if is_audio(path):
                 found.setdefault(class_dir.name, []).append(path)
             else:
                 skipped.append(f"{path.relative_to(root)}: not an audio file")
@@ -370,7 +367,8 @@ def dataset_from_clips(
     is its own group. Raises DatasetError (or core.audio.io.AudioError for undecodable bytes) when
     fewer than two labels are present or a label has fewer than `min_per_class` clips.
     """
-    from core.audio.io import AudioClip, load_audio
+    from core.audio.clip import AudioClip
+    from core.audio.io import load_audio
 
     memory: dict[str, tuple[np.ndarray, int]] = {}
     pairs = []
@@ -402,183 +400,7 @@ def dataset_from_clips(
     return AudioDataset(name, labels, examples, (), memory)
 
 
-# --------------------------------------------------------------------------- zip uploads
-
-
-@dataclass(frozen=True)
-class ZipReport:
-    """What `extract_zip_safely` wrote and what it refused, one "entry: reason" per item."""
-
-    root: Path
-    extracted: tuple[Path, ...]
-    skipped: tuple[str, ...]
-
-
-def _unsafe_reason(info: zipfile.ZipInfo) -> str | None:
-    name = info.filename.replace("\\", "/")
-    mode = info.external_attr >> 16
-    if stat.S_ISLNK(mode):
-        return "a symbolic link (ignored)"
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        return "an absolute path (refused)"
-    if ".." in PurePosixPath(name).parts:
-        return "a path leaving the archive with '..' (refused)"
-    return None
-
-
-def extract_zip_safely(
-    data: bytes | str | Path,
-    dest: str | Path,
-    *,
-    max_files: int = MAX_ZIP_FILES,
-    max_total_bytes: int = MAX_ZIP_BYTES,
-) -> ZipReport:
-    """Extract the audio files of a zip into `dest`, refusing anything dangerous.
-
-    Absolute paths, `..` components and symbolic links are skipped and reported; files that
-    are not audio are skipped and reported; more than `max_files` entries or more than
-    `max_total_bytes` uncompressed bytes (declared or actually inflated) raise DatasetError
-    before or while writing, so a zip bomb cannot fill the disk. Returns a ZipReport.
-    """
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data)
-    except (zipfile.BadZipFile, OSError) as error:
-        raise DatasetError(f"This file is not a readable zip archive ({error}).") from None
-    dest = Path(dest)
-    with archive:
-        infos = [i for i in archive.infolist() if not i.is_dir()]
-        if len(infos) > max_files:
-            raise DatasetError(f"The zip holds {len(infos)} files; the limit is {max_files}.")
-        declared = sum(i.file_size for i in infos)
-        if declared > max_total_bytes:
-            raise DatasetError(
-                f"The zip would expand to {declared / 1e6:.0f} MB; the limit is {max_total_bytes / 1e6:.0f} MB."
-            )
-        extracted, skipped, written = [], [], 0
-        for info in infos:
-            reason = _unsafe_reason(info)
-            if reason is None and not _is_audio(Path(info.filename)):
-                reason = "not an audio file"
-            if reason is None and any(
-                p.startswith(".") or p == "__MACOSX" for p in PurePosixPath(info.filename).parts
-            ):
-                reason = "hidden or system file"
-            if reason:
-                skipped.append(f"{info.filename}: {reason}")
-                continue
-            target = dest.joinpath(*PurePosixPath(info.filename.replace("\\", "/")).parts)
-            if not target.resolve().is_relative_to(dest.resolve()):
-                skipped.append(f"{info.filename}: a path leaving the archive (refused)")
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            written = _copy_capped(archive, info, target, written, max_total_bytes)
-            extracted.append(target)
-    return ZipReport(dest, tuple(extracted), tuple(skipped))
-
-
-def _copy_capped(
-    archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, written: int, cap: int
-) -> int:
-    """Inflate one member into target, counting real bytes (headers can lie about sizes)."""
-    try:
-        with archive.open(info) as source, atomic_open(target) as sink:
-            while chunk := source.read(1 << 20):
-                written += len(chunk)
-                if written > cap:
-                    raise DatasetError(f"The zip expands beyond {cap / 1e6:.0f} MB; refused.")
-                sink.write(chunk)
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
-        raise DatasetError(f"{info.filename} in the zip is damaged ({error}).") from None
-    return written
-
-
-def dataset_from_zip(
-    data: bytes | str | Path, *, name: str = "uploaded zip", dest: str | Path | None = None
-) -> AudioDataset:
-    """A folder-per-class data set from a zip (bytes of an upload, or a path).
-
-    The archive is extracted safely (see `extract_zip_safely`) into `dest` (default: a folder
-    under the cache named by the zip's hash, reused when the same zip comes again). Entries
-    that were refused or are not audio appear in the data set's `skipped`.
-    """
-    raw = data if isinstance(data, bytes) else Path(data).read_bytes()
-    digest = hashlib.sha1(raw).hexdigest()[:16]
-    dest = Path(dest) if dest is not None else paths.cache_dir() / "uploads" / digest
-    if dest.exists() and not (dest / ".complete").exists():
-        shutil.rmtree(dest)  # a half-finished earlier extraction
-    report_path = dest / ".complete"
-    if report_path.exists():
-        skipped = tuple(
-            line for line in report_path.read_text(encoding="utf-8").splitlines() if line
-        )
-    else:
-        report = extract_zip_safely(raw, dest)
-        skipped = report.skipped
-        write_text_atomic(report_path, "\n".join(skipped))
-    root = _class_root(dest)
-    dataset = folder_per_class(root, name=name)
-    return AudioDataset(dataset.name, dataset.labels, dataset.examples, skipped + dataset.skipped)
-
-
-def _class_root(folder: Path) -> Path:
-    """Descend through single wrapping folders (zips often hold one top folder)."""
-    while True:
-        children = [p for p in folder.iterdir() if not p.name.startswith((".", "_"))]
-        dirs = [p for p in children if p.is_dir()]
-        if len(dirs) == 1 and not any(_is_audio(p) for p in children if p.is_file()):
-            folder = dirs[0]
-        else:
-            return folder
-
-
-# --------------------------------------------------------------------------- one entry point
-
-LAYOUTS = ("builtin", "folder", "zip", "esc50", "urbansound8k", "gtzan", "speechcommands")
-
-
-def load_dataset(source: str, *, download: bool = False) -> AudioDataset:
-    """The data set named by one string.
-
-    `builtin:digits`; `esc50:PATH`, `urbansound8k:PATH`, `gtzan:PATH`, `speechcommands:PATH`,
-    `folder:PATH`, `zip:PATH`; or a bare PATH whose layout is detected (a .zip file, an ESC-50
-    or UrbanSound8K folder by its metadata CSV, else folder per class). `download` only
-    matters for Speech Commands.
-    """
-    source = source.strip()
-    kind, _, rest = source.partition(":")
-    if kind == "builtin":
-        if rest != "digits":
-            raise DatasetError(
-                f"Unknown built-in data set {rest!r}; the built-in one is builtin:digits."
-            )
-        return builtin_digits()
-    readers = {
-        "esc50": esc50,
-        "urbansound8k": urbansound8k,
-        "gtzan": gtzan,
-        "folder": folder_per_class,
-        "zip": lambda p: dataset_from_zip(p, name=f"zip:{p}"),
-        "speechcommands": lambda p: speech_commands(p, download=download),
-    }
-    if kind in readers and rest:
-        return readers[kind](rest)
-    path = Path(source).expanduser()
-    if path.is_file() and path.suffix.lower() == ".zip":
-        return dataset_from_zip(path, name=str(path))
-    if (path / "meta" / "esc50.csv").is_file():
-        return esc50(path)
-    if (path / "metadata" / "UrbanSound8K.csv").is_file():
-        return urbansound8k(path)
-    if (path / "genres_original").is_dir():
-        return gtzan(path)
-    if path.is_dir():
-        return folder_per_class(path)
-    raise DatasetError(
-        f"{source!r} is neither a folder, a zip file nor builtin:digits (layouts: {', '.join(LAYOUTS)})."
-    )
-
-
-# --------------------------------------------------------------------------- windows
+# --- windows
 
 
 def make_windows(
@@ -630,141 +452,3 @@ def _duration(dataset: AudioDataset, example: AudioExample) -> float:
     from core.audio.io import probe_audio
 
     return probe_audio(example.source).duration_seconds - example.start_seconds
-
-
-# --------------------------------------------------------------------------- splits
-
-SPLIT_METHODS = ("random", "stratified", "group", "holdout", "fold")
-
-
-@dataclass(frozen=True)
-class Split:
-    """Indices into a data set's examples: training and validation, disjoint."""
-
-    train: tuple[int, ...]
-    val: tuple[int, ...]
-    method: str
-
-
-def split_dataset(
-    dataset: AudioDataset,
-    *,
-    method: str = "stratified",
-    val_fraction: float = 0.2,
-    seed: int = 0,
-    val_groups: Sequence[str] = (),
-    val_folds: Sequence[int] = (),
-) -> Split:
-    """Split example indices into training and validation.
-
-    method: "random" (examples shuffled), "stratified" (each class split in proportion),
-    "group" (whole groups, e.g. speakers or source files, go to one side; about
-    `val_fraction` of the examples end in validation), "holdout" (the groups named in
-    `val_groups` are the validation set, e.g. one speaker for leave-one-speaker-out), or
-    "fold" (examples whose official fold is in `val_folds`). Deterministic for a seed.
-    """
-    n = len(dataset)
-    if n < 2:
-        raise DatasetError("A data set needs at least two examples to split.")
-    if not 0.0 < val_fraction < 1.0 and method in ("random", "stratified", "group"):
-        raise DatasetError("The validation fraction must be between 0 and 1.")
-    rng = np.random.default_rng(seed)
-    if method == "random":
-        order = rng.permutation(n)
-        n_val = min(n - 1, max(1, int(round(val_fraction * n))))
-        val = order[:n_val]
-    elif method == "stratified":
-        val = []
-        targets = dataset.targets
-        for label in np.unique(targets):
-            members = rng.permutation(np.flatnonzero(targets == label))
-            # Every class with two or more clips gets at least one validation clip (and
-            # keeps at least one for training), so a small recorded dataset is still measured.
-            n_val = max(1, int(round(val_fraction * len(members))))
-            val.extend(members[: min(n_val, len(members) - 1)] if len(members) > 1 else [])
-        val = np.array(val, dtype=np.int64)
-    elif method == "group":
-        val = _group_split(dataset, val_fraction, rng)
-    elif method == "holdout":
-        wanted = set(val_groups)
-        unknown = wanted - {e.group for e in dataset.examples}
-        if not wanted or unknown:
-            raise DatasetError(
-                f"Unknown validation group(s): {', '.join(sorted(unknown)) or '(none given)'}."
-            )
-        val = np.array(
-            [i for i, e in enumerate(dataset.examples) if e.group in wanted], dtype=np.int64
-        )
-    elif method == "fold":
-        folds = set(val_folds)
-        if not folds or all(e.fold is None for e in dataset.examples):
-            raise DatasetError(
-                "A fold split needs a data set with folds (ESC-50, UrbanSound8K) and the validation fold(s)."
-            )
-        val = np.array(
-            [i for i, e in enumerate(dataset.examples) if e.fold in folds], dtype=np.int64
-        )
-    else:
-        raise DatasetError(f"Unknown split {method!r}; choose one of {', '.join(SPLIT_METHODS)}.")
-    val_set = set(int(i) for i in val)
-    train = tuple(i for i in range(n) if i not in val_set)
-    if not train or not val_set:
-        raise DatasetError("This split leaves the training or the validation set empty.")
-    return Split(train, tuple(sorted(val_set)), method)
-
-
-def _group_split(
-    dataset: AudioDataset, val_fraction: float, rng: np.random.Generator
-) -> np.ndarray:
-    groups = sorted({e.group for e in dataset.examples})
-    if len(groups) < 2:
-        raise DatasetError("A split by group needs at least two groups (speakers or source files).")
-    sizes = Counter(e.group for e in dataset.examples)
-    target = val_fraction * len(dataset)
-    chosen, count = set(), 0
-    for g in rng.permutation(len(groups)):
-        if count >= target or len(chosen) == len(groups) - 1:
-            break
-        chosen.add(groups[g])
-        count += sizes[groups[g]]
-    return np.array(
-        [i for i, e in enumerate(dataset.examples) if e.group in chosen], dtype=np.int64
-    )
-
-
-@dataclass(frozen=True)
-class LeakageReport:
-    """Groups and source files present on both sides of a split (empty = no leak)."""
-
-    shared_groups: tuple[str, ...]
-    shared_sources: tuple[str, ...]
-
-    @property
-    def leaks(self) -> bool:
-        return bool(self.shared_groups or self.shared_sources)
-
-    def message(self) -> str:
-        """One sentence for the page."""
-        if not self.leaks:
-            return "No speaker, group or source file appears on both sides of the split."
-        return (
-            f"{len(self.shared_groups)} group(s) and {len(self.shared_sources)} source file(s) appear in "
-            "both training and validation, so validation accuracy overstates how well the model "
-            "handles new speakers or recordings; split by group to measure that."
-        )
-
-
-def leakage_report(dataset: AudioDataset, split: Split) -> LeakageReport:
-    """Which groups and which source files sit on both sides of `split`."""
-    train = [dataset.examples[i] for i in split.train]
-    val = [dataset.examples[i] for i in split.val]
-    groups = {e.group for e in train} & {e.group for e in val}
-    sources = {e.source for e in train} & {e.source for e in val}
-    return LeakageReport(tuple(sorted(groups)), tuple(sorted(sources)))
-
-
-def class_balance(dataset: AudioDataset, indices: Iterable[int] | None = None) -> dict[str, int]:
-    """Examples per class name (every class listed, zero included), in label order."""
-    chosen = range(len(dataset)) if indices is None else indices
-    counts = Counter(dataset.examples[i].label for i in chosen)
-    return {label: counts.get(k, 0) for k, label in enumerate(dataset.labels)}

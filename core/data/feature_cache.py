@@ -158,7 +158,7 @@ class FeatureCache:
         Returns ({index: (bins, frames) tensor}, ["name: reason", ...]). on_progress(done,
         total) is called every 64 examples and at the end.
         """
-        from core.audio.io import AudioError
+        from core.audio.clip import AudioError
 
         indices = list(indices)
         found, failures = {}, []
@@ -354,7 +354,7 @@ def prepare_clip(
     (centred) and normalises (or trims and stretches first: Normalization.trim_db), exactly
     as training did for validation examples.
     """
-    from core.audio.io import resample
+    from core.audio.levels import resample
 
     if sample_rate != feature_config.sample_rate:
         samples = resample(

@@ -185,7 +185,8 @@ def sample_examples(
 
 def native_audio(dataset: AudioDataset, example: AudioExample) -> tuple[np.ndarray, int]:
     """(mono float32 samples (n,), native sample rate in Hz) of one example, not resampled."""
-    from core.audio.io import load_audio, to_mono
+    from core.audio.io import load_audio
+    from core.audio.levels import to_mono
 
     if example.in_memory:
         samples, rate = dataset.memory[example.source]
@@ -266,7 +267,7 @@ def profile_dataset(
 
     Raises ValueError when no sampled clip can be decoded or has any sound.
     """
-    from core.audio.io import AudioError
+    from core.audio.clip import AudioError
 
     measures: list[ClipMeasure] = []
     spectra = []

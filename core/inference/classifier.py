@@ -40,7 +40,7 @@ from torch import nn
 
 from core import paths
 from core.audio.features import AMIN, FeatureConfig, make_feature_transform, power_to_db
-from core.audio.io import dbfs, peak, resample, rms
+from core.audio.levels import dbfs, peak, resample, rms
 from core.data.feature_cache import Normalization, fit_frames
 from core.models.build import member_networks
 
@@ -847,7 +847,8 @@ def classify_files(
 
     Each file is decoded at the model's rate (at most `max_seconds`, default the app cap).
     """
-    from core.audio.io import DEFAULT_MAX_SECONDS, AudioError, load_audio
+    from core.audio.clip import DEFAULT_MAX_SECONDS, AudioError
+    from core.audio.io import load_audio
 
     rows = []
     for name, source in sources:

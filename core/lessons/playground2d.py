@@ -273,7 +273,8 @@ def audio_feature_table(
     Clips are decoded with core.audio.io at AUDIO_SAMPLE_RATE; silent windows are skipped.
     At most `max_windows` windows per clip, evenly spread over it.
     """
-    from core.audio.io import AudioError, load_audio
+    from core.audio.clip import AudioError
+    from core.audio.io import load_audio
 
     rows = []
     for path in paths:

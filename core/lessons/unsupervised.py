@@ -33,13 +33,15 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from core import paths
+from core.audio.clip import AudioError
 from core.audio.features import (
     FeatureConfig,
     MelSpectrogram,
     make_feature_transform,
     mel_filterbank,
 )
-from core.audio.io import AudioError, load_audio, rms
+from core.audio.io import load_audio
+from core.audio.levels import rms
 
 SAMPLE_RATE = 16000  # Hz: every clip of a collection is resampled to this
 DIGIT_NAME = re.compile(r"^(?P<digit>\d)_(?P<speaker>[A-Za-z]+)_(?P<take>\d+)$")
@@ -143,7 +145,7 @@ def collection_from_zip(data: bytes, *, max_files: int = ZIP_MAX_FILES) -> Colle
         DatasetError (a ValueError) for an unreadable or oversized zip; ValueError when no
         usable clip remains.
     """
-    from core.data.datasets import extract_zip_safely
+    from core.data.zips import extract_zip_safely
 
     clips, skipped = [], []
     with tempfile.TemporaryDirectory(prefix="explore_zip_") as tmp:

@@ -285,7 +285,7 @@ def predict_windows(
     Windows are the run's clip length, `hop_seconds` apart (default: half a window); a clip
     shorter than one window gives one row.
     """
-    from core.audio.io import resample
+    from core.audio.levels import resample
 
     rate = run.feature_config.sample_rate
     y = (

@@ -59,7 +59,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     sys.path.insert(0, os.path.abspath(args.repo))  # the project's core package
 
-    from core.data.datasets import load_dataset
+    from core.data.sources import load_dataset
     from core.models.spec import ModelSpec
     from core.training.runs import RunStore
     from core.training.trainer import TrainConfig, train

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from core.data.datasets import AudioDataset, AudioExample, DatasetError, make_windows, split_dataset
+from core.data.datasets import AudioDataset, AudioExample, DatasetError, make_windows
+from core.data.splits import split_dataset
 
 DATA_ROOTS_ENV = "AUDIO_DL_DATA_ROOTS"  # os.pathsep-separated folders a server path may be in
 MIN_CLIPS_PER_CLASS = 2  # one to train on, one to check with

@@ -52,13 +52,15 @@ from core.data.augment import (
     mixup,
     random_equalizer,
 )
-from core.data.datasets import AudioDataset, DatasetError, load_dataset, make_windows, split_dataset
+from core.data.datasets import AudioDataset, DatasetError, make_windows
 from core.data.feature_cache import (
     NORMALIZATION_MODES,
     FeatureCache,
     Normalization,
     fit_normalization,
 )
+from core.data.sources import load_dataset
+from core.data.splits import split_dataset
 from core.models.build import average_members, member_networks
 from core.models.layers import MAX_MEMBERS
 from core.training.ddp import (
@@ -490,7 +492,7 @@ class _Trainer:
         self.scaler = make_grad_scaler(precision_policy(self.device))
 
     def _start_info(self) -> dict[str, Any]:
-        from core.data.datasets import class_balance, leakage_report
+        from core.data.splits import class_balance, leakage_report
 
         leak = leakage_report(self.data, self.split)
         return {
@@ -521,7 +523,7 @@ class _Trainer:
             return self.bank[index]
         if index in self.failed_examples:
             return None
-        from core.audio.io import AudioError
+        from core.audio.clip import AudioError
 
         try:
             raw = self.cache.features(self.data, self.data.examples[index])

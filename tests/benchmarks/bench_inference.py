@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from core import paths
-from core.audio.io import encode_wav, load_audio
+from core.audio.io import load_audio
+from core.audio.levels import encode_wav
 from core.inference.classifier import (
     classify_clip,
     classify_windows,

@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from core.data.augment import AugmentConfig
-from core.data.datasets import builtin_digits, split_dataset
+from core.data.datasets import builtin_digits
 from core.data.feature_cache import FeatureCache, clear_memory_cache, fit_frames
+from core.data.splits import split_dataset
 from core.devices import resolve_device
 from core.models.build import build_model, member_networks
 from core.models.presets import preset_spec

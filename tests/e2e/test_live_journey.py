@@ -16,7 +16,8 @@ import pytest
 import soundfile as sf
 
 from core import paths
-from core.audio.io import load_audio, resample
+from core.audio.io import load_audio
+from core.audio.levels import resample
 from core.audio.synth import SynthConfig, render_notes
 from core.inference.classifier import (
     classify_windows,
