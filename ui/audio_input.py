@@ -1,6 +1,6 @@
 """The shared "built-in clip / upload / record" audio picker used by every audio page.
 
-`audio_source_picker` returns a validated `core.audio.io.AudioClip` or None. Every problem with a
+`audio_source_picker` returns a validated `core.audio.clip.AudioClip` or None. Every problem with a
 student's file is shown in the page (st.error with the AudioError's sentence) and the picker
 returns None, so the page simply stops at `if clip is None: st.stop()`.
 """
@@ -82,7 +82,7 @@ def audio_source_picker(
 
     key_prefix: the page's widget-key prefix (keys become f"{key_prefix}_audio_source", ...).
     sample_rate: resample the clip to this rate in Hz (None keeps the file's rate).
-    max_seconds: decode at most this many seconds (None: core.audio.io.DEFAULT_MAX_SECONDS).
+    max_seconds: decode at most this many seconds (None: core.audio.clip.DEFAULT_MAX_SECONDS).
     """
     options = [BUILTIN] * allow_builtin + [UPLOAD] + [RECORD] * allow_record
     source = options[0]

@@ -122,7 +122,7 @@ def load_example_audio(
 ) -> np.ndarray:
     """Decoded mono samples of one example at `sample_rate` Hz, float32 shape (n,).
 
-    Raises core.audio.io.AudioError when the file cannot be decoded.
+    Raises core.audio.clip.AudioError when the file cannot be decoded.
     """
     from core.audio.io import load_audio
     from core.audio.levels import resample
@@ -363,8 +363,8 @@ def dataset_from_clips(
 ) -> AudioDataset:
     """A data set from (label, clip) pairs recorded or uploaded in the browser.
 
-    Each clip is a core.audio.io.AudioClip or the bytes of an audio file (decoded here). Each clip
-    is its own group. Raises DatasetError (or core.audio.io.AudioError for undecodable bytes) when
+    Each clip is a core.audio.clip.AudioClip or the bytes of an audio file (decoded here). Each clip
+    is its own group. Raises DatasetError (or core.audio.clip.AudioError for undecodable bytes) when
     fewer than two labels are present or a label has fewer than `min_per_class` clips.
     """
     from core.audio.clip import AudioClip

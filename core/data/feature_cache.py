@@ -123,7 +123,7 @@ class FeatureCache:
     def features(self, dataset: AudioDataset, example: AudioExample) -> torch.Tensor:
         """The feature matrix of one example, float32 (bins, frames) on the CPU.
 
-        Raises core.audio.io.AudioError when its audio cannot be decoded.
+        Raises core.audio.clip.AudioError when its audio cannot be decoded.
         """
         key = self.key(dataset, example)
         cached = _MEMORY.get(key)

@@ -135,7 +135,7 @@ def builtin_music_collection(window_seconds: float = 2.0, windows_per_clip: int 
 def collection_from_zip(data: bytes, *, max_files: int = ZIP_MAX_FILES) -> Collection:
     """The audio files of an uploaded zip, extracted safely, as a collection.
 
-    Extraction uses `core.data.datasets.extract_zip_safely` (caps on file count and total size, no
+    Extraction uses `core.data.zips.extract_zip_safely` (caps on file count and total size, no
     absolute or `..` paths, symbolic links and non-audio files skipped and reported) into a
     temporary folder that is removed afterwards. Labels: "folder" when the files sit in at
     least two sub-folders; "digit"/"speaker" when every name follows `{digit}_{speaker}_{n}`.

@@ -93,7 +93,7 @@ class TrainConfig:
 
     # --- data
     data: str = (
-        "builtin:digits"  # core.data.datasets.load_dataset source (ignored if a dataset is passed)
+        "builtin:digits"  # core.data.sources.load_dataset source (ignored if a dataset is passed)
     )
     split: str = "stratified"  # random | stratified | group | holdout | fold
     val_fraction: float = 0.2  # share of examples (or groups) for validation
