@@ -80,8 +80,13 @@ def waveform_figure(
     return fig
 
 
-def _pool_frames(S: np.ndarray, max_frames: int) -> tuple[np.ndarray, int]:
-    """Max-pool along time so at most max_frames columns remain; returns (S, factor)."""
+def pool_frames(S: np.ndarray, max_frames: int) -> tuple[np.ndarray, int]:
+    """Max-pool (rows, frames) along time so at most max_frames columns remain.
+
+    Returns (pooled (rows, <= max_frames), factor): column j of the result is the maximum of
+    frames j*factor ... (j+1)*factor - 1; the last column repeats the final frame as padding, so
+    no frame is dropped.
+    """
     frames = S.shape[1]
     if frames <= max_frames:
         return S, 1
@@ -119,7 +124,7 @@ def spectrogram_figure(
     S = np.asarray(S_db, dtype=np.float32)
     if S.ndim != 2:
         raise ValueError(f"expected a (bins, frames) array, got shape {S.shape}")
-    S, factor = _pool_frames(S, max_frames)
+    S, factor = pool_frames(S, max_frames)
     times = np.arange(S.shape[1]) * factor * hop_length / sample_rate
     n_bins = S.shape[0]
     fig = go.Figure()

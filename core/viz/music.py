@@ -20,6 +20,7 @@ from core.music import (
     SpectrogramView,
     Structure,
 )
+from core.viz.audio import pool_frames, waveform_envelope
 from core.viz.colors import colorscale as safe_colorscale
 
 MAX_COLUMNS = 600  # heatmap columns sent to the browser (after cropping to the zoom)
@@ -63,12 +64,8 @@ def pool_columns(
     Returns (matrix (rows, ≤ max_columns) float32, times of the kept columns in seconds).
     """
     span = frame_span(times, x_range)
-    matrix, times = matrix[:, span], times[span]
-    step = int(np.ceil(matrix.shape[1] / max_columns))
-    if step > 1:
-        n = matrix.shape[1] // step * step
-        matrix, times = matrix[:, :n].reshape(matrix.shape[0], -1, step).max(axis=2), times[:n:step]
-    return matrix.astype(np.float32, copy=False), times
+    pooled, factor = pool_frames(matrix[:, span], max_columns)
+    return pooled.astype(np.float32, copy=False), times[span][::factor]
 
 
 def pool_rows(
@@ -89,16 +86,12 @@ def envelope(
     x_range: tuple[float, float] | None = None,
     max_points: int = MAX_POINTS,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Min/max envelope of the waveform inside x_range: (times (2k,), values (2k,)) in seconds."""
+    """Min/max envelope of the waveform inside x_range: (times (<= 2 * max_points,), values)
+    in seconds (`core.viz.audio.waveform_envelope` of the cropped samples)."""
     start = 0 if x_range is None else max(int(x_range[0] * sample_rate), 0)
     stop = y.size if x_range is None else min(int(np.ceil(x_range[1] * sample_rate)), y.size)
-    y = y[start : max(stop, start + 1)]
-    step = max(1, int(np.ceil(y.size / max_points)))
-    n = max(step, y.size // step * step)
-    blocks = np.pad(y, (0, max(0, n - y.size)))[:n].reshape(-1, step)
-    t = (start + np.arange(blocks.shape[0]) * step) / sample_rate
-    values = np.column_stack([blocks.min(axis=1), blocks.max(axis=1)]).ravel()
-    return np.repeat(t, 2), values
+    positions, values = waveform_envelope(y[start : max(stop, start + 1)], max_points)
+    return (start + positions) / sample_rate, values
 
 
 def _lines(
