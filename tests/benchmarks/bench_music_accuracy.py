@@ -29,7 +29,7 @@ import numpy as np
 import soundfile
 
 from core.analysis import KEY_NAMES, KRUMHANSL_MAJOR, KRUMHANSL_MINOR, AnalysisConfig, MusicAnalysis
-from core.analysis.evalset import DEV_FIRST_CHORALE, build_evalset
+from core.analysis.evalset import DEV_FIRST_CHORALE, DEV_PIECES, build_evalset
 
 SR = 22050
 
@@ -95,7 +95,11 @@ def evaluate(pieces, directory) -> dict[str, list[dict]]:
 
 def main(dev: bool = False) -> None:
     start = time.perf_counter()
-    directory, pieces = build_evalset(first_chorale=DEV_FIRST_CHORALE if dev else 0)
+    directory, pieces = (
+        build_evalset(n_pieces=DEV_PIECES, first_chorale=DEV_FIRST_CHORALE)
+        if dev
+        else build_evalset()
+    )
     print(f"Evaluation set: {len(pieces)} rendered chorales in {directory} "
           f"({time.perf_counter() - start:.0f} s to build or load)")  # fmt: skip
     rows = evaluate(pieces, directory)
