@@ -20,15 +20,23 @@ from core.music import (
     AnalysisConfig,
     MusicAnalysis,
     NotComputable,
+    TonicCues,
+    bass_line,
     estimate_key,
     export_csv,
     export_json,
     harmonic_mask,
     prepare_signal,
     profile_template,
+    tonic_cues,
 )
 from core.music.evalset import SOUNDFONT, render_piece
-from core.music.keys import harmonic_dictionary, nnls_chroma
+from core.music.keys import (
+    FINAL_BASS_BONUS,
+    OPENING_BASS_BONUS,
+    harmonic_dictionary,
+    nnls_chroma,
+)
 from tests.conftest import click_track, sine
 
 SR = 22050
@@ -368,3 +376,114 @@ def test_key_of_a_nan_or_empty_profile_is_a_guess_not_a_crash():
         assert estimate.confidence == 0.0 and not estimate.is_confident
     silent_chroma = nnls_chroma(np.zeros((252, 50)), 36)
     assert silent_chroma.shape == (12, 3) and not silent_chroma.any()
+
+
+# A minor piece that spends most of its time on its relative major (III and its dominant VII),
+# as chorales in minor do: (bass, upper voices) in semitones above the minor tonic.
+MINOR_THROUGH_RELATIVE = (
+    (0, (12, 15, 19)),  # i
+    (3, (15, 19, 22)),  # III
+    (8, (12, 15, 20)),  # VI
+    (10, (14, 17, 22)),  # VII (the relative major's dominant)
+    (3, (15, 19, 22)),  # III
+    (10, (14, 17, 22)),  # VII
+    (3, (15, 19, 22)),  # III
+    (5, (12, 17, 20)),  # iv
+    (7, (11, 14, 19)),  # V with the raised leading tone (G# in A minor)
+    (0, (12, 15, 19)),  # i
+)
+# A major piece that visits its relative minor (vi) and that key's dominant (III#).
+MAJOR_THROUGH_RELATIVE = (
+    (0, (12, 16, 19)),  # I
+    (9, (12, 16, 21)),  # vi
+    (4, (11, 16, 20)),  # E major: V of vi
+    (9, (12, 16, 21)),  # vi
+    (2, (14, 17, 21)),  # ii
+    (7, (11, 14, 19)),  # V
+    (0, (12, 16, 19)),  # I
+)
+
+
+def progression(tonic_midi: int, chords, chord_seconds: float = 1.0) -> np.ndarray:
+    """Chords as (bass, upper voices) in semitones above tonic_midi; the bass an octave down."""
+    return (
+        0.25
+        * np.concatenate(
+            [
+                1.2 * tone(tonic_midi - 12 + bass, chord_seconds)
+                + sum(tone(tonic_midi + u, chord_seconds) for u in upper)
+                for bass, upper in chords
+            ]
+        )
+    ).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("tonic", "expected", "relative"),
+    [(57, "A minor", "C major"), (64, "E minor", "G major"), (55, "G minor", "Bb major")],
+)
+def test_minor_piece_dwelling_on_its_relative_major_keeps_its_minor_key(tonic, expected, relative):
+    analysis = MusicAnalysis(progression(tonic, MINOR_THROUGH_RELATIVE))
+    # The profile alone hears the relative major: the seven notes are the same.
+    assert estimate_key(analysis.key_chroma.sum(axis=1)).name == relative
+    cues = analysis.tonic_cues
+    assert cues.opening_bass == cues.final_bass == tonic % 12
+    for profiles in PROFILE_CHOICES:
+        estimate = analysis.key_for(profiles)
+        assert estimate.name == expected, profiles
+    reason = analysis.key.reason()
+    assert f"point to {relative}" in reason and "relative major" in reason
+    assert "the bass decides" in reason and f"ends on {expected.split()[0]}" in reason
+
+
+def test_major_piece_visiting_its_relative_minor_stays_major():
+    analysis = MusicAnalysis(progression(60, MAJOR_THROUGH_RELATIVE))
+    assert analysis.tonic_cues.final_bass == 0
+    for profiles in PROFILE_CHOICES:
+        assert analysis.key_for(profiles).name == "C major", profiles
+    assert "stays in front" in analysis.key.reason()
+
+
+def test_bass_line_takes_the_lowest_strong_note():
+    notes = np.zeros((48, 3))
+    notes[[21, 28, 33], 0] = 1.0  # A2 E3 A3 (from C1 = row 0): bass A
+    notes[[5, 24, 31], 1] = [0.2, 1.0, 0.8]  # a weak F1 (below half the strongest) is no bass
+    assert bass_line(notes).tolist() == [21, 24, -1]  # the silent block has none
+
+
+def test_tonic_cues_skip_silence_and_a_quiet_tail():
+    notes = np.zeros((48, 8))
+    notes[[14, 26, 30], 1:6] = 1.0  # D chords; the first block is silent
+    notes[[9, 21], 5] = 1.0  # the last chord has A in the bass
+    notes[[0, 12], 6:] = 0.02  # a faint low C after the end: reverb, not the final chord
+    assert tonic_cues(notes) == TonicCues(opening_bass=2, final_bass=9)
+    assert tonic_cues(np.zeros((48, 4))) == TonicCues(None, None)
+    silent = estimate_key(np.zeros(12), cues=TonicCues(None, None))
+    assert "no bass was found" in silent.reason()
+
+
+def test_key_scores_are_profile_r_plus_the_bass_bonus():
+    profile = np.roll(KRUMHANSL_MAJOR, 7)  # G major's profile
+    plain = estimate_key(profile, "Krumhansl-Schmuckler")
+    cued = estimate_key(profile, "Krumhansl-Schmuckler", TonicCues(opening_bass=4, final_bass=4))
+    assert plain.name == "G major" and plain.scores.tolist() == plain.profile_correlations.tolist()
+    e_minor = KEY_NAMES.index("E minor")
+    assert cued.scores[e_minor] == pytest.approx(
+        cued.profile_correlations[e_minor] + OPENING_BASS_BONUS + FINAL_BASS_BONUS
+    )
+    rows = cued.candidates(3)
+    assert [r["key"] for r in rows] == [KEY_NAMES[i] for i in np.argsort(-cued.scores)[:3]]
+    for row in rows:
+        assert row["score"] == pytest.approx(
+            row["profile r"] + row["opening bass"] + row["final bass"], abs=2e-3
+        )
+
+
+def test_summary_reports_the_key_of_the_chosen_profiles():
+    analysis = MusicAnalysis(progression(57, MINOR_THROUGH_RELATIVE))
+    for profiles in PROFILE_CHOICES:
+        summary = analysis.summary(key_profiles=profiles)
+        assert summary["key"] == analysis.key_for(profiles).name
+        assert summary["key_profiles"] == profiles
+    doc = json.loads(export_json(analysis, "Temperley"))
+    assert doc["summary"]["key_profiles"] == "Temperley"

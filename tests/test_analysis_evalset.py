@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 import soundfile
 
-from core.music.evalset import SOUNDFONT, build_evalset, chorale_notes, render_piece, time_map
+from core.music.evalset import (
+    FEELS,
+    SOUNDFONT,
+    TIMBRES,
+    build_evalset,
+    chorale_notes,
+    feel_index,
+    render_piece,
+    time_map,
+)
 
 pytest.importorskip("music21")
 
@@ -59,3 +68,9 @@ def test_fluidsynth_rendering_and_manifest_reuse(tmp_path):
     assert sr == 22050 and 5.0 < y.size / sr < 8.5 and np.abs(y).max() > 0.5
     _, again = build_evalset(n_pieces=2, max_seconds=6.0, directory=tmp_path)
     assert again == pieces  # read back from the manifest, not re-rendered
+
+
+def test_every_timbre_gets_every_feel():
+    rounds = len(TIMBRES) * len(FEELS)
+    pairs = {(i % len(TIMBRES), FEELS[feel_index(i)]) for i in range(rounds)}
+    assert pairs == {(t, f) for t in range(len(TIMBRES)) for f in set(FEELS)}

@@ -153,3 +153,41 @@ def test_bad_input_is_explained_in_the_page(kind, expected):
     assert not app.exception, app.exception
     sentences = [c.value for c in app.caption] + [w.value for w in app.warning]
     assert any(expected in s for s in sentences), sentences
+
+
+def test_summary_card_shows_the_key_of_the_chosen_profiles_in_every_view(app):
+    from core.music import DEFAULT_PROFILES, PROFILE_CHOICES, MusicAnalysis, prepare_signal
+    from ui.audio_input import load_builtin
+    from ui.music_sections import CONFIG
+
+    label, path = next((la, p) for la, p in builtin_clips().items() if "robin" in la.lower())
+    clip = load_builtin(str(path), CONFIG.sample_rate, CONFIG.max_seconds)
+    analysis = MusicAnalysis(prepare_signal(clip.samples, clip.sample_rate, CONFIG)[0], CONFIG)
+    keys = {profiles: analysis.key_for(profiles).name for profiles in PROFILE_CHOICES}
+    # A family whose key differs from the default's, so the card must follow the choice.
+    chosen = next(p for p in PROFILE_CHOICES if keys[p] != keys[DEFAULT_PROFILES])
+
+    app.selectbox(key="music_audio_builtin").set_value(label).run()
+    app.segmented_control(key="music_view").set_value("Key").run()
+    app.selectbox(key="music_key_profiles").set_value(DEFAULT_PROFILES).run()
+    assert _metrics(app)["Key"] == keys[DEFAULT_PROFILES]
+    app.selectbox(key="music_key_profiles").set_value(chosen).run()
+    assert not app.exception, app.exception
+    assert _metrics(app)["Key"] == keys[chosen]
+    assert chosen in next(m for m in app.metric if m.label == "Key").help
+    # Another view does not draw the selectbox: the choice and the card's key stay.
+    app.segmented_control(key="music_view").set_value("Rhythm").run()
+    assert _metrics(app)["Key"] == keys[chosen]
+    app.segmented_control(key="music_view").set_value("Key").run()
+    assert app.selectbox(key="music_key_profiles").value == chosen
+
+
+def test_why_this_key_shows_the_bass_cues_beside_the_profiles(app):
+    tchaikovsky = next(label for label in builtin_clips() if "tchaikovsky" in label.lower())
+    app.selectbox(key="music_audio_builtin").set_value(tchaikovsky).run()
+    app.segmented_control(key="music_view").set_value("Key").run()
+    assert not app.exception, app.exception
+    assert any("the bass here opens on" in m.value for m in app.markdown)
+    table = next(d.value for d in app.dataframe if "profile r" in d.value.columns)
+    assert list(table.columns) == ["key", "profile r", "opening bass", "final bass", "score"]
+    assert table["key"].iloc[0] == _metrics(app)["Key"]

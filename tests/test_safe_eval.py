@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.tensors.safe_eval import ConsoleError, ConsoleLimits, evaluate, parse_expression
+from core.tensors.console_rules import ConsoleError, ConsoleLimits
+from core.tensors.safe_eval import evaluate, parse_expression
 
 
 def names() -> dict[str, torch.Tensor]:

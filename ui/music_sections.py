@@ -15,6 +15,7 @@ import streamlit as st
 from core.audio.clip import AudioClip
 from core.audio.levels import encode_wav
 from core.music import (
+    DEFAULT_PROFILES,
     HOP_CHOICES,
     MEAN_OF_ALL,
     N_FFT_CHOICES,
@@ -94,9 +95,26 @@ def _chart(fig, key: str) -> None:
     st.plotly_chart(fig, key=key, config={"displaylogo": False})
 
 
+def chosen_key_profiles() -> str:
+    """The profile family picked in the Key view (the default until the student picks one).
+
+    Streamlit drops a widget's value on a run that does not draw it, so the choice is
+    written back here, before the Key view draws its selectbox: it survives a visit to
+    another view, and the summary card shows the key of the family the student chose.
+    """
+    choice = st.session_state.get("music_key_profiles", DEFAULT_PROFILES)
+    choice = choice if choice in PROFILE_CHOICES else DEFAULT_PROFILES
+    st.session_state["music_key_profiles"] = choice
+    return choice
+
+
 def summary_card(analysis: MusicAnalysis) -> None:
-    """Duration, tempo, key, loudness, then CSV / JSON downloads built only when clicked."""
-    summary = analysis.summary()
+    """Duration, tempo, key, loudness, then CSV / JSON downloads built only when clicked.
+
+    The key is the one found with the profile family chosen in the Key view.
+    """
+    profiles = chosen_key_profiles()
+    summary = analysis.summary(key_profiles=profiles)
     with st.container(border=True):
         cols = st.columns(4)
         cols[0].metric("Duration", f"{summary['duration_seconds']:.1f} s")
@@ -111,6 +129,8 @@ def summary_card(analysis: MusicAnalysis) -> None:
             None if conf is None else f"confidence {conf:.2f}" + (" (low)" if conf < 0.5 else ""),
             delta_color="off",
             delta_arrow="off",
+            help=f"Found with the {profiles} key profiles and the opening and final bass "
+            "(choose the profiles in the Key view).",
         )
         cols[3].metric(
             "Loudness (RMS)",
@@ -124,7 +144,7 @@ def summary_card(analysis: MusicAnalysis) -> None:
         left, right = st.columns(2)
         left.download_button("Download features (CSV)", functools.partial(export_csv, analysis), "music_features.csv",
                              mime="text/csv", key="music_download_csv")  # fmt: skip
-        right.download_button("Download features (JSON)", functools.partial(export_json, analysis), "music_features.json",
+        right.download_button("Download features (JSON)", functools.partial(export_json, analysis, profiles), "music_features.json",
                               mime="application/json", key="music_download_json")  # fmt: skip
 
 
@@ -306,10 +326,16 @@ def key(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
             "The clip's notes are found first: the harmonic part of the CQT (drum hits filtered out) is "
             "explained as notes with decaying overtones (non-negative least squares), so a C's overtone "
             "on G does not count as a G. Summed over the clip this gives one number per pitch class. "
-            "Each of the 24 keys has a profile of how much each pitch class belongs to it; the key whose "
-            f"profile correlates best (Pearson r, {decided}) wins. "
-            f"Best r = {estimate.correlation:.2f}, margin over the runner-up {estimate.margin:.2f}, "
-            f"tonal strength of the profile {estimate.tonal_strength:.2f}."
+            "Each of the 24 keys has a profile of how much each pitch class belongs to it; each key's "
+            f"profile is correlated with the clip's (Pearson r, {decided}). A minor key and its "
+            "relative major use the same seven notes, so the lowest note at the start and at the end "
+            "(where pieces sit on their tonic) adds a bonus to the keys on it; the best total wins."
+        )
+        st.markdown(estimate.reason())
+        st.dataframe(estimate.candidates(3), hide_index=True, key="music_key_candidates")
+        st.caption(
+            f"Best r = {estimate.correlation:.2f}, margin over the runner-up "
+            f"{estimate.margin:.2f}, tonal strength of the profile {estimate.tonal_strength:.2f}."
         )
         template = profile_template(profiles, minor=estimate.key_index >= 12)
         _chart(

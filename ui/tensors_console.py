@@ -6,7 +6,8 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from core.tensors.safe_eval import ConsoleError, ConsoleLimits, evaluate
+from core.tensors.console_rules import ConsoleError, ConsoleLimits
+from core.tensors.safe_eval import evaluate
 from ui.tensors_common import named_tensors, publish
 
 EXAMPLES = (

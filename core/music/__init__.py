@@ -11,7 +11,8 @@ again:
                      │                                            └─ beats (given the tempo)
                      ├─ chroma (STFT)
                      └─ HPSS masks ─ harmonic / percussive waveforms
-    waveform ─ CQT (tuned by the STFT's tuning) ─┬─ harmonic part ─ NNLS chroma ─ key, key-gram
+    waveform ─ CQT (tuned by the STFT's tuning) ─┬─ harmonic part ─ NNLS notes ─┬─ chroma ─ key, key-gram
+                                                  │                              └─ opening / final bass (key)
                                                   └─ chroma (CQT) ─┬─ chord flux (beats)
                                                                  ├─ chroma (CENS)
                                                                  └─ (with MFCC) self-similarity ─ novelty ─ segments
@@ -36,11 +37,14 @@ from core.music.keys import (
     TEMPERLEY_MINOR,
     KeyEstimate,
     KeyGram,
+    TonicCues,
+    bass_line,
     estimate_key,
     key_correlations,
     keygram,
     nnls_chroma,
     profile_template,
+    tonic_cues,
 )
 from core.music.pitch import PitchContour
 from core.music.rhythm import (
@@ -73,7 +77,7 @@ from core.music.structure import Structure, compute_structure, foote_novelty
 __all__ = [
     "DEFAULT_PROFILES", "MEAN_OF_ALL", "PROFILE_CHOICES", "KeyGram", "MetricalLevel", "TempoChoice",
     "beat_tracking_envelope", "chroma_flux", "key_correlations", "keygram", "metrical_levels",
-    "nnls_chroma", "profile_template",
+    "nnls_chroma", "profile_template", "TonicCues", "bass_line", "tonic_cues",
     "HOP_CHOICES", "KEY_NAMES", "KEY_PROFILE_SETS", "KRUMHANSL_MAJOR", "KRUMHANSL_MINOR",
     "N_FFT_CHOICES", "PITCH_CLASSES", "SPECTROGRAM_SCALES", "TEMPERLEY_MAJOR", "TEMPERLEY_MINOR",
     "WINDOWS", "AnalysisConfig", "KeyEstimate", "MusicAnalysis", "NotComputable", "PitchContour",

@@ -11,8 +11,8 @@ score, so it is exact:
 - tempo: 60 / the median inter-beat interval, in quarter notes per minute.
 
 Timbres: General MIDI instruments through Debian's `fluidsynth` and the FluidR3 soundfont
-(`fluid-soundfont-gm`): piano, string ensemble, church organ, piano with a drum kit, and the
-app's own additive synth (core/audio/synth.py). Nothing is stored in the repository: the set is
+(`fluid-soundfont-gm`): piano, string ensemble, church organ, piano with a drum kit, choir
+("aahs"), and the app's own additive synth (core/audio/synth.py). Nothing is stored in the repository: the set is
 rendered into the cache directory on first use (a minute or two of CPU) and reused afterwards.
 Whole chorales (up to 90 s): the key is checked against the last bass note, so the ending
 must be heard; a 30 s excerpt often stops in a modulation or before a modal cadence.
@@ -41,7 +41,7 @@ from core.music.keys import PITCH_CLASSES
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 SAMPLE_RATE = 22050  # Hz, the analysis rate: rendering there avoids a resample per run
-EVALSET_VERSION = 1  # bump when the recipe changes, so a stale cache is rebuilt
+EVALSET_VERSION = 2  # bump when the recipe changes, so a stale cache is rebuilt
 # (name, General MIDI program or None for the app's synth, drums?)
 TIMBRES = (
     ("piano", 0, False),
@@ -49,10 +49,12 @@ TIMBRES = (
     ("organ", 19, False),
     ("piano+drums", 0, True),
     ("app synth", None, False),
+    ("choir", 52, False),  # the chorales' own medium: slow attacks, vowel formants
 )
 FEELS = ("straight", "straight", "swing", "rubato")  # cycled: half straight
 TEMPI_BPM = (60, 66, 72, 80, 88, 96, 104, 112, 120, 132, 144, 160, 180)
 DEV_FIRST_CHORALE = 200  # the tuning set starts here; the benchmark's 40 end near chorale 100
+DEV_PIECES = 80  # the development set is twice the benchmark's: tuning on 40 fits noise
 
 
 @dataclass(frozen=True)
@@ -309,6 +311,14 @@ def render_piece(
     )
 
 
+def feel_index(i: int) -> int:
+    """Piece i's index into FEELS: shifted every round of timbres, so each timbre gets every feel.
+
+    (i mod 4 with 6 timbres would tie feel to the timbre's parity: no rubato piano.)
+    """
+    return (i + i // len(TIMBRES)) % len(FEELS)
+
+
 def build_evalset(
     n_pieces: int = 40,
     max_seconds: float = 90.0,
@@ -320,7 +330,7 @@ def build_evalset(
     Chorales are taken in corpus order from position first_chorale (the benchmark's set
     starts at 0; the development set that estimators were tuned on starts at DEV_FIRST_CHORALE,
     so the two share no chorale); piece i gets tempo TEMPI_BPM[(5 i) mod 13] (so tempo
-    is not tied to timbre or mode), timbre i mod 5 and feel i mod 4. Returns (directory,
+    is not tied to timbre or mode), timbre i mod 6 and feel `feel_index(i)`. Returns (directory,
     pieces). The manifest (manifest.json) records the recipe; a different recipe rebuilds.
     """
     from music21 import corpus
@@ -359,7 +369,7 @@ def build_evalset(
         if found is None or wanted[found[1].split()[1]] == 0:
             continue
         piece = render_piece(
-            source, bpm, i % len(TIMBRES), FEELS[i % len(FEELS)], directory, max_seconds
+            source, bpm, i % len(TIMBRES), FEELS[feel_index(i)], directory, max_seconds
         )
         if piece is not None:
             wanted[piece.key.split()[1]] -= 1
@@ -372,7 +382,12 @@ def build_evalset(
 if __name__ == "__main__":
     import sys
 
-    where, built = build_evalset(first_chorale=DEV_FIRST_CHORALE if "--dev" in sys.argv else 0)
+    dev = "--dev" in sys.argv
+    where, built = (
+        build_evalset(n_pieces=DEV_PIECES, first_chorale=DEV_FIRST_CHORALE)
+        if dev
+        else build_evalset()
+    )
     for p in built:
         print(f"{p.name:45s} {p.key:10s} {p.tempo_bpm:7.2f} BPM  {len(p.beat_times)} beats")
     print(f"{len(built)} pieces in {where}")

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from core.music.keys import KEY_NAMES, PITCH_CLASSES
+from core.music.keys import DEFAULT_PROFILES, KEY_NAMES, PITCH_CLASSES
 from core.music.session import MusicAnalysis, try_get
 
 
@@ -32,13 +32,16 @@ def export_csv(analysis: MusicAnalysis) -> str:
     return "\n".join(lines) + "\n"
 
 
-def export_json(analysis: MusicAnalysis) -> str:
-    """Summary, events (onsets, beats, boundaries), key correlations and frame features as JSON."""
-    key = try_get(lambda: analysis.key)
+def export_json(analysis: MusicAnalysis, key_profiles: str = DEFAULT_PROFILES) -> str:
+    """Summary, events (onsets, beats, boundaries), key correlations and frame features as JSON.
+
+    key_profiles: the profile family of the summary's key (the one the page shows).
+    """
+    key = try_get(lambda: analysis.key_for(key_profiles))
     structure = try_get(lambda: analysis.structure)
     doc: dict[str, Any] = {
         "config": analysis.config.to_dict(),
-        "summary": analysis.summary(),
+        "summary": analysis.summary(key_profiles),
         "unavailable": analysis.limitations(),
         "onset_times_s": _list(try_get(lambda: analysis.onset_times)),
         "beat_times_s": _list(try_get(lambda: analysis.beat_times)),

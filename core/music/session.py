@@ -16,9 +16,12 @@ from core.music.keys import (
     DEFAULT_PROFILES,
     KeyEstimate,
     KeyGram,
+    TonicCues,
     estimate_key,
+    fold_to_chroma,
     keygram,
-    nnls_chroma,
+    nnls_notes,
+    tonic_cues,
 )
 from core.music.pitch import PitchContour
 from core.music.rhythm import (
@@ -365,11 +368,11 @@ class MusicAnalysis:
 
     # ------------------------------------------------------------------ key
     @property
-    def key_chroma(self) -> np.ndarray:
-        """Chroma for the key: NNLS note activations of the harmonic CQT, shape (12, blocks).
+    def key_notes(self) -> np.ndarray:
+        """NNLS note activations of the harmonic CQT, shape (semitones, blocks), C1 first.
 
         The CQT's harmonic part (median filter along time, as HPSS) drops drum hits; NNLS
-        against harmonic tones puts overtones back on their notes (see `nnls_chroma`).
+        against harmonic tones puts overtones back on their notes (see `nnls_notes`).
         Blocks are config.key_block_frames frames long (`key_block_seconds`).
         """
 
@@ -377,11 +380,16 @@ class MusicAnalysis:
             # The same soft mask as librosa's HPSS, computed block by block (bounded memory).
             magnitude = self.cqt_magnitude
             harmonic = magnitude * harmonic_mask(magnitude, self.config.hpss_kernel)
-            return nnls_chroma(
+            return nnls_notes(
                 harmonic, self.config.cqt_bins_per_octave, self.config.key_block_frames
             )
 
-        return self._cached("key_chroma", compute)
+        return self._cached("key_notes", compute)
+
+    @property
+    def key_chroma(self) -> np.ndarray:
+        """Chroma for the key: `key_notes` folded onto 12 pitch classes, shape (12, blocks)."""
+        return self._cached("key_chroma", lambda: fold_to_chroma(self.key_notes))
 
     @property
     def key_block_seconds(self) -> float:
@@ -392,12 +400,18 @@ class MusicAnalysis:
         """Key with the default profile family (see `key_for`)."""
         return self.key_for(DEFAULT_PROFILES)
 
+    @property
+    def tonic_cues(self) -> TonicCues:
+        """The bass of the first and last sounding moments (see `tonic_cues`)."""
+        return self._cached("tonic_cues", lambda: tonic_cues(self.key_notes))
+
     def key_for(self, profiles: str) -> KeyEstimate:
-        """Key of the whole clip's `key_chroma` with a profile family (see `estimate_key`)."""
+        """Key of the whole clip with a profile family: `key_chroma` summed over time, with the
+        opening and final bass as tonic cues (see `estimate_key`)."""
 
         def compute() -> KeyEstimate:
             self._require_sound("key")
-            return estimate_key(self.key_chroma.sum(axis=1), profiles)
+            return estimate_key(self.key_chroma.sum(axis=1), profiles, self.tonic_cues)
 
         return self._cached(f"key:{profiles}", compute)
 
@@ -697,15 +711,19 @@ class MusicAnalysis:
                 found[name] = str(error)
         return found
 
-    def summary(self) -> dict[str, Any]:
-        """Duration, tempo, key and loudness: JSON-ready; unavailable entries are None."""
+    def summary(self, key_profiles: str = DEFAULT_PROFILES) -> dict[str, Any]:
+        """Duration, tempo, key and loudness: JSON-ready; unavailable entries are None.
+
+        key_profiles: the profile family the key is found with (see `key_for`).
+        """
         tempo = try_get(lambda: self.tempo_bpm)
-        key = try_get(lambda: self.key)
+        key = try_get(lambda: self.key_for(key_profiles))
         return {
             "duration_seconds": round(self.duration_seconds, 3),
             "tempo_bpm": None if tempo is None else round(tempo, 2),
             "key": None if key is None else key.name,
             "key_confidence": None if key is None else round(key.confidence, 3),
+            "key_profiles": key_profiles,
             "rms_dbfs": round(self.rms_dbfs, 2),
             "peak_dbfs": round(self.peak_dbfs, 2),
         }

@@ -1,12 +1,13 @@
 """Music analysis accuracy on rendered Bach chorales with known key, tempo and beats.
 
-The set is built by core/music/evalset.py (40 whole chorales, at most 90 s each, tempi 60-180 BPM, five
+The set is built by core/music/evalset.py (40 whole chorales, at most 90 s each, tempi 60-180 BPM, six
 timbres, straight / swing / rubato; rendered into the cache on first run, about a minute).
 For every piece, the page's analysis (`MusicAnalysis`) and plain librosa on the same file:
 
 - key: exact accuracy and the MIREX weighted score (`mir_eval.key.weighted_score`: 1 exact,
   0.5 fifth, 0.3 relative, 0.2 parallel); plain librosa = mean `chroma_cqt` correlated with
-  the Krumhansl-Kessler profiles;
+  the Krumhansl-Kessler profiles; and the page's key for every profile family, with the
+  opening / final bass cues and from the profile alone;
 - tempo: Acc1 (within 4 % of the score's tempo) and Acc2 (within 4 % of 1/3, 1/2, 1, 2 or 3
   times it); plain librosa = `librosa.beat.beat_track(y=y, sr=sr)`;
 - beats: F-measure (±70 ms) and continuity (CMLt, AMLt) from `mir_eval.beat`, the first 5 s
@@ -28,8 +29,16 @@ import mir_eval
 import numpy as np
 import soundfile
 
-from core.music import KEY_NAMES, KRUMHANSL_MAJOR, KRUMHANSL_MINOR, AnalysisConfig, MusicAnalysis
-from core.music.evalset import DEV_FIRST_CHORALE, build_evalset
+from core.music import (
+    KEY_NAMES,
+    KRUMHANSL_MAJOR,
+    KRUMHANSL_MINOR,
+    PROFILE_CHOICES,
+    AnalysisConfig,
+    MusicAnalysis,
+    estimate_key,
+)
+from core.music.evalset import DEV_FIRST_CHORALE, DEV_PIECES, build_evalset
 
 SR = 22050
 
@@ -71,6 +80,12 @@ def evaluate(pieces, directory) -> dict[str, list[dict]]:
             "beats": analysis.beat_times,
         }
         app_seconds = time.perf_counter() - start
+        # Every profile family, with the bass cues and from the profile alone (the same chroma).
+        profile = analysis.key_chroma.sum(axis=1)
+        by_family = {
+            family: (analysis.key_for(family).name, estimate_key(profile, family).name)
+            for family in PROFILE_CHOICES
+        }
         start = time.perf_counter()
         tempo, beats = librosa.beat.beat_track(y=y, sr=SR, units="time")
         plain = {"key": krumhansl_key(y), "tempo": float(np.atleast_1d(tempo)[0]), "beats": beats}
@@ -88,6 +103,7 @@ def evaluate(pieces, directory) -> dict[str, list[dict]]:
                     "acc2": acc2,
                     **beat_scores(ref_beats, found["beats"]),
                     "seconds": seconds,
+                    "by_family": by_family if name == "app" else {},
                 }
             )
     return rows
@@ -95,7 +111,11 @@ def evaluate(pieces, directory) -> dict[str, list[dict]]:
 
 def main(dev: bool = False) -> None:
     start = time.perf_counter()
-    directory, pieces = build_evalset(first_chorale=DEV_FIRST_CHORALE if dev else 0)
+    directory, pieces = (
+        build_evalset(n_pieces=DEV_PIECES, first_chorale=DEV_FIRST_CHORALE)
+        if dev
+        else build_evalset()
+    )
     print(f"Evaluation set: {len(pieces)} rendered chorales in {directory} "
           f"({time.perf_counter() - start:.0f} s to build or load)")  # fmt: skip
     rows = evaluate(pieces, directory)
@@ -105,6 +125,13 @@ def main(dev: bool = False) -> None:
         means = [np.mean([r[m] for r in found]) for m in metrics]
         print(f"{name:10s}" + "".join(f"{v:13.3f}" for v in means)
               + f"{np.mean([r['seconds'] for r in found]):10.2f}")  # fmt: skip
+    print("\nKey exact by profile family (app): with the opening / final bass, profile alone")
+    for family in PROFILE_CHOICES:
+        cued, alone = (
+            np.mean([r["by_family"][family][i] == r["piece"].key for r in rows["app"]])
+            for i in (0, 1)
+        )
+        print(f"  {family:22s} {cued:.3f}   {alone:.3f}")
     for group in ("timbre", "feel"):
         print(f"\nBy {group} (app / librosa): key exact, tempo Acc1, beat F")
         split = defaultdict(list)

@@ -11,7 +11,8 @@ import time
 
 import torch
 
-from core.tensors.safe_eval import ConsoleError, evaluate
+from core.tensors.console_rules import ConsoleError
+from core.tensors.safe_eval import evaluate
 
 EXPRESSIONS = (
     "A @ B",

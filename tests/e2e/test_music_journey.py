@@ -2,7 +2,8 @@
 
 Open a clip, play it with the click track, switch to the other metrical level and hear its
 own click track, switch the spectrogram to a log-frequency scale, choose another family of
-key profiles, open "Why this key?".
+key profiles, open "Why this key?" (the opening / final bass), leave the view and come back
+to the same family.
 """
 
 from __future__ import annotations
@@ -69,6 +70,11 @@ def test_music_journey(page, app_url):
     page.get_by_text("Why this key?").click()
     page.locator(".gtitle", has_text="Correlation with the 24 major and minor keys").wait_for()
     page.locator(".gtitle", has_text="chroma profile").wait_for()
+    page.get_by_text("the bass here opens on", exact=False).first.wait_for()  # the bass cues
     page.get_by_text("Why this key?").scroll_into_view_if_needed()
     browser.screenshot(page, "music-journey")
+    # The chosen family outlives a visit to another view (the summary card's key uses it).
+    _choose_view(page, "Waveform")
+    _choose_view(page, "Key")
+    page.get_by_text("Bellman-Budge profiles)").first.wait_for()
     assert browser.exception_texts(page) == []
