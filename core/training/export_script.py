@@ -49,9 +49,7 @@ LIMIT_PER_CLASS = {limit_per_class!r}  # 0: every clip; n: a seeded draw of n cl
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data", default=DATA, help="data source (core.data.datasets.load_dataset)"
-    )
+    parser.add_argument("--data", default=DATA, help="data source (core.data.datasets.load_dataset)")
     parser.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda:0, mps ...")
     parser.add_argument("--limit-per-class", type=int, default=LIMIT_PER_CLASS)
