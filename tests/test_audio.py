@@ -504,7 +504,7 @@ def test_upload_over_the_cap_is_refused_by_its_declared_size():
     assert_student_message(caught.value, "huge.wav", "MB", "shorter")
 
 
-# ------------------------------------------------------------------ fuzzing: only AudioError escapes
+# ----------------------------------------------------------------- fuzzing: only AudioError escapes
 
 _VALID = {
     "wav": wav_bytes(sine(440, 0.3, 16000), 16000),

@@ -204,10 +204,15 @@ def _zip(entries: list[tuple[str, bytes]], *, symlink: str | None = None) -> byt
 def test_zip_refuses_escaping_paths_and_links(tmp_path):
     wav_low, wav_high = encode_wav(tone(300), RATE), encode_wav(tone(1500), RATE)
     data = _zip(
-        [("set/low/a.wav", wav_low), ("set/high/b.wav", wav_high), ("set/low/../../evil.wav", wav_low),
-         ("/abs/evil.wav", wav_low), ("set/readme.md", b"hello")],
+        [
+            ("set/low/a.wav", wav_low),
+            ("set/high/b.wav", wav_high),
+            ("set/low/../../evil.wav", wav_low),
+            ("/abs/evil.wav", wav_low),
+            ("set/readme.md", b"hello"),
+        ],
         symlink="set/low/link.wav",
-    )  # fmt: skip
+    )
     dest = tmp_path / "out"
     report = extract_zip_safely(data, dest)
     assert sorted(p.relative_to(dest).as_posix() for p in report.extracted) == [

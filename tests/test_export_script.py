@@ -21,9 +21,14 @@ from core.training.trainer import TrainConfig
 def _config() -> TrainConfig:
     # Settings the command line cannot express: they must survive through the JSON.
     return TrainConfig(
-        epochs=1, batch_size=32, learning_rate=2e-3, label_smoothing=0.05, tsne=False,
-        augment=AugmentConfig(time_masks=1, freq_warp=0.05, gain_db=3.0), name="quick 'digits'",
-    )  # fmt: skip
+        epochs=1,
+        batch_size=32,
+        learning_rate=2e-3,
+        label_smoothing=0.05,
+        tsne=False,
+        augment=AugmentConfig(time_masks=1, freq_warp=0.05, gain_db=3.0),
+        name="quick 'digits'",
+    )
 
 
 def _load(text: str) -> dict:
@@ -57,8 +62,9 @@ def test_script_trains_the_same_network_on_the_same_subset(tmp_path):
     config = _config()
     spec, changed = set_dropout(preset_spec("cnn_logmel"), 0.1)
     assert changed == 1
-    text = training_script(config.to_dict(), spec.to_dict(), run_id="r", data="builtin:digits",
-                           limit_per_class=3)  # fmt: skip
+    text = training_script(
+        config.to_dict(), spec.to_dict(), run_id="r", data="builtin:digits", limit_per_class=3
+    )
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = _load(text)["main"](["--runs-dir", str(tmp_path), "--device", "cpu"])

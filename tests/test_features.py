@@ -49,9 +49,16 @@ def librosa_kwargs(cfg: FeatureConfig) -> dict:
 
 def librosa_mel(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     return librosa.feature.melspectrogram(
-        y=y, sr=cfg.sample_rate, n_mels=cfg.n_mels, fmin=cfg.f_min, fmax=cfg.f_max,
-        power=cfg.power, htk=cfg.mel_scale == "htk", norm=cfg.mel_norm, **librosa_kwargs(cfg),
-    )  # fmt: skip
+        y=y,
+        sr=cfg.sample_rate,
+        n_mels=cfg.n_mels,
+        fmin=cfg.f_min,
+        fmax=cfg.f_max,
+        power=cfg.power,
+        htk=cfg.mel_scale == "htk",
+        norm=cfg.mel_norm,
+        **librosa_kwargs(cfg),
+    )
 
 
 def ours(transform: torch.nn.Module, y: np.ndarray) -> np.ndarray:
@@ -158,9 +165,14 @@ def test_stft_magnitude_matches_librosa(real_clips, clip):
 def test_mel_filterbank_matches_librosa():
     for cfg in (CFG, FeatureConfig(mel_scale="htk", mel_norm=None, f_min=50.0, f_max=7000.0)):
         reference = librosa.filters.mel(
-            sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.f_min,
-            fmax=cfg.f_max, htk=cfg.mel_scale == "htk", norm=cfg.mel_norm,
-        )  # fmt: skip
+            sr=cfg.sample_rate,
+            n_fft=cfg.n_fft,
+            n_mels=cfg.n_mels,
+            fmin=cfg.f_min,
+            fmax=cfg.f_max,
+            htk=cfg.mel_scale == "htk",
+            norm=cfg.mel_norm,
+        )
         np.testing.assert_allclose(mel_filterbank(cfg).numpy(), reference, rtol=1e-6, atol=1e-9)
 
 
@@ -186,9 +198,14 @@ def test_log_mel_matches_librosa_power_to_db_ref_one(real_clips, clip):
 def test_mfcc_matches_librosa(real_clips, clip):
     y = real_clips[clip]
     reference = librosa.feature.mfcc(
-        y=y, sr=16000, n_mfcc=CFG.n_mfcc, dct_type=2, norm="ortho", n_mels=CFG.n_mels,
+        y=y,
+        sr=16000,
+        n_mfcc=CFG.n_mfcc,
+        dct_type=2,
+        norm="ortho",
+        n_mels=CFG.n_mels,
         **librosa_kwargs(CFG),
-    )  # fmt: skip
+    )
     result = ours(MFCC(CFG), y)
     assert result.shape == (20, CFG.num_frames(y.size))
     assert np.abs(result - reference).max() < 1e-4 * np.abs(reference).max()
@@ -292,9 +309,14 @@ def test_the_log_mel_passes_gradients_back_to_the_waveform():
     ours_grad = y.grad.clone()
     y.grad = None
     spec = torch.stft(
-        y.float(), CFG.n_fft, CFG.hop_length, window=torch.hann_window(CFG.n_fft),
-        center=True, pad_mode="constant", return_complex=True,
-    )  # fmt: skip
+        y.float(),
+        CFG.n_fft,
+        CFG.hop_length,
+        window=torch.hann_window(CFG.n_fft),
+        center=True,
+        pad_mode="constant",
+        return_complex=True,
+    )
     mel = mel_filterbank(CFG) @ spec.abs().square()
     plain_db = 10 * torch.log10(mel.clamp(min=1e-10))
     plain_db = torch.maximum(plain_db, plain_db.amax(dim=(-2, -1), keepdim=True) - CFG.top_db)
@@ -318,8 +340,10 @@ def test_transforms_are_buffers_only_and_accept_float64():
     assert list(transform.parameters()) == []
     assert transform.state_dict() == {}  # rebuilt from the config, nothing to save
     assert {name for name, _ in transform.named_buffers()} == {
-        "dct", "log_mel.mel.window", "log_mel.mel.mel_fb",
-    }  # fmt: skip
+        "dct",
+        "log_mel.mel.window",
+        "log_mel.mel.mel_fb",
+    }
     y64 = torch.from_numpy(sine(440, 0.5, 16000).astype(np.float64))
     assert transform(y64).dtype == torch.float32
 

@@ -61,10 +61,15 @@ def _random_model(
     torch.manual_seed(0)
     spec = preset_spec("cnn_logmel", input_shape=(1, config.n_mels, frames), num_outputs=3)
     return InferenceModel(
-        network=build_model(spec).eval(), labels=("a", "b", "c"), feature_config=config,
-        feature_kind="logmel", clip_frames=frames, normalization=Normalization(normalization),
-        spec=spec, name="random",
-    )  # fmt: skip
+        network=build_model(spec).eval(),
+        labels=("a", "b", "c"),
+        feature_config=config,
+        feature_kind="logmel",
+        clip_frames=frames,
+        normalization=Normalization(normalization),
+        spec=spec,
+        name="random",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +89,13 @@ def test_prepare_clip_equals_the_training_path(seconds):
     ).astype(np.float32)
     ours = prepare_clip(y, 22050, model)
     theirs = training_prepare_clip(
-        y, 22050, feature_config=SMALL, kind="logmel", clip_frames=51,
+        y,
+        22050,
+        feature_config=SMALL,
+        kind="logmel",
+        clip_frames=51,
         normalization=model.normalization,
-    )  # fmt: skip
+    )
     assert torch.equal(ours.model_input, theirs)
     assert ours.samples.shape == (int(round(seconds * 8000)),)
     # frame_offset says which clip frame sits in column 0 of the model's input.
@@ -104,9 +113,13 @@ def test_trimming_models_prepare_clips_as_training_did():
     y[6000:12000] = sine(700, 6000 / 22050, 22050)[:6000]  # a tone inside silence
     ours = prepare_clip(y, 22050, model)
     theirs = training_prepare_clip(
-        y, 22050, feature_config=SMALL, kind="logmel", clip_frames=51,
+        y,
+        22050,
+        feature_config=SMALL,
+        kind="logmel",
+        clip_frames=51,
         normalization=model.normalization,
-    )  # fmt: skip
+    )
     assert torch.equal(ours.model_input, theirs)
 
     # The tone fills the window, where plain crop/pad leaves silent frames (can fail).
@@ -133,12 +146,17 @@ def test_windows_are_slices_of_the_whole_clip_spectrogram():
     for i in (0, 3, len(result.starts_seconds) - 1):
         start = int(round(result.starts_seconds[i] * 8000))
         alone = training_prepare_clip(
-            y[start : start + window], 8000, feature_config=SMALL, kind="logmel",
-            clip_frames=model.clip_frames, normalization=model.normalization,
-        )  # fmt: skip
+            y[start : start + window],
+            8000,
+            feature_config=SMALL,
+            kind="logmel",
+            clip_frames=model.clip_frames,
+            normalization=model.normalization,
+        )
         sliced = _window_input(model, y, start)
-        torch.testing.assert_close(sliced[..., edge:-edge], alone[..., edge:-edge],
-                                   atol=1e-3, rtol=0)  # fmt: skip
+        torch.testing.assert_close(
+            sliced[..., edge:-edge], alone[..., edge:-edge], atol=1e-3, rtol=0
+        )
 
 
 def _window_input(model, y, start):
@@ -231,8 +249,9 @@ def _result(labels_per_window: list[int | None], *, hop: float = 0.1) -> WindowR
             p[i] = [0.8, 0.1, 0.1]  # a confident answer on silence must not count
         else:
             p[i, label] = 0.8
-    return WindowResult(np.arange(n) * hop, p, silent, 0.5, hop, (n - 1) * hop + 0.5,
-                        ("a", "b", "c"))  # fmt: skip
+    return WindowResult(
+        np.arange(n) * hop, p, silent, 0.5, hop, (n - 1) * hop + 0.5, ("a", "b", "c")
+    )
 
 
 def test_find_segments_merges_runs_and_skips_silence():
@@ -361,9 +380,16 @@ def test_models_that_do_not_take_spectrograms_are_refused(tmp_path):
     store = RunStore(tmp_path)
     spec = preset_spec("mlp_mfcc", num_outputs=2)
     run_id = store.create_run({}, owner="me")
-    store.save_model(run_id, build_model(spec), spec=spec, labels=("a", "b"),
-                     feature_config=SMALL, feature_kind="mfcc", clip_frames=51,
-                     normalization={"mode": "none"})  # fmt: skip
+    store.save_model(
+        run_id,
+        build_model(spec),
+        spec=spec,
+        labels=("a", "b"),
+        feature_config=SMALL,
+        feature_kind="mfcc",
+        clip_frames=51,
+        normalization={"mode": "none"},
+    )
     store.finish(run_id, "finished")
     with pytest.raises(InferenceError, match="spectrogram"):
         model_from_loaded_run(store.load(run_id))
@@ -384,9 +410,12 @@ def _held_out(model: InferenceModel):
     config = model_info_config(SHIPPED_RUN)
     dataset = load_dataset(config["data"])
     split = split_dataset(
-        dataset, method=config["split"], val_fraction=config["val_fraction"],
-        seed=config["seed"], val_groups=tuple(config.get("val_groups") or ()),
-    )  # fmt: skip
+        dataset,
+        method=config["split"],
+        val_fraction=config["val_fraction"],
+        seed=config["seed"],
+        val_groups=tuple(config.get("val_groups") or ()),
+    )
     return dataset, split.val
 
 
@@ -454,8 +483,9 @@ def test_the_optimised_ensemble_folds_every_member():
     fast = optimise_for_inference(ensemble)
     x = torch.randn(3, 1, 32, 41)
     with torch.inference_mode():
-        torch.testing.assert_close(fast(x.contiguous(memory_format=torch.channels_last)),
-                                   ensemble(x), atol=1e-4, rtol=1e-4)  # fmt: skip
+        torch.testing.assert_close(
+            fast(x.contiguous(memory_format=torch.channels_last)), ensemble(x), atol=1e-4, rtol=1e-4
+        )
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules()) == 0
 
 
@@ -466,8 +496,10 @@ def test_the_optimised_network_computes_the_same_function():
     x = torch.randn(6, *run.spec.input_shape)  # (1, bins, frames) of the shipped recipe
     with torch.inference_mode():
         torch.testing.assert_close(
-            fast(x.contiguous(memory_format=torch.channels_last)), run.model(x),
-            atol=1e-4, rtol=1e-4,
-        )  # fmt: skip
+            fast(x.contiguous(memory_format=torch.channels_last)),
+            run.model(x),
+            atol=1e-4,
+            rtol=1e-4,
+        )
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules()) == 0
     assert all(torch.equal(before[k], v) for k, v in run.model.state_dict().items())

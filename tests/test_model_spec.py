@@ -264,7 +264,8 @@ def test_with_num_outputs_and_with_input_shape():
                 (L("Conv2d", out_channels=4), L("Linear", out_features=3)),
             ),
             2,
-            r"layer 2 Linear needs input a vector \(features,\), receives 4×64×20 \(add a Flatten first\)",
+            r"layer 2 Linear needs input a vector \(features,\), receives 4×64×20 "
+            r"\(add a Flatten first\)",
         ),
         (
             ModelSpec("tiny", (1, 8, 3), (L("MaxPool2d"), L("MaxPool2d"))),
@@ -378,21 +379,28 @@ _ANY_RANK = st.one_of(
 _BY_RANK = {
     1: st.one_of(
         _ANY_RANK,
-        st.builds(lambda n, b: L("Linear", out_features=n, bias=b), st.integers(1, 6), st.booleans()),
+        st.builds(
+            lambda n, b: L("Linear", out_features=n, bias=b), st.integers(1, 6), st.booleans()
+        ),
         st.just(L("BatchNorm1d")),
     ),
     2: st.one_of(
         _ANY_RANK,
         st.builds(
             lambda c, k, s, p: L("Conv1d", out_channels=c, kernel_size=k, stride=s, padding=p),
-            st.integers(1, 4), st.integers(1, 4), st.integers(1, 3), st.integers(0, 2),
+            st.integers(1, 4),
+            st.integers(1, 4),
+            st.integers(1, 3),
+            st.integers(0, 2),
         ),
         st.builds(lambda k: L("AvgPool1d", kernel_size=k), st.integers(1, 3)),
         st.builds(lambda k: L("MaxPool1d", kernel_size=k, stride=1), st.integers(1, 3)),
         st.builds(lambda n: L("AdaptiveAvgPool1d", output_size=n), st.integers(1, 3)),
         st.builds(
             lambda h, o, b: L("GRU", hidden_size=h, output=o, bidirectional=b),
-            st.integers(1, 4), st.sampled_from(["last", "mean"]), st.booleans(),
+            st.integers(1, 4),
+            st.sampled_from(["last", "mean"]),
+            st.booleans(),
         ),
         st.just(L("BatchNorm1d")),
     ),
@@ -400,15 +408,26 @@ _BY_RANK = {
         _ANY_RANK,
         st.builds(
             lambda c, k, s, p: L("Conv2d", out_channels=c, kernel_size=k, stride=s, padding=p),
-            st.integers(1, 4), st.integers(1, 4), st.integers(1, 3), st.integers(0, 2),
+            st.integers(1, 4),
+            st.integers(1, 4),
+            st.integers(1, 3),
+            st.integers(0, 2),
         ),
-        st.builds(lambda k, s: L("MaxPool2d", kernel_size=k, stride=s), st.integers(1, 3), st.sampled_from([None, 1, 2])),
+        st.builds(
+            lambda k, s: L("MaxPool2d", kernel_size=k, stride=s),
+            st.integers(1, 3),
+            st.sampled_from([None, 1, 2]),
+        ),
         st.builds(lambda n: L("AdaptiveAvgPool2d", output_size=n), st.integers(1, 3)),
-        st.builds(lambda c, s: L("ResidualBlock", out_channels=c, stride=s), st.integers(1, 4), st.integers(1, 2)),
+        st.builds(
+            lambda c, s: L("ResidualBlock", out_channels=c, stride=s),
+            st.integers(1, 4),
+            st.integers(1, 2),
+        ),
         st.builds(lambda h: L("LSTM", hidden_size=h, num_layers=2), st.integers(1, 4)),
         st.just(L("BatchNorm2d")),
     ),
-}  # fmt: skip
+}
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -88,8 +88,11 @@ def test_memory_experiment_assignment_is_a_second_name(app):
     app.button(key="tensors_mem_run").click().run()
     table = _table(app, "its memory was written").set_index("name")
     assert table["its memory was written"].to_dict() == {
-        "X": True, "X_old": True, "Y": False, "Y_old": False
-    }  # fmt: skip
+        "X": True,
+        "X_old": True,
+        "Y": False,
+        "Y_old": False,
+    }
     app.radio(key="tensors_mem_statement").set_value("Y = Y + X")
     app.button(key="tensors_mem_run").click().run()
     assert "Y is a new tensor in new memory" in texts(app.success)

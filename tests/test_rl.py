@@ -44,9 +44,12 @@ def test_bandit_rejects_unknown_agent():
 
 def _small_env(**weights) -> rl.MelodyEnv:
     config = rl.MelodyConfig(
-        length=4, low_pitch=60, n_pitches=5, rhythm="x-xx",
+        length=4,
+        low_pitch=60,
+        n_pitches=5,
+        rhythm="x-xx",
         weights=rl.RewardWeights(**weights),
-    )  # fmt: skip
+    )
     return rl.MelodyEnv(config)
 
 
@@ -134,9 +137,9 @@ def test_agent_settings_are_validated():
     env = _small_env()
     with pytest.raises(ValueError, match="discount"):
         rl.make_agent("Q-learning", env, learning_rate=0.5, discount=1.5, exploration=0.1)
+    agent = rl.make_agent("Q-learning", env, learning_rate=0.5, discount=1.0, exploration=0.1)
     with pytest.raises(ValueError, match="episodes"):
-        next(rl.train(rl.make_agent("Q-learning", env, learning_rate=0.5, discount=1.0,
-                                    exploration=0.1), 0))  # fmt: skip
+        next(rl.train(agent, 0))
 
 
 def test_synth_renders_the_right_pitch_and_length():
@@ -151,8 +154,14 @@ def test_synth_renders_the_right_pitch_and_length():
 def test_piano_roll_draws_one_bar_per_note_where_it_sounds():
     env = rl.MelodyEnv(rl.MelodyConfig(length=4, rhythm="xxxx"))
     notes = env.to_notes([0, env.HOLD, 4, 7])  # C4 (2 steps), E4, G4
-    fig = piano_roll(notes, low_pitch=60, n_pitches=13, in_scale=env.in_scale.tolist(),
-                     pitch_names=[rl.pitch_name(int(p)) for p in env.pitches], length=4)  # fmt: skip
+    fig = piano_roll(
+        notes,
+        low_pitch=60,
+        n_pitches=13,
+        in_scale=env.in_scale.tolist(),
+        pitch_names=[rl.pitch_name(int(p)) for p in env.pitches],
+        length=4,
+    )
     bars = [(t.y[0], t.base[0], t.x[0]) for t in fig.data]
     assert bars == [(60, 0, 2), (64, 2, 1), (67, 3, 1)]
     assert fig.layout.barmode == "overlay"  # bars sit on their pitch, not side by side

@@ -1,4 +1,7 @@
-"""Value iteration and Q-learning in the slippery, noisy melody world (core.lessons.rl_stochastic)."""
+"""Value iteration and Q-learning in the slippery, noisy melody world.
+
+The module under test: core.lessons.rl_stochastic.
+"""
 
 from __future__ import annotations
 
@@ -216,8 +219,10 @@ def test_policy_maps_share_one_colour_scale_and_mark_wrong_choices():
     wrong = np.array([[False, False], [True, False]])
     fig = policy_maps(
         [("optimal", left, labels), ("learnt", right, labels)],
-        row_labels=["after C4", "no note"], column_labels=["step 1", "step 2"], wrong=wrong,
-    )  # fmt: skip
+        row_labels=["after C4", "no note"],
+        column_labels=["step 1", "step 2"],
+        wrong=wrong,
+    )
     heatmaps = [t for t in fig.data if t.type == "heatmap"]
     assert [(h.zmin, h.zmax) for h in heatmaps] == [(0.0, 5.0), (0.0, 5.0)]
     assert heatmaps[0].text[1][0] == "" and heatmaps[0].text[1][1] == "E4"  # NaN: blank
@@ -227,8 +232,7 @@ def test_policy_maps_share_one_colour_scale_and_mark_wrong_choices():
 
 
 def test_returns_figure_draws_the_optimum_and_the_plan():
-    fig = returns_against_optimum([1.0, 2.0, 3.0], [2, 3], [2.5, 2.9], optimum=3.2,
-                                  plan_return=3.0)  # fmt: skip
+    fig = returns_against_optimum([1.0, 2.0, 3.0], [2, 3], [2.5, 2.9], optimum=3.2, plan_return=3.0)
     lines = {t.name: list(t.y) for t in fig.data}
     assert lines["greedy policy, expected return (exact)"] == [2.5, 2.9]
     assert [s.y0 for s in fig.layout.shapes] == [3.2, 3.0]

@@ -88,9 +88,12 @@ def audio_source_picker(
     source = options[0]
     if len(options) > 1:
         source = st.segmented_control(
-            "Audio source", options, default=options[0], required=True,
+            "Audio source",
+            options,
+            default=options[0],
+            required=True,
             key=f"{key_prefix}_audio_source",
-        )  # fmt: skip
+        )
     try:
         picked = _pick(key_prefix, source, sample_rate, max_seconds)
     except AudioError as error:
@@ -118,9 +121,11 @@ def _pick(
         return clip, f"builtin:{path}:{sample_rate}:{max_seconds}"
     if source == UPLOAD:
         upload = st.file_uploader(
-            "Upload a sound file", type=list(UPLOAD_TYPES), key=f"{key_prefix}_audio_upload",
+            "Upload a sound file",
+            type=list(UPLOAD_TYPES),
+            key=f"{key_prefix}_audio_upload",
             help="WAV, FLAC, OGG and MP3 always work; M4A and WebM need ffmpeg on the server.",
-        )  # fmt: skip
+        )
         if upload is None:
             st.caption("Choose a file to analyse it.")
             return None

@@ -38,10 +38,15 @@ def model_key(model: InferenceModel) -> str:
 def show_answer(prefix: str, model: InferenceModel, clip: AudioClip) -> ClipResult:
     """Top-k with the unsure verdict beside the waveform and the model's view of the clip."""
     threshold = st.slider(
-        "Unsure below", 0.0, 1.0, UNSURE_PROBABILITY, 0.05, key=f"{prefix}_threshold",
+        "Unsure below",
+        0.0,
+        1.0,
+        UNSURE_PROBABILITY,
+        0.05,
+        key=f"{prefix}_threshold",
         help="When the most probable class has less than this (or the runner-up is within "
         "15 points), the page says the model is unsure.",
-    )  # fmt: skip
+    )
     result = classify_clip(model, clip.samples, clip.sample_rate, threshold=threshold)
     pred = result.prediction
     left, right = st.columns([3, 2])
@@ -50,31 +55,41 @@ def show_answer(prefix: str, model: InferenceModel, clip: AudioClip) -> ClipResu
             st.warning(f"**Unsure** — best guess **{pred.label}**: {pred.reason}.")
         else:
             st.success(f"**{pred.label}** with {pred.confidence:.0%} probability.")
-        k = st.slider("Classes shown", 1, model.num_classes, min(5, model.num_classes),
-                      key=f"{prefix}_topk")  # fmt: skip
-        st.plotly_chart(top_k_figure(pred.top_k(k), unsure=pred.unsure, threshold=threshold),
-                        key=f"{prefix}_topk_chart")  # fmt: skip
+        k = st.slider(
+            "Classes shown", 1, model.num_classes, min(5, model.num_classes), key=f"{prefix}_topk"
+        )
+        st.plotly_chart(
+            top_k_figure(pred.top_k(k), unsure=pred.unsure, threshold=threshold),
+            key=f"{prefix}_topk_chart",
+        )
         for warning in result.warnings:
             st.warning(warning, icon=":material/warning:")
         t = result.timings_ms
-        st.caption(f"features {t['features']:.0f} ms · model {t['model']:.0f} ms · "
-                   f"top-k {t['top_k']:.1f} ms")  # fmt: skip
+        st.caption(
+            f"features {t['features']:.0f} ms · model {t['model']:.0f} ms · "
+            f"top-k {t['top_k']:.1f} ms"
+        )
     with left:
-        st.plotly_chart(waveform_figure(clip.samples, clip.sample_rate, height=180),
-                        key=f"{prefix}_waveform")  # fmt: skip
+        st.plotly_chart(
+            waveform_figure(clip.samples, clip.sample_rate, height=180), key=f"{prefix}_waveform"
+        )
         for notice in result.prepared.notices:
             st.info(notice)
         c = model.feature_config
         st.plotly_chart(
             model_view_figure(
-                result.prepared.model_input[0, 0].numpy(), c.sample_rate, c.hop_length,
+                result.prepared.model_input[0, 0].numpy(),
+                c.sample_rate,
+                c.hop_length,
                 frame_offset=result.prepared.frame_offset,
-                y_axis=AXES.get(model.feature_kind, "bins"), f_min=c.f_min, f_max=c.f_max,
+                y_axis=AXES.get(model.feature_kind, "bins"),
+                f_min=c.f_min,
+                f_max=c.f_max,
                 title=f"What the model sees: {model.feature_kind}, normalised "
                 f"({model.normalization.mode})",
             ),
             key=f"{prefix}_model_view",
-        )  # fmt: skip
+        )
     return result
 
 
@@ -89,16 +104,24 @@ def show_saliency(prefix: str, model: InferenceModel, result: ClipResult, clip_k
     labels = model.labels
     cols = st.columns(3)
     target = cols[0].selectbox(
-        "Explain the class", range(len(labels)), index=result.prediction.best_index,
-        format_func=lambda i: labels[i], key=f"{prefix}_explain_class",
-    )  # fmt: skip
+        "Explain the class",
+        range(len(labels)),
+        index=result.prediction.best_index,
+        format_func=lambda i: labels[i],
+        key=f"{prefix}_explain_class",
+    )
     method = cols[1].segmented_control(
-        "Method", METHODS, default="grad-cam", required=True, key=f"{prefix}_saliency_method",
+        "Method",
+        METHODS,
+        default="grad-cam",
+        required=True,
+        key=f"{prefix}_saliency_method",
         help="Grad-CAM: where the last convolution's features pushed towards the class. "
         "Occlusion: how much the probability drops when a patch is hidden (slower).",
-    )  # fmt: skip
-    keep = cols[2].slider("Keep the most salient", 5, 60, 20, 5, format="%d%%",
-                          key=f"{prefix}_saliency_keep")  # fmt: skip
+    )
+    keep = cols[2].slider(
+        "Keep the most salient", 5, 60, 20, 5, format="%d%%", key=f"{prefix}_saliency_keep"
+    )
     try:
         saliency = _saliency(model, result, f"{model_key(model)}|{clip_key}", target, method)
     except ValueError as error:
@@ -107,19 +130,30 @@ def show_saliency(prefix: str, model: InferenceModel, result: ClipResult, clip_k
     c = model.feature_config
     x = result.prepared.model_input[0, 0].numpy()
     st.plotly_chart(
-        saliency_figure(x, saliency, c.sample_rate, c.hop_length,
-                        frame_offset=result.prepared.frame_offset),
+        saliency_figure(
+            x, saliency, c.sample_rate, c.hop_length, frame_offset=result.prepared.frame_offset
+        ),
         key=f"{prefix}_saliency_chart",
-    )  # fmt: skip
+    )
     mode = st.radio(
-        "Play only the salient regions", PLAYBACK_MODES, horizontal=True,
+        "Play only the salient regions",
+        PLAYBACK_MODES,
+        horizontal=True,
         key=f"{prefix}_saliency_playback",
-        format_func=lambda m: {"time": "gate time (keep the salient moments)",
-                               "time-frequency": "mask the spectrogram (salient cells only)"}[m],
-    )  # fmt: skip
-    audio = salient_audio(result.prepared.samples, c, saliency, keep_fraction=keep / 100,
-                          frame_offset=result.prepared.frame_offset, mode=mode,
-                          feature_kind=model.feature_kind)  # fmt: skip
+        format_func=lambda m: {
+            "time": "gate time (keep the salient moments)",
+            "time-frequency": "mask the spectrogram (salient cells only)",
+        }[m],
+    )
+    audio = salient_audio(
+        result.prepared.samples,
+        c,
+        saliency,
+        keep_fraction=keep / 100,
+        frame_offset=result.prepared.frame_offset,
+        mode=mode,
+        feature_kind=model.feature_kind,
+    )
     st.audio(encode_wav(audio, c.sample_rate), format="audio/wav")
     st.caption(
         "Gating time silences every moment where no cell is salient. Masking multiplies the "

@@ -21,8 +21,14 @@ from core.viz.classify import timeline_figure
 def _windows(
     _model: InferenceModel, _clip: AudioClip, key: str, window: float, hop: float, trim: bool
 ) -> WindowResult:
-    return classify_windows(_model, _clip.samples, _clip.sample_rate, window_seconds=window,
-                            hop_seconds=hop, trim_silence=trim)  # fmt: skip
+    return classify_windows(
+        _model,
+        _clip.samples,
+        _clip.sample_rate,
+        window_seconds=window,
+        hop_seconds=hop,
+        trim_silence=trim,
+    )
 
 
 def show_timeline(prefix: str, model: InferenceModel, clip: AudioClip, cache_key: str) -> None:
@@ -32,9 +38,10 @@ def show_timeline(prefix: str, model: InferenceModel, clip: AudioClip, cache_key
         st.session_state[seen] = cache_key
         st.session_state[f"{prefix}_timeline"] = clip.duration_seconds > 1.5 * model.window_seconds
     on = st.toggle(
-        "Timeline: classify every part of the clip", key=f"{prefix}_timeline",
+        "Timeline: classify every part of the clip",
+        key=f"{prefix}_timeline",
         help="A window the model's length slides along the clip; each position is classified.",
-    )  # fmt: skip
+    )
     if not on:
         return
     full = round(model.window_seconds, 2)
@@ -48,28 +55,37 @@ def show_timeline(prefix: str, model: InferenceModel, clip: AudioClip, cache_key
         key=f"{prefix}_window",
         help="At most the model's window; shorter windows are padded.",
     )
-    hop = cols[1].slider("Hop (s)", 0.02, max(0.05, full), min(0.25, full), 0.01,
-                         key=f"{prefix}_hop")  # fmt: skip
+    hop = cols[1].slider(
+        "Hop (s)", 0.02, max(0.05, full), min(0.25, full), 0.01, key=f"{prefix}_hop"
+    )
     smooth = cols[2].slider("Smoothing (windows)", 1, 15, 3, key=f"{prefix}_smooth")
-    threshold = cols[3].slider("Segment threshold", 0.0, 1.0, 0.6, 0.05,
-                               key=f"{prefix}_segment_threshold")  # fmt: skip
+    threshold = cols[3].slider(
+        "Segment threshold", 0.0, 1.0, 0.6, 0.05, key=f"{prefix}_segment_threshold"
+    )
     trim = st.toggle(
-        "Trim each window to its sound", value=True, key=f"{prefix}_trim",
+        "Trim each window to its sound",
+        value=True,
+        key=f"{prefix}_trim",
         help="Training clips of spoken digits start and end with the word, and short ones were "
         "padded in the middle: the model never heard silence around a word. Trimming each "
         "window to its sounding frames (then padding it the same way) shows it windows that "
         "look like its training clips. Switch off for models trained on clips with silence.",
-    )  # fmt: skip
+    )
     result = _windows(model, clip, cache_key, float(window), float(hop), trim)
     for notice in result.notices:
         st.info(notice)
     segments = find_segments(result, threshold=threshold, smooth_windows=smooth)
     probs = smooth_probabilities(result.probabilities, smooth)
     st.plotly_chart(
-        timeline_figure(result.centres_seconds, probs, result.labels, silent=result.silent,
-                        segments=[(s.start_seconds, s.end_seconds, s.label) for s in segments]),
+        timeline_figure(
+            result.centres_seconds,
+            probs,
+            result.labels,
+            silent=result.silent,
+            segments=[(s.start_seconds, s.end_seconds, s.label) for s in segments],
+        ),
         key=f"{prefix}_timeline_chart",
-    )  # fmt: skip
+    )
     st.caption(
         f"{len(result.starts_seconds)} windows of {result.window_seconds:.2f} s every "
         f"{result.hop_seconds:.2f} s; blank columns are silence (quieter than the loudest part "
@@ -78,13 +94,24 @@ def show_timeline(prefix: str, model: InferenceModel, clip: AudioClip, cache_key
     if not segments:
         st.info("No segment reaches the threshold: lower it or the smoothing.")
         return
-    rows = [{"start (s)": round(s.start_seconds, 2), "end (s)": round(s.end_seconds, 2),
-             "class": s.label, "confidence": round(s.confidence, 3)} for s in segments]  # fmt: skip
+    rows = [
+        {
+            "start (s)": round(s.start_seconds, 2),
+            "end (s)": round(s.end_seconds, 2),
+            "class": s.label,
+            "confidence": round(s.confidence, 3),
+        }
+        for s in segments
+    ]
     st.dataframe(rows, key=f"{prefix}_segments", hide_index=False)
     chosen = st.selectbox(
-        "Play a segment", range(len(segments)), key=f"{prefix}_segment_play",
-        format_func=lambda i: f"{i}: {segments[i].label} "
-        f"{segments[i].start_seconds:.2f}–{segments[i].end_seconds:.2f} s",
-    )  # fmt: skip
+        "Play a segment",
+        range(len(segments)),
+        key=f"{prefix}_segment_play",
+        format_func=lambda i: (
+            f"{i}: {segments[i].label} "
+            f"{segments[i].start_seconds:.2f}–{segments[i].end_seconds:.2f} s"
+        ),
+    )
     piece = segment_audio(clip.samples, clip.sample_rate, segments[chosen])
     st.audio(encode_wav(piece, clip.sample_rate), format="audio/wav")

@@ -82,8 +82,9 @@ COURSE_TOPICS: tuple[CourseTopic, ...] = (
     CourseTopic(
         "Foundations",
         "A network is a function with parameters",
-        "A neural network maps inputs to outputs based on parameters. Beyond one layer it is a "
-        "composition of functions f = f_n ∘ … ∘ f_1; deep learning studies compositions deep enough.",
+        "A neural network maps inputs to outputs based on parameters. "
+        "Beyond one layer it is a composition of functions f = f_n ∘ … ∘ f_1; "
+        "deep learning studies compositions deep enough.",
         "network",
     ),
     CourseTopic(
@@ -103,7 +104,8 @@ COURSE_TOPICS: tuple[CourseTopic, ...] = (
     CourseTopic(
         "Deep learning in audio",
         "Musical analysis",
-        "Tempo and beats, key, pitch, harmony and structure: what a piece is made of, seen and heard.",
+        "Tempo and beats, key, pitch, harmony and structure: "
+        "what a piece is made of, seen and heard.",
         "music",
     ),
     CourseTopic(
@@ -116,7 +118,8 @@ COURSE_TOPICS: tuple[CourseTopic, ...] = (
     CourseTopic(
         "Areas of machine learning",
         "Unsupervised learning",
-        "Find structure without labels: embed a sound collection, project it to 2-D and cluster it.",
+        "Find structure without labels: embed a sound collection, "
+        "project it to 2-D and cluster it.",
         "explore",
     ),
     CourseTopic(

@@ -130,7 +130,8 @@ def _parse_and_load(upload, pasted: str) -> tuple[str, str]:
         if upload.size > MAX_SPEC_BYTES:
             return (
                 "error",
-                f"{upload.name} is {upload.size:,} bytes: a spec is a few kilobytes, this is not one.",
+                f"{upload.name} is {upload.size:,} bytes: a "
+                "spec is a few kilobytes, this is not one.",
             )
         text = upload.getvalue()
     elif pasted.strip():

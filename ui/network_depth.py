@@ -158,8 +158,8 @@ def _verdict(result: DepthResult) -> None:
     linear = rows.get((FAMILIES[0], 0))
     if linear is not None and result.config.dataset == "xor":
         st.markdown(
-            f"With no hidden layer the test accuracy is {linear.mean_test_accuracy:.0%}: a straight "
-            "line cannot separate XOR's quadrants."
+            f"With no hidden layer the test accuracy is {linear.mean_test_accuracy:.0%}: a "
+            "straight line cannot separate XOR's quadrants."
         )
     if result.config.activation == NO_ACTIVATION:
         st.warning(

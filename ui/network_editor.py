@@ -84,13 +84,18 @@ def _load_preset() -> None:
 def render_presets() -> None:
     columns = st.columns([3, 1])
     columns[0].selectbox(
-        "Preset", preset_names(), index=preset_names().index(DEFAULT_PRESET),
-        format_func=lambda n: f"{n}: {preset_description(n)}", key="network_preset",
-    )  # fmt: skip
+        "Preset",
+        preset_names(),
+        index=preset_names().index(DEFAULT_PRESET),
+        format_func=lambda n: f"{n}: {preset_description(n)}",
+        key="network_preset",
+    )
     columns[1].button(
-        "Load preset", key="network_load_preset", on_click=_load_preset,
+        "Load preset",
+        key="network_load_preset",
+        on_click=_load_preset,
         width="stretch",
-    )  # fmt: skip
+    )
 
 
 def render_input_choice(spec: ModelSpec) -> ModelSpec:
@@ -214,9 +219,11 @@ def render_stack_editor(spec: ModelSpec) -> ModelSpec:
                 st.session_state.get(SELECTED_KEY, 0), len(layers) - 1
             )
             st.radio(
-                "Layers (f₁ first)", range(len(layers)), format_func=lambda i: _layer_label(i, layers[i]),
+                "Layers (f₁ first)",
+                range(len(layers)),
+                format_func=lambda i: _layer_label(i, layers[i]),
                 key=SELECTED_KEY,
-            )  # fmt: skip
+            )
         else:
             st.info("The stack is empty: the network is the identity. Add a layer.")
         add = st.columns([2, 1])

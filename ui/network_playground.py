@@ -118,9 +118,13 @@ def _data_controls() -> tuple[str, Points | None, dict]:
 def _network_controls(editor_spec: ModelSpec) -> tuple[dict, ModelSpec | None]:
     c = st.columns([3, 2, 2])
     features = c[0].pills(
-        "Input features", list(FEATURES), selection_mode="multi", default=["x", "y"],
-        format_func=lambda k: FEATURES[k][0], key="network_pg_features",
-    )  # fmt: skip
+        "Input features",
+        list(FEATURES),
+        selection_mode="multi",
+        default=["x", "y"],
+        format_func=lambda k: FEATURES[k][0],
+        key="network_pg_features",
+    )
     source = c[1].radio(
         "Network",
         ["quick controls", "the editor's stack"],
@@ -263,13 +267,18 @@ def _live_view() -> None:
     left, right = st.columns([3, 2])
     left.plotly_chart(
         decision_figure(
-            axis, probability, train.xy, train.labels,
-            test.xy if show_test else None, test.labels if show_test else None,
+            axis,
+            probability,
+            train.xy,
+            train.labels,
+            test.xy if show_test else None,
+            test.labels if show_test else None,
             discretize=st.session_state.get("network_pg_discrete", False),
-            axis_names=train.axis_names, class_names=train.class_names,
+            axis_names=train.axis_names,
+            class_names=train.class_names,
         ),
         key="network_pg_output",
-    )  # fmt: skip
+    )
     right.plotly_chart(
         loss_figure(history.epochs, history.train_loss, history.test_loss), key="network_pg_losses"
     )

@@ -35,7 +35,8 @@ PAGES: tuple[PageEntry, ...] = (
         ":material/data_array:",
         "Foundations",
         "tensors",
-        "Tensors by hand: ranks, matmul step by step, broadcasting, shared memory, dtypes, generators, a safe console.",
+        "Tensors by hand: ranks, matmul step by step, broadcasting, "
+        "shared memory, dtypes, generators, a safe console.",
     ),
     PageEntry(
         "pages/network.py",
@@ -43,7 +44,8 @@ PAGES: tuple[PageEntry, ...] = (
         ":material/account_tree:",
         "Foundations",
         "network",
-        "A network as a composition of functions: layers, shapes, parameters, code, and a playground that shows the function it learns.",
+        "A network as a composition of functions: layers, shapes, parameters, "
+        "code, and a playground that shows the function it learns.",
     ),
     PageEntry(
         "pages/music.py",
@@ -51,7 +53,8 @@ PAGES: tuple[PageEntry, ...] = (
         ":material/music_note:",
         "Audio",
         "music",
-        "See and hear what a piece is made of: spectra, chroma, tempo and beats, key, pitch, parts, structure.",
+        "See and hear what a piece is made of: spectra, "
+        "chroma, tempo and beats, key, pitch, parts, structure.",
     ),
     PageEntry(
         "pages/train.py",
@@ -59,7 +62,8 @@ PAGES: tuple[PageEntry, ...] = (
         ":material/model_training:",
         "Audio",
         "train",
-        "Train a classifier on digits, a zip or your own recordings: tune with sliders, watch it learn, listen to its errors, compare runs.",
+        "Train a classifier on digits, a zip or your own recordings: "
+        "tune with sliders, watch it learn, listen to its errors, compare runs.",
     ),
     PageEntry(
         "pages/classify.py",
@@ -67,7 +71,8 @@ PAGES: tuple[PageEntry, ...] = (
         ":material/hearing:",
         "Audio",
         "classify",
-        "Give a trained model your clips: its answer, a timeline for long recordings, and what it listened to.",
+        "Give a trained model your clips: its answer, a "
+        "timeline for long recordings, and what it listened to.",
     ),
     PageEntry(
         "pages/explore.py",
@@ -75,7 +80,8 @@ PAGES: tuple[PageEntry, ...] = (
         ":material/scatter_plot:",
         "Learning paradigms",
         "explore",
-        "Unsupervised learning: embed a collection, map it in 2-D, find clusters, train an autoencoder.",
+        "Unsupervised learning: embed a collection, "
+        "map it in 2-D, find clusters, train an autoencoder.",
     ),
     PageEntry(
         "pages/reinforce.py",
@@ -83,7 +89,8 @@ PAGES: tuple[PageEntry, ...] = (
         ":material/sports_esports:",
         "Learning paradigms",
         "reinforce",
-        "An agent learns by reward: bandits (explore or exploit?) and a melody writer you can hear.",
+        "An agent learns by reward: bandits (explore or exploit?) "
+        "and a melody writer you can hear.",
     ),
 )
 

@@ -23,8 +23,15 @@ def bandit_settings() -> rl.BanditConfig:
         "Exploration ε (epsilon-greedy)", 0.0, 0.5, 0.1, 0.01, key="reinforce_bandit_epsilon"
     )
     steps = cols[2].slider("Pulls per run", 100, 3000, 1000, 100, key="reinforce_bandit_steps")
-    runs = cols[3].slider("Runs averaged", 10, 200, 50, 10, key="reinforce_bandit_runs",
-                          help="Each run is a fresh bandit with new arm means (a new seed).")  # fmt: skip
+    runs = cols[3].slider(
+        "Runs averaged",
+        10,
+        200,
+        50,
+        10,
+        key="reinforce_bandit_runs",
+        help="Each run is a fresh bandit with new arm means (a new seed).",
+    )
     return rl.BanditConfig(n_arms=n_arms, steps=steps, runs=runs, epsilon=epsilon)
 
 

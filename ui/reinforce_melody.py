@@ -40,22 +40,36 @@ def _apply_preset() -> None:
 def environment_settings() -> rl.MelodyConfig | None:
     """Key, scale, length, rhythm and the reward menu; None (with a message) when invalid."""
     cols = st.columns(4)
-    tonic = cols[0].selectbox("Key (tonic)", range(12), format_func=lambda p: rl.NOTE_NAMES[p],
-                              key="reinforce_tonic")  # fmt: skip
+    tonic = cols[0].selectbox(
+        "Key (tonic)", range(12), format_func=lambda p: rl.NOTE_NAMES[p], key="reinforce_tonic"
+    )
     scale = cols[1].selectbox("Scale", list(rl.SCALES), key="reinforce_scale")
     length = cols[2].slider("Notes per melody", 3, 16, 8, key="reinforce_length")
-    rhythm = cols[3].text_input("Rhythm (x = new note, - = hold)", "x-x-xxx-",
-                                max_chars=32, key="reinforce_rhythm")  # fmt: skip
-    st.selectbox("Reward presets", list(PRESETS), index=None, placeholder="or start from a preset",
-                 key="reinforce_preset", on_change=_apply_preset)  # fmt: skip
+    rhythm = cols[3].text_input(
+        "Rhythm (x = new note, - = hold)", "x-x-xxx-", max_chars=32, key="reinforce_rhythm"
+    )
+    st.selectbox(
+        "Reward presets",
+        list(PRESETS),
+        index=None,
+        placeholder="or start from a preset",
+        key="reinforce_preset",
+        on_change=_apply_preset,
+    )
     defaults = rl.RewardWeights().as_dict()
     weights = {}
     for col, (term, (label, help_text)) in zip(st.columns(5), REWARD_HELP.items(), strict=True):
-        weights[term] = col.slider(label, -2.0, 2.0, defaults[term], 0.1, help=help_text,
-                                   key=f"reinforce_w_{term}")  # fmt: skip
+        weights[term] = col.slider(
+            label, -2.0, 2.0, defaults[term], 0.1, help=help_text, key=f"reinforce_w_{term}"
+        )
     try:
-        return rl.MelodyConfig(length=length, tonic=tonic, scale=scale, rhythm=rhythm.strip(),
-                               weights=rl.RewardWeights(**weights))  # fmt: skip
+        return rl.MelodyConfig(
+            length=length,
+            tonic=tonic,
+            scale=scale,
+            rhythm=rhythm.strip(),
+            weights=rl.RewardWeights(**weights),
+        )
     except ValueError as error:
         st.error(str(error))
         return None
@@ -67,13 +81,25 @@ def agent_settings() -> dict:
     algorithm = cols[0].radio("Agent", ALGORITHMS, key="reinforce_algorithm")
     q = algorithm == "Q-learning"
     lr = cols[1].slider("Learning rate", 0.01, 1.0, 0.5 if q else 0.05, 0.01, key="reinforce_lr")
-    discount = cols[2].slider("Discount γ", 0.0, 1.0, 1.0, 0.05, key="reinforce_discount",
-                              help="How much later reward counts: 1 = the whole melody.")  # fmt: skip
+    discount = cols[2].slider(
+        "Discount γ",
+        0.0,
+        1.0,
+        1.0,
+        0.05,
+        key="reinforce_discount",
+        help="How much later reward counts: 1 = the whole melody.",
+    )
     explore_label = "Exploration ε" if q else "Exploration (entropy bonus)"
-    exploration = cols[3].slider(explore_label, 0.0, 1.0, 0.2 if q else 0.05, 0.01,
-                                 key="reinforce_exploration")  # fmt: skip
-    return {"algorithm": algorithm, "learning_rate": lr, "discount": discount,
-            "exploration": exploration}  # fmt: skip
+    exploration = cols[3].slider(
+        explore_label, 0.0, 1.0, 0.2 if q else 0.05, 0.01, key="reinforce_exploration"
+    )
+    return {
+        "algorithm": algorithm,
+        "learning_rate": lr,
+        "discount": discount,
+        "exploration": exploration,
+    }
 
 
 def current_agent(config: rl.MelodyConfig, settings: dict) -> dict:
@@ -109,10 +135,17 @@ def return_figure(state: dict):
     best, _ = rl.optimal_return(env)
     smooth = max(1, min(50, len(state["returns"]) // 20))
     return line_curves(
-        {"return while learning (exploring)": state["returns"], "greedy melody's return": state["greedy"]},
-        title="Episode return", x_title="episode", y_title="return", smooth=smooth,
-        reference=best, reference_name="best possible (dynamic programming)",
-    )  # fmt: skip
+        {
+            "return while learning (exploring)": state["returns"],
+            "greedy melody's return": state["greedy"],
+        },
+        title="Episode return",
+        x_title="episode",
+        y_title="return",
+        smooth=smooth,
+        reference=best,
+        reference_name="best possible (dynamic programming)",
+    )
 
 
 def melody_audio(env: rl.MelodyEnv, actions: list[int]) -> np.ndarray:
@@ -121,7 +154,8 @@ def melody_audio(env: rl.MelodyEnv, actions: list[int]) -> np.ndarray:
 
 def describe(env: rl.MelodyEnv, actions: list[int]) -> str:
     """'C4 D4 E4 - G4' with its return."""
-    return f"{' '.join(env.action_label(a) if a != env.HOLD else '–' for a in actions)} (return {env.rollout(actions):.1f})"
+    notes = " ".join(env.action_label(a) if a != env.HOLD else "–" for a in actions)
+    return f"{notes} (return {env.rollout(actions):.1f})"
 
 
 def show_greedy_melody(state: dict) -> None:
@@ -131,34 +165,49 @@ def show_greedy_melody(state: dict) -> None:
     st.markdown(f"**Greedy melody after {agent.episodes} episodes:** {describe(env, actions)}")
     names = [rl.pitch_name(int(p)) for p in env.pitches]
     st.plotly_chart(
-        piano_roll(env.to_notes(actions), low_pitch=int(env.pitches[0]), n_pitches=env.n_pitches,
-                   in_scale=env.in_scale.tolist(), pitch_names=names, length=env.length,
-                   title="The melody of the moment (shaded rows: in the scale)"),
+        piano_roll(
+            env.to_notes(actions),
+            low_pitch=int(env.pitches[0]),
+            n_pitches=env.n_pitches,
+            in_scale=env.in_scale.tolist(),
+            pitch_names=names,
+            length=env.length,
+            title="The melody of the moment (shaded rows: in the scale)",
+        ),
         key="reinforce_piano_roll",
-    )  # fmt: skip
+    )
     st.audio(melody_audio(env, actions), sample_rate=SYNTH.sample_rate)
     labels, rows = rl.greedy_path_values(agent)
     columns = [env.action_label(a) for a in range(env.n_actions)]
     is_q = isinstance(agent, rl.QLearningAgent)
     st.plotly_chart(
-        table_heatmap(rows, labels, columns,
-                      title="Q-table along the melody" if is_q else "Policy along the melody",
-                      value_name="Q(s, a)" if is_q else "π(a | s)"),
+        table_heatmap(
+            rows,
+            labels,
+            columns,
+            title="Q-table along the melody" if is_q else "Policy along the melody",
+            value_name="Q(s, a)" if is_q else "π(a | s)",
+        ),
         key="reinforce_table",
-    )  # fmt: skip
+    )
+    meaning = (
+        "Q(s, a) estimates the return still to come after playing a in s."
+        if is_q
+        else "π(a | s) is the probability the policy plays a in s."
+    )
     st.caption(
         "Each row is a state the greedy melody visits (position and last note); each column an "
-        "action. " + ("Q(s, a) estimates the return still to come after playing a in s."
-                      if is_q else "π(a | s) is the probability the policy plays a in s.")
-    )  # fmt: skip
+        f"action. {meaning}"
+    )
 
 
 COMPARE_KEY = "reinforce_compare_result"  # (config, preset name, [(title, actions)])
 
 
 def _train_greedy(config: rl.MelodyConfig, episodes: int) -> list[int]:
-    agent = rl.make_agent("Q-learning", rl.MelodyEnv(config), learning_rate=0.5, discount=1.0,
-                          exploration=0.2)  # fmt: skip
+    agent = rl.make_agent(
+        "Q-learning", rl.MelodyEnv(config), learning_rate=0.5, discount=1.0, exploration=0.2
+    )
     for _ in rl.train(agent, episodes):
         pass
     return rl.greedy_melody(agent)
@@ -167,8 +216,10 @@ def _train_greedy(config: rl.MelodyConfig, episodes: int) -> list[int]:
 def compare_rewards(config: rl.MelodyConfig, other_name: str, episodes: int = 1500) -> None:
     """Train the same Q-learning agent under two rewards; keep both melodies for display."""
     other = dataclasses.replace(config, weights=PRESETS[other_name])
-    melodies = [(title, _train_greedy(cfg, episodes))
-                for title, cfg in (("Your reward", config), (other_name, other))]  # fmt: skip
+    melodies = [
+        (title, _train_greedy(cfg, episodes))
+        for title, cfg in (("Your reward", config), (other_name, other))
+    ]
     st.session_state[COMPARE_KEY] = (config, other_name, melodies)
 
 
@@ -183,5 +234,7 @@ def show_comparison(config: rl.MelodyConfig, other_name: str) -> None:
         stats = rl.melody_statistics(env, actions)
         col.markdown(f"**{title}**  \n{describe(env, actions)}")
         col.audio(melody_audio(env, actions), sample_rate=SYNTH.sample_rate)
-        col.caption(f"{stats['in_key']:.0%} of the notes in the key, mean interval "
-                    f"{stats['mean_interval']:.1f} semitones, {stats['holds']} held step(s).")  # fmt: skip
+        col.caption(
+            f"{stats['in_key']:.0%} of the notes in the key, mean interval "
+            f"{stats['mean_interval']:.1f} semitones, {stats['holds']} held step(s)."
+        )

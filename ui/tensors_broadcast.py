@@ -34,7 +34,10 @@ def _fill_example() -> None:
 
 
 def broadcast_table(report: BroadcastReport) -> pd.DataFrame:
-    """Shapes aligned from the right; a stretched size shows as '1 → n', a missing one as '– → n'."""
+    """Shapes aligned from the right.
+
+    A stretched size shows as '1 → n', a missing one as '– → n'.
+    """
     width = len(report.aligned[0]) if report.aligned else 0
     columns = [f"dim {j - width}" for j in range(width)]
     stretched = set(report.stretched)

@@ -40,11 +40,18 @@ def render_console() -> None:
     names = named_tensors()
     st.dataframe(
         pd.DataFrame(
-            [{"name": n, "shape": str(tuple(t.shape)), "dtype": str(t.dtype).removeprefix("torch."),
-              "from": _origin(n)} for n, t in sorted(names.items())]
+            [
+                {
+                    "name": n,
+                    "shape": str(tuple(t.shape)),
+                    "dtype": str(t.dtype).removeprefix("torch."),
+                    "from": _origin(n),
+                }
+                for n, t in sorted(names.items())
+            ]
         ),
         hide_index=True,
-    )  # fmt: skip
+    )
     st.selectbox("Examples", EXAMPLES, key="tensors_console_example", on_change=_use_example)
     st.session_state.setdefault("tensors_console_expr", "A @ B")  # _use_example writes it too
     source = st.text_input("Expression", key="tensors_console_expr", max_chars=400)
@@ -62,6 +69,11 @@ def render_console() -> None:
 
 def _origin(name: str) -> str:
     return {
-        "T": "Ranks", "A": "Matrix multiplication", "B": "Matrix multiplication",
-        "X": "Memory", "Y": "Memory", "w": "a per-item gain", "Z": "random logits",
-    }.get(name, "")  # fmt: skip
+        "T": "Ranks",
+        "A": "Matrix multiplication",
+        "B": "Matrix multiplication",
+        "X": "Memory",
+        "Y": "Memory",
+        "w": "a per-item gain",
+        "Z": "random logits",
+    }.get(name, "")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -27,6 +25,11 @@ from ui.tensors_common import load_clip, pick_clip
 # generator from the start on every click and hide exactly that.
 GEN_KEY = "tensors_gen_live"
 LOADER_KEY = "tensors_gen_loader_live"
+# the code the DataLoader step shows, next to the batch it produced
+LOADER_CODE = """\
+loader = DataLoader(FrameDataset(samples, window, hop), batch_size=batch_size)
+batches = iter(loader)
+batch = next(batches)   # shape (batch_size, window)"""
 
 
 def _restart() -> None:
@@ -90,7 +93,8 @@ def render_generators() -> None:
         st.caption(f"{live['calls']} calls to next() so far; {total} frames in all.")
         if live["calls"] and live["last"] is None:
             st.info(
-                "The generator is exhausted: next() raised StopIteration (a for loop's signal to stop)."
+                "The generator is exhausted: next() "
+                "raised StopIteration (a for loop's signal to stop)."
             )
         st.caption(
             "The same generator object lives in your session between clicks (session state keeps "
@@ -116,9 +120,10 @@ def _peaks(path: str, window: int, hop: int) -> tuple[int, int]:
 def _lazy_vs_eager(path: str, window: int, hop: int, total: int) -> None:
     eager, lazy = _peaks(path, window, hop)
     st.markdown(
-        f"**Lazy versus eager.** Copying all {total} frames into a list first peaks at "
-        f"**{eager / 1e6:.2f} MB**; taking them one at a time from the generator peaks at "
-        f"**{lazy / 1e6:.3f} MB** (measured with tracemalloc): the generator holds one frame at a time."
+        f"**Lazy versus eager.** Copying all {total} frames into a list "
+        f"first peaks at **{eager / 1e6:.2f} MB**; taking them one at a "
+        f"time from the generator peaks at **{lazy / 1e6:.3f} MB** (measured "
+        "with tracemalloc): the generator holds one frame at a time."
     )
 
 
@@ -145,14 +150,11 @@ def _data_loader(samples: np.ndarray, window: int, hop: int) -> None:
         batch = next(loader_state["it"], None)
         loader_state["shape"] = None if batch is None else tuple(batch.shape)
         loader_state["batches"] += batch is not None
-    st.code(inspect.cleandoc("""
-        loader = DataLoader(FrameDataset(samples, window, hop), batch_size=batch_size)
-        batches = iter(loader)
-        batch = next(batches)   # shape (batch_size, window)
-    """), language="python")  # fmt: skip
+    st.code(LOADER_CODE, language="python")
     if loader_state["shape"] is not None:
         st.success(
-            f"Batch {loader_state['batches']} of {loader_state['len']}: shape {loader_state['shape']}."
+            f"Batch {loader_state['batches']} of {loader_state['len']}: "
+            f"shape {loader_state['shape']}."
         )
     elif loader_state["batches"]:
         st.info("No more batches: the loader's iterator is exhausted, one epoch is over.")

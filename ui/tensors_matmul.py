@@ -119,7 +119,8 @@ def _stepper(a: torch.Tensor, b: torch.Tensor) -> None:
     )
     if current is not None:
         st.markdown(
-            f"**C[{current.row}, {current.col}]** = row {current.row} of A · column {current.col} of B"
+            f"**C[{current.row}, {current.col}]** = row "
+            f"{current.row} of A · column {current.col} of B"
         )
         st.dataframe(
             pd.DataFrame(

@@ -137,7 +137,8 @@ def _views_and_copies() -> None:
         )
     )
     st.markdown(
-        "**`.item()`, `float()` and `.tolist()` copy** into Python objects: later changes miss them."
+        "**`.item()`, `float()` and `.tolist()` copy** "
+        "into Python objects: later changes miss them."
     )
     st.table(
         pd.DataFrame(
@@ -161,14 +162,17 @@ def _views_and_copies() -> None:
     st.dataframe(
         pd.DataFrame(
             [
-                {"on a fresh w": f.code, "w afterwards": str([round(v, 4) for v in f.w_after]),
-                 "w.requires_grad": f.requires_grad}
+                {
+                    "on a fresh w": f.code,
+                    "w afterwards": str([round(v, 4) for v in f.w_after]),
+                    "w.requires_grad": f.requires_grad,
+                }
                 for f in fixes
             ]
         ),
         hide_index=True,
         key="tensors_mem_leaf_fixes",
-    )  # fmt: skip
+    )
     st.caption(
         "All three change w's own memory (`w.detach()` is a view of it, not a copy). Prefer "
         "`torch.no_grad()`: `.data` also hides the change from autograd's safety checks."

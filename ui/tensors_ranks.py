@@ -85,8 +85,9 @@ def render_ranks() -> None:
             hide_index=True,
         )
         st.caption(
-            "The **stride** says how many elements to skip in memory to move one step along each "
-            "dimension: the numbers live in one flat row, and the shape and stride say how to read it."
+            "The **stride** says how many elements to skip in memory to move "
+            "one step along each dimension: the numbers live in one flat row, "
+            "and the shape and stride say how to read it."
         )
     if facts.numel == 0:
         _empty_note(tensor)

@@ -509,8 +509,15 @@ def train(agent, episodes: int) -> Iterator[EpisodeEvent]:
         yield EpisodeEvent(agent.episodes, episode_return, greedy)
 
 
-def make_agent(algorithm: str, env: MelodyEnv, *, learning_rate: float, discount: float,
-               exploration: float, seed: int = 0):  # fmt: skip
+def make_agent(
+    algorithm: str,
+    env: MelodyEnv,
+    *,
+    learning_rate: float,
+    discount: float,
+    exploration: float,
+    seed: int = 0,
+):
     """A fresh agent: algorithm "Q-learning" (exploration = epsilon) or "Policy gradient"
     (exploration = entropy bonus)."""
     if algorithm == "Q-learning":

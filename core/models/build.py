@@ -224,6 +224,7 @@ def build_model(spec: ModelSpec, *, seed: int | None = None) -> SpecNetwork | En
     if total > MAX_PARAMETERS:
         raise SpecError(
             None,
-            f"{spec.members} members bring the ensemble to {total:,} parameters; the app's limit is {MAX_PARAMETERS:,}",
+            f"{spec.members} members bring the ensemble to {total:,} parameters; "
+            f"the app's limit is {MAX_PARAMETERS:,}",
         )
     return EnsembleNetwork([single() for _ in range(spec.members)])

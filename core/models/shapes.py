@@ -51,7 +51,8 @@ def _check_params(index: int, layer: LayerSpec) -> None:
     if info is None:
         raise SpecError(
             index,
-            f"layer {index} has an unknown kind {layer.kind!r}; known kinds: {', '.join(LAYER_KINDS)}",
+            f"layer {index} has an unknown kind {layer.kind!r}; "
+            f"known kinds: {', '.join(LAYER_KINDS)}",
         )
     where = f"layer {index} {layer.kind}"
     for name, value in layer.params:
@@ -118,7 +119,8 @@ def _conv_like(
     if min(out_spatial) < 1:
         raise SpecError(
             index,
-            f"layer {index} {kind} kernel {k} does not fit input {format_shape(shape)} (with padding {p}): use a smaller kernel, fewer pooling layers or more frames",
+            f"layer {index} {kind} kernel {k} does not fit input {format_shape(shape)} "
+            f"(with padding {p}): use a smaller kernel, fewer pooling layers or more frames",
         )
     bias = layer.param("bias")
     kernel_numel = k**dims
@@ -126,7 +128,10 @@ def _conv_like(
     macs = out_c * math.prod(out_spatial) * in_c * kernel_numel
     kernel_text = "×".join([str(k)] * dims)
     bias_text = "b_c + " if bias else ""
-    formula = f"y_c = {bias_text}Σ_k W_c,k ⋆ x_k, W: {out_c}×{in_c}×{kernel_text}, stride {s}, padding {p}"
+    formula = (
+        f"y_c = {bias_text}Σ_k W_c,k ⋆ x_k, W: {out_c}×{in_c}×{kernel_text}, "
+        f"stride {s}, padding {p}"
+    )
     return (out_c, *out_spatial), params, macs, formula
 
 
@@ -143,7 +148,8 @@ def _pool(
         window = "×".join([str(k)] * dims)
         raise SpecError(
             index,
-            f"layer {index} {kind} window {window} does not fit input {format_shape(shape)}: use fewer pooling layers or more frames",
+            f"layer {index} {kind} window {window} does not fit input {format_shape(shape)}: "
+            "use fewer pooling layers or more frames",
         )
     op = "max" if kind.startswith("Max") else "mean"
     window = "×".join([str(k)] * dims)
@@ -157,7 +163,8 @@ def _rnn(
     if len(shape) < 2:
         raise SpecError(
             index,
-            f"layer {index} {kind} needs a time axis, input (features, frames) or (channels, bins, frames); receives {format_shape(shape)}",
+            f"layer {index} {kind} needs a time axis, input (features, frames) or "
+            f"(channels, bins, frames); receives {format_shape(shape)}",
         )
     frames = shape[-1]
     features = math.prod(shape[:-1])
@@ -173,7 +180,10 @@ def _rnn(
         layer_in = hidden * directions
     summary = "h_T (last frame)" if layer.param("output") == "last" else "mean_t h_t"
     cell = "GRU" if kind == "GRU" else "LSTM"
-    formula = f"h_t = {cell}(x_t, h_(t−1)) over {frames} frames of {features} features, hidden {hidden}; y = {summary}"
+    formula = (
+        f"h_t = {cell}(x_t, h_(t−1)) over {frames} frames of {features} features, "
+        f"hidden {hidden}; y = {summary}"
+    )
     return (hidden * directions,), params, macs, formula
 
 
@@ -186,7 +196,8 @@ def _residual(
     if k % 2 == 0:
         raise SpecError(
             index,
-            f"layer {index} ResidualBlock needs an odd kernel_size so the skip path lines up, got {k}",
+            f"layer {index} ResidualBlock needs an odd kernel_size "
+            f"so the skip path lines up, got {k}",
         )
     p = k // 2
     h, w = (_window_out(n, k, s, p) for n in shape[1:])
@@ -201,7 +212,10 @@ def _residual(
         params += out_c * in_c + 2 * out_c
         macs += h * w * out_c * in_c
     skip = "P x (1×1 conv + BN)" if projection else "x"
-    formula = f"y = ReLU(BN(conv(ReLU(BN(conv(x))))) + {skip}), convs {k}×{k}, {in_c}→{out_c} channels, stride {s}"
+    formula = (
+        f"y = ReLU(BN(conv(ReLU(BN(conv(x))))) + {skip}), convs {k}×{k}, "
+        f"{in_c}→{out_c} channels, stride {s}"
+    )
     return (out_c, h, w), params, macs, formula
 
 
@@ -283,12 +297,14 @@ def _check_input_shape(shape: tuple[int, ...]) -> None:
     ):
         raise SpecError(
             None,
-            f"the input shape {shape} must be 1 to 3 positive whole numbers, e.g. (2,) or (1, 64, 101)",
+            f"the input shape {shape} must be 1 to 3 positive whole numbers, "
+            "e.g. (2,) or (1, 64, 101)",
         )
     if math.prod(shape) > MAX_INPUT_DIM * 10:
         raise SpecError(
             None,
-            f"the input {format_shape(shape)} has more than {MAX_INPUT_DIM * 10} values per example",
+            f"the input {format_shape(shape)} has more than {MAX_INPUT_DIM * 10} "
+            "values per example",
         )
 
 
@@ -326,7 +342,8 @@ def infer_shapes(spec: ModelSpec) -> list[LayerReport]:
         if total > MAX_PARAMETERS:
             raise SpecError(
                 index,
-                f"layer {index} {layer.kind} brings the network to {total:,} parameters; the app's limit is {MAX_PARAMETERS:,}",
+                f"layer {index} {layer.kind} brings the network to {total:,} parameters; "
+                f"the app's limit is {MAX_PARAMETERS:,}",
             )
         reports.append(report)
         shape = report.output_shape
@@ -340,7 +357,10 @@ def output_shape(spec: ModelSpec) -> tuple[int, ...]:
 
 
 def parameter_count(spec: ModelSpec) -> int:
-    """Number of trainable parameters; equals sum(p.numel() for p in build_model(spec).parameters())."""
+    """Number of trainable parameters.
+
+    Equals sum(p.numel() for p in build_model(spec).parameters()).
+    """
     return spec.members * sum(report.parameters for report in infer_shapes(spec))
 
 
@@ -350,7 +370,8 @@ def check_classifier(spec: ModelSpec, num_classes: int | None = None) -> None:
     if len(out) != 1:
         raise SpecError(
             None,
-            f"the network ends in shape {format_shape(out)}; a classifier must end in a vector of class scores: add Flatten and Linear",
+            f"the network ends in shape {format_shape(out)}; a classifier must end "
+            "in a vector of class scores: add Flatten and Linear",
         )
     if num_classes is not None and out[0] != num_classes:
         raise SpecError(

@@ -195,7 +195,8 @@ def _spec_from_dict(data: Any) -> ModelSpec:
             if value is not None and not isinstance(value, (int, float, bool, str)):
                 raise SpecError(
                     number,
-                    f"layer {number} {raw['kind']}: parameter {key} must be a number, true/false or text",
+                    f"layer {number} {raw['kind']}: parameter {key} "
+                    "must be a number, true/false or text",
                 )
         layers.append(LayerSpec(raw["kind"], tuple(sorted(params.items()))))
     members = data.get("members", 1)

@@ -80,18 +80,88 @@ DTYPES = {
 
 # torch functions whose output is no bigger than their largest tensor input
 TORCH_SAME = {
-    "abs", "exp", "log", "log2", "log10", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu",
-    "softmax", "log_softmax", "neg", "round", "floor", "ceil", "clamp", "sign", "square",
-    "sum", "mean", "prod", "std", "var", "max", "min", "argmax", "argmin", "norm", "all", "any",
-    "cumsum", "sort", "argsort", "topk", "flip", "roll", "tril", "triu", "transpose", "permute",
-    "reshape", "flatten", "squeeze", "unsqueeze", "t", "numel", "isnan", "isfinite", "count_nonzero",
-    "allclose", "equal", "median", "diagonal", "trace", "real", "imag", "angle",
-}  # fmt: skip
+    "abs",
+    "exp",
+    "log",
+    "log2",
+    "log10",
+    "sqrt",
+    "sin",
+    "cos",
+    "tanh",
+    "sigmoid",
+    "relu",
+    "softmax",
+    "log_softmax",
+    "neg",
+    "round",
+    "floor",
+    "ceil",
+    "clamp",
+    "sign",
+    "square",
+    "sum",
+    "mean",
+    "prod",
+    "std",
+    "var",
+    "max",
+    "min",
+    "argmax",
+    "argmin",
+    "norm",
+    "all",
+    "any",
+    "cumsum",
+    "sort",
+    "argsort",
+    "topk",
+    "flip",
+    "roll",
+    "tril",
+    "triu",
+    "transpose",
+    "permute",
+    "reshape",
+    "flatten",
+    "squeeze",
+    "unsqueeze",
+    "t",
+    "numel",
+    "isnan",
+    "isfinite",
+    "count_nonzero",
+    "allclose",
+    "equal",
+    "median",
+    "diagonal",
+    "trace",
+    "real",
+    "imag",
+    "angle",
+}
 # torch functions that combine tensors elementwise with broadcasting
 TORCH_BROADCAST = {
-    "add", "sub", "mul", "div", "pow", "maximum", "minimum", "where", "eq", "ne", "lt", "le",
-    "gt", "ge", "atan2", "remainder", "isclose", "logical_and", "logical_or",
-}  # fmt: skip
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "pow",
+    "maximum",
+    "minimum",
+    "where",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "atan2",
+    "remainder",
+    "isclose",
+    "logical_and",
+    "logical_or",
+}
 TORCH_MATMUL = {"matmul", "mm", "bmm", "mv", "dot"}  # not inner: its output shape differs
 # no torch.empty: uninitialised memory could show bytes another session left behind
 TORCH_CREATORS = {"zeros", "ones", "rand", "randn", "full", "eye", "arange", "linspace"}
@@ -110,13 +180,45 @@ TORCH_SPECIAL = {
 VALUES_AND_INDICES = {"sort", "argsort", "topk", "median", "max", "min", "cumsum"}
 
 TENSOR_PROPERTIES = {
-    "shape", "dtype", "ndim", "T", "mT", "device", "requires_grad", "is_leaf", "real", "imag",
-}  # fmt: skip
+    "shape",
+    "dtype",
+    "ndim",
+    "T",
+    "mT",
+    "device",
+    "requires_grad",
+    "is_leaf",
+    "real",
+    "imag",
+}
 TENSOR_SAME = (TORCH_SAME - {"allclose", "equal"}) | {
-    "size", "dim", "stride", "storage_offset", "is_contiguous", "element_size", "nelement",
-    "contiguous", "clone", "detach", "view", "float", "double", "half", "bfloat16", "int", "long",
-    "bool", "to", "item", "tolist", "data_ptr", "type_as", "view_as", "reshape_as", "expand_as",
-}  # fmt: skip
+    "size",
+    "dim",
+    "stride",
+    "storage_offset",
+    "is_contiguous",
+    "element_size",
+    "nelement",
+    "contiguous",
+    "clone",
+    "detach",
+    "view",
+    "float",
+    "double",
+    "half",
+    "bfloat16",
+    "int",
+    "long",
+    "bool",
+    "to",
+    "item",
+    "tolist",
+    "data_ptr",
+    "type_as",
+    "view_as",
+    "reshape_as",
+    "expand_as",
+}
 TENSOR_BROADCAST = TORCH_BROADCAST - {"where", "isclose"}
 TENSOR_MATMUL = {"matmul", "mm", "bmm", "mv", "dot"}
 TENSOR_SPECIAL = {"repeat", "tile", "expand"}
@@ -156,7 +258,7 @@ ALLOWED_KWARGS = {
     "m",
     "offset",
     "stable",
-}  # fmt: skip  (no `size=`: sizes are given positionally, where the size checks read them)
+}  # (no `size=`: sizes are given positionally, where the size checks read them)
 
 BINOPS: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: lambda a, b: a + b,
@@ -185,15 +287,38 @@ COMPARES: dict[type, Callable[[Any, Any], Any]] = {
     ast.GtE: lambda a, b: a >= b,
 }
 OP_SYMBOLS = {
-    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%",
-    ast.Pow: "**", ast.MatMult: "@", ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^",
-}  # fmt: skip
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+    ast.FloorDiv: "//",
+    ast.Mod: "%",
+    ast.Pow: "**",
+    ast.MatMult: "@",
+    ast.BitAnd: "&",
+    ast.BitOr: "|",
+    ast.BitXor: "^",
+}
 
 ALLOWED_NODES = (
-    ast.Expression, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call, ast.keyword, ast.Attribute,
-    ast.Subscript, ast.Slice, ast.Tuple, ast.List, ast.Constant, ast.Name, ast.Load,
-    *BINOPS, *UNARYOPS, *COMPARES,
-)  # fmt: skip
+    ast.Expression,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.Compare,
+    ast.Call,
+    ast.keyword,
+    ast.Attribute,
+    ast.Subscript,
+    ast.Slice,
+    ast.Tuple,
+    ast.List,
+    ast.Constant,
+    ast.Name,
+    ast.Load,
+    *BINOPS,
+    *UNARYOPS,
+    *COMPARES,
+)
 
 REFUSED_NODE_REASONS = {
     ast.Lambda: "lambdas (small inline functions) are not available in the console",

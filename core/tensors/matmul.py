@@ -32,14 +32,17 @@ def explain_matmul_shapes(
 ) -> MatmulShapeReport:
     """The result shape and cost of `torch.matmul` on these shapes, or why there is none.
 
-    `names` label the operands in the message. Rules (as torch.matmul): a 1-D left operand is a row (1, k), a 1-D right operand a column
-    (k, 1), and those added dimensions are removed from the result; the last two dimensions
-    multiply as matrices, (m, k) @ (k, p) -> (m, p); all earlier dimensions are batch
-    dimensions and broadcast.
+    `names` label the operands in the message. Rules (as torch.matmul): a 1-D left operand is
+    a row (1, k), a 1-D right operand a column (k, 1), and those added dimensions are removed
+    from the result; the last two dimensions multiply as matrices, (m, k) @ (k, p) -> (m, p);
+    all earlier dimensions are batch dimensions and broadcast.
     """
     a, b = tuple(int(d) for d in a_shape), tuple(int(d) for d in b_shape)
     if not a or not b:
-        message = "a matrix product needs at least one dimension on each side; a single number is a scale: use *"
+        message = (
+            "a matrix product needs at least one dimension on each side; "
+            "a single number is a scale: use *"
+        )
         return MatmulShapeReport(a, b, None, (), None, 0, message)
     a2 = (1, *a) if len(a) == 1 else a
     b2 = (*b, 1) if len(b) == 1 else b
@@ -131,7 +134,10 @@ def matmul_partial(a: torch.Tensor, b: torch.Tensor, cells_done: int) -> torch.T
 
 
 def matmul_by_cells(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """a @ b computed one cell at a time from its products, in a's dtype (compare to torch.matmul)."""
+    """a @ b computed one cell at a time from its products, in a's dtype.
+
+    Compare with torch.matmul.
+    """
     _check_matrices(a, b)
     m, p = a.shape[0], b.shape[1]
     out = torch.empty((m, p), dtype=torch.promote_types(a.dtype, b.dtype))

@@ -314,7 +314,10 @@ def numpy_sharing_demo() -> tuple[bool, list[SharingStep]]:
 
 
 def python_copies_demo() -> list[SharingStep]:
-    """`.item()`, `float()` and `.tolist()` make Python objects: later in-place changes miss them."""
+    """`.item()`, `float()` and `.tolist()` make Python objects.
+
+    Later in-place changes to the tensor miss them.
+    """
     t = torch.tensor([1.5, 2.5, 3.5])
     item, as_float, as_list = t[0].item(), float(t[1]), t.tolist()
     copies = lambda: (item, as_float, *as_list)  # noqa: E731 - read the names at each step

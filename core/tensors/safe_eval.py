@@ -227,7 +227,8 @@ class _Interpreter:
             operands = (callee.owner, *args) if callee.owner is not None else args
             if len(operands) != 2 or kwargs:
                 raise ConsoleError(
-                    f"write the product with two tensors and no keywords: A @ B or {callee.name}(A, B)"
+                    "write the product with two tensors and no keywords: "
+                    f"A @ B or {callee.name}(A, B)"
                     if callee.owner is None
                     else f"write the product as A{callee.name}(B)"
                 )
@@ -493,9 +494,15 @@ def explain_torch_error(where: str, error: Exception) -> str:
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     lower = text.lower()
     if "must match the size" in lower or "broadcast" in lower:
-        hint = "the shapes do not broadcast (line them up from the right: each pair must be equal or 1)"
+        hint = (
+            "the shapes do not broadcast "
+            "(line them up from the right: each pair must be equal or 1)"
+        )
     elif "cannot be multiplied" in lower or "shapes cannot" in lower:
-        hint = "in a matrix product the inner sizes must agree (columns of the left = rows of the right)"
+        hint = (
+            "in a matrix product the inner sizes must agree "
+            "(columns of the left = rows of the right)"
+        )
     elif "out of range" in lower or "out of bounds" in lower:
         hint = "an index is past the end of a dimension (indices start at 0)"
     elif "is invalid for input of size" in lower:

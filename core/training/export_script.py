@@ -53,7 +53,9 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda:0, mps ...")
     parser.add_argument("--limit-per-class", type=int, default=LIMIT_PER_CLASS)
-    parser.add_argument("--runs-dir", default=None, help="run store (default AUDIO_DL_RUNS_DIR or ./runs)")
+    parser.add_argument(
+        "--runs-dir", default=None, help="run store (default AUDIO_DL_RUNS_DIR or ./runs)"
+    )
     parser.add_argument("--dry-run", action="store_true", help="check the settings and stop")
     parser.add_argument("--repo", default=".", help="the Audio DL Studio checkout (default: here)")
     args = parser.parse_args(argv)
@@ -77,16 +79,22 @@ def main(argv=None):
         print(json.dumps(config.to_dict(), indent=2))
         return 0
     if not args.data:
-        print("error: this run trained on clips recorded in the browser; pass --data FOLDER", file=sys.stderr)
+        print(
+            "error: this run trained on clips recorded in the browser; pass --data FOLDER",
+            file=sys.stderr,
+        )
         return 2
-    dataset = limit_per_class(load_dataset(config.data), args.limit_per_class, seed=0)  # as the page drew it
+    # the same seeded draw the page made
+    dataset = limit_per_class(load_dataset(config.data), args.limit_per_class, seed=0)
     store = RunStore(args.runs_dir)
     final = None
     for event in train(config, dataset=dataset, spec=spec, store=store, owner="script"):
         if event.kind in ("epoch_end", "evaluation") or event.is_final:
             shown = event.val_accuracy if event.kind != "epoch_end" else event.accuracy
-            figure = "" if shown is None else f" {{'val acc' if event.kind != 'epoch_end' else 'acc'}} {{shown:.3f}}"
-            print(f"{{event.kind}} epoch {{event.epoch}}/{{event.epochs}}{{figure}} {{event.message}}".rstrip())
+            metric = "val acc" if event.kind != "epoch_end" else "acc"
+            figure = "" if shown is None else f" {{metric}} {{shown:.3f}}"
+            epoch = f"{{event.epoch}}/{{event.epochs}}"
+            print(f"{{event.kind}} epoch {{epoch}}{{figure}} {{event.message}}".rstrip())
         final = event
     if final is not None and final.run_id:
         print(f"run {{final.run_id}} in {{store.root / final.run_id}}")
@@ -129,7 +137,11 @@ def training_script(
             raise ValueError("settings contain a triple quote")
     title = (name or run_id or "a training run").replace('"', "'").replace("\n", " ")[:120]
     return SCRIPT_TEMPLATE.format(
-        title=title, run_id=run_id or "(unsaved)", file_name=script_file_name(run_id),
-        config_json=config_json, spec_json=spec_json, data=source or None,
+        title=title,
+        run_id=run_id or "(unsaved)",
+        file_name=script_file_name(run_id),
+        config_json=config_json,
+        spec_json=spec_json,
+        data=source or None,
         limit_per_class=int(limit_per_class),
-    )  # fmt: skip
+    )

@@ -1,9 +1,9 @@
 """Small helpers the Train page needs around the training engine (no streamlit here).
 
-They sit beside core.training.trainer / core.data.datasets rather than inside them: picking a quick subset
-of a data set, deciding which server folders a teacher allows, warnings about class
-balance, finding the validation clips of a finished run again (to play them), setting the
-dropout of a network spec, and one row per run for the comparison table.
+They sit beside core.training.trainer / core.data.datasets rather than inside them: picking a
+quick subset of a data set, deciding which server folders a teacher allows, warnings about
+class balance, finding the validation clips of a finished run again (to play them), setting
+the dropout of a network spec, and one row per run for the comparison table.
 """
 
 from __future__ import annotations
@@ -121,10 +121,19 @@ def validation_examples(
     try:
         data = dataset
         if c.window_seconds:
-            data = make_windows(data, window_seconds=c.window_seconds,
-                                hop_seconds=c.hop_seconds or c.window_seconds / 2)  # fmt: skip
-        split = split_dataset(data, method=c.split, val_fraction=c.val_fraction, seed=c.seed,
-                              val_groups=c.val_groups, val_folds=c.val_folds)  # fmt: skip
+            data = make_windows(
+                data,
+                window_seconds=c.window_seconds,
+                hop_seconds=c.hop_seconds or c.window_seconds / 2,
+            )
+        split = split_dataset(
+            data,
+            method=c.split,
+            val_fraction=c.val_fraction,
+            seed=c.seed,
+            val_groups=c.val_groups,
+            val_folds=c.val_folds,
+        )
     except (DatasetError, ValueError, OSError):
         return None
     examples = [data.examples[i] for i in split.val]
@@ -135,8 +144,9 @@ def set_dropout(spec: Any, p: float) -> tuple[Any, int]:
     """The spec with every Dropout layer's probability set to `p`; (spec, layers changed)."""
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {p}")
-    layers = [layer.with_params(p=float(p)) if layer.kind == "Dropout" else layer
-              for layer in spec.layers]  # fmt: skip
+    layers = [
+        layer.with_params(p=float(p)) if layer.kind == "Dropout" else layer for layer in spec.layers
+    ]
     changed = sum(layer.kind == "Dropout" for layer in spec.layers)
     return spec.with_layers(layers), changed
 
@@ -166,10 +176,15 @@ def run_rows(runs: Sequence[Any]) -> list[dict[str, Any]]:
     rows = []
     for run in runs:
         config, metrics = dict(run.train_config), dict(run.metrics)
-        row = {"run": run.run_id, "name": run.name, "status": run.status,
-               "created (UTC)": run.created_utc,
-               "val accuracy": metrics.get("val_accuracy"), "val loss": metrics.get("val_loss"),
-               "epochs done": metrics.get("epochs_done")}  # fmt: skip
+        row = {
+            "run": run.run_id,
+            "name": run.name,
+            "status": run.status,
+            "created (UTC)": run.created_utc,
+            "val accuracy": metrics.get("val_accuracy"),
+            "val loss": metrics.get("val_loss"),
+            "epochs done": metrics.get("epochs_done"),
+        }
         features = config.get("features") or {}
         row.update({label: config.get(key) for key, label in COMPARE_SETTINGS.items()})
         row["mel bands"] = features.get("n_mels") if isinstance(features, dict) else None

@@ -128,8 +128,14 @@ def spectrogram_figure(
     times = np.arange(S.shape[1]) * factor * hop_length / sample_rate
     n_bins = S.shape[0]
     fig = go.Figure()
-    heatmap = {"z": S, "x": times, "colorscale": colorscale("Magma"), "zmin": zmin, "zmax": zmax,
-               "colorbar": {"title": colorbar_title}}  # fmt: skip
+    heatmap = {
+        "z": S,
+        "x": times,
+        "colorscale": colorscale("Magma"),
+        "zmin": zmin,
+        "zmax": zmax,
+        "colorbar": {"title": colorbar_title},
+    }
     nyquist = sample_rate / 2
     if y_axis in ("linear", "log"):
         freqs = np.linspace(0, nyquist, n_bins)
@@ -168,8 +174,9 @@ def mel_band_centres(
     n_mels: int, f_min: float, f_max: float, mel_scale: str = "slaney"
 ) -> np.ndarray:
     """Centre frequency in Hz of each of n_mels mel bands between f_min and f_max."""
-    edges = mel_to_hz(np.linspace(hz_to_mel(f_min, mel_scale), hz_to_mel(f_max, mel_scale),
-                                  n_mels + 2), mel_scale)  # fmt: skip
+    edges = mel_to_hz(
+        np.linspace(hz_to_mel(f_min, mel_scale), hz_to_mel(f_max, mel_scale), n_mels + 2), mel_scale
+    )
     return edges[1:-1]
 
 

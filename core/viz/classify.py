@@ -39,8 +39,13 @@ def top_k_figure(
         )
     )
     if threshold is not None:
-        fig.add_vline(x=threshold, line_dash="dot", line_color="#c62828",
-                      annotation_text="unsure below", annotation_position="top")  # fmt: skip
+        fig.add_vline(
+            x=threshold,
+            line_dash="dot",
+            line_color="#c62828",
+            annotation_text="unsure below",
+            annotation_position="top",
+        )
     fig.update_layout(
         height=60 + 34 * max(1, len(values)),
         margin={"l": 80, "r": 20, "t": 30, "b": 40},
@@ -68,10 +73,16 @@ def model_view_figure(
     in the clip the model looked.
     """
     fig = spectrogram_figure(
-        np.asarray(model_input, dtype=np.float32), sample_rate, hop_length,
-        y_axis=y_axis, f_min=f_min, f_max=f_max, title=title,
-        colorbar_title="normalised", height=300,
-    )  # fmt: skip
+        np.asarray(model_input, dtype=np.float32),
+        sample_rate,
+        hop_length,
+        y_axis=y_axis,
+        f_min=f_min,
+        f_max=f_max,
+        title=title,
+        colorbar_title="normalised",
+        height=300,
+    )
     seconds = frame_offset * hop_length / sample_rate
     fig.data[0].x = np.asarray(fig.data[0].x) + seconds
     return fig
@@ -108,8 +119,14 @@ def timeline_figure(
     for start, end, label in segments:
         i = row.get(label)
         if i is not None:
-            fig.add_shape(type="rect", x0=start, x1=end, y0=i - 0.5, y1=i + 0.5,
-                          line={"color": "#ff5252", "width": 2})  # fmt: skip
+            fig.add_shape(
+                type="rect",
+                x0=start,
+                x1=end,
+                y0=i - 0.5,
+                y1=i + 0.5,
+                line={"color": "#ff5252", "width": 2},
+            )
     fig.update_layout(
         height=120 + 22 * len(labels),
         margin={"l": 80, "r": 20, "t": 20, "b": 40},
@@ -139,8 +156,17 @@ def saliency_figure(
     times = (np.arange(x_in.shape[1]) + frame_offset) * hop_length / sample_rate
     rows = np.arange(x_in.shape[0])
     fig = go.Figure()
-    fig.add_trace(go.Heatmap(z=x_in, x=times, y=rows, colorscale="Greys", reversescale=True,
-                             showscale=False, hoverinfo="skip"))  # fmt: skip
+    fig.add_trace(
+        go.Heatmap(
+            z=x_in,
+            x=times,
+            y=rows,
+            colorscale="Greys",
+            reversescale=True,
+            showscale=False,
+            hoverinfo="skip",
+        )
+    )
     transparent_to_hot = [
         [0.0, "rgba(255,255,0,0)"],
         [0.2, "rgba(255,200,0,0.15)"],
@@ -149,11 +175,16 @@ def saliency_figure(
     ]
     fig.add_trace(
         go.Heatmap(
-            z=s, x=times, y=rows, zmin=0, zmax=1, colorscale=transparent_to_hot,
+            z=s,
+            x=times,
+            y=rows,
+            zmin=0,
+            zmax=1,
+            colorscale=transparent_to_hot,
             colorbar={"title": "saliency"},
             hovertemplate="%{x:.2f} s<br>band %{y}<br>saliency %{z:.2f}<extra></extra>",
         )
-    )  # fmt: skip
+    )
     fig.update_layout(
         title=title,
         height=300,

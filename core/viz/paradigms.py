@@ -51,10 +51,13 @@ def embedding_map(
             )
         )
     fig.update_layout(
-        title=title, height=480,
-        xaxis_title="map x", yaxis_title="map y", legend_title=legend_title,
+        title=title,
+        height=480,
+        xaxis_title="map x",
+        yaxis_title="map y",
+        legend_title=legend_title,
         margin={"t": 50, "b": 40},
-    )  # fmt: skip
+    )
     return fig
 
 
@@ -102,14 +105,26 @@ def bandit_figure(
     for i, name in enumerate(cumulative_regret):
         color = colors[i % len(colors)]
         steps = np.arange(1, len(cumulative_regret[name]) + 1)
-        fig.add_trace(go.Scatter(x=steps, y=cumulative_regret[name], name=name,
-                                 line={"color": color}), row=1, col=1)  # fmt: skip
+        fig.add_trace(
+            go.Scatter(x=steps, y=cumulative_regret[name], name=name, line={"color": color}),
+            row=1,
+            col=1,
+        )
         rate = np.asarray(optimal_rate[name], dtype=np.float64)
         window = max(1, len(rate) // 50)
         # trailing mean over the last `window` steps: no dip at the edges
         smoothed = np.convolve(rate, np.ones(window) / window, mode="valid")
-        fig.add_trace(go.Scatter(x=steps[window - 1 :], y=smoothed, name=name, showlegend=False,
-                                 line={"color": color}), row=1, col=2)  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=steps[window - 1 :],
+                y=smoothed,
+                name=name,
+                showlegend=False,
+                line={"color": color},
+            ),
+            row=1,
+            col=2,
+        )
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(title_text="regret", row=1, col=1)
     fig.update_yaxes(title_text="fraction of runs", range=[0, 1], row=1, col=2)
@@ -121,16 +136,25 @@ def spectrogram_pair(
     original: np.ndarray, reconstruction: np.ndarray, *, frames_per_second: float
 ) -> go.Figure:
     """Original and reconstructed log-mel patches (n_mels, frames) side by side, same scale."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Original", "Reconstruction"),
-                        shared_yaxes=True)  # fmt: skip
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=("Original", "Reconstruction"), shared_yaxes=True
+    )
     for col, patch in enumerate((original, reconstruction), start=1):
         patch = np.asarray(patch).squeeze()
         times = np.arange(patch.shape[1]) / frames_per_second
         fig.add_trace(
-            go.Heatmap(z=patch, x=times, zmin=0, zmax=1, colorscale=MAGMA,
-                       showscale=col == 2, colorbar={"title": "level"}),
-            row=1, col=col,
-        )  # fmt: skip
+            go.Heatmap(
+                z=patch,
+                x=times,
+                zmin=0,
+                zmax=1,
+                colorscale=MAGMA,
+                showscale=col == 2,
+                colorbar={"title": "level"},
+            ),
+            row=1,
+            col=col,
+        )
     fig.update_xaxes(title_text="time (s)")
     fig.update_yaxes(title_text="mel band", row=1, col=1)
     fig.update_layout(height=320, margin={"t": 40})
@@ -151,25 +175,42 @@ def piano_roll(
     fig = go.Figure()
     for row in range(n_pitches):
         if in_scale[row]:
-            fig.add_hrect(y0=low_pitch + row - 0.5, y1=low_pitch + row + 0.5,
-                          fillcolor="rgba(99, 110, 250, 0.12)", line_width=0, layer="below")  # fmt: skip
+            fig.add_hrect(
+                y0=low_pitch + row - 0.5,
+                y1=low_pitch + row + 0.5,
+                fillcolor="rgba(99, 110, 250, 0.12)",
+                line_width=0,
+                layer="below",
+            )
     for pitch, start, steps in notes:
         name = pitch_names[pitch - low_pitch]
         fig.add_trace(
             go.Bar(
-                x=[steps], y=[pitch], base=[start], orientation="h", width=0.8,
-                marker_color="#636efa", name=name, showlegend=False,
+                x=[steps],
+                y=[pitch],
+                base=[start],
+                orientation="h",
+                width=0.8,
+                marker_color="#636efa",
+                name=name,
+                showlegend=False,
                 textposition="none",
                 hovertemplate=f"{name}: step {start + 1}, {steps} step(s)<extra></extra>",
             )
-        )  # fmt: skip
+        )
     fig.update_layout(
-        title=title, height=320, barmode="overlay", margin={"t": 40},
+        title=title,
+        height=320,
+        barmode="overlay",
+        margin={"t": 40},
         xaxis={"title": "step", "range": [0, length], "dtick": 1},
-        yaxis={"title": "pitch", "range": [low_pitch - 0.5, low_pitch + n_pitches - 0.5],
-               "tickvals": list(range(low_pitch, low_pitch + n_pitches)),
-               "ticktext": list(pitch_names)},
-    )  # fmt: skip
+        yaxis={
+            "title": "pitch",
+            "range": [low_pitch - 0.5, low_pitch + n_pitches - 0.5],
+            "tickvals": list(range(low_pitch, low_pitch + n_pitches)),
+            "ticktext": list(pitch_names),
+        },
+    )
     return fig
 
 
@@ -184,18 +225,33 @@ def table_heatmap(
     """A (rows, columns) table as a heatmap, the best column of each row outlined by a dot."""
     values = np.asarray(values, dtype=np.float64)
     fig = go.Figure(
-        go.Heatmap(z=values, x=list(column_labels), y=list(row_labels), colorscale="Viridis",
-                   colorbar={"title": value_name},
-                   hovertemplate="%{y}<br>action %{x}: %{z:.2f}<extra></extra>")
-    )  # fmt: skip
+        go.Heatmap(
+            z=values,
+            x=list(column_labels),
+            y=list(row_labels),
+            colorscale="Viridis",
+            colorbar={"title": value_name},
+            hovertemplate="%{y}<br>action %{x}: %{z:.2f}<extra></extra>",
+        )
+    )
     best = values.argmax(axis=1)
     fig.add_trace(
-        go.Scatter(x=[column_labels[b] for b in best], y=list(row_labels), mode="markers",
-                   marker={"color": "white", "size": 8, "line": {"color": "black", "width": 1}},
-                   name="greedy choice", hoverinfo="skip")
-    )  # fmt: skip
-    fig.update_layout(title=title, height=60 + 32 * len(row_labels) + 80, margin={"t": 50},
-                      yaxis={"autorange": "reversed"}, xaxis_title="action (next pitch)")  # fmt: skip
+        go.Scatter(
+            x=[column_labels[b] for b in best],
+            y=list(row_labels),
+            mode="markers",
+            marker={"color": "white", "size": 8, "line": {"color": "black", "width": 1}},
+            name="greedy choice",
+            hoverinfo="skip",
+        )
+    )
+    fig.update_layout(
+        title=title,
+        height=60 + 32 * len(row_labels) + 80,
+        margin={"t": 50},
+        yaxis={"autorange": "reversed"},
+        xaxis_title="action (next pitch)",
+    )
     return fig
 
 

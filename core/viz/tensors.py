@@ -58,9 +58,18 @@ def _panels(titles: Sequence[str], gap: float = 0.05, shared_y: bool = False) ->
             layout[f"yaxis{suffix}"]["matches"] = "y"
             layout[f"yaxis{suffix}"]["showticklabels"] = False
         layout["annotations"].append(
-            {"text": title, "x": x0 + width / 2, "y": 1.0, "xref": "paper", "yref": "paper",
-             "xanchor": "center", "yanchor": "bottom", "showarrow": False, "yshift": 24}
-        )  # fmt: skip
+            {
+                "text": title,
+                "x": x0 + width / 2,
+                "y": 1.0,
+                "xref": "paper",
+                "yref": "paper",
+                "xanchor": "center",
+                "yanchor": "bottom",
+                "showarrow": False,
+                "yshift": 24,
+            }
+        )
     return go.Figure(layout=layout)
 
 
@@ -148,7 +157,7 @@ def matmul_step_figure(
                     y1=y1,
                     line=dict(color=HIGHLIGHT, width=4),
                     **{k[0] + "ref": v for k, v in _axes(subplot - 1).items()},
-                )  # fmt: skip
+                )
                 for subplot, x0, x1, y0, y1 in boxes
             ]
         )

@@ -27,9 +27,8 @@ def _series(records: Sequence[Mapping[str, Any]], kinds: tuple[str, ...], key: s
     points = [
         (float(r.get("step", 0)), float(r[key]))
         for r in records
-        if r.get("kind") in kinds and isinstance(r.get(key), int | float)
-        and np.isfinite(r[key])
-    ]  # fmt: skip
+        if r.get("kind") in kinds and isinstance(r.get(key), int | float) and np.isfinite(r[key])
+    ]
     return [p[0] for p in points], [p[1] for p in points]
 
 
@@ -46,21 +45,56 @@ def training_curves_figure(
         (("loss", "val_loss"), ("accuracy", "val_accuracy")), 1
     ):
         x, y = _series(records, ("step",), train_key)
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name="train (running)",
-                                 line={"color": TRAIN_COLOUR, "width": 1}, opacity=0.5,
-                                 legendgroup="run", showlegend=col == 1), row=1, col=col)  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=y,
+                mode="lines",
+                name="train (running)",
+                line={"color": TRAIN_COLOUR, "width": 1},
+                opacity=0.5,
+                legendgroup="run",
+                showlegend=col == 1,
+            ),
+            row=1,
+            col=col,
+        )
         x, y = _series(records, ("epoch_end",), train_key)
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name="train (epoch)",
-                                 line={"color": TRAIN_COLOUR}, legendgroup="epoch",
-                                 showlegend=col == 1), row=1, col=col)  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=y,
+                mode="lines+markers",
+                name="train (epoch)",
+                line={"color": TRAIN_COLOUR},
+                legendgroup="epoch",
+                showlegend=col == 1,
+            ),
+            row=1,
+            col=col,
+        )
         x, y = _series(records, ("evaluation",), val_key)
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name="validation",
-                                 line={"color": VAL_COLOUR}, legendgroup="val",
-                                 showlegend=col == 1), row=1, col=col)  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=y,
+                mode="lines+markers",
+                name="validation",
+                line={"color": VAL_COLOUR},
+                legendgroup="val",
+                showlegend=col == 1,
+            ),
+            row=1,
+            col=col,
+        )
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
-    fig.update_layout(height=height, title=title, margin={"l": 50, "r": 20, "t": 50, "b": 40},
-                      legend={"orientation": "h", "y": -0.25})  # fmt: skip
+    fig.update_layout(
+        height=height,
+        title=title,
+        margin={"l": 50, "r": 20, "t": 50, "b": 40},
+        legend={"orientation": "h", "y": -0.25},
+    )
     return fig
 
 
@@ -68,16 +102,25 @@ def lr_loss_figure(records: Sequence[Mapping[str, Any]], *, height: int = 300) -
     """The learning rate (right axis, log scale) and the training loss (left) over steps."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     x, y = _series(records, ("step", "epoch_end"), "loss")
-    fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name="train loss",
-                             line={"color": TRAIN_COLOUR}), secondary_y=False)  # fmt: skip
+    fig.add_trace(
+        go.Scatter(x=x, y=y, mode="lines+markers", name="train loss", line={"color": TRAIN_COLOUR}),
+        secondary_y=False,
+    )
     x, y = _series(records, ("step", "epoch_end"), "lr")
-    fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name="learning rate",
-                             line={"color": "#9467bd", "dash": "dot"}), secondary_y=True)  # fmt: skip
+    fig.add_trace(
+        go.Scatter(
+            x=x, y=y, mode="lines", name="learning rate", line={"color": "#9467bd", "dash": "dot"}
+        ),
+        secondary_y=True,
+    )
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(title_text="loss", secondary_y=False)
     fig.update_yaxes(title_text="learning rate", type="log", secondary_y=True)
-    fig.update_layout(height=height, margin={"l": 50, "r": 50, "t": 20, "b": 40},
-                      legend={"orientation": "h", "y": -0.3})  # fmt: skip
+    fig.update_layout(
+        height=height,
+        margin={"l": 50, "r": 50, "t": 20, "b": 40},
+        legend={"orientation": "h", "y": -0.3},
+    )
     return fig
 
 
@@ -101,23 +144,48 @@ def confusion_matrix_figure(
     size = height or min(640, 160 + 40 * k)
     ii, jj = (grid.ravel() for grid in np.meshgrid(np.arange(k), np.arange(k), indexing="ij"))
     flat = share[ii, jj]
-    fig = go.Figure(go.Scatter(
-        x=[names[j] for j in jj], y=[names[i] for i in ii], mode="markers+text",
-        marker={"symbol": "square", "size": max(6, int(0.9 * (size - 70) / max(k, 1))),
-                "color": flat, "colorscale": "Blues", "cmin": 0, "cmax": 1,
-                "colorbar": {"title": "share of row", "tickformat": ".0%"}, "line": {"width": 0}},
-        text=[str(c) if c else "" for c in counts[ii, jj]],
-        textfont={"color": ["white" if v > 0.5 else "#444" for v in flat]},
-        customdata=np.stack([ii, jj, counts[ii, jj]], axis=1),
-        hovertemplate="true %{y}, predicted %{x}: %{customdata[2]} clip(s)<extra></extra>",
-        showlegend=False,
-    ))  # fmt: skip
-    fig.update_layout(height=size, margin={"l": 60, "r": 20, "t": 20, "b": 50},
-                      xaxis={"title": "predicted", "type": "category", "categoryorder": "array",
-                             "categoryarray": names, "showgrid": False},
-                      yaxis={"title": "true", "type": "category", "categoryorder": "array",
-                             "categoryarray": names, "autorange": "reversed", "showgrid": False},
-                      clickmode="event+select")  # fmt: skip
+    fig = go.Figure(
+        go.Scatter(
+            x=[names[j] for j in jj],
+            y=[names[i] for i in ii],
+            mode="markers+text",
+            marker={
+                "symbol": "square",
+                "size": max(6, int(0.9 * (size - 70) / max(k, 1))),
+                "color": flat,
+                "colorscale": "Blues",
+                "cmin": 0,
+                "cmax": 1,
+                "colorbar": {"title": "share of row", "tickformat": ".0%"},
+                "line": {"width": 0},
+            },
+            text=[str(c) if c else "" for c in counts[ii, jj]],
+            textfont={"color": ["white" if v > 0.5 else "#444" for v in flat]},
+            customdata=np.stack([ii, jj, counts[ii, jj]], axis=1),
+            hovertemplate="true %{y}, predicted %{x}: %{customdata[2]} clip(s)<extra></extra>",
+            showlegend=False,
+        )
+    )
+    fig.update_layout(
+        height=size,
+        margin={"l": 60, "r": 20, "t": 20, "b": 50},
+        xaxis={
+            "title": "predicted",
+            "type": "category",
+            "categoryorder": "array",
+            "categoryarray": names,
+            "showgrid": False,
+        },
+        yaxis={
+            "title": "true",
+            "type": "category",
+            "categoryorder": "array",
+            "categoryarray": names,
+            "autorange": "reversed",
+            "showgrid": False,
+        },
+        clickmode="event+select",
+    )
     return fig
 
 
@@ -145,18 +213,31 @@ def embedding_figure(
         if not rows:
             continue
         wrong = [str(predicted_labels[i]) != label for i in rows]
-        fig.add_trace(go.Scatter(
-            x=xy[rows, 0], y=xy[rows, 1], mode="markers", name=label,
-            marker={"size": [11 if w else 8 for w in wrong],
-                    "symbol": ["x" if w else "circle" for w in wrong], "line": {"width": 0}},
-            customdata=rows,
-            text=[f"{names[i]}<br>true {label}, predicted {predicted_labels[i]}" for i in rows],
-            hovertemplate="%{text}<extra></extra>",
-        ))  # fmt: skip
-    fig.update_layout(height=height, title=title, legend_title="true class",
-                      margin={"l": 40, "r": 20, "t": 40 if title else 10, "b": 40},
-                      xaxis={"showticklabels": False}, yaxis={"showticklabels": False},
-                      clickmode="event+select")  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=xy[rows, 0],
+                y=xy[rows, 1],
+                mode="markers",
+                name=label,
+                marker={
+                    "size": [11 if w else 8 for w in wrong],
+                    "symbol": ["x" if w else "circle" for w in wrong],
+                    "line": {"width": 0},
+                },
+                customdata=rows,
+                text=[f"{names[i]}<br>true {label}, predicted {predicted_labels[i]}" for i in rows],
+                hovertemplate="%{text}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        height=height,
+        title=title,
+        legend_title="true class",
+        margin={"l": 40, "r": 20, "t": 40 if title else 10, "b": 40},
+        xaxis={"showticklabels": False},
+        yaxis={"showticklabels": False},
+        clickmode="event+select",
+    )
     return fig
 
 
@@ -168,23 +249,38 @@ def per_class_table(
     support: Sequence[int],
 ) -> pd.DataFrame:
     """One row per class: precision, recall, F1 (0..1) and support (validation clips)."""
-    return pd.DataFrame({
-        "class": [str(label) for label in labels], "precision": list(precision),
-        "recall": list(recall), "F1": list(f1), "clips": [int(s) for s in support],
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "class": [str(label) for label in labels],
+            "precision": list(precision),
+            "recall": list(recall),
+            "F1": list(f1),
+            "clips": [int(s) for s in support],
+        }
+    )
 
 
 def per_class_figure(table: pd.DataFrame, *, height: int = 300) -> go.Figure:
     """Grouped bars of precision, recall and F1 per class (from `per_class_table`)."""
     fig = go.Figure()
     for column, colour in (("precision", "#1f77b4"), ("recall", "#ff7f0e"), ("F1", "#2ca02c")):
-        fig.add_trace(go.Bar(x=table["class"].astype(str), y=table[column], name=column,
-                             marker_color=colour,
-                             hovertemplate=f"%{{x}}: {column} %{{y:.0%}}<extra></extra>"))  # fmt: skip
-    fig.update_layout(barmode="group", height=height, yaxis={"range": [0, 1], "tickformat": ".0%"},
-                      xaxis={"type": "category", "title": "class"},
-                      margin={"l": 50, "r": 20, "t": 20, "b": 40},
-                      legend={"orientation": "h", "y": 1.12})  # fmt: skip
+        fig.add_trace(
+            go.Bar(
+                x=table["class"].astype(str),
+                y=table[column],
+                name=column,
+                marker_color=colour,
+                hovertemplate=f"%{{x}}: {column} %{{y:.0%}}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        barmode="group",
+        height=height,
+        yaxis={"range": [0, 1], "tickformat": ".0%"},
+        xaxis={"type": "category", "title": "class"},
+        margin={"l": 50, "r": 20, "t": 20, "b": 40},
+        legend={"orientation": "h", "y": 1.12},
+    )
     return fig
 
 
@@ -195,16 +291,29 @@ def class_counts_figure(
     names = [str(k) for k in counts]
     fig = go.Figure()
     if val_counts is None:
-        fig.add_trace(go.Bar(x=names, y=list(counts.values()), name="clips",
-                             marker_color=TRAIN_COLOUR))  # fmt: skip
+        fig.add_trace(
+            go.Bar(x=names, y=list(counts.values()), name="clips", marker_color=TRAIN_COLOUR)
+        )
     else:
-        fig.add_trace(go.Bar(x=names, y=list(counts.values()), name="training",
-                             marker_color=TRAIN_COLOUR))  # fmt: skip
-        fig.add_trace(go.Bar(x=names, y=[val_counts.get(k, 0) for k in counts], name="validation",
-                             marker_color=VAL_COLOUR))  # fmt: skip
-    fig.update_layout(barmode="stack", height=height, xaxis={"type": "category", "title": "class"},
-                      yaxis={"title": "clips"}, margin={"l": 50, "r": 20, "t": 20, "b": 40},
-                      showlegend=val_counts is not None)  # fmt: skip
+        fig.add_trace(
+            go.Bar(x=names, y=list(counts.values()), name="training", marker_color=TRAIN_COLOUR)
+        )
+        fig.add_trace(
+            go.Bar(
+                x=names,
+                y=[val_counts.get(k, 0) for k in counts],
+                name="validation",
+                marker_color=VAL_COLOUR,
+            )
+        )
+    fig.update_layout(
+        barmode="stack",
+        height=height,
+        xaxis={"type": "category", "title": "class"},
+        yaxis={"title": "clips"},
+        margin={"l": 50, "r": 20, "t": 20, "b": 40},
+        showlegend=val_counts is not None,
+    )
     return fig
 
 
@@ -223,14 +332,28 @@ def compare_curves_figure(
     kind = "evaluation" if metric.startswith("val_") else "epoch_end"
     fig = go.Figure()
     for label, records in runs.items():
-        points = [(float(r.get(x, 0)), float(r[metric])) for r in records
-                  if r.get("kind") == kind and isinstance(r.get(metric), int | float)
-                  and np.isfinite(r[metric])]  # fmt: skip
-        fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points],
-                                 mode="lines+markers", name=str(label)))  # fmt: skip
-    fig.update_layout(height=height, xaxis_title=x, yaxis_title=metric.replace("_", " "),
-                      margin={"l": 50, "r": 20, "t": 20, "b": 40},
-                      legend={"orientation": "h", "y": -0.25})  # fmt: skip
+        points = [
+            (float(r.get(x, 0)), float(r[metric]))
+            for r in records
+            if r.get("kind") == kind
+            and isinstance(r.get(metric), int | float)
+            and np.isfinite(r[metric])
+        ]
+        fig.add_trace(
+            go.Scatter(
+                x=[p[0] for p in points],
+                y=[p[1] for p in points],
+                mode="lines+markers",
+                name=str(label),
+            )
+        )
+    fig.update_layout(
+        height=height,
+        xaxis_title=x,
+        yaxis_title=metric.replace("_", " "),
+        margin={"l": 50, "r": 20, "t": 20, "b": 40},
+        legend={"orientation": "h", "y": -0.25},
+    )
     if "accuracy" in metric:
         fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
     return fig

@@ -76,7 +76,7 @@ def librosa_independent(y: np.ndarray, c: AnalysisConfig, with_pitch: bool = Tru
                 bins_per_octave=c.cqt_bins_per_octave,
                 tuning=None,
             )
-        ),  # fmt: skip
+        ),
         "log_mel": librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr), ref=np.max),
         "mfcc": librosa.feature.mfcc(y=y, sr=sr, n_mfcc=c.n_mfcc),
         "onset_envelope": librosa.onset.onset_strength(y=y, sr=sr, aggregate=np.median),
@@ -130,17 +130,21 @@ def bench_full_analysis(y: np.ndarray) -> MusicAnalysis:
     cpu = time.process_time()
     t_ours, analysis = timed(shared, y, c, False)
     cpu_ours = time.process_time() - cpu
-    print(f"3-min track, without pYIN: librosa independent {t_ref:.1f} s wall / {cpu_ref:.1f} s CPU, "
-          f"shared {t_ours:.1f} s wall / {cpu_ours:.1f} s CPU -> {t_ref / t_ours:.2f}x faster by wall, "
-          f"{cpu_ref / cpu_ours:.2f}x by CPU (goal >= 1.5x)")  # fmt: skip
+    print(
+        f"3-min track, without pYIN: librosa independent {t_ref:.1f} s wall / {cpu_ref:.1f} s CPU, "
+        f"shared {t_ours:.1f} s wall / {cpu_ours:.1f} s CPU -> {t_ref / t_ours:.2f}x "
+        f"faster by wall, {cpu_ref / cpu_ours:.2f}x by CPU (goal >= 1.5x)"
+    )
     n = int(c.pitch_max_seconds * SR)
     cpu = time.process_time()
     t_pitch, _ = timed(librosa.pyin, y[:n], fmin=c.pitch_fmin_hz, fmax=c.pitch_fmax_hz, sr=SR)
     cpu_pitch = time.process_time() - cpu
     t_ref_all, t_ours_all = t_ref + t_pitch, t_ours + t_pitch
-    print(f"3-min track, with pYIN over {c.pitch_max_seconds:g} s ({t_pitch:.1f} s wall on both sides): "
-          f"{t_ref_all:.1f} s vs {t_ours_all:.1f} s -> {t_ref_all / t_ours_all:.2f}x faster by wall, "
-          f"{(cpu_ref + cpu_pitch) / (cpu_ours + cpu_pitch):.2f}x by CPU")  # fmt: skip
+    print(
+        f"3-min track, with pYIN over {c.pitch_max_seconds:g} s ({t_pitch:.1f} s wall on both "
+        f"sides): {t_ref_all:.1f} s vs {t_ours_all:.1f} s -> {t_ref_all / t_ours_all:.2f}x "
+        f"faster by wall, {(cpu_ref + cpu_pitch) / (cpu_ours + cpu_pitch):.2f}x by CPU"
+    )
     return analysis
 
 
@@ -170,7 +174,7 @@ def bench_display_rerun(analysis: MusicAnalysis) -> None:
             analysis.spectral_features(),
             analysis.times,
             x_range,
-        ),  # fmt: skip
+        ),
         "rhythm": lambda: [
             viz.onset_figure(
                 analysis.times,
@@ -229,9 +233,12 @@ def bench_page_rerun() -> None:
             timed(app.slider(key="music_zoom").set_value((float(i), float(i) + 20)).run)[0]
         )
     assert not app.exception, app.exception
-    print(f"Page rerun on {longest.name[:40]} ({load_audio(longest).duration_seconds:.0f} s), AppTest: "
-          f"median {np.median(reruns) * 1000:.0f} ms, max {max(reruns) * 1000:.0f} ms over {len(reruns)} display "
-          f"changes (first log-scale view, computed once: {t_first * 1000:.0f} ms; goal < 200 ms)")  # fmt: skip
+    print(
+        f"Page rerun on {longest.name[:40]} ({load_audio(longest).duration_seconds:.0f} s), "
+        f"AppTest: median {np.median(reruns) * 1000:.0f} ms, "
+        f"max {max(reruns) * 1000:.0f} ms over {len(reruns)} display changes (first "
+        f"log-scale view, computed once: {t_first * 1000:.0f} ms; goal < 200 ms)"
+    )
 
 
 MEMORY_CHILD = """
@@ -250,7 +257,8 @@ a = MusicAnalysis(y); a.compute_all()
 elapsed = time.perf_counter() - start
 peak = tracemalloc.get_traced_memory()[1]
 rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(f"{seconds / 60:.0f}-min track: analysed {a.duration_seconds / 60:.1f} min in {elapsed:.0f} s, "
+minutes = a.duration_seconds / 60
+print(f"{seconds / 60:.0f}-min track: analysed {minutes:.1f} min in {elapsed:.0f} s, "
       f"tracemalloc peak {peak / 2**20:.0f} MiB; process peak RSS {rss1 / 1024:.0f} MiB "
       f"(peak before the analysis, loading the clips: {rss0 / 1024:.0f} MiB)"
       + (f"; notice: {notices[0]}" if notices else ""))
@@ -259,8 +267,12 @@ print(f"{seconds / 60:.0f}-min track: analysed {a.duration_seconds / 60:.1f} min
 
 def bench_memory() -> None:
     for seconds in ("600", "720"):
-        done = subprocess.run([sys.executable, "-c", MEMORY_CHILD, seconds], capture_output=True, text=True,
-                              cwd=paths.REPO_ROOT)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-c", MEMORY_CHILD, seconds],
+            capture_output=True,
+            text=True,
+            cwd=paths.REPO_ROOT,
+        )
         print(done.stdout.strip() or done.stderr.strip()[-800:])
 
 
@@ -278,8 +290,11 @@ def known_clips() -> None:
         y, _ = prepare_signal(clip.samples, clip.sample_rate, AnalysisConfig())
         analysis = MusicAnalysis(y)
         s, key = analysis.summary(), analysis.key
-        print(f"  {path.name[:45]:45s} known: {fact:26s} app: {s['key']} (confidence {s['key_confidence']:.2f}, "
-              f"tuning {analysis.tuning * 100:+.0f} cents), {s['tempo_bpm']} BPM")  # fmt: skip
+        print(
+            f"  {path.name[:45]:45s} known: {fact:26s} app: "
+            f"{s['key']} (confidence {s['key_confidence']:.2f}, "
+            f"tuning {analysis.tuning * 100:+.0f} cents), {s['tempo_bpm']} BPM"
+        )
         runner_up = np.argsort(np.mean(list(key.correlations.values()), axis=0))[::-1][1]
         print(f"  {'':45s} runner-up key: {KEY_NAMES[runner_up]} (margin {key.margin:.3f})")
 

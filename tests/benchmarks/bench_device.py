@@ -93,7 +93,8 @@ def _precision(device: torch.device) -> None:
         )
         name = str(declined).removeprefix("torch.")
         print(
-            f"  {name:<11} {other_s * 1000:8.1f} ms/step   ratio to policy {other_s / policy_s:5.2f}"
+            f"  {name:<11} {other_s * 1000:8.1f} ms/step   "
+            f"ratio to policy {other_s / policy_s:5.2f}"
         )
 
 

@@ -83,15 +83,21 @@ def _sliding(model) -> None:
     start = time.perf_counter()
     predict_windows(_loaded_run(), excerpt, RATE, hop_seconds=hop)
     per_window_60 = time.perf_counter() - start
-    print(f"2. Sliding windows over a 10-minute file: {len(result.starts_seconds)} windows of "
-          f"{result.window_seconds:.2f} s every {result.hop_seconds:.2f} s")  # fmt: skip
+    print(
+        f"2. Sliding windows over a 10-minute file: {len(result.starts_seconds)} windows of "
+        f"{result.window_seconds:.2f} s every {result.hop_seconds:.2f} s"
+    )
     speed = 600.0 / batched
     verdict = "meets" if speed >= 100 else "MISSES"
-    print(f"   batched, one spectrogram: {batched:6.2f} s = {speed:6.0f}x real time "
-          f"({verdict} the 100x goal); CPU time {cpu:.2f} s on {torch.get_num_threads()} "
-          f"threads = {600.0 / (cpu / torch.get_num_threads()):.0f}x on an idle machine")  # fmt: skip
-    print(f"   first 60 s: batched {batched_60:5.2f} s vs per window {per_window_60:5.2f} s "
-          f"= {per_window_60 / batched_60:4.1f}x faster")  # fmt: skip
+    print(
+        f"   batched, one spectrogram: {batched:6.2f} s = {speed:6.0f}x real time "
+        f"({verdict} the 100x goal); CPU time {cpu:.2f} s on {torch.get_num_threads()} "
+        f"threads = {600.0 / (cpu / torch.get_num_threads()):.0f}x on an idle machine"
+    )
+    print(
+        f"   first 60 s: batched {batched_60:5.2f} s vs per window {per_window_60:5.2f} s "
+        f"= {per_window_60 / batched_60:4.1f}x faster"
+    )
 
 
 def _loaded_run():
@@ -100,9 +106,11 @@ def _loaded_run():
 
 def main() -> None:
     model = model_from_loaded_run(_loaded_run(), origin="shipped")
-    print(f"Model: {model.name}, {model.feature_kind} {model.num_bins} x {model.clip_frames}, "
-          f"CPU threads: {torch.get_num_threads()}, load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")  # fmt: skip
+    print(
+        f"Model: {model.name}, {model.feature_kind} {model.num_bins} x {model.clip_frames}, "
+        f"CPU threads: {torch.get_num_threads()}, load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
     _one_clip(model)
     _sliding(model)
 

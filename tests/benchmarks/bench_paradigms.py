@@ -44,9 +44,16 @@ def librosa_mfcc_statistics(clips: list[np.ndarray], config=uns.MFCC_CONFIG) -> 
     rows = []
     for y in clips:
         mel = librosa.feature.melspectrogram(
-            y=y, sr=config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length,
-            n_mels=config.n_mels, center=True, pad_mode="constant", htk=False, norm="slaney",
-        )  # fmt: skip
+            y=y,
+            sr=config.sample_rate,
+            n_fft=config.n_fft,
+            hop_length=config.hop_length,
+            n_mels=config.n_mels,
+            center=True,
+            pad_mode="constant",
+            htk=False,
+            norm="slaney",
+        )
         log_mel = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=config.top_db)
         mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=config.n_mfcc, norm="ortho")
         rows.append(np.concatenate([mfcc.mean(axis=1), mfcc.std(axis=1)]))
@@ -64,7 +71,8 @@ def bench_embeddings() -> None:
         f"  one clip at a time     {t_single * 1000:8.1f} ms   ratio {t_single / t_batched:5.2f}x"
     )
     print(
-        f"  librosa loop           {t_librosa * 1000:8.1f} ms   ratio {t_librosa / t_batched:5.2f}x (goal >= 2x)"
+        f"  librosa loop           {t_librosa * 1000:8.1f} ms   "
+        f"ratio {t_librosa / t_batched:5.2f}x (goal >= 2x)"
     )
     print(f"  max |batched - one at a time| = {np.abs(batched - single).max():.2e}")
     print(f"  max |batched - librosa|       = {np.abs(batched - reference).max():.2e} (MFCC units)")
@@ -110,10 +118,13 @@ def bench_q_learning(episodes: int = 2000) -> None:
     print(f"Q-learning, {episodes} episodes of the default melody task (optimum {best:.1f})")
     print(f"  QLearningAgent         {episodes / t_ours:10.0f} episodes/s")
     print(
-        f"  plain python reference {episodes / t_ref:10.0f} episodes/s   ratio {t_ref / t_ours:5.2f}x (goal >= 3x)"
+        f"  plain python reference {episodes / t_ref:10.0f} episodes/s   "
+        f"ratio {t_ref / t_ours:5.2f}x (goal >= 3x)"
     )
-    print(f"  mean return of the last 200 episodes: ours {np.mean(returns[-200:]):.2f}, "
-          f"reference {np.mean(ref_returns[-200:]):.2f}")  # fmt: skip
+    print(
+        f"  mean return of the last 200 episodes: ours {np.mean(returns[-200:]):.2f}, "
+        f"reference {np.mean(ref_returns[-200:]):.2f}"
+    )
     agent = rl.QLearningAgent(env, rl.QLearningConfig(0.5, 1.0, 0.2, seed=0))
     t_train, _ = best_time(lambda: list(rl.train(agent, 500)), repeats=1)
     print(
@@ -150,10 +161,13 @@ def bench_bandit() -> None:
     )
     print(f"  run_bandit (vectorised over runs) {t_ours * 1000:8.1f} ms")
     print(
-        f"  loop over runs and steps          {t_ref * 1000:8.1f} ms   ratio {t_ref / t_ours:5.1f}x (goal >= 5x)"
+        f"  loop over runs and steps          {t_ref * 1000:8.1f} ms   "
+        f"ratio {t_ref / t_ours:5.1f}x (goal >= 5x)"
     )
-    print(f"  final cumulative regret: ours {ours.cumulative_regret[-1]:.0f}, loop {ref[-1]:.0f} "
-          "(different random streams, same distribution)")  # fmt: skip
+    print(
+        f"  final cumulative regret: ours {ours.cumulative_regret[-1]:.0f}, loop {ref[-1]:.0f} "
+        "(different random streams, same distribution)"
+    )
 
 
 def main() -> None:

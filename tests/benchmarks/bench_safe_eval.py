@@ -51,7 +51,8 @@ def _time(call, repeats: int) -> float:
 def main() -> None:
     torch.set_num_threads(1)  # the same thread count for both sides, stable figures
     print(
-        f"{'size':>6} {'expression':<28} {'plain eval':>12} {'console':>12} {'ratio':>7} {'overhead':>10}"
+        f"{'size':>6} {'expression':<28} {'plain eval':>12} "
+        f"{'console':>12} {'ratio':>7} {'overhead':>10}"
     )
     overheads = []
     for n, repeats in ((4, 300), (256, 20)):

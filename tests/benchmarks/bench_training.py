@@ -121,19 +121,22 @@ def throughput_and_cache(device: torch.device, epochs: int = 4) -> None:
     steady_train = statistics.median(train_sps[1:])
     steady_bare = statistics.median(bare_sps[1:])
     print(
-        f"device {device}, {len(split.train)} training clips, batch {config.batch_size}, {epochs} epochs interleaved, {config.members} members"
+        f"device {device}, {len(split.train)} training clips, batch {config.batch_size}, "
+        f"{epochs} epochs interleaved, {config.members} members"
     )
     print(f"train() samples/s (epochs 2..{epochs}, median): {steady_train:8.1f}")
     print(f"bare loop samples/s (same epochs, median):      {steady_bare:8.1f}")
     print(f"ratio train()/bare: {steady_train / steady_bare:.2f}  (target >= 0.90)")
     print(
-        f"epoch 1 (decode + features, empty cache): {epoch_seconds[0]:.1f} s; epoch 2 (cached): {epoch_seconds[1]:.1f} s"
+        f"epoch 1 (decode + features, empty cache): {epoch_seconds[0]:.1f} s; "
+        f"epoch 2 (cached): {epoch_seconds[1]:.1f} s"
     )
     print(f"feature cache speed-up, epoch 1 / epoch 2: {epoch_seconds[0] / epoch_seconds[1]:.2f}x")
     saved = epoch_seconds[0] - epoch_seconds[1]
     print(
         f"decoding + features saved by the cache: {saved:.1f} s per epoch "
-        f"({100 * saved / epoch_seconds[0]:.0f} % of epoch 1; the rest is the {config.members}-member network)"
+        f"({100 * saved / epoch_seconds[0]:.0f} % of epoch 1; "
+        f"the rest is the {config.members}-member network)"
     )
 
 
@@ -156,15 +159,19 @@ def accuracy(device: torch.device, seeds: tuple[int, ...] = (0, 1)) -> None:
     """
     base = dataclasses.replace(TrainConfig(), embeddings=False, tsne=False)
     print(
-        f"default recipe: {base.epochs} epochs, {base.features.n_mels} mels at {base.features.sample_rate} Hz, normalization {base.normalization}, {base.model} x {base.members} members, equaliser ±{base.augment.eq_db:g} dB"
+        f"default recipe: {base.epochs} epochs, {base.features.n_mels} mels at "
+        f"{base.features.sample_rate} Hz, normalization {base.normalization}, "
+        f"{base.model} x {base.members} members, equaliser ±{base.augment.eq_db:g} dB"
     )
     print(
-        f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; torch threads {torch.get_num_threads()}"
+        f"load average at start: {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} CPUs; torch threads {torch.get_num_threads()}"
     )
     for seed in seeds:
         acc, wall, cpu = _fold(dataclasses.replace(base, split="random", seed=seed), device)
         print(
-            f"seed {seed} random split: val accuracy {acc:.4f} (target >= 0.97)  wall {wall:.0f} s, CPU {cpu:.0f} s"
+            f"seed {seed} random split: val accuracy {acc:.4f} "
+            f"(target >= 0.97)  wall {wall:.0f} s, CPU {cpu:.0f} s"
         )
     means = []
     for seed in seeds:
@@ -174,12 +181,14 @@ def accuracy(device: torch.device, seeds: tuple[int, ...] = (0, 1)) -> None:
             acc, wall, cpu = _fold(config, device)
             scores.append(acc)
             print(
-                f"seed {seed} unseen speaker {speaker:8s}: accuracy {acc:.4f}  wall {wall:.0f} s, CPU {cpu:.0f} s (target <= 180 s)"
+                f"seed {seed} unseen speaker {speaker:8s}: accuracy {acc:.4f}  "
+                f"wall {wall:.0f} s, CPU {cpu:.0f} s (target <= 180 s)"
             )
         means.append(statistics.mean(scores))
         print(f"seed {seed} leave-one-speaker-out mean accuracy: {means[-1]:.4f}")
     print(
-        f"leave-one-speaker-out mean accuracy over seeds {', '.join(map(str, seeds))}: {statistics.mean(means):.4f} (target >= 0.80)"
+        f"leave-one-speaker-out mean accuracy over seeds {', '.join(map(str, seeds))}: "
+        f"{statistics.mean(means):.4f} (target >= 0.80)"
     )
 
 
