@@ -351,8 +351,14 @@ def test_cadence_under_loud_drums_keeps_its_key():
 
 
 def test_keygram_follows_a_modulation():
-    y = np.concatenate([cadence(62, False, 1.5), cadence(62, False, 1.5), cadence(57, True, 1.5),
-                        cadence(57, True, 1.5)])  # fmt: skip
+    y = np.concatenate(
+        [
+            cadence(62, False, 1.5),
+            cadence(62, False, 1.5),
+            cadence(57, True, 1.5),
+            cadence(57, True, 1.5),
+        ]
+    )
     gram = MusicAnalysis(y).keygram(window_seconds=6.0)
     regions = gram.regions()
 

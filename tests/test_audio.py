@@ -1,4 +1,5 @@
-"""core.audio (io, decoding, levels): decoding, the bad-input cases each with its own message, levels, resampling."""
+"""core.audio (io, decoding, levels): decoding, the bad-input cases each with its own
+message, levels, resampling."""
 
 from __future__ import annotations
 

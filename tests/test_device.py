@@ -72,9 +72,17 @@ def test_format_bytes_uses_decimal_units():
 
 @pytest.mark.parametrize(
     ("typed", "expected"),
-    [("auto", "auto"), ("", "auto"), (None, "auto"), (" CUDA ", "cuda"), ("cuda:1", "cuda:1"),
-     ("GPU:2", "cuda:2"), ("Cpu", "cpu"), ("mps", "mps")],
-)  # fmt: skip
+    [
+        ("auto", "auto"),
+        ("", "auto"),
+        (None, "auto"),
+        (" CUDA ", "cuda"),
+        ("cuda:1", "cuda:1"),
+        ("GPU:2", "cuda:2"),
+        ("Cpu", "cpu"),
+        ("mps", "mps"),
+    ],
+)
 def test_parse_device_choice_normalises(typed, expected):
     assert parse_device_choice(typed) == expected
 
@@ -414,8 +422,14 @@ def test_panel_shows_queued_jobs_and_the_users_place():
     folders = [JobFolder(root / f"job-panel-test-{i}") for i in range(3)]
     try:
         for i, (folder, owner) in enumerate(zip(folders, ("a", "b", "me"), strict=True)):
-            folder.create({"job_id": folder.job_id, "owner": owner, "pool": "cpu",
-                           "submitted_at": time.time() + i})  # fmt: skip
+            folder.create(
+                {
+                    "job_id": folder.job_id,
+                    "owner": owner,
+                    "pool": "cpu",
+                    "submitted_at": time.time() + i,
+                }
+            )
         app.run()
         captions = _captions(app)
     finally:

@@ -31,9 +31,25 @@ SALVAGE_BLOCK_FRAMES = 4096  # one FLAC block: the granularity of recovery after
 # Containers that libsndfile cannot read but ffmpeg can; used for the ffmpeg fallback and to
 # tell "needs ffmpeg" apart from "not audio".
 FFMPEG_EXTENSIONS = frozenset(
-    {".m4a", ".mp4", ".aac", ".m4b", ".3gp", ".3g2", ".mov", ".webm", ".mkv", ".mka", ".weba",
-     ".wma", ".asf", ".amr", ".ac3", ".opus"}
-)  # fmt: skip
+    {
+        ".m4a",
+        ".mp4",
+        ".aac",
+        ".m4b",
+        ".3gp",
+        ".3g2",
+        ".mov",
+        ".webm",
+        ".mkv",
+        ".mka",
+        ".weba",
+        ".wma",
+        ".asf",
+        ".amr",
+        ".ac3",
+        ".opus",
+    }
+)
 UPLOAD_TYPES = ("wav", "flac", "ogg", "mp3", "m4a", "webm")
 
 ERROR_CODES = (

@@ -103,8 +103,12 @@ class FeatureConfig:
 
     def num_bins(self, kind: str) -> int:
         """Rows of the feature `kind` ("stft", "mel", "logmel", "mfcc")."""
-        return {"stft": self.n_freqs, "mel": self.n_mels, "logmel": self.n_mels,
-                "mfcc": self.n_mfcc}[_check_kind(kind)]  # fmt: skip
+        return {
+            "stft": self.n_freqs,
+            "mel": self.n_mels,
+            "logmel": self.n_mels,
+            "mfcc": self.n_mfcc,
+        }[_check_kind(kind)]
 
     # --- serialisation ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -129,7 +133,8 @@ def _config_problems(c: FeatureConfig) -> list[str]:
     p = []
     if not isinstance(c.sample_rate, int) or not 1000 <= c.sample_rate <= 384_000:
         p.append(
-            f"sample_rate must be a whole number of Hz between 1000 and 384000, got {c.sample_rate}."
+            "sample_rate must be a whole number of Hz between 1000 and 384000, "
+            f"got {c.sample_rate}."
         )
     if not isinstance(c.n_fft, int) or c.n_fft < 16:
         p.append(f"n_fft must be a whole number of samples of at least 16, got {c.n_fft}.")

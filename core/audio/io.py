@@ -199,8 +199,9 @@ def load_audio(
         frames = frames[:limit_frames]
         if "damaged" in info.format:
             notices.append(
-                f"{src.name} is damaged; ffmpeg recovered {_fmt_duration(len(frames) / info.sample_rate)}"
-                " of sound from it. Listen to check it, or export the file again."
+                f"{src.name} is damaged; ffmpeg recovered "
+                f"{_fmt_duration(len(frames) / info.sample_rate)} of sound from it. "
+                "Listen to check it, or export the file again."
             )
     else:
         frames = _decode_soundfile(src, info, limit_frames, notices)
@@ -281,8 +282,12 @@ def _decode_soundfile(
     with sf.SoundFile(src.open_for_soundfile()) as handle:
         while got < wanted:
             try:
-                n = handle.read(frames=min(DECODE_BLOCK_FRAMES, wanted - got), dtype="float32",
-                                always_2d=True, out=out[got:])  # fmt: skip
+                n = handle.read(
+                    frames=min(DECODE_BLOCK_FRAMES, wanted - got),
+                    dtype="float32",
+                    always_2d=True,
+                    out=out[got:],
+                )
             except (sf.LibsndfileError, RuntimeError) as error:
                 failure = error
                 break
@@ -318,8 +323,12 @@ def _salvage(src: Source, out: np.ndarray, start: int) -> int:
         with sf.SoundFile(src.open_for_soundfile()) as handle:
             handle.seek(start)
             while got < out.shape[0]:
-                n = handle.read(frames=min(SALVAGE_BLOCK_FRAMES, out.shape[0] - got),
-                                dtype="float32", always_2d=True, out=out[got:])  # fmt: skip
+                n = handle.read(
+                    frames=min(SALVAGE_BLOCK_FRAMES, out.shape[0] - got),
+                    dtype="float32",
+                    always_2d=True,
+                    out=out[got:],
+                )
                 if n.shape[0] == 0:
                     break
                 got += n.shape[0]

@@ -13,11 +13,13 @@ and an optional time window) plus the class names. Layouts:
 - `speech_commands(path, download=False)`: Google Speech Commands (torchaudio downloads it,
   only when asked).
 - `dataset_from_clips(items)`: clips recorded or uploaded per class in the browser.
-- `load_dataset(source)` (core.data.sources): one string for all of them (`builtin:digits`, `esc50:/data/ESC-50`,
-  a folder, a zip file...), as used by `TrainConfig.data` and the command line.
+- `load_dataset(source)` (core.data.sources): one string for all of them (`builtin:digits`,
+  `esc50:/data/ESC-50`, a folder, a zip file...), as used by `TrainConfig.data` and the
+  command line.
 
-Splits (`split_dataset`, core.data.splits) are random, stratified, by group or by named groups / folds; a
-`leakage_report` says which groups or files sit on both sides; `class_balance` counts labels.
+Splits (`split_dataset`, core.data.splits) are random, stratified, by group or by named
+groups / folds; a `leakage_report` says which groups or files sit on both sides;
+`class_balance` counts labels.
 Every failure caused by the user's data raises `DatasetError` with a sentence to show.
 """
 

@@ -64,5 +64,6 @@ def load_dataset(source: str, *, download: bool = False) -> AudioDataset:
     if path.is_dir():
         return folder_per_class(path)
     raise DatasetError(
-        f"{source!r} is neither a folder, a zip file nor builtin:digits (layouts: {', '.join(LAYOUTS)})."
+        f"{source!r} is neither a folder, a zip file nor builtin:digits "
+        f"(layouts: {', '.join(LAYOUTS)})."
     )

@@ -82,7 +82,8 @@ def split_dataset(
         folds = set(val_folds)
         if not folds or all(e.fold is None for e in dataset.examples):
             raise DatasetError(
-                "A fold split needs a data set with folds (ESC-50, UrbanSound8K) and the validation fold(s)."
+                "A fold split needs a data set with folds (ESC-50, UrbanSound8K) "
+                "and the validation fold(s)."
             )
         val = np.array(
             [i for i, e in enumerate(dataset.examples) if e.fold in folds], dtype=np.int64
@@ -131,7 +132,8 @@ class LeakageReport:
         if not self.leaks:
             return "No speaker, group or source file appears on both sides of the split."
         return (
-            f"{len(self.shared_groups)} group(s) and {len(self.shared_sources)} source file(s) appear in "
+            f"{len(self.shared_groups)} group(s) and {len(self.shared_sources)} source file(s) "
+            "appear in "
             "both training and validation, so validation accuracy overstates how well the model "
             "handles new speakers or recordings; split by group to measure that."
         )

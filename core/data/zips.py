@@ -77,7 +77,8 @@ def extract_zip_safely(
         declared = sum(i.file_size for i in infos)
         if declared > max_total_bytes:
             raise DatasetError(
-                f"The zip would expand to {declared / 1e6:.0f} MB; the limit is {max_total_bytes / 1e6:.0f} MB."
+                f"The zip would expand to {declared / 1e6:.0f} MB; "
+                f"the limit is {max_total_bytes / 1e6:.0f} MB."
             )
         extracted, skipped, written = [], [], 0
         for info in infos:

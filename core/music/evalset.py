@@ -12,8 +12,9 @@ score, so it is exact:
 
 Timbres: General MIDI instruments through Debian's `fluidsynth` and the FluidR3 soundfont
 (`fluid-soundfont-gm`): piano, string ensemble, church organ, piano with a drum kit, choir
-("aahs"), and the app's own additive synth (core/audio/synth.py). Nothing is stored in the repository: the set is
-rendered into the cache directory on first use (a minute or two of CPU) and reused afterwards.
+("aahs"), and the app's own additive synth (core/audio/synth.py). Nothing is stored in the
+repository: the set is rendered into the cache directory on first use (a minute or two of
+CPU) and reused afterwards.
 Whole chorales (up to 90 s): the key is checked against the last bass note, so the ending
 must be heard; a 30 s excerpt often stops in a modulation or before a modal cadence.
 
@@ -209,7 +210,10 @@ def write_midi(
 def drum_pattern(
     beat_seconds: np.ndarray, eighth_seconds: np.ndarray
 ) -> list[tuple[float, int, int]]:
-    """Kick on odd beats, snare on even ones, closed hi-hat on every eighth: (seconds, note, velocity)."""
+    """Kick on odd beats, snare on even ones, closed hi-hat on every eighth.
+
+    Returns (seconds, MIDI note, velocity) per hit.
+    """
     hits = [(float(t), 36 if i % 2 == 0 else 38, 90) for i, t in enumerate(beat_seconds)]
     return hits + [(float(t), 42, 55) for t in eighth_seconds]
 

@@ -147,9 +147,11 @@ class TempoChoice:
         stronger = c if c.strength >= a.strength else a
         return (
             f"Both pulses are in the onsets: {c.bpm:.1f} BPM (autocorrelation {c.strength:.3f}) "
-            f"and {a.bpm:.1f} BPM ({a.strength:.3f}). The stronger pulse is {stronger.bpm:.1f} BPM; "
+            f"and {a.bpm:.1f} BPM ({a.strength:.3f}). "
+            f"The stronger pulse is {stronger.bpm:.1f} BPM; "
             f"listeners also tend to tap near {START_BPM:.0f} BPM, so each level is weighted by a "
-            f"preference for tempi near {START_BPM:.0f} ({c.preference:.2f} and {a.preference:.2f}), "
+            f"preference for tempi near {START_BPM:.0f} "
+            f"({c.preference:.2f} and {a.preference:.2f}), "
             f"as librosa does. Strength and preference together give {c.score:.1f} against "
             f"{a.score:.1f}, so {c.bpm:.1f} BPM is taken as the beat."
         )

@@ -609,9 +609,12 @@ class MusicAnalysis:
             self._require_sound("structure")
             self._require_seconds("structure", self.config.min_structure_seconds)
             return compute_structure(
-                self.chroma_cqt, self.mfcc, self.times, self.config.ssm_max_frames,
+                self.chroma_cqt,
+                self.mfcc,
+                self.times,
+                self.config.ssm_max_frames,
                 self.config.novelty_kernel_seconds,
-            )  # fmt: skip
+            )
 
         return self._cached("structure", compute)
 
@@ -644,7 +647,8 @@ class MusicAnalysis:
         notices = []
         if hop_length > n_fft:
             notices.append(
-                f"hop {hop_length} is longer than the window {n_fft}: samples between frames are skipped."
+                f"hop {hop_length} is longer than the window {n_fft}: "
+                "samples between frames are skipped."
             )
         # Bound the picture: frames x bins beyond ~8 M cells is too heavy to compute and draw.
         asked_hop = hop_length
@@ -654,19 +658,34 @@ class MusicAnalysis:
             hop_length *= 2
         if hop_length != asked_hop:
             notices.append(
-                f"hop raised from {asked_hop} to {hop_length} so that this long clip's picture fits in memory."
+                f"hop raised from {asked_hop} to {hop_length} "
+                "so that this long clip's picture fits in memory."
             )
         c, sr = self.config, self.sr
         common = dict(
-            scale=scale, n_fft=n_fft, hop_length=hop_length, window=window,
-            frame_step_seconds=hop_length / sr, window_seconds=n_fft / sr,
-        )  # fmt: skip
+            scale=scale,
+            n_fft=n_fft,
+            hop_length=hop_length,
+            window=window,
+            frame_step_seconds=hop_length / sr,
+            window_seconds=n_fft / sr,
+        )
         if scale == "cqt":
-            cqt = self.cqt_magnitude if hop_length == c.hop_length else np.abs(
-                librosa.cqt(self.y, sr=sr, hop_length=hop_length, fmin=c.cqt_fmin_hz,
-                            n_bins=c.cqt_octaves * c.cqt_bins_per_octave,
-                            bins_per_octave=c.cqt_bins_per_octave, tuning=self.tuning)
-            )  # fmt: skip
+            cqt = (
+                self.cqt_magnitude
+                if hop_length == c.hop_length
+                else np.abs(
+                    librosa.cqt(
+                        self.y,
+                        sr=sr,
+                        hop_length=hop_length,
+                        fmin=c.cqt_fmin_hz,
+                        n_bins=c.cqt_octaves * c.cqt_bins_per_octave,
+                        bins_per_octave=c.cqt_bins_per_octave,
+                        tuning=self.tuning,
+                    )
+                )
+            )
             notices.append("The CQT ignores n_fft and window: each bin has its own window length.")
             db = librosa.amplitude_to_db(cqt, ref=np.max)
             times = librosa.frames_to_time(np.arange(db.shape[1]), sr=sr, hop_length=hop_length)

@@ -1,7 +1,8 @@
 """Music analysis accuracy on rendered Bach chorales with known key, tempo and beats.
 
-The set is built by core/music/evalset.py (40 whole chorales, at most 90 s each, tempi 60-180 BPM, six
-timbres, straight / swing / rubato; rendered into the cache on first run, about a minute).
+The set is built by core/music/evalset.py (40 whole chorales, at most 90 s each, tempi
+60-180 BPM, six timbres, straight / swing / rubato; rendered into the cache on first run,
+about a minute).
 For every piece, the page's analysis (`MusicAnalysis`) and plain librosa on the same file:
 
 - key: exact accuracy and the MIREX weighted score (`mir_eval.key.weighted_score`: 1 exact,
@@ -116,15 +117,20 @@ def main(dev: bool = False) -> None:
         if dev
         else build_evalset()
     )
-    print(f"Evaluation set: {len(pieces)} rendered chorales in {directory} "
-          f"({time.perf_counter() - start:.0f} s to build or load)")  # fmt: skip
+    print(
+        f"Evaluation set: {len(pieces)} rendered chorales in {directory} "
+        f"({time.perf_counter() - start:.0f} s to build or load)"
+    )
     rows = evaluate(pieces, directory)
     metrics = ("key_exact", "key_weighted", "acc1", "acc2", "F", "CMLt", "AMLt")
     print(f"\n{'':10s}" + "".join(f"{m:>13s}" for m in metrics) + f"{'s/piece':>10s}")
     for name, found in rows.items():
         means = [np.mean([r[m] for r in found]) for m in metrics]
-        print(f"{name:10s}" + "".join(f"{v:13.3f}" for v in means)
-              + f"{np.mean([r['seconds'] for r in found]):10.2f}")  # fmt: skip
+        print(
+            f"{name:10s}"
+            + "".join(f"{v:13.3f}" for v in means)
+            + f"{np.mean([r['seconds'] for r in found]):10.2f}"
+        )
     print("\nKey exact by profile family (app): with the opening / final bass, profile alone")
     for family in PROFILE_CHOICES:
         cued, alone = (
