@@ -21,7 +21,7 @@ from core.lessons.depth_experiment import (
     width_for_budget,
 )
 from core.models.shapes import parameter_count
-from core.viz.network import boundaries_figure, depth_accuracy_figure
+from core.viz.depth import boundaries_figure, depth_accuracy_figure
 
 FIXED, EQUAL = FAMILIES
 

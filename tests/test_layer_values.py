@@ -21,7 +21,7 @@ from core.lessons.layer_values import (
 from core.models.build import build_model
 from core.models.presets import preset_spec
 from core.models.spec import LayerSpec, ModelSpec
-from core.viz.network import class_probability_figure, feature_maps_figure, vector_figure
+from core.viz.layer_values import class_probability_figure, feature_maps_figure, vector_figure
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from core import paths
+from core.lessons.audio_points import audio_feature_points, audio_feature_table, clip_audio_features
 from core.lessons.playground2d import (
     DATASETS,
     DOMAIN,
@@ -14,9 +15,6 @@ from core.lessons.playground2d import (
     PlaygroundConfig,
     PlaygroundError,
     adapt_spec,
-    audio_feature_points,
-    audio_feature_table,
-    clip_audio_features,
     feature_matrix,
     grid_points,
     make_points,

@@ -20,7 +20,7 @@ from core.lessons.depth_experiment import (
     run_depth_experiment,
 )
 from core.lessons.playground2d import DATASETS
-from core.viz.network import boundaries_figure, depth_accuracy_figure
+from core.viz.depth import boundaries_figure, depth_accuracy_figure
 
 RESULT_KEY = "network_depth_result"
 

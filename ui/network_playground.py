@@ -15,9 +15,15 @@ import streamlit as st
 from core import paths
 from core.audio.clip import AudioError
 from core.audio.io import load_audio
+from core.lessons.audio_points import (
+    AUDIO_FEATURES,
+    audio_feature_points,
+    digit_feature_rows,
+    speech_and_music_clips,
+    speech_and_music_rows,
+)
 from core.lessons.playground2d import (
     ACTIVATIONS,
-    AUDIO_FEATURES,
     DATASETS,
     FEATURES,
     MAX_HIDDEN_LAYERS,
@@ -28,10 +34,6 @@ from core.lessons.playground2d import (
     PlaygroundConfig,
     PlaygroundError,
     Points,
-    audio_feature_points,
-    digit_feature_rows,
-    speech_and_music_clips,
-    speech_and_music_rows,
 )
 from core.models.layers import SpecError
 from core.models.spec import ModelSpec

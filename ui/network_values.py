@@ -28,7 +28,7 @@ from core.lessons.layer_values import (
 from core.models.layers import SpecError
 from core.models.spec import ModelSpec
 from core.training.runs import WEIGHTS_FILE, RunError, RunStore
-from core.viz.network import class_probability_figure, feature_maps_figure, vector_figure
+from core.viz.layer_values import class_probability_figure, feature_maps_figure, vector_figure
 from ui.audio_input import audio_source_picker, load_builtin
 
 TRAINED, EDITOR = "A trained model", "The editor's network (untrained)"
