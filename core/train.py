@@ -61,6 +61,7 @@ from core.feature_cache import (
     fit_normalization,
 )
 from core.features import FeatureConfig
+from core.input_recipe import InputRecipe, InputRecipeConfig, clip_frames_for
 from core.model_spec import MAX_MEMBERS, average_members, member_networks
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -369,12 +370,16 @@ class _Trainer:
         self.cache = FeatureCache(
             c.features, c.feature_kind, disk=not any(e.in_memory for e in data.examples)
         )
-        self.frames = c.features.num_frames(int(round(c.clip_seconds * c.features.sample_rate)))
+        self.frames = clip_frames_for(c.features, c.clip_seconds)
         self.bins = c.features.num_bins(c.feature_kind)
         # The equaliser adds decibels: only the log-mel is in dB (other kinds ignore it).
         self.equalize = c.augment.needs_decibels and c.feature_kind == "logmel"
         self.raw_features: dict[int, torch.Tensor] = {}  # kept for the equaliser only
         self.normalization = self._fit_normalization()
+        # The one waveform-to-input recipe, saved with the model and used by inference.
+        self.recipe = InputRecipe(
+            InputRecipeConfig(c.features, c.feature_kind, self.frames, self.normalization)
+        )
         self.bank = torch.zeros(len(data), 1, self.bins, self.frames)
         self.ready = torch.zeros(len(data), dtype=torch.bool)
         self.targets = torch.as_tensor(data.targets)
@@ -520,7 +525,7 @@ class _Trainer:
         except (AudioError, OSError) as error:
             self.failed_examples[index] = f"{self.data.examples[index].ref}: {error}"
             return None
-        self.bank[index, 0] = self.normalization.fit(raw, self.frames)
+        self.bank[index, 0] = self.recipe.fit(raw)
         if self.equalize:  # the equaliser acts before trimming: keep the untrimmed features
             self.raw_features[index] = raw
         self.ready[index] = True
@@ -540,7 +545,7 @@ class _Trainer:
             raw = self.raw_features[index]
         if self.equalize:
             raw = random_equalizer(raw, self.config.augment.eq_db, generator)
-        return self.normalization.fit(raw, self.frames)[None]
+        return self.recipe.fit(raw)[None]
 
     def _augmented_wave(self, index: int, rng: np.random.Generator) -> np.ndarray:
         """One example's audio after the waveform-domain augmentations (decoded once)."""
@@ -794,8 +799,7 @@ class _Trainer:
         if kind != "failed":
             self.store.save_model(
                 self.run_id, self.model, spec=self.model_spec, labels=self.data.labels,
-                feature_config=self.config.features, feature_kind=self.config.feature_kind,
-                clip_frames=self.frames, normalization=self.normalization.to_dict(),
+                recipe=self.recipe.config,
             )  # fmt: skip
         metrics = {
             "epochs_done": self.epoch,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.feature_cache import Normalization
 from core.features import FeatureConfig
 from core.inference import InferenceModel, model_from_loaded_run, prepare_clip, shipped_store
+from core.input_recipe import InputRecipe, Normalization
 from core.model_presets import preset_spec
 from core.model_spec import build_model
 from core.onnx_export import export_onnx, onnx_metadata, run_onnx
@@ -29,8 +29,8 @@ def _model(preset: str, members: int = 1) -> InferenceModel:
             module.running_mean.uniform_(-0.5, 0.5)
             module.running_var.uniform_(0.5, 2.0)
     return InferenceModel(
-        network=network, labels=("w", "x", "y", "z"), feature_config=CONFIG,
-        feature_kind="logmel", clip_frames=41, normalization=Normalization("utterance"),
+        network=network, labels=("w", "x", "y", "z"),
+        recipe=InputRecipe.make(CONFIG, "logmel", 41, Normalization("utterance")),
         spec=spec, name=preset,
     )  # fmt: skip
 
@@ -56,6 +56,11 @@ def test_onnx_metadata_rebuilds_the_input():
     assert FeatureConfig.from_dict(json.loads(meta["feature_config"])) == CONFIG
     assert meta["feature_kind"] == "logmel" and meta["clip_frames"] == "41"
     assert json.loads(meta["normalization"])["mode"] == "utterance"
+    # The whole recipe as one object: the exported file rebuilds the input exactly.
+    recipe = InputRecipe.from_json(meta["input_recipe"])
+    assert recipe.config == model.recipe.config
+    y = sine(440, 0.5, 8000)
+    assert torch.equal(recipe.clip(y, 8000).model_input, prepare_clip(y, 8000, model).model_input)
 
 
 def test_the_shipped_model_exports_with_the_same_answers():

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.feature_cache import Normalization
 from core.features import FeatureConfig
 from core.inference import InferenceModel, prepare_clip
+from core.input_recipe import InputRecipe, Normalization
 from core.model_spec import LayerSpec, ModelSpec, build_model
 from core.saliency import (
     explain,
@@ -58,8 +58,8 @@ def _untrained_model() -> InferenceModel:
         ),
     )
     return InferenceModel(
-        network=build_model(spec).eval(), labels=("noise", "tone"), feature_config=CONFIG,
-        feature_kind="logmel", clip_frames=FRAMES, normalization=Normalization("utterance"),
+        network=build_model(spec).eval(), labels=("noise", "tone"),
+        recipe=InputRecipe.make(CONFIG, "logmel", FRAMES, Normalization("utterance")),
         spec=spec, name="tone",
     )  # fmt: skip
 

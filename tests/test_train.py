@@ -95,6 +95,10 @@ def test_learns_two_tones_and_writes_a_run(tones, tmp_path):
     loaded = store.load(final.run_id)
     assert loaded.labels == ("high", "low") and loaded.clip_frames == 31
     assert Normalization.from_dict(loaded.normalization).mode == "global"
+    recipe = loaded.recipe.config  # the trainer's InputRecipe, saved whole
+    assert recipe.features == TONE_CONFIG.features and recipe.kind == TONE_CONFIG.feature_kind
+    assert recipe.input_shape == tuple(loaded.spec.input_shape)
+    assert len(recipe.normalization.mean) == recipe.bins
     summary = store.read_summary(final.run_id)
     assert summary["evaluation"]["projection_pca"] is not None
 

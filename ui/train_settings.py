@@ -17,6 +17,7 @@ from core.dataset_profile import TRIM_DB
 from core.datasets import DatasetError, leakage_report, split_dataset
 from core.device import resolve_device
 from core.features import FeatureConfig
+from core.input_recipe import clip_frames_for
 from core.model_presets import preset_description, preset_spec
 from core.model_spec import ModelSpec, SpecError, parameter_count
 from core.train import TrainConfig, default_feature_config
@@ -151,7 +152,7 @@ def feature_settings(data: DataChoice) -> tuple[FeatureConfig, str, str, float, 
     config = FeatureConfig(sample_rate=rate, n_fft=max(256, 2 ** math.ceil(math.log2(win))),
                            win_length=win, hop_length=int(rate * hop_ms / 1000),
                            n_mels=n_mels, n_mfcc=min(20, n_mels), f_max=rate / 2)  # fmt: skip
-    frames = config.num_frames(int(clip_seconds * rate))
+    frames = clip_frames_for(config, clip_seconds)
     with right:
         samples = first_example_audio(data.dataset)
         if samples is not None:
@@ -273,7 +274,7 @@ def device_caption() -> None:
 
 def augmentation_section(feature_config, kind, normalization, clip_seconds, data) -> AugmentConfig:
     config = augment_settings(kind)
-    frames = feature_config.num_frames(int(clip_seconds * feature_config.sample_rate))
+    frames = clip_frames_for(feature_config, clip_seconds)
     audition(config, first_example_audio(data.dataset), feature_config, kind,
              "utterance" if normalization == "global" else normalization, frames)  # fmt: skip
     return config
