@@ -441,6 +441,11 @@ class InputRecipe(nn.Module):
         return self.config.bins
 
     @property
+    def device(self) -> torch.device:
+        """Where the buffers are (`.to(device)` moves them); inputs are moved there."""
+        return next(self.buffers()).device  # every transform has its window
+
+    @property
     def window_samples(self) -> int:
         """Samples of audio that give exactly clip_frames centred frames."""
         return max(1, (self.clip_frames - 1) * self.config.features.hop_length)
@@ -507,7 +512,7 @@ class InputRecipe(nn.Module):
         network's input, with its whole-clip features and where the input sits in them."""
         y = self.to_recipe_rate(samples, sample_rate)
         with torch.inference_mode():
-            features = self.features(torch.from_numpy(y))
+            features = self.features(torch.from_numpy(y).to(self.device))
         # Outside inference mode, so callers may take gradients of (a copy of) the input.
         x = self.fit(features).reshape(1, 1, features.shape[-2], self.clip_frames)
         offset = clip_frame_offset(features.shape[-1], self.clip_frames)
@@ -519,7 +524,7 @@ class InputRecipe(nn.Module):
         rate -> (bins', frames): mel power for log-mel and MFCC (the dB floor is each
         window's own), the kind itself for "mel" and "stft". Slice frames out of it and hand
         them to `window_inputs`."""
-        y = torch.as_tensor(samples, dtype=torch.float32)
+        y = torch.as_tensor(samples, dtype=torch.float32, device=self.device)
         with torch.inference_mode():
             return self.spectrum_transform(y)
 

@@ -212,3 +212,26 @@ def test_saved_model_json_holds_the_recipe_with_its_old_keys(tmp_path):
     meta = json.loads((store.run_path(new_id) / "model.json").read_text())
     assert meta["feature_kind"] == "mfcc" and meta["clip_frames"] == 41
     assert InputRecipe.from_run(store.run_path(new_id)).config == run.recipe.config
+
+
+def test_a_recipe_moved_to_the_cpu_computes_there():
+    """`.to(device)`: inputs follow the buffers (the CPU here; the gpu test below on CUDA)."""
+    recipe = InputRecipe.make(SMALL, "logmel", 51, Normalization("instance", trim_db=20.0))
+    assert recipe.to("cpu").device == torch.device("cpu")
+    clip = recipe.clip(sine(440, 0.4, 16000), 16000)
+    assert clip.model_input.device.type == "cpu" and clip.model_input.shape == (1, 1, 32, 51)
+
+
+@pytest.mark.gpu
+def test_the_recipe_on_a_gpu_matches_the_cpu():
+    device = torch.device("cuda" if torch.cuda.is_available() else "mps")
+    y, rate = signals()["sentence"]
+    for normalization in (Normalization("utterance"), Normalization("instance", trim_db=20.0)):
+        recipe = InputRecipe.make(SMALL, "mfcc", 51, normalization)
+        cpu = recipe.clip(y, rate).model_input
+        on_device = InputRecipe.make(SMALL, "mfcc", 51, normalization).to(device)
+        gpu = on_device.clip(y, rate).model_input
+        assert gpu.device.type == device.type
+        torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-3, rtol=1e-3)
+        batch = torch.from_numpy(np.stack([y[:4000], y[4000:8000]])).to(device)
+        assert on_device(batch).shape == (2, 1, 20, 51)
