@@ -416,7 +416,8 @@ class InputRecipe(nn.Module):
 
     # ---- facts
     @property
-    def features_config(self) -> FeatureConfig:
+    def feature_config(self) -> FeatureConfig:
+        """The spectrogram settings (config.features)."""
         return self.config.features
 
     @property
