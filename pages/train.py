@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from core.audio.input_recipe import clip_frames_for
 from core.devices import resolve_device
 from core.jobs.manager import get_job_manager
 from ui.train_compare import compare_section
@@ -41,7 +42,7 @@ if data is not None:
     st.header("2. Features and model")
     features, kind, normalization, clip_seconds, trim_db = feature_settings(data)
     bins = features.num_bins(kind)
-    frames = features.num_frames(int(clip_seconds * features.sample_rate))
+    frames = clip_frames_for(features, clip_seconds)
     model = model_settings((1, bins, frames), len(data.dataset.labels))
 
     st.header("3. Hyperparameters")

@@ -20,9 +20,10 @@ import torch
 
 from core import paths
 from core.audio.features import FeatureConfig
+from core.audio.input_recipe import InputRecipe, Normalization
 from core.audio.io import load_audio
-from core.data.feature_cache import Normalization
-from core.data.feature_cache import prepare_clip as training_prepare_clip
+from core.audio.levels import resample
+from core.data.feature_cache import FeatureCache
 from core.data.sources import load_dataset
 from core.data.splits import split_dataset
 from core.inference.classifier import (
@@ -61,15 +62,17 @@ def _random_model(
     torch.manual_seed(0)
     spec = preset_spec("cnn_logmel", input_shape=(1, config.n_mels, frames), num_outputs=3)
     return InferenceModel(
-        network=build_model(spec).eval(),
-        labels=("a", "b", "c"),
-        feature_config=config,
-        feature_kind="logmel",
-        clip_frames=frames,
-        normalization=Normalization(normalization),
-        spec=spec,
-        name="random",
-    )
+        network=build_model(spec).eval(), labels=("a", "b", "c"),
+        recipe=InputRecipe.make(config, "logmel", frames, Normalization(normalization)),
+        spec=spec, name="random",
+    )  # fmt: skip
+
+
+def training_prepare_clip(y: np.ndarray, rate: int, recipe: InputRecipe) -> torch.Tensor:
+    """What core.training.trainer does with a clip: cached whole-clip features, then the recipe's fit."""
+    cache = FeatureCache(recipe.config.features, recipe.kind, disk=False)
+    raw = cache.compute(resample(y, rate, recipe.sample_rate))
+    return recipe.fit(raw).reshape(1, 1, *raw.shape[:-1], recipe.clip_frames)
 
 
 @pytest.fixture(scope="module")
@@ -88,14 +91,7 @@ def test_prepare_clip_equals_the_training_path(seconds):
         int(round(seconds * 22050))
     ).astype(np.float32)
     ours = prepare_clip(y, 22050, model)
-    theirs = training_prepare_clip(
-        y,
-        22050,
-        feature_config=SMALL,
-        kind="logmel",
-        clip_frames=51,
-        normalization=model.normalization,
-    )
+    theirs = training_prepare_clip(y, 22050, model.recipe)
     assert torch.equal(ours.model_input, theirs)
     assert ours.samples.shape == (int(round(seconds * 8000)),)
     # frame_offset says which clip frame sits in column 0 of the model's input.
@@ -106,20 +102,14 @@ def test_prepare_clip_equals_the_training_path(seconds):
 
 
 def test_trimming_models_prepare_clips_as_training_did():
+    model = _random_model()
     model = dataclasses.replace(
-        _random_model(), normalization=Normalization("instance", trim_db=30.0)
+        model, recipe=model.recipe.with_normalization(Normalization("instance", trim_db=30.0))
     )
     y = np.zeros(22050, dtype=np.float32)
     y[6000:12000] = sine(700, 6000 / 22050, 22050)[:6000]  # a tone inside silence
     ours = prepare_clip(y, 22050, model)
-    theirs = training_prepare_clip(
-        y,
-        22050,
-        feature_config=SMALL,
-        kind="logmel",
-        clip_frames=51,
-        normalization=model.normalization,
-    )
+    theirs = training_prepare_clip(y, 22050, model.recipe)
     assert torch.equal(ours.model_input, theirs)
 
     # The tone fills the window, where plain crop/pad leaves silent frames (can fail).
@@ -145,14 +135,7 @@ def test_windows_are_slices_of_the_whole_clip_spectrogram():
     edge = SMALL.n_fft // SMALL.hop_length // 2 + 1  # frames touched by the zero padding
     for i in (0, 3, len(result.starts_seconds) - 1):
         start = int(round(result.starts_seconds[i] * 8000))
-        alone = training_prepare_clip(
-            y[start : start + window],
-            8000,
-            feature_config=SMALL,
-            kind="logmel",
-            clip_frames=model.clip_frames,
-            normalization=model.normalization,
-        )
+        alone = training_prepare_clip(y[start : start + window], 8000, model.recipe)
         sliced = _window_input(model, y, start)
         torch.testing.assert_close(
             sliced[..., edge:-edge], alone[..., edge:-edge], atol=1e-3, rtol=0
@@ -160,11 +143,9 @@ def test_windows_are_slices_of_the_whole_clip_spectrogram():
 
 
 def _window_input(model, y, start):
-    from core.inference.classifier import _whole_clip_features, _window_batch
-
-    features = _whole_clip_features(y, model)
+    spectrum = model.recipe.spectrum(y)
     first = start // SMALL.hop_length
-    return _window_batch(features, [(first, first + model.clip_frames)], model)
+    return model.recipe.window_inputs(spectrum, [(first, first + model.clip_frames)])
 
 
 def test_window_grid_covers_the_clip_and_short_clips_get_one_padded_window():
@@ -197,9 +178,10 @@ def test_silent_windows_are_flagged():
 def test_trimmed_windows_that_cut_a_sound_at_their_edge_are_flagged_and_skipped():
     """Trimmed and stretched, the tail of a word fills the model's input like a whole word:
     windows holding only part of a sound are flagged `cut`, and segments skip them."""
+    model = _random_model()  # a 0.5 s window
     model = dataclasses.replace(
-        _random_model(), normalization=Normalization("instance", trim_db=20.0)
-    )  # a 0.5 s window
+        model, recipe=model.recipe.with_normalization(Normalization("instance", trim_db=20.0))
+    )
     silence = np.zeros(8000, np.float32)
     y = np.concatenate([silence, sine(600, 0.2, 8000), silence])  # a tone at 1.0-1.2 s
     result = classify_windows(model, y, 8000, hop_seconds=0.05, trim_silence=True)

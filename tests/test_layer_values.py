@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from core import paths
+from core.audio.input_recipe import InputRecipe
 from core.audio.io import load_audio
-from core.data.feature_cache import Normalization, prepare_clip
 from core.inference.classifier import shipped_store
 from core.lessons.layer_values import (
     LayerValuesError,
@@ -67,14 +67,9 @@ def test_layer_by_layer_equals_running_the_sequential_directly():
 
 def test_the_shipped_model_traced_on_a_real_clip(shipped_run, digit_clip):
     trace = trace_clip(shipped_run, digit_clip.samples, digit_clip.sample_rate)
-    x = prepare_clip(
-        digit_clip.samples,
-        digit_clip.sample_rate,
-        feature_config=shipped_run.feature_config,
-        kind=shipped_run.feature_kind,
-        clip_frames=shipped_run.clip_frames,
-        normalization=Normalization.from_dict(shipped_run.normalization),
-    )
+    recipe = InputRecipe.from_run(shipped_run.info.path)  # model.json read afresh
+    x = recipe(torch.from_numpy(digit_clip.samples))
+    assert digit_clip.sample_rate == recipe.sample_rate
     torch.testing.assert_close(trace.layers[0].values, x[0])  # the training recipe's input
     with torch.no_grad():
         expected = torch.softmax(shipped_run.model(x), dim=-1)[0].numpy()

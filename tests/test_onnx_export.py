@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from core.audio.features import FeatureConfig
-from core.data.feature_cache import Normalization
+from core.audio.input_recipe import InputRecipe, Normalization
 from core.inference.classifier import (
     InferenceModel,
     model_from_loaded_run,
@@ -34,8 +34,8 @@ def _model(preset: str, members: int = 1) -> InferenceModel:
             module.running_mean.uniform_(-0.5, 0.5)
             module.running_var.uniform_(0.5, 2.0)
     return InferenceModel(
-        network=network, labels=("w", "x", "y", "z"), feature_config=CONFIG,
-        feature_kind="logmel", clip_frames=41, normalization=Normalization("utterance"),
+        network=network, labels=("w", "x", "y", "z"),
+        recipe=InputRecipe.make(CONFIG, "logmel", 41, Normalization("utterance")),
         spec=spec, name=preset,
     )  # fmt: skip
 
@@ -61,6 +61,11 @@ def test_onnx_metadata_rebuilds_the_input():
     assert FeatureConfig.from_dict(json.loads(meta["feature_config"])) == CONFIG
     assert meta["feature_kind"] == "logmel" and meta["clip_frames"] == "41"
     assert json.loads(meta["normalization"])["mode"] == "utterance"
+    # The whole recipe as one object: the exported file rebuilds the input exactly.
+    recipe = InputRecipe.from_json(meta["input_recipe"])
+    assert recipe.config == model.recipe.config
+    y = sine(440, 0.5, 8000)
+    assert torch.equal(recipe.clip(y, 8000).model_input, prepare_clip(y, 8000, model).model_input)
 
 
 def test_the_shipped_model_exports_with_the_same_answers():

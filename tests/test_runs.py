@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import save
 
 from core.audio.features import FeatureConfig
+from core.audio.input_recipe import Normalization
 from core.files import write_bytes_atomic
 from core.models.build import build_model
 from core.models.spec import LayerSpec, ModelSpec
@@ -84,7 +85,9 @@ def test_save_list_load_round_trip(tmp_path):
     x = torch.randn(2, 1, 8, 12)
     assert torch.equal(loaded.model(x), model.eval()(x))
     assert loaded.labels == ("a", "b", "c") and loaded.feature_config == FEATURES
-    assert loaded.clip_frames == 12 and loaded.normalization == {"mode": "utterance"}
+    assert loaded.clip_frames == 12 and loaded.recipe.normalization == Normalization("utterance")
+    # model.json holds the whole recipe, each part in full (written through InputRecipeConfig)
+    assert loaded.normalization == {"mode": "utterance", "mean": [], "std": [], "trim_db": None}
     assert [r["kind"] for r in store.read_metrics(run_id)] == ["epoch_end", "evaluation"]
     # A fresh store on the same folder (an app restart) sees the same run.
     assert RunStore(tmp_path).get(run_id).name == "run 0"

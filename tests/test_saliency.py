@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from core.audio.features import FeatureConfig
-from core.data.feature_cache import Normalization
+from core.audio.input_recipe import InputRecipe, Normalization
 from core.inference.classifier import InferenceModel, prepare_clip
 from core.inference.saliency import (
     explain,
@@ -59,8 +59,8 @@ def _untrained_model() -> InferenceModel:
         ),
     )
     return InferenceModel(
-        network=build_model(spec).eval(), labels=("noise", "tone"), feature_config=CONFIG,
-        feature_kind="logmel", clip_frames=FRAMES, normalization=Normalization("utterance"),
+        network=build_model(spec).eval(), labels=("noise", "tone"),
+        recipe=InputRecipe.make(CONFIG, "logmel", FRAMES, Normalization("utterance")),
         spec=spec, name="tone",
     )  # fmt: skip
 

@@ -15,7 +15,6 @@ from core import paths
 from core.audio.levels import resample
 from core.audio.synth import SynthConfig, render_notes
 from core.inference.classifier import (
-    _frame_levels_db,
     classify_windows,
     find_segments,
     model_from_loaded_run,
@@ -72,7 +71,7 @@ def spoken_digits() -> tuple[np.ndarray, int]:
 @pytest.mark.parametrize("hop", [0.1, 0.25])
 def test_streamed_probabilities_equal_the_offline_timeline(shipped, spoken_digits, hop):
     y, rate = spoken_digits
-    level = _frame_levels_db(resample(y, rate, shipped.sample_rate), shipped.feature_config)
+    level = shipped.recipe.frame_levels_db(resample(y, rate, shipped.sample_rate))
     first_window = shipped.clip_frames
     assert int(np.argmax(level)) < first_window  # the first window hears the loudest sound
     offline = classify_windows(shipped, y, rate, hop_seconds=hop, trim_silence=True)
@@ -99,7 +98,7 @@ def test_before_its_loudest_sound_a_stream_measures_silence_against_the_loudest_
     live = LiveClassifier(shipped, LiveClassifierConfig(hop_seconds=0.1))
     stream_file(live, y, rate)
     live.finish()
-    level = _frame_levels_db(resample(y, rate, shipped.sample_rate), shipped.feature_config)
+    level = shipped.recipe.frame_levels_db(resample(y, rate, shipped.sample_rate))
     loudest_seconds = (
         int(np.argmax(level)) * shipped.feature_config.hop_length / shipped.sample_rate
     )

@@ -10,16 +10,10 @@ import pytest
 import torch
 
 from core.audio.features import FeatureConfig, make_feature_transform
+from core.audio.input_recipe import Normalization, fit_frames, fit_normalization, trim_and_stretch
 from core.data.augment import AugmentConfig
 from core.data.datasets import folder_per_class
-from core.data.feature_cache import (
-    FeatureCache,
-    Normalization,
-    clear_memory_cache,
-    fit_frames,
-    fit_normalization,
-    trim_and_stretch,
-)
+from core.data.feature_cache import FeatureCache, clear_memory_cache
 from core.models.spec import LayerSpec, ModelSpec
 from core.training.runs import RunStore
 from core.training.trainer import TrainConfig, main, train
@@ -95,6 +89,10 @@ def test_learns_two_tones_and_writes_a_run(tones, tmp_path):
     loaded = store.load(final.run_id)
     assert loaded.labels == ("high", "low") and loaded.clip_frames == 31
     assert Normalization.from_dict(loaded.normalization).mode == "global"
+    recipe = loaded.recipe.config  # the trainer's InputRecipe, saved whole
+    assert recipe.features == TONE_CONFIG.features and recipe.kind == TONE_CONFIG.feature_kind
+    assert recipe.input_shape == tuple(loaded.spec.input_shape)
+    assert len(recipe.normalization.mean) == recipe.bins
     summary = store.read_summary(final.run_id)
     assert summary["evaluation"]["projection_pca"] is not None
 

@@ -179,7 +179,7 @@ def test_embedding_map_has_every_clip_once_and_noise_in_grey():
 
 def test_trained_model_embeddings_are_the_penultimate_layer_of_prepared_clips():
     from core.audio.features import FeatureConfig
-    from core.data.feature_cache import Normalization
+    from core.audio.input_recipe import InputRecipe, Normalization
     from core.inference.classifier import InferenceModel, prepare_clip
 
     torch.manual_seed(0)
@@ -187,8 +187,8 @@ def test_trained_model_embeddings_are_the_penultimate_layer_of_prepared_clips():
         nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         nn.Linear(4, 3),
     ).eval()  # fmt: skip
-    model = InferenceModel(network, ("a", "b", "c"), FeatureConfig(), "logmel", 50,
-                           Normalization("instance"))  # fmt: skip
+    recipe = InputRecipe.make(FeatureConfig(), "logmel", 50, Normalization("instance"))
+    model = InferenceModel(network, ("a", "b", "c"), recipe)
     collection = uns.Collection(
         tuple(uns.Clip(f"tone {f}", sine(f, 0.3 + f / 4000, 16000)) for f in (200, 700, 1500))
     )

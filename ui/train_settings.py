@@ -11,9 +11,10 @@ import math
 from dataclasses import dataclass
 
 import streamlit as st
+from core.audio.augment import AugmentConfig, preview_augmentation
 
 from core.audio.features import FeatureConfig
-from core.data.augment import AugmentConfig, preview_augmentation
+from core.audio.input_recipe import clip_frames_for
 from core.data.datasets import DatasetError
 from core.data.profile import TRIM_DB
 from core.data.splits import leakage_report, split_dataset
@@ -154,7 +155,7 @@ def feature_settings(data: DataChoice) -> tuple[FeatureConfig, str, str, float, 
     config = FeatureConfig(sample_rate=rate, n_fft=max(256, 2 ** math.ceil(math.log2(win))),
                            win_length=win, hop_length=int(rate * hop_ms / 1000),
                            n_mels=n_mels, n_mfcc=min(20, n_mels), f_max=rate / 2)  # fmt: skip
-    frames = config.num_frames(int(clip_seconds * rate))
+    frames = clip_frames_for(config, clip_seconds)
     with right:
         samples = first_example_audio(data.dataset)
         if samples is not None:
@@ -276,7 +277,7 @@ def device_caption() -> None:
 
 def augmentation_section(feature_config, kind, normalization, clip_seconds, data) -> AugmentConfig:
     config = augment_settings(kind)
-    frames = feature_config.num_frames(int(clip_seconds * feature_config.sample_rate))
+    frames = clip_frames_for(feature_config, clip_seconds)
     audition(config, first_example_audio(data.dataset), feature_config, kind,
              "utterance" if normalization == "global" else normalization, frames)  # fmt: skip
     return config

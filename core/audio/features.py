@@ -327,17 +327,6 @@ def _to_db(power: torch.Tensor, top_db: float | None, in_place: bool) -> torch.T
     return db.clamp_(min=floor) if in_place else torch.maximum(db, floor)
 
 
-def stft_power(
-    waveform: torch.Tensor, window: torch.Tensor, config: FeatureConfig, power: float
-) -> torch.Tensor:
-    """|STFT| ** power of (..., time) float audio -> (..., n_freqs, frames), float32."""
-    _check_length(waveform.shape[-1], config)
-    clips = waveform.reshape(-1, waveform.shape[-1]).float()
-    spec = _stft_frames_last(clips, window, config)
-    out = _power_spectrum(spec, power, _may_overwrite(clips)).mT
-    return out.reshape(*waveform.shape[:-1], *out.shape[-2:])
-
-
 def power_to_db(spec: torch.Tensor, top_db: float | None = 80.0) -> torch.Tensor:
     """10 * log10(max(spec, 1e-10)) with ref 1.0, floored at top_db below each example's max.
 

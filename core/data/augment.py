@@ -298,8 +298,8 @@ def preview_augmentation(
     listed but not shown.
     """
     from core.audio.features import make_feature_transform
+    from core.audio.input_recipe import Normalization, fit_frames
     from core.audio.levels import resample
-    from core.data.feature_cache import Normalization, fit_frames
 
     rate = feature_config.sample_rate
     y = np.asarray(samples, dtype=np.float32)

@@ -7,35 +7,39 @@ read it back. The key is a hash of the source's bytes, the example's time window
 FeatureConfig and the feature kind, so an edited file or a changed setting never reads a
 stale entry.
 
-Also here: `fit_frames` (fixed-length crop or pad), `Normalization` (per-utterance CMVN or
-statistics of the training split only) and `prepare_clip`, the single path from a waveform
-to the model's input used by training, evaluation and the classify page.
+What happens to the cached features next (normalisation, crop/pad or trim-and-stretch to the
+network's frames) is the input recipe's, `core.audio.input_recipe`; `Normalization`,
+`fit_normalization`, `fit_frames` and `trim_and_stretch` are re-exported here for the code that
+imports them from this module.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from core import paths
 from core.audio.features import FeatureConfig, make_feature_transform
+from core.audio.input_recipe import (  # noqa: F401  (re-exported: the recipe's parts)
+    NORMALIZATION_MODES,
+    Normalization,
+    fit_frames,
+    fit_normalization,
+    trim_and_stretch,
+)
 from core.data.datasets import AudioDataset, AudioExample, content_hash, load_example_audio
 from core.files import atomic_open
 
 MEMORY_BUDGET_BYTES = int(float(os.environ.get("AUDIO_DL_FEATURE_CACHE_MB", "512")) * 1024**2)
-NORMALIZATION_MODES = ("utterance", "instance", "global", "none")
 
 
 class _MemoryLRU:
@@ -186,181 +190,3 @@ def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
             np.save(handle, array, allow_pickle=False)
     except OSError:
         pass  # a full or read-only disk only costs speed: the features are computed again
-
-
-# --------------------------------------------------------------------------- fixed length
-
-
-def fit_frames(features: torch.Tensor, frames: int, *, offset: int | None = None) -> torch.Tensor:
-    """Crop or pad the last axis to `frames`: (..., bins, T) -> (..., bins, frames).
-
-    Longer inputs are cropped at `offset` (default: centred); shorter ones are padded on
-    both sides (centred) with the input's minimum, i.e. the spectrogram's silence floor.
-    """
-    length = features.shape[-1]
-    if length == frames:
-        return features
-    if length > frames:
-        start = (length - frames) // 2 if offset is None else max(0, min(offset, length - frames))
-        return features[..., start : start + frames]
-    floor = features.amin() if features.numel() else torch.tensor(0.0)
-    left = (frames - length) // 2
-    out = torch.full((*features.shape[:-1], frames), float(floor), dtype=features.dtype)
-    out[..., left : left + length] = features
-    return out
-
-
-# --------------------------------------------------------------------------- normalisation
-
-
-@dataclass(frozen=True)
-class Normalization:
-    """How features are standardised before the network.
-
-    mode "utterance": each clip's bands get zero mean and unit variance over its own frames
-    (cepstral mean and variance normalisation: removes the microphone's and the voice's
-    fixed colouring and the loudness; it also flattens steady sounds, so prefer "instance"
-    for hums and tones). "instance": one mean and std per clip over all bands and frames
-    (removes only the loudness, keeps the spectral shape). "global": per-band mean and std measured on the
-    training split only (saved in `mean`/`std`, length = bins). "none": unchanged.
-
-    trim_db (log-mel in dB only): `fit` first cuts the quiet frames at both ends (frame energy
-    more than trim_db below the clip's loudest frame) and stretches what is left to the
-    window, so a word fills the same frames whatever its speaker's pace (None: crop/pad only,
-    as runs saved before this field).
-    """
-
-    mode: str = "utterance"
-    mean: tuple[float, ...] = ()
-    std: tuple[float, ...] = ()
-    trim_db: float | None = None
-
-    def apply(self, x: torch.Tensor) -> torch.Tensor:
-        """Standardise (..., bins, frames) features; returns a new tensor."""
-        if self.mode == "utterance":
-            mean = x.mean(dim=-1, keepdim=True)
-            std = x.std(dim=-1, keepdim=True, unbiased=False)
-            return (x - mean) / (std + 1e-5)
-        if self.mode == "instance":
-            mean = x.mean(dim=(-2, -1), keepdim=True)
-            std = x.std(dim=(-2, -1), keepdim=True, unbiased=False)
-            return (x - mean) / (std + 1e-5)
-        if self.mode == "global":
-            mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).unsqueeze(-1)
-            std = torch.tensor(self.std, dtype=x.dtype, device=x.device).unsqueeze(-1)
-            return (x - mean) / std
-        return x
-
-    def fit(self, features: torch.Tensor, frames: int) -> torch.Tensor:
-        """Raw features (..., bins, T) -> normalised, fixed-length (..., bins, frames).
-
-        Without trim_db: `apply`, then `fit_frames` (centred crop / pad). With it: each
-        example is trimmed and stretched to `frames` (`trim_and_stretch`), then `apply`.
-        """
-        if self.trim_db is None:
-            return fit_frames(self.apply(features), frames)
-        flat = features.reshape(-1, *features.shape[-2:])
-        fitted = torch.stack([trim_and_stretch(x, frames, self.trim_db) for x in flat])
-        return self.apply(fitted.reshape(*features.shape[:-1], frames))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "mode": self.mode,
-            "mean": list(self.mean),
-            "std": list(self.std),
-            "trim_db": self.trim_db,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Normalization:
-        mode = str(data.get("mode", "none"))
-        if mode not in NORMALIZATION_MODES:
-            raise ValueError(
-                f"Unknown normalisation {mode!r}; choose one of {', '.join(NORMALIZATION_MODES)}."
-            )
-        return cls(
-            mode,
-            tuple(float(v) for v in data.get("mean", ())),
-            tuple(float(v) for v in data.get("std", ())),
-            None if data.get("trim_db") is None else float(data["trim_db"]),
-        )
-
-
-def trim_and_stretch(features: torch.Tensor, frames: int, top_db: float) -> torch.Tensor:
-    """Cut quiet frames at both ends of a dB log-mel and stretch the rest: (bins, T) -> (bins, frames).
-
-    A frame's energy is the dB of its summed band powers; frames from the first to the last
-    within top_db of the loudest one (plus 2 frames of margin for soft onsets) are kept and
-    linearly interpolated along time to `frames`. Removes the speaker's pace and the
-    recording's silences, which say nothing about the word.
-    """
-    if features.shape[-1] < 2:
-        return fit_frames(features, frames)
-    energy = torch.logsumexp(features * (math.log(10) / 10), dim=0) * (10 / math.log(10))
-    loud = torch.nonzero(energy >= energy.max() - top_db).flatten()
-    start = max(0, int(loud[0]) - 2)
-    stop = min(features.shape[-1], int(loud[-1]) + 3)
-    if stop - start < 2:
-        start, stop = 0, features.shape[-1]
-    segment = features[None, :, start:stop]
-    return F.interpolate(segment, size=frames, mode="linear", align_corners=True)[0]
-
-
-def fit_normalization(
-    mode: str,
-    train_features: Sequence[torch.Tensor] | torch.Tensor,
-    *,
-    trim_db: float | None = None,
-) -> Normalization:
-    """A Normalization of `mode` whose statistics come from the training features only.
-
-    train_features: tensors (bins, frames) or one (N, ..., bins, frames) tensor. trim_db:
-    see Normalization (kept as given).
-    """
-    if mode not in NORMALIZATION_MODES:
-        raise ValueError(
-            f"Unknown normalisation {mode!r}; choose one of {', '.join(NORMALIZATION_MODES)}."
-        )
-    if mode != "global":
-        return Normalization(mode, trim_db=trim_db)
-    if isinstance(train_features, torch.Tensor):
-        stacked = (
-            train_features.reshape(-1, *train_features.shape[-2:])
-            .transpose(0, 1)
-            .reshape(train_features.shape[-2], -1)
-        )
-    else:
-        stacked = torch.cat([t.reshape(t.shape[-2], -1) for t in train_features], dim=1)
-    mean = stacked.mean(dim=1)
-    std = stacked.std(dim=1, unbiased=False)
-    # A band that never changes (e.g. above the Nyquist of upsampled audio) must not turn
-    # tiny deviations into huge inputs: floor its spread at 1 % of the widest band's.
-    std = std.clamp_min(max(1e-5, 0.01 * float(std.max())))
-    return Normalization("global", tuple(mean.tolist()), tuple(std.tolist()), trim_db)
-
-
-def prepare_clip(
-    samples: np.ndarray,
-    sample_rate: int,
-    *,
-    feature_config: FeatureConfig,
-    kind: str,
-    clip_frames: int,
-    normalization: Normalization,
-) -> torch.Tensor:
-    """The model input for one waveform: (n,) at `sample_rate` Hz -> (1, 1, bins, clip_frames).
-
-    Resamples to the feature rate, computes the features, crops or pads to clip_frames
-    (centred) and normalises (or trims and stretches first: Normalization.trim_db), exactly
-    as training did for validation examples.
-    """
-    from core.audio.levels import resample
-
-    if sample_rate != feature_config.sample_rate:
-        samples = resample(
-            np.asarray(samples, dtype=np.float32), sample_rate, feature_config.sample_rate
-        )
-    transform = make_feature_transform(feature_config, kind)
-    with torch.no_grad():
-        feats = transform(torch.as_tensor(np.asarray(samples, dtype=np.float32)))
-    return normalization.fit(feats, clip_frames).reshape(1, 1, feats.shape[-2], clip_frames)

@@ -1,21 +1,22 @@
 """Classifying audio with a trained run: one clip, many clips, or parts of a long recording.
 
-An `InferenceModel` is a trained network together with everything that shaped its input
-during training: the `FeatureConfig` (sample rate, FFT, mel bands, dB floor), the feature
-kind, the number of frames per example (`clip_frames`) and the normalisation statistics.
-They travel with the model (model.json of the run), so a clip is always prepared the way
-training prepared its validation examples:
+An `InferenceModel` is a trained network together with the `core.audio.input_recipe.InputRecipe`
+that shaped its input during training (feature settings, kind, frames per example,
+normalisation and trimming). The recipe travels with the model (model.json of the run), so a
+clip is always prepared the way training prepared its validation examples:
 
-    resample to feature_config.sample_rate -> features of the whole clip -> normalise
+    resample to the recipe's rate -> features of the whole clip -> normalise
     -> crop (centred) or pad (with the silence floor) to clip_frames
 
-(`prepare_clip` here calls the same `core.data.feature_cache` functions training calls.)
+(`prepare_clip` here is `InputRecipe.clip`, the object training calls, plus the sentences
+the page shows.)
 
-Long recordings (`classify_windows`): the spectrogram of the whole file is computed once;
-windows are slices of its frames, each given its own dB floor and normalisation as if it
-were a training clip, and the windows run through the network in batches. Only the STFT
-frames at a window's edges differ from computing the window alone (there they see the
-neighbouring audio instead of zero padding).
+Long recordings (`classify_windows`): the spectrogram of the whole file is computed once
+(`InputRecipe.spectrum`); windows are slices of its frames, each given its own dB floor and
+normalisation as if it were a training clip (`InputRecipe.window_inputs`), and the windows
+run through the network in batches. Only the STFT frames at a window's edges differ from
+computing the window alone (there they see the neighbouring audio instead of zero padding).
+The live stream (core.inference.streaming) uses the same recipe methods and window helpers.
 
 Models come from the run store (`core.training.runs.RunStore`); the shipped ready-made models are
 run folders under `models/` read with the same code (`shipped_store()`).
@@ -24,7 +25,6 @@ run folders under `models/` read with the same code (`shipped_store()`).
 from __future__ import annotations
 
 import copy
-import functools
 import io
 import math
 import time
@@ -32,17 +32,28 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from core import paths
-from core.audio.features import AMIN, FeatureConfig, make_feature_transform, power_to_db
-from core.audio.levels import dbfs, peak, resample, rms
-from core.data.feature_cache import Normalization, fit_frames
+from core.audio.features import FeatureConfig
+from core.audio.input_recipe import (
+    InputRecipe,
+    Normalization,
+    cut_by_edge,
+    silent_windows,
+    sounding_span,
+    window_starts,
+)
+from core.audio.levels import dbfs, peak, rms
 from core.models.build import member_networks
+from core.models.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from core.training.runs import LoadedRun
 
 DEFAULT_TOP_K = 5
 UNSURE_PROBABILITY = 0.5  # below this top probability the answer is "unsure"
@@ -67,25 +78,23 @@ class InferenceModel:
     """A trained classifier and the recipe of its input.
 
     network: the nn.Module in eval mode on `device`, mapping (batch, 1, bins, clip_frames)
-    normalised features to (batch, classes) logits. Treat it as read-only: one instance may
-    be shared by every session of a server.
-    labels: class names in output order. feature_kind: "logmel", "mel", "stft" or "mfcc".
-    clip_frames: feature frames per example. origin: "shipped", "run" or "imported".
+    normalised features to (batch, classes) logits. Treat it (and the recipe) as read-only:
+    one instance may be shared by every session of a server.
+    labels: class names in output order. recipe: the InputRecipe of its input (on the CPU;
+    `logits` moves the input to `device`). origin: "shipped", "run" or "imported".
     profile: optional facts about the training clips ({"rms_dbfs": [p5, p95],
     "duration_seconds": [p5, p95]}) used for the "far from the training data" warnings.
+    feature_config, feature_kind, clip_frames and normalization read the recipe's parts.
     """
 
     network: nn.Module
     labels: tuple[str, ...]
-    feature_config: FeatureConfig
-    feature_kind: str
-    clip_frames: int
-    normalization: Normalization
+    recipe: InputRecipe
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     name: str = "model"
     run_id: str = ""
     origin: str = "run"
-    spec: Any = None
+    spec: ModelSpec | None = None
     metrics: Mapping[str, Any] = field(default_factory=dict)
     profile: Mapping[str, Any] = field(default_factory=dict)
 
@@ -94,23 +103,41 @@ class InferenceModel:
         return len(self.labels)
 
     @property
+    def feature_config(self) -> FeatureConfig:
+        return self.recipe.config.features
+
+    @property
+    def feature_kind(self) -> str:
+        """The feature kind: "logmel", "mel", "stft" or "mfcc"."""
+        return self.recipe.kind
+
+    @property
+    def clip_frames(self) -> int:
+        """Feature frames per example."""
+        return self.recipe.clip_frames
+
+    @property
+    def normalization(self) -> Normalization:
+        return self.recipe.normalization
+
+    @property
     def sample_rate(self) -> int:
         """Hz the network's features are computed at."""
-        return self.feature_config.sample_rate
+        return self.recipe.sample_rate
 
     @property
     def window_samples(self) -> int:
         """Samples of audio that give exactly clip_frames centred frames."""
-        return max(1, (self.clip_frames - 1) * self.feature_config.hop_length)
+        return self.recipe.window_samples
 
     @property
     def window_seconds(self) -> float:
         """The length of audio one example covers, in seconds."""
-        return self.window_samples / self.sample_rate
+        return self.recipe.window_seconds
 
     @property
     def num_bins(self) -> int:
-        return self.feature_config.num_bins(self.feature_kind)
+        return self.recipe.bins
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (batch, classes) for normalised features (batch, 1, bins, clip_frames)."""
@@ -132,25 +159,23 @@ class InferenceModel:
 
 
 def model_from_loaded_run(
-    run: Any, *, origin: str = "run", device: torch.device | str = "cpu"
+    run: LoadedRun, *, origin: str = "run", device: torch.device | str = "cpu"
 ) -> InferenceModel:
     """An InferenceModel from a `core.training.runs.LoadedRun` (the run store's loaded form).
 
-    Raises InferenceError when the run's network does not take a (1, bins, frames)
-    spectrogram of its own feature kind (the only input the classify page can build).
+    Raises InferenceError when the run's input recipe cannot be read or its network does
+    not take a (1, bins, frames) spectrogram of its own feature kind (the only input the
+    classify page can build).
     """
     device = torch.device(device)
     try:
-        normalization = Normalization.from_dict(dict(run.normalization))
-    except (ValueError, TypeError) as error:
-        raise InferenceError(f"The model's normalisation cannot be read ({error}).") from None
+        recipe = InputRecipe.from_run(run)
+    except (ValueError, TypeError, KeyError) as error:
+        raise InferenceError(f"The model's input recipe cannot be read ({error}).") from None
     model = InferenceModel(
         network=optimise_for_inference(run.model).to(device),
         labels=tuple(run.labels),
-        feature_config=run.feature_config,
-        feature_kind=str(run.feature_kind),
-        clip_frames=int(run.clip_frames),
-        normalization=normalization,
+        recipe=recipe,
         device=device,
         name=run.info.name or run.info.run_id,
         run_id=run.info.run_id,
@@ -194,11 +219,6 @@ def _check_input_shape(model: InferenceModel) -> None:
             f"This model takes inputs of shape {actual}, but its {model.feature_kind} features "
             f"are {expected}: the classify page needs a model trained on spectrogram "
             "features (1 × bins × frames)."
-        )
-    if model.normalization.mode == "global" and len(model.normalization.mean) != model.num_bins:
-        raise InferenceError(
-            f"The model's normalisation has {len(model.normalization.mean)} band statistics "
-            f"but its features have {model.num_bins} bands."
         )
 
 
@@ -353,32 +373,19 @@ class PreparedClip:
 
 def to_model_rate(samples: np.ndarray, sample_rate: int, model: InferenceModel) -> np.ndarray:
     """Mono float32 (n,) at the model's rate; (channels, n) input is averaged first."""
-    y = np.asarray(samples, dtype=np.float32)
-    if y.ndim == 2:
-        y = y.mean(axis=0)
-    if sample_rate != model.sample_rate:
-        y = resample(y, sample_rate, model.sample_rate)
-    return np.ascontiguousarray(y, dtype=np.float32)
+    return model.recipe.to_recipe_rate(samples, sample_rate)
 
 
 def prepare_clip(samples: np.ndarray, sample_rate: int, model: InferenceModel) -> PreparedClip:
     """Resample, compute features, normalise and crop/pad as training did.
 
-    samples: float (n,) at `sample_rate` Hz. Equals core.data.feature_cache.prepare_clip (the
-    training side) for the model input; also returns the whole-clip features and where the
-    network's window sits in them.
+    samples: float (n,) or (channels, n) at `sample_rate` Hz. The model input is
+    `model.recipe.clip` (the recipe training used); also returns the whole-clip features,
+    where the network's window sits in them and a sentence on what was cut or padded.
     """
-    y = to_model_rate(samples, sample_rate, model)
-    transform = make_feature_transform(model.feature_config, model.feature_kind)
-    with torch.inference_mode():
-        features = transform(torch.from_numpy(y))
-    frames = features.shape[-1]
-    x = model.normalization.fit(features, model.clip_frames).reshape(
-        1, 1, features.shape[-2], model.clip_frames
-    )
-    offset = (frames - model.clip_frames) // 2  # fit_frames centres both crop and pad
-    if frames < model.clip_frames:
-        offset = -((model.clip_frames - frames) // 2)
+    prepared = model.recipe.clip(samples, sample_rate)
+    y, features, x = prepared.samples, prepared.features, prepared.model_input
+    frames, offset = features.shape[-1], prepared.frame_offset
     notices = []
     seconds = len(y) / model.sample_rate
     if model.normalization.trim_db is not None:
@@ -589,15 +596,19 @@ def classify_windows(
     stretched, the last 80 ms of a word would fill the model's whole input, a picture no
     training clip ever made (each held a whole word), and be named confidently and wrongly.
     """
-    y = to_model_rate(samples, sample_rate, model)
+    recipe = model.recipe
+    y = recipe.to_recipe_rate(samples, sample_rate)
     config = model.feature_config
     hop = config.hop_length
-    window_frames = _window_frames(model, window_seconds)
+    try:
+        window_frames = recipe.window_frames(window_seconds)
+    except ValueError as error:
+        raise InferenceError(str(error)) from None
     if hop_seconds is not None and not (math.isfinite(hop_seconds) and hop_seconds > 0):
         raise InferenceError("The hop between windows must be longer than 0 s.")
     hop_frames = max(1, round((hop_seconds or window_frames * hop / config.sample_rate / 4)
                               * config.sample_rate / hop))  # fmt: skip
-    features = _whole_clip_features(y, model)  # (bins, frames), pre-dB for log-mel
+    features = recipe.spectrum(y)  # (bins, frames), pre-dB for log-mel
     total = features.shape[-1]
     notices = []
     if total < window_frames:
@@ -606,20 +617,20 @@ def classify_windows(
             f"{(window_frames - 1) * hop / config.sample_rate:.2f} s): it is classified as "
             "one window, padded with silence."
         )
-    starts = _window_starts(total, window_frames, hop_frames)
-    level = _frame_levels_db(y, config)
+    starts = window_starts(total, window_frames, hop_frames)
+    level = recipe.frame_levels_db(y)
     active = level >= (level.max() if level.size else 0.0) - silence_gate_db
     probabilities, silent, cut = [], [], []
     for i in range(0, len(starts), batch_size):
         chunk = starts[i : i + batch_size]
-        spans = [_span(s, window_frames, active if trim_silence else None) for s in chunk]
-        x = _window_batch(features, spans, model)
+        spans = [sounding_span(s, window_frames, active if trim_silence else None) for s in chunk]
+        x = recipe.window_inputs(features, spans)
         probabilities.append(model.probabilities(x, batch_size).numpy())
-        silent.append(_silent_windows(level, chunk, window_frames, silence_gate_db))
+        silent.append(silent_windows(level, chunk, window_frames, silence_gate_db))
         cut.append(
             [
-                _sound_cut_by_edge(active, a, b, s, window_frames)
-                for (a, b), s in zip(spans, chunk, strict=True)
+                cut_by_edge(active, span, s, window_frames)
+                for span, s in zip(spans, chunk, strict=True)
             ]
         )
     return WindowResult(
@@ -633,120 +644,6 @@ def classify_windows(
         notices=tuple(notices),
         cut=np.concatenate(cut).astype(bool) if trim_silence else None,
     )
-
-
-def _sound_cut_by_edge(active: np.ndarray, a: int, b: int, start: int, window: int) -> bool:
-    """Whether the sounding frames [a, b) of the window [start, start + window) reach an edge
-    of the window while the sound goes on beyond it. A sound filling the whole window (longer
-    than the window: music, a drone) is not counted: no window would hold it whole."""
-    if a == start and b == start + window:
-        return False
-    before = a == start and start > 0 and bool(active[start - 1])
-    after = b == start + window and b < len(active) and bool(active[b])
-    return before or after
-
-
-def _window_frames(model: InferenceModel, window_seconds: float | None) -> int:
-    if window_seconds is None:
-        return model.clip_frames
-    if not math.isfinite(window_seconds) or window_seconds <= 0:
-        raise InferenceError("The window must be longer than 0 s.")
-    frames = 1 + round(window_seconds * model.sample_rate / model.feature_config.hop_length)
-    return int(min(max(frames, 3), model.clip_frames))
-
-
-def _window_starts(total: int, window: int, hop: int) -> list[int]:
-    """Frame starts covering every frame: a regular grid plus one window flush with the end."""
-    if total <= window:
-        return [0]
-    starts = list(range(0, total - window + 1, hop))
-    if starts[-1] + window < total:
-        starts.append(total - window)
-    return starts
-
-
-@functools.lru_cache(maxsize=8)
-def _feature_transform(config: FeatureConfig, kind: str) -> nn.Module:
-    """One transform per recipe, built once and only read afterwards (its window and filter
-    bank are buffers): a live stream asks for one every hop."""
-    return make_feature_transform(config, kind)
-
-
-def _whole_clip_features(y: np.ndarray, model: InferenceModel) -> torch.Tensor:
-    """Whole-clip features before any per-example step: mel power for log-mel and MFCC
-    (the dB floor is per example, so it is applied per window), the kind itself otherwise."""
-    kind = "mel" if model.feature_kind in ("logmel", "mfcc") else model.feature_kind
-    transform = _feature_transform(model.feature_config, kind)
-    with torch.inference_mode():
-        return transform(torch.from_numpy(y))
-
-
-def _span(start: int, window: int, active: np.ndarray | None) -> tuple[int, int]:
-    """Frames [a, b) of one window; with `active`, shrunk to its first..last sounding frame."""
-    if active is None:
-        return start, start + window
-    sounding = np.flatnonzero(active[start : start + window])
-    if sounding.size == 0:
-        return start, start + window
-    return start + int(sounding[0]), start + int(sounding[-1]) + 1
-
-
-def _window_batch(
-    features: torch.Tensor, spans: Sequence[tuple[int, int]], model: InferenceModel
-) -> torch.Tensor:
-    """(len(spans), 1, bins, clip_frames) network input, each span of frames treated as a clip."""
-    with torch.inference_mode():
-        if len({b - a for a, b in spans}) == 1:  # equal lengths: one batched pass
-            return _as_clips(torch.stack([features[:, a:b] for a, b in spans]), model)
-        return torch.cat([_as_clips(features[None, :, a:b], model) for a, b in spans])
-
-
-def _as_clips(windows: torch.Tensor, model: InferenceModel) -> torch.Tensor:
-    """(N, bins, T) whole-clip features -> (N, 1, bins, clip_frames), as training made a clip."""
-    if model.feature_kind in ("logmel", "mfcc"):
-        windows = power_to_db(windows, model.feature_config.top_db)
-    if model.feature_kind == "mfcc":
-        windows = _mfcc_matrix(model) @ windows
-    if model.normalization.trim_db is not None:  # trims and stretches each window itself
-        return model.normalization.fit(windows, model.clip_frames).unsqueeze(1)
-    windows = model.normalization.apply(windows)
-    return fit_frames_batch(windows, model.clip_frames).unsqueeze(1)
-
-
-def _mfcc_matrix(model: InferenceModel) -> torch.Tensor:
-    transform = make_feature_transform(model.feature_config, "mfcc")
-    return transform.dct
-
-
-def fit_frames_batch(features: torch.Tensor, frames: int) -> torch.Tensor:
-    """`core.data.feature_cache.fit_frames` applied to each example of a batch separately.
-
-    features: (batch, bins, T) -> (batch, bins, frames); each example is padded with its own
-    minimum (fit_frames on a batch would use the minimum of the whole batch).
-    """
-    if features.shape[-1] >= frames:
-        return fit_frames(features, frames)
-    return torch.stack([fit_frames(example, frames) for example in features])
-
-
-def _frame_levels_db(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Level in dB of each hop-long block of samples, one per feature frame (centred)."""
-    hop = config.hop_length
-    frames = config.num_frames(len(y))
-    padded = np.zeros(frames * hop, dtype=np.float32)
-    start = hop // 2  # frame t is centred on sample t * hop
-    padded[start : start + len(y)] = y[: len(padded) - start]
-    power = np.square(padded.reshape(frames, hop), dtype=np.float32).mean(axis=1)
-    return 10 * np.log10(np.maximum(power, AMIN))
-
-
-def _silent_windows(
-    level_db: np.ndarray, starts: Sequence[int], window: int, gate_db: float
-) -> np.ndarray:
-    """True for windows whose loudest frame is `gate_db` below the clip's loudest frame."""
-    loudest = float(level_db.max()) if level_db.size else 0.0
-    peaks = np.array([level_db[s : s + window].max(initial=-200.0) for s in starts])
-    return peaks < loudest - gate_db
 
 
 # --------------------------------------------------------------------------- timeline -> segments

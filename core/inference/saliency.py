@@ -12,7 +12,8 @@ Two methods, both returning a (bins, frames) map over the network's input:
 
 `salient_audio` turns a map into sound: either gate time (keep the frames where saliency is
 high, with short fades) or mask the STFT (keep the time-frequency cells the mel bands cover,
-resynthesise with the original phase). Both are at the model's sample rate.
+resynthesise with the original phase). Both are at the model's sample rate, and take the
+window and mel filter bank from the model's `core.audio.input_recipe.InputRecipe` when given one.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.audio.features import FeatureConfig, make_window, mel_filterbank
+from core.audio.input_recipe import InputRecipe
 from core.models.build import member_networks
 
 METHODS = ("occlusion", "grad-cam")
@@ -164,7 +166,7 @@ def salient_frames(saliency: np.ndarray, keep_fraction: float = 0.2) -> np.ndarr
 
 def salient_audio(
     samples: np.ndarray,
-    config: FeatureConfig,
+    config: FeatureConfig | InputRecipe,
     saliency: np.ndarray,
     *,
     keep_fraction: float = 0.2,
@@ -174,6 +176,8 @@ def salient_audio(
 ) -> np.ndarray:
     """Only the salient parts of a clip, as audio at config.sample_rate.
 
+    config: the model's InputRecipe (its feature settings, kind, window and filter bank), or
+    a FeatureConfig together with `feature_kind`.
     samples: float32 (n,) at config.sample_rate. saliency: (bins, frames) over the model
     input, whose column 0 is clip frame `frame_offset` (see inference.PreparedClip).
     mode "time": keep the `keep_fraction` most salient moments (`salient_frames`, with
@@ -183,6 +187,9 @@ def salient_audio(
     original phase. MFCC rows are not frequencies, so MFCC models always gate time.
     Returns float32 (n,), the clip's length.
     """
+    recipe = config if isinstance(config, InputRecipe) else None
+    if recipe is not None:
+        config, feature_kind = recipe.config.features, recipe.kind
     y = np.asarray(samples, dtype=np.float32)
     frames = config.num_frames(len(y))
     if mode == "time" or feature_kind == "mfcc":
@@ -191,7 +198,8 @@ def salient_audio(
     if mode != "time-frequency":
         raise ValueError(f"mode must be one of {PLAYBACK_MODES}, got {mode!r}")
     mask = salient_mask(saliency, keep_fraction)
-    return _mask_stft(y, _clip_frames_mask(mask, frame_offset, frames), config, feature_kind)
+    clip_mask = _clip_frames_mask(mask, frame_offset, frames)
+    return _mask_stft(y, clip_mask, config, feature_kind, recipe)
 
 
 def _clip_frames_mask(mask: np.ndarray, offset: int, frames: int) -> np.ndarray:
@@ -214,9 +222,15 @@ def _gate_time(y: np.ndarray, keep_frames: np.ndarray, config: FeatureConfig) ->
 
 
 def _mask_stft(
-    y: np.ndarray, mask: np.ndarray, config: FeatureConfig, feature_kind: str
+    y: np.ndarray,
+    mask: np.ndarray,
+    config: FeatureConfig,
+    feature_kind: str,
+    recipe: InputRecipe | None = None,
 ) -> np.ndarray:
-    window = make_window(config)
+    # The recipe's own buffers when there is one (the same numbers, built once).
+    spectrum = recipe.spectrum_transform if recipe is not None else None
+    window = spectrum.window.cpu() if spectrum is not None else make_window(config)
     x = torch.from_numpy(y)
     spec = torch.stft(
         x,
@@ -230,7 +244,7 @@ def _mask_stft(
     )
     m = torch.from_numpy(mask.astype(np.float32))
     if feature_kind in ("logmel", "mel"):
-        fb = mel_filterbank(config)  # (n_mels, n_freqs)
+        fb = spectrum.mel_fb.cpu() if spectrum is not None else mel_filterbank(config)
         fb = fb / fb.amax(dim=1, keepdim=True).clamp_min(1e-12)  # each band peaks at 1
         # Each FFT bin keeps the strongest weight among the salient bands covering it.
         m = (fb.unsqueeze(-1) * m.unsqueeze(1)).amax(dim=0)  # (n_freqs, frames)

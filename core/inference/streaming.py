@@ -6,8 +6,9 @@ Three layers turn them into something a page can draw:
     frames -> `as_mono_float` (any layout, NaN-safe) -> resampled (soxr streaming) to the
     analyser's rate -> `RingBuffer` (the last seconds) -> an analyser:
       `LiveClassifier`: a trained model's window slides over the stream by its hop; every
-                        window goes through core.inference.classifier's own helpers (one code path with
-                        the offline timeline), then smoothing, "unsure" and segments as there
+                        window goes through the model's InputRecipe and the window helpers of
+                        core.audio.input_recipe (one code path with the offline timeline), then
+                        smoothing, "unsure" and segments as there
       `LiveTuner`:      pitch (YIN) of the newest audio -> note name and cents off, chroma,
                         loudness
     `LiveStream` runs one analyser in its own worker thread: `push` (called from the WebRTC
@@ -38,18 +39,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import soxr
 
+from core.audio.input_recipe import cut_by_edge, silent_windows, sounding_span
 from core.inference.classifier import (
     UNSURE_MARGIN,
     UNSURE_PROBABILITY,
     InferenceModel,
     Segment,
     WindowResult,
-    _frame_levels_db,
-    _silent_windows,
-    _sound_cut_by_edge,
-    _span,
-    _whole_clip_features,
-    _window_batch,
     find_segments,
     unsure_reason,
 )
@@ -338,36 +334,37 @@ class LiveClassifier:
         return done
 
     def _classify(self, start: int, *, stream_end: bool) -> None:
-        """One window at stream frame `start`, through core.inference.classifier's timeline helpers."""
+        """One window at stream frame `start`, through the recipe as the timeline does."""
         first = max(0, start - self._context_frames)  # chunk starts on a frame boundary
         stop = self.buffer.written if stream_end else self._needed_until(start)
         chunk = self.buffer.read(first * self.hop_length, stop)
         if first * self.hop_length < self.buffer.oldest:
             raise StreamError("The stream fell behind its buffer; start it again.")
-        features = _whole_clip_features(chunk, self.model)
-        level = _frame_levels_db(chunk, self.model.feature_config)
+        recipe = self.model.recipe
+        features = recipe.spectrum(chunk)
+        level = recipe.frame_levels_db(chunk)
         offset = start - first  # the window's first frame inside the chunk
         valid = slice(0 if first == 0 else 1, offset + self.window_frames)
         if level[valid].size:
             self.loudest_db = max(self.loudest_db, float(level[valid].max()))
         gate = self.config.silence_gate_db
         active = level >= self.loudest_db - gate
-        span = _span(offset, self.window_frames, active if self.config.trim_silence else None)
-        x = _window_batch(features, [span], self.model)
+        span = sounding_span(
+            offset, self.window_frames, active if self.config.trim_silence else None
+        )
+        x = recipe.window_inputs(features, [span])
         p = self.model.probabilities(x).numpy()[0].astype(np.float32)
-        reference = np.array([self.loudest_db], dtype=np.float64)
-        window_level = np.concatenate([reference, level[offset : offset + self.window_frames]])
-        # _silent_windows compares each window with the loudest level of the array it gets:
-        # prepend the running loudest so "loudest" is the stream's, not this chunk's.
-        silent = bool(_silent_windows(window_level, [1], self.window_frames, gate)[0])
+        # Silence is judged against the loudest moment of the stream so far, not this chunk's.
+        silent = bool(
+            silent_windows(level, [offset], self.window_frames, gate, loudest_db=self.loudest_db)[0]
+        )
         peak = level[offset : offset + self.window_frames].max(initial=-200.0)
         silent = silent or bool(peak < self.config.silence_floor_dbfs)
         self.starts.append(start)
         self.probabilities.append(p)
         self.silent.append(silent)
         self.cut.append(
-            self.config.trim_silence
-            and _sound_cut_by_edge(active, *span, offset, self.window_frames)
+            self.config.trim_silence and cut_by_edge(active, span, offset, self.window_frames)
         )
         self.windows_done += 1
 

@@ -14,6 +14,7 @@ are returned.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ import torch
 from torch import nn
 
 from core.audio.features import FeatureConfig
-from core.data.feature_cache import Normalization, prepare_clip
+from core.audio.input_recipe import InputRecipe, Normalization
 from core.models.build import build_model, member_networks
 from core.models.spec import ModelSpec
 
@@ -149,33 +150,18 @@ class ClipTrace:
         return self.labels[int(np.argmax(self.probabilities))]
 
 
-def spectrogram_input(
-    samples: np.ndarray,
-    sample_rate: int,
-    *,
-    feature_config: FeatureConfig,
-    feature_kind: str,
-    clip_frames: int,
-    normalization: Normalization,
-) -> torch.Tensor:
+def spectrogram_input(samples: np.ndarray, sample_rate: int, recipe: InputRecipe) -> torch.Tensor:
     """A waveform (n,) at `sample_rate` Hz as the network input (1, 1, bins, clip_frames).
 
-    The training recipe itself (core.data.feature_cache.prepare_clip): resampling, features,
-    crop/pad or trim-and-stretch, normalisation.
+    The training recipe itself (`InputRecipe.clip`): resampling, features, crop/pad or
+    trim-and-stretch, normalisation. Raises LayerValuesError for an empty or broken clip.
     """
     y = np.asarray(samples, dtype=np.float32)
     if y.ndim != 1 or y.size == 0:
         raise LayerValuesError("The clip must be a non-empty mono waveform.")
     if not np.isfinite(y).all():
         raise LayerValuesError("The clip contains samples that are not numbers (NaN or inf).")
-    return prepare_clip(
-        y,
-        sample_rate,
-        feature_config=feature_config,
-        kind=feature_kind,
-        clip_frames=clip_frames,
-        normalization=normalization,
-    )
+    return recipe.clip(y, sample_rate).model_input
 
 
 def _check_spectrogram_network(spec: ModelSpec | None, bins: int, frames: int) -> None:
@@ -191,20 +177,12 @@ def trace_clip(run: Any, samples: np.ndarray, sample_rate: int, *, member: int =
     """A clip through a trained run (`core.training.runs.LoadedRun`), every layer's output kept.
 
     samples: mono float (n,) at `sample_rate` Hz, prepared exactly as training prepared
-    its clips (the run's feature config, kind, clip_frames and normalisation). member:
-    which member of an ensemble to trace (0 for a single network).
+    its clips (the run's InputRecipe). member: which member of an ensemble to trace (0 for
+    a single network).
     """
-    normalization = Normalization.from_dict(run.normalization)
-    bins = run.feature_config.num_bins(run.feature_kind)
-    _check_spectrogram_network(run.spec, bins, run.clip_frames)
-    x = spectrogram_input(
-        samples,
-        sample_rate,
-        feature_config=run.feature_config,
-        feature_kind=run.feature_kind,
-        clip_frames=run.clip_frames,
-        normalization=normalization,
-    )
+    recipe = run.recipe
+    _check_spectrogram_network(run.spec, recipe.bins, recipe.clip_frames)
+    x = spectrogram_input(samples, sample_rate, recipe)
     return _trace(run.model, x, run.spec, tuple(run.labels), member)
 
 
@@ -267,12 +245,13 @@ def trace_untrained(
         config = feature_config or FeatureConfig(n_mels=bins)
     except ValueError as error:
         raise LayerValuesError(f"No log-mel recipe has {bins} mel bands: {error}") from error
-    x = spectrogram_input(
-        samples,
-        sample_rate,
-        feature_config=config,
-        feature_kind="logmel",
-        clip_frames=frames,
-        normalization=Normalization("utterance"),
-    )
+    recipe = _untrained_recipe(config, frames)
+    x = spectrogram_input(samples, sample_rate, recipe)
     return _trace(untrained_network(spec, seed), x, spec, (), 0)
+
+
+@functools.lru_cache(maxsize=4)
+def _untrained_recipe(config: FeatureConfig, frames: int) -> InputRecipe:
+    """The editor network's recipe (log-mel, per-clip CMVN), built once per shape: its filter
+    bank is a buffer, and the page traces a clip on every change of the network."""
+    return InputRecipe.make(config, "logmel", frames, Normalization("utterance"))

@@ -2,9 +2,10 @@
 
 The exported graph maps normalised features (batch, 1, bins, clip_frames) to class
 probabilities (batch, classes): the network plus a softmax. The spectrogram front end stays
-outside the graph on purpose: it is fully described by the feature settings, which are
-written into the file's metadata (`metadata_props`) together with the class names and the
-normalisation, so anyone can rebuild the input with librosa or core.audio.features.
+outside the graph on purpose: it is fully described by the model's input recipe, written into
+the file's metadata (`metadata_props`: "input_recipe", the whole `core.audio.input_recipe` recipe as
+one JSON object, and its parts under the keys earlier files had) together with the class
+names, so anyone can rebuild the input with `InputRecipe.from_json`, librosa or core.audio.features.
 
 Exporter: torch.onnx's TorchScript-based exporter (`dynamo=False`). In torch 2.11 the
 default torch.export-based exporter needs the separate `onnxscript` package; the classic
@@ -39,15 +40,16 @@ class _WithSoftmax(nn.Module):
 def export_onnx(model) -> bytes:
     """ONNX bytes of an inference.InferenceModel (network + softmax, batch axis dynamic).
 
-    The metadata keys "labels", "feature_config", "feature_kind", "clip_frames" and
-    "normalization" hold JSON strings. Raises RuntimeError with a sentence when the
-    network cannot be exported.
+    The metadata keys "labels", "input_recipe" (InputRecipe.to_json()), "feature_config",
+    "feature_kind", "clip_frames" and "normalization" hold JSON strings (the last four are
+    the recipe's parts, as files exported before "input_recipe" had them). Raises
+    RuntimeError with a sentence when the network cannot be exported.
     """
     import onnx
 
     network = model.network.to("cpu").eval() if model.device.type != "cpu" else model.network
     wrapper = _WithSoftmax(network).eval()
-    example = torch.zeros(1, 1, model.num_bins, model.clip_frames)
+    example = torch.zeros(1, *model.recipe.config.input_shape)
     buffer = io.BytesIO()
     try:
         with warnings.catch_warnings():
@@ -68,12 +70,14 @@ def export_onnx(model) -> bytes:
         if model.device.type != "cpu":
             model.network.to(model.device)
     proto = onnx.load_from_string(buffer.getvalue())
+    recipe = model.recipe.to_dict()
     metadata = {
         "labels": json.dumps(list(model.labels)),
-        "feature_config": json.dumps(model.feature_config.to_dict()),
-        "feature_kind": model.feature_kind,
-        "clip_frames": str(model.clip_frames),
-        "normalization": json.dumps(model.normalization.to_dict()),
+        "input_recipe": model.recipe.to_json(),
+        "feature_config": json.dumps(recipe["feature_config"]),
+        "feature_kind": recipe["feature_kind"],
+        "clip_frames": str(recipe["clip_frames"]),
+        "normalization": json.dumps(recipe["normalization"]),
         "producer": "Audio DL Studio",
     }
     for key, value in metadata.items():

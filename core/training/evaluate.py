@@ -6,7 +6,8 @@ misclassified examples (with the file and time window so a page can play them) a
 penultimate-layer embeddings with 2-D PCA and t-SNE projections.
 
 `predict_proba` / `predict_windows` classify a waveform with a loaded run
-(core.training.runs.LoadedRun), the path the classify page takes.
+(core.training.runs.LoadedRun) through its InputRecipe, one window at a time (the reference the
+batched timeline of core.inference is measured against).
 """
 
 from __future__ import annotations
@@ -255,19 +256,10 @@ def predict_proba(
 ) -> np.ndarray:
     """Class probabilities (C,) of one clip for a loaded run (core.training.runs.LoadedRun).
 
-    samples: float32 (n,) at `sample_rate` Hz; the clip is cropped or padded to the
-    run's clip length, centred, as validation examples were.
+    samples: float32 (n,) at `sample_rate` Hz; the clip goes through the run's InputRecipe
+    (cropped or padded to the run's clip length, centred, as validation examples were).
     """
-    from core.data.feature_cache import Normalization, prepare_clip
-
-    x = prepare_clip(
-        samples,
-        sample_rate,
-        feature_config=run.feature_config,
-        kind=run.feature_kind,
-        clip_frames=run.clip_frames,
-        normalization=Normalization.from_dict(run.normalization),
-    )
+    x = run.recipe.clip(samples, sample_rate).model_input
     logits, _ = forward_batches(run.model, x, torch.device(device))
     return torch.softmax(logits, dim=1)[0].numpy()
 
@@ -285,15 +277,10 @@ def predict_windows(
     Windows are the run's clip length, `hop_seconds` apart (default: half a window); a clip
     shorter than one window gives one row.
     """
-    from core.audio.levels import resample
-
-    rate = run.feature_config.sample_rate
-    y = (
-        resample(np.asarray(samples, dtype=np.float32), sample_rate, rate)
-        if sample_rate != rate
-        else np.asarray(samples, dtype=np.float32)
-    )
-    window = max(1, (run.clip_frames - 1) * run.feature_config.hop_length)
+    recipe = run.recipe
+    rate = recipe.sample_rate
+    y = recipe.to_recipe_rate(samples, sample_rate)
+    window = recipe.window_samples
     hop = max(1, int(round((hop_seconds if hop_seconds else window / rate / 2) * rate)))
     starts = list(range(0, max(1, len(y) - window + 1), hop))
     probs = np.stack([predict_proba(run, y[s : s + window], rate, device=device) for s in starts])

@@ -5,8 +5,9 @@ Layout of one run, `<root>/<run_id>/`:
     config.json        {"format", "run_id", "owner", "name", "created_utc", "train_config": {...}}
     metrics.jsonl      one JSON object per line, appended while training (step / epoch / eval)
     model.safetensors  the weights (tensors only: loading can never run code)
-    model.json         {"spec": ModelSpec dict, "labels", "feature_config", "feature_kind",
-                        "clip_frames", "normalization", "input_shape"}
+    model.json         {"spec": ModelSpec dict, "labels", "input_shape", and the input recipe
+                        (core.audio.input_recipe.InputRecipeConfig.to_dict): "feature_config",
+                        "feature_kind", "clip_frames", "normalization"}
     heartbeat          touched every second by the worker that trains it (empty file)
     summary.json       {"status": finished|stopped|failed|interrupted, "message", "metrics": {...},
                         "evaluation": {...}, "duration_seconds"}; absent while it runs
@@ -31,14 +32,20 @@ import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from core import paths
+from core.audio.features import FeatureConfig
+from core.audio.input_recipe import InputRecipe, InputRecipeConfig
 from core.files import to_jsonable, write_bytes_atomic, write_json_atomic
+
+if TYPE_CHECKING:
+    from core.models.spec import ModelSpec
 
 RUN_FORMAT = "audio-dl-studio/run"
 MODEL_FORMAT = "audio-dl-studio/model"
@@ -100,21 +107,28 @@ class RunProblem:
 class LoadedRun:
     """A run ready to classify with: the model in eval mode plus everything to feed it.
 
+    `recipe` is its InputRecipe (built on first use, then kept); feature_config,
+    feature_kind, clip_frames and normalization are the recipe's parts as saved.
     normalization: {"mode": "utterance"} (per clip, per mel band), {"mode": "global",
-    "mean": [..n_mels..], "std": [...]} (training-split statistics) or {"mode": "none"}.
-    feature_config: a core.audio.features.FeatureConfig.
+    "mean": [..n_mels..], "std": [...]} (training-split statistics) or {"mode": "none"},
+    with "trim_db".
     """
 
     info: RunInfo
     model: nn.Module
-    spec: Any  # core.models.spec.ModelSpec
+    spec: ModelSpec
     labels: tuple[str, ...]
-    feature_config: Any
+    feature_config: FeatureConfig
     feature_kind: str
     clip_frames: int
     normalization: dict[str, Any]
     model_meta: dict[str, Any]
     summary: dict[str, Any]
+
+    @cached_property
+    def recipe(self) -> InputRecipe:
+        """The waveform-to-input recipe the run was trained with (read-only; on the CPU)."""
+        return InputRecipe.from_run(self)
 
 
 def _now_utc() -> str:
@@ -197,21 +211,32 @@ class RunStore:
         run_id: str,
         model: nn.Module,
         *,
-        spec: Any,
+        spec: ModelSpec,
         labels: Iterable[str],
-        feature_config: Any,
-        feature_kind: str,
-        clip_frames: int,
-        normalization: Mapping[str, Any],
+        recipe: InputRecipeConfig | InputRecipe | None = None,
+        feature_config: FeatureConfig | None = None,
+        feature_kind: str | None = None,
+        clip_frames: int | None = None,
+        normalization: Mapping[str, Any] | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
         """Write model.safetensors and model.json (weights first, both atomic).
 
         model: the trained network (a DDP wrapper is unwrapped); its state_dict is saved
-        on the CPU. spec: its ModelSpec; labels: class names in output order.
+        on the CPU. spec: its ModelSpec; labels: class names in output order. recipe: its
+        input recipe (an InputRecipeConfig or InputRecipe); or, as before, the four parts
+        feature_config, feature_kind, clip_frames and normalization (a dict).
         """
         from safetensors.torch import save
 
+        if recipe is None:
+            from core.audio.input_recipe import Normalization
+
+            recipe = InputRecipeConfig(
+                feature_config, feature_kind, clip_frames, Normalization.from_dict(normalization)
+            )
+        elif isinstance(recipe, InputRecipe):
+            recipe = recipe.config
         model = getattr(model, "module", model)
         state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
         path = self.run_path(run_id)
@@ -220,12 +245,7 @@ class RunStore:
             "format": MODEL_FORMAT,
             "spec": spec.to_dict(),
             "labels": list(labels),
-            "feature_config": feature_config.to_dict()
-            if hasattr(feature_config, "to_dict")
-            else to_jsonable(feature_config),
-            "feature_kind": feature_kind,
-            "clip_frames": int(clip_frames),
-            "normalization": to_jsonable(normalization),
+            **recipe.to_dict(),
             "input_shape": list(spec.input_shape),
             **to_jsonable(dict(extra or {})),
         }
@@ -342,20 +362,18 @@ class RunStore:
         except (OSError, ValueError) as error:
             raise RunError(f"Run {run_id}'s model files cannot be read ({error}).") from None
         model, spec = model_from_files(meta, weights)
-        from core.audio.features import FeatureConfig
-
-        try:
-            feature_config = FeatureConfig.from_dict(meta["feature_config"])
+        try:  # every model.json this app wrote: missing later keys get their old meaning
+            recipe = InputRecipeConfig.from_dict(meta, default_clip_frames=spec.input_shape[-1])
         except (KeyError, TypeError, ValueError) as error:
-            raise RunError(f"Run {run_id}'s feature settings cannot be read ({error}).") from None
+            raise RunError(f"Run {run_id}'s input recipe cannot be read ({error}).") from None
         return LoadedRun(
             info=info,
             model=model.to(device).eval(),
             spec=spec,
             labels=tuple(str(label) for label in meta["labels"]),
-            feature_config=feature_config,
-            feature_kind=str(meta.get("feature_kind", "logmel")),
-            clip_frames=int(meta.get("clip_frames", spec.input_shape[-1])),
+            feature_config=recipe.features,
+            feature_kind=recipe.kind,
+            clip_frames=recipe.clip_frames,
             normalization=dict(meta.get("normalization") or {"mode": "none"}),
             model_meta=meta,
             summary=self.read_summary(run_id),

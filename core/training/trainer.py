@@ -45,6 +45,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.audio.features import FeatureConfig
+from core.audio.input_recipe import (
+    NORMALIZATION_MODES,
+    InputRecipe,
+    InputRecipeConfig,
+    Normalization,
+    clip_frames_for,
+    fit_normalization,
+)
 from core.data.augment import (
     AugmentConfig,
     augment_batch,
@@ -53,12 +61,7 @@ from core.data.augment import (
     random_equalizer,
 )
 from core.data.datasets import AudioDataset, DatasetError, make_windows
-from core.data.feature_cache import (
-    NORMALIZATION_MODES,
-    FeatureCache,
-    Normalization,
-    fit_normalization,
-)
+from core.data.feature_cache import FeatureCache
 from core.data.sources import load_dataset
 from core.data.splits import split_dataset
 from core.models.build import average_members, member_networks
@@ -378,12 +381,16 @@ class _Trainer:
         self.cache = FeatureCache(
             c.features, c.feature_kind, disk=not any(e.in_memory for e in data.examples)
         )
-        self.frames = c.features.num_frames(int(round(c.clip_seconds * c.features.sample_rate)))
+        self.frames = clip_frames_for(c.features, c.clip_seconds)
         self.bins = c.features.num_bins(c.feature_kind)
         # The equaliser adds decibels: only the log-mel is in dB (other kinds ignore it).
         self.equalize = c.augment.needs_decibels and c.feature_kind == "logmel"
         self.raw_features: dict[int, torch.Tensor] = {}  # kept for the equaliser only
         self.normalization = self._fit_normalization()
+        # The one waveform-to-input recipe, saved with the model and used by inference.
+        self.recipe = InputRecipe(
+            InputRecipeConfig(c.features, c.feature_kind, self.frames, self.normalization)
+        )
         self.bank = torch.zeros(len(data), 1, self.bins, self.frames)
         self.ready = torch.zeros(len(data), dtype=torch.bool)
         self.targets = torch.as_tensor(data.targets)
@@ -530,7 +537,7 @@ class _Trainer:
         except (AudioError, OSError) as error:
             self.failed_examples[index] = f"{self.data.examples[index].ref}: {error}"
             return None
-        self.bank[index, 0] = self.normalization.fit(raw, self.frames)
+        self.bank[index, 0] = self.recipe.fit(raw)
         if self.equalize:  # the equaliser acts before trimming: keep the untrimmed features
             self.raw_features[index] = raw
         self.ready[index] = True
@@ -550,7 +557,7 @@ class _Trainer:
             raw = self.raw_features[index]
         if self.equalize:
             raw = random_equalizer(raw, self.config.augment.eq_db, generator)
-        return self.normalization.fit(raw, self.frames)[None]
+        return self.recipe.fit(raw)[None]
 
     def _augmented_wave(self, index: int, rng: np.random.Generator) -> np.ndarray:
         """One example's audio after the waveform-domain augmentations (decoded once)."""
@@ -804,8 +811,7 @@ class _Trainer:
         if kind != "failed":
             self.store.save_model(
                 self.run_id, self.model, spec=self.model_spec, labels=self.data.labels,
-                feature_config=self.config.features, feature_kind=self.config.feature_kind,
-                clip_frames=self.frames, normalization=self.normalization.to_dict(),
+                recipe=self.recipe.config,
             )  # fmt: skip
         metrics = {
             "epochs_done": self.epoch,

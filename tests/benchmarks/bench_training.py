@@ -19,9 +19,10 @@ import time
 import torch
 import torch.nn.functional as F
 
+from core.audio.input_recipe import fit_frames
 from core.data.augment import AugmentConfig
 from core.data.datasets import builtin_digits
-from core.data.feature_cache import FeatureCache, clear_memory_cache, fit_frames
+from core.data.feature_cache import FeatureCache, clear_memory_cache
 from core.data.splits import split_dataset
 from core.devices import resolve_device
 from core.models.build import build_model, member_networks
@@ -56,7 +57,7 @@ def _bare_epoch(model, optimizer, scheduler, x, y, batch_size: int, generator, d
 
 def _prepared(config: TrainConfig, dataset, indices):
     """The exact training tensors train() builds: (N, 1, bins, frames), (N,)."""
-    from core.data.feature_cache import Normalization
+    from core.audio.input_recipe import Normalization
 
     cache = FeatureCache(config.features, config.feature_kind)
     frames = config.features.num_frames(
