@@ -26,6 +26,9 @@ Also here, as the pieces of the recipe: `Normalization`, `fit_normalization`, `f
 `trim_and_stretch`, `clip_frames_for` (the one formula from seconds to frames) and the
 windowing helpers the timeline and the live stream share (`window_starts`, `sounding_span`,
 `silent_windows`, `cut_by_edge`).
+
+Why one module of about 600 lines: it is the whole recipe, read top to bottom in the order a
+clip goes through it; split up, the steps would again live in several places.
 """
 
 from __future__ import annotations

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from core.training.runs import LoadedRun
 
 
 @dataclass(frozen=True)
@@ -252,7 +255,7 @@ def project_tsne(
 
 
 def predict_proba(
-    run: Any, samples: np.ndarray, sample_rate: int, *, device: torch.device | str = "cpu"
+    run: LoadedRun, samples: np.ndarray, sample_rate: int, *, device: torch.device | str = "cpu"
 ) -> np.ndarray:
     """Class probabilities (C,) of one clip for a loaded run (core.training.runs.LoadedRun).
 
@@ -265,7 +268,7 @@ def predict_proba(
 
 
 def predict_windows(
-    run: Any,
+    run: LoadedRun,
     samples: np.ndarray,
     sample_rate: int,
     *,
