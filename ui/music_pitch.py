@@ -176,14 +176,23 @@ def _network_view(
             axis_title="sample time in the frame (ms)",
             x_range=(lo, hi),
         )
-        at = st.slider(
-            "Frame to look at (s)",
-            float(times[0]),
-            float(times[-1]),
-            float(times[len(times) // 2]),
-            step=CONFIG.hop_seconds,
-            key="music_pitch_frame_time",
-        )
+        first_s, last_s = round(float(times[0]), 2), round(float(times[-1]), 2)
+        kept = st.session_state.get("music_pitch_frame_time")
+        if kept is None or not first_s <= kept <= last_s:
+            # The middle frame at first; after a new zoom, the nearest frame inside it.
+            middle = round(float(times[len(times) // 2]), 2)
+            st.session_state["music_pitch_frame_time"] = (
+                middle if kept is None else min(max(kept, first_s), last_s)
+            )
+        at = first_s
+        if last_s > first_s:
+            at = st.slider(
+                "Frame to look at (s)",
+                first_s,
+                last_s,
+                step=CONFIG.hop_seconds,
+                key="music_pitch_frame_time",
+            )
         index = int(np.clip(np.searchsorted(times, at), 0, frames.shape[0] - 1))
         _chart(
             viz.input_frame_figure(

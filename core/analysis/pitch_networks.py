@@ -108,7 +108,8 @@ class PitchTrack:
     truncated: bool = False
     probabilities: np.ndarray | None = field(default=None, repr=False)
     bin_midi: np.ndarray | None = field(default=None, repr=False)
-    # The unthresholded pitch per frame (Hz), kept so a new threshold needs no new run.
+    # The best-guess pitch of every frame, voiced or not (Hz; NaN outside fmin..fmax): a new
+    # threshold needs no new run, and mir_eval scores raw pitch on it.
     raw_f0_hz: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -126,8 +127,9 @@ class PitchTrack:
             return 69.0 + 12.0 * np.log2(self.f0_hz / 440.0)
 
     def with_threshold(self, threshold: float) -> PitchTrack:
-        """The same track voiced at another confidence threshold (networks only; pYIN as is)."""
-        if self.raw_f0_hz is None:
+        """The same track voiced at another confidence threshold (networks only; pYIN keeps
+        its hidden Markov model's own voicing)."""
+        if self.raw_f0_hz is None or self.tracker == PYIN:
             return self
         voiced = (self.confidence >= threshold) & np.isfinite(self.raw_f0_hz)
         return replace(
@@ -390,6 +392,7 @@ def _pyin(x16: np.ndarray, config: PitchTrackerConfig) -> tuple[np.ndarray, ...]
         frame_length=1024,
         hop_length=config.hop_length,
         center=True,
+        fill_na=None,  # keep the best-guess pitch of unvoiced frames (scored as a raw pitch)
     )
     return f0, voiced.astype(bool), np.nan_to_num(probability)
 
@@ -420,9 +423,9 @@ def track_pitch(
     yield TrackingProgress(0.0, f"{tracker}: tracking {x16.size / SAMPLE_RATE:.1f} s on {where}")
     probabilities = bin_midi = raw = None
     if tracker == PYIN:
-        f0, voiced, confidence = _pyin(x16, config)
-        f0, voiced, confidence = f0[:n_frames], voiced[:n_frames], confidence[:n_frames]
-        f0 = np.where(voiced, f0, np.nan)
+        raw, voiced, confidence = _pyin(x16, config)
+        raw, voiced, confidence = raw[:n_frames], voiced[:n_frames], confidence[:n_frames]
+        f0 = np.where(voiced, raw, np.nan)
     else:
         runner = (
             _run_pesto(x16, device, config)
