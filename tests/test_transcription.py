@@ -129,3 +129,17 @@ def test_playback_sounds_the_transcribed_pitch_for_the_whole_clip():
     spectrum = np.abs(np.fft.rfft(body * np.hanning(body.size)))
     assert np.fft.rfftfreq(body.size, 1 / SR)[spectrum.argmax()] == pytest.approx(440.0, abs=2.0)
     assert render_transcription([], SR, total_seconds=1.0).size == SR
+
+
+def test_piano_roll_draws_one_bar_per_note_at_its_time_and_pitch():
+    from core.viz.pitch import piano_roll_figure, pitch_probability_figure
+
+    midi = np.concatenate([np.full(30, 60.0), [np.nan] * 10, np.full(30, 67.0)])
+    track = _track(midi)
+    notes = transcribe(track)
+    bars = piano_roll_figure(notes, track).data[0]
+    assert list(bars.y) == [60, 67] and list(bars.text) == ["C4", "G4"]
+    assert list(bars.base) == pytest.approx([0.0, 0.4])
+    assert list(bars.x) == pytest.approx([0.3, 0.3])
+    with pytest.raises(ValueError, match="not a network"):
+        pitch_probability_figure(track)  # a hand-made (or pYIN) track has no network output

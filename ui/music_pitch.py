@@ -46,6 +46,7 @@ from ui.music_sections import play
 
 CONFIG = PitchTrackerConfig()
 SLOW_SECONDS = 20.0  # a tracker expected to take longer waits for a click
+INPUT_SECONDS = 2.0  # CREPE's input frames are drawn over this much of the zoom at most
 KEPT_TRACKS = 12  # tracks remembered per session (about 2 MB each for 30 s of CREPE output)
 Range = tuple[float, float]
 
@@ -138,6 +139,11 @@ def _network_view(
     x16, _ = prepare_pitch_input(analysis.y, analysis.sr, CONFIG)
     lo = max(0.0, x_range[0])
     hi = min(x_range[1], x16.size / SAMPLE_RATE)
+    if hi <= lo:
+        st.info(
+            f"The zoom lies past the first {CONFIG.max_seconds:g} s, the part that was tracked."
+        )
+        return
     if track.tracker == PESTO:
         cqt = pesto_cqt(x16, device, CONFIG)
         times = frame_times(cqt.shape[0], CONFIG)
@@ -157,7 +163,9 @@ def _network_view(
             note_axis=True,
         )
     else:
-        # Only the frames inside the zoom: a long clip would be 1024 numbers per 10 ms.
+        # At most INPUT_SECONDS from the zoom's start, every sample drawn: 1024 numbers per
+        # 10 ms frame, and a thinned waveform would alias into stripes that are not there.
+        hi = min(hi, lo + INPUT_SECONDS)
         first = int(lo * SAMPLE_RATE) // CONFIG.hop_length
         segment = x16[first * CONFIG.hop_length : int(hi * SAMPLE_RATE) + 1]
         frames = crepe_frames(segment, CONFIG.hop_length)
@@ -166,7 +174,9 @@ def _network_view(
         st.caption(
             "CREPE sees 1024 raw samples (64 ms) at a time, one frame every 10 ms, each shifted to "
             "mean 0 and scaled to standard deviation 1, so a quiet note looks as loud as a loud one. "
-            "Each column below is one frame; a steady pitch draws horizontal stripes."
+            "Each column below is one frame (up to 2 s from the zoom's start; zoom to move): a steady "
+            "pitch draws evenly spaced stripes one period apart, slanted because each frame starts "
+            "at another point of the cycle."
         )
         fig = viz.network_input_figure(
             frames,

@@ -23,7 +23,7 @@ TRACKER_COLORS = {
     "CREPE full": "#ab63fa",
     "PESTO": "#00a884",
 }
-MAX_INPUT_ROWS = 256  # rows of a network-input image sent to the browser
+MAX_INPUT_ROWS = 1024  # rows of a network-input image sent to the browser (CREPE's frame)
 
 
 def midi_name(midi: int) -> str:
@@ -32,11 +32,16 @@ def midi_name(midi: int) -> str:
 
 
 def _note_axis(fig: go.Figure, lo: float, hi: float, **where) -> None:
-    """MIDI y axis from lo to hi with note names on the Cs (every semitone when zoomed in)."""
+    """MIDI y axis from lo to hi with note names: every semitone when zoomed in, C E G over a
+    few octaves, the Cs beyond."""
     lo, hi = float(np.floor(lo)), float(np.ceil(hi))
-    step = 1 if hi - lo <= 14 else 12
-    first = lo if step == 1 else 12 * np.ceil(lo / 12)
-    ticks = np.arange(first, hi + 1, step)
+    span = np.arange(lo, hi + 1)
+    if hi - lo <= 14:
+        ticks = span
+    elif hi - lo <= 40:
+        ticks = span[np.isin(span % 12, (0, 4, 7))]
+    else:
+        ticks = span[span % 12 == 0]
     fig.update_yaxes(
         range=[lo - 0.5, hi + 0.5],
         tickvals=ticks.tolist(),
@@ -44,6 +49,13 @@ def _note_axis(fig: go.Figure, lo: float, hi: float, **where) -> None:
         title_text="pitch",
         **where,
     )
+
+
+def _legend_right(fig: go.Figure) -> go.Figure:
+    # The shared layout puts the legend where a long title runs: here it sits right, under it.
+    fig.update_layout(legend=dict(orientation="h", y=1.0, yanchor="bottom", x=1.0, xanchor="right"))
+    fig.update_layout(margin=dict(t=60))
+    return fig
 
 
 def _voiced_range(tracks: list[PitchTrack], span_of) -> tuple[float, float]:
@@ -108,7 +120,7 @@ def pitch_comparison_figure(
     fig.update_yaxes(range=[0, 1.02], title_text="confidence", row=2, col=1)
     fig = _layout(fig, "Pitch: " + ", ".join(t.tracker for t in tracks), x_range, height=460)
     fig.update_xaxes(title_text="", row=1, col=1)
-    return fig
+    return _legend_right(fig)
 
 
 def pitch_probability_figure(
@@ -142,12 +154,8 @@ def pitch_probability_figure(
         hoverinfo="skip",
     )
     _note_axis(fig, lo, hi)
-    return _layout(
-        fig,
-        f"What {track.tracker} says: probability of each pitch, frame by frame",
-        x_range,
-        height=400,
-    )
+    title = f"What {track.tracker} says: probability of each pitch, frame by frame"
+    return _legend_right(_layout(fig, title, x_range, height=400))
 
 
 def network_input_figure(
@@ -258,4 +266,4 @@ def piano_roll_figure(
         lo, hi = 48, 72
     _note_axis(fig, lo, hi)
     fig.update_layout(bargap=0)
-    return _layout(fig, f"Piano roll: {len(notes)} notes", x_range, height=380)
+    return _legend_right(_layout(fig, f"Piano roll: {len(notes)} notes", x_range, height=380))
