@@ -45,7 +45,9 @@ from core.viz import pitch as viz
 from ui.music_sections import play
 
 CONFIG = PitchTrackerConfig()
-SLOW_SECONDS = 20.0  # a tracker expected to take longer waits for a click
+# A tracker expected to take longer waits for a click: CREPE full on the CPU beyond about 3 s
+# of audio; pYIN (about 21 s for the 30 s tracked) does not.
+SLOW_SECONDS = 25.0
 INPUT_SECONDS = 2.0  # CREPE's input frames are drawn over this much of the zoom at most
 KEPT_TRACKS = 12  # tracks remembered per session (about 2 MB each for 30 s of CREPE output)
 Range = tuple[float, float]

@@ -51,8 +51,9 @@ CREPE_CENTS_OFFSET = 1997.3794084376191  # cents above 10 Hz of bin 0 (about 31.
 PESTO_CHECKPOINT = "mir-1k_g7"  # the package's default model
 PESTO_BINS_PER_SEMITONE = 3
 
-# Frames per second of audio each tracker needs on one CPU core, measured on this project's
-# build machine (2 shared cores, 10 ms hop): only used to tell the student how long to wait.
+# Wall seconds each tracker needs per second of audio on the CPU, measured on this project's
+# 2-core build machine at a quiet moment (10 ms hop): only used to tell the student how long
+# to wait, and to hold back a long run until they ask for it.
 CPU_SECONDS_PER_AUDIO_SECOND = {PYIN: 0.7, CREPE_TINY: 0.4, CREPE_FULL: 9.0, PESTO: 0.1}
 
 TRACKER_NOTES = {
