@@ -24,9 +24,12 @@ each network sees and says and so the device is chosen by the caller.
 
 from __future__ import annotations
 
+import collections
 import functools
+import importlib
 import math
 import time
+import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -216,7 +219,7 @@ def crepe_frames(x16: np.ndarray, hop_length: int) -> np.ndarray:
 
 
 def _assets_file(package: str, *parts: str) -> Path:
-    module = __import__(package)
+    module = importlib.import_module(package)
     path = Path(module.__file__).resolve().parent.joinpath(*parts)
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: reinstall {package} (requirements.txt).")
@@ -298,8 +301,8 @@ def load_pesto(device_name: str, hop_ms: float = 10.0) -> torch.nn.Module:
         omegaconf.base.ContainerMetadata,
         omegaconf.base.Metadata,
         omegaconf.nodes.AnyNode,
-        __import__("typing").Any,
-        __import__("collections").defaultdict,
+        typing.Any,
+        collections.defaultdict,
         dict,
         list,
         int,
