@@ -191,3 +191,92 @@ def test_why_this_key_shows_the_bass_cues_beside_the_profiles(app):
     table = next(d.value for d in app.dataframe if "profile r" in d.value.columns)
     assert list(table.columns) == ["key", "profile r", "opening bass", "final bass", "score"]
     assert table["key"].iloc[0] == _metrics(app)["Key"]
+
+
+def test_pitch_view_compares_pyin_with_a_network_and_transcribes(app):
+    trumpet = next(label for label in builtin_clips() if "trumpet" in label.lower())
+    app.selectbox(key="music_audio_builtin").set_value(trumpet).run()
+    app.segmented_control(key="music_view").set_value("Pitch").run()
+    assert not app.exception, app.exception
+    assert app.multiselect(key="music_pitch_trackers").value == ["pYIN", "CREPE tiny"]
+    metrics = _metrics(app)
+    assert metrics["pYIN"].endswith("voiced") and metrics["CREPE tiny"].endswith("voiced")
+    assert any("agree within a quarter tone" in c.value for c in app.caption)
+    titles = [chart.proto.spec for chart in app.get("plotly_chart")]
+    for title in (
+        "Pitch: pYIN, CREPE tiny",
+        "What CREPE tiny sees",
+        "One input frame",
+        "What CREPE tiny says",
+        "Piano roll",
+    ):
+        assert any(title in spec for spec in titles), title
+    assert app.selectbox(key="music_pitch_notes_tracker").value == "CREPE tiny"
+    notes = next(m.value for m in app.markdown if "notes** from" in m.value)
+    assert int(notes.split("**")[1].split()[0]) >= 5  # the trumpet line has many notes
+    assert any("transcription played by the app's synth" in c.value for c in app.caption)
+    assert "Download the notes (MIDI)" in [b.label for b in app.get("download_button")]
+
+    # Another network, a stricter voicing, longer notes: no exception, fewer or equal notes.
+    app.multiselect(key="music_pitch_trackers").set_value(["pYIN", "CREPE tiny", "PESTO"]).run()
+    app.selectbox(key="music_pitch_network").set_value("PESTO").run()
+    assert any("What PESTO sees" in c.proto.spec for c in app.get("plotly_chart"))
+    app.slider(key="music_pitch_threshold").set_value(0.8).run()
+    app.slider(key="music_pitch_min_note").set_value(200).run()
+    assert not app.exception, app.exception
+    fewer = next(m.value for m in app.markdown if "notes** from" in m.value)
+    assert int(fewer.split("**")[1].split()[0]) <= int(notes.split("**")[1].split()[0])
+
+
+def test_crepe_full_on_the_cpu_waits_for_a_click_and_says_how_long(app):
+    app.segmented_control(key="music_view").set_value("Pitch").run()
+    app.multiselect(key="music_pitch_trackers").set_value(["CREPE full"]).run()
+    assert not app.exception, app.exception
+    assert any("CREPE full on the CPU takes about" in i.value for i in app.info)
+    assert any(b.label.startswith("Run CREPE full (about") for b in app.button)
+    app.multiselect(key="music_pitch_trackers").set_value([]).run()
+    assert any("Choose at least one pitch tracker" in i.value for i in app.info)
+
+
+def _pitch_view_of_a_generated_clip():
+    """AppTest script: a generated clip (kind in session_state) in the Pitch view."""
+    import numpy as np
+    import streamlit as st
+
+    from core.audio.clip import AudioClip, AudioInfo
+    from ui import music_pitch
+    from ui import music_sections as sections
+
+    sr = 22050
+    rng = np.random.default_rng(0)
+    samples = {
+        "short": 0.5 * np.sin(2 * np.pi * 440 * np.arange(int(0.2 * sr)) / sr),
+        "silent": np.zeros(3 * sr),
+        "noise": 0.3 * rng.standard_normal(3 * sr),
+        "nan": np.full(3 * sr, np.nan),
+    }[st.session_state["kind"]].astype(np.float32)
+    info = AudioInfo(sr, 1, samples.size, samples.size / sr, "WAV")
+    analysis = sections.analysis_for(AudioClip(samples, sr, "generated", info))
+    if analysis is None:
+        st.stop()
+    music_pitch.show(analysis, (0.0, analysis.duration_seconds), "Magma")
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("short", "No pitch: the clip is 0.20 s long"),
+        ("silent", "No pitch: the clip is silent."),
+        ("noise", "No notes: CREPE tiny found no pitch held for 80 ms"),
+        ("nan", "NaN or infinite samples"),
+    ],
+)
+def test_pitch_view_explains_bad_input(kind, expected):
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_function(_pitch_view_of_a_generated_clip, default_timeout=120)
+    app.session_state["kind"] = kind
+    app.run()
+    assert not app.exception, app.exception
+    sentences = [w.value for w in app.warning] + [e.value for e in app.error]
+    assert any(expected in s for s in sentences), sentences

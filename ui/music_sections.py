@@ -360,27 +360,11 @@ def key(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
 
 
 def pitch(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
-    try:
-        with st.spinner("Tracking pitch (pYIN)..."):
-            contour = analysis.pitch
-    except NotComputable as error:
-        st.warning(str(error))
-        return
-    if contour.truncated:
-        st.info(
-            f"pYIN is slow: the pitch is tracked over the first {CONFIG.pitch_max_seconds:g} s only."
-        )
-    main = contour.main_note()
-    if not main:
-        st.warning(
-            "No pitch: pYIN found no voiced frame. Pitch tracking needs a single melodic voice."
-        )
-        return
-    st.markdown(f"Most frequent note: **{main}** ({float(np.mean(contour.voiced)):.0%} of frames voiced). "
-                "pYIN follows one voice: on chords it jumps between notes.")  # fmt: skip
-    melody = contour.resynthesise(analysis.sr, CONFIG.hop_length)
-    play(melody, analysis.sr, "melody", x_range, "The contour resynthesised as a sine melody:")
-    _chart(viz.pitch_figure(contour, x_range), "music_fig_pitch")
+    # Its own module (pYIN beside the networks, transcription); imported here, not at the top,
+    # because ui.music_pitch uses this module's `play`.
+    from ui.music_pitch import show
+
+    show(analysis, x_range, colors)
 
 
 def harmonic_percussive(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:

@@ -4,6 +4,8 @@ Open a clip, play it with the click track, switch to the other metrical level an
 own click track, switch the spectrogram to a log-frequency scale, choose another family of
 key profiles, open "Why this key?" (the opening / final bass), leave the view and come back
 to the same family.
+key profiles, open "Why this key?", compare pYIN with CREPE in the Pitch view, look at what the
+network sees and says, and play the transcribed notes.
 """
 
 from __future__ import annotations
@@ -77,4 +79,25 @@ def test_music_journey(page, app_url):
     _choose_view(page, "Waveform")
     _choose_view(page, "Key")
     page.get_by_text("Bellman-Budge profiles)").first.wait_for()
+
+    # Pitch: pYIN (signal processing) beside CREPE tiny (a pretrained network) on one plot.
+    _choose_view(page, "Pitch")
+    page.locator(".gtitle", has_text="Pitch: pYIN, CREPE tiny").wait_for(timeout=120_000)
+    page.get_by_text("agree within a quarter tone", exact=False).wait_for()
+    page.locator(".gtitle", has_text="What CREPE tiny sees").wait_for()
+    page.locator(".gtitle", has_text="What CREPE tiny says").wait_for()
+    page.locator(".gtitle", has_text="Piano roll").wait_for()
+    page.get_by_text("notes from CREPE tiny", exact=False).first.wait_for()
+    page.get_by_text("The transcription played by the app's synth:").wait_for()
+    players = page.locator("audio")
+    notes = players.nth(players.count() - 2)  # then the clip + notes mix, last
+    notes.scroll_into_view_if_needed()
+    notes.evaluate(
+        "a => new Promise(r => a.readyState >= 1 ? r() : a.addEventListener('loadedmetadata', r))"
+    )
+    assert abs(notes.evaluate("a => a.duration") - 5.33) < 0.2  # the notes span the clip
+    notes.evaluate("a => { a.muted = true; return a.play(); }")
+    page.wait_for_function("a => a.currentTime > 0.2", arg=notes.element_handle(), timeout=10_000)
+    page.get_by_role("button", name="Download the notes (MIDI)").wait_for()
+    browser.screenshot(page, "music-pitch")
     assert browser.exception_texts(page) == []
