@@ -24,15 +24,17 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 from core.streaming import AnswerClock, LiveStream, StreamError, rtc_configuration, stream_slots
 
 # How often the live views redraw while the microphone streams. The answer is a few small
-# elements read without copying audio: redrawn ten times a second, the label shows a new
-# answer (one per hop, 100-250 ms) within ~100 ms plus the page's round trip. The history
-# (spectrogram, timeline, segments) costs the server ~25 ms and the browser far more (plotly's
-# layout): once a second, or the browser on a busy machine has no time left to redraw the
-# label. tests/benchmarks/bench_live_browser.py measures both in a real browser.
-ANSWER_REFRESH_SECONDS = 0.1
+# elements read without copying audio: redrawn every 150 ms, a new answer (one per hop,
+# 100-250 ms) reaches the screen ~75 ms later on average plus the page's round trip. Each
+# redraw of a fragment costs the browser a re-render of the page (Streamlit's script-run
+# state changes twice), so a shorter interval buys little: on this busy 2-core machine the
+# browser's own time is most of the delay. The history (spectrogram, timeline, segments) costs the server
+# ~25 ms and the browser more: once a second. tests/benchmarks/bench_live_browser.py
+# measures both in a real browser.
+ANSWER_REFRESH_SECONDS = 0.15
 HISTORY_REFRESH_SECONDS = 1.0
-# Plots redrawn while streaming are pictures, not tools: no hover, zoom or toolbar, which also
-# spares the browser most of plotly's work on each redraw.
+# Plots redrawn while streaming are pictures, not tools: no hover, zoom or toolbar (a view
+# that moves every second cannot be hovered), and no interaction layers to rebuild each time.
 LIVE_PLOT = {"staticPlot": True}
 # The browser's voice-call processing would change what the model hears (training clips had
 # none of it) and bend a tuner's pitch: ask for the microphone as it is.

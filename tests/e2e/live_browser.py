@@ -36,12 +36,14 @@ RECORD_ANSWERS_JS = """
   }).observe({ type: "longtask" });
   let last = "";
   let lastDrawn = "";
+  // textContent, not innerText: innerText lays the page out, on every mutation, and the
+  // measurement would slow down what it measures.
   const read = () => {
     const metric = Array.from(document.querySelectorAll('[data-testid="stMetric"]'))
-      .find((m) => m.innerText.includes("Hearing"));
+      .find((m) => m.textContent.includes("Hearing"));
     const value = metric && metric.querySelector('[data-testid="stMetricValue"]');
     const clock = document.querySelector(".live-answer-clock");
-    return [value ? value.innerText.trim() : null, clock ? { ...clock.dataset } : null];
+    return [value ? value.textContent.trim() : null, clock ? { ...clock.dataset } : null];
   };
   new MutationObserver(() => {
     const [label, clock] = read();
