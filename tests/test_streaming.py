@@ -532,3 +532,21 @@ def test_the_timeline_outlines_each_segment_on_its_class_row():
                           segments=[(0.0, 1.0, "2"), (1.5, 2.0, "0"), (2.0, 2.2, "unknown")])  # fmt: skip
     outlines = [(s.x0, s.x1, s.y0, s.y1) for s in fig.layout.shapes]
     assert outlines == [(0.0, 1.0, 1.5, 2.5), (1.5, 2.0, -0.5, 0.5)]
+
+
+def test_a_snapshot_two_windows_into_the_stream_with_smoothing_over_three(shipped):
+    """Regression (the Live tab crashed right after START): with fewer windows than the
+    smoothing, the moving average kept numpy's 'same' length (the kernel's), not the windows'."""
+    from core.inference import smooth_probabilities
+
+    p = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    np.testing.assert_allclose(smooth_probabilities(p, 3), [[0.5, 0.5], [0.5, 0.5]])
+    live = LiveClassifier(shipped, LiveClassifierConfig(smooth_windows=3, hop_seconds=0.25))
+    rate = shipped.sample_rate
+    tone = (0.3 * np.sin(2 * np.pi * 300 * np.arange(2 * rate) / rate)).astype(np.float32)
+    while live.windows_done < 2:
+        live.feed(tone[: rate // 10], rate)
+        tone = tone[rate // 10 :]
+    assert live.windows_done == 2
+    snapshot = live.snapshot()
+    assert snapshot.result.probabilities.shape == (2, shipped.num_classes)
