@@ -528,8 +528,8 @@ def test_the_timeline_outlines_each_segment_on_its_class_row():
     from core.viz.classify import timeline_figure
 
     labels = ["0", "1", "2"]
-    fig = timeline_figure(np.arange(10) * 0.25, np.full((10, 3), 1 / 3), labels,
-                          segments=[(0.0, 1.0, "2"), (1.5, 2.0, "0"), (2.0, 2.2, "unknown")])  # fmt: skip
+    spans = [(0.0, 1.0, "2"), (1.5, 2.0, "0"), (2.0, 2.2, "unknown")]
+    fig = timeline_figure(np.arange(10) * 0.25, np.full((10, 3), 1 / 3), labels, segments=spans)
     outlines = [(s.x0, s.x1, s.y0, s.y1) for s in fig.layout.shapes]
     assert outlines == [(0.0, 1.0, 1.5, 2.5), (1.5, 2.0, -0.5, 0.5)]
 

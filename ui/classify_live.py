@@ -99,10 +99,11 @@ def _draw_history(prefix: str, snapshot: ClassifierSnapshot, smooth: int) -> Non
     """The scrolling spectrogram, the probability timeline and the detected segments."""
     mel = live_log_mel(snapshot.audio, snapshot.sample_rate)
     st.image(spectrogram_image(mel), width="stretch")
+    shown_seconds = snapshot.audio.size / snapshot.sample_rate
     st.caption(
-        f"The last {snapshot.audio.size / snapshot.sample_rate:.0f} s ({snapshot.stream_seconds:.1f} s "
-        "streamed), newest at the right; mel bands from low (bottom) to high, brighter = louder "
-        "(black: -100 dBFS, white: 0 dBFS)."
+        f"The last {shown_seconds:.0f} s ({snapshot.stream_seconds:.1f} s streamed), newest at "
+        "the right; mel bands from low (bottom) to high, brighter = louder (black: -100 dBFS, "
+        "pale yellow: 0 dBFS)."
     )
     result = snapshot.result
     if len(result.starts_seconds):

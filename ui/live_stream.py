@@ -28,8 +28,8 @@ from core.streaming import AnswerClock, LiveStream, StreamError, rtc_configurati
 # 100-250 ms) reaches the screen ~75 ms later on average plus the page's round trip. Each
 # redraw of a fragment costs the browser a re-render of the page (Streamlit's script-run
 # state changes twice), so a shorter interval buys little: on this busy 2-core machine the
-# browser's own time is most of the delay. The history (spectrogram, timeline, segments) costs the server
-# ~25 ms and the browser more: once a second. tests/benchmarks/bench_live_browser.py
+# browser's own time is most of the delay. The history (spectrogram, timeline, segments)
+# costs the server ~25 ms and the browser more: once a second. tests/benchmarks/bench_live_browser.py
 # measures both in a real browser.
 ANSWER_REFRESH_SECONDS = 0.15
 HISTORY_REFRESH_SECONDS = 1.0
@@ -176,11 +176,12 @@ def live_view(
     """The answer now (left) and the stream's history (right), each redrawn at its own pace.
 
     draw_now(current) draws the analyser's current answer (a LiveAnswer or TunerReading, None
-    before the first) every ANSWER_REFRESH_SECONDS while streaming: it reads only that answer
-    (LiveStream.latest, no audio copied), so it is cheap enough to run often, and the label
-    follows the sound within about a hop (`now_every_seconds`: slower for a plotted answer). draw_history(snapshot) draws the heavier views
-    (spectrogram, timeline, segments) every HISTORY_REFRESH_SECONDS. Once otherwise (the
-    last snapshot stays on screen after STOP).
+    before the first) every `now_every_seconds` while streaming (ANSWER_REFRESH_SECONDS;
+    slower for a plotted answer): it reads only that answer (LiveStream.latest, no audio
+    copied), so it is cheap enough to run often and the label follows the sound within about
+    a hop. draw_history(snapshot) draws the heavier views (spectrogram, timeline, segments)
+    every HISTORY_REFRESH_SECONDS. Each once otherwise (the last snapshot stays on screen
+    after STOP).
     """
     streaming = handle.stream is not None and handle.stream.running
     if not streaming and handle.snapshot is None:

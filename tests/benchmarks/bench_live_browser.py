@@ -160,8 +160,8 @@ def main() -> None:
         print(f"    {what}: {_percentiles(ms[part])}")
     print(f"  server CPU: streaming {100 * streaming_cpu:.1f} % of one core (goal <= 25 %), "
           f"page open without the microphone {100 * idle_cpu:.1f} %")  # fmt: skip
-    print(f"  the browser's main thread in long tasks (> 50 ms): {100 * long_tasks / seconds:.0f} % "
-          "of the time")  # fmt: skip
+    busy = 100 * long_tasks / seconds
+    print(f"  the browser's main thread in long tasks (> 50 ms): {busy:.0f} % of the time")
     if errors:
         print(f"  the page showed exceptions: {errors}")
     warnings = [line for line in log.splitlines() if "WARNING" in line or "Error" in line]
