@@ -114,3 +114,29 @@ def test_the_music_live_tab_draws_the_tuner_and_the_notes():
     assert not at.exception, _texts(at.exception)
     assert "**Notes held:** C4 · E4 · G4" in _markdown(at)
     assert len(at.get("plotly_chart")) == 3  # tuner, chroma / loudness, pitch line
+
+
+def test_when_the_microphone_track_ends_the_stream_goes_and_its_last_picture_stays(
+    digits_snapshot,
+):
+    """STOP, a closed tab or a dropped connection end the WebRTC track: the callback (a WebRTC
+    thread, no st.*) keeps the last snapshot and frees the stream without waiting for it."""
+    import time
+
+    from core.inference.streaming import StreamSlots
+    from ui.live_stream import _track_ender
+
+    model = model_from_loaded_run(shipped_store().load("digits-cnn"), origin="shipped")
+    files = {f.stem: f for f in paths.builtin_digit_files()}
+    y, rate = sf.read(files[DIGITS[0]], dtype="float32")
+    slots = StreamSlots(1)
+    handle = LiveHandle(stream=slots.open("tab", LiveClassifier(model)))
+    silence = np.zeros(rate, np.float32)
+    stream_file(handle.stream, np.concatenate([silence, y, silence]), rate)
+    assert handle.stream.wait_idle(30)
+    started = time.monotonic()
+    _track_ender(handle)()
+    assert time.monotonic() - started < 0.5  # the callback does not wait for the worker
+    handle.stream.thread.join(5)
+    assert not handle.stream.thread.is_alive() and slots.active == 0
+    assert handle.snapshot is not None and handle.snapshot.result.probabilities.shape[0] >= 3

@@ -152,6 +152,69 @@ def test_the_current_answer_is_the_smoothed_last_windows_with_unsure(shipped, sp
         assert answer.unsure == bool(answer.reason)
 
 
+def test_the_stream_stamps_each_answer_with_when_its_sound_came_and_its_label_began(
+    shipped, spoken_digits
+):
+    y, rate = spoken_digits
+    stream = LiveStream(LiveClassifier(shipped))
+    try:
+        assert stream.latest() == (None, None)
+        clocks = []
+        before = time.time()
+        for i in range(0, int(rate * 4), rate // 4):  # a quarter second at a time
+            stream_file(stream, y[i : i + rate // 4], rate)
+            assert stream.wait_idle(30)
+            answer, clock = stream.latest()
+            if clock is not None:
+                clocks.append((answer.headline, clock))
+        after = time.time()
+    finally:
+        stream.stop()
+    assert len(clocks) >= 10
+    headlines = [h for h, _ in clocks]
+    assert "silence" in headlines and any(h != "silence" for h in headlines)  # it changed
+    for (headline, clock), (_, previous) in zip(clocks[1:], clocks, strict=False):
+        assert clock.headline == headline  # the clock speaks of the answer it comes with
+        assert before <= clock.heard_at <= clock.ready_at <= after
+        assert clock.answers >= previous.answers
+        if clock.headline == previous.headline:  # the same label: it began when it began
+            assert clock.headline_heard_at == previous.headline_heard_at
+        else:  # a new label began with the newest answer
+            assert clock.headline_heard_at == clock.heard_at
+
+
+@pytest.mark.parametrize(
+    ("silent", "unsure", "label", "headline"),
+    [(True, False, "", "silence"), (False, True, "7", "7?"), (False, False, "7", "7")],
+)
+def test_an_answer_s_headline_is_what_the_live_tab_shows(silent, unsure, label, headline):
+    from core.inference.streaming import LiveAnswer
+
+    answer = LiveAnswer(label, 0.5, unsure, "", silent, np.zeros(10, np.float32), 1.0)
+    assert answer.headline == headline
+
+
+def test_the_worker_runs_torch_on_one_thread_without_changing_the_callers(shipped):
+    import torch
+
+    threads_here = torch.get_num_threads()
+    seen = []
+
+    class Probe(LiveTuner):  # a real tuner that also notes the torch threads it runs with
+        def feed(self, samples, sample_rate):
+            seen.append(torch.get_num_threads())
+            return super().feed(samples, sample_rate)
+
+    stream = LiveStream(Probe())
+    try:
+        stream.push(np.zeros(1600, np.float32), 16000)
+        assert stream.wait_idle(10)
+    finally:
+        stream.stop()
+    assert seen == [1]
+    assert torch.get_num_threads() == threads_here
+
+
 # --------------------------------------------------------------------------- odd input
 
 
@@ -323,6 +386,50 @@ def test_a_long_stream_keeps_bounded_memory(shipped):
     assert live.window_result().starts_seconds[0] >= 17.0  # only the newest windows remain
 
 
+@pytest.mark.slow
+def test_ten_minutes_of_streaming_keep_memory_buffers_threads_and_cpu_bounded(
+    shipped, spoken_digits
+):
+    """A stream left open for 10 minutes (fed faster than real time, two seconds at a time
+    so nothing is dropped): memory, buffers, queues and threads stop growing once the
+    history is full, and a minute costs as much CPU at the end as at the start."""
+    import tracemalloc
+
+    y, rate = spoken_digits
+    minute = np.resize(y, 60 * rate)  # the five digits over and over
+    threads_before = threading.active_count()
+    stream = LiveStream(LiveClassifier(shipped, LiveClassifierConfig(hop_seconds=0.25)))
+    live = stream.analyser
+    traced, cpu, sizes = [], [], []
+    tracemalloc.start()
+    try:
+        for _ in range(10):
+            cpu_before = stream.stats.cpu_seconds
+            for i in range(0, minute.size, 2 * rate):
+                stream_file(stream, minute[i : i + 2 * rate], rate)
+                assert stream.wait_idle(60)
+            assert threading.active_count() == threads_before + 1  # the one worker
+            with stream.lock:
+                sizes.append((live.buffer._data.size, len(live.probabilities), len(live.starts)))
+                latencies = stream.stats.latencies_seconds
+                assert len(latencies) <= latencies.maxlen == 2000
+                cpu.append(stream.stats.cpu_seconds - cpu_before)
+            stream.snapshot()  # what the page does: segments found and their audio kept
+            traced.append(tracemalloc.get_traced_memory()[0])
+    finally:
+        tracemalloc.stop()
+        stream.stop()
+    assert stream.stats.received_seconds == pytest.approx(600, abs=0.1)
+    assert stream.stats.dropped_seconds == 0 and stream.stats.backlog_seconds < 1e-6
+    assert live.windows_done >= 2390  # every hop of ten minutes was classified
+    assert len(set(sizes[1:])) == 1  # the history was full after a minute and stayed so
+    assert sizes[-1][0] == 30 * shipped.sample_rate  # HISTORY_SECONDS of audio, no more
+    assert len(live._detected) <= 50
+    assert max(traced[2:]) - traced[1] < 2_000_000  # bytes: no growth after the first minutes
+    assert max(cpu[1:]) < 2.5 * min(cpu[1:])  # no minute costs more as the stream ages
+    assert threading.active_count() == threads_before and not stream.thread.is_alive()
+
+
 def test_a_dropped_connection_stops_the_stream_by_itself(shipped):
     slots = StreamSlots(1)
     stream = slots.open("gone", LiveClassifier(shipped), idle_timeout_seconds=0.3)
@@ -336,6 +443,22 @@ def test_a_dropped_connection_stops_the_stream_by_itself(shipped):
     cpu_before = time.process_time()
     time.sleep(0.3)
     assert time.process_time() - cpu_before < 0.1  # nothing keeps running
+
+
+def test_a_stream_stops_as_soon_as_the_page_listening_to_it_is_gone(shipped):
+    page_open = threading.Event()
+    page_open.set()
+    slots = StreamSlots(1)
+    stream = slots.open("tab", LiveClassifier(shipped), alive=page_open.is_set)
+    stream.push(np.zeros(320, np.float32), 16000)
+    time.sleep(0.7)
+    assert stream.running and slots.active == 1  # frames stopped, but the page is there
+    page_open.clear()  # the tab closed: its websocket is gone
+    closed = time.monotonic()
+    stream.thread.join(5)
+    assert not stream.thread.is_alive() and time.monotonic() - closed < 2
+    assert slots.active == 0 and stream.analyser.buffer._data.size == 0
+    assert "closed" in stream.ended
 
 
 def test_the_server_cap_refuses_a_stream_when_full_and_one_per_session(shipped):
@@ -386,3 +509,43 @@ def test_live_plot_builders_carry_the_readings():
     bars = chroma_meter_figure(reading.chroma, reading.rms_dbfs).data
     assert list(bars[0].x)[int(np.argmax(bars[0].y))] == "A"
     assert bars[1].base[0] + bars[1].y[0] == pytest.approx(reading.rms_dbfs)
+
+
+def test_the_spectrogram_picture_puts_low_bands_at_the_bottom_and_loud_bright():
+    from core.viz.live import spectrogram_image
+
+    mel = np.full((64, 300), -100.0, np.float32)
+    mel[0, :] = 0.0  # the lowest band at full scale
+    mel[10, 150] = np.nan  # a hole reads as the floor, not as an error
+    image = spectrogram_image(mel, row_pixels=3)
+    assert image.shape == (192, 300, 3) and image.dtype == np.uint8
+    assert (image[-3:] == image[-1, 0]).all() and image[-1, 0].sum() > 600  # bright yellow
+    assert (image[:-3] == 0).all()  # black (not the near-black Streamlit repaints)
+
+
+def test_the_timeline_outlines_each_segment_on_its_class_row():
+    from core.viz.classify import timeline_figure
+
+    labels = ["0", "1", "2"]
+    spans = [(0.0, 1.0, "2"), (1.5, 2.0, "0"), (2.0, 2.2, "unknown")]
+    fig = timeline_figure(np.arange(10) * 0.25, np.full((10, 3), 1 / 3), labels, segments=spans)
+    outlines = [(s.x0, s.x1, s.y0, s.y1) for s in fig.layout.shapes]
+    assert outlines == [(0.0, 1.0, 1.5, 2.5), (1.5, 2.0, -0.5, 0.5)]
+
+
+def test_a_snapshot_two_windows_into_the_stream_with_smoothing_over_three(shipped):
+    """Regression (the Live tab crashed right after START): with fewer windows than the
+    smoothing, the moving average kept numpy's 'same' length (the kernel's), not the windows'."""
+    from core.inference.classifier import smooth_probabilities
+
+    p = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    np.testing.assert_allclose(smooth_probabilities(p, 3), [[0.5, 0.5], [0.5, 0.5]])
+    live = LiveClassifier(shipped, LiveClassifierConfig(smooth_windows=3, hop_seconds=0.25))
+    rate = shipped.sample_rate
+    tone = (0.3 * np.sin(2 * np.pi * 300 * np.arange(2 * rate) / rate)).astype(np.float32)
+    while live.windows_done < 2:
+        live.feed(tone[: rate // 10], rate)
+        tone = tone[rate // 10 :]
+    assert live.windows_done == 2
+    snapshot = live.snapshot()
+    assert snapshot.result.probabilities.shape == (2, shipped.num_classes)

@@ -17,11 +17,16 @@ from core.audio.clip import AudioError
 from core.audio.io import load_audio
 from core.audio.levels import encode_wav
 from core.inference.classifier import InferenceModel, smooth_probabilities
-from core.inference.streaming import ClassifierSnapshot, LiveClassifier, LiveClassifierConfig
+from core.inference.streaming import (
+    ClassifierSnapshot,
+    LiveAnswer,
+    LiveClassifier,
+    LiveClassifierConfig,
+)
 from core.viz.classify import timeline_figure
-from core.viz.live import live_log_mel, scrolling_spectrogram_figure
+from core.viz.live import live_log_mel, spectrogram_image
 from ui.classify_result import model_key
-from ui.live_stream import live_view, microphone, network_help
+from ui.live_stream import LIVE_PLOT, live_view, microphone, network_help
 
 TIMELINE_SECONDS = 20.0  # the probability timeline shows the newest 20 s
 TRAIN_CLIPS_KEY = "train_clips"  # ui/train_dataset.py's per-class recordings
@@ -75,37 +80,48 @@ def show_live(prefix: str, model: InferenceModel) -> None:
     if handle.stream is not None:
         with handle.stream.lock:
             handle.stream.analyser.config = config
-    live_view(handle, lambda snapshot: _draw(prefix, model, snapshot, int(smooth)))
+    live_view(
+        handle,
+        _draw_answer,
+        lambda snapshot: _draw_history(prefix, snapshot, int(smooth)),
+        waiting="Nothing heard yet. Press START, allow the microphone and say a digit.",
+    )
 
 
-def _draw(
-    prefix: str, model: InferenceModel, snapshot: ClassifierSnapshot | None, smooth: int
-) -> None:
-    if snapshot is None:
-        st.info("Nothing heard yet. Press START, allow the microphone and say a digit.")
-        return
-    answer = snapshot.answer
-    left, right = st.columns([1, 3])
+def _draw_answer(answer: LiveAnswer | None) -> None:
+    """The smoothed answer now; redrawn often, so nothing here may cost more than a metric."""
     if answer is None:
-        left.metric("Hearing", "…", help="The first window needs a full window of audio.")
-    elif answer.silent:
-        left.metric("Hearing", "silence")
-    elif answer.unsure:
-        left.metric("Hearing", f"{answer.label}?")
-        left.caption(f"Unsure: {answer.reason}.")
+        st.metric("Hearing", "…", help="The first window needs a full window of audio.")
+        return
+    st.metric("Hearing", answer.headline)
+    if answer.silent:
+        return
+    if answer.unsure:
+        st.caption(f"Unsure: {answer.reason}.")
     else:
-        left.metric("Hearing", answer.label)
-        left.caption(f"{answer.confidence:.0%} probability (mean of the newest windows)")
-    left.caption(f"{snapshot.stream_seconds:.1f} s streamed")
+        st.caption(f"{answer.confidence:.0%} probability (mean of the newest windows)")
+
+
+def _draw_history(prefix: str, snapshot: ClassifierSnapshot, smooth: int) -> None:
+    """The scrolling spectrogram, the probability timeline and the detected segments."""
     mel = live_log_mel(snapshot.audio, snapshot.sample_rate)
-    right.plotly_chart(
-        scrolling_spectrogram_figure(mel, snapshot.stream_seconds), key=f"{prefix}_live_spectrogram"
+    st.image(spectrogram_image(mel), width="stretch")
+    shown_seconds = snapshot.audio.size / snapshot.sample_rate
+    st.caption(
+        f"The last {shown_seconds:.0f} s ({snapshot.stream_seconds:.1f} s streamed), newest at "
+        "the right; mel bands from low (bottom) to high, brighter = louder (black: -100 dBFS, "
+        "pale yellow: 0 dBFS)."
     )
     result = snapshot.result
     if len(result.starts_seconds):
-        keep = result.centres_seconds >= snapshot.stream_seconds - TIMELINE_SECONDS
+        since = snapshot.stream_seconds - TIMELINE_SECONDS
+        keep = result.centres_seconds >= since
         probs = smooth_probabilities(result.probabilities, smooth)[keep]
-        spans = [(s.start_seconds, s.end_seconds, s.label) for s, _ in snapshot.segments]
+        spans = [
+            (s.start_seconds, s.end_seconds, s.label)
+            for s, _ in snapshot.segments
+            if s.end_seconds >= since
+        ]
         st.plotly_chart(
             timeline_figure(
                 result.centres_seconds[keep],
@@ -115,6 +131,7 @@ def _draw(
                 segments=spans,
             ),
             key=f"{prefix}_live_timeline",
+            config=LIVE_PLOT,
         )
     _segments(prefix, snapshot)
 

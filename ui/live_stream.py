@@ -3,7 +3,8 @@
 The browser sends its microphone over WebRTC (SENDONLY: nothing comes back). Each batch of audio
 frames reaches `on_frames` in a streamlit-webrtc thread, which only queues it on the session's
 `core.inference.streaming.LiveStream` (never st.*: there is no script context there). The stream's own
-worker analyses; the page redraws the latest snapshot from an `st.fragment(run_every=...)`.
+worker analyses; the page redraws the current answer and the latest snapshot from two
+`st.fragment(run_every=...)`s (live_view).
 The process-wide `stream_slots()` caps concurrent streams (AUDIO_DL_MAX_STREAMS) and keeps
 one stream per browser session; ICE servers come from AUDIO_DL_ICE_SERVERS (none by default:
 on one network the browser reaches the server directly).
@@ -11,6 +12,8 @@ on one network the browser reaches the server directly).
 
 from __future__ import annotations
 
+import html
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,9 +21,27 @@ from typing import Any
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from core.inference.streaming import LiveStream, StreamError, rtc_configuration, stream_slots
+from core.inference.streaming import (
+    AnswerClock,
+    LiveStream,
+    StreamError,
+    rtc_configuration,
+    stream_slots,
+)
 
-REFRESH_SECONDS = 0.5  # how often the live views redraw while the microphone streams
+# How often the live views redraw while the microphone streams. The answer is a few small
+# elements read without copying audio: redrawn every 150 ms, a new answer (one per hop,
+# 100-250 ms) reaches the screen ~75 ms later on average plus the page's round trip. Each
+# redraw of a fragment costs the browser a re-render of the page (Streamlit's script-run
+# state changes twice), so a shorter interval buys little: on this busy 2-core machine the
+# browser's own time is most of the delay. The history (spectrogram, timeline, segments)
+# costs the server ~25 ms and the browser more: once a second. tests/benchmarks/bench_live_browser.py
+# measures both in a real browser.
+ANSWER_REFRESH_SECONDS = 0.15
+HISTORY_REFRESH_SECONDS = 1.0
+# Plots redrawn while streaming are pictures, not tools: no hover, zoom or toolbar (a view
+# that moves every second cannot be hovered), and no interaction layers to rebuild each time.
+LIVE_PLOT = {"staticPlot": True}
 # The browser's voice-call processing would change what the model hears (training clips had
 # none of it) and bend a tuner's pitch: ask for the microphone as it is.
 RAW_MICROPHONE = {"echoCancellation": False, "noiseSuppression": False, "autoGainControl": False}
@@ -63,6 +84,21 @@ def _frame_pusher(handle: LiveHandle):
     return on_frames
 
 
+def _track_ender(handle: LiveHandle):
+    """The microphone track ended (STOP, a closed tab, a dropped connection, another page):
+    keep the last picture and let the stream go now, not IDLE_TIMEOUT_SECONDS later. Runs in
+    a WebRTC thread: no st.*, and no waiting (the worker frees its buffers and its slot as
+    it ends, within a few hundredths of a second)."""
+
+    def on_ended() -> None:
+        stream = handle.stream
+        if stream is not None and stream.running:
+            handle.snapshot = stream.snapshot()
+            stream.stop(timeout=0)
+
+    return on_ended
+
+
 def microphone(prefix: str, kind: str, make_analyser: Callable[[], Any]) -> LiveHandle | None:
     """START / STOP for the browser's microphone; opens or closes the session's stream.
 
@@ -86,6 +122,7 @@ def microphone(prefix: str, kind: str, make_analyser: Callable[[], Any]) -> Live
         key=f"{prefix}_live_mic",
         mode=WebRtcMode.SENDONLY,
         queued_audio_frames_callback=_frame_pusher(handle),
+        on_audio_ended=_track_ender(handle),
         media_stream_constraints={"audio": RAW_MICROPHONE, "video": False},
         rtc_configuration=rtc,
     )
@@ -93,7 +130,7 @@ def microphone(prefix: str, kind: str, make_analyser: Callable[[], Any]) -> Live
     if context.state.playing:
         stream = handle.stream
         if stream is None or not stream.running or handle.kind != kind:
-            handle.stream = slots.open(owner, make_analyser())
+            handle.stream = slots.open(owner, make_analyser(), alive=_page_alive())
             handle.kind = kind
             if handle.stream is None:
                 st.error(
@@ -105,7 +142,22 @@ def microphone(prefix: str, kind: str, make_analyser: Callable[[], Any]) -> Live
             handle.snapshot = handle.stream.snapshot()  # the last picture stays on screen
         slots.close(owner)
         handle.stream = None
+    st.caption(f"Microphones streaming on this server: {slots.active} of {slots.capacity}.")
     return handle
+
+
+def _page_alive() -> Callable[[], bool]:
+    """Whether this browser tab is still connected (its websocket open), for the stream's
+    worker to ask: a closed tab frees its stream within ALIVE_CHECK_SECONDS instead of
+    IDLE_TIMEOUT_SECONDS after its last frame. Runtime.is_active_session is thread-safe."""
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    runtime, context = Runtime.instance(), get_script_run_ctx()
+    if context is None:
+        return lambda: True
+    session_id = context.session_id
+    return lambda: runtime.is_active_session(session_id)
 
 
 def _browser_session() -> bool:
@@ -118,20 +170,72 @@ def _browser_session() -> bool:
         return False
 
 
-def live_view(handle: LiveHandle, draw: Callable[[Any], None]) -> None:
-    """Redraw `draw(snapshot)` every REFRESH_SECONDS while streaming, once otherwise."""
-    streaming = handle.stream is not None and handle.stream.running
+def live_view(
+    handle: LiveHandle,
+    draw_now: Callable[[Any], None],
+    draw_history: Callable[[Any], None],
+    *,
+    widths: tuple[int, int] = (1, 3),
+    waiting: str = "Nothing heard yet. Press START and allow the microphone.",
+    now_every_seconds: float = ANSWER_REFRESH_SECONDS,
+) -> None:
+    """The answer now (left) and the stream's history (right), each redrawn at its own pace.
 
-    @st.fragment(run_every=REFRESH_SECONDS if streaming else None)
-    def _view() -> None:
+    draw_now(current) draws the analyser's current answer (a LiveAnswer or TunerReading, None
+    before the first) every `now_every_seconds` while streaming (ANSWER_REFRESH_SECONDS;
+    slower for a plotted answer): it reads only that answer (LiveStream.latest, no audio
+    copied), so it is cheap enough to run often and the label follows the sound within about
+    a hop. draw_history(snapshot) draws the heavier views (spectrogram, timeline, segments)
+    every HISTORY_REFRESH_SECONDS. Each once otherwise (the last snapshot stays on screen
+    after STOP).
+    """
+    streaming = handle.stream is not None and handle.stream.running
+    if not streaming and handle.snapshot is None:
+        st.info(waiting)
+        return
+
+    @st.fragment(run_every=now_every_seconds if streaming else None)
+    def _now() -> None:
+        stream = handle.stream
+        if stream is not None and stream.running:
+            current, clock = stream.latest()
+            draw_now(current)
+            answer_clock(clock)
+        elif handle.snapshot is not None:
+            draw_now(handle.snapshot.current)
+
+    @st.fragment(run_every=HISTORY_REFRESH_SECONDS if streaming else None)
+    def _history() -> None:
         stream = handle.stream
         if stream is not None and stream.running:
             handle.snapshot = stream.snapshot()
         elif stream is not None and stream.error:
             st.error(stream.error)
-        draw(handle.snapshot)
+        elif stream is not None and stream.ended:
+            st.warning(f"The microphone stream stopped: {stream.ended} Press STOP, then START.")
+        if handle.snapshot is not None:
+            draw_history(handle.snapshot)
 
-    _view()
+    now_column, history_column = st.columns(list(widths))
+    with now_column:
+        _now()
+    with history_column:
+        _history()
+
+
+def answer_clock(clock: AnswerClock | None) -> None:
+    """The newest answer's clock as a hidden element beside the label (nothing visible): a
+    browser on the same machine compares it with the moment the label changed
+    (tests/benchmarks/bench_live_browser.py measures sound -> label on screen with it).
+    drawn-at: when this redraw ran on the server (it changes on every redraw)."""
+    if clock is None:
+        return
+    st.html(
+        f'<span hidden class="live-answer-clock" data-answers="{clock.answers}" '
+        f'data-headline="{html.escape(clock.headline)}" data-heard-at="{clock.heard_at:.4f}" '
+        f'data-ready-at="{clock.ready_at:.4f}" data-drawn-at="{time.time():.4f}" '
+        f'data-headline-heard-at="{clock.headline_heard_at:.4f}"></span>'
+    )
 
 
 def network_help() -> None:

@@ -8,9 +8,12 @@ import streamlit as st
 
 from core.inference.streaming import LiveTuner, TunerConfig, TunerSnapshot
 from core.viz.live import chroma_meter_figure, pitch_line_figure, tuner_figure
-from ui.live_stream import live_view, microphone, network_help
+from ui.live_stream import LIVE_PLOT, live_view, microphone, network_help
 
 NOTES_SHOWN = 24  # the newest notes listed under the pitch line
+# The needle is a plotly gauge: a redraw costs the browser tens of ms, so four a second (a
+# reading every 100 ms; guitar tuners move their needle about as often), not ten.
+NEEDLE_REFRESH_SECONDS = 0.25
 
 
 def show_live(prefix: str) -> None:
@@ -25,23 +28,31 @@ def show_live(prefix: str) -> None:
     network_help()
     if handle is None:
         return
-    live_view(handle, lambda snapshot: _draw(prefix, snapshot, float(seconds)))
+    live_view(
+        handle,
+        lambda reading: st.plotly_chart(
+            tuner_figure(reading), key=f"{prefix}_live_tuner", config=LIVE_PLOT
+        ),
+        lambda snapshot: _draw_history(prefix, snapshot, float(seconds)),
+        widths=(1, 2),
+        now_every_seconds=NEEDLE_REFRESH_SECONDS,
+        waiting="Nothing heard yet. Press START, allow the microphone and play a note.",
+    )
 
 
-def _draw(prefix: str, snapshot: TunerSnapshot | None, seconds: float) -> None:
-    if snapshot is None:
-        st.info("Nothing heard yet. Press START, allow the microphone and play a note.")
-        return
+def _draw_history(prefix: str, snapshot: TunerSnapshot, seconds: float) -> None:
+    """The chroma / loudness meter, the pitch line and the notes held (the tuner's needle
+    beside them is redrawn faster by live_view)."""
     reading = snapshot.current
-    left, right = st.columns(2)
-    left.plotly_chart(tuner_figure(reading), key=f"{prefix}_live_tuner")
     if reading is not None:
-        right.plotly_chart(
-            chroma_meter_figure(reading.chroma, reading.rms_dbfs), key=f"{prefix}_live_chroma"
+        st.plotly_chart(
+            chroma_meter_figure(reading.chroma, reading.rms_dbfs),
+            key=f"{prefix}_live_chroma",
+            config=LIVE_PLOT,
         )
     newest = reading.time_seconds if reading is not None else 0.0
     recent = [r for r in snapshot.readings if r.time_seconds > newest - seconds]
-    st.plotly_chart(pitch_line_figure(recent), key=f"{prefix}_live_pitch")
+    st.plotly_chart(pitch_line_figure(recent), key=f"{prefix}_live_pitch", config=LIVE_PLOT)
     notes = " · ".join(snapshot.notes[-NOTES_SHOWN:]) or "none yet"
     st.markdown(f"**Notes held:** {notes}")
     st.caption(

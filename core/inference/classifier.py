@@ -659,8 +659,11 @@ def smooth_probabilities(probabilities: np.ndarray, windows: int) -> np.ndarray:
     if windows <= 1 or p.shape[0] < 2:
         return p.astype(np.float32)
     kernel = np.ones(int(windows))
-    sums = np.apply_along_axis(lambda c: np.convolve(c, kernel, mode="same"), 0, p)
-    counts = np.convolve(np.ones(p.shape[0]), kernel, mode="same")[:, None]
+    # numpy's mode="same" is as long as the longer input: with fewer windows than the kernel
+    # (the first windows of a live stream) it would add rows. Cut the centred part ourselves.
+    first, n = (kernel.size - 1) // 2, p.shape[0]
+    sums = np.apply_along_axis(lambda c: np.convolve(c, kernel)[first : first + n], 0, p)
+    counts = np.convolve(np.ones(n), kernel)[first : first + n, None]
     return (sums / counts).astype(np.float32)
 
 

@@ -33,11 +33,12 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import soxr
+import torch
 
 from core.audio.input_recipe import cut_by_edge, silent_windows, sounding_span
 from core.inference.classifier import (
@@ -58,6 +59,7 @@ MAX_GAP_SECONDS = 2.0  # a longer hole in the frame timestamps is a new start, n
 DEFAULT_MAX_STREAMS = 8  # streams one server process analyses at once (AUDIO_DL_MAX_STREAMS)
 MAX_SEGMENTS = 50  # detected segments (with their audio) remembered per stream, the newest
 IDLE_TIMEOUT_SECONDS = 10.0  # no frame for this long: the connection is gone, free everything
+ALIVE_CHECK_SECONDS = 0.5  # how often a stream asks whether the page listening to it is still open
 
 
 class StreamError(ValueError):
@@ -199,6 +201,13 @@ class LiveAnswer:
     probabilities: np.ndarray  # (classes,) the smoothed probabilities behind the answer
     time_seconds: float  # stream time of the newest window's end
 
+    @property
+    def headline(self) -> str:
+        """The answer in one word, as the Live tab shows it: "silence", "7", "7?" (unsure)."""
+        if self.silent:
+            return "silence"
+        return f"{self.label}?" if self.unsure else self.label
+
 
 @dataclass(frozen=True)
 class LiveClassifierConfig:
@@ -244,6 +253,11 @@ class ClassifierSnapshot:
     sample_rate: int
     stream_seconds: float
     loudest_db: float
+
+    @property
+    def current(self) -> LiveAnswer | None:
+        """The answer now (the name TunerSnapshot uses for its newest reading)."""
+        return self.answer
 
 
 class LiveClassifier:
@@ -495,6 +509,11 @@ class TunerReading:
     rms_dbfs: float
     chroma: np.ndarray  # (12,) C..B, max 1 (zeros in silence)
 
+    @property
+    def headline(self) -> str:
+        """The reading in one word: the note ("" when nothing is pitched)."""
+        return self.note
+
 
 def periodicity(y: np.ndarray, period_samples: float) -> float:
     """Normalised autocorrelation of `y` at a lag of one period, 0..1 (1: exactly periodic).
@@ -665,13 +684,33 @@ class StreamStats:
         return max(0.0, self.received_seconds - self.processed_seconds - self.dropped_seconds)
 
 
+@dataclass(frozen=True)
+class AnswerClock:
+    """When the newest answer's sound reached the server and when the answer was ready.
+
+    Times are wall-clock seconds since the epoch (time.time()), so a browser on the same
+    machine can set them against its own clock: the live-latency benchmark
+    (tests/benchmarks/bench_live_browser.py) reads them from the page next to the label.
+    """
+
+    answers: int  # answers (windows or readings) computed so far: a new number, a new answer
+    headline: str  # what the newest answer says: "7", "7?", "silence"; a tuner's note
+    heard_at: float  # the frame that completed the newest answer reached the server (push)
+    ready_at: float  # the newest answer was computed
+    # The first answer of the current run of `headline` was heard: when, as far as the
+    # server knows, the label on screen should have changed to it.
+    headline_heard_at: float
+
+
 class LiveStream:
     """One analyser fed from a frame callback in its own worker thread.
 
     push() is what the WebRTC callback calls: it converts and queues the frame and returns at
     once (never st.*, never the model). The worker feeds the analyser; snapshot readers take
-    the same lock. The stream stops itself after `idle_timeout_seconds` without frames (a
-    dropped connection or a closed tab) and on stop() releases its buffers and its slot.
+    the same lock. The stream stops itself when `alive()` (asked every ALIVE_CHECK_SECONDS)
+    says the page listening to it is gone (a closed tab: at once), after
+    `idle_timeout_seconds` without frames (a dropped connection), and on stop(); it then
+    releases its buffers and its slot, and `ended` says why.
     """
 
     def __init__(
@@ -681,6 +720,7 @@ class LiveStream:
         max_backlog_seconds: float = 3.0,
         idle_timeout_seconds: float = IDLE_TIMEOUT_SECONDS,
         on_stop=None,
+        alive: Callable[[], bool] | None = None,
         name: str = "live-stream",
     ) -> None:
         self.analyser = analyser
@@ -691,8 +731,14 @@ class LiveStream:
         self._queue: queue.Queue = queue.Queue()
         self._stop = threading.Event()
         self._on_stop = on_stop
+        self._alive = alive
+        self._next_alive_check = time.monotonic() + ALIVE_CHECK_SECONDS
+        self.ended = ""  # why the stream stopped by itself, a sentence ("" while running)
         self._expected_time: float | None = None
         self._last_frame = time.monotonic()
+        # perf_counter (steady, precise) + this offset = wall clock, for AnswerClock.
+        self._wall_offset = time.time() - time.perf_counter()
+        self.clock: AnswerClock | None = None  # None before the first answer
         self.error = ""
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -734,13 +780,27 @@ class LiveStream:
 
     # ---- worker
     def _run(self) -> None:
+        # One torch thread for this worker (the setting is per thread: other sessions keep
+        # theirs). A window is one small forward pass: a second thread saves nothing, and on
+        # a busy CPU each pass waits for that thread to be scheduled (answers seconds late
+        # with two threads on this 2-core server under load; bench_live_browser).
+        torch.set_num_threads(1)
         start_cpu = time.thread_time()
         try:
             while not self._stop.is_set():
+                if self._alive is not None and time.monotonic() >= self._next_alive_check:
+                    self._next_alive_check = time.monotonic() + ALIVE_CHECK_SECONDS
+                    if not self._alive():
+                        self.ended = "the page that was listening closed."
+                        break
                 try:
                     arrived, y, sr = self._queue.get(timeout=0.05)
                 except queue.Empty:
                     if time.monotonic() - self._last_frame > self.idle_timeout_seconds:
+                        self.ended = (
+                            f"no audio arrived for {self.idle_timeout_seconds:g} s (the "
+                            "connection dropped)."
+                        )
                         break
                     continue
                 self._drop_backlog()
@@ -748,13 +808,25 @@ class LiveStream:
                     done = self.analyser.feed(y, sr)
                     self.stats.processed_seconds += y.size / sr
                     if done:
-                        self.stats.latencies_seconds.append(time.perf_counter() - arrived)
+                        ready = time.perf_counter()
+                        self.stats.latencies_seconds.append(ready - arrived)
+                        self._tick_clock(arrived, ready)
                     self.stats.cpu_seconds = time.thread_time() - start_cpu
         except Exception as exc:  # a broken stream says why on the page instead of hanging
             self.error = f"The live analysis stopped: {exc}"
         finally:
             self._stop.set()
             self._release()
+
+    def _tick_clock(self, arrived: float, ready: float) -> None:
+        """Stamp the new answer (under the lock): when its sound came and when it was ready."""
+        current = self.analyser.current()
+        headline = current.headline if current is not None else ""
+        heard_at, ready_at = arrived + self._wall_offset, ready + self._wall_offset
+        since = heard_at
+        if self.clock is not None and self.clock.headline == headline:
+            since = self.clock.headline_heard_at
+        self.clock = AnswerClock(self.analyser.windows_done, headline, heard_at, ready_at, since)
 
     def _drop_backlog(self) -> None:
         """Throw away the oldest queued audio while more than max_backlog_seconds wait."""
@@ -784,7 +856,12 @@ class LiveStream:
         return self._thread.is_alive() and not self._stop.is_set()
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Stop the worker, join it and release the buffers and the slot (idempotent)."""
+        """Stop the worker, join it and release the buffers and the slot (idempotent).
+
+        timeout: seconds to wait for the worker to end; 0 returns at once (a WebRTC callback
+        must not block): the worker ends within its 50 ms poll and releases everything
+        itself.
+        """
         self._stop.set()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
@@ -804,6 +881,12 @@ class LiveStream:
         """The analyser's snapshot(), taken under the lock (page thread)."""
         with self.lock:
             return self.analyser.snapshot()
+
+    def latest(self) -> tuple[LiveAnswer | TunerReading | None, AnswerClock | None]:
+        """The analyser's current answer and its clock: a cheap read for a fast redraw (no
+        audio copied, no segments searched)."""
+        with self.lock:
+            return self.analyser.current(), self.clock
 
     @property
     def thread(self) -> threading.Thread:
@@ -931,6 +1014,7 @@ def stream_file(
 
 
 __all__ = [
+    "AnswerClock",
     "ClassifierSnapshot",
     "TunerSnapshot",
     "LiveAnswer",

@@ -1,13 +1,16 @@
-"""Plot builders for the Live tabs: a scrolling spectrogram, the tuner's needle, the pitch
-line, the chroma / loudness meter. Pure functions: arrays in, plotly Figure out.
+"""Plot builders for the Live tabs: a scrolling spectrogram (a picture), the tuner's needle,
+the pitch line, the chroma / loudness meter. Pure functions: arrays in, a plotly Figure (or
+an RGB array) out.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
 import numpy as np
+import plotly.colors
 import plotly.graph_objects as go
 
 from core.inference.streaming import NOTE_NAMES, TunerReading
@@ -30,35 +33,30 @@ def live_log_mel(samples: np.ndarray, sample_rate: int, *, n_mels: int = 64) -> 
     return librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None).astype(np.float32)
 
 
-def scrolling_spectrogram_figure(
-    mel_db: np.ndarray, end_seconds: float, *, frame_seconds: float = 0.01, height: int = 220
-) -> go.Figure:
-    """Heatmap of the newest log-mel frames ending at stream time `end_seconds`.
+def spectrogram_image(
+    mel_db: np.ndarray, *, floor_db: float = -100.0, row_pixels: int = 3, scale: str = "Magma"
+) -> np.ndarray:
+    """A picture of log-mel frames: (bands, frames) dB -> (bands * row_pixels, frames, 3) uint8.
 
-    mel_db: (bands, frames), frame i of F at end_seconds - (F - 1 - i) * frame_seconds.
-    dB relative to full scale, shown between -100 and 0.
+    Low bands at the bottom, oldest frame at the left; colours from `scale` between floor_db
+    (dark) and 0 dBFS (bright). The Live tab's scrolling spectrogram is this picture, not a
+    plotly heatmap: it is redrawn every second, an image costs the browser nothing to show,
+    and a heatmap's layout cost it ~100 ms a redraw on this shared 2-core CPU (measured with
+    tests/benchmarks/bench_live_browser.py), time in which the label could not be redrawn.
     """
-    S = np.asarray(mel_db, dtype=np.float32)
-    frames = S.shape[1]
-    x = end_seconds - (frames - 1 - np.arange(frames)) * frame_seconds
-    fig = go.Figure(
-        go.Heatmap(
-            z=S,
-            x=x,
-            zmin=-100,
-            zmax=0,
-            colorscale=colorscale("Magma"),
-            colorbar={"title": "dB"},
-            hovertemplate="%{x:.2f} s, band %{y}: %{z:.0f} dB<extra></extra>",
-        )
+    S = np.nan_to_num(np.asarray(mel_db, dtype=np.float32), nan=floor_db)
+    level = np.clip((S - floor_db) / -floor_db, 0.0, 1.0)
+    rgb = _colour_table(scale)[np.round(level * 255).astype(np.uint8)]  # (bands, frames, 3)
+    return np.repeat(rgb[::-1], max(1, int(row_pixels)), axis=0)
+
+
+@functools.lru_cache(maxsize=4)
+def _colour_table(scale: str) -> np.ndarray:
+    """(256, 3) uint8: the colour scale sampled at 256 even steps."""
+    steps = plotly.colors.sample_colorscale(
+        colorscale(scale), np.linspace(0.0, 1.0, 256), colortype="tuple"
     )
-    fig.update_layout(
-        height=height,
-        margin={"l": 60, "r": 20, "t": 10, "b": 40},
-        xaxis_title="stream time (s)",
-        yaxis_title="mel band",
-    )
-    return fig
+    return np.round(np.asarray(steps) * 255).astype(np.uint8)
 
 
 def tuner_figure(reading: TunerReading | None, *, height: int = 240) -> go.Figure:

@@ -1,0 +1,110 @@
+"""A Chromium whose microphone is a WAV file, for the live journeys and the live benchmark.
+
+Chromium's fake capture device (`--use-file-for-fake-audio-capture`) plays the file into
+getUserMedia in a loop, so the whole live path runs for real: WebRTC (Opus) to the server,
+streamlit-webrtc, core.inference.streaming, the Live tabs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from tests.e2e import browser
+
+LIVE_ARGS = [
+    "--use-fake-ui-for-media-stream",  # grant the microphone without a prompt
+    "--use-fake-device-for-media-stream",
+    # Host candidates as plain addresses (aiortc cannot resolve Chromium's mDNS names).
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+# Records, in the page, every moment the Live tab's answer changes on screen: the label's
+# text (the "Hearing" metric, or the tuner's note) and the server's clock beside it
+# (ui.live_stream.answer_clock). `t` is when the browser drew it: the first animation frame
+# after the DOM changed, in ms since the epoch (the server's clock is the same machine's).
+# __liveRedraws counts the answer's redraws that reached the page (new or not).
+RECORD_ANSWERS_JS = """
+() => {
+  window.__liveAnswers = [];
+  window.__liveRedraws = 0;
+  window.__liveLongTaskMs = 0;  // the page's main thread busy > 50 ms at a time
+  new PerformanceObserver((list) => {
+    for (const task of list.getEntries()) window.__liveLongTaskMs += task.duration;
+  }).observe({ type: "longtask" });
+  let last = "";
+  let lastDrawn = "";
+  // textContent, not innerText: innerText lays the page out, on every mutation, and the
+  // measurement would slow down what it measures.
+  const read = () => {
+    const metric = Array.from(document.querySelectorAll('[data-testid="stMetric"]'))
+      .find((m) => m.textContent.includes("Hearing"));
+    const value = metric && metric.querySelector('[data-testid="stMetricValue"]');
+    const clock = document.querySelector(".live-answer-clock");
+    return [value ? value.textContent.trim() : null, clock ? { ...clock.dataset } : null];
+  };
+  new MutationObserver(() => {
+    const [label, clock] = read();
+    if (clock && clock.drawnAt !== lastDrawn) {
+      lastDrawn = clock.drawnAt;
+      window.__liveRedraws += 1;
+    }
+    const key = `${label}|${clock ? clock.answers : ""}`;
+    if (key === last) return;
+    last = key;
+    requestAnimationFrame(() => {
+      window.__liveAnswers.push({ t: performance.timeOrigin + performance.now(), label, clock });
+    });
+  }).observe(document.body, { subtree: true, childList: true, characterData: true,
+                             attributes: true });
+}
+"""
+
+
+def launch(browser_type, chromium_executable: str, wav: Path):
+    """A Chromium whose microphone plays `wav` (looped), from an existing sync Playwright (two
+    sync Playwrights in one thread refuse to start: the second sees the first's event loop)."""
+    return browser_type.launch(
+        executable_path=chromium_executable,
+        args=[*browser.CHROMIUM_ARGS, *LIVE_ARGS, f"--use-file-for-fake-audio-capture={wav}"],
+        headless=True,
+    )
+
+
+def new_live_page(chromium, *, timeout_ms: int = 60_000):
+    """A page with the microphone granted."""
+    context = chromium.new_context(viewport={"width": 1400, "height": 1100})
+    context.grant_permissions(["microphone"])
+    page = context.new_page()
+    page.set_default_timeout(timeout_ms)
+    return page
+
+
+def start_microphone(page) -> None:
+    """Press the streamer's START and wait until it offers STOP (the connection is up)."""
+    frame = page.frame_locator('iframe[title*="webrtc"]').first
+    frame.get_by_role("button", name=re.compile("start", re.I)).click()
+    frame.get_by_role("button", name=re.compile("stop", re.I)).wait_for(timeout=60_000)
+
+
+def stop_microphone(page) -> None:
+    frame = page.frame_locator('iframe[title*="webrtc"]').first
+    frame.get_by_role("button", name=re.compile("stop", re.I)).click()
+    frame.get_by_role("button", name=re.compile("start", re.I)).wait_for(timeout=60_000)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and all its threads so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_share(pid: int, seconds: float) -> float:
+    """The share of one core a process used over the next `seconds` (0.25 = a quarter)."""
+    import time
+
+    cpu, wall = process_cpu_seconds(pid), time.perf_counter()
+    time.sleep(seconds)
+    return (process_cpu_seconds(pid) - cpu) / (time.perf_counter() - wall)
