@@ -22,7 +22,7 @@ from core.model_spec import ModelSpec, SpecError, parameter_count
 from core.train import TrainConfig, default_feature_config
 from core.train_support import set_dropout
 from core.viz.audio import spectrogram_figure
-from ui.train_augment import audition, augment_settings
+from ui.train_augment import audition, augment_settings, augment_widget_values
 from ui.train_dataset import DataChoice, first_example_audio
 
 PREVIEW_RATE = 16000  # rate of the preview samples (ui.train_dataset thumbnails)
@@ -67,6 +67,7 @@ def apply_recipe_defaults(data: DataChoice) -> dict:
         "train_clip_seconds": TrainConfig.clip_seconds,
         "train_trim": TrainConfig.trim_db is not None,
         "train_normalization": TrainConfig.normalization,
+        **augment_widget_values(TrainConfig().augment),
     }
     if recipe is not None:
         defaults.update(
@@ -76,6 +77,7 @@ def apply_recipe_defaults(data: DataChoice) -> dict:
                 "train_clip_seconds": float(recipe.clip_seconds.value),
                 "train_trim": recipe.trim_db.value is not None,
                 "train_normalization": str(recipe.normalization.value),
+                **augment_widget_values(recipe.augment.value),
             }
         )
     changed = st.session_state.get(RECIPE_KEY) != data.recipe_key
