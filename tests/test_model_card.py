@@ -282,3 +282,34 @@ def test_notes_from_an_unheard_soundfont_pass_and_words_do_not(few_notes):
     assert not any(
         "sounds for" in r for r in unlike_training(sound, long_note, 16000, window_seconds=1.5)
     )
+
+
+INSTRUMENTS = paths.MODELS_DIR / "instruments-cnn"
+
+
+def test_the_instrument_model_was_trained_with_the_recipe_its_notes_chose():
+    card = read_model_card(INSTRUMENTS)
+    run = _json(INSTRUMENTS / "config.json")["train_config"]
+    assert card.labels == ("brass", "flute", "guitar", "piano", "reed", "strings")
+    assert (card.sample_rate, card.clip_seconds, card.group_noun) == (16000, 1.5, "soundfont")
+    # the recipe core.dataset_profile chooses for sustained sounds: 16 kHz, 64 bands, the
+    # whole note (no trimming), no augmentation
+    assert run["features"]["sample_rate"] == 16000 and run["features"]["n_mels"] == 64
+    assert run["trim_db"] is None and run["normalization"] == "instance"
+    assert all(not v for k, v in run["augment"].items() if k != "noise_snr_db")
+    assert "--auto-recipe" in card.command
+    folds = card.unseen.per_group
+    assert set(folds) == {"FluidR3", "TimGM6mb"} and card.unseen.folds_measured == 2
+    assert card.unseen.accuracy == pytest.approx(sum(folds.values()) / 2)
+    summary = _json(INSTRUMENTS / "summary.json")
+    assert card.known.accuracy == pytest.approx(summary["metrics"]["val_accuracy"])
+
+
+@needs_fluidsynth
+def test_each_ready_model_finds_the_other_models_sound_unlike_its_own(few_notes):
+    words = read_model_card(SHIPPED).training_sound
+    notes_sound = read_model_card(INSTRUMENTS).training_sound
+    notes = folder_per_class(few_notes)
+    assert _flagged(words, _clips(notes, 8000), 8000, 1.0) >= 0.9
+    assert _flagged(notes_sound, _clips(builtin_digits(), 16000)[::40], 16000, 1.5) >= 0.9
+    assert _flagged(notes_sound, _clips(notes, 16000), 16000, 1.5) <= 0.1
