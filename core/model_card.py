@@ -91,6 +91,7 @@ class TrainingSound:
 # same kind pass (tested on unheard speakers and an unheard soundfont), narrow enough that a
 # word is not taken for a note or a note for a word.
 UNLIKE_FACTOR = 1.5
+UNLIKE_CHECK_SECONDS = 30.0  # of a clip measured by unlike_training
 
 
 @dataclass(frozen=True)
@@ -428,15 +429,18 @@ def unlike_training(
     samples: (n,) float32 at sample_rate, the model's own rate (the page decodes clips to it).
     A measure differs when it lies beyond UNLIKE_FACTOR times the training range. A clip much
     longer than the model's window (over twice window_seconds) is classified window by window,
-    so its sounding length is not compared; a silent clip is left to the silence checks.
+    so its sounding length is not compared; only its first UNLIKE_CHECK_SECONDS are measured;
+    a silent clip is left to the silence checks.
     """
     from core.dataset_profile import measure_sound
 
-    clip = measure_sound(samples, sample_rate)
+    whole = window_seconds <= 0 or len(samples) / sample_rate <= 2 * window_seconds
+    # The first UNLIKE_CHECK_SECONDS tell the kind of sound; a 10-minute file need not be
+    # measured whole on every rerun of the page.
+    clip = measure_sound(samples[: int(UNLIKE_CHECK_SECONDS * sample_rate)], sample_rate)
     if clip.sounding_seconds <= 0:
         return []
     found = []
-    whole = window_seconds <= 0 or len(samples) / sample_rate <= 2 * window_seconds
     low, high = sound.sounding_seconds.low, sound.sounding_seconds.high
     if clip.sounding_seconds < low / UNLIKE_FACTOR or (
         whole and clip.sounding_seconds > high * UNLIKE_FACTOR
