@@ -4,6 +4,7 @@ import streamlit as st
 
 from ui.audio_input import audio_source_picker
 from ui.classify_batch import show_batch
+from ui.classify_card import warn_if_unlike_training
 from ui.classify_live import show_live
 from ui.classify_model import model_picker
 from ui.classify_result import (
@@ -32,6 +33,7 @@ with one_clip:
     # Decoded straight to the model's rate: what you hear is what the model gets.
     clip = audio_source_picker("classify", sample_rate=model.sample_rate)
     if clip is not None:
+        warn_if_unlike_training("classify", clip)
         result = show_answer("classify", model, clip)
         key = f"{model_key(model)}|{clip_digest(clip)}"
         show_timeline("classify", model, clip, key)

@@ -37,11 +37,19 @@ from pathlib import Path
 
 from core import paths
 from core.data.datasets import builtin_digits
-from core.models.card import Measurement, ModelCard, leave_one_group_out, write_model_card
+from core.models.card import (
+    Measurement,
+    ModelCard,
+    leave_one_group_out,
+    read_model_card,
+    training_sound_of_dataset,
+    write_model_card,
+)
 from core.training.runs import RunStore
 
 SHIPPED_NAME = "digits-cnn"
 SPEAKERS = ("george", "jackson", "lucas", "nicolas")
+SOUND = "spoken digits, one word per clip (English, four adult male speakers)"
 BASE_ARGS = ("--data", "builtin:digits", "--no-tsne", "--owner", "shipped")
 
 
@@ -137,14 +145,29 @@ def build_card(
         command=commands[SHIPPED_NAME] + "   # unseen speaker: the same with --split holdout "
         "--val-groups SPEAKER",
         notes=notes,
+        sound=SOUND,
+        training_sound=training_sound_of_dataset(
+            dataset, int(meta["feature_config"]["sample_rate"])
+        ),
     )
 
 
-def ship(store: RunStore, shipped_id: str, card: ModelCard) -> Path:
-    """Replace models/digits-cnn with the run folder (plus card.json) and rewrite the spec."""
-    target = paths.MODELS_DIR / SHIPPED_NAME
+def refresh_card_sound() -> Path:
+    """Add the kind of sound and what the training clips measured to the shipped card, without
+    training again (for cards written before those fields existed)."""
+    from dataclasses import replace
+
+    folder = paths.MODELS_DIR / SHIPPED_NAME
+    card = read_model_card(folder)
+    sound = training_sound_of_dataset(builtin_digits(), card.sample_rate)
+    return write_model_card(replace(card, sound=SOUND, training_sound=sound), folder)
+
+
+def ship(store: RunStore, shipped_id: str, card: ModelCard, name: str = SHIPPED_NAME) -> Path:
+    """Replace models/<name> with the run folder (plus card.json) and rewrite the spec."""
+    target = paths.MODELS_DIR / name
     with tempfile.TemporaryDirectory(dir=paths.MODELS_DIR) as scratch:
-        staged = Path(scratch) / SHIPPED_NAME
+        staged = Path(scratch) / name
         shutil.copytree(store.run_path(shipped_id), staged)
         shutil.rmtree(staged / "tensorboard", ignore_errors=True)
         write_model_card(card, staged)
@@ -152,7 +175,7 @@ def ship(store: RunStore, shipped_id: str, card: ModelCard) -> Path:
             shutil.rmtree(target)
         staged.rename(target)
     spec = json.loads((target / "model.json").read_text())["spec"]
-    spec_path = paths.MODELS_DIR / f"{SHIPPED_NAME}.spec.json"
+    spec_path = paths.MODELS_DIR / f"{name}.spec.json"
     spec_path.write_text(json.dumps(spec, indent=2) + "\n")
     return target
 
@@ -165,7 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true", help="reuse finished runs by name")
     parser.add_argument("--jobs", type=int, default=1, help="trainings at a time (1 thread each)")
     parser.add_argument("--no-ship", action="store_true", help="measure only; leave models/")
+    parser.add_argument("--refresh-card", action="store_true",
+                        help="only add the sound measures to the shipped card; train nothing")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.refresh_card:
+        print(f"updated {refresh_card_sound()}")
+        return 0
     runs_dir = Path(args.runs_dir).resolve()
     store = RunStore(runs_dir)
     folds = [s for s in args.folds.split(",") if s]

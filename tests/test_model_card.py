@@ -10,17 +10,22 @@ import shutil
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from core import paths
+from core.data.datasets import builtin_digits, folder_per_class, load_example_audio
+from core.data.render_notes import SOUNDFONTS, NoteSet, render_notes
 from core.models.card import (
     CARD_FILE,
     CARD_FORMAT,
     ModelCardError,
     card_from_run,
     leave_one_group_out,
+    measure_training_sound,
     parse_model_card,
     read_model_card,
+    unlike_training,
     write_model_card,
 )
 from core.training.runs import RunError, RunStore
@@ -196,3 +201,115 @@ def test_an_archive_with_a_broken_card_is_refused(tmp_path):
             out.writestr(name, data)
     with pytest.raises(RunError, match="card.json in the archive is not valid JSON"):
         RunStore(tmp_path / "runs").import_archive(buffer.getvalue())
+
+
+# --------------------------------------------------------------------------- "sounds unlike"
+
+needs_fluidsynth = pytest.mark.skipif(
+    shutil.which("fluidsynth") is None or not all(Path(p).is_file() for p in SOUNDFONTS.values()),
+    reason="needs fluidsynth and both soundfonts (installed by .ci/run)",
+)
+
+
+@pytest.fixture(scope="module")
+def few_notes(tmp_path_factory) -> Path:
+    """One program per family, three pitches, through both soundfonts (36 notes)."""
+    folder = tmp_path_factory.mktemp("notes")
+    families = {"piano": (0,), "guitar": (24,), "strings": (48,), "brass": (56,),
+                "reed": (71,), "flute": (73,)}  # fmt: skip
+    note_set = NoteSet(families=families, pitches=(48, 60, 72), velocities=(100,))
+    for _line in render_notes(folder, SOUNDFONTS, note_set):
+        pass
+    return folder
+
+
+def _clips(dataset, rate: int, group: str | None = None, limit: int = 1000):
+    chosen = [e for e in dataset.examples if group is None or e.group == group][:limit]
+    return [load_example_audio(dataset, e, rate) for e in chosen]
+
+
+def _flagged(sound, clips, rate: int, window: float) -> float:
+    """Share of clips that unlike_training finds unlike the training sound."""
+    return sum(bool(unlike_training(sound, c, rate, window_seconds=window)) for c in clips) / len(
+        clips
+    )
+
+
+def test_the_shipped_card_round_trips_its_sound_and_hostile_ranges_are_sentences():
+    card = read_model_card(SHIPPED)
+    assert card.sound.startswith("spoken digits") and card.training_sound.clips >= 200
+    assert 0.15 < card.training_sound.sounding_seconds.median < 0.6
+    assert parse_model_card(json.dumps(card.to_dict())) == card
+    ranges = card.to_dict()["training_sound"]
+    hostile = [
+        "loud",
+        {**ranges, "clips": True},
+        {**ranges, "change_db": {"low": 3.0, "median": 2.0, "high": 4.0}},  # not ordered
+        {**ranges, "bandwidth_hz": {"low": -1.0, "median": 2.0, "high": 4.0}},
+        {**ranges, "sounding_seconds": {"low": float("nan"), "median": 1.0, "high": 2.0}},
+        {k: v for k, v in ranges.items() if k != "change_db"},
+    ]
+    for bad in hostile:
+        record = {**card.to_dict(), "training_sound": bad}
+        with pytest.raises(ModelCardError, match="training_sound"):
+            parse_model_card(json.dumps(record))
+    # A card written before the field existed has no check, and still reads.
+    old = {k: v for k, v in card.to_dict().items() if k not in ("training_sound", "sound")}
+    assert parse_model_card(json.dumps(old)).training_sound is None
+
+
+@needs_fluidsynth
+def test_words_from_an_unheard_speaker_pass_and_notes_do_not(few_notes):
+    digits = builtin_digits()
+    heard = [e for e in digits.examples if e.group != "nicolas"][::12]
+    sound = measure_training_sound([load_example_audio(digits, e, 8000) for e in heard], 8000)
+    assert _flagged(sound, _clips(digits, 8000, "nicolas", limit=60), 8000, 1.0) <= 0.1
+    notes = folder_per_class(few_notes)
+    assert _flagged(sound, _clips(notes, 8000), 8000, 1.0) >= 0.9
+    reasons = unlike_training(sound, _clips(notes, 8000, limit=1)[0], 8000, window_seconds=1.0)
+    assert any("sounds for" in r and "training sounds lasted" in r for r in reasons)
+
+
+@needs_fluidsynth
+def test_notes_from_an_unheard_soundfont_pass_and_words_do_not(few_notes):
+    notes = folder_per_class(few_notes)
+    sound = measure_training_sound(_clips(notes, 16000, "fluid"), 16000)
+    assert _flagged(sound, _clips(notes, 16000, "timgm"), 16000, 1.5) <= 0.1
+    digits = builtin_digits()
+    assert _flagged(sound, _clips(digits, 16000)[::20], 16000, 1.5) >= 0.9
+    # A long recording is classified window by window: its length alone is no reason.
+    long_note = np.tile(_clips(notes, 16000, "timgm", limit=1)[0], 4)
+    assert not any(
+        "sounds for" in r for r in unlike_training(sound, long_note, 16000, window_seconds=1.5)
+    )
+
+
+INSTRUMENTS = paths.MODELS_DIR / "instruments-cnn"
+
+
+def test_the_instrument_model_was_trained_with_the_recipe_its_notes_chose():
+    card = read_model_card(INSTRUMENTS)
+    run = _json(INSTRUMENTS / "config.json")["train_config"]
+    assert card.labels == ("brass", "flute", "guitar", "piano", "reed", "strings")
+    assert (card.sample_rate, card.clip_seconds, card.group_noun) == (16000, 1.5, "soundfont")
+    # the recipe core.data.profile chooses for sustained sounds: 16 kHz, 64 bands, the
+    # whole note (no trimming), no augmentation
+    assert run["features"]["sample_rate"] == 16000 and run["features"]["n_mels"] == 64
+    assert run["trim_db"] is None and run["normalization"] == "instance"
+    assert all(not v for k, v in run["augment"].items() if k != "noise_snr_db")
+    assert "--auto-recipe" in card.command
+    folds = card.unseen.per_group
+    assert set(folds) == {"FluidR3", "TimGM6mb"} and card.unseen.folds_measured == 2
+    assert card.unseen.accuracy == pytest.approx(sum(folds.values()) / 2)
+    summary = _json(INSTRUMENTS / "summary.json")
+    assert card.known.accuracy == pytest.approx(summary["metrics"]["val_accuracy"])
+
+
+@needs_fluidsynth
+def test_each_ready_model_finds_the_other_models_sound_unlike_its_own(few_notes):
+    words = read_model_card(SHIPPED).training_sound
+    notes_sound = read_model_card(INSTRUMENTS).training_sound
+    notes = folder_per_class(few_notes)
+    assert _flagged(words, _clips(notes, 8000), 8000, 1.0) >= 0.9
+    assert _flagged(notes_sound, _clips(builtin_digits(), 16000)[::40], 16000, 1.5) >= 0.9
+    assert _flagged(notes_sound, _clips(notes, 16000), 16000, 1.5) <= 0.1

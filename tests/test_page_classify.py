@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 import soundfile as sf
 
 from core import paths
+from core.data.render_notes import SOUNDFONTS, NoteSet, render_notes
 from core.data.sources import load_dataset
 from core.data.splits import split_dataset
 from core.inference.classifier import shipped_store
@@ -169,3 +171,42 @@ def test_a_hostile_card_in_a_run_is_a_sentence(app):
     assert not app.exception, _texts(app.exception)
     assert any("No accuracy can be shown for this model" in t for t in _texts(app.warning))
     assert _texts(app.success)[0].startswith("**0** with"), "the model itself still answers"
+
+
+def test_the_page_lists_what_each_ready_model_knows(app):
+    [table] = [d.value for d in app.dataframe if "kind of sound" in d.value.columns]
+    rows = {row["model"]: row for row in table.to_dict("records")}
+    digits = rows["digits-cnn (ready-made)"]
+    assert digits["kind of sound"].startswith("spoken digits")
+    assert digits["classes"] == ", ".join(str(d) for d in range(10))
+    assert digits["rate"] == "8 kHz" and digits["window"] == "1 s"
+    for name in (p.name for p in paths.MODELS_DIR.iterdir() if (p / "card.json").is_file()):
+        card = read_model_card(paths.MODELS_DIR / name)
+        row = rows[f"{name} (ready-made)"]
+        assert row["kind of sound"] == card.sound and row["classes"] == ", ".join(card.labels)
+
+
+@pytest.mark.skipif(
+    shutil.which("fluidsynth") is None or not Path(SOUNDFONTS["timgm"]).is_file(),
+    reason="needs fluidsynth and timgm6mb-soundfont (installed by .ci/run)",
+)
+def test_a_note_given_to_the_digits_model_is_called_unlike_its_training_and_a_word_is_not(
+    tmp_path,
+):
+    notes = NoteSet(families={"flute": (73,)}, pitches=(67,), velocities=(100,))
+    list(render_notes(tmp_path, {"timgm": SOUNDFONTS["timgm"]}, notes))
+    [note] = (tmp_path / "flute").glob("*.wav")
+    at = open_page(PAGE)
+    assert not any("does not sound like" in t for t in _texts(at.warning))  # a built-in digit
+    at.segmented_control(key="classify_audio_source").set_value("Upload a file").run()
+    at.file_uploader(key="classify_audio_upload").set_value(
+        (note.name, note.read_bytes(), "audio/wav")
+    ).run()
+    assert not at.exception, _texts(at.exception)
+    [warning] = [t for t in _texts(at.warning) if "does not sound like" in t]
+    assert "spoken digits" in warning and "training sounds lasted" in warning
+    take = _held_out_takes()[0]
+    at.file_uploader(key="classify_audio_upload").set_value(
+        (take.name, take.read_bytes(), "audio/wav")
+    ).run()
+    assert not any("does not sound like" in t for t in _texts(at.warning))

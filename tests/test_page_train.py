@@ -300,6 +300,10 @@ def test_a_folder_of_notes_changes_the_shown_defaults_and_reasons(monkeypatch, t
     assert at.toggle(key="train_trim").value and at.slider(key="train_clip_seconds").value == 1.0
     text = " ".join(_texts(at, "markdown"))
     assert "8 kHz because" in text and "Trim and stretch" in text
+    # ... and the augmentation switches show the recipe's augmentation (the digits' own).
+    on = ("eq", "freq_warp", "time_stretch", "time_shift", "time_masks", "freq_masks")
+    assert all(at.checkbox(key=f"train_aug_{name}").value for name in on)
+    assert at.slider(key="train_aug_eq_strength").value == TrainConfig().augment.eq_db
 
     at.segmented_control(key="train_data_source").set_value("Server folder").run()
     at.text_input(key="train_server_path").input(str(tmp_path / "notes")).run()
@@ -312,15 +316,20 @@ def test_a_folder_of_notes_changes_the_shown_defaults_and_reasons(monkeypatch, t
     assert "16 kHz because your clips have energy up to" in text
     assert "No trimming" in text and "Trim and stretch" not in text
     assert any("sustained sounds" in e.label for e in at.expander)
+    # The recipe's augmentation (none for sustained sounds) is what the switches show.
+    assert not any(at.checkbox(key=f"train_aug_{name}").value for name in on)
+    assert "No augmentation" in text
 
     # Every choice stays adjustable: a moved slider is kept on the next rerun.
     at.select_slider(key="train_sample_rate").set_value(22050).run()
     at.toggle(key="train_trim").set_value(True).run()
+    at.checkbox(key="train_aug_mixup").check().run()
     assert at.select_slider(key="train_sample_rate").value == 22050
-    assert at.toggle(key="train_trim").value
+    assert at.toggle(key="train_trim").value and at.checkbox(key="train_aug_mixup").value
     assert not at.exception and not at.button(key="train_start").disabled
 
     # Back to the digits: their own defaults return.
     at.segmented_control(key="train_data_source").set_value("Built-in spoken digits").run()
     assert at.select_slider(key="train_sample_rate").value == 8000
     assert at.toggle(key="train_trim").value
+    assert at.checkbox(key="train_aug_eq").value and not at.checkbox(key="train_aug_mixup").value

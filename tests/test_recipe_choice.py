@@ -18,6 +18,7 @@ from core.data.profile import (
     clip_power_spectrum,
     feature_config_for,
     measure_clip,
+    measure_sound,
     profile_dataset,
     recipe_for_dataset,
     sample_examples,
@@ -124,6 +125,9 @@ def test_wideband_sustained_tones_get_16_khz_64_bands_no_trim():
     assert config.features == feature_config_for(16000, 64)
     assert config.features.f_max == 8000 and config.features.win_length == 400
     assert (config.trim_db, config.clip_seconds) == (None, 1.5)
+    # Sustained sounds start without augmentation (measured across soundfonts), and say why.
+    assert recipe.augment.value == AugmentConfig.off() and config.augment == AugmentConfig.off()
+    assert "No augmentation" in recipe.augment.reason
 
 
 def test_brighter_tones_get_22_khz_and_long_clips_a_capped_window():
@@ -262,3 +266,27 @@ def test_a_rendered_flute_a4_sounds_at_440_hz(tmp_path):
     assert dataset.labels == ("flute", "piano")
     # the soundfont is the group a holdout split keeps apart
     assert {example.group for example in dataset.examples} == {"fluid"}
+
+
+def test_measure_sound_on_a_steady_tone_a_changing_tone_and_silence():
+    rate = 16000
+    steady = np.zeros(2 * rate)
+    steady[rate // 2 : rate // 2 + rate] = _harmonic_tone(220, 4000, 1.0, rate)
+    measured = measure_sound(steady, rate)
+    assert measured.sounding_seconds == pytest.approx(1.0, abs=0.04)
+    assert measured.change_db < 0.3  # a held tone barely changes from frame to frame
+    assert 3800 <= measured.bandwidth_hz <= 4100
+    # The same length of sound whose pitch jumps every 50 ms (a melody of short notes, or
+    # syllables): its bands change by several dB between frames.
+    rng = np.random.default_rng(0)
+    hopping = np.concatenate([_harmonic_tone(rng.uniform(150, 600), 4000, 0.05, rate)
+                              for _ in range(20)])  # fmt: skip
+    assert measure_sound(hopping, rate).change_db > 1.5
+    assert measure_sound(np.zeros(rate), rate).sounding_seconds == 0.0
+    # Background noise 35 dB under a word is not sound: the word's length is measured.
+    word = np.zeros(2 * rate)
+    word[rate // 2 : rate // 2 + rate // 2] = _harmonic_tone(150, 3000, 0.5, rate)
+    noisy = word + 10 ** (-35 / 20) * np.sqrt(np.mean(word[word != 0] ** 2)) * rng.standard_normal(
+        len(word)
+    )
+    assert measure_sound(noisy, rate).sounding_seconds == pytest.approx(0.5, abs=0.05)

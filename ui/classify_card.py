@@ -8,7 +8,7 @@ import re
 import streamlit as st
 
 from core.inference.classifier import ModelChoice, card_for
-from core.models.card import Measurement, ModelCard, ModelCardError, titles_for
+from core.models.card import Measurement, ModelCard, ModelCardError, titles_for, unlike_training
 from core.training.runs import RunError
 
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]<>()#+\-!|~$])")
@@ -91,3 +91,25 @@ def _metric(column, title: str, measurement: Measurement | None, missing: str) -
         )
     column.metric(title, _percent(measurement.accuracy), help=measurement.how or None)
     column.caption(detail)
+
+
+def warn_if_unlike_training(prefix: str, clip) -> list[str]:
+    """A warning when `clip` (an AudioClip at the model's rate) does not sound like the model's
+    training clips (core.models.card.unlike_training over the card's training_sound); returns
+    the reasons shown ([] when it does, or when the card measured nothing to compare)."""
+    card = st.session_state.get(f"{prefix}_card")
+    if not isinstance(card, ModelCard) or card.training_sound is None:
+        return []
+    samples = clip.samples if clip.samples.ndim == 1 else clip.samples.mean(axis=0)
+    reasons = unlike_training(
+        card.training_sound, samples, clip.sample_rate, window_seconds=card.clip_seconds
+    )
+    if reasons:
+        kind = _plain(card.sound) if card.sound else "its training clips"
+        st.warning(
+            f"This clip does not sound like what this model was trained on ({kind}): "
+            + "; ".join(_plain(r) for r in reasons)
+            + ". It will still name one of its classes, but the answer may mean little.",
+            icon=":material/warning:",
+        )
+    return reasons

@@ -12,11 +12,13 @@ from core.inference.classifier import (
     InferenceModel,
     ModelChoice,
     available_models,
+    card_for,
     describe_model,
     file_stem,
     import_run_archive,
     load_choice,
 )
+from core.models.card import ModelCardError
 from core.training.runs import WEIGHTS_FILE, RunError
 from ui.classify_card import show_model_card
 
@@ -72,12 +74,38 @@ def model_picker(prefix: str) -> InferenceModel | None:
         st.error(f"This model cannot be used: {error}")
         _import_section(prefix, owner)
         return None
-    show_model_card(choice)
+    _ready_models(list(choices.values()))
+    st.session_state[f"{prefix}_card"] = show_model_card(choice)
     with st.expander("What this model expects, import and export", icon=":material/tune:"):
         _details(model)
         _import_section(prefix, owner)
         _export_section(prefix, model)
     return model
+
+
+def _ready_models(choices: list[ModelChoice]) -> None:
+    """What each ready-made model knows: its kind of sound, classes and rate, from its card."""
+    rows = []
+    for choice in choices:
+        if choice.origin != "shipped":
+            continue
+        try:
+            card = card_for(choice)
+        except (ModelCardError, RunError) as error:
+            rows.append({"model": choice.label, "kind of sound": str(error), "classes": "",
+                         "rate": "", "window": ""})  # fmt: skip
+            continue
+        rows.append({"model": choice.label, "kind of sound": card.sound or card.data,
+                     "classes": ", ".join(card.labels), "rate": f"{card.sample_rate / 1000:g} kHz",
+                     "window": f"{card.clip_seconds:g} s"})  # fmt: skip
+    if rows:
+        with st.expander(f"What the {len(rows)} ready-made models know", icon=":material/list:"):
+            st.dataframe(rows, hide_index=True, key="classify_ready_models")
+            st.caption(
+                "Each model only knows its own classes and kind of sound: give it a clip of "
+                "another kind and it still picks one of its classes. The page warns when a "
+                "clip does not sound like a model's training clips."
+            )
 
 
 def _details(model: InferenceModel) -> None:

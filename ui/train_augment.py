@@ -92,16 +92,20 @@ def augment_settings(kind: str = "logmel") -> AugmentConfig:
 
     kind: the feature kind; the equaliser adds decibels, so it is offered for "logmel" only.
     """
+    # The widgets take their values from the session (set by the recipe chosen from the data,
+    # ui.train_settings.apply_recipe_defaults), falling back to the engine's defaults.
+    for key, value in augment_widget_values(AugmentConfig()).items():
+        st.session_state.setdefault(key, value)
     values = dataclasses.asdict(AugmentConfig.off())
     columns = st.columns(3)
-    for n, (name, (label, field, on, (low, high, step, default), help_text)) in enumerate(
+    for n, (name, (label, field, _on, (low, high, step, _default), help_text)) in enumerate(
         AUGMENTS.items()
     ):
         usable = name != "eq" or kind == "logmel"
         with columns[n % 3]:
-            enabled = st.checkbox(label, value=on, key=f"train_aug_{name}", help=help_text,
+            enabled = st.checkbox(label, key=f"train_aug_{name}", help=help_text,
                                   disabled=not usable) and usable  # fmt: skip
-            strength = st.slider(f"{label} strength", low, high, default, step,
+            strength = st.slider(f"{label} strength", low, high, step=step,
                                  key=f"train_aug_{name}_strength", disabled=not enabled,
                                  label_visibility="collapsed")  # fmt: skip
             if enabled:
@@ -111,6 +115,25 @@ def augment_settings(kind: str = "logmel") -> AugmentConfig:
                         0.1 if name == "time_masks" else 0.15
                     )
     return AugmentConfig(**values)
+
+
+def augment_widget_values(config: AugmentConfig) -> dict[str, bool | int | float]:
+    """The switches and strength sliders that show `config`: {widget key: value}.
+
+    An augmentation that is off keeps its slider at the usual strength, so switching it on
+    starts there; a strength outside the slider's range is brought to its nearest end.
+    """
+    values: dict[str, bool | int | float] = {}
+    for name, (_label, field, _on, (low, high, step, default), _help) in AUGMENTS.items():
+        enabled = _is_on(config, field)
+        strength = getattr(config, field) if enabled else default
+        strength = min(high, max(low, strength))
+        strength = low + round((strength - low) / step) * step  # on the slider's steps
+        values[f"train_aug_{name}"] = enabled
+        values[f"train_aug_{name}_strength"] = (
+            int(strength) if isinstance(step, int) else round(float(strength), 6)
+        )
+    return values
 
 
 def only(config: AugmentConfig, name: str) -> AugmentConfig:

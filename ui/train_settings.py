@@ -26,7 +26,7 @@ from core.models.spec import ModelSpec
 from core.training.support import set_dropout
 from core.training.trainer import TrainConfig, default_feature_config
 from core.viz.audio import spectrogram_figure
-from ui.train_augment import audition, augment_settings
+from ui.train_augment import audition, augment_settings, augment_widget_values
 from ui.train_dataset import DataChoice, first_example_audio
 
 PREVIEW_RATE = 16000  # rate of the preview samples (ui.train_dataset thumbnails)
@@ -71,6 +71,7 @@ def apply_recipe_defaults(data: DataChoice) -> dict:
         "train_clip_seconds": TrainConfig.clip_seconds,
         "train_trim": TrainConfig.trim_db is not None,
         "train_normalization": TrainConfig.normalization,
+        **augment_widget_values(TrainConfig().augment),
     }
     if recipe is not None:
         defaults.update(
@@ -80,6 +81,7 @@ def apply_recipe_defaults(data: DataChoice) -> dict:
                 "train_clip_seconds": float(recipe.clip_seconds.value),
                 "train_trim": recipe.trim_db.value is not None,
                 "train_normalization": str(recipe.normalization.value),
+                **augment_widget_values(recipe.augment.value),
             }
         )
     changed = st.session_state.get(RECIPE_KEY) != data.recipe_key

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +160,35 @@ def render_notes(
                     name = f"{program:03d}_{font_name}_{pitch:03d}{velocity:03d}.wav"
                     sf.write(folder / name, clip, note_set.sample_rate, subtype="PCM_16")
                 yield f"{font_name}: {family} program {program}, {len(clips)} notes"
+
+
+def cached_notes(note_set: NoteSet | None = None, soundfonts: dict[str, str] | None = None) -> Path:
+    """The folder of rendered notes under the cache (core.paths.cache_dir()/rendered_notes),
+    rendering them first unless its manifest says they are these notes from these soundfonts.
+
+    Rendering all 1008 default notes takes about 10-25 s; the benchmark and
+    scripts/build_instruments_model.py share the folder.
+    """
+    import json
+
+    from core.files import write_json_atomic
+    from core.paths import cache_dir
+
+    note_set = note_set or NoteSet()
+    soundfonts = soundfonts or SOUNDFONTS
+    manifest = json.loads(json.dumps({"note_set": asdict(note_set), "soundfonts": soundfonts}))
+    folder = cache_dir() / "rendered_notes"
+    manifest_path = folder / "manifest.json"
+    try:
+        if json.loads(manifest_path.read_text()) == manifest:
+            return folder
+    except (OSError, ValueError):
+        pass
+    shutil.rmtree(folder, ignore_errors=True)
+    for _line in render_notes(folder, soundfonts, note_set):
+        pass
+    write_json_atomic(manifest_path, manifest)
+    return folder
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -244,7 +244,8 @@ class ModelChoice:
 
 
 def available_models(owner: str | None) -> list[ModelChoice]:
-    """The shipped models, then `owner`'s own runs that have a saved model (newest first).
+    """The shipped models (oldest first: the digits model stays the default), then `owner`'s
+    own runs that have a saved model (newest first).
 
     owner: the browser session id (None lists every run, for the command line). Runs of
     other students on the same server are never listed.
@@ -252,7 +253,7 @@ def available_models(owner: str | None) -> list[ModelChoice]:
     from core.training.runs import RunStore
 
     choices = []
-    for info in shipped_store().list_runs():
+    for info in sorted(shipped_store().list_runs(), key=lambda info: info.created_utc):
         if info.has_model:
             label = f"{info.name or info.run_id} (ready-made)"
             choices.append(ModelChoice(label, str(paths.MODELS_DIR), info.run_id, "shipped"))

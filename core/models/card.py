@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from core.files import write_json_atomic
 
@@ -66,6 +68,35 @@ class Measurement:
 
 
 @dataclass(frozen=True)
+class MeasureRange:
+    """How one measure of the training clips spread: low and high are the 2.5th and 97.5th
+    percentiles (95 % of the clips lie between), median the 50th."""
+
+    low: float
+    median: float
+    high: float
+
+
+@dataclass(frozen=True)
+class TrainingSound:
+    """What the training clips sounded like, to notice a clip unlike them (core.data.profile
+    .measure_sound at the model's sample rate; seconds, dB per 10 ms, Hz)."""
+
+    clips: int  # clips measured
+    sounding_seconds: MeasureRange
+    change_db: MeasureRange
+    bandwidth_hz: MeasureRange
+
+
+# A clip counts as unlike the training clips when a measure lies this many times beyond their
+# range (below low / factor or above high * factor): wide enough that held-out clips of the
+# same kind pass (tested on unheard speakers and an unheard soundfont), narrow enough that a
+# word is not taken for a note or a note for a word.
+UNLIKE_FACTOR = 1.5
+UNLIKE_CHECK_SECONDS = 30.0  # of a clip measured by unlike_training
+
+
+@dataclass(frozen=True)
 class ModelCard:
     """What a model knows and how well it does.
 
@@ -76,6 +107,8 @@ class ModelCard:
     `unseen_missing` saying why. known: accuracy on new clips of groups seen in training, or
     None with `known_missing`. command: how the model was trained (may be ""). source:
     "card" (a card.json written with the model) or "summary" (derived from the run's files).
+    sound: the kind of sound it knows, in words. training_sound: what its training clips
+    measured (`unlike_training` compares a clip with it), None when not measured.
     """
 
     name: str
@@ -92,6 +125,8 @@ class ModelCard:
     command: str = ""
     notes: tuple[str, ...] = ()
     source: str = "card"
+    sound: str = ""  # the kind of sound it knows, in words ("spoken digits, one word per clip")
+    training_sound: TrainingSound | None = None  # None: not measured (no clip check)
 
     def to_dict(self) -> dict[str, Any]:
         """The card.json content (format tag first)."""
@@ -186,6 +221,8 @@ def parse_model_card(text: str) -> ModelCard:
         command=_text(record.get("command", ""), "command", limit=2 * MAX_TEXT),
         notes=tuple(_text(n, "notes") for n in _list(record.get("notes", []), "notes")[:20]),
         source="card",
+        sound=_text(record.get("sound", ""), "sound"),
+        training_sound=_training_sound(record.get("training_sound")),
     )
 
 
@@ -349,6 +386,91 @@ def leave_one_group_out(
     )
 
 
+def measure_training_sound(clips: Iterable[np.ndarray], sample_rate: int) -> TrainingSound:
+    """The spread of `measure_sound` over training clips (each (n,) float32 at sample_rate Hz,
+    the model's rate). Raises ModelCardError when no clip has any sound."""
+    from core.data.profile import measure_sound
+
+    measures = [measure_sound(clip, sample_rate) for clip in clips]
+    measures = [m for m in measures if m.sounding_seconds > 0]
+    if not measures:
+        raise ModelCardError("None of the training clips had any sound to measure.")
+
+    def spread(name: str) -> MeasureRange:
+        values = np.array([getattr(m, name) for m in measures], dtype=np.float64)
+        low, median, high = np.percentile(values, [2.5, 50, 97.5])
+        return MeasureRange(round(float(low), 4), round(float(median), 4), round(float(high), 4))
+
+    return TrainingSound(
+        clips=len(measures),
+        sounding_seconds=spread("sounding_seconds"),
+        change_db=spread("change_db"),
+        bandwidth_hz=spread("bandwidth_hz"),
+    )
+
+
+def training_sound_of_dataset(
+    dataset, sample_rate: int, *, max_clips: int = 240, seed: int = 0
+) -> TrainingSound:
+    """measure_training_sound over a seeded sample of a data set, taken in turn from each class
+    (core.data.profile.sample_examples), decoded at the model's `sample_rate`."""
+    from core.data.datasets import load_example_audio
+    from core.data.profile import sample_examples
+
+    examples = sample_examples(dataset, max_clips, seed)
+    return measure_training_sound(
+        (load_example_audio(dataset, example, sample_rate) for example in examples), sample_rate
+    )
+
+
+def unlike_training(
+    sound: TrainingSound, samples: np.ndarray, sample_rate: int, *, window_seconds: float = 0.0
+) -> list[str]:
+    """Sentences saying how a clip differs from the model's training clips ([] when it does not).
+
+    samples: (n,) float32 at sample_rate, the model's own rate (the page decodes clips to it).
+    A measure differs when it lies beyond UNLIKE_FACTOR times the training range. A clip much
+    longer than the model's window (over twice window_seconds) is classified window by window,
+    so its sounding length is not compared; only its first UNLIKE_CHECK_SECONDS are measured;
+    a silent clip is left to the silence checks.
+    """
+    from core.data.profile import measure_sound
+
+    whole = window_seconds <= 0 or len(samples) / sample_rate <= 2 * window_seconds
+    # The first UNLIKE_CHECK_SECONDS tell the kind of sound; a 10-minute file need not be
+    # measured whole on every rerun of the page.
+    clip = measure_sound(samples[: int(UNLIKE_CHECK_SECONDS * sample_rate)], sample_rate)
+    if clip.sounding_seconds <= 0:
+        return []
+    found = []
+    low, high = sound.sounding_seconds.low, sound.sounding_seconds.high
+    if clip.sounding_seconds < low / UNLIKE_FACTOR or (
+        whole and clip.sounding_seconds > high * UNLIKE_FACTOR
+    ):
+        found.append(
+            f"it sounds for {clip.sounding_seconds:.2f} s, while the model's training sounds "
+            f"lasted {low:.2f}-{high:.2f} s"
+        )
+    low, high = sound.change_db.low, sound.change_db.high
+    if clip.change_db > high * UNLIKE_FACTOR:
+        found.append(
+            f"its sound changes by {clip.change_db:.1f} dB every 10 ms, faster than the "
+            f"training sounds ({low:.1f}-{high:.1f} dB)"
+        )
+    elif clip.change_db < low / UNLIKE_FACTOR:
+        found.append(
+            f"its sound changes by {clip.change_db:.1f} dB every 10 ms, steadier than the "
+            f"training sounds ({low:.1f}-{high:.1f} dB)"
+        )
+    low, high = sound.bandwidth_hz.low, sound.bandwidth_hz.high
+    if clip.bandwidth_hz < low / UNLIKE_FACTOR:
+        found.append(
+            f"its energy stops at {clip.bandwidth_hz / 1000:.1f} kHz, below the training "
+            f"sounds' {low / 1000:.1f}-{high / 1000:.1f} kHz"
+        )
+    return found
+
+
 def write_model_card(card: ModelCard, run_dir: str | Path) -> Path:
     """Write `card` as `run_dir`/card.json (atomically); returns the path."""
     path = Path(run_dir) / CARD_FILE
@@ -467,3 +589,30 @@ def _measurement(value: Any, key: str) -> Measurement | None:
         folds_measured=measured,
         folds_total=total,
     )
+
+
+def _training_sound(value: Any) -> TrainingSound | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ModelCardError("The model card (card.json) field training_sound is not an object.")
+    clips = value.get("clips")
+    if not isinstance(clips, int) or isinstance(clips, bool) or not 0 < clips <= 10**9:
+        raise ModelCardError(
+            "The model card (card.json) field training_sound.clips is not a count."
+        )
+    ranges = {}
+    for name in ("sounding_seconds", "change_db", "bandwidth_hz"):
+        item = value.get(name)
+        numbers = [item.get(k) for k in ("low", "median", "high")] if isinstance(item, dict) else []
+        if (
+            len(numbers) != 3
+            or not all(_is_number(v) and 0 <= v <= 1e6 for v in numbers)
+            or not (numbers[0] <= numbers[1] <= numbers[2])
+        ):
+            raise ModelCardError(
+                f"The model card (card.json) field training_sound.{name} is not a range "
+                "(low <= median <= high, numbers from 0)."
+            )
+        ranges[name] = MeasureRange(*(float(v) for v in numbers))
+    return TrainingSound(clips=clips, **ranges)
