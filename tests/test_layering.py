@@ -18,14 +18,14 @@ LAYER = {
     "devices": 0,
     "audio": 1,
     "data": 2,
-    "models": 2,
-    "training": 3,
-    "inference": 4,
-    "music": 4,
-    "tensors": 4,
-    "lessons": 5,
-    "jobs": 5,
-    "viz": 6,
+    "models": 3,
+    "training": 4,
+    "inference": 5,
+    "music": 5,
+    "tensors": 5,
+    "lessons": 6,
+    "jobs": 6,
+    "viz": 7,
 }
 
 
