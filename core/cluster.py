@@ -88,6 +88,7 @@ _info: ClusterInfo | None = None
 _lock = threading.Lock()
 _actor_class: Any = None  # ray.remote(TrainingWorker), made once
 _driver_class: Any = None  # ray.remote(SweepDriver), made once
+_task_class: Any = None  # ray.remote(TaskWorker), made once
 
 
 def cluster_address(env: Mapping[str, str] | None = None) -> str | None:
@@ -402,6 +403,112 @@ def start_training_worker(
 def _worker_env(runs_root: Path) -> dict[str, str]:
     """The server's writable folders, handed to a worker (which cannot inherit them)."""
     return {"AUDIO_DL_RUNS_DIR": str(runs_root), "AUDIO_DL_CACHE_DIR": str(paths.cache_dir())}
+
+
+# ---------------------------------------------------------------------------- tasks
+
+
+def run_task_job(
+    folder: JobFolder,
+    task: str,
+    kwargs: Mapping[str, Any],
+    *,
+    device: torch.device | str,
+    where: dict[str, Any] | None = None,
+) -> None:
+    """Run the registered task `task` (core.tasks) and write its progress and result.
+
+    What a TaskWorker process does (callable in-process too). Like a training: a heartbeat,
+    the cancel file checked between reports, state.json with the progress (at most twice a
+    second) and each report appended to events.jsonl; then the result files and the final
+    state: "finished", "stopped" (Stop pressed: the result holds what was done) or "failed"
+    with a sentence.
+    """
+    from core.job_files import save_task_result
+    from core.tasks import TaskError, TaskProgress, TaskResult, run_task
+
+    cancel = CancelFlag(folder)
+    if cancel.is_set():
+        return
+    with Heartbeat(folder):
+        folder.write_state("running", pid=os.getpid(), node=socket.gethostname(),
+                           started_at=time.time(), progress=0.0, **(where or {}))  # fmt: skip
+        try:
+            result = None
+            for report in run_task(task, kwargs, device=torch.device(device), cancel=cancel):
+                if isinstance(report, TaskResult):
+                    result = report
+                elif isinstance(report, TaskProgress):
+                    record = {"fraction": report.fraction, "message": report.message,
+                              "values": report.values}  # fmt: skip
+                    folder.append_record(record)
+                    folder.write_state("running", force=False, progress=report.fraction,
+                                       message=report.message)  # fmt: skip
+            if result is None:
+                raise TaskError("The task ended without a result.")
+            save_task_result(folder, result)
+            ended = "stopped" if cancel.is_set() else "finished"
+            folder.write_state(ended, finished_at=time.time(),
+                               progress=1.0 if ended == "finished" else None,
+                               message="Stopped; the result holds what was done." if ended == "stopped"
+                               else "Done.")  # fmt: skip
+        except TaskError as error:
+            folder.write_state("failed", message=str(error), finished_at=time.time())
+        except BaseException as error:
+            folder.write_state(
+                "failed",
+                message=f"The job crashed: {type(error).__name__}: {error}",
+                finished_at=time.time(),
+            )
+            raise
+
+
+class TaskWorker:
+    """A Ray actor (one process) that runs one task of core.tasks, then exits."""
+
+    def __init__(self, env: Mapping[str, str], threads: int):
+        os.environ.update(env)
+        torch.set_num_threads(max(1, threads))
+
+    def run(self, job_dir: str, task: str, kwargs: Mapping[str, Any], device: str) -> None:
+        import ray
+
+        try:
+            where = {"ray_node_id": ray.get_runtime_context().get_node_id()}
+            run_task_job(JobFolder(job_dir), task, kwargs, device=device, where=where)
+        finally:
+            ray.actor.exit_actor()
+
+
+def start_task_worker(
+    job_id: str,
+    folder: JobFolder,
+    task: str,
+    kwargs: Mapping[str, Any],
+    *,
+    device: torch.device | str,
+    runs_root: Path,
+    resources: JobResources,
+) -> None:
+    """Ask Ray for a TaskWorker with `resources` that runs `task` into `folder` (returns at
+    once; detached and named `job_id` like a training's worker, never restarted)."""
+    import ray
+
+    device = torch.device(device)
+    worker_device = "cuda" if device.type == "cuda" else str(device)
+    global _task_class
+    if _task_class is None:
+        _task_class = ray.remote(TaskWorker)
+    actor = _task_class.options(
+        name=job_id,
+        namespace=NAMESPACE,
+        lifetime="detached",
+        num_cpus=resources.num_cpus,
+        num_gpus=resources.num_gpus,
+        max_restarts=0,
+        max_task_retries=0,
+    ).remote(_worker_env(runs_root), int(resources.num_cpus))
+    actor.run.remote(str(folder.path), task, dict(kwargs), worker_device)
 
 
 # ---------------------------------------------------------------------------- sweeps

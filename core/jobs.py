@@ -64,6 +64,7 @@ __all__ = [
 ]
 
 MAX_FINISHED_PER_OWNER = 20  # older finished jobs are forgotten (their runs stay in the store)
+MAX_FINISHED_TASKS = 3  # finished jobs of each task kept per owner (their results with them)
 FORCE_STOP_SECONDS = 10.0  # a Stop not obeyed within this long kills the worker
 LOST_AFTER_SECONDS = 30.0  # a queued job Ray does not know after this long was lost
 SESSION_LIMIT_ENV = "AUDIO_DL_JOBS_PER_SESSION"
@@ -306,22 +307,25 @@ class JobManager:
 
     def _new_job(
         self,
-        config: TrainConfig,
+        config: TrainConfig | None,
         owner: str,
         device: torch.device,
         resources: Any,
         *,
         name: str,
         sweep: Mapping[str, Any] | None = None,
+        task: str = "",
     ) -> str:
-        """Make a job's folder with its job.json (the job is queued); return its id."""
+        """Make a job's folder with its job.json (the job is queued); return its id.
+        config: a training's (None for a task of core.tasks, named by `task`)."""
         job_id = f"job-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
         meta = {
             "job_id": job_id,
             "owner": owner,
             "name": name,
             "device": str(device),
-            "epochs": config.epochs,
+            "epochs": config.epochs if config is not None else 0,
+            "kind": task or "training",
             "submitted_at": time.time(),
             "pool": resources.pool,
             "num_cpus": resources.num_cpus,
@@ -352,9 +356,70 @@ class JobManager:
             self.cancel(status.job_id, owner)
         return len(open_trials)
 
-    def _forget_old(self, owner: str) -> None:
-        finished = [s for s in self.jobs(owner) if s.done]
-        for status in finished[MAX_FINISHED_PER_OWNER:]:
+    # ----------------------------------------------------------------- tasks
+
+    def submit_task(
+        self,
+        task: str,
+        kwargs: Mapping[str, Any],
+        *,
+        owner: str,
+        device: torch.device | str = "cpu",
+        name: str = "",
+    ) -> str:
+        """Queue a long job other than a training (core.tasks.TASKS[task]) on a Ray worker.
+
+        kwargs travel to the worker through Ray (from this server only); the result comes
+        back as files (`task_result`), progress as `task_events` and `status().progress`.
+        One unfinished job of each task per owner: a second raises JobLimitReached. Tasks
+        wait in the same queue as trainings (same resources for the same device), but do
+        not count against the trainings' per-session limit. ClusterError when Ray cannot
+        start; core.tasks.TaskError for an unknown task.
+        """
+        from core.tasks import TASKS, TaskError
+
+        if task not in TASKS:
+            raise TaskError(f"There is no task called {task!r}.")
+        if any(not s.done for s in self.jobs(owner, kind=task)):
+            raise JobLimitReached(
+                "That job is already queued or running for you: wait for it or stop it."
+            )
+        device = torch.device(device)
+        info = cluster.connect(self.env)
+        try:
+            resources = cluster.job_resources(device, info, self.env)
+        except ValueError as error:
+            raise ClusterError(str(error)) from None
+        job_id = self._new_job(None, owner, device, resources, name=name or task, task=task)
+        folder = JobFolder(self.root / job_id)
+        try:
+            cluster.start_task_worker(job_id, folder, task, kwargs, device=device,
+                                      runs_root=self.store.root, resources=resources)  # fmt: skip
+        except Exception as error:
+            message = f"Ray refused the job ({type(error).__name__}: {error})."
+            folder.write_state("failed", message=message, finished_at=time.time())
+            raise ClusterError(message) from None
+        self._forget_old(owner, kind=task, keep=MAX_FINISHED_TASKS)
+        return job_id
+
+    def task_events(self, job_id: str, owner: str, since: int = 0) -> list[dict[str, Any]]:
+        """The task's progress records from position `since` on: {"fraction", "message",
+        "values"} (e.g. the autoencoder's {"losses": [...]})."""
+        folder, _ = self._folder(job_id, owner)
+        return folder.events(since)
+
+    def task_result(self, job_id: str, owner: str) -> Any:
+        """The finished (or stopped) task's core.job_files.TaskResult, None before."""
+        from core.job_files import read_task_result
+
+        folder, _ = self._folder(job_id, owner)
+        return read_task_result(folder)
+
+    def _forget_old(
+        self, owner: str, *, kind: str = "training", keep: int = MAX_FINISHED_PER_OWNER
+    ) -> None:
+        finished = [s for s in self.jobs(owner, kind=kind) if s.done]
+        for status in finished[keep:]:
             shutil.rmtree(self.root / status.job_id, ignore_errors=True)
             self._metas.pop(status.job_id, None)
             self._states.pop(status.job_id, None)
@@ -385,6 +450,8 @@ class JobManager:
             message = message or "Waiting for its turn in the sweep."
         total_steps = latest.get("total_steps") or 0
         progress = min(1.0, latest.get("step", 0) / total_steps) if total_steps else 0.0
+        if meta.get("kind", "training") != "training":  # a task reports its share itself
+            progress = float(state.get("progress") or 0.0)
         return JobStatus(
             job_id=job_id,
             owner=owner,
@@ -545,14 +612,15 @@ class JobManager:
             own_queue_positions=tuple(sorted(positions)),
         )
 
-    def jobs(self, owner: str) -> list[JobStatus]:
-        """Status of every job of `owner`, newest first."""
+    def jobs(self, owner: str, *, kind: str = "training") -> list[JobStatus]:
+        """Status of every job of `owner` of one kind ("training" or a core.tasks name),
+        newest first."""
         if not self.root.is_dir():
             return []
         mine = [
             meta
             for meta in (self._meta(p) for p in self.root.iterdir())
-            if meta.get("owner") == owner
+            if meta.get("owner") == owner and meta.get("kind", "training") == kind
         ]
         mine.sort(key=lambda m: m.get("submitted_at", 0.0), reverse=True)
         return [self.status(m["job_id"], owner) for m in mine]
