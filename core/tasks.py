@@ -13,9 +13,9 @@ anything. Only registered names run: a job names a task, never a function to imp
     result = jobs.task_result(job_id, sid)     # TaskResult(values, arrays, tensors) once finished
 
 Measured on the shared 2-core machine (load ~2) before they moved here, in the server's
-process: the autoencoder's 200 steps on the 200 digit clips took 129 s and classifying 200
-files 72 s; the penultimate-layer embedding of 200 clips 15 s and a t-SNE map 5 s stay in
-the page (listed in docs/ARCHITECTURE.md).
+process: the autoencoder's 200 steps on the 200 digit clips took 129 s, classifying 200
+files 72 s and the penultimate-layer embeddings of 200 clips 15 s; a t-SNE map (5 s) stays
+in the page (listed in docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
@@ -86,6 +86,32 @@ def autoencoder_task(
     )
 
 
+def model_embeddings_task(
+    *, model: Any, collection: Any, device: torch.device, cancel: Any
+) -> Iterator[TaskProgress | TaskResult]:
+    """Penultimate-layer embeddings of a trained classifier for every clip of a collection.
+
+    model: a core.inference.InferenceModel (sent on the CPU); collection: a
+    core.unsupervised.Collection. The same numbers as
+    core.unsupervised.trained_model_embeddings, computed in chunks so that progress shows.
+    Result: arrays = {"embeddings": (n_clips, features)}. A Stop ends it with no result.
+    """
+    from core import unsupervised as uns
+
+    model = dataclasses.replace(model, network=model.network.to(device).eval(), device=device)
+    clips = collection.clips
+    every = max(1, len(clips) // PROGRESS_REPORTS)
+    parts = []
+    for start in range(0, len(clips), every):
+        part = dataclasses.replace(collection, clips=clips[start : start + every])
+        parts.append(uns.trained_model_embeddings(part, model))
+        done = min(len(clips), start + every)
+        yield TaskProgress(done / len(clips), f"{done} of {len(clips)} clips")
+        if cancel.is_set():
+            raise TaskError("Stopped before every clip had its embedding.")
+    yield TaskResult(arrays={"embeddings": np.concatenate(parts)})
+
+
 BATCH_ROW_FIELDS = ("file", "label", "confidence", "unsure", "duration_seconds", "note")
 
 
@@ -133,6 +159,7 @@ def batch_rows(result: TaskResult) -> list[Any]:
 TASKS: dict[str, Callable[..., Iterator[TaskProgress | TaskResult]]] = {
     "autoencoder": autoencoder_task,
     "classify_files": classify_files_task,
+    "model_embeddings": model_embeddings_task,
 }
 
 

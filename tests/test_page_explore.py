@@ -112,12 +112,19 @@ def test_autoencoder_trains_on_a_worker_and_becomes_an_embedding(app, ray_cluste
     assert "Autoencoder bottleneck: 16 numbers per clip" in _captions(app)
 
 
-def test_penultimate_layer_of_a_shipped_model_is_an_embedding(app):
+def test_penultimate_layer_of_a_shipped_model_is_an_embedding(app, ray_cluster):
     options = app.selectbox(key="explore_embedding").options
     models = [o for o in options if o.startswith("Penultimate layer: ")]
     if not models:
         pytest.skip("no ready-made model is shipped in models/")
     app.selectbox(key="explore_embedding").set_value(models[0]).run()
+    assert not app.exception, app.exception
+    # Computed by a Ray worker: the page shows its progress meanwhile, then the map.
+    job = app.session_state["explore_embed_job"]["job"]
+    assert app.get("progress")
+    status = get_job_manager().wait(job, app.session_state["session_id"], timeout=240)
+    assert status.state == "finished", status.message
+    app.run()
     assert not app.exception, app.exception
     assert not app.error, [e.value for e in app.error]
     assert f"{models[0]}:" in _captions(app)

@@ -98,3 +98,19 @@ def test_batch_classification_runs_on_a_worker_and_matches_the_servers_answers(
     assert [s.job_id for s in jobs.jobs("carol", kind="classify_files")] == [job]
     with pytest.raises(TaskError):
         jobs.submit_task("rm -rf", {}, owner="carol")
+
+
+def test_model_embeddings_in_chunks_equal_the_whole_collection_at_once(tmp_path):
+    choice = next(c for c in available_models(None) if c.run_id == "digits-cnn")
+    model = load_choice(choice, device="cpu")
+    collection = uns.builtin_digit_collection(n_clips=12)  # at least a clip per digit and voice
+    folder = JobFolder(tmp_path / "job-3")
+    folder.create({"job_id": "job-3"})
+    run_task_job(folder, "model_embeddings", dict(model=model, collection=collection),
+                 device="cpu")  # fmt: skip
+    assert folder.state()["state"] == "finished", folder.state()
+    embeddings = read_task_result(folder).arrays["embeddings"]
+    expected = uns.trained_model_embeddings(collection, model)
+    assert embeddings.shape == expected.shape == (len(collection), expected.shape[1])
+    np.testing.assert_allclose(embeddings, expected, rtol=1e-4, atol=1e-5)
+    assert len(folder.events()) == len(collection)  # a report per clip (fewer than 50 clips)
