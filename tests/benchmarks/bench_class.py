@@ -59,7 +59,7 @@ def _settled(page, title: str, timeout_s: float = 120) -> None:
         page.wait_for_timeout(50)
 
 
-def _switch(page, title: str) -> float:
+def _switch(page, title: str, timeout_s: float = 120) -> float:
     """Seconds from a click on `title` in the sidebar to that page settled."""
     from ui.registry import PAGES
 
@@ -70,7 +70,7 @@ def _switch(page, title: str) -> float:
     link = page.locator(f'{SIDEBAR_LINK}[href$="/{address}"]')
     started = time.perf_counter()
     link.first.click()
-    _settled(page, title)
+    _settled(page, title, timeout_s)
     return time.perf_counter() - started - 0.1  # less the two confirming checks
 
 
@@ -195,8 +195,15 @@ def main() -> None:
             rss_start = _rss_mb(process.pid)
             rss_peak = rss_start
             loads_started = time.perf_counter()
+            stuck: list[str] = []  # switches that did not settle: counted, then go on
             for i in range(PAGE_LOADS):
-                _switch(idle, titles[(i + 1) % len(titles)])
+                title = titles[(i + 1) % len(titles)]
+                try:
+                    _switch(idle, title, timeout_s=60)
+                except TimeoutError:
+                    stuck.append(title)
+                    browser.screenshot(idle, f"bench-class-stuck-{len(stuck)}")
+                    browser.open_registered_page(idle, app_url, "home")
                 rss_peak = max(rss_peak, _rss_mb(process.pid))
             loads_seconds = time.perf_counter() - loads_started
             rss_end = _rss_mb(process.pid)
@@ -248,7 +255,8 @@ def main() -> None:
     print(f"\n2. server memory over {PAGE_LOADS} page switches across {len(titles)} pages "
           f"({loads_seconds:.0f} s)")  # fmt: skip
     print(f"   RSS {rss_start:.0f} MB -> {rss_end:.0f} MB ({100 * (rss_end / rss_start - 1):+.1f} %), "
-          f"peak {rss_peak:.0f} MB   (goal: within 10 %)")  # fmt: skip
+          f"peak {rss_peak:.0f} MB   (goal: within 10 %); not settled within 60 s: "
+          f"{len(stuck)} {sorted(set(stuck))}")  # fmt: skip
     print(f"\n3. {SESSIONS} sessions training at once ({CLIPS_PER_CLASS * 10} clips, "
           f"{config_dict['epochs']} epochs, members {config_dict['members']}; the first training "
           f"took {warm_seconds:.0f} s with Ray's start)")  # fmt: skip
