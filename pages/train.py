@@ -18,6 +18,7 @@ from ui.train_settings import (
     model_settings,
     split_settings,
 )
+from ui.train_sweep import sweep_section
 
 st.title("Train")
 st.caption(
@@ -67,6 +68,7 @@ st.header("4. Train and watch")
 device = resolve_device(st.session_state.get("device_choice", "auto"))
 start_stop(jobs, owner, config, spec, data, device)
 live_view(jobs, owner)
+sweep_section(jobs, owner, config, spec, data, device)
 
 st.header("5. Results")
 results_section(jobs.store, owner)

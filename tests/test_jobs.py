@@ -4,6 +4,7 @@ worker, a restarted server (a new manager) and Ray failing to start."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from core.data.datasets import folder_per_class
 from core.jobs.manager import ClusterError, JobError, JobLimitReached, JobManager
@@ -325,3 +327,31 @@ def test_a_cluster_of_two_nodes_trains_on_the_second_and_outlives_the_server(tmp
                     process.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     process.kill()
+
+
+def test_a_gpu_job_asks_for_one_gpu_and_a_cpu_job_for_its_share_of_cpus():
+    from core.jobs.cluster import ClusterInfo, JobResources, job_resources
+
+    info = ClusterInfo("local", True, cpus=16, gpus=2, nodes=1, start_seconds=1.0)
+    assert job_resources("cuda:1", info, {}) == JobResources(num_cpus=1, num_gpus=1)
+    assert job_resources("cpu", info, {}) == JobResources(num_cpus=4, num_gpus=0)  # capped at 4
+    assert job_resources("cpu", info, {"AUDIO_DL_JOB_CPUS": "2"}).num_cpus == 2
+    small = ClusterInfo("local", True, cpus=2, gpus=0, nodes=1, start_seconds=1.0)
+    assert job_resources("mps", small, {}) == JobResources(num_cpus=1, num_gpus=0)
+    with pytest.raises(ValueError, match="whole number"):
+        job_resources("cpu", info, {"AUDIO_DL_JOB_CPUS": "lots"})
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_training_on_a_gpu_machine_asks_ray_for_one_gpu_and_trains_on_it(
+    ray_cluster, tones, tmp_path
+):
+    assert ray_cluster.gpus >= 1  # the embedded Ray counted this machine's GPUs
+    jobs = _manager(tmp_path)
+    job = jobs.submit(TONE_CONFIG, owner="gpu", dataset=tones, spec=TINY_SPEC, device="cuda")
+    assert json.loads((jobs.root / job / "job.json").read_text())["num_gpus"] == 1
+    status = jobs.wait(job, "gpu", timeout=300)
+    assert status.state == "finished", status.message
+    assert status.resources == "1 GPU"
+    assert jobs.events(job, "gpu")[0].info["device"].startswith("cuda")

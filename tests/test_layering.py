@@ -24,8 +24,8 @@ LAYER = {
     "music": 5,
     "tensors": 5,
     "lessons": 6,
-    "jobs": 6,
-    "viz": 7,
+    "jobs": 7,
+    "viz": 8,
 }
 
 
@@ -45,7 +45,13 @@ def package_of(path: Path) -> str:
     return path.relative_to(CORE).parts[0].removesuffix(".py")
 
 
-CORE_FILES = sorted(p for p in CORE.rglob("*.py") if p.name != "__init__.py" or p.parent != CORE)
+# core/train.py is the command line (`python -m core.train`), the one module that sits above
+# every package it drives.
+CORE_FILES = sorted(
+    p
+    for p in CORE.rglob("*.py")
+    if (p.name != "__init__.py" or p.parent != CORE) and p.relative_to(CORE) != Path("train.py")
+)
 
 
 def test_every_core_package_has_a_layer():

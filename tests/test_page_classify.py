@@ -125,9 +125,20 @@ def test_a_long_clip_opens_the_timeline_with_segments(tmp_path):
     assert not at.exception, _texts(at.exception)
 
 
-def test_batch_of_built_in_clips_gives_a_table(app):
+def test_batch_of_built_in_clips_runs_on_a_worker_and_gives_a_table(app, ray_cluster):
+    from core.jobs.manager import get_job_manager
+
     app.toggle(key="classify_batch_builtin").set_value(True).run()
     assert not app.exception, _texts(app.exception)
+    app.button(key="classify_batch_run").click().run()
+    assert not app.exception, _texts(app.exception)
+    job = app.session_state["classify_batch_job"]["job"]
+    assert app.button(key="classify_batch_run").disabled  # one batch at a time
+    status = get_job_manager().wait(job, app.session_state["session_id"], timeout=240)
+    assert status.state == "finished", status.message
+    app.run()
+    assert not app.exception, _texts(app.exception)
+    assert not app.button(key="classify_batch_run").disabled
     table = app.dataframe[-1].value
     assert len(table) == 20 and set(table.columns) >= {"file", "class", "confidence"}
     named = dict(zip(table["file"], table["class"], strict=True))

@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.audio.levels import encode_wav
+from core.jobs.manager import get_job_manager
 from tests.apptest_helpers import open_page
 from tests.conftest import sine
 
@@ -88,13 +89,21 @@ def test_garbage_zip_is_a_sentence(app):
     assert any("not a readable zip" in e.value for e in app.error)
 
 
-def test_autoencoder_trains_live_and_becomes_an_embedding(app):
+def test_autoencoder_trains_on_a_worker_and_becomes_an_embedding(app, ray_cluster):
     app.radio(key="explore_source").set_value("music").run()
     app.selectbox(key="explore_projection").set_value("t-SNE").run()
     assert not app.exception, app.exception
     assert set(_ari(app)) == {"recording"}
     app.slider(key="explore_ae_steps").set_value(20)
     app.button(key="explore_ae_train").click().run()
+    assert not app.exception, app.exception
+    # The training runs in a Ray worker: the page shows its progress and stays usable.
+    job = app.session_state["explore_ae"]["job"]
+    assert job and app.button(key="explore_ae_train").disabled
+    assert app.get("progress") and "After 20 steps" not in _captions(app)
+    status = get_job_manager().wait(job, app.session_state["session_id"], timeout=240)
+    assert status.state == "finished", status.message
+    app.run()
     assert not app.exception, app.exception
     assert "After 20 steps" in _captions(app)
     assert len(app.get("audio")) >= 3  # the clip, its inverted spectrogram, the reconstruction
@@ -103,12 +112,19 @@ def test_autoencoder_trains_live_and_becomes_an_embedding(app):
     assert "Autoencoder bottleneck: 16 numbers per clip" in _captions(app)
 
 
-def test_penultimate_layer_of_a_shipped_model_is_an_embedding(app):
+def test_penultimate_layer_of_a_shipped_model_is_an_embedding(app, ray_cluster):
     options = app.selectbox(key="explore_embedding").options
     models = [o for o in options if o.startswith("Penultimate layer: ")]
     if not models:
         pytest.skip("no ready-made model is shipped in models/")
     app.selectbox(key="explore_embedding").set_value(models[0]).run()
+    assert not app.exception, app.exception
+    # Computed by a Ray worker: the page shows its progress meanwhile, then the map.
+    job = app.session_state["explore_embed_job"]["job"]
+    assert app.get("progress")
+    status = get_job_manager().wait(job, app.session_state["session_id"], timeout=240)
+    assert status.state == "finished", status.message
+    app.run()
     assert not app.exception, app.exception
     assert not app.error, [e.value for e in app.error]
     assert f"{models[0]}:" in _captions(app)

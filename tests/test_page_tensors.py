@@ -23,14 +23,42 @@ def texts(elements) -> str:
     return " ".join(str(e.value) for e in elements)
 
 
-def test_opens_with_every_section(app):
+def _open(app, tab: str) -> None:
+    """Open a tab as a click would: only the open tab's section runs."""
+    app.session_state["tensors_tab"] = tab
+    app.run()
+    assert not app.exception, app.exception
+
+
+def test_opens_with_every_section_and_runs_only_the_open_one(app):
     assert "Tensor playground" in [t.value for t in app.title]
     assert len(app.tabs) == 7
+    assert app.text_input(key="tensors_rank_shape").value  # the first tab, open by default
+    # The other tabs cost nothing until opened (all seven took 1.9 s of every page switch).
+    assert "broadcast to" not in texts(app.success)
+    assert not [w for w in app.text_input if w.key == "tensors_mm_a_shape"]
+    _open(app, "3 · Broadcasting")
     assert "broadcast to (8, 64, 431)" in texts(app.success)
+    assert not [w for w in app.text_input if w.key == "tensors_rank_shape"]
     assert not app.error
 
 
+def test_a_closed_tab_keeps_its_settings(app):
+    _open(app, "2 · Matrix multiplication")
+    app.text_input(key="tensors_mm_a_shape").set_value("2, 4").run()
+    _open(app, "3 · Broadcasting")
+    app.slider(key="tensors_bc_gain_0").set_value(-3.0).run()
+    _open(app, "2 · Matrix multiplication")
+    assert app.text_input(key="tensors_mm_a_shape").value == "2, 4"
+    _open(app, "3 · Broadcasting")
+    assert app.slider(key="tensors_bc_gain_0").value == -3.0
+    app.slider(key="tensors_bc_gain_0").set_value(6.0)
+    _open(app, "2 · Matrix multiplication")
+    app.text_input(key="tensors_mm_a_shape").set_value("2, 3").run()
+
+
 def test_ranks_build_and_reject(app):
+    _open(app, "1 · Ranks")
     app.radio(key="tensors_rank_rank").set_value(3).run()  # its callback fills the shape
     assert app.text_input(key="tensors_rank_shape").value == "2, 3, 4"
     assert "a stack of matrices" in texts(app.markdown)
@@ -42,6 +70,7 @@ def test_ranks_build_and_reject(app):
 
 
 def test_matmul_steps_to_the_end(app):
+    _open(app, "2 · Matrix multiplication")
     app.text_input(key="tensors_mm_a_shape").set_value("2, 3")
     app.text_input(key="tensors_mm_b_shape").set_value("3, 2")
     app.slider(key="tensors_mm_cell").set_value(2).run()
@@ -58,6 +87,7 @@ def test_matmul_steps_to_the_end(app):
 
 
 def test_broadcasting_explains_the_incompatible_dimension(app):
+    _open(app, "3 · Broadcasting")
     app.selectbox(key="tensors_bc_example").set_value("mistake: gain per band without the 1").run()
     assert app.text_input(key="tensors_bc_b").value == "64"
     assert "dimension -1 has sizes 431 vs 64" in texts(app.error)
@@ -71,6 +101,7 @@ def _table(app, column: str):
 
 
 def test_memory_experiment_assignment_is_a_second_name(app):
+    _open(app, "4 · Memory")
     app.radio(key="tensors_mem_statement").set_value("Y = X")
     app.button(key="tensors_mem_run").click().run()
     summary = texts(app.success)
@@ -103,13 +134,14 @@ def test_memory_experiment_assignment_is_a_second_name(app):
 
 
 def test_ranks_show_empty_tensors_and_the_torch_code(app):
+    _open(app, "1 · Ranks")
     for shape, numel_shape in (("0, 3", "(0, 3)"), ("3, 0", "(3, 0)"), ("0, 3, 4", "(0, 3, 4)")):
         app.text_input(key="tensors_rank_shape").set_value(shape).run()
         assert not app.exception
         assert f"A size 0 anywhere makes {numel_shape} hold no numbers" in texts(app.info)
         facts = _table(app, "torch says").set_index("code")["torch says"]
         assert facts["T.sum()"] == "tensor(0.)" and facts["T.float().mean()"] == "tensor(nan)"
-        assert len(app.tabs) == 7 and "broadcast to" in texts(app.success)  # later tabs still run
+        assert len(app.tabs) == 7
     app.text_input(key="tensors_rank_shape").set_value("2, 3")
     app.selectbox(key="tensors_rank_fill").set_value("ones").run()
     assert "T = torch.ones((2, 3), dtype=torch.float32)" in texts(app.code)
@@ -120,6 +152,7 @@ def test_ranks_show_empty_tensors_and_the_torch_code(app):
 
 
 def test_products_side_by_side(app):
+    _open(app, "2 · Matrix multiplication")
     app.selectbox(key="tensors_mm_ops_example").set_value("matrix and vector (2, 3) and (3,)").run()
     table = _table(app, "torch's error").set_index("code")
     assert table.loc["torch.mv(A, B)", "shape out"] == "(2,)"
@@ -133,6 +166,7 @@ def test_products_side_by_side(app):
 
 
 def test_broadcasting_shows_the_stretched_copies(app):
+    _open(app, "3 · Broadcasting")
     app.selectbox(key="tensors_bc_example").set_value("tiny: column (3, 1) and row (4,)").run()
     table = _table(app, "expanded stride")
     assert table["expanded stride"].tolist() == ["(1, 0)", "(0, 1)"]
@@ -144,6 +178,7 @@ def test_broadcasting_shows_the_stretched_copies(app):
 
 
 def test_conversions_numpy_bridge(app):
+    _open(app, "5 · Conversions")
     bridge = _table(app, "torch.from_numpy(a)").set_index("code")
     assert bridge.loc["a[0] = 100", "torch.from_numpy(a)"] == "[100, 1, 2, 3]"
     assert bridge.loc["a[0] = 100", "torch.tensor(a)"] == "[0, 1, 2, 3]"
@@ -157,12 +192,13 @@ def test_conversions_numpy_bridge(app):
 
 
 def test_conversions_table_and_audio(app):
+    _open(app, "5 · Conversions")
     app.text_input(key="tensors_conv_values").set_value("0.1, 70000, abc").run()
     assert "'abc' is not a number" in texts(app.error)
     app.text_input(key="tensors_conv_values").set_value("0.1, 70000")
     app.multiselect(key="tensors_conv_dtypes").set_value(["float16"])
     app.selectbox(key="tensors_conv_audio_dtype").set_value("int8").run()
-    assert "not a number" not in texts(app.error)  # (the broadcasting test left its own error)
+    assert "not a number" not in texts(app.error)
     table = next(d.value for d in app.dataframe if "note" in d.value.columns)
     notes = table["note"].tolist()
     assert notes == ["rounded", "overflow to inf"]
@@ -171,6 +207,7 @@ def test_conversions_table_and_audio(app):
 
 
 def test_generator_steps_and_pauses_at_yield(app):
+    _open(app, "6 · Generators")
     app.button(key="tensors_gen_next").click().run()
     app.button(key="tensors_gen_next").click()
     app.button(key="tensors_gen_next_batch").click().run()
@@ -183,6 +220,7 @@ def test_generator_steps_and_pauses_at_yield(app):
 
 
 def test_console_evaluates_and_refuses(app):
+    _open(app, "7 · Expression console")
     app.text_input(key="tensors_console_expr").set_value("A @ B").run()
     assert "shape (2, 2)" in texts(app.success)
     app.text_input(key="tensors_console_expr").set_value("torch.zeros(10**10)").run()

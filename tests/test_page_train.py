@@ -333,3 +333,41 @@ def test_a_folder_of_notes_changes_the_shown_defaults_and_reasons(monkeypatch, t
     assert at.select_slider(key="train_sample_rate").value == 8000
     assert at.toggle(key="train_trim").value
     assert at.checkbox(key="train_aug_eq").value and not at.checkbox(key="train_aug_mixup").value
+
+
+def test_a_sweep_queues_its_trials_past_the_session_limit_and_ranks_them(ray_cluster):
+    at = open_page(PAGE)
+    _quick_settings(at)
+    owner = at.session_state["session_id"]
+    at.multiselect(key="train_sweep_lrs").set_value([1e-3, 1e-2])
+    at.multiselect(key="train_sweep_members").set_value([1]).run()
+    assert not at.exception
+    plan = [d.value for d in at.dataframe if "learning rate" in d.value.columns][0]
+    assert list(plan["learning rate"]) == [1e-3, 1e-2] and "members" not in plan.columns
+    assert any("2 trainings of 1 epoch each" in c and "run 1 at a time" in c
+               for c in _texts(at, "caption"))  # fmt: skip
+    at.button(key="train_sweep_start").click().run()
+    assert not at.exception and not at.error, _texts(at, "error")
+    assert not [w for w in _texts(at, "warning") if "sweep" in w.lower()]
+    sweep_id = at.session_state["train_sweep"]
+    jobs = get_job_manager()
+    assert len(jobs.sweep_jobs(sweep_id, owner)) == 2  # both queued: the limit of 1 let them
+    assert any("Sweep: 0 of 2" in h for h in _texts(at, "subheader"))
+    # Start refuses with a sentence while the sweep has the session's share.
+    at.button(key="train_start").click().run()
+    assert any("sweep is still queued or running" in w for w in _texts(at, "warning"))
+    deadline = time.monotonic() + 300
+    while not all(s.done for s in jobs.sweep_jobs(sweep_id, owner)):
+        assert time.monotonic() < deadline, "the sweep did not end within 300 s"
+        time.sleep(0.5)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Sweep: 2 of 2" in h for h in _texts(at, "subheader"))
+    ranking = [d.value for d in at.dataframe if "rank" in d.value.columns]
+    assert len(ranking) == 1, [list(d.value.columns) for d in at.dataframe]
+    table = ranking[0]
+    assert list(table["rank"]) == [1, 2] and set(table["learning rate"]) == {1e-3, 1e-2}
+    assert list(table["val accuracy"]) == sorted(table["val accuracy"], reverse=True)
+    assert any("Best so far: trial" in c for c in _texts(at, "caption"))
+    at.button(key="train_sweep_overlay").click().run()
+    assert sorted(at.multiselect(key="train_compare_runs").value) == sorted(table["run"])

@@ -1,4 +1,10 @@
-"""The autoencoder section of the explorer: train live, compare, listen, reuse the code."""
+"""The autoencoder section of the explorer: train live, compare, listen, reuse the code.
+
+The training runs in a Ray worker (core.jobs.tasks "autoencoder" through the job manager), never
+in the web server: the page sends the session's weights and the patches, polls the job's
+progress from a fragment (the loss curve grows meanwhile, the rest of the page stays usable)
+and loads the trained weights, codes and reconstructions when it ends.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,21 @@ import streamlit as st
 import torch
 
 from core.devices import resolve_device
+from core.jobs import cluster
+from core.jobs.manager import ClusterError, JobError, JobLimitReached, get_job_manager
 from core.lessons import unsupervised as uns
 from core.viz.paradigms import line_curves, spectrogram_pair
 from ui.explore_map import AE_KEY, memo
 
 CONFIG = uns.AutoencoderConfig()
+POLL_SECONDS = 1.0
 
 
 def _fresh_state(collection_id: str) -> dict:
     torch.manual_seed(CONFIG.seed)
     return {"id": collection_id, "model": uns.ConvAutoencoder(CONFIG), "mel": None,
-            "losses": [], "steps": 0, "codes": None, "recons": None}  # fmt: skip
+            "losses": [], "steps": 0, "codes": None, "recons": None,
+            "job": None, "job_seen": 0, "job_losses": [], "error": ""}  # fmt: skip
 
 
 def autoencoder_state(collection_id: str) -> dict:
@@ -38,28 +48,61 @@ def _loss_figure(state: dict):
     )  # fmt: skip
 
 
-def train_live(state: dict, collection: uns.Collection, steps: int) -> None:
-    """Bounded training with a progress bar and a loss curve redrawn about ten times."""
+def start_training(state: dict, collection: uns.Collection, steps: int) -> None:
+    """Queue `steps` more training steps on a worker (the model continues where it is)."""
     if state["mel"] is None:  # log-mel patches of every clip, made on the first click
         state["mel"] = memo(state["id"], ("patches",), lambda: uns.log_mel_patches(
             [c.samples for c in collection.clips], CONFIG))  # fmt: skip
     device = resolve_device(st.session_state.get("device_choice", "auto"))
-    progress = st.progress(0.0, text="training the autoencoder...")
-    live = st.empty()
-    redraw = max(1, steps // 10)
-    events = uns.train_autoencoder(state["model"], state["mel"].patches, CONFIG, steps=steps,
-                                   device=device)  # fmt: skip
-    for event in events:
-        state["losses"].append(event.loss)
-        state["steps"] += 1
-        if event.step % redraw == 0 or event.step == steps:
-            progress.progress(
-                event.step / steps, text=f"step {state['steps']}, loss {event.loss:.4f}"
-            )
-            live.plotly_chart(_loss_figure(state), key=f"explore_ae_live_{state['steps']}")
-    state["codes"], state["recons"] = uns.autoencoder_outputs(state["model"], state["mel"].patches,
-                                                              device=device)  # fmt: skip
-    state["model"].cpu()  # keep the session's model off a shared GPU between clicks
+    weights = {k: v.detach().cpu() for k, v in state["model"].state_dict().items()}
+    waiting = "Starting the worker processes (Ray; the first time takes a few seconds)..."
+    try:
+        with st.spinner(waiting if cluster.connected() is None else "Queueing the training..."):
+            state["job"] = get_job_manager().submit_task(
+                "autoencoder", dict(state=weights, config=CONFIG, patches=state["mel"].patches,
+                                    steps=steps), owner=st.session_state["session_id"],
+                device=device, name=f"autoencoder, {steps} steps")  # fmt: skip
+        state["job_losses"] = []
+    except JobLimitReached as error:
+        st.warning(str(error))
+    except ClusterError as error:
+        st.error(str(error))
+
+
+def _watch(state: dict) -> None:
+    """Progress and the growing loss curve of the running job; its result once it ends."""
+    jobs, owner = get_job_manager(), st.session_state["session_id"]
+    try:
+        status = jobs.status(state["job"], owner)
+        for record in jobs.task_events(state["job"], owner, since=state.get("job_seen", 0)):
+            state["job_losses"] += record["values"].get("losses", [])
+            state["job_seen"] = state.get("job_seen", 0) + 1
+    except JobError as error:
+        st.warning(str(error))
+        state["job"] = None
+        return
+    where = (
+        f"number {status.queue_position} in the queue" if status.queue_position else status.message
+    )
+    st.progress(min(1.0, status.progress), text=f"{status.state}: {where}")
+    if state["job_losses"]:
+        st.plotly_chart(_loss_figure({**state, "losses": state["losses"] + state["job_losses"]}),
+                        key="explore_ae_live")  # fmt: skip
+    if status.done:
+        _finish(state, jobs.task_result(state["job"], owner), status)
+        st.rerun(scope="app")  # the embedding menu above now offers the bottleneck
+
+
+def _finish(state: dict, result, status) -> None:
+    state["job"], state["job_seen"], state["job_losses"] = None, 0, []
+    if result is None:  # failed, stopped before a step, or the worker was lost
+        state["error"] = status.message or "The autoencoder's training did not finish."
+        return
+    state["model"].load_state_dict(result.tensors)
+    state["losses"] = state["losses"] + [float(v) for v in result.arrays["losses"]]
+    state["steps"] += int(result.values["steps"])
+    state["codes"], state["recons"] = result.arrays["codes"], result.arrays["recons"]
+    state["error"] = ""
 
 
 def show_reconstruction(collection_id: str, collection: uns.Collection, state: dict) -> None:
@@ -93,17 +136,27 @@ def render_autoencoder(collection_id: str, collection: uns.Collection) -> None:
     state = autoencoder_state(collection_id)
     cols = st.columns([2, 1, 1])
     steps = cols[0].slider("Training steps", 20, 600, 200, 10, key="explore_ae_steps")
-    if cols[1].button("Train the autoencoder", key="explore_ae_train", type="primary"):
+    running = bool(state.get("job"))
+    if cols[1].button("Train the autoencoder", key="explore_ae_train", type="primary",
+                      disabled=running):  # fmt: skip
         if len(collection) < 2:
             st.error("The autoencoder needs at least 2 clips to learn from.")
         else:
-            train_live(state, collection, steps)
-            st.rerun()  # the embedding menu above now offers the bottleneck
-    if cols[2].button("Start over", key="explore_ae_reset"):
+            start_training(state, collection, steps)
+            if state.get("job"):
+                st.rerun()  # draw Train disabled and Stop for the queued job
+    if running and cols[2].button("Stop", key="explore_ae_stop"):
+        get_job_manager().cancel(state["job"], st.session_state["session_id"])
+    elif not running and cols[2].button("Start over", key="explore_ae_reset"):
         state = st.session_state[AE_KEY] = _fresh_state(collection_id)
+    if running:
+        st.fragment(_watch, run_every=POLL_SECONDS)(state)
+    if state.get("error"):
+        st.warning(state["error"])
     if not state["steps"]:
-        st.info("Press **Train the autoencoder**: it learns to squeeze each spectrogram through "
-                f"{CONFIG.bottleneck} numbers and rebuild it.")  # fmt: skip
+        if not state.get("job"):
+            st.info("Press **Train the autoencoder**: it learns to squeeze each spectrogram "
+                    f"through {CONFIG.bottleneck} numbers and rebuild it.")  # fmt: skip
         return
     st.plotly_chart(_loss_figure(state), key="explore_ae_loss")
     error = uns.reconstruction_error(state["mel"].patches, state["recons"])

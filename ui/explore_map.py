@@ -10,6 +10,8 @@ import pandas as pd
 import streamlit as st
 
 from core.devices import resolve_device
+from core.jobs import cluster
+from core.jobs.manager import ClusterError, JobError, JobLimitReached, get_job_manager
 from core.lessons import unsupervised as uns
 from core.viz.paradigms import embedding_map
 
@@ -19,16 +21,24 @@ MFCC = "MFCC statistics"
 AUTOENCODER = "Autoencoder bottleneck"
 PENULTIMATE = "Penultimate layer: "
 MAX_PLAYERS = 12  # audio players per list: each one sends its clip to the browser
+EMBED_JOB_KEY = "explore_embed_job"  # {"key": (collection id, memo key), "job": job id}
+POLL_SECONDS = 1.0
+
+
+def memo_values(collection_id: str) -> dict:
+    """The session's computed values for this collection ({} when the collection changed)."""
+    store = st.session_state.get(MEMO_KEY)
+    if store is None or store["id"] != collection_id:
+        store = st.session_state[MEMO_KEY] = {"id": collection_id, "values": {}}
+    return store["values"]
 
 
 def memo(collection_id: str, key: tuple, compute: Callable[[], object]):
     """Compute once per collection and key; everything is dropped when the collection changes."""
-    store = st.session_state.get(MEMO_KEY)
-    if store is None or store["id"] != collection_id:
-        store = st.session_state[MEMO_KEY] = {"id": collection_id, "values": {}}
-    if key not in store["values"]:
-        store["values"][key] = compute()
-    return store["values"][key]
+    values = memo_values(collection_id)
+    if key not in values:
+        values[key] = compute()
+    return values[key]
 
 
 def trained_autoencoder(collection_id: str) -> dict | None:
@@ -65,18 +75,84 @@ def compute_embeddings(collection_id: str, collection: uns.Collection, name: str
     if name == MFCC:
         return memo(collection_id, ("mfcc",), lambda: uns.mfcc_statistics(
             [c.samples for c in collection.clips], device=device))  # fmt: skip
+    return _model_embeddings(collection_id, collection, model_choice, device)
+
+
+def _model_embeddings(collection_id: str, collection: uns.Collection, model_choice, device):
+    """A trained classifier's penultimate layer, computed by a Ray worker (the
+    "model_embeddings" task: 15 s for 200 clips on a busy CPU). None while it runs: its
+    progress shows and the page stops here; the memo keeps the result for the session."""
+    key = ("model", model_choice.store_root, model_choice.run_id)
+    values = memo_values(collection_id)
+    if key in values:
+        return values[key]
+    if ("error",) + key in values:
+        st.error(values[("error",) + key])
+        return None
+    job = st.session_state.get(EMBED_JOB_KEY)
+    if job is None or job["key"] != (collection_id, key):
+        job = _submit_embeddings(collection_id, collection, model_choice, device, key)
+        if job is None:
+            return None
+    st.fragment(_embedding_progress, run_every=POLL_SECONDS)(collection_id, key)
+    return None
+
+
+def _submit_embeddings(collection_id, collection, model_choice, device, key) -> dict | None:
+    from core.inference.classifier import load_choice
+
+    jobs, owner = get_job_manager(), st.session_state["session_id"]
+    previous = st.session_state.get(EMBED_JOB_KEY)
+    if previous is not None:  # another model or collection was chosen meanwhile
+        jobs.cancel(previous["job"], owner)
+        st.session_state[EMBED_JOB_KEY] = None
+    waiting = "Starting the worker processes (Ray; the first time takes a few seconds)..."
     try:
-        from core.inference.classifier import load_choice
-
-        def run():
-            return uns.trained_model_embeddings(
-                collection, load_choice(model_choice, device=device)
-            )
-
-        return memo(collection_id, ("model", model_choice.store_root, model_choice.run_id), run)
+        model = load_choice(model_choice, device="cpu")  # a worker may have no GPU
+        with st.spinner(waiting if cluster.connected() is None else "Queueing the embeddings..."):
+            job_id = jobs.submit_task("model_embeddings", dict(model=model, collection=collection),
+                                      owner=owner, device=device,
+                                      name=f"embeddings of {len(collection)} clips")  # fmt: skip
     except ValueError as error:  # RunError, InferenceError
         st.error(f"That model could not be used: {error}")
         return None
+    except JobLimitReached:
+        st.info("The previous embedding job is still stopping; choose the model again in a moment.")
+        return None
+    except ClusterError as error:
+        st.error(str(error))
+        return None
+    job = st.session_state[EMBED_JOB_KEY] = {"key": (collection_id, key), "job": job_id}
+    return job
+
+
+def _embedding_progress(collection_id: str, key: tuple) -> None:
+    job = st.session_state.get(EMBED_JOB_KEY)
+    if job is None or job["key"] != (collection_id, key):
+        return
+    jobs, owner = get_job_manager(), st.session_state["session_id"]
+    try:
+        status = jobs.status(job["job"], owner)
+    except JobError:
+        st.session_state[EMBED_JOB_KEY] = None
+        return
+    if not status.done:
+        where = (
+            f"number {status.queue_position} in the queue"
+            if status.queue_position
+            else status.message
+        )
+        st.progress(min(1.0, status.progress),
+                    text=f"Embedding every clip with the model on a worker: {where or status.state}")  # fmt: skip
+        return
+    result = jobs.task_result(job["job"], owner)
+    values = memo_values(collection_id)
+    if result is not None and status.state == "finished":
+        values[key] = result.arrays["embeddings"]
+    else:
+        values[("error",) + key] = f"The embeddings could not be computed: {status.message}"
+    st.session_state[EMBED_JOB_KEY] = None
+    st.rerun(scope="app")
 
 
 def map_settings(n_clips: int) -> tuple[str, uns.ClusterConfig]:

@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from core.jobs.manager import JobManager
+from core.jobs.sweeps import sweep_rows, sweeps_in
 from core.training.export_script import script_file_name, training_script
 from core.training.runs import MODEL_FILE, RunError, RunStore
 from core.training.support import run_rows
@@ -46,6 +47,7 @@ def compare_section(store: RunStore, jobs: JobManager, owner: str) -> None:
         # New or deleted runs: compare the newest two again.
         st.session_state["train_compare_known"] = ids
         st.session_state["train_compare_runs"] = ids[:2]
+    _sweep_ranking(runs)
     chosen = st.multiselect(
         "Overlay the curves of", ids, format_func=labels.get, key="train_compare_runs"
     )
@@ -59,6 +61,34 @@ def compare_section(store: RunStore, jobs: JobManager, owner: str) -> None:
         )
         _differences(store, chosen, owner, labels)
     _manage(store, jobs, owner, ids, labels)
+
+
+def _sweep_ranking(runs: list) -> None:
+    """A sweep's trials ranked by validation accuracy, the values they tried as columns."""
+    sweeps = sweeps_in(runs)
+    if not sweeps:
+        return
+    st.subheader("Sweeps: which values did best")
+    names = {sweep_id: f"{name or 'sweep'} · {trials} trials ({sweep_id[-6:]})"
+             for sweep_id, name, trials in sweeps}  # fmt: skip
+    sweep_id = st.selectbox("Sweep", list(names), format_func=names.get, key="train_compare_sweep")
+    rows = sweep_rows(runs, sweep_id)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="train_sweep_ranking",
+                 column_config={"val accuracy": st.column_config.NumberColumn(format="percent"),
+                                "val loss": st.column_config.NumberColumn(format="%.3f"),
+                                "learning rate": st.column_config.NumberColumn(format="%g")})  # fmt: skip
+    best = rows[0] if rows and rows[0]["rank"] == 1 else None
+    if best is not None:
+        tried = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in best.items()
+                          if k not in ("rank", "trial", "status", "val accuracy", "val loss",
+                                       "epochs done", "run"))  # fmt: skip
+        st.caption(
+            f"Best so far: trial {best['trial']} ({tried}) with {best['val accuracy']:.1%} "
+            "validation accuracy. With a few clips, differences of a few percent can be chance: "
+            "run the best two again with another seed before trusting the order."
+        )
+    if st.button("Overlay these trials' curves", key="train_sweep_overlay"):
+        st.session_state["train_compare_runs"] = [row["run"] for row in rows]
 
 
 def _owned_guess(path, owner: str) -> bool:

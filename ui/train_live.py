@@ -46,9 +46,10 @@ def attach_session() -> str:
 
 
 def current_job(jobs: JobManager, owner: str) -> str | None:
-    """The session's job id; after a reload, the owner's newest job in the manager."""
+    """The session's job id; after a reload, the owner's newest job in the manager (a
+    sweep's trials are shown by ui.train_sweep instead)."""
     job_id = st.session_state.get(JOB_KEY)
-    known = [s.job_id for s in jobs.jobs(owner)]
+    known = [s.job_id for s in jobs.jobs(owner) if not s.sweep]
     if job_id not in known:
         job_id = known[0] if known else None
         st.session_state[JOB_KEY] = job_id

@@ -87,6 +87,8 @@ class JobResources:
 _info: ClusterInfo | None = None
 _lock = threading.Lock()
 _actor_class: Any = None  # ray.remote(TrainingWorker), made once
+_driver_class: Any = None  # ray.remote(SweepDriver), made once
+_task_class: Any = None  # ray.remote(TaskWorker), made once
 
 
 def cluster_address(env: Mapping[str, str] | None = None) -> str | None:
@@ -248,6 +250,7 @@ def run_training_job(
     owner: str,
     store: Any,
     where: dict[str, Any] | None = None,
+    sweep: Mapping[str, Any] | None = None,
 ) -> Any:
     """Run one training and write its progress into `folder`; return the final TrainEvent.
 
@@ -255,7 +258,7 @@ def run_training_job(
     a heartbeat, checks the folder's cancel file before every step, appends the kept events
     (started, logged steps, epoch ends, evaluations, the final one) and rewrites state.json
     with the latest event at most twice a second. `where`: more about the worker for
-    state.json (its Ray node id).
+    state.json (its Ray node id). `sweep`: a sweep trial's record, saved with its run.
     """
     from core.training.trainer import train
 
@@ -280,6 +283,7 @@ def run_training_job(
                 cancel=cancel,
                 store=store,
                 owner=owner,
+                sweep=sweep,
             ):
                 if event.run_id:
                     heartbeat.add_run_folder(store.run_path(event.run_id))
@@ -328,6 +332,7 @@ class TrainingWorker:
         device: str,
         owner: str,
         runs_root: str,
+        sweep: Mapping[str, Any] | None = None,
     ) -> None:
         import ray
 
@@ -344,6 +349,7 @@ class TrainingWorker:
                 owner=owner,
                 store=RunStore(runs_root),
                 where=where,
+                sweep=sweep,
             )
         finally:
             ray.actor.exit_actor()  # free the slot: a detached actor would otherwise stay
@@ -360,19 +366,23 @@ def start_training_worker(
     owner: str,
     runs_root: Path,
     resources: JobResources,
-) -> None:
+    sweep: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Any:
     """Ask Ray for a worker with `resources` that trains `config` into `folder`.
 
-    Returns at once: Ray starts the worker when the resources are free. The worker is a
+    Returns at once, with the Ray ObjectRef that is ready when the worker's training ends
+    (or it dies): Ray starts the worker when the resources are free. The worker is a
     detached actor named `job_id` (see `stop_worker`); it is never restarted after a crash
-    (max_restarts=0), its job is marked interrupted instead.
+    (max_restarts=0), its job is marked interrupted instead. `sweep`: a sweep trial's
+    record for its run; `env`: the folders the worker writes into (default: this process's).
     """
     import ray
 
     device = torch.device(device)
     # Inside the worker Ray shows only the GPU it granted, as cuda:0.
     worker_device = "cuda" if device.type == "cuda" else str(device)
-    worker_env = {"AUDIO_DL_RUNS_DIR": str(runs_root), "AUDIO_DL_CACHE_DIR": str(paths.cache_dir())}
+    worker_env = dict(env) if env is not None else _worker_env(runs_root)
     global _actor_class
     if _actor_class is None:
         _actor_class = ray.remote(TrainingWorker)
@@ -385,7 +395,223 @@ def start_training_worker(
         max_restarts=0,
         max_task_retries=0,
     ).remote(worker_env, int(resources.num_cpus))
-    actor.run.remote(str(folder.path), config, dataset, spec, worker_device, owner, str(runs_root))
+    return actor.run.remote(
+        str(folder.path), config, dataset, spec, worker_device, owner, str(runs_root), sweep
+    )
+
+
+def _worker_env(runs_root: Path) -> dict[str, str]:
+    """The server's writable folders, handed to a worker (which cannot inherit them)."""
+    return {"AUDIO_DL_RUNS_DIR": str(runs_root), "AUDIO_DL_CACHE_DIR": str(paths.cache_dir())}
+
+
+# ---------------------------------------------------------------------------- tasks
+
+
+def run_task_job(
+    folder: JobFolder,
+    task: str,
+    kwargs: Mapping[str, Any],
+    *,
+    device: torch.device | str,
+    where: dict[str, Any] | None = None,
+) -> None:
+    """Run the registered task `task` (core.jobs.tasks) and write its progress and result.
+
+    What a TaskWorker process does (callable in-process too). Like a training: a heartbeat,
+    the cancel file checked between reports, state.json with the progress (at most twice a
+    second) and each report appended to events.jsonl; then the result files and the final
+    state: "finished", "stopped" (Stop pressed: the result holds what was done) or "failed"
+    with a sentence.
+    """
+    from core.jobs.files import save_task_result
+    from core.jobs.tasks import TaskError, TaskProgress, TaskResult, run_task
+
+    cancel = CancelFlag(folder)
+    if cancel.is_set():
+        return
+    with Heartbeat(folder):
+        folder.write_state("running", pid=os.getpid(), node=socket.gethostname(),
+                           started_at=time.time(), progress=0.0, **(where or {}))  # fmt: skip
+        try:
+            result = None
+            for report in run_task(task, kwargs, device=torch.device(device), cancel=cancel):
+                if isinstance(report, TaskResult):
+                    result = report
+                elif isinstance(report, TaskProgress):
+                    record = {"fraction": report.fraction, "message": report.message,
+                              "values": report.values}  # fmt: skip
+                    folder.append_record(record)
+                    folder.write_state("running", force=False, progress=report.fraction,
+                                       message=report.message)  # fmt: skip
+            if result is None:
+                raise TaskError("The task ended without a result.")
+            save_task_result(folder, result)
+            ended = "stopped" if cancel.is_set() else "finished"
+            folder.write_state(ended, finished_at=time.time(),
+                               progress=1.0 if ended == "finished" else None,
+                               message="Stopped; the result holds what was done." if ended == "stopped"
+                               else "Done.")  # fmt: skip
+        except TaskError as error:
+            folder.write_state("failed", message=str(error), finished_at=time.time())
+        except BaseException as error:
+            folder.write_state(
+                "failed",
+                message=f"The job crashed: {type(error).__name__}: {error}",
+                finished_at=time.time(),
+            )
+            raise
+
+
+class TaskWorker:
+    """A Ray actor (one process) that runs one task of core.jobs.tasks, then exits."""
+
+    def __init__(self, env: Mapping[str, str], threads: int):
+        os.environ.update(env)
+        torch.set_num_threads(max(1, threads))
+
+    def run(self, job_dir: str, task: str, kwargs: Mapping[str, Any], device: str) -> None:
+        import ray
+
+        try:
+            where = {"ray_node_id": ray.get_runtime_context().get_node_id()}
+            run_task_job(JobFolder(job_dir), task, kwargs, device=device, where=where)
+        finally:
+            ray.actor.exit_actor()
+
+
+def start_task_worker(
+    job_id: str,
+    folder: JobFolder,
+    task: str,
+    kwargs: Mapping[str, Any],
+    *,
+    device: torch.device | str,
+    runs_root: Path,
+    resources: JobResources,
+) -> None:
+    """Ask Ray for a TaskWorker with `resources` that runs `task` into `folder` (returns at
+    once; detached and named `job_id` like a training's worker, never restarted)."""
+    import ray
+
+    device = torch.device(device)
+    worker_device = "cuda" if device.type == "cuda" else str(device)
+    global _task_class
+    if _task_class is None:
+        _task_class = ray.remote(TaskWorker)
+    actor = _task_class.options(
+        name=job_id,
+        namespace=NAMESPACE,
+        lifetime="detached",
+        num_cpus=resources.num_cpus,
+        num_gpus=resources.num_gpus,
+        max_restarts=0,
+        max_task_retries=0,
+    ).remote(_worker_env(runs_root), int(resources.num_cpus))
+    actor.run.remote(str(folder.path), task, dict(kwargs), worker_device)
+
+
+# ---------------------------------------------------------------------------- sweeps
+
+
+class SweepDriver:
+    """A Ray actor that starts a sweep's trials, at most `at_once` at a time, then exits.
+
+    It asks Ray for no CPU (it only waits), so it never takes a training's place. Each trial
+    is an ordinary TrainingWorker with its own job folder, created by the server at submit;
+    a trial stopped while it waited (its folder's state is final or its cancel file exists)
+    is skipped. Detached and named after the sweep, like the trainings, so the sweep carries
+    on when the web server restarts; if the driver dies, the trials it had not started yet
+    are marked lost by the server (core.jobs), the running ones finish.
+    """
+
+    def __init__(self, env: Mapping[str, str]):
+        os.environ.update(env)
+        self.env = dict(env)
+
+    def run(
+        self,
+        trials: list[dict[str, Any]],
+        dataset: Any,
+        spec: Any,
+        device: str,
+        owner: str,
+        runs_root: str,
+        at_once: int,
+    ) -> int:
+        """Start the trials (dicts: job_id, job_dir, config, resources, sweep); return how
+        many were started."""
+        import ray
+
+        from core.jobs.files import FINAL_STATES
+
+        dataset_ref = ray.put(dataset)  # one copy in the object store for every trial
+        pending, running, started = list(trials), [], 0
+        try:
+            while pending or running:
+                while pending and len(running) < max(1, at_once):
+                    trial = pending.pop(0)
+                    folder = JobFolder(trial["job_dir"])
+                    if folder.state().get("state") in FINAL_STATES or CancelFlag(folder).is_set():
+                        continue
+                    # Now the trial is in Ray's queue like any training (core.jobs counts it).
+                    folder.write_state("queued", in_ray_queue=True)
+                    resources = JobResources(**trial["resources"])
+                    running.append(
+                        start_training_worker(
+                            trial["job_id"],
+                            folder,
+                            trial["config"],
+                            dataset=dataset_ref,
+                            spec=spec,
+                            device=device,
+                            owner=owner,
+                            runs_root=Path(runs_root),
+                            resources=resources,
+                            sweep=trial["sweep"],
+                            env=self.env,
+                        )  # fmt: skip
+                    )
+                    started += 1
+                if running:
+                    _, running = ray.wait(running, num_returns=1, timeout=2.0)
+        finally:
+            ray.actor.exit_actor()
+        return started
+
+
+def start_sweep_driver(
+    sweep_id: str,
+    trials: list[dict[str, Any]],
+    *,
+    dataset: Any,
+    spec: Any,
+    device: torch.device | str,
+    owner: str,
+    runs_root: Path,
+    at_once: int,
+) -> None:
+    """Start the detached SweepDriver named `sweep_id` that runs `trials` (see SweepDriver).
+
+    Returns at once. `trials`: one dict per trial with job_id, job_dir, config (a
+    TrainConfig), resources ({"num_cpus", "num_gpus"}) and sweep (the record for its run).
+    """
+    import ray
+
+    device = torch.device(device)
+    worker_device = "cuda" if device.type == "cuda" else str(device)
+    global _driver_class
+    if _driver_class is None:
+        _driver_class = ray.remote(SweepDriver)
+    driver = _driver_class.options(
+        name=sweep_id,
+        namespace=NAMESPACE,
+        lifetime="detached",
+        num_cpus=0,
+        max_restarts=0,
+        max_task_retries=0,
+    ).remote(_worker_env(runs_root))
+    driver.run.remote(trials, dataset, spec, worker_device, owner, str(runs_root), at_once)
 
 
 def worker_exists(job_id: str) -> bool | None:

@@ -14,6 +14,8 @@ another machine sharing the runs folder, finds the same jobs. Layout:
                                  a live worker from a killed one
         cancel                   created by the server: the worker stops before its next step
         final_evaluation.json/.npz   the final Evaluation (JSON part + numpy arrays, no pickle)
+        result.json/.npz/.safetensors  a task job's result (core.jobs.tasks): JSON values, numpy
+                                 arrays, torch tensors; read back without pickle
 
 The folder name starts with a dot, so the run store's listing skips it. Nothing here imports
 Ray or streamlit; both sides (core.jobs.manager on the server, core.jobs.cluster in the worker) use it.
@@ -26,6 +28,7 @@ import json
 import os
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +167,12 @@ class JobFolder:
         current.update(to_jsonable(fields), state=state, updated_at=time.time())
         write_json_atomic(self.path / "state.json", current)
 
+    def append_record(self, record: dict[str, Any]) -> None:
+        """Append one JSON record to events.jsonl (a task's progress)."""
+        line = json.dumps(to_jsonable(record), allow_nan=False) + "\n"
+        with (self.path / "events.jsonl").open("a", encoding="utf-8") as handle:
+            handle.write(line)
+
     def append_event(self, event: Any) -> None:
         """Append one kept event (one JSON line; a kill loses at most that line)."""
         line = json.dumps(event_record(event), allow_nan=False) + "\n"
@@ -183,6 +192,54 @@ class JobFolder:
         write_json_atomic(
             self.path / "final_evaluation.json", evaluation.to_dict(with_projections=False)
         )
+
+
+@dataclass(frozen=True)
+class TaskProgress:
+    """A progress report of a task job (core.jobs.tasks): share done 0..1, a sentence, and small
+    JSON values the page draws while it waits (e.g. {"losses": [...]} since the last one)."""
+
+    fraction: float
+    message: str = ""
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What a task job hands back: JSON values, numpy arrays and torch tensors, written as
+    result.json, result.npz and result.safetensors (never a pickle)."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    tensors: dict[str, Any] = field(default_factory=dict)  # name -> torch.Tensor
+
+
+def save_task_result(folder: JobFolder, result: TaskResult) -> None:
+    """Write a TaskResult into the job's folder (tensors first, the JSON last: its presence
+    says the result is complete)."""
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in result.tensors.items()}
+    write_bytes_atomic(folder.path / "result.safetensors", save(tensors))
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: np.asarray(v) for k, v in result.arrays.items()})
+    write_bytes_atomic(folder.path / "result.npz", buffer.getvalue())
+    write_json_atomic(folder.path / "result.json", to_jsonable(result.values))
+
+
+def read_task_result(folder: JobFolder) -> TaskResult | None:
+    """The task's result, None while it has none (arrays without pickle, tensors on the CPU)."""
+    from safetensors.torch import load
+
+    if not (folder.path / "result.json").exists():
+        return None
+    try:
+        with np.load(folder.path / "result.npz", allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+        tensors = load((folder.path / "result.safetensors").read_bytes())
+    except (OSError, ValueError):
+        return None
+    return TaskResult(_read_json(folder.path / "result.json"), arrays, tensors)
 
 
 class CancelFlag:

@@ -14,6 +14,14 @@ jobs (by job id and owner): status, place in the queue, progress, the events so 
     new_events = jobs.events(job_id, owner=session_id, since=len(seen))
     jobs.cancel(job_id, owner=session_id)            # stops within a step, forced after 10 s
 
+A sweep (core.jobs.sweeps) is a batch of ordinary training jobs sharing a sweep id: all queue at
+once (the per-session limit does not refuse them) but at most `sweep_trials_at_once()` of
+them run at a time, started in turn by a small Ray actor (core.jobs.cluster.SweepDriver).
+
+    sweep_id = jobs.submit_sweep(base_config, SweepSpace(learning_rates=(1e-3, 1e-2)), owner=sid)
+    trials = jobs.sweep_jobs(sweep_id, owner=sid)    # JobStatus per trial, in trial order
+    jobs.cancel_sweep(sweep_id, owner=sid)
+
 States: "queued" (Ray has not started the worker: no free CPU/GPU), "running", then
 "finished", "stopped", "failed" or "interrupted" (the worker died: killed, its machine lost).
 Nothing here imports streamlit or starts Ray before the first submit.
@@ -26,7 +34,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,6 +64,7 @@ __all__ = [
 ]
 
 MAX_FINISHED_PER_OWNER = 20  # older finished jobs are forgotten (their runs stay in the store)
+MAX_FINISHED_TASKS = 3  # finished jobs of each task kept per owner (their results with them)
 FORCE_STOP_SECONDS = 10.0  # a Stop not obeyed within this long kills the worker
 LOST_AFTER_SECONDS = 30.0  # a queued job Ray does not know after this long was lost
 SESSION_LIMIT_ENV = "AUDIO_DL_JOBS_PER_SESSION"
@@ -99,6 +108,8 @@ class JobStatus:
     finished_at: float | None
     node: str = ""
     resources: str = ""  # e.g. "1 GPU" or "2 CPUs"
+    # a sweep's trial: {"id", "name", "trial" (0-based), "trials", "values"}; {} otherwise
+    sweep: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def done(self) -> bool:
@@ -128,6 +139,12 @@ def session_limit(env: Mapping[str, str] | None = None) -> int:
     """Unfinished jobs allowed per browser session (AUDIO_DL_JOBS_PER_SESSION, default 1)."""
     text = (os.environ if env is None else env).get(SESSION_LIMIT_ENV, "").strip()
     return int(text) if text.isdigit() and int(text) >= 1 else DEFAULT_SESSION_LIMIT
+
+
+def sweep_trials_at_once(env: Mapping[str, str] | None = None) -> int:
+    """How many trials of one sweep run at the same time: the per-session limit, so a sweep
+    takes no more of the cluster than the student's own trainings could."""
+    return session_limit(env)
 
 
 class JobManager:
@@ -178,6 +195,12 @@ class JobManager:
 
         limit = session_limit(self.env)
         unfinished = [s for s in self.jobs(owner) if not s.done]
+        sweeping = {s.sweep.get("id") for s in unfinished if s.sweep}
+        if sweeping:
+            raise JobLimitReached(
+                "Your sweep is still queued or running, and its trials take your share of the "
+                "machines. Stop the sweep or wait until it ends."
+            )
         if len(unfinished) >= limit:
             raise JobLimitReached(
                 f"You already have {len(unfinished)} training(s) queued or running; "
@@ -190,21 +213,8 @@ class JobManager:
             resources = cluster.job_resources(device, info, self.env)
         except ValueError as error:
             raise ClusterError(str(error)) from None
-        job_id = f"job-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+        job_id = self._new_job(config, owner, device, resources, name=name or config.name)
         folder = JobFolder(self.root / job_id)
-        folder.create(
-            {
-                "job_id": job_id,
-                "owner": owner,
-                "name": name or config.name,
-                "device": str(device),
-                "epochs": config.epochs,
-                "submitted_at": time.time(),
-                "pool": resources.pool,
-                "num_cpus": resources.num_cpus,
-                "num_gpus": resources.num_gpus,
-            }
-        )
         try:
             cluster.start_training_worker(
                 job_id,
@@ -224,9 +234,192 @@ class JobManager:
         self._forget_old(owner)
         return job_id
 
-    def _forget_old(self, owner: str) -> None:
-        finished = [s for s in self.jobs(owner) if s.done]
-        for status in finished[MAX_FINISHED_PER_OWNER:]:
+    def submit_sweep(
+        self,
+        base: TrainConfig,
+        space: Any,
+        *,
+        owner: str,
+        dataset: Any = None,
+        spec: Any = None,
+        device: torch.device | str | None = None,
+        name: str = "",
+    ) -> str:
+        """Queue every trial of a sweep (core.jobs.sweeps.plan_sweep(base, space)); return its id.
+
+        Each trial is an ordinary job (own job id, run, Stop) whose job.json and run carry
+        the sweep's record. All queue at once, whatever the per-session limit; at most
+        `sweep_trials_at_once()` run at a time. Raises core.jobs.sweeps.SweepError for a space
+        that makes no valid trials, JobLimitReached while the owner has another job or
+        sweep unfinished (a sweep then waits behind nothing of its own), ClusterError when
+        Ray cannot start.
+        """
+        from core.devices import resolve_device
+        from core.jobs.sweeps import new_sweep_id, plan_sweep
+
+        trials = plan_sweep(base, space)  # SweepError first: nothing is queued
+        unfinished = [s for s in self.jobs(owner) if not s.done]
+        if unfinished:
+            what = "sweep" if any(s.sweep for s in unfinished) else "training"
+            raise JobLimitReached(
+                f"Your {what} is still queued or running. A sweep queues all its trials "
+                "itself: stop it or wait until it ends, then start the sweep."
+            )
+        device = torch.device(device) if device is not None else resolve_device(base.device)
+        info = cluster.connect(self.env)
+        try:
+            resources = cluster.job_resources(device, info, self.env)
+        except ValueError as error:
+            raise ClusterError(str(error)) from None
+        sweep_id = new_sweep_id()
+        sweep_name = name or base.name
+        planned = []
+        for trial in trials:
+            record = {"id": sweep_id, "name": sweep_name, "trial": trial.index,
+                      "trials": len(trials), "values": dict(trial.values)}  # fmt: skip
+            job_id = self._new_job(
+                trial.config, owner, device, resources, name=trial.config.name, sweep=record
+            )
+            planned.append({
+                "job_id": job_id, "job_dir": str(self.root / job_id), "config": trial.config,
+                "resources": {"num_cpus": resources.num_cpus, "num_gpus": resources.num_gpus},
+                "sweep": record})  # fmt: skip
+        try:
+            cluster.start_sweep_driver(
+                sweep_id,
+                planned,
+                dataset=dataset,
+                spec=spec,
+                device=device,
+                owner=owner,
+                runs_root=self.store.root,
+                at_once=sweep_trials_at_once(self.env),
+            )
+        except Exception as error:
+            message = f"Ray refused the sweep ({type(error).__name__}: {error})."
+            for trial in planned:
+                JobFolder(trial["job_dir"]).write_state(
+                    "failed", message=message, finished_at=time.time()
+                )
+            raise ClusterError(message) from None
+        self._forget_old(owner)
+        return sweep_id
+
+    def _new_job(
+        self,
+        config: TrainConfig | None,
+        owner: str,
+        device: torch.device,
+        resources: Any,
+        *,
+        name: str,
+        sweep: Mapping[str, Any] | None = None,
+        task: str = "",
+    ) -> str:
+        """Make a job's folder with its job.json (the job is queued); return its id.
+        config: a training's (None for a task of core.jobs.tasks, named by `task`)."""
+        job_id = f"job-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+        meta = {
+            "job_id": job_id,
+            "owner": owner,
+            "name": name,
+            "device": str(device),
+            "epochs": config.epochs if config is not None else 0,
+            "kind": task or "training",
+            "submitted_at": time.time(),
+            "pool": resources.pool,
+            "num_cpus": resources.num_cpus,
+            "num_gpus": resources.num_gpus,
+        }
+        if sweep:
+            meta["sweep"] = dict(sweep)
+        JobFolder(self.root / job_id).create(meta)
+        return job_id
+
+    def sweep_jobs(self, sweep_id: str, owner: str) -> list[JobStatus]:
+        """Status of the sweep's trials still known (finished jobs are forgotten after
+        MAX_FINISHED_PER_OWNER; their runs stay), in trial order."""
+        trials = [s for s in self.jobs(owner) if s.sweep.get("id") == sweep_id]
+        return sorted(trials, key=lambda s: int(s.sweep.get("trial", 0)))
+
+    def current_sweep(self, owner: str) -> str | None:
+        """The id of the owner's newest sweep still known, None if there is none."""
+        for status in self.jobs(owner):  # newest first
+            if status.sweep:
+                return str(status.sweep.get("id"))
+        return None
+
+    def cancel_sweep(self, sweep_id: str, owner: str) -> int:
+        """Stop every unfinished trial of the sweep (see `cancel`); return how many."""
+        open_trials = [s for s in self.sweep_jobs(sweep_id, owner) if not s.done]
+        for status in open_trials:
+            self.cancel(status.job_id, owner)
+        return len(open_trials)
+
+    # ----------------------------------------------------------------- tasks
+
+    def submit_task(
+        self,
+        task: str,
+        kwargs: Mapping[str, Any],
+        *,
+        owner: str,
+        device: torch.device | str = "cpu",
+        name: str = "",
+    ) -> str:
+        """Queue a long job other than a training (core.jobs.tasks.TASKS[task]) on a Ray worker.
+
+        kwargs travel to the worker through Ray (from this server only); the result comes
+        back as files (`task_result`), progress as `task_events` and `status().progress`.
+        One unfinished job of each task per owner: a second raises JobLimitReached. Tasks
+        wait in the same queue as trainings (same resources for the same device), but do
+        not count against the trainings' per-session limit. ClusterError when Ray cannot
+        start; core.jobs.tasks.TaskError for an unknown task.
+        """
+        from core.jobs.tasks import TASKS, TaskError
+
+        if task not in TASKS:
+            raise TaskError(f"There is no task called {task!r}.")
+        if any(not s.done for s in self.jobs(owner, kind=task)):
+            raise JobLimitReached(
+                "That job is already queued or running for you: wait for it or stop it."
+            )
+        device = torch.device(device)
+        info = cluster.connect(self.env)
+        try:
+            resources = cluster.job_resources(device, info, self.env)
+        except ValueError as error:
+            raise ClusterError(str(error)) from None
+        job_id = self._new_job(None, owner, device, resources, name=name or task, task=task)
+        folder = JobFolder(self.root / job_id)
+        try:
+            cluster.start_task_worker(job_id, folder, task, kwargs, device=device,
+                                      runs_root=self.store.root, resources=resources)  # fmt: skip
+        except Exception as error:
+            message = f"Ray refused the job ({type(error).__name__}: {error})."
+            folder.write_state("failed", message=message, finished_at=time.time())
+            raise ClusterError(message) from None
+        self._forget_old(owner, kind=task, keep=MAX_FINISHED_TASKS)
+        return job_id
+
+    def task_events(self, job_id: str, owner: str, since: int = 0) -> list[dict[str, Any]]:
+        """The task's progress records from position `since` on: {"fraction", "message",
+        "values"} (e.g. the autoencoder's {"losses": [...]})."""
+        folder, _ = self._folder(job_id, owner)
+        return folder.events(since)
+
+    def task_result(self, job_id: str, owner: str) -> Any:
+        """The finished (or stopped) task's core.jobs.files.TaskResult, None before."""
+        from core.jobs.files import read_task_result
+
+        folder, _ = self._folder(job_id, owner)
+        return read_task_result(folder)
+
+    def _forget_old(
+        self, owner: str, *, kind: str = "training", keep: int = MAX_FINISHED_PER_OWNER
+    ) -> None:
+        finished = [s for s in self.jobs(owner, kind=kind) if s.done]
+        for status in finished[keep:]:
             shutil.rmtree(self.root / status.job_id, ignore_errors=True)
             self._metas.pop(status.job_id, None)
             self._states.pop(status.job_id, None)
@@ -251,15 +444,21 @@ class JobManager:
         state = self._check_health(folder, meta, folder.state())
         latest = state.get("latest") or {}
         name = state.get("state", "queued")
+        in_line = name == "queued" and (not meta.get("sweep") or state.get("in_ray_queue"))
+        message = str(state.get("message", ""))
+        if name == "queued" and not in_line:
+            message = message or "Waiting for its turn in the sweep."
         total_steps = latest.get("total_steps") or 0
         progress = min(1.0, latest.get("step", 0) / total_steps) if total_steps else 0.0
+        if meta.get("kind", "training") != "training":  # a task reports its share itself
+            progress = float(state.get("progress") or 0.0)
         return JobStatus(
             job_id=job_id,
             owner=owner,
             name=str(meta.get("name", "")),
             device=str(meta.get("device", "")),
             state=name,
-            queue_position=self._queue_position(job_id, meta) if name == "queued" else None,
+            queue_position=self._queue_position(job_id, meta) if in_line else None,
             progress=1.0 if name == "finished" else progress,
             epoch=int(latest.get("epoch", 0)),
             epochs=int(meta.get("epochs", 0)),
@@ -267,12 +466,13 @@ class JobManager:
             val_accuracy=latest.get("val_accuracy"),
             samples_per_second=float(latest.get("samples_per_second") or 0.0),
             eta_seconds=latest.get("eta_seconds"),
-            message=str(state.get("message", "")),
+            message=message,
             run_id=state.get("run_id"),
             submitted_at=float(meta.get("submitted_at", 0.0)),
             finished_at=state.get("finished_at"),
             node=str(state.get("node", "")),
             resources=_resources_text(meta),
+            sweep=dict(meta.get("sweep") or {}),
         )
 
     def _check_health(
@@ -288,7 +488,12 @@ class JobManager:
                 cluster.stop_worker(folder.job_id)  # it has not started: nothing is lost
                 return self._end(folder, "stopped", "Cancelled while waiting in the queue.")
             lost = now - float(meta.get("submitted_at", now)) > LOST_AFTER_SECONDS
-            if lost and cluster.worker_exists(folder.job_id) is False:
+            if lost and not state.get("in_ray_queue") and meta.get("sweep"):
+                # Not handed to Ray yet: the sweep's driver must still be there to start it.
+                lost = cluster.worker_exists(str(meta["sweep"].get("id", ""))) is False
+            elif lost:
+                lost = cluster.worker_exists(folder.job_id) is False
+            if lost:
                 return self._end(
                     folder,
                     "interrupted",
@@ -364,7 +569,10 @@ class JobManager:
         return cached[1]
 
     def _unfinished(self) -> list[dict[str, Any]]:
-        """job.json of every job that has not ended, oldest first (cheap: no health checks)."""
+        """job.json of every job that has not ended, oldest first (cheap: no health checks).
+
+        A sweep's trial the driver has not handed to Ray yet is left out: it waits behind
+        its own sweep, not in the class's queue."""
         if not self.root.is_dir():
             return []
         metas = []
@@ -374,7 +582,11 @@ class JobManager:
                 continue
             meta = self._meta(path)
             if meta:
-                metas.append({**meta, "_started": state is not None})
+                started = state is not None and state.get("state") != "queued"
+                # A sweep's trial the driver has not handed to Ray is in no queue yet.
+                waiting = meta.get("sweep") and not (state or {}).get("in_ray_queue")
+                if not waiting:
+                    metas.append({**meta, "_started": started})
         return sorted(metas, key=lambda m: m.get("submitted_at", 0.0))
 
     def _queue_position(self, job_id: str, meta: dict[str, Any]) -> int:
@@ -400,14 +612,15 @@ class JobManager:
             own_queue_positions=tuple(sorted(positions)),
         )
 
-    def jobs(self, owner: str) -> list[JobStatus]:
-        """Status of every job of `owner`, newest first."""
+    def jobs(self, owner: str, *, kind: str = "training") -> list[JobStatus]:
+        """Status of every job of `owner` of one kind ("training" or a core.jobs.tasks name),
+        newest first."""
         if not self.root.is_dir():
             return []
         mine = [
             meta
             for meta in (self._meta(p) for p in self.root.iterdir())
-            if meta.get("owner") == owner
+            if meta.get("owner") == owner and meta.get("kind", "training") == kind
         ]
         mine.sort(key=lambda m: m.get("submitted_at", 0.0), reverse=True)
         return [self.status(m["job_id"], owner) for m in mine]

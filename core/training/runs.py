@@ -92,6 +92,8 @@ class RunInfo:
     train_config: Mapping[str, Any] = field(default_factory=dict)
     metrics: Mapping[str, Any] = field(default_factory=dict)
     message: str = ""
+    # a sweep's trial: {"id", "name", "trial" (0-based), "trials", "values"} (core.jobs.sweeps)
+    sweep: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -174,11 +176,19 @@ class RunStore:
             raise RunError(f"{run_id!r} is not a run id.")
         return self.root / run_id
 
-    def create_run(self, train_config: Any, *, owner: str = "", name: str = "") -> str:
+    def create_run(
+        self,
+        train_config: Any,
+        *,
+        owner: str = "",
+        name: str = "",
+        sweep: Mapping[str, Any] | None = None,
+    ) -> str:
         """Make a new run folder with its config.json; return the run id.
 
         train_config: the TrainConfig (any dataclass or dict), stored as JSON.
         owner: the session id that may see it; name: a label chosen by the student.
+        sweep: for a sweep's trial, its record (core.jobs.sweeps), read back as RunInfo.sweep.
         """
         run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
         path = self.run_path(run_id)
@@ -191,6 +201,8 @@ class RunStore:
             "created_utc": _now_utc(),
             "train_config": to_jsonable(train_config),
         }
+        if sweep:
+            config["sweep"] = to_jsonable(dict(sweep))
         write_json_atomic(path / CONFIG_FILE, config)
         return run_id
 
@@ -335,6 +347,7 @@ class RunStore:
             train_config=dict(config.get("train_config") or {}),
             metrics=dict(summary.get("metrics") or {}),
             message=str(summary.get("message", "")),
+            sweep=config["sweep"] if isinstance(config.get("sweep"), dict) else {},
         )
 
     def read_metrics(self, run_id: str) -> list[dict[str, Any]]:

@@ -34,7 +34,7 @@ import math
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -271,6 +271,7 @@ def train(
     cancel: threading.Event | None = None,
     store: Any = None,
     owner: str = "",
+    sweep: Mapping[str, Any] | None = None,
 ) -> Iterator[TrainEvent]:
     """Train a classifier and yield TrainEvents; the last event is finished, stopped or failed.
 
@@ -283,18 +284,21 @@ def train(
         cancel: a threading.Event; once set, training stops before the next step.
         store: a core.training.runs.RunStore to write the run into (None: nothing is written).
         owner: the session id saved with the run.
+        sweep: a sweep trial's record (core.jobs.sweeps), saved with the run.
 
     The same seed, data and device give the same run. Never raises for problems caused by
     the data or settings: they end the run with a "failed" event and a message.
     """
-    trainer = _Trainer(config, dataset, spec, device, cancel or threading.Event(), store, owner)
+    trainer = _Trainer(
+        config, dataset, spec, device, cancel or threading.Event(), store, owner, sweep=sweep
+    )
     yield from trainer.run()
 
 
 class _Trainer:
     """The state of one run; `run()` is the generator behind `train()`."""
 
-    def __init__(self, config, dataset, spec, device, cancel, store, owner):
+    def __init__(self, config, dataset, spec, device, cancel, store, owner, sweep=None):
         self.config = config
         self.dataset = dataset
         self.spec = spec
@@ -304,6 +308,7 @@ class _Trainer:
         self.is_main = self.dist is None or self.dist.is_main
         self.store = store if self.is_main else None
         self.owner = owner
+        self.sweep = sweep  # a sweep trial's record, saved with the run
         self.run_id: str | None = None
         self.step = 0
         self.epoch = 0
@@ -399,7 +404,7 @@ class _Trainer:
         self.total_steps = self.steps_per_epoch * c.epochs
         self._build_optimizer()
         if self.store is not None:
-            self.run_id = self.store.create_run(c, owner=self.owner, name=c.name)
+            self.run_id = self.store.create_run(c, owner=self.owner, name=c.name, sweep=self.sweep)
         return self._event(
             "started", message=f"Training on {self.device}.", info=self._start_info()
         )

@@ -1,0 +1,147 @@
+"""Train page, "Try several values": queue a sweep of the page's recipe and watch its trials.
+
+The student picks a few values of the learning rate, the batch size, the ensemble size and
+the augmentation strength; core.jobs.sweeps turns them into trials (every combination, or random
+draws) and the job manager queues them all on Ray workers at once (core.jobs.manager.submit_sweep),
+running as many at a time as the per-session limit allows. Each trial becomes an ordinary run;
+the comparison section (ui/train_compare.py) ranks a sweep's runs.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.jobs import cluster
+from core.jobs.manager import (
+    ClusterError,
+    JobLimitReached,
+    JobManager,
+    get_job_manager,
+    sweep_trials_at_once,
+)
+from core.jobs.sweeps import MAX_TRIALS, VARIED, SweepError, SweepSpace, plan_sweep
+from core.training.trainer import TrainConfig
+from ui.train_dataset import DataChoice
+from ui.train_settings import BATCH_SIZES, LEARNING_RATES, MAX_ENSEMBLE
+
+SWEEP_KEY = "train_sweep"  # the session's sweep id
+STRENGTHS = [0.0, 0.5, 1.0, 1.5, 2.0]
+POLL_SECONDS = 2.0
+
+
+def sweep_section(jobs: JobManager, owner: str, config: TrainConfig | None, spec, data: DataChoice | None,
+                  device) -> None:  # fmt: skip
+    """The sweep's widgets, the planned trials and the Queue button; then its trials."""
+    with st.expander("Try several values: a sweep of trainings", expanded=False):
+        st.markdown(
+            "Which learning rate is best? Rather than guess, train the same recipe several "
+            "times with different values and compare. **Grid** tries every combination; "
+            "**random** draws the learning rate anywhere between your lowest and highest "
+            "(on a log scale), which tries more distinct rates for the same number of runs."
+        )
+        space, trials = _planned(config)
+        at_once = sweep_trials_at_once()
+        if trials:
+            epochs = trials[0].config.epochs
+            st.caption(
+                f"{len(trials)} trainings of {epochs} epoch{'s' if epochs != 1 else ''} each. "
+                f"They queue now and run {at_once} at a time (the per-session limit), the "
+                "rest wait in the queue; each becomes an ordinary run in section 6."
+            )
+            st.dataframe(pd.DataFrame([{"trial": t.index + 1, **{VARIED[k]: v for k, v in t.values.items()}}
+                                       for t in trials]), hide_index=True, key="train_sweep_plan")  # fmt: skip
+        pressed = st.button("Queue the sweep", key="train_sweep_start", disabled=not trials)
+        if pressed and trials and config is not None and data is not None:
+            _submit(jobs, owner, config, space, spec, data, device)
+    sweep_view(owner)
+
+
+def _planned(config: TrainConfig | None) -> tuple[SweepSpace | None, list]:
+    """The sweep's widgets; returns the space and its trials (none while a value is wrong)."""
+    left, middle, right = st.columns(3)
+    mode = left.segmented_control("Trials", ["grid", "random"], default="grid", required=True,
+                                  key="train_sweep_mode")  # fmt: skip
+    count = 4
+    if mode == "random":
+        count = int(
+            middle.number_input("Random trials", 2, MAX_TRIALS, 4, key="train_sweep_trials")
+        )
+    rates = st.multiselect("Learning rates", LEARNING_RATES, default=[1e-3, 3e-3, 1e-2],
+                           format_func=lambda v: f"{v:g}", key="train_sweep_lrs")  # fmt: skip
+    batches = st.multiselect(
+        "Batch sizes (none: the slider's)", BATCH_SIZES, key="train_sweep_batches"
+    )
+    members = st.multiselect("Ensemble members (none: the slider's)", list(range(1, MAX_ENSEMBLE + 1)),
+                             key="train_sweep_members")  # fmt: skip
+    strengths = st.multiselect("Augmentation strength (1 = as set above, 0 = off; none: as set)",
+                               STRENGTHS, format_func=lambda v: f"{v:g}x",
+                               key="train_sweep_augment")  # fmt: skip
+    if config is None:
+        right.caption("Choose valid data and settings first.")
+        return None, []
+    try:
+        space = SweepSpace(learning_rates=tuple(sorted(rates)), batch_sizes=tuple(sorted(batches)),
+                           members=tuple(sorted(members)), augment_strengths=tuple(sorted(strengths)),
+                           mode=mode or "grid", trials=count, seed=config.seed)  # fmt: skip
+        return space, plan_sweep(config, space)
+    except SweepError as error:
+        st.warning(str(error))
+        return None, []
+
+
+def _submit(jobs: JobManager, owner: str, config: TrainConfig, space: SweepSpace, spec,
+            data: DataChoice, device) -> None:  # fmt: skip
+    waiting = "Starting the worker processes (Ray; the first time takes a few seconds)..."
+    try:
+        with st.spinner(waiting if cluster.connected() is None else "Queueing the sweep..."):
+            sweep_id = jobs.submit_sweep(config, space, owner=owner, dataset=data.dataset, spec=spec,
+                                         device=device, name=config.name)  # fmt: skip
+    except (SweepError, JobLimitReached) as error:
+        st.warning(str(error))
+        return
+    except ClusterError as error:
+        st.error(str(error))
+        return
+    st.session_state[SWEEP_KEY] = sweep_id
+    st.rerun()  # draw the trials' table
+
+
+def sweep_view(owner: str) -> None:
+    """The session's newest sweep: each trial's state and progress, polled while it runs."""
+    jobs = get_job_manager()
+    sweep_id = st.session_state.get(SWEEP_KEY) or jobs.current_sweep(owner)
+    if not sweep_id:
+        return
+    st.session_state[SWEEP_KEY] = sweep_id
+    done = all(s.done for s in jobs.sweep_jobs(sweep_id, owner))
+    if done:  # seen whole: no rerun needed when it ends
+        st.session_state["train_sweep_seen"] = sweep_id
+    st.fragment(_trials, run_every=None if done else POLL_SECONDS)(sweep_id, owner)
+
+
+def _trials(sweep_id: str, owner: str) -> None:
+    jobs = get_job_manager()
+    trials = jobs.sweep_jobs(sweep_id, owner)
+    if not trials:
+        return
+    finished = sum(s.done for s in trials)
+    st.subheader(f"Sweep: {finished} of {len(trials)} trainings ended")
+    rows = []
+    for status in trials:
+        place = f"number {status.queue_position} in the queue" if status.queue_position else ""
+        rows.append({"trial": int(status.sweep.get("trial", 0)) + 1,
+                     **{VARIED[k]: v for k, v in status.sweep.get("values", {}).items()},
+                     "state": status.state, "progress": status.progress,
+                     "val accuracy": status.val_accuracy,
+                     "note": place or (status.message if not status.done else "")})  # fmt: skip
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="train_sweep_trials_table",
+                 column_config={"progress": st.column_config.ProgressColumn(min_value=0, max_value=1),
+                                "val accuracy": st.column_config.NumberColumn(format="percent")})  # fmt: skip
+    if finished < len(trials):
+        if st.button("Stop the sweep", key="train_sweep_stop"):
+            stopped = jobs.cancel_sweep(sweep_id, owner)
+            st.info(f"Stopping {stopped} training(s): the running one keeps its weights as a run.")
+    elif st.session_state.get("train_sweep_seen") != sweep_id:
+        st.session_state["train_sweep_seen"] = sweep_id
+        st.rerun(scope="app")  # the ranking in section 6 shows the new runs
