@@ -7,8 +7,8 @@ import dataclasses
 import math
 
 import pytest
-from core.audio.augment import AugmentConfig
 
+from core.data.augment import AugmentConfig
 from core.data.datasets import folder_per_class
 from core.jobs.manager import JobLimitReached, JobManager
 from core.jobs.sweeps import (

@@ -11,10 +11,10 @@ import math
 from dataclasses import dataclass
 
 import streamlit as st
-from core.audio.augment import AugmentConfig, preview_augmentation
 
 from core.audio.features import FeatureConfig
 from core.audio.input_recipe import clip_frames_for
+from core.data.augment import AugmentConfig, preview_augmentation
 from core.data.datasets import DatasetError
 from core.data.profile import TRIM_DB
 from core.data.splits import leakage_report, split_dataset

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from core.audio.augment import AugmentConfig
+from core.data.augment import AugmentConfig
 
 MAX_TRIALS = 12  # a sweep is a class exercise, not a cluster-filling search
 SWEEP_MODES = ("grid", "random")

@@ -30,8 +30,8 @@ import time
 from pathlib import Path
 
 import torch
-from core.audio.augment import AugmentConfig
 
+from core.data.augment import AugmentConfig
 from core.data.datasets import builtin_digits, folder_per_class
 from core.data.profile import apply_recipe, recipe_for_dataset
 from core.data.render_notes import SOUNDFONTS, cached_notes
