@@ -86,9 +86,7 @@ class JobResources:
 
 _info: ClusterInfo | None = None
 _lock = threading.Lock()
-_actor_class: Any = None  # ray.remote(TrainingWorker), made once
 _driver_class: Any = None  # ray.remote(SweepDriver), made once
-_task_class: Any = None  # ray.remote(TaskWorker), made once
 
 
 def cluster_address(env: Mapping[str, str] | None = None) -> str | None:
@@ -377,24 +375,10 @@ def start_training_worker(
     (max_restarts=0), its job is marked interrupted instead. `sweep`: a sweep trial's
     record for its run; `env`: the folders the worker writes into (default: this process's).
     """
-    import ray
 
-    device = torch.device(device)
-    # Inside the worker Ray shows only the GPU it granted, as cuda:0.
-    worker_device = "cuda" if device.type == "cuda" else str(device)
     worker_env = dict(env) if env is not None else _worker_env(runs_root)
-    global _actor_class
-    if _actor_class is None:
-        _actor_class = ray.remote(TrainingWorker)
-    actor = _actor_class.options(
-        name=job_id,
-        namespace=NAMESPACE,
-        lifetime="detached",
-        num_cpus=resources.num_cpus,
-        num_gpus=resources.num_gpus,
-        max_restarts=0,
-        max_task_retries=0,
-    ).remote(worker_env, int(resources.num_cpus))
+    actor = _start_detached(TrainingWorker, job_id, resources, worker_env)
+    worker_device = _worker_device(device)
     return actor.run.remote(
         str(folder.path), config, dataset, spec, worker_device, owner, str(runs_root), sweep
     )
@@ -492,23 +476,9 @@ def start_task_worker(
 ) -> None:
     """Ask Ray for a TaskWorker with `resources` that runs `task` into `folder` (returns at
     once; detached and named `job_id` like a training's worker, never restarted)."""
-    import ray
 
-    device = torch.device(device)
-    worker_device = "cuda" if device.type == "cuda" else str(device)
-    global _task_class
-    if _task_class is None:
-        _task_class = ray.remote(TaskWorker)
-    actor = _task_class.options(
-        name=job_id,
-        namespace=NAMESPACE,
-        lifetime="detached",
-        num_cpus=resources.num_cpus,
-        num_gpus=resources.num_gpus,
-        max_restarts=0,
-        max_task_retries=0,
-    ).remote(_worker_env(runs_root), int(resources.num_cpus))
-    actor.run.remote(str(folder.path), task, dict(kwargs), worker_device)
+    actor = _start_detached(TaskWorker, job_id, resources, _worker_env(runs_root))
+    actor.run.remote(str(folder.path), task, dict(kwargs), _worker_device(device))
 
 
 # ---------------------------------------------------------------------------- sweeps
@@ -638,3 +608,33 @@ def stop_worker(job_id: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+_remote_classes: dict[type, Any] = {}  # worker class -> its ray.remote wrapper, made once
+
+
+def _worker_device(device: torch.device | str) -> str:
+    """The device name inside a worker: Ray shows only the GPU it granted, as cuda:0."""
+    device = torch.device(device)
+    return "cuda" if device.type == "cuda" else str(device)
+
+
+def _start_detached(worker_class: type, job_id: str, resources: Any, env: dict[str, str]) -> Any:
+    """A detached, named, never-restarted actor of `worker_class` holding `resources`."""
+    import ray
+
+    if worker_class not in _remote_classes:
+        _remote_classes[worker_class] = ray.remote(worker_class)
+    return (
+        _remote_classes[worker_class]
+        .options(
+            name=job_id,
+            namespace=NAMESPACE,
+            lifetime="detached",
+            num_cpus=resources.num_cpus,
+            num_gpus=resources.num_gpus,
+            max_restarts=0,
+            max_task_retries=0,
+        )
+        .remote(env, int(resources.num_cpus))
+    )
