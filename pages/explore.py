@@ -42,10 +42,16 @@ if embeddings is None:
 projection, cluster_config = map_settings(len(collection))
 try:
     with st.spinner(f"Drawing the {projection} map..."):
-        xy = memo(collection_id, ("map", embedding_name, projection),
-                  lambda: uns.project_2d(embeddings, projection))  # fmt: skip
-    clusters = memo(collection_id, ("clusters", embedding_name, cluster_config),
-                    lambda: uns.cluster(embeddings, cluster_config))  # fmt: skip
+        xy = memo(
+            collection_id,
+            ("map", embedding_name, projection),
+            lambda: uns.project_2d(embeddings, projection),
+        )
+    clusters = memo(
+        collection_id,
+        ("clusters", embedding_name, cluster_config),
+        lambda: uns.cluster(embeddings, cluster_config),
+    )
 except ValueError as error:
     st.error(str(error))
     st.stop()

@@ -41,6 +41,12 @@ for tab, render in zip(tabs, SECTIONS.values(), strict=True):
     with tab:
         if tab.open:
             render()
-kept.update({key: value for key, value in st.session_state.items()
-             if key.startswith("tensors_") and key != "tensors_tab"
-             and not isinstance(value, bool | dict)})  # fmt: skip
+kept.update(
+    {
+        key: value
+        for key, value in st.session_state.items()
+        if key.startswith("tensors_")
+        and key != "tensors_tab"
+        and not isinstance(value, bool | dict)
+    }
+)

@@ -56,10 +56,18 @@ if data is not None:
     if data.limit and not name.endswith(f"{data.limit}/class"):
         name = f"{name} · {data.limit}/class"  # the subset travels with the run (its script)
     config = build_config(
-        data, features=features, feature_kind=kind, normalization=normalization,
-        clip_seconds=clip_seconds, trim_db=trim_db, augment=augment, name=name, members=model.members,
-        **fields, **split_fields,
-    )  # fmt: skip
+        data,
+        features=features,
+        feature_kind=kind,
+        normalization=normalization,
+        clip_seconds=clip_seconds,
+        trim_db=trim_db,
+        augment=augment,
+        name=name,
+        members=model.members,
+        **fields,
+        **split_fields,
+    )
     spec = model.spec
     if data.blocking or split_error:
         config = None  # the reasons are shown above

@@ -56,9 +56,18 @@ BASE_ARGS = ("--data", "builtin:digits", "--no-tsne", "--owner", "shipped")
 def train_command(runs_dir: Path, name: str, seed: int, extra: tuple[str, ...]) -> list[str]:
     """The `python -m core.train` argument list of one training."""
     return [
-        sys.executable, "-m", "core.training.trainer", *BASE_ARGS, "--seed", str(seed),
-        "--runs-dir", str(runs_dir), "--name", name, *extra,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "core.training.trainer",
+        *BASE_ARGS,
+        "--seed",
+        str(seed),
+        "--runs-dir",
+        str(runs_dir),
+        "--name",
+        name,
+        *extra,
+    ]
 
 
 def shown(command: list[str]) -> str:
@@ -188,8 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true", help="reuse finished runs by name")
     parser.add_argument("--jobs", type=int, default=1, help="trainings at a time (1 thread each)")
     parser.add_argument("--no-ship", action="store_true", help="measure only; leave models/")
-    parser.add_argument("--refresh-card", action="store_true",
-                        help="only add the sound measures to the shipped card; train nothing")  # fmt: skip
+    parser.add_argument(
+        "--refresh-card",
+        action="store_true",
+        help="only add the sound measures to the shipped card; train nothing",
+    )
     args = parser.parse_args(argv)
     if args.refresh_card:
         print(f"updated {refresh_card_sound()}")
@@ -208,11 +220,15 @@ def main(argv: list[str] | None = None) -> int:
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futures = {
             name: pool.submit(
-                run_training, store, name, train_command(runs_dir, name, args.seed, extra),
-                args.reuse, args.jobs > 1,
+                run_training,
+                store,
+                name,
+                train_command(runs_dir, name, args.seed, extra),
+                args.reuse,
+                args.jobs > 1,
             )
             for name, extra in plans
-        }  # fmt: skip
+        }
         ids = {name: future.result() for name, future in futures.items()}
     card = build_card(store, ids[SHIPPED_NAME], {s: ids[f"unseen-{s}"] for s in folds}, commands)
     print(json.dumps(card.to_dict(), indent=2))

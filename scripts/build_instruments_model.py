@@ -61,11 +61,27 @@ def train_command(
 ) -> list[str]:
     """The `python -m core.train` argument list of one training (recipe chosen from the data)."""
     return [
-        sys.executable, "-m", "core.training.trainer", "--data", f"folder:{notes}", "--auto-recipe",
-        "--no-tsne", "--owner", "shipped", "--seed", str(args.seed), "--epochs",
-        str(args.epochs), "--members", str(args.members), "--runs-dir", str(runs_dir),
-        "--name", name, *extra,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "core.training.trainer",
+        "--data",
+        f"folder:{notes}",
+        "--auto-recipe",
+        "--no-tsne",
+        "--owner",
+        "shipped",
+        "--seed",
+        str(args.seed),
+        "--epochs",
+        str(args.epochs),
+        "--members",
+        str(args.members),
+        "--runs-dir",
+        str(runs_dir),
+        "--name",
+        name,
+        *extra,
+    ]
 
 
 def family_recall(store: RunStore, run_id: str) -> dict[str, float]:
@@ -164,8 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true", help="reuse finished runs by name")
     parser.add_argument("--jobs", type=int, default=1, help="trainings at a time (1 thread each)")
     parser.add_argument("--no-ship", action="store_true", help="measure only; leave models/")
-    parser.add_argument("--refresh-card", action="store_true",
-                        help="only measure the notes into the shipped card; train nothing")  # fmt: skip
+    parser.add_argument(
+        "--refresh-card",
+        action="store_true",
+        help="only measure the notes into the shipped card; train nothing",
+    )
     args = parser.parse_args(argv)
     if args.refresh_card:
         print(f"updated {refresh_card_sound()}")
@@ -184,11 +203,15 @@ def main(argv: list[str] | None = None) -> int:
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futures = {
             name: pool.submit(
-                run_training, store, name, train_command(runs_dir, notes, name, args, extra),
-                args.reuse, args.jobs > 1,
+                run_training,
+                store,
+                name,
+                train_command(runs_dir, notes, name, args, extra),
+                args.reuse,
+                args.jobs > 1,
             )
             for name, extra in plans
-        }  # fmt: skip
+        }
         ids = {name: future.result() for name, future in futures.items()}
     folds = {font: ids[f"unseen-{font}"] for font in SOUNDFONTS}
     card = build_card(store, notes, ids[SHIPPED_NAME], folds, commands)

@@ -176,9 +176,14 @@ def test_equalised_audio_has_the_curve_in_its_log_mel():
 def test_preview_lets_you_hear_the_equaliser():
     config = AugmentConfig(**{**OFF.__dict__, "eq_db": 8.0})
     preview = preview_augmentation(
-        sine(440, 0.5, RATE) + sine(2000, 0.5, RATE), RATE, augment=config,
-        feature_config=EQ_FEATURES, kind="logmel", normalization="instance", seed=1,
-    )  # fmt: skip
+        sine(440, 0.5, RATE) + sine(2000, 0.5, RATE),
+        RATE,
+        augment=config,
+        feature_config=EQ_FEATURES,
+        kind="logmel",
+        normalization="instance",
+        seed=1,
+    )
     assert "equaliser" in preview.applied and config.needs_decibels
     # The audio is the clip filtered by the curve that seed 1 draws, the one added to the log-mel.
     curve = equalizer_curve(EQ_FEATURES.n_mels, 8.0, torch.Generator().manual_seed(1))

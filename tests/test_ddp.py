@@ -35,11 +35,36 @@ def test_torchrun_two_cpu_processes_write_one_run(tmp_path):
         "AUDIO_DL_CACHE_DIR": str(tmp_path / "cache"),
     }
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "-m", "core.training.trainer", "--data", str(data), "--epochs", "20", "--runs-dir", str(runs),
-        "--spec", str(spec_path), "--batch-size", "8", "--lr", "0.05", "--schedule", "constant",
-        "--no-augment", "--no-tsne", "--device", "cpu", "--normalization", "global", "--clip-seconds", "0.3",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "core.training.trainer",
+        "--data",
+        str(data),
+        "--epochs",
+        "20",
+        "--runs-dir",
+        str(runs),
+        "--spec",
+        str(spec_path),
+        "--batch-size",
+        "8",
+        "--lr",
+        "0.05",
+        "--schedule",
+        "constant",
+        "--no-augment",
+        "--no-tsne",
+        "--device",
+        "cpu",
+        "--normalization",
+        "global",
+        "--clip-seconds",
+        "0.3",
+    ]
     done = subprocess.run(
         command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
     )

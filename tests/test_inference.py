@@ -62,14 +62,16 @@ def _random_model(
     torch.manual_seed(0)
     spec = preset_spec("cnn_logmel", input_shape=(1, config.n_mels, frames), num_outputs=3)
     return InferenceModel(
-        network=build_model(spec).eval(), labels=("a", "b", "c"),
+        network=build_model(spec).eval(),
+        labels=("a", "b", "c"),
         recipe=InputRecipe.make(config, "logmel", frames, Normalization(normalization)),
-        spec=spec, name="random",
-    )  # fmt: skip
+        spec=spec,
+        name="random",
+    )
 
 
 def training_prepare_clip(y: np.ndarray, rate: int, recipe: InputRecipe) -> torch.Tensor:
-    """What core.training.trainer does with a clip: cached whole-clip features, then the recipe's fit."""
+    """What core.training.trainer does with a clip: cached whole-clip features, then the fit."""
     cache = FeatureCache(recipe.config.features, recipe.kind, disk=False)
     raw = cache.compute(resample(y, rate, recipe.sample_rate))
     return recipe.fit(raw).reshape(1, 1, *raw.shape[:-1], recipe.clip_frames)

@@ -198,20 +198,23 @@ def test_ray_failing_to_start_gives_a_sentence(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     script = (
-        "from core.jobs.manager import ClusterError, JobManager\n"
-        "from core.training.runs import RunStore\n"
-        "from core.training.trainer import TrainConfig\n"
-        f"jobs = JobManager(RunStore({str(tmp_path / 'runs')!r}))\n"
-        "try:\n"
-        "    jobs.submit(TrainConfig(), owner='alice', device='cpu')\n"
-        "except ClusterError as error:\n"
-        "    print('SENTENCE:', error)\n"
+        "from core.jobs.manager import ClusterError, JobManager\nfrom core.training.runs import "
+        "RunStore\nfrom core.training.trainer import TrainConfig\njobs = "
+        f"JobManager(RunStore({str(tmp_path / 'runs')!r}))\ntry:\n    jobs.submit(TrainConfig(), "
+        "owner='alice', device='cpu')\nexcept ClusterError as error:\n    print('SENTENCE:', "
+        "error)\n"
     )
     env = {**os.environ, "RAY_TMPDIR": str(blocker / "ray"), "PYTHONPATH": str(REPO_ROOT)}
     env.pop("RAY_ADDRESS", None)
     env.pop("AUDIO_DL_RAY_ADDRESS", None)
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                            text=True, timeout=120, cwd=REPO_ROOT)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+    )
     assert "SENTENCE: The local worker cluster (Ray) could not start" in result.stdout, (
         result.stdout,
         result.stderr[-2000:],
@@ -239,8 +242,14 @@ def test_ray_started_from_a_script_run_thread_outlives_that_thread(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     for name in ("RAY_ADDRESS", "AUDIO_DL_RAY_ADDRESS"):
         env.pop(name, None)
-    result = subprocess.run([sys.executable, "-c", FROM_A_PASSING_THREAD], env=env, cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=180)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", FROM_A_PASSING_THREAD],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert "ANSWER 42" in result.stdout, (result.stdout, result.stderr[-3000:])
 
 
@@ -287,24 +296,43 @@ def test_a_cluster_of_two_nodes_trains_on_the_second_and_outlives_the_server(tmp
     ray = ray if os.path.exists(ray) else "ray"
     common = ["--block", "--disable-usage-stats"]
     head = subprocess.Popen(
-        [ray, "start", "--head", f"--port={port}", "--num-cpus=0", "--include-dashboard=false",
-         *common], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            ray,
+            "start",
+            "--head",
+            f"--port={port}",
+            "--num-cpus=0",
+            "--include-dashboard=false",
+            *common,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     second = None
     try:
         time.sleep(5)
         second = subprocess.Popen(
             [ray, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1", *common],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(5)
         runs = tmp_path / "runs"
-        server_env = {**env, "AUDIO_DL_RAY_ADDRESS": f"127.0.0.1:{port}",
-                      "AUDIO_DL_RUNS_DIR": str(runs)}  # fmt: skip
+        server_env = {
+            **env,
+            "AUDIO_DL_RAY_ADDRESS": f"127.0.0.1:{port}",
+            "AUDIO_DL_RUNS_DIR": str(runs),
+        }
         result = subprocess.run(
-            [sys.executable, "-c", SUBMIT_AND_LEAVE, str(tmp_path / "tones")], env=server_env,
-            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+            [sys.executable, "-c", SUBMIT_AND_LEAVE, str(tmp_path / "tones")],
+            env=server_env,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         submitted = json.loads(result.stdout.strip().splitlines()[-1])
         job = submitted["job"]

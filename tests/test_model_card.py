@@ -85,10 +85,17 @@ def test_without_a_card_a_stratified_run_reports_known_speakers_only(run_copy):
 
 
 def test_a_holdout_run_reports_its_unseen_speaker():
-    config = {"data": "builtin:digits", "split": "holdout", "val_groups": ["lucas"],
-              "clip_seconds": 1.0}  # fmt: skip
-    summary = {"status": "finished", "metrics": {"val_accuracy": 0.765},
-               "evaluation": {"true": [0] * 400}}  # fmt: skip
+    config = {
+        "data": "builtin:digits",
+        "split": "holdout",
+        "val_groups": ["lucas"],
+        "clip_seconds": 1.0,
+    }
+    summary = {
+        "status": "finished",
+        "metrics": {"val_accuracy": 0.765},
+        "evaluation": {"true": [0] * 400},
+    }
     meta = {"labels": list("0123456789"), "feature_config": {"sample_rate": 8000}}
     card = card_from_run(config, summary, meta, name="mine")
     assert card.unseen.accuracy == 0.765 and card.unseen.clips == 400
@@ -135,7 +142,7 @@ def _card_text(**changes) -> str:
         (
             _card_text(unseen={"accuracy": 0.8, "folds_measured": 5, "folds_total": 4}),
             "5 of 4 folds",
-        ),  # fmt: skip
+        ),
         (_card_text(command=["rm", "-rf"]), "not text"),
         ('{"format": "' + CARD_FORMAT + '", "pad": "' + "x" * 70_000 + '"}', "not one"),
     ],
@@ -215,8 +222,14 @@ needs_fluidsynth = pytest.mark.skipif(
 def few_notes(tmp_path_factory) -> Path:
     """One program per family, three pitches, through both soundfonts (36 notes)."""
     folder = tmp_path_factory.mktemp("notes")
-    families = {"piano": (0,), "guitar": (24,), "strings": (48,), "brass": (56,),
-                "reed": (71,), "flute": (73,)}  # fmt: skip
+    families = {
+        "piano": (0,),
+        "guitar": (24,),
+        "strings": (48,),
+        "brass": (56,),
+        "reed": (71,),
+        "flute": (73,),
+    }
     note_set = NoteSet(families=families, pitches=(48, 60, 72), velocities=(100,))
     for _line in render_notes(folder, SOUNDFONTS, note_set):
         pass

@@ -34,10 +34,12 @@ def _model(preset: str, members: int = 1) -> InferenceModel:
             module.running_mean.uniform_(-0.5, 0.5)
             module.running_var.uniform_(0.5, 2.0)
     return InferenceModel(
-        network=network, labels=("w", "x", "y", "z"),
+        network=network,
+        labels=("w", "x", "y", "z"),
         recipe=InputRecipe.make(CONFIG, "logmel", 41, Normalization("utterance")),
-        spec=spec, name=preset,
-    )  # fmt: skip
+        spec=spec,
+        name=preset,
+    )
 
 
 @pytest.mark.parametrize(
@@ -70,9 +72,9 @@ def test_onnx_metadata_rebuilds_the_input():
 
 def test_the_shipped_model_exports_with_the_same_answers():
     model = model_from_loaded_run(shipped_store().load("digits-cnn"), origin="shipped")
-    x = torch.cat([
-        prepare_clip(sine(f, 0.7, 16000), 16000, model).model_input for f in (200, 900, 2500)
-    ])  # fmt: skip
+    x = torch.cat(
+        [prepare_clip(sine(f, 0.7, 16000), 16000, model).model_input for f in (200, 900, 2500)]
+    )
     np.testing.assert_allclose(
         run_onnx(export_onnx(model), x.numpy()), model.probabilities(x).numpy(), atol=1e-5
     )

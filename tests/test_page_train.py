@@ -91,8 +91,13 @@ def test_short_training_then_a_stopped_run_both_kept_and_compared(ray_cluster):
     assert not at.error, _texts(at, "error")
     assert any("Finished 1 epochs" in text for text in _texts(at, "success"))
     keys = _chart_keys(at)
-    for key in ("train_live_curves", "train_confusion", "train_per_class_chart", "train_lr_loss",
-                "train_embedding"):  # fmt: skip
+    for key in (
+        "train_live_curves",
+        "train_confusion",
+        "train_per_class_chart",
+        "train_lr_loss",
+        "train_embedding",
+    ):
         assert any(key in k for k in keys), (key, keys)
     # The results show the new run; the confusion cells name true and predicted classes.
     assert at.selectbox(key="train_result_run").value == status.run_id
@@ -217,8 +222,14 @@ def test_ray_failing_to_start_gives_a_sentence_in_the_page(tmp_path):
     env = {**os.environ, "RAY_TMPDIR": str(blocker / "ray"), "PYTHONPATH": str(REPO_ROOT)}
     for name in ("RAY_ADDRESS", "AUDIO_DL_RAY_ADDRESS"):
         env.pop(name, None)
-    result = subprocess.run([sys.executable, "-c", RAY_FAILS], env=env, cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", RAY_FAILS],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     out = result.stdout
     assert "EXCEPTIONS: []" in out, (out, result.stderr[-3000:])
     assert 'ERRORS: ["The local worker cluster (Ray) could not start' in out, out
@@ -234,8 +245,12 @@ def test_a_queued_training_shows_its_place_and_a_second_tab_attaches_to_it(
     monkeypatch.setenv("AUDIO_DL_JOB_CPUS", "2")  # one training fills this 2-CPU cluster
     jobs = get_job_manager()
     other = "fedcba987654"
-    busy = jobs.submit(TrainConfig(epochs=200, members=1, tsne=False), owner=other,
-                       dataset=limit_per_class(builtin_digits(), 4), device="cpu")  # fmt: skip
+    busy = jobs.submit(
+        TrainConfig(epochs=200, members=1, tsne=False),
+        owner=other,
+        dataset=limit_per_class(builtin_digits(), 4),
+        device="cpu",
+    )
     try:
         deadline = time.monotonic() + 120
         while jobs.status(busy, other).state == "queued":  # its worker is starting
@@ -344,8 +359,9 @@ def test_a_sweep_queues_its_trials_past_the_session_limit_and_ranks_them(ray_clu
     assert not at.exception
     plan = [d.value for d in at.dataframe if "learning rate" in d.value.columns][0]
     assert list(plan["learning rate"]) == [1e-3, 1e-2] and "members" not in plan.columns
-    assert any("2 trainings of 1 epoch each" in c and "run 1 at a time" in c
-               for c in _texts(at, "caption"))  # fmt: skip
+    assert any(
+        "2 trainings of 1 epoch each" in c and "run 1 at a time" in c for c in _texts(at, "caption")
+    )
     at.button(key="train_sweep_start").click().run()
     assert not at.exception and not at.error, _texts(at, "error")
     assert not [w for w in _texts(at, "warning") if "sweep" in w.lower()]

@@ -48,8 +48,12 @@ def _harmonic_tone(f0: float, top_hz: float, seconds: float, rate: int) -> np.nd
 def _tones(seconds: float = 1.5, rate: int = 22050, top_hz: float = 7000.0) -> AudioDataset:
     """Sustained tones starting at 0 s, all the same length, energy up to top_hz."""
     rng = np.random.default_rng(0)
-    return _dataset([(n % 2, _harmonic_tone(rng.uniform(200, 400), top_hz, seconds, rate), rate)
-                     for n in range(12)])  # fmt: skip
+    return _dataset(
+        [
+            (n % 2, _harmonic_tone(rng.uniform(200, 400), top_hz, seconds, rate), rate)
+            for n in range(12)
+        ]
+    )
 
 
 def _words(rate: int = 8000) -> AudioDataset:
@@ -219,8 +223,22 @@ def test_cli_auto_recipe_trains_with_the_recipe_and_explicit_flags_win(tmp_path,
     assert config.clip_seconds == 0.5  # given on the command line: it wins
     assert "16 kHz because your clips have energy up to" in capsys.readouterr().err
 
-    code = main(["--data", folder, "--auto-recipe", "--epochs", "1", "--members", "1",
-                 "--no-tsne", "--runs-dir", str(tmp_path / "runs"), "--val-fraction", "0.34"])  # fmt: skip
+    code = main(
+        [
+            "--data",
+            folder,
+            "--auto-recipe",
+            "--epochs",
+            "1",
+            "--members",
+            "1",
+            "--no-tsne",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--val-fraction",
+            "0.34",
+        ]
+    )
     assert code == 0
     [info] = RunStore(tmp_path / "runs").list_runs()
     saved = json.loads((info.path / "config.json").read_text())["train_config"]
@@ -279,8 +297,9 @@ def test_measure_sound_on_a_steady_tone_a_changing_tone_and_silence():
     # The same length of sound whose pitch jumps every 50 ms (a melody of short notes, or
     # syllables): its bands change by several dB between frames.
     rng = np.random.default_rng(0)
-    hopping = np.concatenate([_harmonic_tone(rng.uniform(150, 600), 4000, 0.05, rate)
-                              for _ in range(20)])  # fmt: skip
+    hopping = np.concatenate(
+        [_harmonic_tone(rng.uniform(150, 600), 4000, 0.05, rate) for _ in range(20)]
+    )
     assert measure_sound(hopping, rate).change_db > 1.5
     assert measure_sound(np.zeros(rate), rate).sounding_seconds == 0.0
     # Background noise 35 dB under a word is not sound: the word's length is measured.

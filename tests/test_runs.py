@@ -154,7 +154,8 @@ def test_a_kill_in_the_middle_of_a_write_leaves_the_previous_weights(tmp_path):
             os.kill(os.getpid(), 9)
 
         os.fsync = killed_midway
-        files.write_bytes_atomic(pathlib.Path({str(tmp_path / run_id / WEIGHTS_FILE)!r}), b"x" * 5_000_000)
+        files.write_bytes_atomic(pathlib.Path({str(tmp_path / run_id / WEIGHTS_FILE)!r}), b"x" *
+        5_000_000)
         """
     )
     child = subprocess.run(

@@ -59,10 +59,12 @@ def _untrained_model() -> InferenceModel:
         ),
     )
     return InferenceModel(
-        network=build_model(spec).eval(), labels=("noise", "tone"),
+        network=build_model(spec).eval(),
+        labels=("noise", "tone"),
         recipe=InputRecipe.make(CONFIG, "logmel", FRAMES, Normalization("utterance")),
-        spec=spec, name="tone",
-    )  # fmt: skip
+        spec=spec,
+        name="tone",
+    )
 
 
 @pytest.fixture(scope="module")

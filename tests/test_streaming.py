@@ -38,7 +38,8 @@ from core.inference.streaming import (
 )
 
 # 6_jackson_7 is the loudest of the five: first, so the stream has heard its loudest sound as
-# early as the file has (the one thing a stream cannot know in advance; see core.inference.streaming).
+# early as the file has (the one thing a stream cannot know in advance; see
+# core.inference.streaming).
 DIGITS = ("6_jackson_7", "1_lucas_3", "3_jackson_1", "7_george_2", "9_nicolas_4")
 
 
@@ -123,8 +124,9 @@ def test_a_48k_stereo_int16_stream_matches_the_offline_timeline_of_the_same_audi
         chunk = stereo[:, 2 * i : 2 * (i + frame)]
         live.feed(as_mono_float(chunk, channels=2, interleaved=True), 48000)
     live.finish()
-    offline = classify_windows(shipped, mic.astype(np.float32) / 32768, 48000,
-                               hop_seconds=0.25, trim_silence=True)  # fmt: skip
+    offline = classify_windows(
+        shipped, mic.astype(np.float32) / 32768, 48000, hop_seconds=0.25, trim_silence=True
+    )
     assert np.abs(live.window_result().probabilities - offline.probabilities).max() <= 1e-4
 
 
@@ -273,7 +275,7 @@ def test_dropped_frames_are_filled_with_silence_so_the_clock_stays_right(shipped
             np.array([[0.5, 1.0], [-0.5, 0.0]], np.float32),
             {"channels": 2, "interleaved": False},
             [0.0, 0.5],
-        ),  # fmt: skip
+        ),
         (np.array([np.nan, 2.0, -np.inf], np.float32), {}, [0.0, 1.0, 0.0]),
     ],
 )
@@ -310,7 +312,7 @@ def test_a_hop_outside_100_to_250_ms_is_refused_with_a_sentence(hop):
         (261.63, "C4", 0.0),
         (432.0, "A4", -31.8),
         (1046.5, "C6", 0.0),
-    ],  # fmt: skip
+    ],
 )
 def test_note_and_cents_known_answers(hz, note, cents):
     name, off = note_and_cents(hz)

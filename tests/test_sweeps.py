@@ -69,11 +69,18 @@ def test_sweep_settings_that_make_no_sensible_trials_get_sentences():
     with pytest.raises(SweepError, match="at least two values"):
         plan_sweep(TrainConfig(), SweepSpace(learning_rates=(1e-3,)))
     with pytest.raises(SweepError, match="at most 12"):
-        plan_sweep(TrainConfig(), SweepSpace(learning_rates=(1e-4, 1e-3, 1e-2, 1e-1),
-                                             batch_sizes=(8, 16, 32, 64)))  # fmt: skip
-    for bad in (dict(learning_rates=(0.0, 1e-3)), dict(batch_sizes=(0, 8)),
-                dict(members=(1, 99)), dict(augment_strengths=(-1.0, 1.0)),
-                dict(learning_rates=(math.nan, 1.0)), dict(mode="bayes")):  # fmt: skip
+        plan_sweep(
+            TrainConfig(),
+            SweepSpace(learning_rates=(1e-4, 1e-3, 1e-2, 1e-1), batch_sizes=(8, 16, 32, 64)),
+        )
+    for bad in (
+        dict(learning_rates=(0.0, 1e-3)),
+        dict(batch_sizes=(0, 8)),
+        dict(members=(1, 99)),
+        dict(augment_strengths=(-1.0, 1.0)),
+        dict(learning_rates=(math.nan, 1.0)),
+        dict(mode="bayes"),
+    ):
         with pytest.raises(SweepError):
             SweepSpace(**bad)
 
@@ -97,8 +104,11 @@ def test_trials_are_ranked_by_validation_accuracy_with_the_varied_values_as_colu
     sweep = {"id": "sweep-1", "name": "tones", "trials": 3}
     results = [(1e-3, 0.5, 0.9), (1e-2, 0.9, 0.3), (1e-1, None, None)]  # the last still runs
     for trial, (rate, accuracy, loss) in enumerate(results):
-        run_id = store.create_run(TrainConfig(), owner="alice", sweep={
-            **sweep, "trial": trial, "values": {"learning_rate": rate}})  # fmt: skip
+        run_id = store.create_run(
+            TrainConfig(),
+            owner="alice",
+            sweep={**sweep, "trial": trial, "values": {"learning_rate": rate}},
+        )
         if accuracy is not None:
             store.finish(run_id, "finished", metrics={"val_accuracy": accuracy, "val_loss": loss})
     store.create_run(TrainConfig(), owner="alice")  # not part of the sweep
@@ -117,8 +127,9 @@ def test_a_sweep_queues_all_its_trials_past_the_session_limit_and_runs_them_in_t
     jobs = JobManager(RunStore(tmp_path / "runs"), env={})  # one job per session (default)
     base = dataclasses.replace(TONE_CONFIG, epochs=2, name="tones")
     space = SweepSpace(learning_rates=(0.01, 0.05), members=(1, 2))
-    sweep_id = jobs.submit_sweep(base, space, owner="alice", dataset=tones, spec=TINY_SPEC,
-                                 device="cpu")  # fmt: skip
+    sweep_id = jobs.submit_sweep(
+        base, space, owner="alice", dataset=tones, spec=TINY_SPEC, device="cpu"
+    )
     trials = jobs.sweep_jobs(sweep_id, "alice")
     assert len(trials) == 4 and all(not t.done for t in trials)
     # While it runs, Start refuses with a sentence, and another sweep too.
@@ -145,7 +156,11 @@ def test_a_sweep_queues_all_its_trials_past_the_session_limit_and_runs_them_in_t
     rows = sweep_rows(runs, sweep_id)
     assert len(rows) == 4 and [r["rank"] for r in rows] == [1, 2, 3, 4]
     assert {(r["learning rate"], r["members"]) for r in rows} == {
-        (0.01, 1), (0.01, 2), (0.05, 1), (0.05, 2)}  # fmt: skip
+        (0.01, 1),
+        (0.01, 2),
+        (0.05, 1),
+        (0.05, 2),
+    }
     for run in runs:  # each trial is an ordinary run with its own values
         assert run.train_config["learning_rate"] == run.sweep["values"]["learning_rate"]
         assert jobs.store.load(run.run_id).spec.members == run.sweep["values"]["members"]
@@ -158,8 +173,9 @@ def test_stopping_a_sweep_stops_the_running_trial_and_the_waiting_ones(
 ):
     jobs = JobManager(RunStore(tmp_path / "runs"), env={})
     space = SweepSpace(learning_rates=(0.01, 0.05, 0.1))
-    sweep_id = jobs.submit_sweep(LONG, space, owner="bob", dataset=tones, spec=TINY_SPEC,
-                                 device="cpu")  # fmt: skip
+    sweep_id = jobs.submit_sweep(
+        LONG, space, owner="bob", dataset=tones, spec=TINY_SPEC, device="cpu"
+    )
     _wait_for(lambda: any(s.state == "running" for s in jobs.sweep_jobs(sweep_id, "bob")))
     waiting = jobs.sweep_jobs(sweep_id, "bob")[1:]
     assert all(s.state == "queued" and s.queue_position is None for s in waiting)

@@ -38,15 +38,23 @@ def test_the_autoencoder_task_learns_exactly_what_the_page_would_have(tmp_path):
     patches, steps = _patches(), 12
     folder = JobFolder(tmp_path / "job-1")
     folder.create({"job_id": "job-1"})
-    run_task_job(folder, "autoencoder", dict(state=_fresh_state(), config=CONFIG,
-                                             patches=patches, steps=steps), device="cpu")  # fmt: skip
+    run_task_job(
+        folder,
+        "autoencoder",
+        dict(state=_fresh_state(), config=CONFIG, patches=patches, steps=steps),
+        device="cpu",
+    )
     assert folder.state()["state"] == "finished", folder.state()
     result = read_task_result(folder)
     # The same training in this process, from the same start: the same losses and codes.
     model = uns.ConvAutoencoder(CONFIG)
     model.load_state_dict(_fresh_state())
-    losses = [e.loss for e in uns.train_autoencoder(model, patches, CONFIG, steps=steps,
-                                                    device=torch.device("cpu"))]  # fmt: skip
+    losses = [
+        e.loss
+        for e in uns.train_autoencoder(
+            model, patches, CONFIG, steps=steps, device=torch.device("cpu")
+        )
+    ]
     codes, recons = uns.autoencoder_outputs(model, patches, device=torch.device("cpu"))
     np.testing.assert_allclose(result.arrays["losses"], losses, rtol=1e-5)
     np.testing.assert_allclose(result.arrays["codes"], codes, rtol=1e-4, atol=1e-5)
@@ -65,8 +73,12 @@ def test_the_autoencoder_task_learns_exactly_what_the_page_would_have(tmp_path):
 def test_a_task_that_cannot_run_fails_with_its_sentence(tmp_path):
     folder = JobFolder(tmp_path / "job-2")
     folder.create({"job_id": "job-2"})
-    run_task_job(folder, "autoencoder", dict(state=_fresh_state(), config=CONFIG,
-                                             patches=_patches(1), steps=5), device="cpu")  # fmt: skip
+    run_task_job(
+        folder,
+        "autoencoder",
+        dict(state=_fresh_state(), config=CONFIG, patches=_patches(1), steps=5),
+        device="cpu",
+    )
     assert folder.state()["state"] == "failed"
     assert folder.state()["message"] == "The autoencoder needs at least 2 clips to learn from."
     assert read_task_result(folder) is None
@@ -80,8 +92,13 @@ def test_batch_classification_runs_on_a_worker_and_matches_the_servers_answers(
     files = sorted(DIGITS_DIR.glob("*_nicolas_0.wav"))[:6]
     sources = [(f.name, str(f)) for f in files] + [("broken.wav", b"not audio")]
     jobs = JobManager(RunStore(tmp_path / "runs"), env={})
-    job = jobs.submit_task("classify_files", dict(model=model, sources=sources), owner="carol",
-                           device="cpu", name="7 clips")  # fmt: skip
+    job = jobs.submit_task(
+        "classify_files",
+        dict(model=model, sources=sources),
+        owner="carol",
+        device="cpu",
+        name="7 clips",
+    )
     with pytest.raises(JobLimitReached):  # one batch at a time per session
         jobs.submit_task("classify_files", dict(model=model, sources=sources), owner="carol")
     status = jobs.wait(job, "carol", timeout=180)
@@ -89,9 +106,11 @@ def test_batch_classification_runs_on_a_worker_and_matches_the_servers_answers(
     rows = batch_rows(jobs.task_result(job, "carol"))
     expected = classify_files(model, sources)
     assert [(r.file, r.label, r.unsure) for r in rows] == [
-        (r.file, r.label, r.unsure) for r in expected]  # fmt: skip
-    np.testing.assert_allclose([r.confidence for r in rows], [r.confidence for r in expected],
-                               rtol=1e-5)  # fmt: skip
+        (r.file, r.label, r.unsure) for r in expected
+    ]
+    np.testing.assert_allclose(
+        [r.confidence for r in rows], [r.confidence for r in expected], rtol=1e-5
+    )
     assert np.isnan(rows[-1].confidence) and rows[-1].note  # the broken file, with its reason
     assert jobs.task_events(job, "carol")[-1]["fraction"] == 1.0
     assert jobs.jobs("carol") == []  # tasks are not trainings: the Train page does not list them
@@ -106,8 +125,7 @@ def test_model_embeddings_in_chunks_equal_the_whole_collection_at_once(tmp_path)
     collection = uns.builtin_digit_collection(n_clips=12)  # at least a clip per digit and voice
     folder = JobFolder(tmp_path / "job-3")
     folder.create({"job_id": "job-3"})
-    run_task_job(folder, "model_embeddings", dict(model=model, collection=collection),
-                 device="cpu")  # fmt: skip
+    run_task_job(folder, "model_embeddings", dict(model=model, collection=collection), device="cpu")
     assert folder.state()["state"] == "finished", folder.state()
     embeddings = read_task_result(folder).arrays["embeddings"]
     expected = uns.trained_model_embeddings(collection, model)

@@ -184,9 +184,12 @@ def test_trained_model_embeddings_are_the_penultimate_layer_of_prepared_clips():
 
     torch.manual_seed(0)
     network = nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
         nn.Linear(4, 3),
-    ).eval()  # fmt: skip
+    ).eval()
     recipe = InputRecipe.make(FeatureConfig(), "logmel", 50, Normalization("instance"))
     model = InferenceModel(network, ("a", "b", "c"), recipe)
     collection = uns.Collection(

@@ -31,15 +31,18 @@ POLL_SECONDS = 1.0
 def show_batch(prefix: str, model: InferenceModel) -> None:
     """File uploader (many files) or a built-in set -> table (file, class, confidence) + CSV."""
     uploads = st.file_uploader(
-        "Upload clips", type=list(UPLOAD_TYPES), accept_multiple_files=True,
+        "Upload clips",
+        type=list(UPLOAD_TYPES),
+        accept_multiple_files=True,
         key=f"{prefix}_batch_upload",
         help=f"Up to {MAX_FILES} files; each is classified on its own.",
-    )  # fmt: skip
+    )
     builtin = st.toggle(
-        "Use 20 built-in spoken digits instead", key=f"{prefix}_batch_builtin",
+        "Use 20 built-in spoken digits instead",
+        key=f"{prefix}_batch_builtin",
         help="Two takes of each digit by one speaker; the ready-made model trained on some "
         "takes of every speaker, so a few of these may be clips it has seen.",
-    )  # fmt: skip
+    )
     if builtin:
         sources = [(name, str(DIGITS_DIR / name)) for name in BUILTIN_BATCH]
     elif uploads:
@@ -55,8 +58,12 @@ def show_batch(prefix: str, model: InferenceModel) -> None:
     signature = _signature(model, sources)
     running = bool(batch.get("job")) and not batch.get("done")
     left, right, _ = st.columns([2, 1, 2])
-    if left.button(f"Classify these {len(sources)} clips", key=f"{prefix}_batch_run",
-                   type="primary", disabled=running):  # fmt: skip
+    if left.button(
+        f"Classify these {len(sources)} clips",
+        key=f"{prefix}_batch_run",
+        type="primary",
+        disabled=running,
+    ):
         _submit(key, model, sources, signature)
         batch = st.session_state.get(key) or {}
         running = bool(batch.get("job"))
@@ -81,16 +88,20 @@ def _signature(model: InferenceModel, sources) -> str:
 def _submit(key: str, model: InferenceModel, sources, signature: str) -> None:
     """Send the model (on the CPU: a worker may have no GPU) and the files to a worker."""
     if model.device.type != "cpu":  # the server's model is shared: send a CPU copy
-        model = dataclasses.replace(model, network=copy.deepcopy(model.network).cpu(),
-                                    device=torch.device("cpu"))  # fmt: skip
+        model = dataclasses.replace(
+            model, network=copy.deepcopy(model.network).cpu(), device=torch.device("cpu")
+        )
     device = resolve_device(st.session_state.get("device_choice", "auto"))
     waiting = "Starting the worker processes (Ray; the first time takes a few seconds)..."
     try:
         with st.spinner(waiting if cluster.connected() is None else "Queueing the batch..."):
             job = get_job_manager().submit_task(
-                "classify_files", dict(model=model, sources=sources),
-                owner=st.session_state["session_id"], device=device,
-                name=f"{len(sources)} clips with {model.name}")  # fmt: skip
+                "classify_files",
+                dict(model=model, sources=sources),
+                owner=st.session_state["session_id"],
+                device=device,
+                name=f"{len(sources)} clips with {model.name}",
+            )
     except JobLimitReached as error:
         st.warning(str(error))
         return
@@ -133,15 +144,25 @@ def _result(prefix: str, key: str, model_name: str) -> None:
     if failed:
         st.warning(f"{failed} of {len(rows)} files could not be read: see the note column.")
     table = [
-        {"file": r.file, "class": r.label or "—",
-         "confidence": None if r.confidence != r.confidence else round(r.confidence, 3),
-         "unsure": r.unsure, "seconds": None if r.duration_seconds != r.duration_seconds
-         else round(r.duration_seconds, 2), "note": r.note}
+        {
+            "file": r.file,
+            "class": r.label or "—",
+            "confidence": None if r.confidence != r.confidence else round(r.confidence, 3),
+            "unsure": r.unsure,
+            "seconds": None
+            if r.duration_seconds != r.duration_seconds
+            else round(r.duration_seconds, 2),
+            "note": r.note,
+        }
         for r in rows
-    ]  # fmt: skip
+    ]
     st.dataframe(table, key=f"{prefix}_batch_table", hide_index=True)
     st.download_button(
-        "Download CSV", batch_csv(rows), file_name=f"{file_stem(model_name)}_predictions.csv",
-        mime="text/csv", key=f"{prefix}_batch_csv", icon=":material/download:",
+        "Download CSV",
+        batch_csv(rows),
+        file_name=f"{file_stem(model_name)}_predictions.csv",
+        mime="text/csv",
+        key=f"{prefix}_batch_csv",
+        icon=":material/download:",
         on_click="ignore",
-    )  # fmt: skip
+    )

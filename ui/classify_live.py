@@ -1,6 +1,7 @@
 """Classify page, Live tab: the microphone classified continuously by the chosen model.
 
-The stream goes through core.inference.streaming.LiveClassifier, which uses the timeline's own window,
+The stream goes through core.inference.streaming.LiveClassifier, which uses the timeline's own
+window,
 feature and normalisation code: what the Live tab says about a sound is what the timeline
 says about the same sound uploaded. Detected segments can be filed as training clips for the
 Train page's "Record per class" data (st.session_state["train_clips"]).
@@ -150,8 +151,8 @@ def _segments(prefix: str, snapshot: ClassifierSnapshot) -> None:
         list(reversed(by_start)),
         key=f"{prefix}_live_segment",
         format_func=lambda t: (
-            f"{by_start[t][0].label} at {t:.2f}–"
-            f"{by_start[t][0].end_seconds:.2f} s ({by_start[t][0].confidence:.0%})"
+            f"{by_start[t][0].label} at {t:.2f}–{by_start[t][0].end_seconds:.2f} s "
+            f"({by_start[t][0].confidence:.0%})"
         ),
     )
     if chosen not in by_start:

@@ -67,9 +67,13 @@ def model_picker(prefix: str) -> InferenceModel | None:
     device = str(resolve_device(st.session_state.get("device_choice", "auto")))
     try:
         model = _load_cached(
-            choice.store_root, choice.run_id, choice.origin, choice.owner, device,
+            choice.store_root,
+            choice.run_id,
+            choice.origin,
+            choice.owner,
+            device,
             _weights_mtime(choice),
-        )  # fmt: skip
+        )
     except (RunError, InferenceError) as error:
         st.error(f"This model cannot be used: {error}")
         _import_section(prefix, owner)
@@ -92,12 +96,25 @@ def _ready_models(choices: list[ModelChoice]) -> None:
         try:
             card = card_for(choice)
         except (ModelCardError, RunError) as error:
-            rows.append({"model": choice.label, "kind of sound": str(error), "classes": "",
-                         "rate": "", "window": ""})  # fmt: skip
+            rows.append(
+                {
+                    "model": choice.label,
+                    "kind of sound": str(error),
+                    "classes": "",
+                    "rate": "",
+                    "window": "",
+                }
+            )
             continue
-        rows.append({"model": choice.label, "kind of sound": card.sound or card.data,
-                     "classes": ", ".join(card.labels), "rate": f"{card.sample_rate / 1000:g} kHz",
-                     "window": f"{card.clip_seconds:g} s"})  # fmt: skip
+        rows.append(
+            {
+                "model": choice.label,
+                "kind of sound": card.sound or card.data,
+                "classes": ", ".join(card.labels),
+                "rate": f"{card.sample_rate / 1000:g} kHz",
+                "window": f"{card.clip_seconds:g} s",
+            }
+        )
     if rows:
         with st.expander(f"What the {len(rows)} ready-made models know", icon=":material/list:"):
             st.dataframe(rows, hide_index=True, key="classify_ready_models")

@@ -25,9 +25,19 @@ POLL_SECONDS = 1.0
 
 def _fresh_state(collection_id: str) -> dict:
     torch.manual_seed(CONFIG.seed)
-    return {"id": collection_id, "model": uns.ConvAutoencoder(CONFIG), "mel": None,
-            "losses": [], "steps": 0, "codes": None, "recons": None,
-            "job": None, "job_seen": 0, "job_losses": [], "error": ""}  # fmt: skip
+    return {
+        "id": collection_id,
+        "model": uns.ConvAutoencoder(CONFIG),
+        "mel": None,
+        "losses": [],
+        "steps": 0,
+        "codes": None,
+        "recons": None,
+        "job": None,
+        "job_seen": 0,
+        "job_losses": [],
+        "error": "",
+    }
 
 
 def autoencoder_state(collection_id: str) -> dict:
@@ -42,26 +52,36 @@ def _loss_figure(state: dict):
     mel = state["mel"].patches
     baseline = uns.reconstruction_error(mel, np.broadcast_to(mel.mean(axis=0), mel.shape))
     return line_curves(
-        {"reconstruction loss (batch)": state["losses"]}, title="Reconstruction loss",
-        x_title="step", y_title="mean squared error", smooth=max(1, len(state["losses"]) // 50),
-        reference=baseline, reference_name="guessing the average spectrogram",
-    )  # fmt: skip
+        {"reconstruction loss (batch)": state["losses"]},
+        title="Reconstruction loss",
+        x_title="step",
+        y_title="mean squared error",
+        smooth=max(1, len(state["losses"]) // 50),
+        reference=baseline,
+        reference_name="guessing the average spectrogram",
+    )
 
 
 def start_training(state: dict, collection: uns.Collection, steps: int) -> None:
     """Queue `steps` more training steps on a worker (the model continues where it is)."""
     if state["mel"] is None:  # log-mel patches of every clip, made on the first click
-        state["mel"] = memo(state["id"], ("patches",), lambda: uns.log_mel_patches(
-            [c.samples for c in collection.clips], CONFIG))  # fmt: skip
+        state["mel"] = memo(
+            state["id"],
+            ("patches",),
+            lambda: uns.log_mel_patches([c.samples for c in collection.clips], CONFIG),
+        )
     device = resolve_device(st.session_state.get("device_choice", "auto"))
     weights = {k: v.detach().cpu() for k, v in state["model"].state_dict().items()}
     waiting = "Starting the worker processes (Ray; the first time takes a few seconds)..."
     try:
         with st.spinner(waiting if cluster.connected() is None else "Queueing the training..."):
             state["job"] = get_job_manager().submit_task(
-                "autoencoder", dict(state=weights, config=CONFIG, patches=state["mel"].patches,
-                                    steps=steps), owner=st.session_state["session_id"],
-                device=device, name=f"autoencoder, {steps} steps")  # fmt: skip
+                "autoencoder",
+                dict(state=weights, config=CONFIG, patches=state["mel"].patches, steps=steps),
+                owner=st.session_state["session_id"],
+                device=device,
+                name=f"autoencoder, {steps} steps",
+            )
         state["job_losses"] = []
     except JobLimitReached as error:
         st.warning(str(error))
@@ -86,8 +106,10 @@ def _watch(state: dict) -> None:
     )
     st.progress(min(1.0, status.progress), text=f"{status.state}: {where}")
     if state["job_losses"]:
-        st.plotly_chart(_loss_figure({**state, "losses": state["losses"] + state["job_losses"]}),
-                        key="explore_ae_live")  # fmt: skip
+        st.plotly_chart(
+            _loss_figure({**state, "losses": state["losses"] + state["job_losses"]}),
+            key="explore_ae_live",
+        )
     if status.done:
         _finish(state, jobs.task_result(state["job"], owner), status)
         st.rerun(scope="app")  # the embedding menu above now offers the bottleneck
@@ -107,15 +129,27 @@ def _finish(state: dict, result, status) -> None:
 
 def show_reconstruction(collection_id: str, collection: uns.Collection, state: dict) -> None:
     """Original against reconstruction for one clip, as pictures and as sound."""
-    index = st.selectbox("Clip", range(len(collection)), key="explore_ae_clip",
-                         format_func=lambda i: collection.clips[i].name)  # fmt: skip
+    index = st.selectbox(
+        "Clip",
+        range(len(collection)),
+        key="explore_ae_clip",
+        format_func=lambda i: collection.clips[i].name,
+    )
     original, recon = state["mel"].patches[index, 0], state["recons"][index, 0]
     frames_per_second = collection.sample_rate / CONFIG.hop_length
-    st.plotly_chart(spectrogram_pair(original, recon, frames_per_second=frames_per_second),
-                    key="explore_ae_spectrograms")  # fmt: skip
+    st.plotly_chart(
+        spectrogram_pair(original, recon, frames_per_second=frames_per_second),
+        key="explore_ae_spectrograms",
+    )
     peak = float(state["mel"].peak_db[index])
-    sounds = memo(collection_id, ("griffin-lim", index, state["steps"]), lambda: (
-        uns.patch_to_audio(original, peak, CONFIG), uns.patch_to_audio(recon, peak, CONFIG)))  # fmt: skip
+    sounds = memo(
+        collection_id,
+        ("griffin-lim", index, state["steps"]),
+        lambda: (
+            uns.patch_to_audio(original, peak, CONFIG),
+            uns.patch_to_audio(recon, peak, CONFIG),
+        ),
+    )
     cols = st.columns(3)
     cols[0].caption("The clip itself")
     cols[0].audio(collection.clips[index].samples, sample_rate=collection.sample_rate)
@@ -137,8 +171,9 @@ def render_autoencoder(collection_id: str, collection: uns.Collection) -> None:
     cols = st.columns([2, 1, 1])
     steps = cols[0].slider("Training steps", 20, 600, 200, 10, key="explore_ae_steps")
     running = bool(state.get("job"))
-    if cols[1].button("Train the autoencoder", key="explore_ae_train", type="primary",
-                      disabled=running):  # fmt: skip
+    if cols[1].button(
+        "Train the autoencoder", key="explore_ae_train", type="primary", disabled=running
+    ):
         if len(collection) < 2:
             st.error("The autoencoder needs at least 2 clips to learn from.")
         else:
@@ -155,12 +190,16 @@ def render_autoencoder(collection_id: str, collection: uns.Collection) -> None:
         st.warning(state["error"])
     if not state["steps"]:
         if not state.get("job"):
-            st.info("Press **Train the autoencoder**: it learns to squeeze each spectrogram "
-                    f"through {CONFIG.bottleneck} numbers and rebuild it.")  # fmt: skip
+            st.info(
+                "Press **Train the autoencoder**: it learns to squeeze each spectrogram "
+                f"through {CONFIG.bottleneck} numbers and rebuild it."
+            )
         return
     st.plotly_chart(_loss_figure(state), key="explore_ae_loss")
     error = uns.reconstruction_error(state["mel"].patches, state["recons"])
-    st.caption(f"After {state['steps']} steps the reconstruction error over all clips is "
-               f"{error:.4f}. Its {CONFIG.bottleneck}-number code is now an embedding choice "
-               "in the map above.")  # fmt: skip
+    st.caption(
+        f"After {state['steps']} steps the reconstruction error over all clips is "
+        f"{error:.4f}. Its {CONFIG.bottleneck}-number code is now an embedding choice "
+        "in the map above."
+    )
     show_reconstruction(collection_id, collection, state)

@@ -23,8 +23,9 @@ def _builtin(source: str) -> uns.Collection:
 
 def pick_collection() -> tuple[str, uns.Collection] | None:
     """(collection id, collection) for the user's choice, or None with a message in the page."""
-    source = st.radio("Collection", list(SOURCES), format_func=SOURCES.get,
-                      horizontal=True, key="explore_source")  # fmt: skip
+    source = st.radio(
+        "Collection", list(SOURCES), format_func=SOURCES.get, horizontal=True, key="explore_source"
+    )
     if source != "zip":
         try:
             return source, _builtin(source)
@@ -35,8 +36,9 @@ def pick_collection() -> tuple[str, uns.Collection] | None:
         "A zip of audio files (sub-folders become labels; at most "
         f"{uns.ZIP_MAX_FILES} files, {uns.ZIP_MAX_BYTES // 1024**2} MB unpacked, "
         f"first {uns.ZIP_MAX_CLIP_SECONDS:.0f} s of each file)",
-        type=["zip"], key="explore_zip",
-    )  # fmt: skip
+        type=["zip"],
+        key="explore_zip",
+    )
     if upload is None:
         st.info("Upload a zip, or pick a built-in collection.")
         return None

@@ -61,8 +61,12 @@ def choose_embedding(collection_id: str) -> tuple[str, object]:
     penultimate layer of each trained classifier in the run store."""
     models = _model_choices()
     options = [MFCC] + ([AUTOENCODER] if trained_autoencoder(collection_id) else []) + list(models)
-    name = st.selectbox("Embedding", options, key="explore_embedding",
-                        help="How each clip becomes a vector of numbers.")  # fmt: skip
+    name = st.selectbox(
+        "Embedding",
+        options,
+        key="explore_embedding",
+        help="How each clip becomes a vector of numbers.",
+    )
     return name, models.get(name)
 
 
@@ -73,8 +77,11 @@ def compute_embeddings(collection_id: str, collection: uns.Collection, name: str
         state = trained_autoencoder(collection_id)
         return state["codes"] if state else None
     if name == MFCC:
-        return memo(collection_id, ("mfcc",), lambda: uns.mfcc_statistics(
-            [c.samples for c in collection.clips], device=device))  # fmt: skip
+        return memo(
+            collection_id,
+            ("mfcc",),
+            lambda: uns.mfcc_statistics([c.samples for c in collection.clips], device=device),
+        )
     return _model_embeddings(collection_id, collection, model_choice, device)
 
 
@@ -110,9 +117,13 @@ def _submit_embeddings(collection_id, collection, model_choice, device, key) -> 
     try:
         model = load_choice(model_choice, device="cpu")  # a worker may have no GPU
         with st.spinner(waiting if cluster.connected() is None else "Queueing the embeddings..."):
-            job_id = jobs.submit_task("model_embeddings", dict(model=model, collection=collection),
-                                      owner=owner, device=device,
-                                      name=f"embeddings of {len(collection)} clips")  # fmt: skip
+            job_id = jobs.submit_task(
+                "model_embeddings",
+                dict(model=model, collection=collection),
+                owner=owner,
+                device=device,
+                name=f"embeddings of {len(collection)} clips",
+            )
     except ValueError as error:  # RunError, InferenceError
         st.error(f"That model could not be used: {error}")
         return None
@@ -142,8 +153,10 @@ def _embedding_progress(collection_id: str, key: tuple) -> None:
             if status.queue_position
             else status.message
         )
-        st.progress(min(1.0, status.progress),
-                    text=f"Embedding every clip with the model on a worker: {where or status.state}")  # fmt: skip
+        st.progress(
+            min(1.0, status.progress),
+            text=f"Embedding every clip with the model on a worker: {where or status.state}",
+        )
         return
     result = jobs.task_result(job["job"], owner)
     values = memo_values(collection_id)
@@ -157,16 +170,30 @@ def _embedding_progress(collection_id: str, key: tuple) -> None:
 
 def map_settings(n_clips: int) -> tuple[str, uns.ClusterConfig]:
     cols = st.columns(3)
-    projection = cols[0].selectbox("2-D map", uns.PROJECTIONS, key="explore_projection",
-                                   help="PCA: linear, keeps global spread. t-SNE: keeps "
-                                   "neighbourhoods, distances between groups mean little.")  # fmt: skip
+    projection = cols[0].selectbox(
+        "2-D map",
+        uns.PROJECTIONS,
+        key="explore_projection",
+        help="PCA: linear, keeps global spread. t-SNE: keeps "
+        "neighbourhoods, distances between groups mean little.",
+    )
     method = cols[1].radio("Clustering", uns.CLUSTERINGS, key="explore_clustering", horizontal=True)
     if method == "k-means":
-        k = cols[2].slider("k (clusters)", 2, max(3, min(20, n_clips - 1)), min(10, max(2, n_clips - 1)),
-                           key="explore_k")  # fmt: skip
+        k = cols[2].slider(
+            "k (clusters)",
+            2,
+            max(3, min(20, n_clips - 1)),
+            min(10, max(2, n_clips - 1)),
+            key="explore_k",
+        )
         return projection, uns.ClusterConfig("k-means", k=k)
-    size = cols[2].slider("Smallest cluster", 2, max(3, min(40, n_clips // 2)), max(2, min(5, n_clips // 2)),
-                          key="explore_min_cluster")  # fmt: skip
+    size = cols[2].slider(
+        "Smallest cluster",
+        2,
+        max(3, min(40, n_clips // 2)),
+        max(2, min(5, n_clips // 2)),
+        key="explore_min_cluster",
+    )
     return projection, uns.ClusterConfig("HDBSCAN", min_cluster_size=size)
 
 
@@ -176,14 +203,20 @@ def cluster_names(clusters: np.ndarray) -> list[str]:
 
 def show_map(collection: uns.Collection, xy: np.ndarray, clusters: np.ndarray) -> list[int]:
     """The scatter (coloured by cluster or by a label); returns the selected clip indices."""
-    color = st.radio("Colour points by", ["clusters", *collection.label_names], horizontal=True,
-                     key="explore_color")  # fmt: skip
+    color = st.radio(
+        "Colour points by",
+        ["clusters", *collection.label_names],
+        horizontal=True,
+        key="explore_color",
+    )
     groups = cluster_names(clusters) if color == "clusters" else collection.labels(color)
     hover = [", ".join(f"{k}: {v}" for k, v in c.labels.items()) for c in collection.clips]
-    figure = embedding_map(xy, groups, [c.name for c in collection.clips], hover_labels=hover,
-                           legend_title=color)  # fmt: skip
-    event = st.plotly_chart(figure, on_select="rerun", selection_mode=("points", "box", "lasso"),
-                            key="explore_map")  # fmt: skip
+    figure = embedding_map(
+        xy, groups, [c.name for c in collection.clips], hover_labels=hover, legend_title=color
+    )
+    event = st.plotly_chart(
+        figure, on_select="rerun", selection_mode=("points", "box", "lasso"), key="explore_map"
+    )
     points = event.selection.points if event and event.selection else []
     selected = []
     for point in points:

@@ -2,7 +2,8 @@
 
 The browser sends its microphone over WebRTC (SENDONLY: nothing comes back). Each batch of audio
 frames reaches `on_frames` in a streamlit-webrtc thread, which only queues it on the session's
-`core.inference.streaming.LiveStream` (never st.*: there is no script context there). The stream's own
+`core.inference.streaming.LiveStream` (never st.*: there is no script context there). The stream's
+own
 worker analyses; the page redraws the current answer and the latest snapshot from two
 `st.fragment(run_every=...)`s (live_view).
 The process-wide `stream_slots()` caps concurrent streams (AUDIO_DL_MAX_STREAMS) and keeps
@@ -35,7 +36,8 @@ from core.inference.streaming import (
 # redraw of a fragment costs the browser a re-render of the page (Streamlit's script-run
 # state changes twice), so a shorter interval buys little: on this busy 2-core machine the
 # browser's own time is most of the delay. The history (spectrogram, timeline, segments)
-# costs the server ~25 ms and the browser more: once a second. tests/benchmarks/bench_live_browser.py
+# costs the server ~25 ms and the browser more: once a second.
+# tests/benchmarks/bench_live_browser.py
 # measures both in a real browser.
 ANSWER_REFRESH_SECONDS = 0.15
 HISTORY_REFRESH_SECONDS = 1.0

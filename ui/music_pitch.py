@@ -174,11 +174,11 @@ def _network_view(
         times = frame_times(frames.shape[0], CONFIG) + first * CONFIG.hop_length / SAMPLE_RATE
         offsets_ms = (np.arange(CREPE_WINDOW) - CREPE_WINDOW // 2) * 1000.0 / SAMPLE_RATE
         st.caption(
-            "CREPE sees 1024 raw samples (64 ms) at a time, one frame every 10 ms, each shifted to "
-            "mean 0 and scaled to standard deviation 1, so a quiet note looks as loud as a loud one. "
-            "Each column below is one frame (up to 2 s from the zoom's start; zoom to move): a steady "
-            "pitch draws evenly spaced stripes one period apart, slanted because each frame starts "
-            "at another point of the cycle."
+            "CREPE sees 1024 raw samples (64 ms) at a time, one frame every 10 ms, each shifted "
+            "to mean 0 and scaled to standard deviation 1, so a quiet note looks as loud as a "
+            "loud one. Each column below is one frame (up to 2 s from the zoom's start; zoom to "
+            "move): a steady pitch draws evenly spaced stripes one period apart, slanted because "
+            "each frame starts at another point of the cycle."
         )
         fig = viz.network_input_figure(
             frames,
@@ -219,8 +219,8 @@ def _network_view(
         )
     _chart(fig, "music_pitch_fig_input")
     st.caption(
-        "Its answer: one probability per pitch bin for every frame. The bright ridge is the note it "
-        "hears; a ghost an octave away is the usual doubt. The line is the pitch it reports."
+        "Its answer: one probability per pitch bin for every frame. The bright ridge is the note "
+        "it hears; a ghost an octave away is the usual doubt. The line is the pitch it reports."
     )
     _chart(viz.pitch_probability_figure(track, x_range, colors), "music_pitch_fig_probabilities")
 
@@ -256,8 +256,8 @@ def _transcription(analysis: MusicAnalysis, tracks: dict[str, PitchTrack], x_ran
     )
     if not notes:
         st.warning(
-            f"No notes: {tracker} found no pitch held for {min_ms} ms. Transcription needs one melodic "
-            "voice (a sung or played line); noise, drums and dense chords give none."
+            f"No notes: {tracker} found no pitch held for {min_ms} ms. Transcription needs one "
+            "melodic voice (a sung or played line); noise, drums and dense chords give none."
         )
         return
     _chart(viz.piano_roll_figure(notes, track, x_range), "music_pitch_fig_roll")
@@ -331,8 +331,8 @@ def show(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
     _summary(tracks)
     if not any(t.voiced.any() for t in tracks.values()):
         st.warning(
-            "No pitch: no tracker found a voiced frame. Pitch tracking needs a single melodic voice "
-            "(noise, drums and speech-free silence have none)."
+            "No pitch: no tracker found a voiced frame. Pitch tracking needs a single melodic "
+            "voice (noise, drums and speech-free silence have none)."
         )
         return
     _chart(viz.pitch_comparison_figure(list(tracks.values()), x_range), "music_pitch_fig_compare")

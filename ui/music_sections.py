@@ -142,10 +142,20 @@ def summary_card(analysis: MusicAnalysis) -> None:
         for sentence in analysis.limitations().values():
             st.caption(f":material/info: {sentence}")
         left, right = st.columns(2)
-        left.download_button("Download features (CSV)", functools.partial(export_csv, analysis), "music_features.csv",
-                             mime="text/csv", key="music_download_csv")  # fmt: skip
-        right.download_button("Download features (JSON)", functools.partial(export_json, analysis, profiles), "music_features.json",
-                              mime="application/json", key="music_download_json")  # fmt: skip
+        left.download_button(
+            "Download features (CSV)",
+            functools.partial(export_csv, analysis),
+            "music_features.csv",
+            mime="text/csv",
+            key="music_download_csv",
+        )
+        right.download_button(
+            "Download features (JSON)",
+            functools.partial(export_json, analysis, profiles),
+            "music_features.json",
+            mime="application/json",
+            key="music_download_json",
+        )
 
 
 def display_controls(analysis: MusicAnalysis) -> tuple[Range, str]:
@@ -199,17 +209,19 @@ def spectrogram(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
         "Δf between bins", "varies (constant-Q)" if view.scale == "cqt" else f"{view.bin_hz:.1f} Hz"
     )
     st.caption(
-        "The trade-off: a window of n_fft samples lasts n_fft / sr seconds and splits frequency into "
-        "bins sr / n_fft Hz apart. Doubling n_fft halves Δf (sharper pitch) but doubles the time smear "
-        "(blurrier onsets). The hop only sets how often a frame is taken. The CQT gives each bin a window "
-        "matched to its frequency: long for bass, short for treble."
+        "The trade-off: a window of n_fft samples lasts n_fft / sr seconds and splits frequency "
+        "into bins sr / n_fft Hz apart. Doubling n_fft halves Δf (sharper pitch) but doubles the "
+        "time smear (blurrier onsets). The hop only sets how often a frame is taken. The CQT "
+        "gives each bin a window matched to its frequency: long for bass, short for treble."
     )
     _chart(viz.spectrogram_figure(view, x_range, colors), "music_fig_spec")
 
 
 def chroma_mfcc(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
-    st.caption("Chroma folds every octave onto the 12 pitch classes; CENS smooths and quantises it, "
-               "which makes it robust for matching. MFCC summarise the spectral envelope (timbre).")  # fmt: skip
+    st.caption(
+        "Chroma folds every octave onto the 12 pitch classes; CENS smooths and quantises it, "
+        "which makes it robust for matching. MFCC summarise the spectral envelope (timbre)."
+    )
     t = analysis.times
     for name, chroma in (
         ("STFT", analysis.chroma_stft),
@@ -224,9 +236,11 @@ def chroma_mfcc(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
 
 
 def spectral(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
-    st.caption("Centroid: the spectrum's centre of mass (brightness). Bandwidth: its spread. Roll-off: "
-               f"the frequency below which {CONFIG.rolloff_percent:.0%} of the energy lies. Flatness: 1 for "
-               "noise, near 0 for tones. ZCR: how often the waveform crosses zero.")  # fmt: skip
+    st.caption(
+        "Centroid: the spectrum's centre of mass (brightness). Bandwidth: its spread. Roll-off: "
+        f"the frequency below which {CONFIG.rolloff_percent:.0%} of the energy lies. Flatness: 1 "
+        "for noise, near 0 for tones. ZCR: how often the waveform crosses zero."
+    )
     view = analysis.spectrogram_view(CONFIG.n_fft, CONFIG.hop_length, CONFIG.window, "linear")
     fig = viz.spectral_features_figure(
         view, analysis.spectral_features(), analysis.times, x_range, colors
@@ -314,8 +328,10 @@ def key(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
     if estimate.is_confident:
         st.success(text, icon=":material/music_note:")
     else:
-        st.warning(f"{text}: low confidence. The clip's pitch classes are nearly uniform or match no key "
-                   "profile well, so treat this key as a guess (noise, speech and drums have no key).")  # fmt: skip
+        st.warning(
+            f"{text}: low confidence. The clip's pitch classes are nearly uniform or match no key "
+            "profile well, so treat this key as a guess (noise, speech and drums have no key)."
+        )
     with st.expander("Why this key?", key="music_why_key", icon=":material/help:"):
         decided = (
             "averaged over every family"
@@ -323,13 +339,14 @@ def key(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
             else f"with the {profiles} profiles"
         )
         st.markdown(
-            "The clip's notes are found first: the harmonic part of the CQT (drum hits filtered out) is "
-            "explained as notes with decaying overtones (non-negative least squares), so a C's overtone "
-            "on G does not count as a G. Summed over the clip this gives one number per pitch class. "
-            "Each of the 24 keys has a profile of how much each pitch class belongs to it; each key's "
-            f"profile is correlated with the clip's (Pearson r, {decided}). A minor key and its "
-            "relative major use the same seven notes, so the lowest note at the start and at the end "
-            "(where pieces sit on their tonic) adds a bonus to the keys on it; the best total wins."
+            "The clip's notes are found first: the harmonic part of the CQT (drum hits filtered "
+            "out) is explained as notes with decaying overtones (non-negative least squares), so "
+            "a C's overtone on G does not count as a G. Summed over the clip this gives one "
+            "number per pitch class. Each of the 24 keys has a profile of how much each pitch "
+            "class belongs to it; each key's profile is correlated with the clip's (Pearson r, "
+            f"{decided}). A minor key and its relative major use the same seven notes, so the "
+            "lowest note at the start and at the end (where pieces sit on their tonic) adds a "
+            "bonus to the keys on it; the best total wins."
         )
         st.markdown(estimate.reason())
         st.dataframe(estimate.candidates(3), hide_index=True, key="music_key_candidates")
@@ -370,8 +387,10 @@ def pitch(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
 def harmonic_percussive(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
     with st.spinner("Separating harmonic and percussive parts..."):
         harmonic, percussive = analysis.hpss
-    st.caption("Median filtering the spectrogram along time keeps sustained tones (harmonic); along "
-               "frequency it keeps broadband hits (percussive).")  # fmt: skip
+    st.caption(
+        "Median filtering the spectrogram along time keeps sustained tones (harmonic); along "
+        "frequency it keeps broadband hits (percussive)."
+    )
     left, right = st.columns(2)
     with left:
         play(harmonic, analysis.sr, "harmonic", x_range, "Harmonic part")
@@ -386,8 +405,10 @@ def structure(analysis: MusicAnalysis, x_range: Range, colors: str) -> None:
     except NotComputable as error:
         st.warning(str(error))
         return
-    st.caption("Each pixel compares two moments (chroma + MFCC, cosine similarity): repeated sections "
-               "show as bright blocks and stripes. Novelty peaks where one block ends and another starts.")  # fmt: skip
+    st.caption(
+        "Each pixel compares two moments (chroma + MFCC, cosine similarity): repeated sections "
+        "show as bright blocks and stripes. Novelty peaks where one block ends and another starts."
+    )
     st.markdown(
         "Segment boundaries: "
         + (", ".join(f"{b:.1f} s" for b in result.boundaries) or "none found")

@@ -103,11 +103,19 @@ def augment_settings(kind: str = "logmel") -> AugmentConfig:
     ):
         usable = name != "eq" or kind == "logmel"
         with columns[n % 3]:
-            enabled = st.checkbox(label, key=f"train_aug_{name}", help=help_text,
-                                  disabled=not usable) and usable  # fmt: skip
-            strength = st.slider(f"{label} strength", low, high, step=step,
-                                 key=f"train_aug_{name}_strength", disabled=not enabled,
-                                 label_visibility="collapsed")  # fmt: skip
+            enabled = (
+                st.checkbox(label, key=f"train_aug_{name}", help=help_text, disabled=not usable)
+                and usable
+            )
+            strength = st.slider(
+                f"{label} strength",
+                low,
+                high,
+                step=step,
+                key=f"train_aug_{name}_strength",
+                disabled=not enabled,
+                label_visibility="collapsed",
+            )
             if enabled:
                 values[field] = strength
                 if name in ("time_masks", "freq_masks"):
@@ -149,8 +157,14 @@ def only(config: AugmentConfig, name: str) -> AugmentConfig:
     return AugmentConfig(**values)
 
 
-def audition(config: AugmentConfig, samples: np.ndarray | None, feature_config, kind: str,
-             normalization: str, clip_frames: int) -> None:  # fmt: skip
+def audition(
+    config: AugmentConfig,
+    samples: np.ndarray | None,
+    feature_config,
+    kind: str,
+    normalization: str,
+    clip_frames: int,
+) -> None:
     """Pick one augmentation that is on and hear / see it on the first clip."""
     enabled = [name for name, spec in AUGMENTS.items() if _is_on(config, spec[1])]
     if samples is None or not enabled:
@@ -158,28 +172,48 @@ def audition(config: AugmentConfig, samples: np.ndarray | None, feature_config, 
         return
     options = enabled + [ALL]
     labels = {name: AUGMENTS[name][0] for name in enabled} | {ALL: ALL}
-    pick = st.segmented_control("Audition", options, format_func=labels.__getitem__,
-                                key="train_audition")  # fmt: skip
+    pick = st.segmented_control(
+        "Audition", options, format_func=labels.__getitem__, key="train_audition"
+    )
     if pick is None:
         st.caption("Choose one to hear and see it on the first clip of the data set.")
         return
     seed = int(st.session_state.get("train_audition_seed", 0))
     if st.button("Another random draw", key="train_audition_again"):
         st.session_state["train_audition_seed"] = seed = seed + 1
-    preview = preview_augmentation(samples, 16000, augment=only(config, pick),
-                                   feature_config=feature_config, kind=kind,
-                                   normalization=normalization, clip_frames=clip_frames, seed=seed)  # fmt: skip
+    preview = preview_augmentation(
+        samples,
+        16000,
+        augment=only(config, pick),
+        feature_config=feature_config,
+        kind=kind,
+        normalization=normalization,
+        clip_frames=clip_frames,
+        seed=seed,
+    )
     y_axis = "mfcc" if kind == "mfcc" else "mel"
     left, right = st.columns(2)
     for column, title, audio, feats, key in (
         (left, "original", preview.original_audio, preview.original_features, "train_aud_orig"),
-        (right, f"augmented: {labels[pick]}", preview.augmented_audio, preview.augmented_features, "train_aud_aug"),
-    ):  # fmt: skip
+        (
+            right,
+            f"augmented: {labels[pick]}",
+            preview.augmented_audio,
+            preview.augmented_features,
+            "train_aud_aug",
+        ),
+    ):
         with column:
             st.caption(title)
             st.audio(encode_wav(audio, preview.sample_rate), format="audio/wav")
-            figure = (spectrogram_figure(feats, preview.sample_rate, feature_config.hop_length,
-                                        y_axis=y_axis, height=200, colorbar_title="z"))  # fmt: skip
+            figure = spectrogram_figure(
+                feats,
+                preview.sample_rate,
+                feature_config.hop_length,
+                y_axis=y_axis,
+                height=200,
+                colorbar_title="z",
+            )
             st.plotly_chart(figure, key=key, config={"displayModeBar": False})
     st.caption(preview.note)
 

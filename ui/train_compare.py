@@ -23,8 +23,12 @@ from core.training.support import run_rows
 from core.viz.training import compare_curves_figure
 from ui.train_live import RUN_DATA_KEY
 
-METRICS = {"val_accuracy": "validation accuracy", "val_loss": "validation loss",
-           "accuracy": "training accuracy", "loss": "training loss"}  # fmt: skip
+METRICS = {
+    "val_accuracy": "validation accuracy",
+    "val_loss": "validation loss",
+    "accuracy": "training accuracy",
+    "loss": "training loss",
+}
 LIMIT_IN_NAME = re.compile(r"· (\d+)/class$")
 
 
@@ -37,10 +41,16 @@ def compare_section(store: RunStore, jobs: JobManager, owner: str) -> None:
         st.caption("Your runs will be listed here.")
         return
     table = pd.DataFrame(run_rows(runs))
-    st.dataframe(table, hide_index=True, key="train_runs_table",
-                 column_config={"val accuracy": st.column_config.NumberColumn(format="percent"),
-                                "val loss": st.column_config.NumberColumn(format="%.3f"),
-                                "lr": st.column_config.NumberColumn(format="%g")})  # fmt: skip
+    st.dataframe(
+        table,
+        hide_index=True,
+        key="train_runs_table",
+        column_config={
+            "val accuracy": st.column_config.NumberColumn(format="percent"),
+            "val loss": st.column_config.NumberColumn(format="%.3f"),
+            "lr": st.column_config.NumberColumn(format="%g"),
+        },
+    )
     ids = [r.run_id for r in runs]
     labels = {r.run_id: f"{r.name or r.run_id} ({r.run_id[-6:]})" for r in runs}
     if st.session_state.get("train_compare_known") != ids:
@@ -51,8 +61,14 @@ def compare_section(store: RunStore, jobs: JobManager, owner: str) -> None:
     chosen = st.multiselect(
         "Overlay the curves of", ids, format_func=labels.get, key="train_compare_runs"
     )
-    metric = st.segmented_control("Metric", list(METRICS), format_func=METRICS.get, default="val_accuracy",
-                                  required=True, key="train_compare_metric")  # fmt: skip
+    metric = st.segmented_control(
+        "Metric",
+        list(METRICS),
+        format_func=METRICS.get,
+        default="val_accuracy",
+        required=True,
+        key="train_compare_metric",
+    )
     if chosen:
         curves = {labels[r]: store.read_metrics(r) for r in chosen}
         st.plotly_chart(
@@ -69,19 +85,30 @@ def _sweep_ranking(runs: list) -> None:
     if not sweeps:
         return
     st.subheader("Sweeps: which values did best")
-    names = {sweep_id: f"{name or 'sweep'} · {trials} trials ({sweep_id[-6:]})"
-             for sweep_id, name, trials in sweeps}  # fmt: skip
+    names = {
+        sweep_id: f"{name or 'sweep'} · {trials} trials ({sweep_id[-6:]})"
+        for sweep_id, name, trials in sweeps
+    }
     sweep_id = st.selectbox("Sweep", list(names), format_func=names.get, key="train_compare_sweep")
     rows = sweep_rows(runs, sweep_id)
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="train_sweep_ranking",
-                 column_config={"val accuracy": st.column_config.NumberColumn(format="percent"),
-                                "val loss": st.column_config.NumberColumn(format="%.3f"),
-                                "learning rate": st.column_config.NumberColumn(format="%g")})  # fmt: skip
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        key="train_sweep_ranking",
+        column_config={
+            "val accuracy": st.column_config.NumberColumn(format="percent"),
+            "val loss": st.column_config.NumberColumn(format="%.3f"),
+            "learning rate": st.column_config.NumberColumn(format="%g"),
+        },
+    )
     best = rows[0] if rows and rows[0]["rank"] == 1 else None
     if best is not None:
-        tried = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in best.items()
-                          if k not in ("rank", "trial", "status", "val accuracy", "val loss",
-                                       "epochs done", "run"))  # fmt: skip
+        tried = ", ".join(
+            f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+            for k, v in best.items()
+            if k
+            not in ("rank", "trial", "status", "val accuracy", "val loss", "epochs done", "run")
+        )
         st.caption(
             f"Best so far: trial {best['trial']} ({tried}) with {best['val accuracy']:.1%} "
             "validation accuracy. With a few clips, differences of a few percent can be chance: "
@@ -103,8 +130,12 @@ def _differences(store: RunStore, chosen: list[str], owner: str, labels: dict) -
     if len(chosen) < 2:
         return
     rows = store.compare(chosen, owner=owner)
-    differs = {labels[row["run_id"]]: {k: json.dumps(v) if isinstance(v, list | dict) else v
-                                       for k, v in row["differs"].items()} for row in rows}  # fmt: skip
+    differs = {
+        labels[row["run_id"]]: {
+            k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in row["differs"].items()
+        }
+        for row in rows
+    }
     if any(differs.values()):
         st.caption("Settings that differ between the chosen runs:")
         st.dataframe(pd.DataFrame(differs).astype(str), key="train_compare_diff")
@@ -124,10 +155,20 @@ def _manage(store: RunStore, jobs: JobManager, owner: str, ids: list[str], label
         st.error(str(error))
         return
     left, middle, right = st.columns(3)
-    left.download_button("Download run (weights + config)", archive, file_name=f"run-{run_id}.zip",
-                         mime="application/zip", key="train_download_run")  # fmt: skip
-    middle.download_button("Download training script", _script(info), file_name=script_file_name(run_id),
-                           mime="text/x-python", key="train_download_script")  # fmt: skip
+    left.download_button(
+        "Download run (weights + config)",
+        archive,
+        file_name=f"run-{run_id}.zip",
+        mime="application/zip",
+        key="train_download_run",
+    )
+    middle.download_button(
+        "Download training script",
+        _script(info),
+        file_name=script_file_name(run_id),
+        mime="text/x-python",
+        key="train_download_script",
+    )
     if right.button("Delete run", key="train_delete"):
         st.session_state["train_delete_pending"] = run_id
     if st.session_state.get("train_delete_pending") == run_id:
@@ -166,5 +207,11 @@ def _script(info) -> str:
         if known
         else ("" if str(info.train_config.get("data", "")).startswith("clips:") else None)
     )
-    return training_script(info.train_config, spec, run_id=info.run_id, name=info.name, data=data,
-                           limit_per_class=limit)  # fmt: skip
+    return training_script(
+        info.train_config,
+        spec,
+        run_id=info.run_id,
+        name=info.name,
+        data=data,
+        limit_per_class=limit,
+    )

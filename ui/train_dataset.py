@@ -80,8 +80,13 @@ def _load_source(source: str) -> AudioDataset:
 
 def dataset_section() -> DataChoice | None:
     """Source picker, quick-subset control and preview; the DataChoice or None."""
-    kind = st.segmented_control("Data source", [DIGITS, ZIP, SERVER, RECORD], default=DIGITS,
-                                required=True, key="train_data_source")  # fmt: skip
+    kind = st.segmented_control(
+        "Data source",
+        [DIGITS, ZIP, SERVER, RECORD],
+        default=DIGITS,
+        required=True,
+        key="train_data_source",
+    )
     try:
         picked = _pick(kind)
     except (DatasetError, AudioError) as error:
@@ -91,10 +96,17 @@ def dataset_section() -> DataChoice | None:
         return None
     dataset, source, label, script_data = picked
     recipe, recipe_key = measured_recipe(dataset)
-    limit = int(st.number_input(
-        "Clips per class (0 = all)", min_value=0, max_value=100_000, value=0, step=10,
-        key="train_limit", help="A random (seeded) subset per class: a quick first run.",
-    ))  # fmt: skip
+    limit = int(
+        st.number_input(
+            "Clips per class (0 = all)",
+            min_value=0,
+            max_value=100_000,
+            value=0,
+            step=10,
+            key="train_limit",
+            help="A random (seeded) subset per class: a quick first run.",
+        )
+    )
     dataset = limit_per_class(dataset, limit)
     blocking = _preview(dataset)
     return DataChoice(
@@ -137,8 +149,11 @@ def _pick(kind: str | None) -> tuple[AudioDataset, str, str, str] | None:
         return _zip_dataset(digest, upload.name, data), f"zip:{upload.name}", upload.name, ""
     if kind == SERVER:
         roots = allowed_data_roots()
-        text = st.text_input("Folder or zip on the server", key="train_server_path",
-                             placeholder=str(roots[0]) if roots else "switched off on this server")  # fmt: skip
+        text = st.text_input(
+            "Folder or zip on the server",
+            key="train_server_path",
+            placeholder=str(roots[0]) if roots else "switched off on this server",
+        )
         if not roots or text.strip():
             path = check_server_path(text, roots)
             return _load_source(str(path)), str(path), path.name, str(path)
@@ -155,8 +170,11 @@ def _pick(kind: str | None) -> tuple[AudioDataset, str, str, str] | None:
 def _recorded() -> tuple[AudioDataset, str, str, str] | None:
     # Widget values are dropped when the student visits another page; the recorded clips are
     # not, so the class names they are filed under are kept beside them.
-    text = st.text_input("Class names, separated by commas", key="train_rec_classes",
-                         value=st.session_state.get("train_rec_names", "yes, no"))  # fmt: skip
+    text = st.text_input(
+        "Class names, separated by commas",
+        key="train_rec_classes",
+        value=st.session_state.get("train_rec_names", "yes, no"),
+    )
     st.session_state["train_rec_names"] = text
     names = list(dict.fromkeys(n.strip()[:40] for n in text.split(",") if n.strip()))[:MAX_CLASSES]
     clips: dict[str, dict[str, AudioClip]] = st.session_state.setdefault(CLIPS_KEY, {})
@@ -184,8 +202,12 @@ def _class_recorder(index: int, name: str, store: dict[str, AudioClip]) -> None:
     recording = st.audio_input(
         f"Record '{name}'", sample_rate=RECORD_RATE, key=f"train_rec_{index}"
     )
-    uploads = st.file_uploader(f"or upload '{name}' clips", type=list(UPLOAD_TYPES),
-                               accept_multiple_files=True, key=f"train_rec_up_{index}")  # fmt: skip
+    uploads = st.file_uploader(
+        f"or upload '{name}' clips",
+        type=list(UPLOAD_TYPES),
+        accept_multiple_files=True,
+        key=f"train_rec_up_{index}",
+    )
     incoming = ([recording] if recording is not None else []) + list(uploads or [])
     for item in incoming:
         data = item.getvalue()
@@ -194,8 +216,12 @@ def _class_recorder(index: int, name: str, store: dict[str, AudioClip]) -> None:
             continue
         seen.add(digest)
         try:
-            store[digest] = decode_upload(data, getattr(item, "name", "recording"),
-                                          sample_rate=RECORD_RATE, max_seconds=MAX_RECORD_SECONDS)  # fmt: skip
+            store[digest] = decode_upload(
+                data,
+                getattr(item, "name", "recording"),
+                sample_rate=RECORD_RATE,
+                max_seconds=MAX_RECORD_SECONDS,
+            )
         except AudioError as error:
             st.error(f"{name}: {error}")
     for digest, clip in list(store.items()):
@@ -224,8 +250,11 @@ def _thumbnail_cached(example: AudioExample, token: str, _dataset: AudioDataset)
     samples = load_example_audio(_dataset, example, RECORD_RATE)
     # Mel bands end at the recording's own Nyquist frequency: an 8 kHz file has nothing
     # above 4 kHz, and empty bands would fill half the picture.
-    native = (_dataset.memory[example.source][1] if example.in_memory
-              else probe_audio(example.source).sample_rate)  # fmt: skip
+    native = (
+        _dataset.memory[example.source][1]
+        if example.in_memory
+        else probe_audio(example.source).sample_rate
+    )
     f_max = min(RECORD_RATE, native) / 2
     config = FeatureConfig(
         sample_rate=RECORD_RATE, n_fft=512, hop_length=160, n_mels=64, f_max=f_max
@@ -243,8 +272,11 @@ def example_view(dataset: AudioDataset, example, *, height: int = 170, key: str 
         st.warning(f"{example.ref}: cannot be played ({error}).")
         return
     st.audio(encode_wav(samples, RECORD_RATE), format="audio/wav")
-    st.plotly_chart((spectrogram_figure(logmel, RECORD_RATE, 160, f_max=f_max, height=height)), key=key or None,
-                    config={"displayModeBar": False})  # fmt: skip
+    st.plotly_chart(
+        (spectrogram_figure(logmel, RECORD_RATE, 160, f_max=f_max, height=height)),
+        key=key or None,
+        config={"displayModeBar": False},
+    )
 
 
 def _preview(dataset: AudioDataset) -> list[str]:

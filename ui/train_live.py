@@ -1,6 +1,7 @@
 """Train page, section 4: Start / Stop and the live view of the session's training job.
 
-The training runs in a Ray worker process (core.jobs.manager, core.jobs.cluster), never in this server:
+The training runs in a Ray worker process (core.jobs.manager, core.jobs.cluster), never in this
+server:
 the page keeps only the job id (st.session_state["train_job"]) and polls the job's files
 from an st.fragment that reruns every POLL_SECONDS while the job is queued or running (a
 poll reads two small files and redraws the curves only when a new logged event arrived).
@@ -56,22 +57,30 @@ def current_job(jobs: JobManager, owner: str) -> str | None:
     return job_id
 
 
-def start_stop(jobs: JobManager, owner: str, config: TrainConfig | None, spec, data: DataChoice | None,
-               device) -> None:  # fmt: skip
+def start_stop(
+    jobs: JobManager, owner: str, config: TrainConfig | None, spec, data: DataChoice | None, device
+) -> None:
     """The Start and Stop buttons (Start disabled while a job runs or settings are invalid)."""
     job_id = current_job(jobs, owner)
     status = jobs.status(job_id, owner) if job_id else None
     running = status is not None and not status.done
     left, right, _ = st.columns([1, 1, 3])
-    start = left.button("Start training", type="primary", key="train_start",
-                        disabled=running or config is None or spec is None)  # fmt: skip
+    start = left.button(
+        "Start training",
+        type="primary",
+        key="train_start",
+        disabled=running or config is None or spec is None,
+    )
     stop = right.button("Stop", key="train_stop", disabled=job_id is None)
     if start and config is not None and data is not None:
         job_id = _submit(jobs, owner, config, spec, data, device)
     if start and job_id and job_id != st.session_state.get(JOB_KEY):
         st.session_state[JOB_KEY] = job_id
         st.session_state.setdefault(JOB_DATA_KEY, {})[job_id] = {
-            "dataset": data.dataset, "limit": data.limit, "script_data": data.script_data}  # fmt: skip
+            "dataset": data.dataset,
+            "limit": data.limit,
+            "script_data": data.script_data,
+        }
         st.session_state.pop("train_stop_sent", None)
         st.rerun()  # draw Start disabled and Stop enabled for the new job
     if stop and job_id:
@@ -150,9 +159,9 @@ def _live(job_id: str, owner: str) -> None:
     if started is not None:
         info = started.info
         st.caption(
-            f"{info.get('train_examples')} training / {info.get('val_examples')} validation clips · "
-            f"{info.get('parameters', 0):,} parameters · on {info.get('device')} · worker "
-            f"on {status.node or 'the cluster'} ({status.resources})"
+            f"{info.get('train_examples')} training / {info.get('val_examples')} validation clips "
+            f"· {info.get('parameters', 0):,} parameters · on {info.get('device')} · worker on "
+            f"{status.node or 'the cluster'} ({status.resources})"
         )
     st.progress(min(1.0, status.progress), text=_progress_text(status))
     st.plotly_chart(_curves(job_id, events), key="train_live_curves")

@@ -54,17 +54,31 @@ def results_section(store: RunStore, owner: str) -> None:
     if summary.get("message"):
         st.caption(summary["message"])
     examples, dataset = _examples(run_id, info.train_config, len(evaluation.get("true", [])))
-    st.metric("Validation accuracy", f"{evaluation['accuracy']:.1%}",
-              help=f"macro F1 {evaluation.get('macro_f1', 0):.2f}, loss {evaluation['loss']:.3f}")  # fmt: skip
+    st.metric(
+        "Validation accuracy",
+        f"{evaluation['accuracy']:.1%}",
+        help=f"macro F1 {evaluation.get('macro_f1', 0):.2f}, loss {evaluation['loss']:.3f}",
+    )
     _confusion(evaluation, examples, dataset)
     left, right = st.columns(2)
     with left:
         st.subheader("Per class")
-        table = per_class_table(evaluation["labels"], evaluation["precision"], evaluation["recall"],
-                                evaluation["f1"], evaluation["support"])  # fmt: skip
-        st.dataframe(table, hide_index=True, key="train_per_class",
-                     column_config={c: st.column_config.ProgressColumn(c, format="percent", min_value=0, max_value=1)
-                                    for c in ("precision", "recall", "F1")})  # fmt: skip
+        table = per_class_table(
+            evaluation["labels"],
+            evaluation["precision"],
+            evaluation["recall"],
+            evaluation["f1"],
+            evaluation["support"],
+        )
+        st.dataframe(
+            table,
+            hide_index=True,
+            key="train_per_class",
+            column_config={
+                c: st.column_config.ProgressColumn(c, format="percent", min_value=0, max_value=1)
+                for c in ("precision", "recall", "F1")
+            },
+        )
         st.plotly_chart(per_class_figure(table), key="train_per_class_chart")
     with right:
         st.subheader("Learning rate and loss")
@@ -95,8 +109,13 @@ def _clip(index: int, evaluation: dict, examples, dataset) -> AudioExample | Non
     wrong = next((m for m in evaluation.get("misclassified", []) if m.get("index") == index), None)
     if wrong is None or str(wrong.get("source", "")).startswith("memory:"):
         return None
-    return AudioExample(wrong["source"], 0, wrong.get("group", ""), wrong.get("start_seconds", 0.0),
-                        wrong.get("duration_seconds"))  # fmt: skip
+    return AudioExample(
+        wrong["source"],
+        0,
+        wrong.get("group", ""),
+        wrong.get("start_seconds", 0.0),
+        wrong.get("duration_seconds"),
+    )
 
 
 def _confusion(evaluation: dict, examples, dataset) -> None:
@@ -104,14 +123,22 @@ def _confusion(evaluation: dict, examples, dataset) -> None:
     labels = [str(label) for label in evaluation["labels"]]
     confusion = np.asarray(evaluation["confusion"])
     true, predicted = np.asarray(evaluation["true"]), np.asarray(evaluation["predicted"])
-    cells = sorted(((i, j) for i in range(len(labels)) for j in range(len(labels)) if confusion[i, j]),
-                   key=lambda c: (c[0] == c[1], -confusion[c]))  # errors first  # fmt: skip
-    names = {f"true {labels[i]} → predicted {labels[j]} · {confusion[i, j]} clip(s)": (i, j)
-             for i, j in cells}  # fmt: skip
+    cells = sorted(
+        ((i, j) for i in range(len(labels)) for j in range(len(labels)) if confusion[i, j]),
+        key=lambda c: (c[0] == c[1], -confusion[c]),
+    )  # errors first
+    names = {
+        f"true {labels[i]} → predicted {labels[j]} · {confusion[i, j]} clip(s)": (i, j)
+        for i, j in cells
+    }
     left, right = st.columns([3, 2])
     with left:
-        event = st.plotly_chart(confusion_matrix_figure(confusion, labels), on_select="rerun",
-                                selection_mode="points", key="train_confusion")  # fmt: skip
+        event = st.plotly_chart(
+            confusion_matrix_figure(confusion, labels),
+            on_select="rerun",
+            selection_mode="points",
+            key="train_confusion",
+        )
     clicked = next((name for name, c in names.items() if c == _selected_cell(event)), None)
     if clicked is not None and clicked != st.session_state.get("train_cell_clicked"):
         st.session_state["train_cell_clicked"] = clicked
@@ -159,8 +186,13 @@ def _embeddings(evaluation: dict, examples, dataset) -> None:
     if not options:
         return
     st.subheader("What the network learned: its embedding of the validation clips")
-    kind = st.radio("Map", options, horizontal=True, key="train_projection",
-                    format_func={"projection_tsne": "t-SNE", "projection_pca": "PCA"}.get)  # fmt: skip
+    kind = st.radio(
+        "Map",
+        options,
+        horizontal=True,
+        key="train_projection",
+        format_func={"projection_tsne": "t-SNE", "projection_pca": "PCA"}.get,
+    )
     labels = [str(label) for label in evaluation["labels"]]
     true = [labels[t] for t in evaluation["true"]]
     predicted = [labels[p] for p in evaluation["predicted"]]

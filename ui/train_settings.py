@@ -32,14 +32,35 @@ from ui.train_dataset import DataChoice, first_example_audio
 PREVIEW_RATE = 16000  # rate of the preview samples (ui.train_dataset thumbnails)
 PRESETS = ("cnn_logmel", "crnn_logmel")  # the presets that read a log-mel image
 BUILDER = "network from the Network builder page"
-LEARNING_RATES = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3,
-                  1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0]  # fmt: skip
+LEARNING_RATES = [
+    1e-5,
+    2e-5,
+    5e-5,
+    1e-4,
+    2e-4,
+    5e-4,
+    1e-3,
+    2e-3,
+    3e-3,
+    5e-3,
+    1e-2,
+    2e-2,
+    5e-2,
+    0.1,
+    0.2,
+    0.5,
+    1.0,
+]
 BATCH_SIZES = [4, 8, 16, 32, 64, 128, 256]
 WEIGHT_DECAYS = [0.0, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
 MAX_ENSEMBLE = 5  # members on the slider: each one costs the time of one network
 NORMALIZATIONS = ["instance", "utterance", "global", "none"]  # instance: the engine's default
-SPLITS = {"stratified": "stratified (each class split 80/20)", "random": "random",
-          "group": "by group (speaker or source file)", "holdout": "hold out one group"}  # fmt: skip
+SPLITS = {
+    "stratified": "stratified (each class split 80/20)",
+    "random": "random",
+    "group": "by group (speaker or source file)",
+    "holdout": "hold out one group",
+}
 
 
 @dataclass(frozen=True)
@@ -119,12 +140,20 @@ def feature_settings(data: DataChoice) -> tuple[FeatureConfig, str, str, float, 
     defaults = apply_recipe_defaults(data)
     left, right = st.columns([2, 3])
     with left:
-        kind = st.radio("Features", ["logmel", "mfcc"], horizontal=True, key="train_feature_kind",
-                        format_func={"logmel": "log-mel", "mfcc": "MFCC"}.get)  # fmt: skip
-        rate = st.select_slider("Sample rate (Hz)", sorted({8000, 16000, 22050, defaults["train_sample_rate"]}),
-                                key="train_sample_rate",
-                                help="Clips are resampled to this rate; half of it is the highest "
-                                "frequency the features keep.")  # fmt: skip
+        kind = st.radio(
+            "Features",
+            ["logmel", "mfcc"],
+            horizontal=True,
+            key="train_feature_kind",
+            format_func={"logmel": "log-mel", "mfcc": "MFCC"}.get,
+        )
+        rate = st.select_slider(
+            "Sample rate (Hz)",
+            sorted({8000, 16000, 22050, defaults["train_sample_rate"]}),
+            key="train_sample_rate",
+            help="Clips are resampled to this rate; half of it is the highest "
+            "frequency the features keep.",
+        )
         n_mels = st.select_slider(
             "Mel bands",
             sorted({16, 32, 40, 64, 80, 128, defaults["train_n_mels"]}),
@@ -148,30 +177,53 @@ def feature_settings(data: DataChoice) -> tuple[FeatureConfig, str, str, float, 
             "what is left to the clip length: lines up words said at different paces; "
             "erases how long a note rings. Log-mel only.",
         )
-        normalization = st.selectbox("Normalisation", NORMALIZATIONS, key="train_normalization",
-                                     help="instance: each clip to mean 0, std 1 (removes loudness, "
-                                     "keeps the spectral shape; the default); utterance: each of a "
-                                     "clip's bands to mean 0, std 1; global: statistics of the "
-                                     "training split.")  # fmt: skip
+        normalization = st.selectbox(
+            "Normalisation",
+            NORMALIZATIONS,
+            key="train_normalization",
+            help="instance: each clip to mean 0, std 1 (removes loudness, "
+            "keeps the spectral shape; the default); utterance: each of a "
+            "clip's bands to mean 0, std 1; global: statistics of the "
+            "training split.",
+        )
     win = int(rate * win_ms / 1000)
-    config = FeatureConfig(sample_rate=rate, n_fft=max(256, 2 ** math.ceil(math.log2(win))),
-                           win_length=win, hop_length=int(rate * hop_ms / 1000),
-                           n_mels=n_mels, n_mfcc=min(20, n_mels), f_max=rate / 2)  # fmt: skip
+    config = FeatureConfig(
+        sample_rate=rate,
+        n_fft=max(256, 2 ** math.ceil(math.log2(win))),
+        win_length=win,
+        hop_length=int(rate * hop_ms / 1000),
+        n_mels=n_mels,
+        n_mfcc=min(20, n_mels),
+        f_max=rate / 2,
+    )
     frames = clip_frames_for(config, clip_seconds)
     with right:
         samples = first_example_audio(data.dataset)
         if samples is not None:
-            view = preview_augmentation(samples, PREVIEW_RATE, augment=AugmentConfig.off(),
-                                        feature_config=config, kind=kind,
-                                        normalization="utterance" if normalization == "global" else normalization,
-                                        clip_frames=frames)  # fmt: skip
-            figure = (spectrogram_figure(view.original_features, rate, config.hop_length,
-                                        y_axis="mfcc" if kind == "mfcc" else "mel", f_max=rate / 2,
-                                        height=260, colorbar_title="z" if normalization != "none" else "dB"))  # fmt: skip
+            view = preview_augmentation(
+                samples,
+                PREVIEW_RATE,
+                augment=AugmentConfig.off(),
+                feature_config=config,
+                kind=kind,
+                normalization="utterance" if normalization == "global" else normalization,
+                clip_frames=frames,
+            )
+            figure = spectrogram_figure(
+                view.original_features,
+                rate,
+                config.hop_length,
+                y_axis="mfcc" if kind == "mfcc" else "mel",
+                f_max=rate / 2,
+                height=260,
+                colorbar_title="z" if normalization != "none" else "dB",
+            )
             st.plotly_chart(figure, key="train_feature_image", config={"displayModeBar": False})
             bins = config.num_bins(kind)
-            st.caption(f"What the network sees of the first clip: {bins} × {frames} numbers "
-                       f"({bins} {'coefficients' if kind == 'mfcc' else 'bands'} × {frames} frames).")  # fmt: skip
+            st.caption(
+                f"What the network sees of the first clip: {bins} × {frames} numbers "
+                f"({bins} {'coefficients' if kind == 'mfcc' else 'bands'} × {frames} frames)."
+            )
     trim_db = TRIM_DB if trim else None  # the engine trims log-mel only
     return config, kind, normalization, clip_seconds, trim_db
 
@@ -186,23 +238,40 @@ def model_settings(shape: tuple[int, int, int], classes: int) -> Model:
     """Preset or builder network, dropout, and the parameter count for this data."""
     has_builder = isinstance(st.session_state.get("network_spec"), ModelSpec)
     options = list(PRESETS) + [BUILDER] * has_builder
-    choice = st.selectbox("Network", options, key="train_model",
-                          format_func=lambda n: n if n == BUILDER else f"{n}: {preset_description(n)}")  # fmt: skip
+    choice = st.selectbox(
+        "Network",
+        options,
+        key="train_model",
+        format_func=lambda n: n if n == BUILDER else f"{n}: {preset_description(n)}",
+    )
     if not has_builder:
         st.caption("Build your own on the Network builder page and it will appear here.")
     base = st.session_state["network_spec"] if choice == BUILDER else preset_spec(choice)
     first = next((layer.param("p") for layer in base.layers if layer.kind == "Dropout"), None)
     left, right = st.columns(2)
     with left:
-        dropout = st.slider("Dropout", 0.0, 0.7, float(first if first is not None else 0.0), 0.05,
-                            key="train_dropout", disabled=first is None,
-                            help="Share of activations zeroed at random while training.")  # fmt: skip
+        dropout = st.slider(
+            "Dropout",
+            0.0,
+            0.7,
+            float(first if first is not None else 0.0),
+            0.05,
+            key="train_dropout",
+            disabled=first is None,
+            help="Share of activations zeroed at random while training.",
+        )
     with right:
-        members = st.slider("Ensemble members", 1, MAX_ENSEMBLE, TrainConfig.members, key="train_members",
-                            help="Copies of the network, each from its own random start, trained side by "
-                                 "side; a prediction averages their probabilities. They make different "
-                                 "mistakes on voices they never heard, so together they are right more "
-                                 "often. Each member costs the time of one network: 1 trains fastest.")  # fmt: skip
+        members = st.slider(
+            "Ensemble members",
+            1,
+            MAX_ENSEMBLE,
+            TrainConfig.members,
+            key="train_members",
+            help="Copies of the network, each from its own random start, trained side by "
+            "side; a prediction averages their probabilities. They make different "
+            "mistakes on voices they never heard, so together they are right more "
+            "often. Each member costs the time of one network: 1 trains fastest.",
+        )
     try:
         spec, _ = set_dropout(base, dropout)
         spec = spec.with_input_shape(shape).with_num_outputs(classes)
@@ -213,7 +282,8 @@ def model_settings(shape: tuple[int, int, int], classes: int) -> Model:
     note = "" if first is not None else " · no Dropout layer in this network"
     each = f" ({members} members of {count // members:,})" if members > 1 else ""
     st.caption(
-        f"**{count:,} parameters**{each} for input {shape[0]}×{shape[1]}×{shape[2]} and {classes} classes{note}."
+        f"**{count:,} parameters**{each} for input {shape[0]}×{shape[1]}×{shape[2]} and {classes} "
+        f"classes{note}."
     )
     return Model(spec, count, members=members)
 
@@ -222,9 +292,14 @@ def hyperparameters() -> dict:
     """The optimisation sliders; returns TrainConfig fields."""
     c1, c2, c3 = st.columns(3)
     with c1:
-        lr = st.select_slider("Learning rate", LEARNING_RATES, value=3e-3, key="train_lr",
-                              format_func=lambda v: f"{v:g}",
-                              help="Log scale. Too high and the loss explodes; too low and nothing moves.")  # fmt: skip
+        lr = st.select_slider(
+            "Learning rate",
+            LEARNING_RATES,
+            value=3e-3,
+            key="train_lr",
+            format_func=lambda v: f"{v:g}",
+            help="Log scale. Too high and the loss explodes; too low and nothing moves.",
+        )
         batch = st.select_slider("Batch size", BATCH_SIZES, value=32, key="train_batch")
         epochs = st.slider("Epochs", 1, 100, 10, key="train_epochs")
     with c2:
@@ -232,17 +307,35 @@ def hyperparameters() -> dict:
         schedule = st.selectbox(
             "Schedule", ["one_cycle", "cosine", "step", "constant"], key="train_schedule"
         )
-        weight_decay = st.select_slider("Weight decay", WEIGHT_DECAYS, value=1e-2, key="train_wd",
-                                        format_func=lambda v: f"{v:g}")  # fmt: skip
+        weight_decay = st.select_slider(
+            "Weight decay",
+            WEIGHT_DECAYS,
+            value=1e-2,
+            key="train_wd",
+            format_func=lambda v: f"{v:g}",
+        )
     with c3:
         smoothing = st.slider("Label smoothing", 0.0, 0.3, 0.1, 0.05, key="train_smoothing")
         clip = st.toggle("Clip gradients (norm 5)", value=True, key="train_grad_clip")
         seed = int(st.number_input("Seed", 0, 1_000_000, 0, key="train_seed"))
-        tsne = st.toggle("t-SNE map of the embeddings", value=True, key="train_tsne",
-                         help="Drawn once at the end; takes a few seconds more.")  # fmt: skip
-    return dict(learning_rate=lr, batch_size=batch, epochs=epochs, optimizer=optimizer,
-                schedule=schedule, weight_decay=weight_decay, label_smoothing=smoothing,
-                grad_clip_norm=5.0 if clip else None, seed=seed, tsne=tsne)  # fmt: skip
+        tsne = st.toggle(
+            "t-SNE map of the embeddings",
+            value=True,
+            key="train_tsne",
+            help="Drawn once at the end; takes a few seconds more.",
+        )
+    return dict(
+        learning_rate=lr,
+        batch_size=batch,
+        epochs=epochs,
+        optimizer=optimizer,
+        schedule=schedule,
+        weight_decay=weight_decay,
+        label_smoothing=smoothing,
+        grad_clip_norm=5.0 if clip else None,
+        seed=seed,
+        tsne=tsne,
+    )
 
 
 def split_settings(data: DataChoice, seed: int) -> tuple[dict, str]:
@@ -260,8 +353,13 @@ def split_settings(data: DataChoice, seed: int) -> tuple[dict, str]:
             "Validation share", 0.1, 0.5, 0.2, 0.05, key="train_val_fraction"
         )
     try:
-        split = split_dataset(data.dataset, method=method, val_fraction=fields["val_fraction"],
-                              seed=seed, val_groups=fields["val_groups"])  # fmt: skip
+        split = split_dataset(
+            data.dataset,
+            method=method,
+            val_fraction=fields["val_fraction"],
+            seed=seed,
+            val_groups=fields["val_groups"],
+        )
     except DatasetError as error:
         hint = " With few clips per class, raise the validation share or add clips."
         st.error(str(error) + (hint if "empty" in str(error) else ""))
@@ -280,8 +378,14 @@ def device_caption() -> None:
 def augmentation_section(feature_config, kind, normalization, clip_seconds, data) -> AugmentConfig:
     config = augment_settings(kind)
     frames = clip_frames_for(feature_config, clip_seconds)
-    audition(config, first_example_audio(data.dataset), feature_config, kind,
-             "utterance" if normalization == "global" else normalization, frames)  # fmt: skip
+    audition(
+        config,
+        first_example_audio(data.dataset),
+        feature_config,
+        kind,
+        "utterance" if normalization == "global" else normalization,
+        frames,
+    )
     return config
 
 
@@ -290,9 +394,14 @@ def build_config(data: DataChoice, **fields) -> TrainConfig | None:
     train_share = 1 - fields.get("val_fraction", 0.2)
     steps = math.ceil(len(data.dataset) * train_share / fields["batch_size"])
     try:
-        return TrainConfig(data=data.source, model=st.session_state.get("train_model", "cnn_logmel")
-                           if st.session_state.get("train_model") in PRESETS else "cnn_logmel",
-                           log_every_steps=max(1, min(10, steps // 8)), **fields)  # fmt: skip
+        return TrainConfig(
+            data=data.source,
+            model=st.session_state.get("train_model", "cnn_logmel")
+            if st.session_state.get("train_model") in PRESETS
+            else "cnn_logmel",
+            log_every_steps=max(1, min(10, steps // 8)),
+            **fields,
+        )
     except ValueError as error:
         st.error(str(error))
         return None

@@ -30,8 +30,9 @@ STRENGTHS = [0.0, 0.5, 1.0, 1.5, 2.0]
 POLL_SECONDS = 2.0
 
 
-def sweep_section(jobs: JobManager, owner: str, config: TrainConfig | None, spec, data: DataChoice | None,
-                  device) -> None:  # fmt: skip
+def sweep_section(
+    jobs: JobManager, owner: str, config: TrainConfig | None, spec, data: DataChoice | None, device
+) -> None:
     """The sweep's widgets, the planned trials and the Queue button; then its trials."""
     with st.expander("Try several values: a sweep of trainings", expanded=False):
         st.markdown(
@@ -49,8 +50,16 @@ def sweep_section(jobs: JobManager, owner: str, config: TrainConfig | None, spec
                 f"They queue now and run {at_once} at a time (the per-session limit), the "
                 "rest wait in the queue; each becomes an ordinary run in section 6."
             )
-            st.dataframe(pd.DataFrame([{"trial": t.index + 1, **{VARIED[k]: v for k, v in t.values.items()}}
-                                       for t in trials]), hide_index=True, key="train_sweep_plan")  # fmt: skip
+            st.dataframe(
+                pd.DataFrame(
+                    [
+                        {"trial": t.index + 1, **{VARIED[k]: v for k, v in t.values.items()}}
+                        for t in trials
+                    ]
+                ),
+                hide_index=True,
+                key="train_sweep_plan",
+            )
         pressed = st.button("Queue the sweep", key="train_sweep_start", disabled=not trials)
         if pressed and trials and config is not None and data is not None:
             _submit(jobs, owner, config, space, spec, data, device)
@@ -60,43 +69,75 @@ def sweep_section(jobs: JobManager, owner: str, config: TrainConfig | None, spec
 def _planned(config: TrainConfig | None) -> tuple[SweepSpace | None, list]:
     """The sweep's widgets; returns the space and its trials (none while a value is wrong)."""
     left, middle, right = st.columns(3)
-    mode = left.segmented_control("Trials", ["grid", "random"], default="grid", required=True,
-                                  key="train_sweep_mode")  # fmt: skip
+    mode = left.segmented_control(
+        "Trials", ["grid", "random"], default="grid", required=True, key="train_sweep_mode"
+    )
     count = 4
     if mode == "random":
         count = int(
             middle.number_input("Random trials", 2, MAX_TRIALS, 4, key="train_sweep_trials")
         )
-    rates = st.multiselect("Learning rates", LEARNING_RATES, default=[1e-3, 3e-3, 1e-2],
-                           format_func=lambda v: f"{v:g}", key="train_sweep_lrs")  # fmt: skip
+    rates = st.multiselect(
+        "Learning rates",
+        LEARNING_RATES,
+        default=[1e-3, 3e-3, 1e-2],
+        format_func=lambda v: f"{v:g}",
+        key="train_sweep_lrs",
+    )
     batches = st.multiselect(
         "Batch sizes (none: the slider's)", BATCH_SIZES, key="train_sweep_batches"
     )
-    members = st.multiselect("Ensemble members (none: the slider's)", list(range(1, MAX_ENSEMBLE + 1)),
-                             key="train_sweep_members")  # fmt: skip
-    strengths = st.multiselect("Augmentation strength (1 = as set above, 0 = off; none: as set)",
-                               STRENGTHS, format_func=lambda v: f"{v:g}x",
-                               key="train_sweep_augment")  # fmt: skip
+    members = st.multiselect(
+        "Ensemble members (none: the slider's)",
+        list(range(1, MAX_ENSEMBLE + 1)),
+        key="train_sweep_members",
+    )
+    strengths = st.multiselect(
+        "Augmentation strength (1 = as set above, 0 = off; none: as set)",
+        STRENGTHS,
+        format_func=lambda v: f"{v:g}x",
+        key="train_sweep_augment",
+    )
     if config is None:
         right.caption("Choose valid data and settings first.")
         return None, []
     try:
-        space = SweepSpace(learning_rates=tuple(sorted(rates)), batch_sizes=tuple(sorted(batches)),
-                           members=tuple(sorted(members)), augment_strengths=tuple(sorted(strengths)),
-                           mode=mode or "grid", trials=count, seed=config.seed)  # fmt: skip
+        space = SweepSpace(
+            learning_rates=tuple(sorted(rates)),
+            batch_sizes=tuple(sorted(batches)),
+            members=tuple(sorted(members)),
+            augment_strengths=tuple(sorted(strengths)),
+            mode=mode or "grid",
+            trials=count,
+            seed=config.seed,
+        )
         return space, plan_sweep(config, space)
     except SweepError as error:
         st.warning(str(error))
         return None, []
 
 
-def _submit(jobs: JobManager, owner: str, config: TrainConfig, space: SweepSpace, spec,
-            data: DataChoice, device) -> None:  # fmt: skip
+def _submit(
+    jobs: JobManager,
+    owner: str,
+    config: TrainConfig,
+    space: SweepSpace,
+    spec,
+    data: DataChoice,
+    device,
+) -> None:
     waiting = "Starting the worker processes (Ray; the first time takes a few seconds)..."
     try:
         with st.spinner(waiting if cluster.connected() is None else "Queueing the sweep..."):
-            sweep_id = jobs.submit_sweep(config, space, owner=owner, dataset=data.dataset, spec=spec,
-                                         device=device, name=config.name)  # fmt: skip
+            sweep_id = jobs.submit_sweep(
+                config,
+                space,
+                owner=owner,
+                dataset=data.dataset,
+                spec=spec,
+                device=device,
+                name=config.name,
+            )
     except (SweepError, JobLimitReached) as error:
         st.warning(str(error))
         return
@@ -130,14 +171,25 @@ def _trials(sweep_id: str, owner: str) -> None:
     rows = []
     for status in trials:
         place = f"number {status.queue_position} in the queue" if status.queue_position else ""
-        rows.append({"trial": int(status.sweep.get("trial", 0)) + 1,
-                     **{VARIED[k]: v for k, v in status.sweep.get("values", {}).items()},
-                     "state": status.state, "progress": status.progress,
-                     "val accuracy": status.val_accuracy,
-                     "note": place or (status.message if not status.done else "")})  # fmt: skip
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="train_sweep_trials_table",
-                 column_config={"progress": st.column_config.ProgressColumn(min_value=0, max_value=1),
-                                "val accuracy": st.column_config.NumberColumn(format="percent")})  # fmt: skip
+        rows.append(
+            {
+                "trial": int(status.sweep.get("trial", 0)) + 1,
+                **{VARIED[k]: v for k, v in status.sweep.get("values", {}).items()},
+                "state": status.state,
+                "progress": status.progress,
+                "val accuracy": status.val_accuracy,
+                "note": place or (status.message if not status.done else ""),
+            }
+        )
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        key="train_sweep_trials_table",
+        column_config={
+            "progress": st.column_config.ProgressColumn(min_value=0, max_value=1),
+            "val accuracy": st.column_config.NumberColumn(format="percent"),
+        },
+    )
     if finished < len(trials):
         if st.button("Stop the sweep", key="train_sweep_stop"):
             stopped = jobs.cancel_sweep(sweep_id, owner)

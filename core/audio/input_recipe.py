@@ -2,7 +2,8 @@
 
 Everything that shapes a classifier's input lives in one frozen `InputRecipeConfig`:
 
-    features       the core.audio.features.FeatureConfig (sample rate, FFT, hop, mel bands, dB floor)
+    features       the core.audio.features.FeatureConfig (sample rate, FFT, hop, mel bands, dB
+    floor)
     kind           "logmel", "mfcc", "mel" or "stft"
     clip_frames    feature frames per example (the network's time axis)
     normalization  per-clip or training-split standardisation, and trimming (`trim_db`)
@@ -15,7 +16,8 @@ are buffers built once in `__init__`, so `.to(device)` moves them) applies it:
       -> trim + stretch, or normalise + crop/pad    (batch, bins, clip_frames)   `fit`
       -> channel axis                               (batch, 1, bins, clip_frames)   `forward`
 
-Training (core.training.trainer), a clip on the Classify page (`clip`), the timeline and the live stream
+Training (core.training.trainer), a clip on the Classify page (`clip`), the timeline and the live
+stream
 (`spectrum` + `window_inputs`: one spectrogram for the whole recording, windows sliced from it,
 each finished like a training clip), saliency, layer-by-layer values, evaluation and the ONNX
 export all go through this object, so they cannot drift apart. The recipe is saved with every
@@ -187,7 +189,8 @@ class Normalization:
 
 
 def trim_and_stretch(features: torch.Tensor, frames: int, top_db: float) -> torch.Tensor:
-    """Cut quiet frames at both ends of a dB log-mel and stretch the rest: (bins, T) -> (bins, frames).
+    """Cut quiet frames at both ends of a dB log-mel and stretch the rest: (bins, T) -> (bins,
+    frames).
 
     A frame's energy is the dB of its summed band powers; frames from the first to the last
     within top_db of the loudest one (plus 2 frames of margin for soft onsets) are kept and

@@ -169,8 +169,9 @@ def equalize_waveform(samples: np.ndarray, curve_db: torch.Tensor, feature_confi
     frequencies, _, spectrum = stft(y, fs=rate, nperseg=n_fft, noverlap=n_fft * 3 // 4)
     centres = mel_band_edges(feature_config)[1:-1]
     gain_db = np.interp(frequencies, centres, curve_db.detach().cpu().numpy())
-    _, filtered = istft(spectrum * 10 ** (gain_db[:, None] / 20), fs=rate, nperseg=n_fft,
-                        noverlap=n_fft * 3 // 4)  # fmt: skip
+    _, filtered = istft(
+        spectrum * 10 ** (gain_db[:, None] / 20), fs=rate, nperseg=n_fft, noverlap=n_fft * 3 // 4
+    )
     return filtered[: len(y)].astype(np.float32)
 
 

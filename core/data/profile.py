@@ -1,6 +1,7 @@
 """Measure a data set's sound, then choose the training recipe that fits it, with reasons.
 
-The engine's default recipe (core.training.trainer.TrainConfig) was tuned on spoken digits: 8 kHz audio,
+The engine's default recipe (core.training.trainer.TrainConfig) was tuned on spoken digits: 8 kHz
+audio,
 32 mel bands, silence trimmed and the word stretched to a 1-second window. Instrument notes,
 dog barks or chords need other settings: the harmonics that tell a flute from an oboe lie
 above 4 kHz, and stretching a note to the window throws away how long it rings.
@@ -92,9 +93,9 @@ class DatasetProfile:
             f"Measured on {self.clips_measured} of {self.clips_total} clips: recorded at {rates}; "
             f"{self.energy_fraction:.1%} of the energy below {self.bandwidth_hz / 1000:.1f} kHz; "
             f"clips {self.median_duration_seconds:.2f} s long (median; 90 % at most "
-            f"{self.p90_duration_seconds:.2f} s), sounding for {self.median_sounding_seconds:.2f} s "
-            f"(spread {self.sounding_spread:.0%}), {self.median_leading_silence_seconds:.2f} s of "
-            f"silence before the sound and {self.mean_silent_fraction:.0%} of frames silent."
+            f"{self.p90_duration_seconds:.2f} s), sounding for {self.median_sounding_seconds:.2f} "
+            f"s (spread {self.sounding_spread:.0%}), {self.median_leading_silence_seconds:.2f} s "
+            f"of silence before the sound and {self.mean_silent_fraction:.0%} of frames silent."
         )
 
 
@@ -268,9 +269,14 @@ def spectral_change_db(samples: np.ndarray, sample_rate: int) -> float:
     if len(samples) < n_fft:
         return 0.0
     power = librosa.feature.melspectrogram(
-        y=np.asarray(samples, dtype=np.float32), sr=sample_rate, n_fft=n_fft, hop_length=hop,
-        n_mels=CHANGE_BANDS, fmax=sample_rate / 2, center=False,
-    )  # fmt: skip
+        y=np.asarray(samples, dtype=np.float32),
+        sr=sample_rate,
+        n_fft=n_fft,
+        hop_length=hop,
+        n_mels=CHANGE_BANDS,
+        fmax=sample_rate / 2,
+        center=False,
+    )
     bands_db = librosa.power_to_db(power, ref=np.max, top_db=80.0)
     frame_db = 10 * np.log10(power.sum(axis=0) + 1e-20)
     sounding = frame_db > frame_db.max() - SOUNDING_DB

@@ -12,7 +12,8 @@ follows the digits' `{n}_{group}_{take}` pattern, so `core.data.datasets` files 
 its soundfont as the group, and a holdout split (`--split holdout --val-groups timgm`) keeps
 a soundfont out of training entirely.
 
-    python -m core.data.render_notes --out /tmp/notes [--soundfont fluid=/usr/share/sounds/sf2/FluidR3_GM.sf2]
+    python -m core.data.render_notes --out /tmp/notes [--soundfont
+    fluid=/usr/share/sounds/sf2/FluidR3_GM.sf2]
 
 The MIDI file is written by hand below (a header chunk and one track of note events), the
 smallest complete example of the format; a library (mido) would do the same.

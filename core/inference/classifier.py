@@ -279,7 +279,8 @@ def load_choice(choice: ModelChoice, *, device: torch.device | str = "cpu") -> I
 
 def card_for(choice: ModelChoice):
     """The `core.models.card.ModelCard` of a menu entry: its card.json, else derived from its
-    run's split and summary. Raises core.models.card.ModelCardError (or core.training.runs.RunError for
+    run's split and summary. Raises core.models.card.ModelCardError (or core.training.runs.RunError
+    for
     a run id that could escape the store) with a sentence."""
     from core.models.card import read_model_card
     from core.training.runs import RunStore
@@ -290,9 +291,9 @@ def card_for(choice: ModelChoice):
 # --------------------------------------------------------------------------- importing archives
 
 PICKLE_HINT = (
-    "Pickles can run any program when they are opened, so this app never opens them. Save "
-    "the weights with safetensors instead: "
-    "safetensors.torch.save_file(model.state_dict(), 'model.safetensors')."
+    "Pickles can run any program when they are opened, so this app never opens them. Save the "
+    "weights with safetensors instead: safetensors.torch.save_file(model.state_dict(), "
+    "'model.safetensors')."
 )
 
 
@@ -607,8 +608,12 @@ def classify_windows(
         raise InferenceError(str(error)) from None
     if hop_seconds is not None and not (math.isfinite(hop_seconds) and hop_seconds > 0):
         raise InferenceError("The hop between windows must be longer than 0 s.")
-    hop_frames = max(1, round((hop_seconds or window_frames * hop / config.sample_rate / 4)
-                              * config.sample_rate / hop))  # fmt: skip
+    hop_frames = max(
+        1,
+        round(
+            (hop_seconds or window_frames * hop / config.sample_rate / 4) * config.sample_rate / hop
+        ),
+    )
     features = recipe.spectrum(y)  # (bins, frames), pre-dB for log-mel
     total = features.shape[-1]
     notices = []

@@ -415,27 +415,41 @@ def run_task_job(
     if cancel.is_set():
         return
     with Heartbeat(folder):
-        folder.write_state("running", pid=os.getpid(), node=socket.gethostname(),
-                           started_at=time.time(), progress=0.0, **(where or {}))  # fmt: skip
+        folder.write_state(
+            "running",
+            pid=os.getpid(),
+            node=socket.gethostname(),
+            started_at=time.time(),
+            progress=0.0,
+            **(where or {}),
+        )
         try:
             result = None
             for report in run_task(task, kwargs, device=torch.device(device), cancel=cancel):
                 if isinstance(report, TaskResult):
                     result = report
                 elif isinstance(report, TaskProgress):
-                    record = {"fraction": report.fraction, "message": report.message,
-                              "values": report.values}  # fmt: skip
+                    record = {
+                        "fraction": report.fraction,
+                        "message": report.message,
+                        "values": report.values,
+                    }
                     folder.append_record(record)
-                    folder.write_state("running", force=False, progress=report.fraction,
-                                       message=report.message)  # fmt: skip
+                    folder.write_state(
+                        "running", force=False, progress=report.fraction, message=report.message
+                    )
             if result is None:
                 raise TaskError("The task ended without a result.")
             save_task_result(folder, result)
             ended = "stopped" if cancel.is_set() else "finished"
-            folder.write_state(ended, finished_at=time.time(),
-                               progress=1.0 if ended == "finished" else None,
-                               message="Stopped; the result holds what was done." if ended == "stopped"
-                               else "Done.")  # fmt: skip
+            folder.write_state(
+                ended,
+                finished_at=time.time(),
+                progress=1.0 if ended == "finished" else None,
+                message="Stopped; the result holds what was done."
+                if ended == "stopped"
+                else "Done.",
+            )
         except TaskError as error:
             folder.write_state("failed", message=str(error), finished_at=time.time())
         except BaseException as error:
@@ -540,7 +554,7 @@ class SweepDriver:
                             resources=resources,
                             sweep=trial["sweep"],
                             env=self.env,
-                        )  # fmt: skip
+                        )
                     )
                     started += 1
                 if running:

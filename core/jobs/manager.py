@@ -185,7 +185,8 @@ class JobManager:
     ) -> str:
         """Queue a training on a Ray worker and return its job id at once.
 
-        dataset / spec: as for core.training.trainer.train (browser clips, a network from the builder);
+        dataset / spec: as for core.training.trainer.train (browser clips, a network from the
+        builder);
         they travel to the worker through Ray. device: default
         core.devices.resolve_device(config.device); it decides what the job asks Ray for.
         Raises JobLimitReached when `owner` has AUDIO_DL_JOBS_PER_SESSION unfinished jobs,
@@ -275,15 +276,25 @@ class JobManager:
         sweep_name = name or base.name
         planned = []
         for trial in trials:
-            record = {"id": sweep_id, "name": sweep_name, "trial": trial.index,
-                      "trials": len(trials), "values": dict(trial.values)}  # fmt: skip
+            record = {
+                "id": sweep_id,
+                "name": sweep_name,
+                "trial": trial.index,
+                "trials": len(trials),
+                "values": dict(trial.values),
+            }
             job_id = self._new_job(
                 trial.config, owner, device, resources, name=trial.config.name, sweep=record
             )
-            planned.append({
-                "job_id": job_id, "job_dir": str(self.root / job_id), "config": trial.config,
-                "resources": {"num_cpus": resources.num_cpus, "num_gpus": resources.num_gpus},
-                "sweep": record})  # fmt: skip
+            planned.append(
+                {
+                    "job_id": job_id,
+                    "job_dir": str(self.root / job_id),
+                    "config": trial.config,
+                    "resources": {"num_cpus": resources.num_cpus, "num_gpus": resources.num_gpus},
+                    "sweep": record,
+                }
+            )
         try:
             cluster.start_sweep_driver(
                 sweep_id,
@@ -393,8 +404,15 @@ class JobManager:
         job_id = self._new_job(None, owner, device, resources, name=name or task, task=task)
         folder = JobFolder(self.root / job_id)
         try:
-            cluster.start_task_worker(job_id, folder, task, kwargs, device=device,
-                                      runs_root=self.store.root, resources=resources)  # fmt: skip
+            cluster.start_task_worker(
+                job_id,
+                folder,
+                task,
+                kwargs,
+                device=device,
+                runs_root=self.store.root,
+                resources=resources,
+            )
         except Exception as error:
             message = f"Ray refused the job ({type(error).__name__}: {error})."
             folder.write_state("failed", message=message, finished_at=time.time())
@@ -497,8 +515,8 @@ class JobManager:
                 return self._end(
                     folder,
                     "interrupted",
-                    "The job was lost before it started "
-                    "(the worker cluster restarted); start it again.",
+                    "The job was lost before it started (the worker cluster restarted); start it "
+                    "again.",
                 )
             return state
         age = folder.heartbeat_age()

@@ -226,8 +226,12 @@ def _trial_config(base: Any, settings: Mapping[str, Any], values: Mapping[str, A
         raise SweepError(f"The trial {label} is not a valid training: {error}") from None
 
 
-_SHORT = {"learning_rate": "lr", "batch_size": "batch", "members": "members",
-          "augment_strength": "augment"}  # fmt: skip
+_SHORT = {
+    "learning_rate": "lr",
+    "batch_size": "batch",
+    "members": "members",
+    "augment_strength": "augment",
+}
 
 
 def _format(value: Any) -> str:
@@ -276,11 +280,19 @@ def sweep_rows(runs: Iterable[Any], sweep_id: str) -> list[dict[str, Any]]:
     for rank, run in enumerate(sorted(trials, key=order), start=1):
         sweep, metrics = sweep_of(run), dict(run.metrics)
         ranked = metrics.get("val_accuracy") is not None
-        row: dict[str, Any] = {"rank": rank if ranked else None,
-                               "trial": int(sweep.get("trial", 0)) + 1}  # fmt: skip
+        row: dict[str, Any] = {
+            "rank": rank if ranked else None,
+            "trial": int(sweep.get("trial", 0)) + 1,
+        }
         row.update({VARIED[key]: sweep.get("values", {}).get(key) for key in varied})
-        row.update({"status": run.status, "val accuracy": metrics.get("val_accuracy"),
-                    "val loss": metrics.get("val_loss"), "epochs done": metrics.get("epochs_done"),
-                    "run": run.run_id})  # fmt: skip
+        row.update(
+            {
+                "status": run.status,
+                "val accuracy": metrics.get("val_accuracy"),
+                "val loss": metrics.get("val_loss"),
+                "epochs done": metrics.get("epochs_done"),
+                "run": run.run_id,
+            }
+        )
         rows.append(row)
     return rows

@@ -1,4 +1,5 @@
-"""The app's long jobs other than training, as tasks a Ray worker runs (core.jobs.manager.submit_task).
+"""The app's long jobs other than training, as tasks a Ray worker runs
+(core.jobs.manager.submit_task).
 
 A task is a generator function registered in TASKS under a name. It receives its keyword
 arguments (sent by the web server through Ray), the torch.device Ray granted and the job's
@@ -150,10 +151,16 @@ def batch_rows(result: TaskResult) -> list[Any]:
         return math.nan if value is None else float(value)
 
     return [
-        BatchRow(str(r["file"]), str(r["label"]), number(r["confidence"]), bool(r["unsure"]),
-                 number(r["duration_seconds"]), str(r["note"]))
+        BatchRow(
+            str(r["file"]),
+            str(r["label"]),
+            number(r["confidence"]),
+            bool(r["unsure"]),
+            number(r["duration_seconds"]),
+            str(r["note"]),
+        )
         for r in result.values.get("rows", [])
-    ]  # fmt: skip
+    ]
 
 
 TASKS: dict[str, Callable[..., Iterator[TaskProgress | TaskResult]]] = {

@@ -268,7 +268,8 @@ def penultimate_embeddings(
 
 
 def trained_model_embeddings(collection: Collection, model) -> np.ndarray:
-    """Penultimate-layer embeddings of a trained classifier (a core.inference.classifier.InferenceModel).
+    """Penultimate-layer embeddings of a trained classifier (a
+    core.inference.classifier.InferenceModel).
 
     Each clip is prepared exactly as the classifier's training prepared its inputs
     (`core.inference.classifier.prepare_clip`: resample, features, normalisation, centre crop/pad),
@@ -369,9 +370,12 @@ class AutoencoderConfig:
 
     def feature_config(self, sample_rate: int = SAMPLE_RATE) -> FeatureConfig:
         return FeatureConfig(
-            sample_rate=sample_rate, n_fft=self.n_fft, hop_length=self.hop_length,
-            n_mels=self.n_mels, top_db=None,
-        )  # fmt: skip
+            sample_rate=sample_rate,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            n_mels=self.n_mels,
+            top_db=None,
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -381,9 +385,11 @@ class MelPatches:
 
 
 def log_mel_patches(
-    clips: list[np.ndarray], config: AutoencoderConfig = AutoencoderConfig(),
-    *, sample_rate: int = SAMPLE_RATE,
-) -> MelPatches:  # fmt: skip
+    clips: list[np.ndarray],
+    config: AutoencoderConfig = AutoencoderConfig(),
+    *,
+    sample_rate: int = SAMPLE_RATE,
+) -> MelPatches:
     """Fixed-size log-mel patches: each clip centre-cropped or zero-padded to
     `(frames - 1) * hop_length` samples, mel power in dB relative to its own peak, floored at
     `-top_db` and scaled to [0, 1]."""
@@ -405,9 +411,13 @@ def log_mel_patches(
 
 
 def patch_to_audio(
-    patch: np.ndarray, peak_db: float, config: AutoencoderConfig = AutoencoderConfig(),
-    *, sample_rate: int = SAMPLE_RATE, n_iter: int = 32,
-) -> np.ndarray:  # fmt: skip
+    patch: np.ndarray,
+    peak_db: float,
+    config: AutoencoderConfig = AutoencoderConfig(),
+    *,
+    sample_rate: int = SAMPLE_RATE,
+    n_iter: int = 32,
+) -> np.ndarray:
     """Invert a [0, 1] log-mel patch (n_mels, frames) to a waveform with Griffin-Lim.
 
     Undo the scaling to mel power, spread the mel bands back over linear frequencies with
@@ -421,16 +431,19 @@ def patch_to_audio(
     mel_power = 10 ** ((db * config.top_db - config.top_db + peak_db) / 10)
     linear_power = np.maximum(_mel_pseudo_inverse(config, sample_rate) @ mel_power, 0.0)
     audio = librosa.griffinlim(
-        np.sqrt(linear_power), n_iter=n_iter, hop_length=config.hop_length, n_fft=config.n_fft,
+        np.sqrt(linear_power),
+        n_iter=n_iter,
+        hop_length=config.hop_length,
+        n_fft=config.n_fft,
         random_state=0,
-    )  # fmt: skip
+    )
     peak = float(np.abs(audio).max())
     return (audio * (0.9 / peak) if peak > 0 else audio).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=4)
 def _mel_pseudo_inverse(config: AutoencoderConfig, sample_rate: int) -> np.ndarray:
-    """(n_freqs, n_mels) least-squares inverse of the slaney mel filterbank of core.audio.features."""
+    """(n_freqs, n_mels) least-squares inverse of core.audio.features' slaney mel filterbank."""
     return np.linalg.pinv(mel_filterbank(config.feature_config(sample_rate)).double().numpy())
 
 
@@ -450,18 +463,25 @@ class ConvAutoencoder(nn.Module):
         self.inner = (2 * c, config.n_mels // 8, config.frames // 8)
         flat = self.inner[0] * self.inner[1] * self.inner[2]
         self.encoder = nn.Sequential(
-            nn.Conv2d(1, c, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(c, 2 * c, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(2 * c, 2 * c, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Flatten(), nn.Linear(flat, config.bottleneck),
-        )  # fmt: skip
+            nn.Conv2d(1, c, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(c, 2 * c, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(2 * c, 2 * c, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(flat, config.bottleneck),
+        )
         self.decoder_input = nn.Linear(config.bottleneck, flat)
         self.decoder = nn.Sequential(
             nn.ReLU(),
-            nn.ConvTranspose2d(2 * c, 2 * c, 4, stride=2, padding=1), nn.ReLU(),
-            nn.ConvTranspose2d(2 * c, c, 4, stride=2, padding=1), nn.ReLU(),
-            nn.ConvTranspose2d(c, 1, 4, stride=2, padding=1), nn.Sigmoid(),
-        )  # fmt: skip
+            nn.ConvTranspose2d(2 * c, 2 * c, 4, stride=2, padding=1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(2 * c, c, 4, stride=2, padding=1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(c, 1, 4, stride=2, padding=1),
+            nn.Sigmoid(),
+        )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
@@ -481,9 +501,13 @@ class AutoencoderEvent:
 
 
 def train_autoencoder(
-    model: ConvAutoencoder, patches: np.ndarray, config: AutoencoderConfig, *,
-    steps: int, device: torch.device,
-) -> Iterator[AutoencoderEvent]:  # fmt: skip
+    model: ConvAutoencoder,
+    patches: np.ndarray,
+    config: AutoencoderConfig,
+    *,
+    steps: int,
+    device: torch.device,
+) -> Iterator[AutoencoderEvent]:
     """Train `model` in place to reproduce `patches` (n, 1, n_mels, frames); yield each step.
 
     Adam on mean squared error, random mini-batches of `config.batch_size`, seeded by

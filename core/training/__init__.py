@@ -7,6 +7,7 @@
 - `support`        helpers the Train page needs around the trainer (subsets, folders, rows)
 - `export_script`  a standalone script that trains a run again
 
-The command line is `python -m core.train` (core/training/trainer.py). Layering: builds on `core.audio`,
+The command line is `python -m core.train` (core/training/trainer.py). Layering: builds on
+`core.audio`,
 `core.data` and `core.models`; `core.jobs` runs it on workers.
 """

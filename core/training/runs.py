@@ -537,7 +537,8 @@ def _read_archive(data: bytes) -> dict[str, bytes]:
         unknown = [n for n in names if n not in ARCHIVE_MEMBERS]
         if unknown:
             raise RunError(
-                f"The archive holds unexpected files ({', '.join(unknown[:3])}); only run files are accepted."
+                f"The archive holds unexpected files ({', '.join(unknown[:3])}); only run files "
+                "are accepted."
             )
         if len(set(names)) != len(names):
             raise RunError("The archive holds the same file twice.")

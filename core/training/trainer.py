@@ -191,11 +191,15 @@ def _config_problems(c: TrainConfig) -> Iterator[str]:
     if not 0.05 <= c.clip_seconds <= 600:
         yield f"clip_seconds must be between 0.05 and 600 s, got {c.clip_seconds}."
     if c.normalization not in NORMALIZATION_MODES:
-        yield f"normalization must be one of {', '.join(NORMALIZATION_MODES)}, got {c.normalization!r}."
+        modes = ", ".join(NORMALIZATION_MODES)
+        yield f"normalization must be one of {modes}, got {c.normalization!r}."
     if c.trim_db is not None and not (isinstance(c.trim_db, (int, float)) and 0 < c.trim_db <= 120):
         yield f"trim_db must be between 0 and 120 dB (or None for no trimming), got {c.trim_db}."
     if c.early_stopping_metric not in ("val_accuracy", "val_loss"):
-        yield f"early_stopping_metric must be val_accuracy or val_loss, got {c.early_stopping_metric!r}."
+        yield (
+            "early_stopping_metric must be val_accuracy or val_loss, "
+            f"got {c.early_stopping_metric!r}."
+        )
     if c.early_stopping_patience is not None and c.early_stopping_patience < 1:
         yield "early_stopping_patience must be at least 1 (or None for no early stopping)."
     if not (isinstance(c.members, int) and 1 <= c.members <= MAX_MEMBERS):
@@ -651,7 +655,8 @@ class _Trainer:
                     self.model.load_state_dict(best_state)
                     yield self._final(
                         "finished",
-                        f"Stopped early at epoch {epoch}: {c.early_stopping_metric} did not improve for {waited} evaluations; the best weights are kept.",
+                        f"Stopped early at epoch {epoch}: {c.early_stopping_metric} did not "
+                        f"improve for {waited} evaluations; the best weights are kept.",
                     )
                     return
         if best_state is not None:
@@ -726,9 +731,9 @@ class _Trainer:
         reduced = all_reduce_mean(loss.detach()) if self.dist else loss.detach()
         if not torch.isfinite(reduced):
             raise TrainingFailed(
-                f"The loss became {float(reduced)} at step {self.step + 1} (epoch {self.epoch}): the "
-                f"learning rate {c.learning_rate:g} is probably too high. Try {c.learning_rate / 10:g} "
-                "or lower, or enable gradient clipping."
+                f"The loss became {float(reduced)} at step {self.step + 1} (epoch {self.epoch}): "
+                f"the learning rate {c.learning_rate:g} is probably too high. Try "
+                f"{c.learning_rate / 10:g} or lower, or enable gradient clipping."
             )
         if c.grad_clip_norm is not None:
             self.scaler.unscale_(self.optimizer)
@@ -790,9 +795,16 @@ class _Trainer:
         if final and self.is_main:
             c = self.config
             self.last_evaluation = evaluate_model(
-                self.model, x, y, labels=self.data.labels, refs=refs, device=self.device,
-                embeddings=c.embeddings, tsne=c.tsne and c.embeddings, seed=c.seed,
-            )  # fmt: skip
+                self.model,
+                x,
+                y,
+                labels=self.data.labels,
+                refs=refs,
+                device=self.device,
+                embeddings=c.embeddings,
+                tsne=c.tsne and c.embeddings,
+                seed=c.seed,
+            )
             self.val_loss, self.val_accuracy = (
                 self.last_evaluation.loss,
                 self.last_evaluation.accuracy,
@@ -815,9 +827,12 @@ class _Trainer:
     def _save_run(self, kind: str, message: str, evaluation: Evaluation | None) -> None:
         if kind != "failed":
             self.store.save_model(
-                self.run_id, self.model, spec=self.model_spec, labels=self.data.labels,
+                self.run_id,
+                self.model,
+                spec=self.model_spec,
+                labels=self.data.labels,
                 recipe=self.recipe.config,
-            )  # fmt: skip
+            )
         metrics = {
             "epochs_done": self.epoch,
             "steps": self.step,
@@ -825,12 +840,15 @@ class _Trainer:
             "val_loss": self.val_loss,
         }
         self.store.finish(
-            self.run_id, kind, message=message, metrics=metrics,
+            self.run_id,
+            kind,
+            message=message,
+            metrics=metrics,
             duration_seconds=time.perf_counter() - self.started,
             evaluation=evaluation.to_dict() if evaluation is not None else None,
             skipped_examples=list(self.failed_examples.values()),
             world_size=self.dist.world_size if self.dist else 1,
-        )  # fmt: skip
+        )
 
     def _write_metrics(self, records: list[dict[str, Any]]) -> None:
         if self.store is not None and self.run_id is not None and records:
@@ -853,7 +871,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--data",
         default=defaults.data,
-        help="builtin:digits, a folder per class, a zip, esc50:PATH, urbansound8k:PATH, gtzan:PATH, speechcommands:PATH",
+        help="builtin:digits, a folder per class, a zip, esc50:PATH, urbansound8k:PATH, "
+        "gtzan:PATH, speechcommands:PATH",
     )
     p.add_argument("--epochs", type=int, default=defaults.epochs)
     p.add_argument(
@@ -918,18 +937,28 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig the command-line flags describe."""
     return TrainConfig(
-        data=args.data, epochs=args.epochs, model=args.model, split=args.split,
+        data=args.data,
+        epochs=args.epochs,
+        model=args.model,
+        split=args.split,
         val_fraction=args.val_fraction,
         val_groups=tuple(g.strip() for g in args.val_groups.split(",") if g.strip()),
         val_folds=tuple(int(f) for f in args.val_folds.split(",") if f.strip()),
-        batch_size=args.batch_size, learning_rate=args.lr, optimizer=args.optimizer,
-        schedule=args.schedule, weight_decay=args.weight_decay, seed=args.seed,
-        device=args.device, early_stopping_patience=args.patience, members=args.members,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        optimizer=args.optimizer,
+        schedule=args.schedule,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        device=args.device,
+        early_stopping_patience=args.patience,
+        members=args.members,
         normalization=args.normalization or TrainConfig.normalization,
         clip_seconds=TrainConfig.clip_seconds if args.clip_seconds is None else args.clip_seconds,
         augment=AugmentConfig.off() if args.no_augment else AugmentConfig(),
-        tsne=not args.no_tsne, name=args.name,
-    )  # fmt: skip
+        tsne=not args.no_tsne,
+        name=args.name,
+    )
 
 
 def recipe_from_data(
@@ -1024,7 +1053,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if event.kind == "started":
                 info = event.info
                 print(
-                    f"{info['dataset']}: {info['train_examples']} training / {info['val_examples']} validation examples, {len(info['labels'])} classes, {info['parameters']} parameters, on {info['device']} (x{info['world_size']})",
+                    f"{info['dataset']}: {info['train_examples']} training / "
+                    f"{info['val_examples']} validation examples, {len(info['labels'])} classes, "
+                    f"{info['parameters']} parameters, on {info['device']} (x{info['world_size']})",
                     file=sys.stderr,
                 )
                 bar = ProgressBar(event.total_steps)

@@ -119,11 +119,17 @@ def timeline_figure(
     # All outlines in one update_layout: add_shape re-validates every shape so far (40 ms for
     # 20 segments, and the Live tab redraws this twice a second).
     outlines = [
-        {"type": "rect", "x0": start, "x1": end, "y0": row[label] - 0.5, "y1": row[label] + 0.5,
-         "line": {"color": "#ff5252", "width": 2}}
+        {
+            "type": "rect",
+            "x0": start,
+            "x1": end,
+            "y0": row[label] - 0.5,
+            "y1": row[label] + 0.5,
+            "line": {"color": "#ff5252", "width": 2},
+        }
         for start, end, label in segments
         if label in row
-    ]  # fmt: skip
+    ]
     fig.update_layout(
         shapes=outlines,
         height=120 + 22 * len(labels),

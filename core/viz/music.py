@@ -359,8 +359,15 @@ def key_correlation_figure(correlations: dict[str, np.ndarray], key_index: int) 
         colors = [
             "#e45756" if i == key_index else ("#4c78a8" if i < 12 else "#72b7b2") for i in range(24)
         ]
-        fig.add_bar(x=list(KEY_NAMES), y=r, marker_color=colors, showlegend=False, row=row, col=1,
-                    hovertemplate="%{x}: r = %{y:.3f}<extra></extra>")  # fmt: skip
+        fig.add_bar(
+            x=list(KEY_NAMES),
+            y=r,
+            marker_color=colors,
+            showlegend=False,
+            row=row,
+            col=1,
+            hovertemplate="%{x}: r = %{y:.3f}<extra></extra>",
+        )
         fig.update_yaxes(title_text="r", range=[-1, 1], row=row, col=1)
     fig.update_layout(
         title="Correlation with the 24 major and minor keys",
@@ -402,8 +409,15 @@ def pitch_figure(contour: PitchContour, x_range: tuple[float, float] | None = No
     f0 = np.where(contour.voiced, contour.f0_hz, np.nan)[span]
     notes = contour.note_names()[span]
     fig = go.Figure()
-    fig.add_scatter(x=contour.times[span], y=f0, mode="lines+markers", marker=dict(size=3), name="f0",
-                    text=notes.tolist(), hovertemplate="%{x:.2f} s: %{y:.1f} Hz (%{text})<extra></extra>")  # fmt: skip
+    fig.add_scatter(
+        x=contour.times[span],
+        y=f0,
+        mode="lines+markers",
+        marker=dict(size=3),
+        name="f0",
+        text=notes.tolist(),
+        hovertemplate="%{x:.2f} s: %{y:.1f} Hz (%{text})<extra></extra>",
+    )
     voiced = f0[np.isfinite(f0)]
     if voiced.size:
         lo, hi = np.log2(voiced.min()) - 0.1, np.log2(voiced.max()) + 0.1

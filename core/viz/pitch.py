@@ -244,7 +244,8 @@ def piano_roll_figure(
             text=[n.name for n in notes],
             textposition="inside",
             customdata=[[n.name, n.start_seconds, n.end_seconds] for n in notes],
-            hovertemplate="%{customdata[0]}: %{customdata[1]:.2f}-%{customdata[2]:.2f} s<extra></extra>",
+            hovertemplate="%{customdata[0]}: %{customdata[1]:.2f}-%{customdata[2]:.2f} "
+            "s<extra></extra>",
             name="notes",
         )
     if track is not None:

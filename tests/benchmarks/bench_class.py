@@ -122,8 +122,11 @@ def _wait_runs(runs_root: Path, count: int, timeout_s: float, on_wait=None) -> f
 
 
 def _last_epoch_rate(store, run_id: str) -> float:
-    rates = [r.get("samples_per_second") for r in store.read_metrics(run_id)
-             if r.get("kind") == "epoch_end"]  # fmt: skip
+    rates = [
+        r.get("samples_per_second")
+        for r in store.read_metrics(run_id)
+        if r.get("kind") == "epoch_end"
+    ]
     return float(rates[-1]) if rates else 0.0
 
 
@@ -138,8 +141,9 @@ def _cli_way(config_dict: dict, runs_root: Path) -> tuple[float, float, int]:
     config = TrainConfig.from_dict({**config_dict, "name": "cli"})
     dataset = limit_per_class(builtin_digits(), CLIPS_PER_CLASS)
     started = time.perf_counter()
-    events = list(train(config, dataset=dataset, device="cpu", store=RunStore(runs_root / "cli"),
-                        owner="cli"))  # fmt: skip
+    events = list(
+        train(config, dataset=dataset, device="cpu", store=RunStore(runs_root / "cli"), owner="cli")
+    )
     wall = time.perf_counter() - started
     assert events[-1].kind == "finished", events[-1].message
     samples = events[0].info["train_examples"] * config.epochs
@@ -158,9 +162,13 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="bench_class_"))
     runs_root = root / "runs"
-    env = {**os.environ, "AUDIO_DL_RUNS_DIR": str(runs_root),
-           "AUDIO_DL_CACHE_DIR": str(root / "cache"), "AUDIO_DL_DEVICE": "cpu",
-           "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "AUDIO_DL_RUNS_DIR": str(runs_root),
+        "AUDIO_DL_CACHE_DIR": str(root / "cache"),
+        "AUDIO_DL_DEVICE": "cpu",
+        "PYTHONUNBUFFERED": "1",
+    }
     os.environ.update({k: env[k] for k in ("AUDIO_DL_RUNS_DIR", "AUDIO_DL_CACHE_DIR")})
     process, app_url = browser.start_server(env, root / "server.log")
     print(f"server {app_url} (log {root / 'server.log'}); load average {os.getloadavg()[0]:.1f}")
@@ -250,29 +258,47 @@ def main() -> None:
     span = ended - started
     summed = SESSIONS * samples / span
     print(f"\n1. page switch Home -> Tensor playground, idle server ({IDLE_SWITCHES} switches)")
-    print(f"   median {statistics.median(idle_switches):.2f} s   p95 {_p95(idle_switches):.2f} s"
-          "   (goal <= 1 s)")  # fmt: skip
-    print(f"\n2. server memory over {PAGE_LOADS} page switches across {len(titles)} pages "
-          f"({loads_seconds:.0f} s)")  # fmt: skip
-    print(f"   RSS {rss_start:.0f} MB -> {rss_end:.0f} MB ({100 * (rss_end / rss_start - 1):+.1f} %), "
-          f"peak {rss_peak:.0f} MB   (goal: within 10 %); not settled within 60 s: "
-          f"{len(stuck)} {sorted(set(stuck))}")  # fmt: skip
-    print(f"\n3. {SESSIONS} sessions training at once ({CLIPS_PER_CLASS * 10} clips, "
-          f"{config_dict['epochs']} epochs, members {config_dict['members']}; the first training "
-          f"took {warm_seconds:.0f} s with Ray's start)")  # fmt: skip
+    print(
+        f"   median {statistics.median(idle_switches):.2f} s   p95 {_p95(idle_switches):.2f} s"
+        "   (goal <= 1 s)"
+    )
+    print(
+        f"\n2. server memory over {PAGE_LOADS} page switches across {len(titles)} pages "
+        f"({loads_seconds:.0f} s)"
+    )
+    print(
+        f"   RSS {rss_start:.0f} MB -> {rss_end:.0f} MB ({100 * (rss_end / rss_start - 1):+.1f} "
+        f"%), peak {rss_peak:.0f} MB   (goal: within 10 %); not settled within 60 s: {len(stuck)} "
+        f"{sorted(set(stuck))}"
+    )
+    print(
+        f"\n3. {SESSIONS} sessions training at once ({CLIPS_PER_CLASS * 10} clips, "
+        f"{config_dict['epochs']} epochs, members {config_dict['members']}; the first training "
+        f"took {warm_seconds:.0f} s with Ray's start)"
+    )
     print(f"   runs: {statuses} (every run finished: {statuses == ['finished'] * SESSIONS})")
-    print(f"   summed throughput {summed:7.0f} samples/s  ({SESSIONS} x {samples} samples in "
-          f"{span:.1f} s, first Start to last end)")  # fmt: skip
-    print(f"   CLI way, one process  {cli_throughput:7.0f} samples/s over its wall time "
-          f"({cli_rate:.0f} samples/s in its last epoch)")  # fmt: skip
-    print(f"   ratio {summed / cli_throughput:.2f}x (goal >= 0.8x); the runs' own last-epoch "
-          f"rates sum to {sum(rates):.0f} samples/s ({sum(rates) / cli_rate:.2f}x the CLI's)")  # fmt: skip
+    print(
+        f"   summed throughput {summed:7.0f} samples/s  ({SESSIONS} x {samples} samples in "
+        f"{span:.1f} s, first Start to last end)"
+    )
+    print(
+        f"   CLI way, one process  {cli_throughput:7.0f} samples/s over its wall time "
+        f"({cli_rate:.0f} samples/s in its last epoch)"
+    )
+    print(
+        f"   ratio {summed / cli_throughput:.2f}x (goal >= 0.8x); the runs' own last-epoch "
+        f"rates sum to {sum(rates):.0f} samples/s ({sum(rates) / cli_rate:.2f}x the CLI's)"
+    )
     print(f"\n4. a fifth session switching pages meanwhile ({len(busy_switches)} switches)")
     if busy_switches:
-        print(f"   median {statistics.median(busy_switches):.2f} s   p95 {_p95(busy_switches):.2f} s"
-              "   (goal <= 1.5 s)")  # fmt: skip
-    print(f"\nexception boxes in the browser pages: {exceptions}; "
-          f"load average now {os.getloadavg()[0]:.1f} (2 CPUs, shared with other sessions)")  # fmt: skip
+        print(
+            f"   median {statistics.median(busy_switches):.2f} s   p95 {_p95(busy_switches):.2f} s"
+            "   (goal <= 1.5 s)"
+        )
+    print(
+        f"\nexception boxes in the browser pages: {exceptions}; "
+        f"load average now {os.getloadavg()[0]:.1f} (2 CPUs, shared with other sessions)"
+    )
 
 
 if __name__ == "__main__":

@@ -126,12 +126,25 @@ def _poll_cost(root: Path, folders: int = 600) -> tuple[float, float]:
     jobs = JobManager(RunStore(root / "poll"))
     for i in range(folders):
         folder = JobFolder(jobs.root / f"job-old-{i:04d}")
-        folder.create({"job_id": folder.job_id, "owner": f"s{i % 30}", "pool": "cpu",
-                       "submitted_at": time.time()})  # fmt: skip
+        folder.create(
+            {
+                "job_id": folder.job_id,
+                "owner": f"s{i % 30}",
+                "pool": "cpu",
+                "submitted_at": time.time(),
+            }
+        )
         folder.write_state("finished", message="Finished.")
     running = JobFolder(jobs.root / "job-running-0")
-    running.create({"job_id": running.job_id, "owner": "me", "pool": "cpu", "epochs": 2,
-                    "submitted_at": time.time()})  # fmt: skip
+    running.create(
+        {
+            "job_id": running.job_id,
+            "owner": "me",
+            "pool": "cpu",
+            "epochs": 2,
+            "submitted_at": time.time(),
+        }
+    )
     running.write_state("running", latest={"step": 5, "total_steps": 10, "epoch": 1})
     (running.path / "heartbeat").touch()
 
@@ -153,8 +166,10 @@ def main() -> None:
     os.environ["AUDIO_DL_CACHE_DIR"] = str(root / "cache")
     os.environ["AUDIO_DL_JOBS_PER_SESSION"] = "4"
     status_ms, overview_ms = _poll_cost(root)
-    print(f"0. poll cost: status() of a running job {status_ms:.2f} ms; the sidebar's "
-          f"overview() among 600 finished jobs {overview_ms:.2f} ms (median of 20)")  # fmt: skip
+    print(
+        f"0. poll cost: status() of a running job {status_ms:.2f} ms; the sidebar's "
+        f"overview() among 600 finished jobs {overview_ms:.2f} ms (median of 20)"
+    )
     from core.jobs import cluster
 
     info = cluster.connect()
@@ -166,15 +181,21 @@ def main() -> None:
     ray_rate, ray_wall = _on_ray(dataset, config, cpus)
     half_rate, half_wall = _on_ray(dataset, config, max(1, cpus // 2))
     print(
-        f"\n1. one training, {len(dataset)} clips x {config.epochs} epochs (samples/s of the last epoch)"
+        f"\n1. one training, {len(dataset)} clips x {config.epochs} epochs (samples/s of the last "
+        "epoch)"
     )
     print(
-        f"   CLI way (one process, {cpus} threads)   {cli_rate:8.0f} samples/s  {cli_wall:6.1f} s wall"
+        f"   CLI way (one process, {cpus} threads)   {cli_rate:8.0f} samples/s  {cli_wall:6.1f} s "
+        "wall"
     )
-    print(f"   JobManager on Ray, {cpus} CPUs           {ray_rate:8.0f} samples/s  {ray_wall:6.1f} s wall"
-          f"  ratio {ray_rate / max(cli_rate, 1e-9):.2f}x (target 0.8x)")  # fmt: skip
-    print(f"   JobManager on Ray, {max(1, cpus // 2)} CPU (default)   {half_rate:8.0f} samples/s  "
-          f"{half_wall:6.1f} s wall  ratio {half_rate / max(cli_rate, 1e-9):.2f}x")  # fmt: skip
+    print(
+        f"   JobManager on Ray, {cpus} CPUs           {ray_rate:8.0f} samples/s  {ray_wall:6.1f} s "
+        f"wall  ratio {ray_rate / max(cli_rate, 1e-9):.2f}x (target 0.8x)"
+    )
+    print(
+        f"   JobManager on Ray, {max(1, cpus // 2)} CPU (default)   {half_rate:8.0f} samples/s  "
+        f"{half_wall:6.1f} s wall  ratio {half_rate / max(cli_rate, 1e-9):.2f}x"
+    )
 
     long = dataclasses.replace(config, epochs=50)
     idle = _page_load_seconds()
@@ -187,8 +208,10 @@ def main() -> None:
         (f"{TRAININGS} trainings in server threads (before)", threads),
     ):
         median = statistics.median(times)
-        print(f"   {label:42s} {median:6.2f} s  (max {max(times):.2f} s)  "
-              f"{median / statistics.median(idle):.2f}x idle")  # fmt: skip
+        print(
+            f"   {label:42s} {median:6.2f} s  (max {max(times):.2f} s)  "
+            f"{median / statistics.median(idle):.2f}x idle"
+        )
     cluster.shutdown()
 
 

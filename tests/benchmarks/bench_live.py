@@ -2,7 +2,8 @@
 
 `python -m tests.benchmarks live` (about 3 minutes). Audio is spoken digits from the shipped
 recordings, sent the way a browser sends it (48 kHz stereo int16, 20 ms frames) in real time
-from files in-process, into core.inference.streaming.LiveStream with the shipped model at hop 250 ms.
+from files in-process, into core.inference.streaming.LiveStream with the shipped model at hop 250
+ms.
 
 - latency: from the frame that completes a window arriving (push) to that window's answer
   being ready in the stream (the page shows it at its next redraw, ui.live_stream
@@ -65,8 +66,10 @@ def main() -> None:
     model = model_from_loaded_run(shipped_store().load("digits-cnn"), origin="shipped")
     config = LiveClassifierConfig(hop_seconds=0.25)
     audio = spoken_digits(MIC_RATE)
-    print(f"shipped model: window {model.window_seconds:.2f} s, hop {config.hop_seconds} s; "
-          f"torch threads {__import__('torch').get_num_threads()}, cpus {os.cpu_count()}")  # fmt: skip
+    print(
+        f"shipped model: window {model.window_seconds:.2f} s, hop {config.hop_seconds} s; "
+        f"torch threads {__import__('torch').get_num_threads()}, cpus {os.cpu_count()}"
+    )
 
     # Warm-up outside the clock: the first windows pay for one-time set-up (mel filterbank,
     # torch's first passes), which a stream running for minutes does not.
@@ -85,11 +88,15 @@ def main() -> None:
     latencies = np.asarray(stream.stats.latencies_seconds) * 1000
     stream.stop()
     print(f"one stream, {seconds:.0f} s of audio in {wall:.1f} s: {len(latencies)} answers")
-    print(f"  latency push -> answer: p50 {np.percentile(latencies, 50):.1f} ms, "
-          f"p95 {np.percentile(latencies, 95):.1f} ms, max {latencies.max():.1f} ms "
-          "(goal p95 <= 300 ms)")  # fmt: skip
-    print(f"  CPU: {cpu:.2f} s for {seconds:.0f} s of audio = {100 * cpu / seconds:.1f} % of "
-          "one core (goal <= 25 %)")  # fmt: skip
+    print(
+        f"  latency push -> answer: p50 {np.percentile(latencies, 50):.1f} ms, "
+        f"p95 {np.percentile(latencies, 95):.1f} ms, max {latencies.max():.1f} ms "
+        "(goal p95 <= 300 ms)"
+    )
+    print(
+        f"  CPU: {cpu:.2f} s for {seconds:.0f} s of audio = {100 * cpu / seconds:.1f} % of "
+        "one core (goal <= 25 %)"
+    )
 
     # 3: four streams at once, real time.
     seconds = float(os.environ.get("BENCH_LIVE_SECONDS", "120"))
@@ -111,14 +118,20 @@ def main() -> None:
     for s in streams:
         s.stop()
     print(f"four streams, {seconds:.0f} s each, fed in {fed_wall:.1f} s: windows {windows}")
-    print(f"  backlog per stream: mean {b.mean() * 1000:.0f} ms, max {b.max() * 1000:.0f} ms; "
-          f"first half mean {b[:half].mean() * 1000:.0f} ms, second half "
-          f"{b[half:].mean() * 1000:.0f} ms (no growth = keeping up); dropped {dropped:.2f} s; "
-          f"drained {drained}")  # fmt: skip
-    print(f"  latency push -> answer: p50 {np.percentile(latencies, 50):.1f} ms, "
-          f"p95 {np.percentile(latencies, 95):.1f} ms")  # fmt: skip
-    print(f"  CPU: {100 * cpu / seconds:.1f} % of one core for four streams "
-          f"({100 * cpu / seconds / 4:.1f} % each)")  # fmt: skip
+    print(
+        f"  backlog per stream: mean {b.mean() * 1000:.0f} ms, max {b.max() * 1000:.0f} ms; "
+        f"first half mean {b[:half].mean() * 1000:.0f} ms, second half "
+        f"{b[half:].mean() * 1000:.0f} ms (no growth = keeping up); dropped {dropped:.2f} s; "
+        f"drained {drained}"
+    )
+    print(
+        f"  latency push -> answer: p50 {np.percentile(latencies, 50):.1f} ms, "
+        f"p95 {np.percentile(latencies, 95):.1f} ms"
+    )
+    print(
+        f"  CPU: {100 * cpu / seconds:.1f} % of one core for four streams "
+        f"({100 * cpu / seconds / 4:.1f} % each)"
+    )
 
     # 4: streamed vs offline on the same file (model rate, irregular frames).
     y = spoken_digits(model.sample_rate)
@@ -127,8 +140,10 @@ def main() -> None:
     stream_file(live, y, model.sample_rate, frame_sizes=[320, 17, 999, 160])
     live.finish()
     diff = np.abs(live.window_result().probabilities - offline.probabilities).max()
-    print(f"streamed vs offline: {len(offline.starts_seconds)} windows, max |p difference| "
-          f"{diff:.2e} (goal <= 1e-4)")  # fmt: skip
+    print(
+        f"streamed vs offline: {len(offline.starts_seconds)} windows, max |p difference| "
+        f"{diff:.2e} (goal <= 1e-4)"
+    )
 
 
 if __name__ == "__main__":

@@ -148,18 +148,27 @@ def main() -> None:
     computed = int(answers[-1] - answers[0] + 1) if answers.size else 0
     labels = [r["label"] for r in records]
     changes = sum(1 for a, b in zip(labels, labels[1:], strict=False) if a != b)
-    print(f"streamed {seconds:.0f} s of spoken digits from Chromium's fake microphone: "
-          f"{computed} answers computed ({seconds / 0.25:.0f} expected at hop 250 ms), "
-          f"{answers.size} drawn, {changes} label changes; the answer redrawn "
-          f"{redraws / seconds:.1f} times a second")  # fmt: skip
-    print(f"  sound at the server -> label on screen: {_percentiles(ms['label'])} "
-          "(goal p95 <= 300 ms)")  # fmt: skip
+    print(
+        f"streamed {seconds:.0f} s of spoken digits from Chromium's fake microphone: "
+        f"{computed} answers computed ({seconds / 0.25:.0f} expected at hop 250 ms), "
+        f"{answers.size} drawn, {changes} label changes; the answer redrawn "
+        f"{redraws / seconds:.1f} times a second"
+    )
+    print(
+        f"  sound at the server -> label on screen: {_percentiles(ms['label'])} "
+        "(goal p95 <= 300 ms)"
+    )
     print(f"  sound at the server -> each new answer on screen: {_percentiles(ms['answer'])}")
-    for part, what in (("analysis", "sound -> answer ready"), ("wait", "ready -> redrawn"),
-                       ("page", "redrawn -> on screen")):  # fmt: skip
+    for part, what in (
+        ("analysis", "sound -> answer ready"),
+        ("wait", "ready -> redrawn"),
+        ("page", "redrawn -> on screen"),
+    ):
         print(f"    {what}: {_percentiles(ms[part])}")
-    print(f"  server CPU: streaming {100 * streaming_cpu:.1f} % of one core (goal <= 25 %), "
-          f"page open without the microphone {100 * idle_cpu:.1f} %")  # fmt: skip
+    print(
+        f"  server CPU: streaming {100 * streaming_cpu:.1f} % of one core (goal <= 25 %), "
+        f"page open without the microphone {100 * idle_cpu:.1f} %"
+    )
     busy = 100 * long_tasks / seconds
     print(f"  the browser's main thread in long tasks (> 50 ms): {busy:.0f} % of the time")
     if errors:

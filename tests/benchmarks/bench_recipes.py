@@ -17,7 +17,8 @@ a few minutes of a shared CPU; AUDIO_DL_BENCH_FULL=1 uses the engine's own budge
 three-member ensemble, 20 epochs: about ten times the time), AUDIO_DL_BENCH_QUICK=1 three
 epochs (a smoke run, not the figures). AUDIO_DL_BENCH_CASES=default,plain,recipe,digits
 (any subset, comma-separated) runs only those cases, AUDIO_DL_BENCH_FONTS=timgm,fluid the
-soundfonts held out (timgm: train on FluidR3 and score on TimGM6mb only). Needs fluidsynth and both soundfonts (installed by .ci/run); without them the notes
+soundfonts held out (timgm: train on FluidR3 and score on TimGM6mb only). Needs fluidsynth and both
+soundfonts (installed by .ci/run); without them the notes
 part says so and is skipped.
 """
 
@@ -88,9 +89,11 @@ def notes_part() -> None:
         plain = dataclasses.replace(chosen, augment=AugmentConfig.off(), members=1)
         trained_on = "fluid" if held_out == "timgm" else "timgm"
         print(f"train on {trained_on}, test on {held_out}:")
-        cases = {"default": ("today's default (digits recipe)", default),
-                 "plain": ("plain: chosen features, no aug", plain),
-                 "recipe": ("recipe chosen from the data", chosen)}  # fmt: skip
+        cases = {
+            "default": ("today's default (digits recipe)", default),
+            "plain": ("plain: chosen features, no aug", plain),
+            "recipe": ("recipe chosen from the data", chosen),
+        }
         if _scaled(plain) == _scaled(chosen):  # the recipe is the plain baseline: train once
             cases.pop("plain")
             cases["recipe"] = ("recipe = plain (no augmentation)", chosen)

@@ -2,7 +2,8 @@
 
 Chromium's fake capture device (`--use-file-for-fake-audio-capture`, tests/e2e/live_browser.py)
 plays a file into getUserMedia, so the whole path runs for real: WebRTC (Opus) to the server,
-streamlit-webrtc, core.inference.streaming, the Live tabs. One journey says spoken digits made from the
+streamlit-webrtc, core.inference.streaming, the Live tabs. One journey says spoken digits made from
+the
 shipped recordings and checks the digits the Classify page's Live tab hears; one plays a
 synthesized melody into the Music page's tuner and checks the notes; one closes the page
 mid-stream and checks that the server lets the microphone go (its slot, its worker's CPU).
@@ -125,8 +126,13 @@ def test_spoken_digits_streamed_as_the_microphone_are_heard_in_order(
 ):
     audio = _spoken_digits()
     model = model_from_loaded_run(shipped_store().load("digits-cnn"), origin="shipped")
-    offline = classify_windows(model, resample(audio, RATE, model.sample_rate),
-                               model.sample_rate, hop_seconds=0.25, trim_silence=True)  # fmt: skip
+    offline = classify_windows(
+        model,
+        resample(audio, RATE, model.sample_rate),
+        model.sample_rate,
+        hop_seconds=0.25,
+        trim_silence=True,
+    )
     expected = [s.label for s in find_segments(offline, threshold=0.6, smooth_windows=3)]
     truth = [name.split("_")[0] for name in DIGIT_FILES]
     assert len(expected) >= len(truth) - 1  # the model hears (nearly) every word offline
@@ -201,8 +207,10 @@ def test_closing_the_page_mid_stream_frees_the_microphone_slot_and_the_cpu(
             break
         assert asked < 30, "the closed page's stream still holds its slot"
     idle = live_browser.cpu_share(server.pid, 3.0)
-    print(f"slot free when asked {asked:.1f} s after closing; server CPU streaming "
-          f"{streaming:.0%}, after {idle:.0%} of a core")  # fmt: skip
+    print(
+        f"slot free when asked {asked:.1f} s after closing; server CPU streaming "
+        f"{streaming:.0%}, after {idle:.0%} of a core"
+    )
     # Free at the first look, 1.5 s after: the stream noticed the closed tab (its websocket),
     # not only the missing audio (IDLE_TIMEOUT_SECONDS = 10 s).
     assert asked < 5

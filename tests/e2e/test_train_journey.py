@@ -28,7 +28,8 @@ def _set_number(page, label: str, value: str) -> None:
 
 LAST_CELL = """g => {
   const c = g.data[0].customdata, rows = c._inputArray || c, n = g.data[0].x.length;
-  for (let k = n - 1; k >= 0; k--) { const r = rows[k]; if (r[2] > 0) return [k, g.data[0].y[k], g.data[0].x[k]]; }
+  for (let k = n - 1; k >= 0; k--) { const r = rows[k]; if (r[2] > 0) return [k, g.data[0].y[k],
+  g.data[0].x[k]]; }
   return [-1, '', ''];
 }"""
 

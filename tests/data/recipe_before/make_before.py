@@ -9,8 +9,10 @@ It writes, next to this file, small run folders saved by that commit's `RunStore
 `before.npz`: for every run (these and the shipped models/digits-cnn) and every test signal,
 the model input, whole-clip features and probabilities of each path that turned a waveform
 into a model input then (`core.inference.classifier.prepare_clip` / `classify_clip` /
-`classify_windows`, `core.data.feature_cache.prepare_clip` (training), `core.training.evaluate.predict_proba`,
-`core.lessons.layer_values.trace_clip`, `core.inference.saliency.explain`, `core.inference.streaming.LiveClassifier`).
+`classify_windows`, `core.data.feature_cache.prepare_clip` (training),
+`core.training.evaluate.predict_proba`,
+`core.lessons.layer_values.trace_clip`, `core.inference.saliency.explain`,
+`core.inference.streaming.LiveClassifier`).
 tests/test_input_recipe.py loads the same runs with today's code and requires the same numbers,
 bit for bit. This script uses APIs that no longer exist: it documents how the arrays were made.
 """
@@ -80,15 +82,28 @@ def _small_spec(bins: int, frames: int):
 VARIANTS = {
     "logmel-global-trim": (
         dict(sample_rate=8000, n_fft=256, hop_length=80, n_mels=32, f_max=4000.0),
-        "logmel", 51, "global", 20.0,
+        "logmel",
+        51,
+        "global",
+        20.0,
     ),
     "mfcc-utterance": (dict(n_mels=40, n_mfcc=13), "mfcc", 41, "utterance", None),
     "stft-none": (dict(sample_rate=8000, n_fft=128, hop_length=64), "stft", 32, "none", None),
-    "mel-instance": (dict(sample_rate=11025, n_fft=256, hop_length=110, n_mels=24), "mel", 40,
-                     "instance", None),
-    "logmel-oldformat": (dict(sample_rate=8000, n_fft=256, hop_length=80, n_mels=32), "logmel",
-                         61, "utterance", None),
-}  # fmt: skip
+    "mel-instance": (
+        dict(sample_rate=11025, n_fft=256, hop_length=110, n_mels=24),
+        "mel",
+        40,
+        "instance",
+        None,
+    ),
+    "logmel-oldformat": (
+        dict(sample_rate=8000, n_fft=256, hop_length=80, n_mels=32),
+        "logmel",
+        61,
+        "utterance",
+        None,
+    ),
+}
 
 
 def make_runs() -> Path:
@@ -127,9 +142,15 @@ def make_runs() -> Path:
             normalization = Normalization(mode, trim_db=trim_db)
         run_id = store.create_run({"note": "recipe parity fixture"}, owner="fixture", name=name)
         store.save_model(
-            run_id, network, spec=spec, labels=("a", "b", "c"), feature_config=config,
-            feature_kind=kind, clip_frames=frames, normalization=normalization.to_dict(),
-        )  # fmt: skip
+            run_id,
+            network,
+            spec=spec,
+            labels=("a", "b", "c"),
+            feature_config=config,
+            feature_kind=kind,
+            clip_frames=frames,
+            normalization=normalization.to_dict(),
+        )
         store.finish(run_id, "finished", message="fixture")
         if name == "logmel-oldformat":  # model.json as written before these keys existed
             meta = json.loads((root / run_id / MODEL_FILE).read_text())
@@ -187,10 +208,13 @@ def capture() -> dict[str, np.ndarray]:
             out[f"{key}/probabilities"] = result.prediction.probabilities
             mono = y if y.ndim == 1 else y.mean(axis=0)
             out[f"{key}/training_input"] = training_prepare_clip(
-                mono, rate, feature_config=run.feature_config, kind=run.feature_kind,
+                mono,
+                rate,
+                feature_config=run.feature_config,
+                kind=run.feature_kind,
                 clip_frames=run.clip_frames,
                 normalization=Normalization.from_dict(run.normalization),
-            ).numpy()  # fmt: skip
+            ).numpy()
             out[f"{key}/predict_proba"] = predict_proba(run, mono, rate)
             out[f"{key}/trace"] = trace_clip(run, mono, rate).probabilities
             for trim in (False, True):
