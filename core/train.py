@@ -1,15 +1,245 @@
 """The command line for training: `python -m core.train --data builtin:digits --epochs 20`.
 
 It stays at `core/train.py` because `python -m core.train` is the command students and teachers
-type (README, model cards, exported scripts, torchrun); the trainer and its argument parsing live
-in `core.training.trainer` (`main`).
+type (README, model cards, exported scripts, torchrun); it sits above every package of core, so
+it may drive any of them. Under `torchrun --nproc_per_node=N -m core.train ...` every process
+runs this same main() and the trainer joins them with DDP (core.training.ddp); rank 0 prints
+and writes the run.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
 
-from core.training.trainer import main
+from core.audio.input_recipe import NORMALIZATION_MODES
+from core.data.augment import AugmentConfig
+from core.data.datasets import AudioDataset, DatasetError
+from core.data.sources import load_dataset
+from core.training.ddp import distributed_from_env
+from core.training.trainer import OPTIMIZERS, SCHEDULES, TrainConfig, TrainEvent, train
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    defaults = TrainConfig()
+    p = argparse.ArgumentParser(
+        prog="python -m core.train", description="Train an audio classifier and save it as a run."
+    )
+    p.add_argument(
+        "--data",
+        default=defaults.data,
+        help="builtin:digits, a folder per class, a zip, esc50:PATH, urbansound8k:PATH, "
+        "gtzan:PATH, speechcommands:PATH",
+    )
+    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument(
+        "--runs-dir", default=None, help="run store root (default: AUDIO_DL_RUNS_DIR or ./runs)"
+    )
+    p.add_argument("--model", default=defaults.model, help="preset name")
+    p.add_argument(
+        "--members",
+        type=int,
+        default=defaults.members,
+        help="copies of the network trained side by side as an ensemble (1: one network)",
+    )
+    p.add_argument(
+        "--spec", default=None, help="a ModelSpec JSON file to train instead of the preset"
+    )
+    p.add_argument(
+        "--split",
+        default=defaults.split,
+        choices=("random", "stratified", "group", "holdout", "fold"),
+    )
+    p.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
+    p.add_argument(
+        "--val-groups",
+        default="",
+        help="comma-separated groups for --split holdout (e.g. a speaker)",
+    )
+    p.add_argument("--val-folds", default="", help="comma-separated folds for --split fold")
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--lr", type=float, default=defaults.learning_rate)
+    p.add_argument("--optimizer", default=defaults.optimizer, choices=OPTIMIZERS)
+    p.add_argument("--schedule", default=defaults.schedule, choices=SCHEDULES)
+    p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--device", default=defaults.device)
+    p.add_argument(
+        "--normalization",
+        default=None,
+        choices=NORMALIZATION_MODES,
+        help=f"default: {defaults.normalization} (or the recipe's with --auto-recipe)",
+    )
+    p.add_argument(
+        "--clip-seconds",
+        type=float,
+        default=None,
+        help=f"default: {defaults.clip_seconds} (or the recipe's with --auto-recipe)",
+    )
+    p.add_argument(
+        "--auto-recipe",
+        action="store_true",
+        help="measure the data and choose sample rate, mel bands, clip length, trimming, "
+        "normalisation and augmentation from it (core.data.profile; printed with reasons); "
+        "--clip-seconds, --normalization and --no-augment still win",
+    )
+    p.add_argument("--patience", type=int, default=None, help="early stopping patience in epochs")
+    p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
+    p.add_argument("--no-tsne", action="store_true", help="skip the t-SNE projection at the end")
+    p.add_argument("--name", default="", help="a label for the run")
+    p.add_argument("--owner", default="cli")
+    return p.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig the command-line flags describe."""
+    return TrainConfig(
+        data=args.data,
+        epochs=args.epochs,
+        model=args.model,
+        split=args.split,
+        val_fraction=args.val_fraction,
+        val_groups=tuple(g.strip() for g in args.val_groups.split(",") if g.strip()),
+        val_folds=tuple(int(f) for f in args.val_folds.split(",") if f.strip()),
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        optimizer=args.optimizer,
+        schedule=args.schedule,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        device=args.device,
+        early_stopping_patience=args.patience,
+        members=args.members,
+        normalization=args.normalization or TrainConfig.normalization,
+        clip_seconds=TrainConfig.clip_seconds if args.clip_seconds is None else args.clip_seconds,
+        augment=AugmentConfig.off() if args.no_augment else AugmentConfig(),
+        tsne=not args.no_tsne,
+        name=args.name,
+    )
+
+
+def recipe_from_data(
+    config: TrainConfig, args: argparse.Namespace, dataset: AudioDataset
+) -> TrainConfig:
+    """`config` with the recipe chosen from the data (--auto-recipe); its reasons go to stderr.
+
+    Flags the user gave explicitly (--clip-seconds, --normalization, --no-augment) win.
+    """
+    from core.data.profile import apply_recipe, recipe_for_dataset
+
+    recipe = recipe_for_dataset(dataset)
+    print(f"recipe for {recipe.kind}: {recipe.profile.summary()}", file=sys.stderr)
+    for name, choice in recipe.choices().items():
+        print(f"  {name}: {choice.reason}", file=sys.stderr)
+    chosen = apply_recipe(config, recipe)
+    explicit = {
+        "clip_seconds": args.clip_seconds,
+        "normalization": args.normalization,
+        "augment": config.augment if args.no_augment else None,
+    }
+    return dataclasses.replace(chosen, **{k: v for k, v in explicit.items() if v is not None})
+
+
+class ProgressBar:
+    """A one-line text progress bar on stderr (no dependency), redrawn at most 10 times/s."""
+
+    def __init__(self, total: int, stream=None, width: int = 30):
+        self.total, self.width = max(1, total), width
+        self.stream = stream or sys.stderr
+        self.last = 0.0
+
+    def update(self, done: int, text: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < 0.1:
+            return
+        self.last = now
+        filled = int(self.width * min(done, self.total) / self.total)
+        bar = "#" * filled + "-" * (self.width - filled)
+        self.stream.write(f"\r[{bar}] {done}/{self.total} {text}\x1b[K")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def _describe(event: TrainEvent) -> str:
+    parts = [f"epoch {event.epoch}/{event.epochs}"]
+    if event.loss is not None:
+        parts.append(f"loss {event.loss:.3f}")
+    if event.val_accuracy is not None:
+        parts.append(f"val acc {event.val_accuracy:.3f}")
+    parts.append(f"{event.samples_per_second:.0f} samples/s")
+    if event.eta_seconds:
+        parts.append(f"ETA {event.eta_seconds:.0f} s")
+    return " · ".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line: train, show progress, write a run, print where it is. Exit 0 on success."""
+    from core.models.spec import ModelSpec
+    from core.training.ddp import shutdown_distributed
+    from core.training.runs import RunStore
+
+    args = _parse_args(argv)
+    try:
+        config = config_from_args(args)
+        spec = (
+            ModelSpec.from_json(Path(args.spec).read_text(encoding="utf-8")) if args.spec else None
+        )
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    dataset = None
+    if args.auto_recipe:
+        try:
+            dataset = load_dataset(config.data)
+            config = recipe_from_data(config, args, dataset)
+        except (DatasetError, ValueError, OSError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+    dist = distributed_from_env()
+    main_process = dist is None or dist.is_main
+    store = RunStore(args.runs_dir)
+    bar, final = None, None
+    try:
+        for event in train(config, dataset=dataset, spec=spec, store=store, owner=args.owner):
+            if not main_process:
+                final = event
+                continue
+            if event.kind == "started":
+                info = event.info
+                print(
+                    f"{info['dataset']}: {info['train_examples']} training / "
+                    f"{info['val_examples']} validation examples, {len(info['labels'])} classes, "
+                    f"{info['parameters']} parameters, on {info['device']} (x{info['world_size']})",
+                    file=sys.stderr,
+                )
+                bar = ProgressBar(event.total_steps)
+            elif bar is not None and event.kind in ("step", "epoch_end", "evaluation"):
+                bar.update(event.step, _describe(event), force=event.kind != "step")
+            final = event
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    finally:
+        if bar is not None:
+            bar.close()
+        shutdown_distributed()
+    if final is None:
+        return 1
+    if main_process:
+        print(f"{final.kind}: {final.message}", file=sys.stderr)
+        if final.val_accuracy is not None:
+            print(f"validation accuracy {final.val_accuracy:.4f}", file=sys.stderr)
+        if final.run_id:
+            print(f"run {final.run_id} in {store.root / final.run_id}")
+    return 0 if final.kind == "finished" else 1
+
 
 if __name__ == "__main__":
     sys.exit(main())

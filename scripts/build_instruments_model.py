@@ -63,7 +63,7 @@ def train_command(
     return [
         sys.executable,
         "-m",
-        "core.training.trainer",
+        "core.train",
         "--data",
         f"folder:{notes}",
         "--auto-recipe",

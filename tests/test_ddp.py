@@ -41,7 +41,7 @@ def test_torchrun_two_cpu_processes_write_one_run(tmp_path):
         "--standalone",
         "--nproc_per_node=2",
         "-m",
-        "core.training.trainer",
+        "core.train",
         "--data",
         str(data),
         "--epochs",

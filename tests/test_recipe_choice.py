@@ -213,8 +213,8 @@ def test_cli_auto_recipe_trains_with_the_recipe_and_explicit_flags_win(tmp_path,
     import json
 
     from core.data.sources import load_dataset
+    from core.train import _parse_args, config_from_args, main, recipe_from_data
     from core.training.runs import RunStore
-    from core.training.trainer import _parse_args, config_from_args, main, recipe_from_data
 
     folder = _tone_folder(tmp_path / "notes")
     args = _parse_args(["--data", folder, "--auto-recipe", "--clip-seconds", "0.5"])

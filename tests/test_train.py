@@ -15,8 +15,9 @@ from core.data.augment import AugmentConfig
 from core.data.datasets import folder_per_class
 from core.data.feature_cache import FeatureCache, clear_memory_cache
 from core.models.spec import LayerSpec, ModelSpec
+from core.train import main
 from core.training.runs import RunStore
-from core.training.trainer import TrainConfig, main, train
+from core.training.trainer import TrainConfig, train
 from tests.test_datasets import make_tone_folder
 
 L = LayerSpec.make

@@ -21,22 +21,18 @@ Every event carries epoch, step, total_steps, progress (0..1), lr, samples_per_s
 elapsed_seconds and eta_seconds. With a `RunStore`, the run is written as it goes (see
 core.training.runs); `event.run_id` names it. Under torchrun the same code trains with DDP.
 
-Command line: `python -m core.train --data builtin:digits --epochs 20 --runs-dir runs`.
+The command line around it is core/train.py (`python -m core.train --data builtin:digits`).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import logging
 import math
-import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,9 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.audio.features import FeatureConfig
 from core.audio.input_recipe import (
-    NORMALIZATION_MODES,
     InputRecipe,
     InputRecipeConfig,
     Normalization,
@@ -54,7 +48,6 @@ from core.audio.input_recipe import (
     fit_normalization,
 )
 from core.data.augment import (
-    AugmentConfig,
     augment_batch,
     augment_waveform,
     mixup,
@@ -65,7 +58,17 @@ from core.data.feature_cache import FeatureCache
 from core.data.sources import load_dataset
 from core.data.splits import split_dataset
 from core.models.build import average_members, member_networks
-from core.models.layers import MAX_MEMBERS
+
+# TrainConfig and TrainEvent live in core.training.config; they are imported here too because
+# this is where most readers (and callers) look for what train() takes and yields.
+from core.training.config import (
+    EVENT_KINDS,
+    OPTIMIZERS,
+    SCHEDULES,
+    TrainConfig,
+    TrainEvent,
+    default_feature_config,
+)
 from core.training.ddp import (
     DistInfo,
     all_reduce_mean,
@@ -75,191 +78,18 @@ from core.training.ddp import (
 )
 from core.training.evaluate import Evaluation, evaluate_model, forward_batches, scores
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "step", "cosine", "one_cycle")
+__all__ = [
+    "EVENT_KINDS",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "TrainConfig",
+    "TrainEvent",
+    "TrainingFailed",
+    "default_feature_config",
+    "train",
+]
+
 log = logging.getLogger(__name__)
-EVENT_KINDS = ("started", "step", "epoch_end", "evaluation", "finished", "stopped", "failed")
-
-
-def default_feature_config() -> FeatureConfig:
-    """Log-mel settings for spoken words: the 0-4 kHz telephone band at 8 kHz, 25 ms windows
-    every 10 ms, 32 mel bands (few enough to blur a voice's pitch harmonics, which differ
-    between speakers, while keeping the formants, which carry the word)."""
-    return FeatureConfig(
-        sample_rate=8000, n_fft=256, win_length=200, hop_length=80, n_mels=32, f_max=4000.0
-    )
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a training run; saved as JSON in the run's config.json."""
-
-    # --- data
-    data: str = (
-        "builtin:digits"  # core.data.sources.load_dataset source (ignored if a dataset is passed)
-    )
-    split: str = "stratified"  # random | stratified | group | holdout | fold
-    val_fraction: float = 0.2  # share of examples (or groups) for validation
-    val_groups: tuple[str, ...] = ()  # "holdout": these groups (e.g. a speaker) are validation
-    val_folds: tuple[int, ...] = ()  # "fold": these official folds are validation
-    window_seconds: float | None = None  # cut longer clips into windows of this length
-    hop_seconds: float | None = None  # ... this far apart (None: half a window)
-    # --- features
-    features: FeatureConfig = field(default_factory=default_feature_config)
-    feature_kind: str = "logmel"  # logmel | mfcc | mel | stft
-    clip_seconds: float = 1.0  # every example cropped / padded to this length
-    # instance: one mean/std per clip | utterance: per band (CMVN) | global: train stats | none
-    normalization: str = "instance"
-    # logmel only: cut frames this many dB below the loudest at both ends, stretch the word
-    # to clip_seconds (a speaker's pace and silences say nothing about the word; None: off)
-    trim_db: float | None = 20.0
-    # --- model
-    model: str = "cnn_logmel"  # preset name, used when train() gets no spec
-    # a deep ensemble: this many copies of the network, each from its own random start, trained
-    # side by side on the same batches; predictions average their probabilities (1: one network)
-    members: int = 3
-    # --- optimisation
-    epochs: int = 20
-    batch_size: int = 32
-    optimizer: str = "adamw"  # sgd (with momentum) | adam | adamw
-    learning_rate: float = 3e-3  # peak learning rate
-    momentum: float = 0.9  # sgd only
-    weight_decay: float = 1e-2
-    schedule: str = "one_cycle"  # constant | step | cosine | one_cycle
-    step_epochs: int = 10  # "step": multiply the rate by step_gamma every step_epochs epochs
-    step_gamma: float = 0.1
-    label_smoothing: float = 0.1
-    grad_clip_norm: float | None = 5.0  # clip the gradient norm (None: no clipping)
-    early_stopping_patience: int | None = None  # stop after this many evaluations without gain
-    early_stopping_metric: str = "val_accuracy"  # val_accuracy | val_loss
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    # --- running
-    seed: int = 0
-    device: str = "auto"  # core.devices choice, used when train() gets no device
-    eval_every_epochs: int = 1
-    log_every_steps: int = 10  # metrics.jsonl gets a step record this often
-    embeddings: bool = True  # final evaluation: embeddings with PCA
-    tsne: bool = True  # ... and t-SNE
-    name: str = ""  # a label for the run
-
-    def __post_init__(self) -> None:
-        problems = list(_config_problems(self))
-        if problems:
-            raise ValueError("Invalid training settings: " + " ".join(problems))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Rebuild from to_dict() / config.json; unknown keys are an error."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"Unknown training settings: {', '.join(unknown)}.")
-        values = dict(data)
-        values.setdefault("trim_db", None)  # runs saved before trimming existed: crop/pad
-        values.setdefault("members", 1)  # ... and before ensembles: one network
-        if isinstance(values.get("features"), dict):
-            values["features"] = FeatureConfig.from_dict(values["features"])
-        if isinstance(values.get("augment"), dict):
-            # runs saved before the equaliser existed trained without it
-            values["augment"] = AugmentConfig(**{"eq_db": 0.0, **values["augment"]})
-        for name in ("val_groups", "val_folds"):
-            if name in values:
-                values[name] = tuple(values[name])
-        return cls(**values)
-
-
-def _config_problems(c: TrainConfig) -> Iterator[str]:
-    if c.optimizer not in OPTIMIZERS:
-        yield f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {c.optimizer!r}."
-    if c.schedule not in SCHEDULES:
-        yield f"schedule must be one of {', '.join(SCHEDULES)}, got {c.schedule!r}."
-    if not (isinstance(c.epochs, int) and 1 <= c.epochs <= 10_000):
-        yield f"epochs must be a whole number from 1 to 10000, got {c.epochs}."
-    if not (isinstance(c.batch_size, int) and 1 <= c.batch_size <= 65_536):
-        yield f"batch_size must be a whole number from 1 to 65536, got {c.batch_size}."
-    if not (math.isfinite(c.learning_rate) and c.learning_rate > 0):
-        yield f"learning_rate must be a positive number, got {c.learning_rate}."
-    if not 0 <= c.weight_decay < 10:
-        yield f"weight_decay must be between 0 and 10, got {c.weight_decay}."
-    if not 0 <= c.label_smoothing < 1:
-        yield f"label_smoothing must be between 0 and 1, got {c.label_smoothing}."
-    if c.grad_clip_norm is not None and not c.grad_clip_norm > 0:
-        yield f"grad_clip_norm must be positive or None, got {c.grad_clip_norm}."
-    if not 0.05 <= c.clip_seconds <= 600:
-        yield f"clip_seconds must be between 0.05 and 600 s, got {c.clip_seconds}."
-    if c.normalization not in NORMALIZATION_MODES:
-        modes = ", ".join(NORMALIZATION_MODES)
-        yield f"normalization must be one of {modes}, got {c.normalization!r}."
-    if c.trim_db is not None and not (isinstance(c.trim_db, (int, float)) and 0 < c.trim_db <= 120):
-        yield f"trim_db must be between 0 and 120 dB (or None for no trimming), got {c.trim_db}."
-    if c.early_stopping_metric not in ("val_accuracy", "val_loss"):
-        yield (
-            "early_stopping_metric must be val_accuracy or val_loss, "
-            f"got {c.early_stopping_metric!r}."
-        )
-    if c.early_stopping_patience is not None and c.early_stopping_patience < 1:
-        yield "early_stopping_patience must be at least 1 (or None for no early stopping)."
-    if not (isinstance(c.members, int) and 1 <= c.members <= MAX_MEMBERS):
-        yield f"members must be a whole number from 1 to {MAX_MEMBERS}, got {c.members}."
-    if c.eval_every_epochs < 1 or c.log_every_steps < 1:
-        yield "eval_every_epochs and log_every_steps must be at least 1."
-
-
-@dataclass(frozen=True)
-class TrainEvent:
-    """One progress report from `train()`; see the module docstring for the kinds.
-
-    loss / accuracy: training figures (running mean over the epoch so far for "step", the
-    epoch's mean for "epoch_end"); val_loss / val_accuracy: the latest evaluation.
-    lr: learning rate now; samples_per_second: training throughput of this epoch;
-    eta_seconds: estimated time left (None until measurable).
-    """
-
-    kind: str
-    epoch: int
-    epochs: int
-    step: int
-    total_steps: int
-    lr: float = 0.0
-    loss: float | None = None
-    accuracy: float | None = None
-    val_loss: float | None = None
-    val_accuracy: float | None = None
-    samples_per_second: float = 0.0
-    elapsed_seconds: float = 0.0
-    eta_seconds: float | None = None
-    message: str = ""
-    run_id: str | None = None
-    evaluation: Evaluation | None = field(default=None, repr=False)
-    info: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    @property
-    def progress(self) -> float:
-        """Share of the optimiser steps done, 0..1."""
-        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
-
-    @property
-    def is_final(self) -> bool:
-        return self.kind in ("finished", "stopped", "failed")
-
-    def record(self) -> dict[str, Any]:
-        """The JSON line written to metrics.jsonl for this event."""
-        keys = (
-            "kind",
-            "epoch",
-            "step",
-            "lr",
-            "loss",
-            "accuracy",
-            "val_loss",
-            "val_accuracy",
-            "samples_per_second",
-            "elapsed_seconds",
-        )
-        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
 
 class TrainingFailed(Exception):
@@ -858,227 +688,3 @@ class _Trainer:
         if not self.failed_examples:
             return ""
         return f"{len(self.failed_examples)} example(s) could not be decoded and were left out."
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    defaults = TrainConfig()
-    p = argparse.ArgumentParser(
-        prog="python -m core.train", description="Train an audio classifier and save it as a run."
-    )
-    p.add_argument(
-        "--data",
-        default=defaults.data,
-        help="builtin:digits, a folder per class, a zip, esc50:PATH, urbansound8k:PATH, "
-        "gtzan:PATH, speechcommands:PATH",
-    )
-    p.add_argument("--epochs", type=int, default=defaults.epochs)
-    p.add_argument(
-        "--runs-dir", default=None, help="run store root (default: AUDIO_DL_RUNS_DIR or ./runs)"
-    )
-    p.add_argument("--model", default=defaults.model, help="preset name")
-    p.add_argument(
-        "--members",
-        type=int,
-        default=defaults.members,
-        help="copies of the network trained side by side as an ensemble (1: one network)",
-    )
-    p.add_argument(
-        "--spec", default=None, help="a ModelSpec JSON file to train instead of the preset"
-    )
-    p.add_argument(
-        "--split",
-        default=defaults.split,
-        choices=("random", "stratified", "group", "holdout", "fold"),
-    )
-    p.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
-    p.add_argument(
-        "--val-groups",
-        default="",
-        help="comma-separated groups for --split holdout (e.g. a speaker)",
-    )
-    p.add_argument("--val-folds", default="", help="comma-separated folds for --split fold")
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--lr", type=float, default=defaults.learning_rate)
-    p.add_argument("--optimizer", default=defaults.optimizer, choices=OPTIMIZERS)
-    p.add_argument("--schedule", default=defaults.schedule, choices=SCHEDULES)
-    p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--device", default=defaults.device)
-    p.add_argument(
-        "--normalization",
-        default=None,
-        choices=NORMALIZATION_MODES,
-        help=f"default: {defaults.normalization} (or the recipe's with --auto-recipe)",
-    )
-    p.add_argument(
-        "--clip-seconds",
-        type=float,
-        default=None,
-        help=f"default: {defaults.clip_seconds} (or the recipe's with --auto-recipe)",
-    )
-    p.add_argument(
-        "--auto-recipe",
-        action="store_true",
-        help="measure the data and choose sample rate, mel bands, clip length, trimming, "
-        "normalisation and augmentation from it (core.data.profile; printed with reasons); "
-        "--clip-seconds, --normalization and --no-augment still win",
-    )
-    p.add_argument("--patience", type=int, default=None, help="early stopping patience in epochs")
-    p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
-    p.add_argument("--no-tsne", action="store_true", help="skip the t-SNE projection at the end")
-    p.add_argument("--name", default="", help="a label for the run")
-    p.add_argument("--owner", default="cli")
-    return p.parse_args(argv)
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The TrainConfig the command-line flags describe."""
-    return TrainConfig(
-        data=args.data,
-        epochs=args.epochs,
-        model=args.model,
-        split=args.split,
-        val_fraction=args.val_fraction,
-        val_groups=tuple(g.strip() for g in args.val_groups.split(",") if g.strip()),
-        val_folds=tuple(int(f) for f in args.val_folds.split(",") if f.strip()),
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        optimizer=args.optimizer,
-        schedule=args.schedule,
-        weight_decay=args.weight_decay,
-        seed=args.seed,
-        device=args.device,
-        early_stopping_patience=args.patience,
-        members=args.members,
-        normalization=args.normalization or TrainConfig.normalization,
-        clip_seconds=TrainConfig.clip_seconds if args.clip_seconds is None else args.clip_seconds,
-        augment=AugmentConfig.off() if args.no_augment else AugmentConfig(),
-        tsne=not args.no_tsne,
-        name=args.name,
-    )
-
-
-def recipe_from_data(
-    config: TrainConfig, args: argparse.Namespace, dataset: AudioDataset
-) -> TrainConfig:
-    """`config` with the recipe chosen from the data (--auto-recipe); its reasons go to stderr.
-
-    Flags the user gave explicitly (--clip-seconds, --normalization, --no-augment) win.
-    """
-    from core.data.profile import apply_recipe, recipe_for_dataset
-
-    recipe = recipe_for_dataset(dataset)
-    print(f"recipe for {recipe.kind}: {recipe.profile.summary()}", file=sys.stderr)
-    for name, choice in recipe.choices().items():
-        print(f"  {name}: {choice.reason}", file=sys.stderr)
-    chosen = apply_recipe(config, recipe)
-    explicit = {
-        "clip_seconds": args.clip_seconds,
-        "normalization": args.normalization,
-        "augment": config.augment if args.no_augment else None,
-    }
-    return dataclasses.replace(chosen, **{k: v for k, v in explicit.items() if v is not None})
-
-
-class ProgressBar:
-    """A one-line text progress bar on stderr (no dependency), redrawn at most 10 times/s."""
-
-    def __init__(self, total: int, stream=None, width: int = 30):
-        self.total, self.width = max(1, total), width
-        self.stream = stream or sys.stderr
-        self.last = 0.0
-
-    def update(self, done: int, text: str, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self.last < 0.1:
-            return
-        self.last = now
-        filled = int(self.width * min(done, self.total) / self.total)
-        bar = "#" * filled + "-" * (self.width - filled)
-        self.stream.write(f"\r[{bar}] {done}/{self.total} {text}\x1b[K")
-        self.stream.flush()
-
-    def close(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
-
-
-def _describe(event: TrainEvent) -> str:
-    parts = [f"epoch {event.epoch}/{event.epochs}"]
-    if event.loss is not None:
-        parts.append(f"loss {event.loss:.3f}")
-    if event.val_accuracy is not None:
-        parts.append(f"val acc {event.val_accuracy:.3f}")
-    parts.append(f"{event.samples_per_second:.0f} samples/s")
-    if event.eta_seconds:
-        parts.append(f"ETA {event.eta_seconds:.0f} s")
-    return " · ".join(parts)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The command line: train, show progress, write a run, print where it is. Exit 0 on success."""
-    from core.models.spec import ModelSpec
-    from core.training.ddp import shutdown_distributed
-    from core.training.runs import RunStore
-
-    args = _parse_args(argv)
-    try:
-        config = config_from_args(args)
-        spec = (
-            ModelSpec.from_json(Path(args.spec).read_text(encoding="utf-8")) if args.spec else None
-        )
-    except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    dataset = None
-    if args.auto_recipe:
-        try:
-            dataset = load_dataset(config.data)
-            config = recipe_from_data(config, args, dataset)
-        except (DatasetError, ValueError, OSError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-    dist = distributed_from_env()
-    main_process = dist is None or dist.is_main
-    store = RunStore(args.runs_dir)
-    bar, final = None, None
-    try:
-        for event in train(config, dataset=dataset, spec=spec, store=store, owner=args.owner):
-            if not main_process:
-                final = event
-                continue
-            if event.kind == "started":
-                info = event.info
-                print(
-                    f"{info['dataset']}: {info['train_examples']} training / "
-                    f"{info['val_examples']} validation examples, {len(info['labels'])} classes, "
-                    f"{info['parameters']} parameters, on {info['device']} (x{info['world_size']})",
-                    file=sys.stderr,
-                )
-                bar = ProgressBar(event.total_steps)
-            elif bar is not None and event.kind in ("step", "epoch_end", "evaluation"):
-                bar.update(event.step, _describe(event), force=event.kind != "step")
-            final = event
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
-    finally:
-        if bar is not None:
-            bar.close()
-        shutdown_distributed()
-    if final is None:
-        return 1
-    if main_process:
-        print(f"{final.kind}: {final.message}", file=sys.stderr)
-        if final.val_accuracy is not None:
-            print(f"validation accuracy {final.val_accuracy:.4f}", file=sys.stderr)
-        if final.run_id:
-            print(f"run {final.run_id} in {store.root / final.run_id}")
-    return 0 if final.kind == "finished" else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
