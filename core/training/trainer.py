@@ -32,7 +32,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -49,9 +49,7 @@ from core.audio.input_recipe import (
 )
 from core.data.augment import (
     augment_batch,
-    augment_waveform,
     mixup,
-    random_equalizer,
 )
 from core.data.datasets import AudioDataset, DatasetError, make_windows
 from core.data.feature_cache import FeatureCache
@@ -77,6 +75,8 @@ from core.training.ddp import (
     shard_indices,
 )
 from core.training.evaluate import Evaluation, evaluate_model, forward_batches, scores
+from core.training.examples import ExampleBank
+from core.training.optim import build_optimizer
 
 __all__ = [
     "EVENT_KINDS",
@@ -152,7 +152,7 @@ class _Trainer:
         self.val_accuracy: float | None = None
         self.last_evaluation: Evaluation | None = None
         self.sps = 0.0
-        self.failed_examples: dict[int, str] = {}
+        self.examples: ExampleBank | None = None  # the features of the data, once it is loaded
 
     # ------------------------------------------------------------------ driver
 
@@ -222,17 +222,20 @@ class _Trainer:
         )
         self.frames = clip_frames_for(c.features, c.clip_seconds)
         self.bins = c.features.num_bins(c.feature_kind)
-        # The equaliser adds decibels: only the log-mel is in dB (other kinds ignore it).
-        self.equalize = c.augment.needs_decibels and c.feature_kind == "logmel"
-        self.raw_features: dict[int, torch.Tensor] = {}  # kept for the equaliser only
-        self.normalization = self._fit_normalization()
+        normalization, unreadable = self._fit_normalization()
         # The one waveform-to-input recipe, saved with the model and used by inference.
         self.recipe = InputRecipe(
-            InputRecipeConfig(c.features, c.feature_kind, self.frames, self.normalization)
+            InputRecipeConfig(c.features, c.feature_kind, self.frames, normalization)
         )
-        self.bank = torch.zeros(len(data), 1, self.bins, self.frames)
-        self.ready = torch.zeros(len(data), dtype=torch.bool)
-        self.targets = torch.as_tensor(data.targets)
+        self.examples = ExampleBank(
+            data,
+            self.cache,
+            self.recipe,
+            augment=c.augment,
+            # The equaliser adds decibels: only the log-mel is in dB (other kinds ignore it).
+            equalize=c.augment.needs_decibels and c.feature_kind == "logmel",
+            failed=unreadable,
+        )
         self._build_model()
         self.steps_per_epoch = math.ceil(len(self._shard(list(self.split.train))) / self.batch_size)
         self.total_steps = self.steps_per_epoch * c.epochs
@@ -258,18 +261,19 @@ class _Trainer:
             torch.backends.cudnn.benchmark = False  # reproducible kernels for a seed
         return device
 
-    def _fit_normalization(self) -> Normalization:
+    def _fit_normalization(self) -> tuple[Normalization, dict[int, str]]:
+        """The normalisation, and the training examples that could not be read to fit it."""
         # The energy gate reads dB: only the log-mel is trimmed.
         trim_db = self.config.trim_db if self.config.feature_kind == "logmel" else None
         if self.config.normalization != "global":
-            return Normalization(self.config.normalization, trim_db=trim_db)
+            return Normalization(self.config.normalization, trim_db=trim_db), {}
         found, failures = self.cache.features_for(self.data, self.split.train)
-        self.failed_examples.update({i: "" for i in set(self.split.train) - set(found)})
+        unreadable = {i: "" for i in set(self.split.train) - set(found)}
         if not found:
             raise TrainingFailed(
                 "None of the training files could be decoded: " + "; ".join(failures[:3])
             )
-        return fit_normalization("global", list(found.values()), trim_db=trim_db)
+        return fit_normalization("global", list(found.values()), trim_db=trim_db), unreadable
 
     def _build_model(self) -> None:
         from core.models.build import build_model
@@ -295,46 +299,11 @@ class _Trainer:
         self.micro_batch = self.batch_size
 
     def _build_optimizer(self) -> None:
-        c = self.config
-        params = self.model.parameters()
-        if c.optimizer == "sgd":
-            self.optimizer = torch.optim.SGD(
-                params,
-                lr=c.learning_rate,
-                momentum=c.momentum,
-                weight_decay=c.weight_decay,
-                nesterov=True,
-            )
-        elif c.optimizer == "adam":
-            self.optimizer = torch.optim.Adam(
-                params, lr=c.learning_rate, weight_decay=c.weight_decay
-            )
-        else:
-            self.optimizer = torch.optim.AdamW(
-                params, lr=c.learning_rate, weight_decay=c.weight_decay
-            )
-        self.step_scheduler, self.epoch_scheduler = None, None
-        if c.schedule == "cosine":
-            self.step_scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-                self.optimizer, T_max=max(1, self.total_steps)
-            )
-        elif c.schedule == "one_cycle":
-            total_steps = max(2, self.total_steps)
-            # OneCycleLR divides by the length of its warm-up phase, pct_start * total - 1
-            # steps, which is zero for exactly 4 steps (a tiny run): warm up a little longer.
-            warmup_fraction = 0.3 if total_steps == 4 else 0.25
-            self.step_scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                self.optimizer,
-                max_lr=c.learning_rate,
-                total_steps=total_steps,
-                pct_start=warmup_fraction,
-            )
-        elif c.schedule == "step":
-            self.epoch_scheduler = torch.optim.lr_scheduler.StepLR(
-                self.optimizer, step_size=c.step_epochs, gamma=c.step_gamma
-            )
         from core.devices import make_grad_scaler, precision_policy
 
+        self.optimizer, self.step_scheduler, self.epoch_scheduler = build_optimizer(
+            self.model.parameters(), self.config, self.total_steps
+        )
         self.scaler = make_grad_scaler(precision_policy(self.device))
 
     def _start_info(self) -> dict[str, Any]:
@@ -362,81 +331,6 @@ class _Trainer:
 
     def _shard(self, order: list[int]) -> list[int]:
         return shard_indices(order, self.dist)
-
-    def _example(self, index: int) -> torch.Tensor | None:
-        """The normalised, fixed-length features (1, bins, frames) of one example."""
-        if self.ready[index]:
-            return self.bank[index]
-        if index in self.failed_examples:
-            return None
-        from core.audio.clip import AudioError
-
-        try:
-            raw = self.cache.features(self.data, self.data.examples[index])
-        except (AudioError, OSError) as error:
-            self.failed_examples[index] = f"{self.data.examples[index].ref}: {error}"
-            return None
-        self.bank[index, 0] = self.recipe.fit(raw)
-        if self.equalize:  # the equaliser acts before trimming: keep the untrimmed features
-            self.raw_features[index] = raw
-        self.ready[index] = True
-        return self.bank[index]
-
-    def _augmented_example(
-        self, index: int, rng: np.random.Generator | None, generator: torch.Generator
-    ) -> torch.Tensor | None:
-        """Features of one example after the per-clip augmentations, made anew every time:
-        waveform changes (when `rng` is given: the features are recomputed from the changed
-        audio) and the log-mel equaliser, both before trimming and normalising."""
-        if self._example(index) is None:
-            return None
-        if rng is not None:
-            raw = self.cache.compute(self._augmented_wave(index, rng))
-        else:
-            raw = self.raw_features[index]
-        if self.equalize:
-            raw = random_equalizer(raw, self.config.augment.eq_db, generator)
-        return self.recipe.fit(raw)[None]
-
-    def _augmented_wave(self, index: int, rng: np.random.Generator) -> np.ndarray:
-        """One example's audio after the waveform-domain augmentations (decoded once)."""
-        from core.data.datasets import load_example_audio
-
-        if not hasattr(self, "waves"):
-            self.waves: dict[int, np.ndarray] = {}
-        if index not in self.waves:
-            self.waves[index] = load_example_audio(
-                self.data, self.data.examples[index], self.config.features.sample_rate
-            )
-        return augment_waveform(
-            self.waves[index], self.config.features.sample_rate, self.config.augment, rng
-        )
-
-    def _batch(
-        self,
-        indices: Sequence[int],
-        rng: np.random.Generator | None = None,
-        generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Features and targets of `indices`; with a `generator` (training), the per-clip
-        augmentations (waveform when `rng` is given, equaliser) are applied."""
-        per_clip = generator is not None and (rng is not None or self.equalize)
-        if per_clip:
-            items = [(i, self._augmented_example(i, rng, generator)) for i in indices]
-        else:
-            items = [(i, self._example(i)) for i in indices]
-        kept = [(i, x) for i, x in items if x is not None]
-        if not kept:
-            return torch.empty(0, 1, self.bins, self.frames), torch.empty(0, dtype=torch.long)
-        if not per_clip and all(self.ready[i] for i, _ in kept):
-            index = torch.as_tensor([i for i, _ in kept])
-            return self.bank.index_select(0, index), self.targets.index_select(0, index)
-        return torch.stack([x for _, x in kept]), self.targets[[i for i, _ in kept]]
-
-    def _val_tensors(self) -> tuple[torch.Tensor, torch.Tensor, list[Any]]:
-        x, y = self._batch(self.split.val)
-        kept = [i for i in self.split.val if self.ready[i]]
-        return x, y, [self.data.examples[i] for i in kept]
 
     # ------------------------------------------------------------------ loop
 
@@ -504,7 +398,7 @@ class _Trainer:
                 return self._final(
                     "stopped", f"Stopped by request at epoch {self.epoch}, step {self.step}."
                 )
-            x, y = self._batch(shard[start : start + self.batch_size], rng, generator)
+            x, y = self.examples.batch(shard[start : start + self.batch_size], rng, generator)
             if y.numel() == 0:
                 continue
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
@@ -527,7 +421,7 @@ class _Trainer:
             "epoch_end",
             loss=totals[0].item(),
             accuracy=totals[1].item(),
-            message=self._skip_message(),
+            message=self.examples.skip_message(),
         )
         self._write_metrics([event.record()])
         yield event
@@ -621,7 +515,7 @@ class _Trainer:
     # ------------------------------------------------------------------ evaluation and end
 
     def _evaluate(self, *, final: bool) -> TrainEvent:
-        x, y, refs = self._val_tensors()
+        x, y, refs = self.examples.evaluation_tensors(self.split.val)
         if final and self.is_main:
             c = self.config
             self.last_evaluation = evaluate_model(
@@ -676,15 +570,10 @@ class _Trainer:
             metrics=metrics,
             duration_seconds=time.perf_counter() - self.started,
             evaluation=evaluation.to_dict() if evaluation is not None else None,
-            skipped_examples=list(self.failed_examples.values()),
+            skipped_examples=list(self.examples.failed.values()) if self.examples else [],
             world_size=self.dist.world_size if self.dist else 1,
         )
 
     def _write_metrics(self, records: list[dict[str, Any]]) -> None:
         if self.store is not None and self.run_id is not None and records:
             self.store.append_metrics(self.run_id, records)
-
-    def _skip_message(self) -> str:
-        if not self.failed_examples:
-            return ""
-        return f"{len(self.failed_examples)} example(s) could not be decoded and were left out."
