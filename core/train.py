@@ -12,9 +12,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from tqdm import tqdm
 
 from core.audio.input_recipe import NORMALIZATION_MODES
 from core.data.augment import AugmentConfig
@@ -144,27 +145,19 @@ def recipe_from_data(
     return dataclasses.replace(chosen, **{k: v for k, v in explicit.items() if v is not None})
 
 
-class ProgressBar:
-    """A one-line text progress bar on stderr (no dependency), redrawn at most 10 times/s."""
+def progress_bar(total_steps: int) -> tqdm:
+    """The command line's progress bar on stderr: optimiser steps done of `total_steps`, with
+    the latest epoch, loss, validation accuracy, samples/s and ETA after it (tqdm)."""
+    return tqdm(total=total_steps, unit="step", file=sys.stderr, dynamic_ncols=True, leave=True)
 
-    def __init__(self, total: int, stream=None, width: int = 30):
-        self.total, self.width = max(1, total), width
-        self.stream = stream or sys.stderr
-        self.last = 0.0
 
-    def update(self, done: int, text: str, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self.last < 0.1:
-            return
-        self.last = now
-        filled = int(self.width * min(done, self.total) / self.total)
-        bar = "#" * filled + "-" * (self.width - filled)
-        self.stream.write(f"\r[{bar}] {done}/{self.total} {text}\x1b[K")
-        self.stream.flush()
-
-    def close(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
+def _show(bar: tqdm, event: TrainEvent) -> None:
+    """Move the bar to `event`'s step; epoch ends and evaluations redraw it at once."""
+    bar.set_postfix_str(_describe(event), refresh=False)
+    if event.step > bar.n:
+        bar.update(event.step - bar.n)  # tqdm redraws at most every 0.1 s
+    if event.kind != "step":
+        bar.refresh()
 
 
 def _describe(event: TrainEvent) -> str:
@@ -219,9 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{info['parameters']} parameters, on {info['device']} (x{info['world_size']})",
                     file=sys.stderr,
                 )
-                bar = ProgressBar(event.total_steps)
+                bar = progress_bar(event.total_steps)
             elif bar is not None and event.kind in ("step", "epoch_end", "evaluation"):
-                bar.update(event.step, _describe(event), force=event.kind != "step")
+                _show(bar, event)
             final = event
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

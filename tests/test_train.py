@@ -277,8 +277,10 @@ def test_command_line_writes_a_run(tones, tmp_path, capsys):
         ]
     )
     out, err = capsys.readouterr()
-    assert code == 0 and "finished" in err and "] " in err  # the progress bar was drawn
+    assert code == 0 and "finished" in err
     [info] = RunStore(tmp_path / "runs").list_runs()
+    steps = RunStore(tmp_path / "runs").read_summary(info.run_id)["metrics"]["steps"]
+    assert f"{steps}/{steps} [" in err  # the progress bar (tqdm) reached the last step
     assert info.run_id in out and info.has_model and info.owner == "cli"
     saved = json.loads((info.path / "config.json").read_text())["train_config"]
     assert saved["epochs"] == 2 and saved["members"] == 2

@@ -54,7 +54,7 @@ from core.data.augment import (
 from core.data.datasets import AudioDataset, DatasetError, make_windows
 from core.data.feature_cache import FeatureCache
 from core.data.sources import load_dataset
-from core.data.splits import split_dataset
+from core.data.splits import Split, split_dataset
 from core.models.build import average_members, member_networks
 
 # TrainConfig and TrainEvent live in core.training.config; they are imported here too because
@@ -132,7 +132,18 @@ def train(
 class _Trainer:
     """The state of one run; `run()` is the generator behind `train()`."""
 
-    def __init__(self, config, dataset, spec, device, cancel, store, owner, sweep=None):
+    def __init__(
+        self,
+        config: TrainConfig,
+        dataset: AudioDataset | None,
+        spec: Any,
+        device: torch.device | str | None,
+        cancel: threading.Event,
+        store: Any,
+        owner: str,
+        sweep: Mapping[str, Any] | None = None,
+    ):
+        # --- what was asked for
         self.config = config
         self.dataset = dataset
         self.spec = spec
@@ -140,9 +151,29 @@ class _Trainer:
         self.cancel = cancel
         self.dist: DistInfo | None = distributed_from_env()
         self.is_main = self.dist is None or self.dist.is_main
-        self.store = store if self.is_main else None
+        self.store = store if self.is_main else None  # only rank 0 writes the run
         self.owner = owner
         self.sweep = sweep  # a sweep trial's record, saved with the run
+        # --- made by _prepare(): data, split, recipe, model, optimiser (None until then)
+        self.device: torch.device | None = None
+        self.data: AudioDataset | None = None
+        self.split: Split | None = None
+        self.cache: FeatureCache | None = None
+        self.frames = 0  # clip frames of the model input
+        self.bins = 0  # feature bins of the model input
+        self.recipe: InputRecipe | None = None
+        self.examples: ExampleBank | None = None
+        self.model_spec: Any = None  # core.models.spec.ModelSpec, adapted to the data
+        self.model: nn.Module | None = None
+        self.net: nn.Module | None = None  # the model, wrapped in DDP when distributed
+        self.batch_size = 0  # examples per step in this process
+        self.micro_batch = 0  # ... fed at once (smaller after an out-of-memory)
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.step_scheduler: Any = None
+        self.epoch_scheduler: Any = None
+        self.scaler: Any = None  # torch.amp.GradScaler
+        self.steps_per_epoch = 0
+        # --- progress
         self.run_id: str | None = None
         self.step = 0
         self.epoch = 0
@@ -152,7 +183,6 @@ class _Trainer:
         self.val_accuracy: float | None = None
         self.last_evaluation: Evaluation | None = None
         self.sps = 0.0
-        self.examples: ExampleBank | None = None  # the features of the data, once it is loaded
 
     # ------------------------------------------------------------------ driver
 
@@ -185,7 +215,7 @@ class _Trainer:
             step=self.step,
             total_steps=self.total_steps,
             lr=self.optimizer.param_groups[0]["lr"]
-            if hasattr(self, "optimizer")
+            if self.optimizer is not None
             else self.config.learning_rate,
             samples_per_second=self.sps,
             elapsed_seconds=elapsed,
@@ -542,7 +572,7 @@ class _Trainer:
 
     def _final(self, kind: str, message: str) -> TrainEvent:
         evaluation = None
-        if kind != "failed" and hasattr(self, "model") and self.is_main:
+        if kind != "failed" and self.model is not None and self.is_main:
             evaluation = self._evaluate(final=True).evaluation
         if self.store is not None and self.run_id is not None:
             self._save_run(kind, message, evaluation)
