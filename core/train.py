@@ -4,7 +4,9 @@ It stays at `core/train.py` because `python -m core.train` is the command studen
 type (README, model cards, exported scripts, torchrun); it sits above every package of core, so
 it may drive any of them. Under `torchrun --nproc_per_node=N -m core.train ...` every process
 runs this same main() and the trainer joins them with DDP (core.training.ddp); rank 0 prints
-and writes the run.
+and writes the run. With `--workers N` it instead submits one job to Ray (the embedded
+instance, or the cluster at AUDIO_DL_RAY_ADDRESS): N Ray workers train with DDP
+(core.jobs.distributed) and this process draws their progress from the job's files.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -91,6 +94,14 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--patience", type=int, default=None, help="early stopping patience in epochs")
     p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
     p.add_argument("--no-tsne", action="store_true", help="skip the t-SNE projection at the end")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=defaults.workers,
+        help="train data-parallel (DDP) across this many Ray workers, one GPU each on a GPU: "
+        "the embedded Ray of this machine, or the cluster at AUDIO_DL_RAY_ADDRESS; "
+        "--batch-size is the global batch (leave at 1 under torchrun)",
+    )
     p.add_argument("--name", default="", help="a label for the run")
     p.add_argument("--owner", default="cli")
     return p.parse_args(argv)
@@ -119,6 +130,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         clip_seconds=TrainConfig.clip_seconds if args.clip_seconds is None else args.clip_seconds,
         augment=AugmentConfig.off() if args.no_augment else AugmentConfig(),
         tsne=not args.no_tsne,
+        workers=args.workers,
         name=args.name,
     )
 
@@ -196,13 +208,39 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
     dist = distributed_from_env()
-    main_process = dist is None or dist.is_main
     store = RunStore(args.runs_dir)
+    if config.workers > 1:
+        if dist is not None:
+            print(
+                "error: --workers starts its own processes on Ray; under torchrun leave it out "
+                "(torchrun's --nproc_per_node says how many).",
+                file=sys.stderr,
+            )
+            return 2
+        return _train_on_workers(config, dataset, spec, store, owner=args.owner)
+    main_process = dist is None or dist.is_main
+    try:
+        events = train(config, dataset=dataset, spec=spec, store=store, owner=args.owner)
+        final = _follow(events, show=main_process)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    finally:
+        shutdown_distributed()
+    if final is None:
+        return 1
+    if main_process:
+        _print_result(final, store)
+    return 0 if final.kind == "finished" else 1
+
+
+def _follow(events: Iterator[TrainEvent], *, show: bool = True) -> TrainEvent | None:
+    """Consume a training's events (drawing the progress bar when `show`); the last one."""
     bar, final = None, None
     try:
-        for event in train(config, dataset=dataset, spec=spec, store=store, owner=args.owner):
-            if not main_process:
-                final = event
+        for event in events:
+            final = event
+            if not show:
                 continue
             if event.kind == "started":
                 info = event.info
@@ -215,23 +253,49 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bar = progress_bar(event.total_steps)
             elif bar is not None and event.kind in ("step", "epoch_end", "evaluation"):
                 _show(bar, event)
-            final = event
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
     finally:
         if bar is not None:
             bar.close()
-        shutdown_distributed()
-    if final is None:
+    return final
+
+
+def _train_on_workers(
+    config: TrainConfig, dataset: AudioDataset | None, spec: Any, store: Any, *, owner: str
+) -> int:
+    """--workers N: one data-parallel job on Ray workers, followed here until it ends."""
+    from core.jobs.distributed import follow_job
+    from core.jobs.manager import ClusterError, JobLimitReached, JobManager
+
+    jobs = JobManager(store)
+    print(f"starting {config.workers} workers on Ray...", file=sys.stderr)
+    try:
+        job_id = jobs.submit(config, owner=owner, dataset=dataset, spec=spec)
+    except (ClusterError, JobLimitReached) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    status = jobs.status(job_id, owner)
+    print(f"job {job_id}: {status.resources}, {status.state}", file=sys.stderr)
+    try:
+        final = _follow(follow_job(jobs, job_id, owner))
+    except KeyboardInterrupt:
+        jobs.cancel(job_id, owner)
+        status = jobs.wait(job_id, owner, timeout=30)
+        print(f"\ninterrupted: the job is {status.state}", file=sys.stderr)
+        return 130
+    status = jobs.status(job_id, owner)
+    if final is None or not final.is_final:
+        print(f"{status.state}: {status.message}", file=sys.stderr)
         return 1
-    if main_process:
-        print(f"{final.kind}: {final.message}", file=sys.stderr)
-        if final.val_accuracy is not None:
-            print(f"validation accuracy {final.val_accuracy:.4f}", file=sys.stderr)
-        if final.run_id:
-            print(f"run {final.run_id} in {store.root / final.run_id}")
+    _print_result(final, store)
     return 0 if final.kind == "finished" else 1
+
+
+def _print_result(final: TrainEvent, store: Any) -> None:
+    print(f"{final.kind}: {final.message}", file=sys.stderr)
+    if final.val_accuracy is not None:
+        print(f"validation accuracy {final.val_accuracy:.4f}", file=sys.stderr)
+    if final.run_id:
+        print(f"run {final.run_id} in {store.root / final.run_id}")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ Nothing here imports streamlit or starts Ray before the first submit.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import shutil
@@ -41,7 +42,7 @@ from typing import Any
 
 import torch
 
-from core.jobs import cluster
+from core.jobs import cluster, distributed
 from core.jobs.cluster import ClusterError
 from core.jobs.files import (
     FINAL_STATES,
@@ -189,8 +190,10 @@ class JobManager:
         builder);
         they travel to the worker through Ray. device: default
         core.devices.resolve_device(config.device); it decides what the job asks Ray for.
-        Raises JobLimitReached when `owner` has AUDIO_DL_JOBS_PER_SESSION unfinished jobs,
-        ClusterError when Ray cannot start (the first submit starts it: seconds).
+        `config.workers` > 1: data-parallel across that many Ray workers (core.jobs.distributed),
+        still one job and one run. Raises JobLimitReached when `owner` has
+        AUDIO_DL_JOBS_PER_SESSION unfinished jobs, ClusterError when Ray cannot start (the first
+        submit starts it: seconds) or the cluster has too few GPUs / CPUs for the workers.
         """
         from core.devices import resolve_device
 
@@ -211,23 +214,39 @@ class JobManager:
         device = torch.device(device) if device is not None else resolve_device(config.device)
         info = cluster.connect(self.env)
         try:
-            resources = cluster.job_resources(device, info, self.env)
+            if config.workers > 1:  # resources of each of its DDP workers
+                resources = distributed.worker_resources(device, info, config.workers, self.env)
+            else:
+                resources = cluster.job_resources(device, info, self.env)
         except ValueError as error:
             raise ClusterError(str(error)) from None
         job_id = self._new_job(config, owner, device, resources, name=name or config.name)
         folder = JobFolder(self.root / job_id)
         try:
-            cluster.start_training_worker(
-                job_id,
-                folder,
-                config,
-                dataset=dataset,
-                spec=spec,
-                device=device,
-                owner=owner,
-                runs_root=self.store.root,
-                resources=resources,
-            )
+            if config.workers > 1:
+                distributed.start_distributed_training(
+                    job_id,
+                    folder,
+                    config,
+                    dataset=dataset,
+                    spec=spec,
+                    owner=owner,
+                    runs_root=self.store.root,
+                    resources=resources,
+                    workers=config.workers,
+                )
+            else:
+                cluster.start_training_worker(
+                    job_id,
+                    folder,
+                    config,
+                    dataset=dataset,
+                    spec=spec,
+                    device=device,
+                    owner=owner,
+                    runs_root=self.store.root,
+                    resources=resources,
+                )
         except Exception as error:
             message = f"Ray refused the job ({type(error).__name__}: {error})."
             folder.write_state("failed", message=message, finished_at=time.time())
@@ -258,6 +277,9 @@ class JobManager:
         from core.devices import resolve_device
         from core.jobs.sweeps import new_sweep_id, plan_sweep
 
+        # Trials are many small trainings at once, one worker each; a sweep does not multiply
+        # them by data-parallel workers.
+        base = dataclasses.replace(base, workers=1)
         trials = plan_sweep(base, space)  # SweepError first: nothing is queued
         unfinished = [s for s in self.jobs(owner) if not s.done]
         if unfinished:
@@ -341,6 +363,7 @@ class JobManager:
             "pool": resources.pool,
             "num_cpus": resources.num_cpus,
             "num_gpus": resources.num_gpus,
+            "workers": config.workers if config is not None else 1,  # each holds the above
         }
         if sweep:
             meta["sweep"] = dict(sweep)
@@ -694,10 +717,14 @@ def _safe_id(job_id: Any) -> bool:
 
 
 def _resources_text(meta: Mapping[str, Any]) -> str:
+    """E.g. "1 GPU", "2 CPUs", "2 workers × 1 GPU"."""
     if meta.get("num_gpus"):
-        return f"{meta['num_gpus']:g} GPU"
-    cpus = float(meta.get("num_cpus") or 0)
-    return f"{cpus:g} CPU{'s' if cpus != 1 else ''}" if cpus else ""
+        text = f"{meta['num_gpus']:g} GPU"
+    else:
+        cpus = float(meta.get("num_cpus") or 0)
+        text = f"{cpus:g} CPU{'s' if cpus != 1 else ''}" if cpus else ""
+    workers = int(meta.get("workers") or 1)
+    return f"{workers} workers × {text}" if workers > 1 and text else text
 
 
 _manager: JobManager | None = None

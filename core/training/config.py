@@ -22,6 +22,7 @@ from core.training.evaluate import Evaluation
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "one_cycle")
+MAX_WORKERS = 64  # data-parallel workers of one job
 EVENT_KINDS = ("started", "step", "epoch_end", "evaluation", "finished", "stopped", "failed")
 
 
@@ -80,6 +81,10 @@ class TrainConfig:
     # --- running
     seed: int = 0
     device: str = "auto"  # core.devices choice, used when train() gets no device
+    # data-parallel processes a job trains in (core.jobs.distributed: Ray workers, one GPU each
+    # on a GPU); batch_size is the global batch, split between them. train() itself trains in
+    # as many processes as its launcher started (one, torchrun's or Ray Train's).
+    workers: int = 1
     eval_every_epochs: int = 1
     log_every_steps: int = 10  # metrics.jsonl gets a step record this often
     embeddings: bool = True  # final evaluation: embeddings with PCA
@@ -148,6 +153,8 @@ def _config_problems(c: TrainConfig) -> Iterator[str]:
         yield "early_stopping_patience must be at least 1 (or None for no early stopping)."
     if not (isinstance(c.members, int) and 1 <= c.members <= MAX_MEMBERS):
         yield f"members must be a whole number from 1 to {MAX_MEMBERS}, got {c.members}."
+    if not (isinstance(c.workers, int) and 1 <= c.workers <= MAX_WORKERS):
+        yield f"workers must be a whole number from 1 to {MAX_WORKERS}, got {c.workers}."
     if c.eval_every_epochs < 1 or c.log_every_steps < 1:
         yield "eval_every_epochs and log_every_steps must be at least 1."
 

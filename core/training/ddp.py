@@ -1,7 +1,9 @@
-"""Multi-process training with DistributedDataParallel, as started by torchrun.
+"""Multi-process training with DistributedDataParallel, as started by torchrun or Ray Train.
 
 `torchrun --nproc_per_node=N -m core.train ...` starts N copies of the command line with
-RANK, WORLD_SIZE and LOCAL_RANK in their environment. `distributed_from_env()` reads them;
+RANK, WORLD_SIZE and LOCAL_RANK in their environment; Ray Train's TorchTrainer
+(core.jobs.distributed, `--workers N`) sets the same variables in N Ray workers and joins
+their process group itself. `distributed_from_env()` reads them;
 `init_distributed()` joins the group (gloo on the CPU, NCCL on CUDA GPUs, one GPU per
 process); every process then trains on its own shard of each epoch and DDP averages the
 gradients, so all copies hold the same weights. Only rank 0 writes the run.
@@ -40,8 +42,13 @@ def distributed_from_env() -> DistInfo | None:
 def init_distributed(info: DistInfo, device: torch.device) -> torch.device:
     """Join the process group (once) and return this process's device.
 
-    CUDA: NCCL with GPU `local_rank`; anything else: gloo on the CPU.
+    CUDA: NCCL with GPU `local_rank`; anything else: gloo on the CPU. When a launcher has
+    joined the group already (Ray Train, core.jobs.distributed), it also chose this process's
+    device: a CUDA device with an index is kept as given.
     """
+    if dist.is_initialized() and device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)
+        return device
     if device.type == "cuda":
         device = torch.device("cuda", info.local_rank % max(1, torch.cuda.device_count()))
         torch.cuda.set_device(device)

@@ -324,8 +324,7 @@ class _Trainer:
         if self.dist is not None:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        world = self.dist.world_size if self.dist else 1
-        self.batch_size = max(1, self.config.batch_size // world)
+        self.batch_size = max(1, self.config.batch_size // self._world_size())
         self.micro_batch = self.batch_size
 
     def _build_optimizer(self) -> None:
@@ -351,7 +350,7 @@ class _Trainer:
             "leaks": leak.leaks,
             "skipped_files": list(self.data.skipped),
             "device": str(self.device),
-            "world_size": self.dist.world_size if self.dist else 1,
+            "world_size": self._world_size(),
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "input_shape": [1, self.bins, self.frames],
             "spec": self.model_spec.to_dict(),
@@ -424,7 +423,7 @@ class _Trainer:
         correct = torch.zeros((), device=self.device)
         seen, epoch_start, recorded = 0, time.perf_counter(), []
         for start in range(0, len(shard), self.batch_size):
-            if self.cancel.is_set():
+            if self._stop_requested():
                 return self._final(
                     "stopped", f"Stopped by request at epoch {self.epoch}, step {self.step}."
                 )
@@ -437,7 +436,8 @@ class _Trainer:
             loss_sum += loss.detach() * y.numel()
             correct += hits
             self.step += 1
-            self.sps = seen / max(1e-9, time.perf_counter() - epoch_start)
+            # every process trains on as many examples per step: the run's rate is world x ours
+            self.sps = seen * self._world_size() / max(1e-9, time.perf_counter() - epoch_start)
             event = self._event("step", loss=float(loss), accuracy=None)
             if self.step % self.config.log_every_steps == 0:
                 event = dataclasses.replace(
@@ -456,6 +456,19 @@ class _Trainer:
         self._write_metrics([event.record()])
         yield event
         return None
+
+    def _world_size(self) -> int:
+        return self.dist.world_size if self.dist else 1
+
+    def _stop_requested(self) -> bool:
+        """Whether Stop was pressed. Under DDP only rank 0 reads the job's cancel flag; its
+        answer is shared with every rank (one small all-reduce per step), so all of them stop
+        before the same step: a rank stopping alone would leave the others waiting for ever in
+        their next gradient all-reduce."""
+        if self.dist is None:
+            return self.cancel.is_set()
+        pressed = torch.tensor(float(self.cancel.is_set()), device=self.device)
+        return bool(all_reduce_mean(pressed) > 0)
 
     def _optimizer_step(
         self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator
@@ -601,7 +614,7 @@ class _Trainer:
             duration_seconds=time.perf_counter() - self.started,
             evaluation=evaluation.to_dict() if evaluation is not None else None,
             skipped_examples=list(self.examples.failed.values()) if self.examples else [],
-            world_size=self.dist.world_size if self.dist else 1,
+            world_size=self._world_size(),
         )
 
     def _write_metrics(self, records: list[dict[str, Any]]) -> None:
