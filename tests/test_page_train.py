@@ -387,3 +387,27 @@ def test_a_sweep_queues_its_trials_past_the_session_limit_and_ranks_them(ray_clu
     assert any("Best so far: trial" in c for c in _texts(at, "caption"))
     at.button(key="train_sweep_overlay").click().run()
     assert sorted(at.multiselect(key="train_compare_runs").value) == sorted(table["run"])
+
+
+def test_a_class_cluster_offers_workers_and_two_workers_train_one_run(ray_cluster, monkeypatch):
+    at = open_page(PAGE)
+    # One machine with no GPU (the embedded Ray here): more processes would not be faster.
+    assert "train_workers" not in [n.key for n in at.number_input]
+    # A class cluster is configured: the option appears (this process's Ray is already up, so
+    # the jobs still run on it).
+    monkeypatch.setenv("AUDIO_DL_RAY_ADDRESS", "ray-head.example:6379")
+    at = open_page(PAGE)
+    _quick_settings(at)
+    at.number_input(key="train_workers").set_value(2).run()
+    at.button(key="train_start").click().run()
+    assert not at.exception and not at.error, _texts(at, "error")
+    owner, job_id = at.session_state["session_id"], at.session_state["train_job"]
+    status = get_job_manager().wait(job_id, owner, timeout=600)
+    assert status.state == "finished", status.message
+    assert status.resources == "2 workers × 1 CPU"
+    run = get_job_manager().store.get(status.run_id, owner=owner)
+    assert run.train_config["workers"] == 2
+    assert get_job_manager().store.read_summary(status.run_id)["world_size"] == 2
+    at.run()
+    assert not at.exception
+    assert any("Finished 1 epochs" in text for text in _texts(at, "success"))

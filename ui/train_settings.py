@@ -19,10 +19,12 @@ from core.data.datasets import DatasetError
 from core.data.profile import TRIM_DB
 from core.data.splits import leakage_report, split_dataset
 from core.devices import resolve_device
+from core.jobs.cluster import cluster_address, connected
 from core.models.layers import SpecError
 from core.models.presets import preset_description, preset_spec
 from core.models.shapes import parameter_count
 from core.models.spec import ModelSpec
+from core.training.config import MAX_WORKERS
 from core.training.support import set_dropout
 from core.training.trainer import TrainConfig, default_feature_config
 from core.viz.audio import spectrogram_figure
@@ -335,6 +337,28 @@ def hyperparameters() -> dict:
         grad_clip_norm=5.0 if clip else None,
         seed=seed,
         tsne=tsne,
+        workers=workers_setting(),
+    )
+
+
+def workers_setting() -> int:
+    """Data-parallel workers (TrainConfig.workers), offered for a class cluster: when the app
+    joins one (AUDIO_DL_RAY_ADDRESS / RAY_ADDRESS) or its Ray has several machines or GPUs.
+    Elsewhere one worker: more processes on one CPU would not train faster."""
+    info = connected()
+    if cluster_address() is None and (info is None or (info.nodes < 2 and info.gpus < 2)):
+        return 1
+    return int(
+        st.number_input(
+            "Workers (data-parallel)",
+            1,
+            MAX_WORKERS,
+            1,
+            key="train_workers",
+            help="Train one network on several workers at once (DDP): each gets its share of "
+            "every batch, one GPU each on a GPU, and their gradients are averaged, so the "
+            "batch size above is split between them. Still one training and one run.",
+        )
     )
 
 
