@@ -19,9 +19,16 @@ Events (`TrainEvent.kind`), in order:
 
 Every event carries epoch, step, total_steps, progress (0..1), lr, samples_per_second,
 elapsed_seconds and eta_seconds. With a `RunStore`, the run is written as it goes (see
-core.training.runs); `event.run_id` names it. Under torchrun the same code trains with DDP.
+core.training.runs); `event.run_id` names it. Under torchrun or Ray Train (several
+processes, core.training.ddp) the same code trains with DDP.
 
 The command line around it is core/train.py (`python -m core.train --data builtin:digits`).
+What a run needs around the loop lives beside it: the settings and events in
+core.training.config, the examples' features in core.training.examples, the optimiser in
+core.training.optim. This module stays a little over 500 lines on purpose: `_Trainer` is the
+state of one run, read top to bottom as the course's training loop (prepare, loop over
+epochs, one optimiser step, evaluate, save); cutting its steps apart would make a student
+jump between files to follow one step.
 """
 
 from __future__ import annotations
