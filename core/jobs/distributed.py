@@ -132,7 +132,7 @@ class DistributedTrainingCoordinator:
         sweep: Mapping[str, Any] | None = None,
     ) -> None:
         import ray
-        from ray.train import RunConfig, ScalingConfig
+        from ray.train import FailureConfig, RunConfig, ScalingConfig
         from ray.train.torch import TorchConfig, TorchTrainer
 
         from core.jobs.files import FINAL_STATES
@@ -161,7 +161,13 @@ class DistributedTrainingCoordinator:
                 num_workers=workers, use_gpu=use_gpu, resources_per_worker=per_worker
             ),
             # Ray Train's own bookkeeping (no checkpoints are reported) stays in the job folder.
-            run_config=RunConfig(name="ray-train", storage_path=str(Path(job_dir))),
+            # Never retried: a retry would start the training again as a second run; a crash
+            # ends the job as "failed", as a one-worker job's does.
+            run_config=RunConfig(
+                name="ray-train",
+                storage_path=str(Path(job_dir)),
+                failure_config=FailureConfig(max_failures=0, max_preemption_failures=0),
+            ),
         )
         try:
             trainer.fit()
