@@ -8,7 +8,6 @@ st.session_state["train_clips"] ({class name: {digest: AudioClip}}) until remove
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +39,7 @@ from core.training.support import (
 from core.viz.audio import spectrogram_figure
 from core.viz.training import class_counts_figure
 from ui.audio_input import decode_upload
+from ui.fingerprint import fingerprint
 
 DIGITS, ZIP, SERVER, RECORD = (
     "Built-in spoken digits",
@@ -121,12 +121,12 @@ def measured_recipe(dataset: AudioDataset) -> tuple[RecipeChoice | None, str]:
     "clips per class". The key hashes the clips' names (and the bytes of clips recorded in
     the browser); None when no sampled clip could be measured.
     """
-    digest = hashlib.blake2b(dataset.name.encode(), digest_size=16)
+    parts = [dataset.name]
     for example in dataset.examples:
-        digest.update(example.ref.encode())
+        parts.append(example.ref)
         if example.in_memory:
-            digest.update(content_hash(dataset, example).encode())
-    key = digest.hexdigest()
+            parts.append(content_hash(dataset, example))
+    key = fingerprint("\0".join(parts).encode())
     return _recipe_cached(key, dataset), key
 
 
@@ -145,7 +145,7 @@ def _pick(kind: str | None) -> tuple[AudioDataset, str, str, str] | None:
             st.caption("Each folder name is a class; the audio files inside are its examples.")
             return None
         data = upload.getvalue()
-        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+        digest = fingerprint(data)
         return _zip_dataset(digest, upload.name, data), f"zip:{upload.name}", upload.name, ""
     if kind == SERVER:
         roots = allowed_data_roots()
@@ -211,7 +211,7 @@ def _class_recorder(index: int, name: str, store: dict[str, AudioClip]) -> None:
     incoming = ([recording] if recording is not None else []) + list(uploads or [])
     for item in incoming:
         data = item.getvalue()
-        digest = hashlib.blake2b(data, digest_size=12).hexdigest()
+        digest = fingerprint(data)
         if digest in seen:
             continue
         seen.add(digest)
