@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
+import torch
 
 from core.audio.clip import UPLOAD_TYPES, AudioClip, AudioError
 from core.audio.features import FeatureConfig, make_feature_transform
@@ -245,8 +246,6 @@ def _thumbnail(dataset: AudioDataset, example: AudioExample):
 @st.cache_data(max_entries=64, show_spinner=False)
 def _thumbnail_cached(example: AudioExample, token: str, _dataset: AudioDataset):
     """(samples at 16 kHz, log-mel (64, frames), top band edge in Hz) of one example."""
-    import torch
-
     samples = load_example_audio(_dataset, example, RECORD_RATE)
     # Mel bands end at the recording's own Nyquist frequency: an 8 kHz file has nothing
     # above 4 kHz, and empty bands would fill half the picture.

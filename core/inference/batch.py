@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import math
 from collections.abc import Sequence
@@ -9,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.audio.clip import DEFAULT_MAX_SECONDS, AudioError
+from core.audio.io import load_audio
 from core.inference.clip import UNSURE_PROBABILITY, classify_clip
 from core.inference.model import InferenceModel
 
@@ -36,9 +39,6 @@ def classify_files(
 
     Each file is decoded at the model's rate (at most `max_seconds`, default the app cap).
     """
-    from core.audio.clip import DEFAULT_MAX_SECONDS, AudioError
-    from core.audio.io import load_audio
-
     rows = []
     for name, source in sources:
         try:
@@ -62,8 +62,6 @@ def classify_files(
 
 def batch_csv(rows: Sequence[BatchRow]) -> bytes:
     """The batch table as UTF-8 CSV bytes (file, class, confidence, unsure, seconds, note)."""
-    import csv
-
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["file", "class", "confidence", "unsure", "duration_seconds", "note"])

@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from core.audio.features import FeatureConfig
 from core.audio.input_recipe import (
     InputRecipe,
     Normalization,
 )
+from core.devices import autocast_context
 from core.models.build import member_networks
 from core.models.spec import ModelSpec
 
@@ -107,8 +109,6 @@ class InferenceModel:
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (batch, classes) for normalised features (batch, 1, bins, clip_frames)."""
-        from core.devices import autocast_context
-
         x = x.to(self.device)
         if x.dim() == 4:  # the layout optimise_for_inference gives the convolutions
             x = x.contiguous(memory_format=torch.channels_last)
@@ -163,8 +163,6 @@ def optimise_for_inference(network: nn.Module) -> nn.Module:
     convolutions prefer. Outputs agree with the original to about 1e-5. The original network
     is left untouched.
     """
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
     fast = copy.deepcopy(network).eval()
     for single in member_networks(fast):  # an ensemble: each member on its own
         layers = getattr(single, "layers", None)

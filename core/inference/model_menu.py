@@ -16,12 +16,12 @@ import torch
 
 from core import paths
 from core.inference.model import InferenceError, InferenceModel, model_from_loaded_run
+from core.models.card import read_model_card
+from core.training.runs import WEIGHTS_FILE, RunStore
 
 
 def shipped_store():
     """The run store of the ready-made models shipped in models/ (read-only use)."""
-    from core.training.runs import RunStore
-
     return RunStore(paths.MODELS_DIR)
 
 
@@ -43,8 +43,6 @@ def available_models(owner: str | None) -> list[ModelChoice]:
     owner: the browser session id (None lists every run, for the command line). Runs of
     other students on the same server are never listed.
     """
-    from core.training.runs import RunStore
-
     choices = []
     for info in sorted(shipped_store().list_runs(), key=lambda info: info.created_utc):
         if info.has_model:
@@ -62,8 +60,6 @@ def available_models(owner: str | None) -> list[ModelChoice]:
 
 def load_choice(choice: ModelChoice, *, device: torch.device | str = "cpu") -> InferenceModel:
     """Load the model of a menu entry; raises core.training.runs.RunError or InferenceError."""
-    from core.training.runs import RunStore
-
     store = RunStore(choice.store_root)
     owner = None if choice.origin == "shipped" else choice.owner
     run = store.load(choice.run_id, owner=owner, device=device)
@@ -75,9 +71,6 @@ def card_for(choice: ModelChoice):
     run's split and summary. Raises core.models.card.ModelCardError (or core.training.runs.RunError
     for
     a run id that could escape the store) with a sentence."""
-    from core.models.card import read_model_card
-    from core.training.runs import RunStore
-
     return read_model_card(RunStore(choice.store_root).run_path(choice.run_id))
 
 
@@ -120,8 +113,6 @@ def import_run_archive(data: bytes, *, owner: str, store: Any = None) -> str:
     A bare weights file gets a sentence saying what is missing. Returns the new run id;
     raises InferenceError or core.training.runs.RunError with the reason.
     """
-    from core.training.runs import WEIGHTS_FILE, RunStore
-
     store = store or RunStore()
     if data[:4] != b"PK\x03\x04":
         problem = weights_problem(data, "This file")
