@@ -16,7 +16,7 @@ import torch
 
 from core import paths
 from core.inference.model import InferenceError, InferenceModel, model_from_loaded_run
-from core.models.card import read_model_card
+from core.models.card import ModelCard, read_model_card
 from core.training.runs import WEIGHTS_FILE, RunStore
 
 
@@ -66,11 +66,10 @@ def load_choice(choice: ModelChoice, *, device: torch.device | str = "cpu") -> I
     return model_from_loaded_run(run, origin=choice.origin, device=device)
 
 
-def card_for(choice: ModelChoice):
+def card_for(choice: ModelChoice) -> ModelCard:
     """The `core.models.card.ModelCard` of a menu entry: its card.json, else derived from its
-    run's split and summary. Raises core.models.card.ModelCardError (or core.training.runs.RunError
-    for
-    a run id that could escape the store) with a sentence."""
+    run's split and summary. Raises core.models.card.ModelCardError (or
+    core.training.runs.RunError for a run id that could escape the store) with a sentence."""
     return read_model_card(RunStore(choice.store_root).run_path(choice.run_id))
 
 
