@@ -4,6 +4,7 @@ saliency, batches and run archives each end in a right answer or a sentence."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import pickle
@@ -36,6 +37,23 @@ def _texts(elements) -> list[str]:
     return [str(e.value) for e in elements]
 
 
+def _top_k_bars(at) -> list[tuple[str, float]]:
+    """(label, probability) of the top-k chart's bars, most probable first."""
+    figures = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    bars = [
+        trace
+        for figure in figures
+        for trace in figure["data"]
+        if trace.get("type") == "bar" and trace.get("orientation") == "h"
+    ]
+    assert len(bars) == 1, "the top-k chart is missing"
+    values = bars[0]["x"]
+    if isinstance(values, dict):  # plotly writes numpy arrays as base64 of the raw values
+        values = np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    pairs = list(zip(bars[0]["y"], (float(v) for v in values), strict=True))
+    return pairs[::-1]  # the chart draws the most probable bar on top, i.e. last
+
+
 def _digit(path: Path) -> str:
     """The digit a shipped recording says: `{digit}_{speaker}_{take}.wav`."""
     return path.stem.split("_")[0]
@@ -64,7 +82,13 @@ def test_the_ready_model_names_the_built_in_digit_at_once(app):
     assert app.selectbox(key="classify_audio_builtin").value == "Spoken digit 0 (george)"
     assert _texts(app.success)[0].startswith("**0** with"), _texts(app.success)
     assert any("cut at both ends" in t for t in _texts(app.info))  # trimmed as in training
-    assert app.get("plotly_chart"), "top-k, waveform, model view and saliency charts"
+    # the top-k chart: five bars, the named digit on top with the probability the sentence gives
+    bars = _top_k_bars(app)
+    assert len(bars) == 5 and len({label for label, _ in bars}) == 5
+    assert bars[0][0] == "0"
+    assert _texts(app.success)[0] == f"**0** with {bars[0][1]:.0%} probability."
+    probabilities = [p for _, p in bars]
+    assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1 + 1e-6
 
 
 def test_the_page_states_both_accuracies_from_the_model_card(app):

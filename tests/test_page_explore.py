@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import zipfile
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -31,17 +34,43 @@ def _captions(at: AppTest) -> str:
     return "\n".join(c.value for c in at.caption)
 
 
+def _map_groups(at: AppTest) -> dict[str, list[int]]:
+    """The map's traces: {group name: clip indices drawn in that colour}."""
+    maps = [c for c in at.get("plotly_chart") if '"map x"' in c.proto.spec]
+    assert len(maps) == 1, "the map is missing"
+    traces = json.loads(maps[0].proto.spec)["data"]
+    return {trace["name"]: _indices(trace["customdata"]) for trace in traces}
+
+
+def _indices(customdata) -> list[int]:
+    # plotly writes numpy arrays as {"dtype": ..., "bdata": base64 of the raw values}
+    if isinstance(customdata, dict):
+        raw = base64.b64decode(customdata["bdata"])
+        return np.frombuffer(raw, dtype=customdata["dtype"]).astype(int).tolist()
+    return [int(i) for i in customdata]
+
+
+def _cluster_table(at: AppTest) -> list[dict]:
+    return at.dataframe[0].value.to_dict("records")
+
+
 def test_builtin_digits_give_a_map_clusters_and_their_agreement(app):
     assert app.title[0].value == "Sound explorer"
     assert "200 clips" in _captions(app)
-    assert app.get("plotly_chart"), "the map is missing"
     assert set(_ari(app)) == {"digit", "speaker"}
     # four clusters of MFCC statistics follow the four voices more than the ten words
     app.slider(key="explore_k").set_value(4).run()
     ari = _ari(app)
     assert ari["speaker"] > 0.4 > ari["digit"]
+    # the map draws every clip once, one colour per cluster, sized as the table says
+    groups = _map_groups(app)
+    assert sorted(i for indices in groups.values() for i in indices) == list(range(200))
+    table = _cluster_table(app)
+    assert {row["cluster"]: row["clips"] for row in table} == {
+        name: len(indices) for name, indices in groups.items()
+    }
+    assert set(groups) == {"cluster 0", "cluster 1", "cluster 2", "cluster 3"}
     # every cluster is listed and can be listened to
-    assert len(app.dataframe[0].value) == 4
     app.selectbox(key="explore_cluster_pick").set_value("cluster 2").run()
     assert not app.exception, app.exception
     assert len(app.get("audio")) >= 1
@@ -52,8 +81,39 @@ def test_density_clustering_and_colouring_by_label(app):
     app.slider(key="explore_min_cluster").set_value(8).run()
     assert not app.exception, app.exception
     assert set(_ari(app)) == {"digit", "speaker"}
+    # HDBSCAN chooses the number of clusters; noise, if any, is listed last
+    names = [row["cluster"] for row in _cluster_table(app)]
+    assert set(_map_groups(app)) == set(names)
+    assert "noise" not in names[:-1]
     app.radio(key="explore_color").set_value("speaker").run()
     assert not app.exception, app.exception
+    groups = _map_groups(app)
+    assert set(groups) == {"george", "jackson", "lucas", "nicolas"}
+    assert sorted(i for indices in groups.values() for i in indices) == list(range(200))
+
+
+def test_density_clustering_finds_two_kinds_of_sound_without_being_told_how_many(app):
+    # Eight low hums (150 Hz, each detuned a little) and eight bursts of white noise: far
+    # apart in MFCC statistics, close within each kind. k-means would need k = 2; HDBSCAN must
+    # find the two groups itself, with no clip left as noise.
+    rng = np.random.default_rng(0)
+    entries = {}
+    for i in range(8):
+        entries[f"hum/{i}.wav"] = encode_wav(sine(150 * (1 + i / 100), 0.5, 16000), 16000)
+        hiss = (0.3 * rng.standard_normal(8000)).astype(np.float32)
+        entries[f"hiss/{i}.wav"] = encode_wav(hiss, 16000)
+    app.radio(key="explore_source").set_value("zip").run()
+    app.file_uploader(key="explore_zip").upload("two.zip", _zip(entries), "application/zip").run()
+    app.radio(key="explore_clustering").set_value("HDBSCAN").run()
+    app.slider(key="explore_min_cluster").set_value(4).run()
+    assert not app.exception, app.exception
+    table = _cluster_table(app)
+    assert [row["cluster"] for row in table] == ["cluster 0", "cluster 1"]  # no noise row
+    assert sorted(row["most common folder"] for row in table) == ["hiss (100%)", "hum (100%)"]
+    assert [row["clips"] for row in table] == [8, 8]
+    assert _ari(app)["folder"] == pytest.approx(1.0)
+    sizes = {name: len(indices) for name, indices in _map_groups(app).items()}
+    assert sizes == {"cluster 0": 8, "cluster 1": 8}
 
 
 def _zip(entries: dict[str, bytes]) -> bytes:

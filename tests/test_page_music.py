@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
 
 import pytest
@@ -23,6 +25,21 @@ def app():
 
 def _metrics(app) -> dict[str, str]:
     return {m.label: m.value for m in app.metric}
+
+
+def _highlighted_keys(app) -> list[str]:
+    """The key drawn in red on each row of the 24-key correlation chart."""
+    for chart in app.get("plotly_chart"):
+        figure = json.loads(chart.proto.spec)
+        title = figure["layout"].get("title", {}).get("text", "")
+        if title.startswith("Correlation with the 24"):
+            return [
+                name
+                for bar in figure["data"]
+                for name, colour in zip(bar["x"], bar["marker"]["color"], strict=True)
+                if colour == "#e45756"
+            ]
+    raise AssertionError("the 24-key correlation chart is missing")
 
 
 def test_opens_on_a_musical_clip_with_a_summary(app):
@@ -71,7 +88,11 @@ def test_every_view_renders_and_display_controls_recompute_nothing(app):
 def test_key_view_explains_the_key_and_rhythm_plays_the_click_mix(app):
     app.segmented_control(key="music_view").set_value("Key").run()
     assert any("Why this key" in e.label for e in app.expander)
-    assert len(app.get("plotly_chart")) >= 2  # profile + 24-key correlations
+    # the chart marks the key the page names, on every row of correlations
+    alerts = [s.value for s in app.success] + [w.value for w in app.warning]
+    named = next(m.group(1) for a in alerts if (m := re.match(r"\*\*(.+?)\*\* \(confidence", a)))
+    highlighted = _highlighted_keys(app)
+    assert highlighted and set(highlighted) == {named}, (highlighted, named)
     app.segmented_control(key="music_view").set_value("Rhythm").run()
     assert any("click" in c.value for c in app.caption)
     assert len(app.get("audio")) >= 2  # the clip and the clip with clicks

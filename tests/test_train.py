@@ -6,6 +6,7 @@ import dataclasses
 import json
 import threading
 
+import numpy as np
 import pytest
 import torch
 
@@ -95,7 +96,13 @@ def test_learns_two_tones_and_writes_a_run(tones, tmp_path):
     assert recipe.input_shape == tuple(loaded.spec.input_shape)
     assert len(recipe.normalization.mean) == recipe.bins
     summary = store.read_summary(final.run_id)
-    assert summary["evaluation"]["projection_pca"] is not None
+    # Two validation clips: centred, they sit at +v and -v, so their PCA map is two points
+    # mirrored on the first axis with nothing left for the second.
+    projection = np.asarray(summary["evaluation"]["projection_pca"])
+    assert projection.shape == (started.info["val_examples"], 2) == (2, 2)
+    assert projection[0, 0] == pytest.approx(-projection[1, 0], abs=2e-4)
+    assert abs(projection[0, 0]) > 0.01
+    assert np.abs(projection[:, 1]).max() < 2e-4
 
 
 def test_same_seed_same_run(tones):

@@ -7,7 +7,6 @@ returns None, so the page simply stops at `if clip is None: st.stop()`.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import streamlit as st
@@ -16,6 +15,7 @@ from core import paths
 from core.audio.clip import DEFAULT_MAX_SECONDS, UPLOAD_TYPES, AudioClip, AudioError
 from core.audio.io import load_audio
 from core.audio.levels import dbfs, encode_wav, peak
+from ui.fingerprint import fingerprint
 
 BUILTIN, UPLOAD, RECORD = "Built-in clip", "Upload a file", "Record"
 # st.audio_input records at one of these rates; any other request lets the browser choose.
@@ -56,7 +56,7 @@ def decode_upload(
     data: bytes, name: str, *, sample_rate: int | None = None, max_seconds: float | None = None
 ) -> AudioClip:
     """Decode an uploaded or recorded file through the cache; raises AudioError."""
-    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    digest = fingerprint(data)
     limit = DEFAULT_MAX_SECONDS if max_seconds is None else float(max_seconds)
     return _decode_cached(digest, name, sample_rate, limit, data)
 
@@ -143,7 +143,7 @@ def _pick(
 def _decode_with_key(
     data: bytes, name: str, sample_rate: int | None, max_seconds: float | None
 ) -> tuple[AudioClip, str]:
-    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    digest = fingerprint(data)
     limit = DEFAULT_MAX_SECONDS if max_seconds is None else float(max_seconds)
     clip = _decode_cached(digest, name, sample_rate, limit, data)
     return clip, f"upload:{digest}:{sample_rate}:{limit}"

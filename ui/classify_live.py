@@ -9,8 +9,6 @@ Train page's "Record per class" data (st.session_state["train_clips"]).
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import streamlit as st
 
@@ -27,6 +25,7 @@ from core.inference.streaming import (
 from core.viz.classify import timeline_figure
 from core.viz.live import live_log_mel, spectrogram_image
 from ui.classify_result import model_key
+from ui.fingerprint import fingerprint
 from ui.live_stream import LIVE_PLOT, live_view, microphone, network_help
 
 TIMELINE_SECONDS = 20.0  # the probability timeline shows the newest 20 s
@@ -181,7 +180,7 @@ def _save_clip(name: str, samples: np.ndarray, sample_rate: int) -> None:
         st.error("Give the class a name first.")
         return
     wav = encode_wav(samples, sample_rate)
-    digest = hashlib.blake2b(wav, digest_size=12).hexdigest()
+    digest = fingerprint(wav)
     try:
         clip = load_audio(wav, name=f"live-{name}-{digest[:6]}.wav", sample_rate=TRAIN_RATE)
     except AudioError as error:

@@ -19,6 +19,7 @@ from core.inference.classifier import (
     load_choice,
 )
 from core.models.card import ModelCardError
+from core.models.onnx_export import export_onnx
 from core.training.runs import WEIGHTS_FILE, RunError
 from ui.classify_card import show_model_card
 
@@ -164,8 +165,6 @@ def _import_section(prefix: str, owner: str) -> None:
 
 
 def _export_section(prefix: str, model: InferenceModel) -> None:
-    from core.models.onnx_export import export_onnx
-
     def onnx_bytes() -> bytes:
         return export_onnx(model)
 

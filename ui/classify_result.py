@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
-import numpy as np
 import streamlit as st
 
 from core.audio.clip import AudioClip
@@ -14,6 +11,7 @@ from core.inference.saliency import METHODS, PLAYBACK_MODES, explain, salient_au
 from core.viz.audio import waveform_figure
 from core.viz.classify import model_view_figure, saliency_figure, top_k_figure
 from ui.audio_input import builtin_clips
+from ui.fingerprint import fingerprint
 
 AXES = {"logmel": "mel", "mel": "mel", "stft": "linear", "mfcc": "mfcc"}
 
@@ -27,8 +25,7 @@ def start_with_a_spoken_digit(prefix: str) -> None:
 
 def clip_digest(clip: AudioClip) -> str:
     """A short hash of the clip's samples, for cache keys."""
-    data = np.ascontiguousarray(clip.samples).tobytes()
-    return hashlib.blake2b(data, digest_size=12).hexdigest() + f"@{clip.sample_rate}"
+    return fingerprint(clip.samples) + f"@{clip.sample_rate}"
 
 
 def model_key(model: InferenceModel) -> str:

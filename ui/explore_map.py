@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from core.devices import resolve_device
+from core.inference.classifier import available_models, load_choice
 from core.jobs import cluster
 from core.jobs.manager import ClusterError, JobError, JobLimitReached, get_job_manager
 from core.lessons import unsupervised as uns
@@ -48,10 +49,8 @@ def trained_autoencoder(collection_id: str) -> dict | None:
 
 def _model_choices() -> dict:
     try:
-        from core.inference.classifier import available_models
-
         choices = available_models(st.session_state.get("session_id"))
-    except (ImportError, OSError, ValueError):
+    except (OSError, ValueError):
         return {}  # no run store yet: the menu simply lists no trained models
     return {PENULTIMATE + choice.label: choice for choice in choices}
 
@@ -106,8 +105,6 @@ def _model_embeddings(collection_id: str, collection: uns.Collection, model_choi
 
 
 def _submit_embeddings(collection_id, collection, model_choice, device, key) -> dict | None:
-    from core.inference.classifier import load_choice
-
     jobs, owner = get_job_manager(), st.session_state["session_id"]
     previous = st.session_state.get(EMBED_JOB_KEY)
     if previous is not None:  # another model or collection was chosen meanwhile

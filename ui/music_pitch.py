@@ -7,8 +7,6 @@ transcription's settings never re-runs a network. Widget keys carry the prefix `
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import streamlit as st
 
@@ -42,6 +40,7 @@ from core.music.transcription import (
     transcribe,
 )
 from core.viz import pitch as viz
+from ui.fingerprint import fingerprint
 from ui.music_sections import play
 
 CONFIG = PitchTrackerConfig()
@@ -54,7 +53,7 @@ Range = tuple[float, float]
 
 
 def _digest(y: np.ndarray) -> str:
-    return hashlib.blake2b(y.tobytes(), digest_size=12).hexdigest()
+    return fingerprint(y)
 
 
 def _chart(fig, key: str) -> None:

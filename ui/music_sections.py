@@ -7,7 +7,6 @@ Widget keys carry the page prefix `music_`.
 from __future__ import annotations
 
 import functools
-import hashlib
 
 import numpy as np
 import streamlit as st
@@ -32,6 +31,7 @@ from core.music import (
 )
 from core.viz import music as viz
 from ui.audio_input import builtin_clips
+from ui.fingerprint import fingerprint
 
 CONFIG = AnalysisConfig()
 VIEWS = (
@@ -73,7 +73,7 @@ def analysis_for(clip: AudioClip) -> MusicAnalysis | None:
         return None
     for notice in notices:
         st.info(notice)
-    digest = hashlib.blake2b(y.tobytes(), digest_size=16).hexdigest()
+    digest = fingerprint(y)
     return _shared_analysis(digest, CONFIG, y)
 
 
@@ -85,8 +85,7 @@ def _wav(digest: str, sample_rate: int, _samples: np.ndarray) -> bytes:
 def play(samples: np.ndarray, sample_rate: int, tag: str, x_range: Range, caption: str) -> None:
     """st.audio of samples from the zoom start; WAV bytes are cached by content."""
     # A strided fingerprint: hashing every sample of a long clip would cost each rerun.
-    fingerprint = samples[:: max(1, samples.size // 65536)].tobytes() + str(samples.size).encode()
-    digest = hashlib.blake2b(fingerprint, digest_size=16).hexdigest() + tag
+    digest = fingerprint(samples, max_values=65536) + tag
     st.caption(caption)
     st.audio(_wav(digest, sample_rate, samples), format="audio/wav", start_time=int(x_range[0]))
 

@@ -8,11 +8,11 @@ st.session_state["train_clips"] ({class name: {digest: AudioClip}}) until remove
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
+import torch
 
 from core.audio.clip import UPLOAD_TYPES, AudioClip, AudioError
 from core.audio.features import FeatureConfig, make_feature_transform
@@ -40,6 +40,7 @@ from core.training.support import (
 from core.viz.audio import spectrogram_figure
 from core.viz.training import class_counts_figure
 from ui.audio_input import decode_upload
+from ui.fingerprint import fingerprint
 
 DIGITS, ZIP, SERVER, RECORD = (
     "Built-in spoken digits",
@@ -121,12 +122,12 @@ def measured_recipe(dataset: AudioDataset) -> tuple[RecipeChoice | None, str]:
     "clips per class". The key hashes the clips' names (and the bytes of clips recorded in
     the browser); None when no sampled clip could be measured.
     """
-    digest = hashlib.blake2b(dataset.name.encode(), digest_size=16)
+    parts = [dataset.name]
     for example in dataset.examples:
-        digest.update(example.ref.encode())
+        parts.append(example.ref)
         if example.in_memory:
-            digest.update(content_hash(dataset, example).encode())
-    key = digest.hexdigest()
+            parts.append(content_hash(dataset, example))
+    key = fingerprint("\0".join(parts).encode())
     return _recipe_cached(key, dataset), key
 
 
@@ -145,7 +146,7 @@ def _pick(kind: str | None) -> tuple[AudioDataset, str, str, str] | None:
             st.caption("Each folder name is a class; the audio files inside are its examples.")
             return None
         data = upload.getvalue()
-        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+        digest = fingerprint(data)
         return _zip_dataset(digest, upload.name, data), f"zip:{upload.name}", upload.name, ""
     if kind == SERVER:
         roots = allowed_data_roots()
@@ -211,7 +212,7 @@ def _class_recorder(index: int, name: str, store: dict[str, AudioClip]) -> None:
     incoming = ([recording] if recording is not None else []) + list(uploads or [])
     for item in incoming:
         data = item.getvalue()
-        digest = hashlib.blake2b(data, digest_size=12).hexdigest()
+        digest = fingerprint(data)
         if digest in seen:
             continue
         seen.add(digest)
@@ -245,8 +246,6 @@ def _thumbnail(dataset: AudioDataset, example: AudioExample):
 @st.cache_data(max_entries=64, show_spinner=False)
 def _thumbnail_cached(example: AudioExample, token: str, _dataset: AudioDataset):
     """(samples at 16 kHz, log-mel (64, frames), top band edge in Hz) of one example."""
-    import torch
-
     samples = load_example_audio(_dataset, example, RECORD_RATE)
     # Mel bands end at the recording's own Nyquist frequency: an 8 kHz file has nothing
     # above 4 kHz, and empty bands would fill half the picture.

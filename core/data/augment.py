@@ -27,6 +27,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.audio.features import make_feature_transform, mel_band_edges
+from core.audio.input_recipe import Normalization, fit_frames
+from core.audio.levels import resample
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -158,9 +162,8 @@ def equalize_waveform(samples: np.ndarray, curve_db: torch.Tensor, feature_confi
     mel band (equalizer_curve). The gain of each STFT bin is interpolated between the bands'
     centre frequencies (flat beyond the outer ones); returns (n,) float32.
     """
+    # Lazy: scipy.signal is ~600 modules; Classify and Explore import this module, never call this.
     from scipy.signal import istft, stft
-
-    from core.audio.features import mel_band_edges
 
     y = np.asarray(samples, dtype=np.float32)
     if len(y) < feature_config.n_fft:
@@ -298,10 +301,6 @@ def preview_augmentation(
     pad to this many frames (None: the clip's own length). Mixup needs a partner and is
     listed but not shown.
     """
-    from core.audio.features import make_feature_transform
-    from core.audio.input_recipe import Normalization, fit_frames
-    from core.audio.levels import resample
-
     rate = feature_config.sample_rate
     y = np.asarray(samples, dtype=np.float32)
     if sample_rate != rate:

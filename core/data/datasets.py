@@ -37,6 +37,9 @@ from pathlib import Path
 import numpy as np
 
 from core import paths
+from core.audio.clip import AudioClip
+from core.audio.io import load_audio, probe_audio
+from core.audio.levels import resample
 
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".m4a", ".opus"}
@@ -126,9 +129,6 @@ def load_example_audio(
 
     Raises core.audio.clip.AudioError when the file cannot be decoded.
     """
-    from core.audio.io import load_audio
-    from core.audio.levels import resample
-
     if example.in_memory:
         samples, rate = dataset.memory[example.source]
         samples = resample(samples, rate, sample_rate) if rate != sample_rate else samples
@@ -340,6 +340,7 @@ def speech_commands(root: str | Path, *, download: bool = False) -> AudioDataset
     extracted = root / "SpeechCommands" / "speech_commands_v0.02"
     if not extracted.is_dir() and download:
         try:
+            # Lazy: only a first download needs torchaudio's dataset classes.
             from torchaudio.datasets import SPEECHCOMMANDS
 
             root.mkdir(parents=True, exist_ok=True)
@@ -369,9 +370,6 @@ def dataset_from_clips(
     is its own group. Raises DatasetError (or core.audio.clip.AudioError for undecodable bytes) when
     fewer than two labels are present or a label has fewer than `min_per_class` clips.
     """
-    from core.audio.clip import AudioClip
-    from core.audio.io import load_audio
-
     memory: dict[str, tuple[np.ndarray, int]] = {}
     pairs = []
     for n, (label, clip) in enumerate(items):
@@ -451,6 +449,5 @@ def _duration(dataset: AudioDataset, example: AudioExample) -> float:
     if example.in_memory:
         samples, rate = dataset.memory[example.source]
         return len(samples) / rate - example.start_seconds
-    from core.audio.io import probe_audio
 
     return probe_audio(example.source).duration_seconds - example.start_seconds

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from core import paths
+from core.audio.clip import AudioError
 from core.audio.features import FeatureConfig, make_feature_transform
 from core.audio.input_recipe import (  # noqa: F401  (re-exported: the recipe's parts)
     NORMALIZATION_MODES,
@@ -162,8 +163,6 @@ class FeatureCache:
         Returns ({index: (bins, frames) tensor}, ["name: reason", ...]). on_progress(done,
         total) is called every 64 examples and at the end.
         """
-        from core.audio.clip import AudioError
-
         indices = list(indices)
         found, failures = {}, []
         for done, index in enumerate(indices, start=1):

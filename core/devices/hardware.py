@@ -242,6 +242,7 @@ def process_rss_bytes() -> int | None:
         return resident_pages * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         pass
+    # psutil is optional (not in requirements.txt): used only where it is installed.
     try:
         import psutil
     except ImportError:

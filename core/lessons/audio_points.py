@@ -13,7 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from core.audio.clip import AudioError
+from core.audio.io import load_audio
 from core.lessons.playground2d import DOMAIN, PlaygroundError, Points
+from core.paths import builtin_digit_files, builtin_music_clips, clip_attribution
 
 # --- audio points
 
@@ -36,6 +39,7 @@ def clip_audio_features(
 
     Returns one float per key of AUDIO_FEATURES; librosa computes each.
     """
+    # Lazy: librosa takes about a second to import, and no other part of its page needs it.
     import librosa
 
     y = np.asarray(samples, dtype=np.float32)
@@ -64,9 +68,6 @@ def audio_feature_table(
     Clips are decoded with core.audio.io at AUDIO_SAMPLE_RATE; silent windows are skipped.
     At most `max_windows` windows per clip, evenly spread over it.
     """
-    from core.audio.clip import AudioError
-    from core.audio.io import load_audio
-
     rows = []
     for path in paths:
         try:
@@ -92,8 +93,6 @@ def digit_feature_rows(digit: int, max_clips: int = 80) -> list[dict[str, float]
 
     The clips are spread evenly over the files, so every speaker is represented.
     """
-    from core.paths import builtin_digit_files
-
     files = [f for f in builtin_digit_files() if f.name.split("_")[0] == str(digit)]
     if len(files) > max_clips:
         files = [files[i] for i in np.linspace(0, len(files) - 1, max_clips).astype(int)]
@@ -102,8 +101,6 @@ def digit_feature_rows(digit: int, max_clips: int = 80) -> list[dict[str, float]
 
 def speech_and_music_clips() -> tuple[list[Path], list[Path]]:
     """The shipped longer clips split by their attribution: (speech, music and sounds)."""
-    from core.paths import builtin_music_clips, clip_attribution
-
     clips = builtin_music_clips()
     spoken = [c for c in clips if "speech" in clip_attribution(c).lower()]
     return spoken, [c for c in clips if c not in spoken]
@@ -117,8 +114,6 @@ def speech_and_music_rows(
     Speech: spoken-digit clips (one row each) and windows of the clips whose attribution
     says speech; music and sounds: windows of every other shipped clip.
     """
-    from core.paths import builtin_digit_files
-
     digits = builtin_digit_files()
     if len(digits) > max_digit_clips:
         digits = [digits[i] for i in np.linspace(0, len(digits) - 1, max_digit_clips).astype(int)]

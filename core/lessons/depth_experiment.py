@@ -25,6 +25,7 @@ network, then the `DepthResult`); `depth_experiment(config)` runs it to the end.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import time
 from collections.abc import Iterator
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.func import functional_call, stack_module_state
 
 from core.lessons.playground2d import (
     ACTIVATIONS,
@@ -269,8 +271,6 @@ def train_seeds_full_batch(
     keeps its own parameters (stacked along a new first axis); the summed loss gives each
     seed exactly its own gradient, and Adam updates every number on its own.
     """
-    from torch.func import functional_call, stack_module_state
-
     networks = []
     for seed in range(seeds):
         # the same initial weights as train_full_batch(seed=seed)
@@ -480,8 +480,6 @@ def depth_experiment(config: DepthExperimentConfig | None = None) -> DepthResult
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m core.lessons.depth_experiment --dataset spiral`: print the summary table."""
-    import argparse
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="xor", choices=DATASETS)
     parser.add_argument("--noise", type=float, default=0.0)

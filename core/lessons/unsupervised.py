@@ -42,6 +42,8 @@ from core.audio.features import (
 )
 from core.audio.io import load_audio
 from core.audio.levels import rms
+from core.data.zips import extract_zip_safely
+from core.inference.classifier import prepare_clip
 
 SAMPLE_RATE = 16000  # Hz: every clip of a collection is resampled to this
 DIGIT_NAME = re.compile(r"^(?P<digit>\d)_(?P<speaker>[A-Za-z]+)_(?P<take>\d+)$")
@@ -145,8 +147,6 @@ def collection_from_zip(data: bytes, *, max_files: int = ZIP_MAX_FILES) -> Colle
         DatasetError (a ValueError) for an unreadable or oversized zip; ValueError when no
         usable clip remains.
     """
-    from core.data.zips import extract_zip_safely
-
     clips, skipped = [], []
     with tempfile.TemporaryDirectory(prefix="explore_zip_") as tmp:
         report = extract_zip_safely(data, tmp, max_files=max_files, max_total_bytes=ZIP_MAX_BYTES)
@@ -277,8 +277,6 @@ def trained_model_embeddings(collection: Collection, model) -> np.ndarray:
     Works on a copy of the network, because the loaded model may be shared by every session.
     Returns (n_clips, features).
     """
-    from core.inference.classifier import prepare_clip
-
     inputs = torch.cat(
         [
             prepare_clip(c.samples, collection.sample_rate, model).model_input

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from core.data.datasets import load_example_audio
 from core.files import write_json_atomic
 
 CARD_FILE = "card.json"
@@ -389,6 +390,7 @@ def leave_one_group_out(
 def measure_training_sound(clips: Iterable[np.ndarray], sample_rate: int) -> TrainingSound:
     """The spread of `measure_sound` over training clips (each (n,) float32 at sample_rate Hz,
     the model's rate). Raises ModelCardError when no clip has any sound."""
+    # Lazy: core.data.profile brings scipy.signal (~600 modules); Network only reads cards.
     from core.data.profile import measure_sound
 
     measures = [measure_sound(clip, sample_rate) for clip in clips]
@@ -414,7 +416,7 @@ def training_sound_of_dataset(
 ) -> TrainingSound:
     """measure_training_sound over a seeded sample of a data set, taken in turn from each class
     (core.data.profile.sample_examples), decoded at the model's `sample_rate`."""
-    from core.data.datasets import load_example_audio
+    # Lazy: core.data.profile brings scipy.signal (~600 modules); Network only reads cards.
     from core.data.profile import sample_examples
 
     examples = sample_examples(dataset, max_clips, seed)
@@ -434,6 +436,7 @@ def unlike_training(
     so its sounding length is not compared; only its first UNLIKE_CHECK_SECONDS are measured;
     a silent clip is left to the silence checks.
     """
+    # Lazy: core.data.profile brings scipy.signal (~600 modules); Network only reads cards.
     from core.data.profile import measure_sound
 
     whole = window_seconds <= 0 or len(samples) / sample_rate <= 2 * window_seconds

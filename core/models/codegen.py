@@ -6,6 +6,7 @@ trained in the app load into it.
 
 from __future__ import annotations
 
+import inspect
 import re
 from typing import Any
 
@@ -44,8 +45,6 @@ def spec_to_code(spec: ModelSpec) -> str:
     into it (for an ensemble, the last class holds the members); running the file prints the
     output shape of a random batch.
     """
-    import inspect
-
     reports = infer_shapes(spec)
     calls = [
         _module_call(layer, report) for layer, report in zip(spec.layers, reports, strict=True)

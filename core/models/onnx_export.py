@@ -45,6 +45,7 @@ def export_onnx(model) -> bytes:
     the recipe's parts, as files exported before "input_recipe" had them). Raises
     RuntimeError with a sentence when the network cannot be exported.
     """
+    # Lazy: onnx is optional and slow to import; only the export needs it.
     import onnx
 
     network = model.network.to("cpu").eval() if model.device.type != "cpu" else model.network
@@ -93,6 +94,7 @@ def export_onnx(model) -> bytes:
 
 def onnx_metadata(data: bytes) -> dict[str, str]:
     """The metadata_props of an ONNX file as a dict."""
+    # Lazy: onnx is optional and slow to import; only the export needs it.
     import onnx
 
     return {p.key: p.value for p in onnx.load_from_string(data).metadata_props}
@@ -100,6 +102,7 @@ def onnx_metadata(data: bytes) -> dict[str, str]:
 
 def run_onnx(data: bytes, features: np.ndarray) -> np.ndarray:
     """Run exported ONNX bytes with onnxruntime on the CPU: (N, 1, bins, frames) -> (N, C)."""
+    # Lazy: onnxruntime is optional and slow to import; only the check needs it.
     import onnxruntime as ort
 
     options = ort.SessionOptions()

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import soundfile
 
 from core import paths
 from core.audio.synth import SynthConfig, adsr_envelope, midi_to_hz
@@ -158,6 +159,7 @@ def write_midi(
     seconds_of: shape (notes, 2), each note's start and end in seconds. drum_hits:
     (seconds, GM drum note, velocity) on channel 10.
     """
+    # Lazy: only the benchmark's MIDI rendering needs mido.
     import mido
 
     ticks_per_second = 960
@@ -220,8 +222,6 @@ def drum_pattern(
 
 def render_fluidsynth(midi_path: Path, wav_path: Path) -> np.ndarray:
     """Render a MIDI file with fluidsynth and the GM soundfont; mono float32 at SAMPLE_RATE."""
-    import soundfile
-
     if shutil.which("fluidsynth") is None or not SOUNDFONT.exists():
         raise RuntimeError(
             "The evaluation set needs Debian's fluidsynth and fluid-soundfont-gm: "
@@ -299,7 +299,6 @@ def render_piece(
     audio = audio[: int((float(seconds_of[:, 1].max()) + 1.0) * SAMPLE_RATE)]
     peak = float(np.abs(audio).max())
     audio = (audio * (0.8 / peak if peak > 0 else 1.0)).astype(np.float32)
-    import soundfile
 
     soundfile.write(wav_path, audio, SAMPLE_RATE, subtype="PCM_16")
     tempo = 60.0 / float(np.median(np.diff(beats)))
@@ -337,6 +336,7 @@ def build_evalset(
     is not tied to timbre or mode), timbre i mod 6 and feel `feel_index(i)`. Returns (directory,
     pieces). The manifest (manifest.json) records the recipe; a different recipe rebuilds.
     """
+    # Lazy: only the benchmark needs music21 (slow to import).
     from music21 import corpus
 
     name = "music_evalset" if first_chorale == 0 else f"music_evalset_from_{first_chorale}"

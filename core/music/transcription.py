@@ -161,6 +161,7 @@ def notes_to_midi(notes: list[Note], *, tempo_bpm: float = 120.0, program: int =
     Times are converted to ticks at tempo_bpm (480 ticks per beat), so a DAW shows the notes
     where they were heard.
     """
+    # Lazy: mido is needed only for the MIDI download.
     import mido
 
     ticks_per_beat = 480

@@ -239,6 +239,7 @@ def project_tsne(
     n = embeddings.shape[0]
     if n < 5:
         return None
+    # Lazy: scikit-learn takes about a second to import; only this projection needs it.
     from sklearn.manifold import TSNE
 
     m = min(n, max_points)

@@ -34,18 +34,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load, save
 from torch import nn
 
 from core import paths
 from core.audio.features import FeatureConfig
-from core.audio.input_recipe import InputRecipe, InputRecipeConfig
+from core.audio.input_recipe import InputRecipe, InputRecipeConfig, Normalization
 from core.files import to_jsonable, write_bytes_atomic, write_json_atomic
-
-if TYPE_CHECKING:
-    from core.models.spec import ModelSpec
+from core.models.build import build_model
+from core.models.layers import SpecError
+from core.models.spec import ModelSpec
 
 RUN_FORMAT = "audio-dl-studio/run"
 MODEL_FORMAT = "audio-dl-studio/model"
@@ -239,11 +241,7 @@ class RunStore:
         input recipe (an InputRecipeConfig or InputRecipe); or, as before, the four parts
         feature_config, feature_kind, clip_frames and normalization (a dict).
         """
-        from safetensors.torch import save
-
         if recipe is None:
-            from core.audio.input_recipe import Normalization
-
             recipe = InputRecipeConfig(
                 feature_config, feature_kind, clip_frames, Normalization.from_dict(normalization)
             )
@@ -467,6 +465,7 @@ class RunStore:
 
         Default folder: `<run>/tensorboard`. View with `tensorboard --logdir <folder>`.
         """
+        # Lazy: tensorboard is slow to import and optional (only the TensorBoard log).
         from torch.utils.tensorboard import SummaryWriter
 
         path = self.run_path(run_id)
@@ -490,13 +489,6 @@ def model_from_files(meta: Mapping[str, Any], weights: bytes) -> tuple[nn.Module
 
     Raises RunError when the spec is invalid or a tensor's name or shape does not match.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load
-
-    from core.models.build import build_model
-    from core.models.layers import SpecError
-    from core.models.spec import ModelSpec
-
     if meta.get("format") != MODEL_FORMAT:
         raise RunError("model.json is not a model description from this app.")
     try:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from core.viz.network import BLUE, DIVERGING, ORANGE
 
@@ -84,8 +85,6 @@ def boundaries_figure(
 ) -> go.Figure:
     """Decision boundaries side by side: one panel (title, p(class 1) (r, r) [y, x]) each,
     the same points (xy (n, 2), labels 0/1) on every panel, the 0.5 contour drawn."""
-    from plotly.subplots import make_subplots
-
     n = max(1, len(panels))
     fig = make_subplots(
         rows=1, cols=n, subplot_titles=[t for t, _ in panels], horizontal_spacing=0.02

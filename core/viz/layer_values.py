@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from core.viz.colors import colorscale
 from core.viz.network import BLUE, DIVERGING, ORANGE, note
 
 # --- layer values
@@ -23,8 +24,6 @@ def feature_maps_figure(
     `max_channels` channels are shown, `columns` per row, low bins at the bottom of each
     tile. One shared scale (per layer) shows which filters respond most to this input.
     """
-    from core.viz.colors import colorscale
-
     maps = np.asarray(values, dtype=np.float32)
     if maps.ndim == 2:
         maps = maps[None]

@@ -21,6 +21,7 @@ IN_TUNE_CENTS = 5.0  # a needle within this reads "in tune" (green)
 
 def live_log_mel(samples: np.ndarray, sample_rate: int, *, n_mels: int = 64) -> np.ndarray:
     """(n_mels, frames) log-mel dB (ref: full scale) of the newest audio, 10 ms frames."""
+    # Lazy: librosa takes about a second to import; the Classify page needs it only live.
     import librosa
 
     y = np.asarray(samples, dtype=np.float32)

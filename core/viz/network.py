@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from core.models.layers import LAYER_KINDS
 from core.models.shapes import LayerReport, format_shape
 from core.models.spec import ModelSpec
 
@@ -47,8 +48,6 @@ def human_count(n: int) -> str:
 
 def network_dot(spec: ModelSpec, reports: Sequence[LayerReport]) -> str:
     """Graphviz DOT source of the stack: input, one box per layer, shapes on the edges."""
-    from core.models.layers import LAYER_KINDS
-
     lines = [
         "digraph network {",
         "  rankdir=TB; nodesep=0.2; ranksep=0.25;",
