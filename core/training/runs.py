@@ -37,30 +37,31 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load, save
+from safetensors.torch import save
 from torch import nn
 
 from core import paths
 from core.audio.features import FeatureConfig
 from core.audio.input_recipe import InputRecipe, InputRecipeConfig, Normalization
 from core.files import to_jsonable, write_bytes_atomic, write_json_atomic
-from core.models.build import build_model
-from core.models.layers import SpecError
 from core.models.spec import ModelSpec
-
-RUN_FORMAT = "audio-dl-studio/run"
-MODEL_FORMAT = "audio-dl-studio/model"
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.jsonl"
-WEIGHTS_FILE = "model.safetensors"
-MODEL_FILE = "model.json"
-SUMMARY_FILE = "summary.json"
-CARD_FILE = (
-    "card.json"  # a ready model's card (core.models.card), checked against the model on reading
+from core.training.run_files import (  # noqa: F401  (re-exported: callers import them from here)
+    ARCHIVE_MEMBERS,
+    CARD_FILE,
+    CONFIG_FILE,
+    MAX_ARCHIVE_BYTES,
+    METRICS_FILE,
+    MODEL_FILE,
+    MODEL_FORMAT,
+    RUN_FORMAT,
+    SUMMARY_FILE,
+    WEIGHTS_FILE,
+    RunError,
+    model_from_files,
+    parse_member,
+    read_archive,
 )
-ARCHIVE_MEMBERS = (CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, MODEL_FILE, SUMMARY_FILE, CARD_FILE)
-MAX_ARCHIVE_BYTES = 512 * 1024**2  # uncompressed; the largest model a student trains is far smaller
+
 RUNNING_GRACE_SECONDS = 600  # a run without summary whose metrics moved this recently is "running"
 # A worker (core.jobs.files.Heartbeat) touches <run>/heartbeat every second while it trains:
 # such a run is "running" while the file is fresh and "interrupted" once it is older than
@@ -68,10 +69,6 @@ RUNNING_GRACE_SECONDS = 600  # a run without summary whose metrics moved this re
 HEARTBEAT_FILE = "heartbeat"
 HEARTBEAT_STALE_SECONDS = 8.0
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-
-
-class RunError(ValueError):
-    """A run cannot be found, read or imported; str() is a sentence for the student."""
 
 
 @dataclass(frozen=True)
@@ -442,13 +439,13 @@ class RunStore:
         is capped, the weights must be safetensors matching the spec's shapes. Raises
         RunError with the reason otherwise; nothing is written then.
         """
-        members = _read_archive(data)
-        meta = _parse_member(members, MODEL_FILE)
-        config = _parse_member(members, CONFIG_FILE)
+        members = read_archive(data)
+        meta = parse_member(members, MODEL_FILE)
+        config = parse_member(members, CONFIG_FILE)
         model_from_files(meta, members[WEIGHTS_FILE])  # validates weights against the spec
         for optional in (SUMMARY_FILE, CARD_FILE):
             if optional in members:
-                _parse_member(members, optional)
+                parse_member(members, optional)
         run_id = self.create_run(
             config.get("train_config") or {}, owner=owner, name=str(config.get("name", "imported"))
         )
@@ -482,83 +479,6 @@ class RunStore:
                     ):
                         writer.add_scalar(f"{kind}/{key}", value, step)
         return log_dir
-
-
-def model_from_files(meta: Mapping[str, Any], weights: bytes) -> tuple[nn.Module, Any]:
-    """Rebuild a network from model.json contents and safetensors bytes.
-
-    Raises RunError when the spec is invalid or a tensor's name or shape does not match.
-    """
-    if meta.get("format") != MODEL_FORMAT:
-        raise RunError("model.json is not a model description from this app.")
-    try:
-        spec = ModelSpec.from_dict(meta.get("spec"))
-        model = build_model(spec)
-    except SpecError as error:
-        raise RunError(f"The saved network cannot be built: {error}.") from None
-    try:
-        state = load(weights)
-    except (SafetensorError, ValueError, RuntimeError) as error:
-        raise RunError(f"The weights file is not valid safetensors ({error}).") from None
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    extra = sorted(set(state) - set(expected))
-    if missing or extra:
-        raise RunError(
-            f"The weights do not fit the network: missing {', '.join(missing[:3]) or 'none'}, "
-            f"unexpected {', '.join(extra[:3]) or 'none'}."
-        )
-    for key, tensor in expected.items():
-        if tuple(state[key].shape) != tuple(tensor.shape):
-            raise RunError(
-                f"The weights do not fit the network: {key} has shape {tuple(state[key].shape)} "
-                f"in the file but the network expects {tuple(tensor.shape)}."
-            )
-    model.load_state_dict(state)
-    return model.eval(), spec
-
-
-def _read_archive(data: bytes) -> dict[str, bytes]:
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        raise RunError("This file is not a run archive (not a zip).") from None
-    with archive:
-        infos = archive.infolist()
-        names = [i.filename for i in infos]
-        unknown = [n for n in names if n not in ARCHIVE_MEMBERS]
-        if unknown:
-            raise RunError(
-                f"The archive holds unexpected files ({', '.join(unknown[:3])}); only run files "
-                "are accepted."
-            )
-        if len(set(names)) != len(names):
-            raise RunError("The archive holds the same file twice.")
-        if sum(i.file_size for i in infos) > MAX_ARCHIVE_BYTES:
-            raise RunError("The archive is too large to be a run.")
-        for needed in (CONFIG_FILE, MODEL_FILE, WEIGHTS_FILE):
-            if needed not in names:
-                raise RunError(f"The archive lacks {needed}.")
-        members = {}
-        budget = MAX_ARCHIVE_BYTES
-        for info in infos:
-            with archive.open(info) as handle:
-                content = handle.read(budget + 1)
-            budget -= len(content)
-            if budget < 0:
-                raise RunError("The archive is too large to be a run.")
-            members[info.filename] = content
-    return members
-
-
-def _parse_member(members: Mapping[str, bytes], name: str) -> dict[str, Any]:
-    try:
-        value = json.loads(members[name].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RunError(f"{name} in the archive is not valid JSON ({error}).") from None
-    if not isinstance(value, dict):
-        raise RunError(f"{name} in the archive is not a JSON object.")
-    return value
 
 
 def _problem_reason(path: Path, error: BaseException) -> str:
