@@ -46,7 +46,7 @@ def digits_snapshot():
 def _fresh_slots(monkeypatch):
     monkeypatch.delenv("AUDIO_DL_ICE_SERVERS", raising=False)
     monkeypatch.delenv("AUDIO_DL_MAX_STREAMS", raising=False)
-    monkeypatch.setattr(streaming, "_SLOTS", None)
+    monkeypatch.setattr(streaming.slots, "_SLOTS", None)
 
 
 def test_the_classify_live_tab_waits_for_the_microphone():

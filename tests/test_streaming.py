@@ -1,4 +1,4 @@
-"""Live listening core (core/inference/streaming.py): parity with the offline timeline, the tuner on
+"""Live listening core (core/inference/streaming/): parity with the offline timeline, the tuner on
 known pitches, odd frames (irregular, dropped, NaN, silence) and clean shutdown."""
 
 from __future__ import annotations

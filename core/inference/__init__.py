@@ -3,7 +3,7 @@
 - `classifier`  InferenceModel (a run + its input recipe), classify_clip, classify_windows,
                 segments of a timeline
 - `saliency`    occlusion and Grad-CAM maps over the model input
-- `streaming`   live listening: ring buffer, resampler, LiveClassifier, LiveTuner, stream caps
+- `streaming`   live listening (a package: frames, classifier_stream, tuner, stream, slots)
 
 Layering: builds on `core.audio`, `core.data`, `core.models` and `core.training.runs`.
 """
