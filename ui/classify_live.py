@@ -27,13 +27,14 @@ from core.inference.streaming import (
 from core.viz.classify import timeline_figure
 from core.viz.live import live_log_mel, spectrogram_image
 from ui.classify_result import model_key
-from ui.live_stream import LIVE_PLOT, live_view, microphone, network_help
+from ui.live_stream import LIVE_PLOT, PushedAnswer, live_view, microphone, network_help
 
 TIMELINE_SECONDS = 20.0  # the probability timeline shows the newest 20 s
 TRAIN_CLIPS_KEY = "train_clips"  # ui/train_dataset.py's per-class recordings
 TRAIN_SEEN_KEY = "train_clips_seen"
 TRAIN_NAMES_KEY = "train_rec_names"
 TRAIN_RATE = 16000  # the Train page's recording rate
+ANSWER_TITLE = "Hearing"  # above the answer, pushed or redrawn
 
 
 def show_live(prefix: str, model: InferenceModel) -> None:
@@ -86,21 +87,37 @@ def show_live(prefix: str, model: InferenceModel) -> None:
         _draw_answer,
         lambda snapshot: _draw_history(prefix, snapshot, int(smooth)),
         waiting="Nothing heard yet. Press START, allow the microphone and say a digit.",
+        push=PushedAnswer(f"{prefix}_live_answer", ANSWER_TITLE, answer_lines),
     )
+    if handle.push_failed:
+        st.caption(
+            "The answer is redrawn by the page a few times a second: this browser could not "
+            f"reach the server's live-answer route ({handle.push_failed})."
+        )
+
+
+def answer_lines(answer: LiveAnswer | None) -> tuple[str, str]:
+    """The smoothed answer in a word ("…", "silence", "7", "7?") and the line under it
+    ("" when there is nothing to add): the pushed answer and the redrawn one say the same."""
+    if answer is None:
+        return "…", "The first window needs a full window of audio."
+    if answer.silent:
+        return answer.headline, ""
+    if answer.unsure:
+        return answer.headline, f"Unsure: {answer.reason}."
+    return answer.headline, f"{answer.confidence:.0%} probability (mean of the newest windows)"
 
 
 def _draw_answer(answer: LiveAnswer | None) -> None:
-    """The smoothed answer now; redrawn often, so nothing here may cost more than a metric."""
+    """The smoothed answer now, when it is not pushed (stopped, or no route to the browser);
+    redrawn often, so nothing here may cost more than a metric."""
+    headline, detail = answer_lines(answer)
     if answer is None:
-        st.metric("Hearing", "…", help="The first window needs a full window of audio.")
+        st.metric(ANSWER_TITLE, headline, help=detail)
         return
-    st.metric("Hearing", answer.headline)
-    if answer.silent:
-        return
-    if answer.unsure:
-        st.caption(f"Unsure: {answer.reason}.")
-    else:
-        st.caption(f"{answer.confidence:.0%} probability (mean of the newest windows)")
+    st.metric(ANSWER_TITLE, headline)
+    if detail:
+        st.caption(detail)
 
 
 def _draw_history(prefix: str, snapshot: ClassifierSnapshot, smooth: int) -> None:

@@ -29,6 +29,7 @@ from core.inference.streaming import (
     rtc_configuration,
     stream_slots,
 )
+from ui import live_push
 
 # How often the live views redraw while the microphone streams. The answer is a few small
 # elements read without copying audio: redrawn every 150 ms, a new answer (one per hop,
@@ -61,6 +62,11 @@ class LiveHandle:
     stream: LiveStream | None = None
     kind: str = ""
     snapshot: Any = None
+    # The pushed answer (ui/live_push.py): the route's token for `stream`, and why pushing
+    # failed in this browser ("" while it works; then the answer is redrawn by a fragment).
+    push_token: str = ""
+    push_stream: LiveStream | None = None
+    push_failed: str = ""
 
 
 def _frame_pusher(handle: LiveHandle):
@@ -144,6 +150,8 @@ def microphone(prefix: str, kind: str, make_analyser: Callable[[], Any]) -> Live
             handle.snapshot = handle.stream.snapshot()  # the last picture stays on screen
         slots.close(owner)
         handle.stream = None
+        live_push.close_channel(handle.push_token)
+        handle.push_token, handle.push_stream = "", None
     st.caption(f"Microphones streaming on this server: {slots.active} of {slots.capacity}.")
     return handle
 
@@ -180,6 +188,7 @@ def live_view(
     widths: tuple[int, int] = (1, 3),
     waiting: str = "Nothing heard yet. Press START and allow the microphone.",
     now_every_seconds: float = ANSWER_REFRESH_SECONDS,
+    push: PushedAnswer | None = None,
 ) -> None:
     """The answer now (left) and the stream's history (right), each redrawn at its own pace.
 
@@ -190,6 +199,10 @@ def live_view(
     a hop. draw_history(snapshot) draws the heavier views (spectrogram, timeline, segments)
     every HISTORY_REFRESH_SECONDS. Each once otherwise (the last snapshot stays on screen
     after STOP).
+
+    push: while streaming, the answer is pushed to the browser instead (ui/live_push.py: the
+    label changes the moment the answer is ready, no rerun); draw_now draws it whenever
+    that is not possible (stopped, no route, the browser cannot reach it).
     """
     streaming = handle.stream is not None and handle.stream.running
     if not streaming and handle.snapshot is None:
@@ -220,9 +233,38 @@ def live_view(
 
     now_column, history_column = st.columns(list(widths))
     with now_column:
-        _now()
+        if not (streaming and push is not None and _pushed(handle, push)):
+            _now()
     with history_column:
         _history()
+
+
+@dataclass(frozen=True)
+class PushedAnswer:
+    """The pushed answer's look: key (the component's widget key, page-prefixed), label (the
+    title above it, "Hearing"), describe(current answer or None) -> (the answer in a word,
+    the line under it), exactly what draw_now shows."""
+
+    key: str
+    label: str
+    describe: Callable[[Any], tuple[str, str]]
+
+
+def _pushed(handle: LiveHandle, push: PushedAnswer) -> bool:
+    """Draw the pushed answer for the running stream; False when it cannot be pushed."""
+    if handle.push_failed or not live_push.install_route():
+        return False
+    stream = handle.stream
+    if handle.push_stream is not stream:
+        live_push.close_channel(handle.push_token)
+        handle.push_token = live_push.open_channel(stream, push.describe)
+        handle.push_stream = stream
+    headline, detail = push.describe(stream.published[0])
+    reply = live_push.pushed_answer(push.key, handle.push_token, push.label, headline, detail)
+    if isinstance(reply, dict) and reply.get("failed"):
+        handle.push_failed = str(reply["failed"])
+        return False
+    return True
 
 
 def answer_clock(clock: AnswerClock | None) -> None:

@@ -6,6 +6,7 @@ of the frame, never waits; the worker analyses; the page reads `latest()` / `sna
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -100,7 +101,15 @@ class LiveStream:
         # perf_counter (steady, precise) + this offset = wall clock, for AnswerClock.
         self._wall_offset = time.time() - time.perf_counter()
         self.clock: AnswerClock | None = None  # None before the first answer
+        # The newest (answer, clock), replaced whole after each answer: read without the
+        # lock, so a reader on the server's event loop never waits for a window's analysis.
+        self.published: tuple[LiveAnswer | TunerReading | None, AnswerClock | None] = (None, None)
         self.error = ""
+        # Called (in the worker thread, outside the lock) after each new answer and once when
+        # the stream ends: a page that pushes answers to the browser wakes on them instead of
+        # polling (ui/live_push.py).
+        self._listeners: list[Callable[[], None]] = []
+        self._listeners_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -173,11 +182,14 @@ class LiveStream:
                         self.stats.latencies_seconds.append(ready - arrived)
                         self._tick_clock(arrived, ready)
                     self.stats.cpu_seconds = time.thread_time() - start_cpu
+                if done:
+                    self._notify()
         except Exception as exc:  # a broken stream says why on the page instead of hanging
             self.error = f"The live analysis stopped: {exc}"
         finally:
             self._stop.set()
             self._release()
+            self._notify()
 
     def _tick_clock(self, arrived: float, ready: float) -> None:
         """Stamp the new answer (under the lock): when its sound came and when it was ready."""
@@ -188,6 +200,29 @@ class LiveStream:
         if self.clock is not None and self.clock.headline == headline:
             since = self.clock.headline_heard_at
         self.clock = AnswerClock(self.analyser.windows_done, headline, heard_at, ready_at, since)
+        self.published = (current, self.clock)
+
+    def subscribe(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener()` after every new answer and once when the stream ends; returns
+        the function that unsubscribes it. It runs in the worker thread, so it must only
+        hand the news on (for example `loop.call_soon_threadsafe(event.set)`), never wait."""
+        with self._listeners_lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._listeners_lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def _notify(self) -> None:
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            # A listener whose page has gone must not stop the analysis.
+            with contextlib.suppress(Exception):
+                listener()
 
     def _drop_backlog(self) -> None:
         """Throw away the oldest queued audio while more than max_backlog_seconds wait."""
