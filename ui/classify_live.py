@@ -24,12 +24,12 @@ from core.inference.streaming import (
     LiveClassifier,
     LiveClassifierConfig,
 )
-from core.viz.classify import timeline_figure
-from core.viz.live import live_log_mel, spectrogram_image
+from core.viz.live import live_log_mel, spectrogram_image, timeline_image
 from ui.classify_result import model_key
-from ui.live_stream import LIVE_PLOT, PushedAnswer, live_view, microphone, network_help
+from ui.live_stream import PushedAnswer, live_view, microphone, network_help
 
 TIMELINE_SECONDS = 20.0  # the probability timeline shows the newest 20 s
+TIMELINE_PIXELS = 640  # its picture's width without the class names
 TRAIN_CLIPS_KEY = "train_clips"  # ui/train_dataset.py's per-class recordings
 TRAIN_SEEN_KEY = "train_clips_seen"
 TRAIN_NAMES_KEY = "train_rec_names"
@@ -134,22 +134,33 @@ def _draw_history(prefix: str, snapshot: ClassifierSnapshot, smooth: int) -> Non
     if len(result.starts_seconds):
         since = snapshot.stream_seconds - TIMELINE_SECONDS
         keep = result.centres_seconds >= since
+        centres = result.centres_seconds[keep]
         probs = smooth_probabilities(result.probabilities, smooth)[keep]
+        # Each segment as the kept windows whose centres it spans (first, last inclusive).
         spans = [
-            (s.start_seconds, s.end_seconds, s.label)
+            (
+                int(np.searchsorted(centres, s.start_seconds)),
+                int(np.searchsorted(centres, s.end_seconds, side="right")) - 1,
+                s.label,
+            )
             for s, _ in snapshot.segments
             if s.end_seconds >= since
         ]
-        st.plotly_chart(
-            timeline_figure(
-                result.centres_seconds[keep],
+        columns = max(1, round(TIMELINE_SECONDS / result.hop_seconds))
+        st.image(
+            timeline_image(
                 probs,
                 result.labels,
                 silent=result.silent[keep],
                 segments=spans,
-            ),
-            key=f"{prefix}_live_timeline",
-            config=LIVE_PLOT,
+                columns=columns,
+                window_pixels=max(2, round(TIMELINE_PIXELS / columns)),
+            )
+        )
+        st.caption(
+            f"Class probabilities over the last {TIMELINE_SECONDS:.0f} s (mean of {smooth} "
+            "window(s)), newest at the right: brighter = more probable, dark = silence; red "
+            "outlines: the segments heard."
         )
     _segments(prefix, snapshot)
 
