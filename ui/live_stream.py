@@ -2,10 +2,11 @@
 
 The browser sends its microphone over WebRTC (SENDONLY: nothing comes back). Each batch of audio
 frames reaches `on_frames` in a streamlit-webrtc thread, which only queues it on the session's
-`core.inference.streaming.LiveStream` (never st.*: there is no script context there). The stream's
-own
-worker analyses; the page redraws the current answer and the latest snapshot from two
-`st.fragment(run_every=...)`s (live_view).
+`core.inference.streaming.LiveStream` (never st.*: there is no script context there). The
+stream's own worker analyses; the page redraws the stream's history from an
+`st.fragment(run_every=...)` (live_view) and shows the answer now either pushed to the browser
+(ui/live_push.py: the label changes when the answer is ready, no rerun) or, where that is not
+possible, redrawn by a second, faster fragment.
 The process-wide `stream_slots()` caps concurrent streams (AUDIO_DL_MAX_STREAMS) and keeps
 one stream per browser session; ICE servers come from AUDIO_DL_ICE_SERVERS (none by default:
 on one network the browser reaches the server directly).
@@ -31,7 +32,8 @@ from core.inference.streaming import (
 )
 from ui import live_push
 
-# How often the live views redraw while the microphone streams. The answer is a few small
+# How often the live views redraw while the microphone streams (the answer only where it is
+# not pushed: the tuner, and the fallback). The answer is a few small
 # elements read without copying audio: redrawn every 150 ms, a new answer (one per hop,
 # 100-250 ms) reaches the screen ~75 ms later on average plus the page's round trip. Each
 # redraw of a fragment costs the browser a re-render of the page (Streamlit's script-run
