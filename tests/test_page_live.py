@@ -46,7 +46,7 @@ def digits_snapshot():
 def _fresh_slots(monkeypatch):
     monkeypatch.delenv("AUDIO_DL_ICE_SERVERS", raising=False)
     monkeypatch.delenv("AUDIO_DL_MAX_STREAMS", raising=False)
-    monkeypatch.setattr(streaming, "_SLOTS", None)
+    monkeypatch.setattr(streaming.slots, "_SLOTS", None)
 
 
 def test_the_classify_live_tab_waits_for_the_microphone():
@@ -141,3 +141,29 @@ def test_when_the_microphone_track_ends_the_stream_goes_and_its_last_picture_sta
     handle.stream.thread.join(5)
     assert not handle.stream.thread.is_alive() and slots.active == 0
     assert handle.snapshot is not None and handle.snapshot.result.probabilities.shape[0] >= 3
+
+
+def test_without_a_push_route_a_running_stream_s_answer_is_redrawn_by_the_page():
+    """AppTest's runtime has no server to add the answer route to (ui/live_push.py): the page
+    falls back to redrawing the answer itself, the same words the pushed answer shows."""
+    from core.inference.streaming import LiveStream
+    from ui.classify_live import answer_lines
+
+    model = model_from_loaded_run(shipped_store().load("digits-cnn"), origin="shipped")
+    y, rate = sf.read(paths.DIGITS_DIR / f"{DIGITS[0]}.wav", dtype="float32")
+    at = open_page("pages/classify.py")
+    # No audio after the word: the stream must not stop itself while the page runs.
+    stream = LiveStream(LiveClassifier(model), idle_timeout_seconds=600)
+    try:
+        stream_file(stream, np.concatenate([np.zeros(rate // 2, np.float32), y]), rate)
+        assert stream.wait_idle(30)
+        at.session_state["classify_live_handle"] = LiveHandle(stream=stream)
+        at.run()
+        assert not at.exception, _texts(at.exception)
+        headline, detail = answer_lines(stream.latest()[0])
+        assert headline not in ("…", "silence")  # the word was heard
+        assert [m.value for m in at.metric if m.label == "Hearing"] == [headline]
+        assert detail in _texts(at.caption)
+        assert at.session_state["classify_live_handle"].push_token == ""  # nothing opened
+    finally:
+        stream.stop()

@@ -1,4 +1,4 @@
-"""Live listening core (core/inference/streaming.py): parity with the offline timeline, the tuner on
+"""Live listening core (core/inference/streaming/): parity with the offline timeline, the tuner on
 known pitches, odd frames (irregular, dropped, NaN, silence) and clean shutdown."""
 
 from __future__ import annotations
@@ -533,6 +533,61 @@ def test_the_timeline_outlines_each_segment_on_its_class_row():
     fig = timeline_figure(np.arange(10) * 0.25, np.full((10, 3), 1 / 3), labels, segments=spans)
     outlines = [(s.x0, s.x1, s.y0, s.y1) for s in fig.layout.shapes]
     assert outlines == [(0.0, 1.0, 1.5, 2.5), (1.5, 2.0, -0.5, 0.5)]
+
+
+def test_the_timeline_picture_puts_each_probability_on_its_class_row_and_window():
+    """The Live tab's probability timeline (a picture since the answer is pushed): rows are
+    classes with the first at the bottom, columns windows right-aligned in the strip, the
+    colour the probability on Viridis, silence dark, segments outlined in red."""
+    from core.viz.live import (
+        SEGMENT_OUTLINE,
+        TIMELINE_BACKGROUND,
+        TIMELINE_TEXT,
+        _colour_table,
+        timeline_image,
+    )
+
+    labels = ["zero", "one", "two"]
+    p = np.zeros((4, 3), np.float32)
+    p[:, 1] = 0.5
+    p[3, 0] = 1.0  # the newest window says "zero" for sure
+    silent = np.array([True, False, False, False])
+    rows, step = 10, 5
+    image = timeline_image(
+        p,
+        labels,
+        silent=silent,
+        segments=[(1, 2, "two"), (0, 0, "not a class")],
+        columns=6,
+        window_pixels=step,
+        row_pixels=rows,
+    )
+    assert image.shape[0] == 3 * rows and image.dtype == np.uint8
+    margin = image.shape[1] - 6 * step
+    assert margin >= 56
+
+    def cell(label: str, window: int) -> np.ndarray:  # the centre pixel of a window's cell
+        row = 2 - labels.index(label)
+        return image[row * rows + rows // 2, margin + (2 + window) * step + step // 2]
+
+    viridis = _colour_table("Viridis")
+    np.testing.assert_array_equal(cell("zero", 3), viridis[255])  # bottom row, newest
+    np.testing.assert_array_equal(cell("one", 3), viridis[128])
+    np.testing.assert_array_equal(cell("zero", 2), viridis[0])
+    np.testing.assert_array_equal(cell("one", 0), TIMELINE_BACKGROUND)  # silent window
+    np.testing.assert_array_equal(image[rows // 2, margin + step // 2], TIMELINE_BACKGROUND)
+    # "two" (top row) outlined over windows 1-2: red on its top edge there, not beyond.
+    left = margin + 3 * step
+    assert (image[0, left : left + 2 * step] == SEGMENT_OUTLINE).all()
+    assert not (image[0, left + 2 * step + 1 :] == SEGMENT_OUTLINE).all(axis=-1).any()
+    assert not (image[rows:] == SEGMENT_OUTLINE).all(axis=-1).any()  # nothing for the others
+    # Each class name is written in its row of the margin (light text on the dark margin).
+    for row in range(3):
+        band = image[row * rows : (row + 1) * rows, :margin].astype(int).sum(axis=-1)
+        assert (band > sum(TIMELINE_TEXT) / 2).sum() >= 5
+    # Before the first window: an empty strip of the same size.
+    empty = timeline_image(np.zeros((0, 3)), labels, columns=6, window_pixels=step, row_pixels=rows)
+    assert empty.shape == image.shape
 
 
 def test_a_snapshot_two_windows_into_the_stream_with_smoothing_over_three(shipped):

@@ -22,17 +22,18 @@ from core.inference.streaming import (
     LiveClassifier,
     LiveClassifierConfig,
 )
-from core.viz.classify import timeline_figure
-from core.viz.live import live_log_mel, spectrogram_image
+from core.viz.live import live_log_mel, spectrogram_image, timeline_image
 from ui.classify_result import model_key
 from ui.fingerprint import fingerprint
-from ui.live_stream import LIVE_PLOT, live_view, microphone, network_help
+from ui.live_stream import PushedAnswer, live_view, microphone, network_help
 
 TIMELINE_SECONDS = 20.0  # the probability timeline shows the newest 20 s
+TIMELINE_PIXELS = 640  # its picture's width without the class names
 TRAIN_CLIPS_KEY = "train_clips"  # ui/train_dataset.py's per-class recordings
 TRAIN_SEEN_KEY = "train_clips_seen"
 TRAIN_NAMES_KEY = "train_rec_names"
 TRAIN_RATE = 16000  # the Train page's recording rate
+ANSWER_TITLE = "Hearing"  # above the answer, pushed or redrawn
 
 
 def show_live(prefix: str, model: InferenceModel) -> None:
@@ -85,21 +86,37 @@ def show_live(prefix: str, model: InferenceModel) -> None:
         _draw_answer,
         lambda snapshot: _draw_history(prefix, snapshot, int(smooth)),
         waiting="Nothing heard yet. Press START, allow the microphone and say a digit.",
+        push=PushedAnswer(f"{prefix}_live_answer", ANSWER_TITLE, answer_lines),
     )
+    if handle.push_failed:
+        st.caption(
+            "The answer is redrawn by the page a few times a second: this browser could not "
+            f"reach the server's live-answer route ({handle.push_failed})."
+        )
+
+
+def answer_lines(answer: LiveAnswer | None) -> tuple[str, str]:
+    """The smoothed answer in a word ("…", "silence", "7", "7?") and the line under it
+    ("" when there is nothing to add): the pushed answer and the redrawn one say the same."""
+    if answer is None:
+        return "…", "The first window needs a full window of audio."
+    if answer.silent:
+        return answer.headline, ""
+    if answer.unsure:
+        return answer.headline, f"Unsure: {answer.reason}."
+    return answer.headline, f"{answer.confidence:.0%} probability (mean of the newest windows)"
 
 
 def _draw_answer(answer: LiveAnswer | None) -> None:
-    """The smoothed answer now; redrawn often, so nothing here may cost more than a metric."""
+    """The smoothed answer now, when it is not pushed (stopped, or no route to the browser);
+    redrawn often, so nothing here may cost more than a metric."""
+    headline, detail = answer_lines(answer)
     if answer is None:
-        st.metric("Hearing", "…", help="The first window needs a full window of audio.")
+        st.metric(ANSWER_TITLE, headline, help=detail)
         return
-    st.metric("Hearing", answer.headline)
-    if answer.silent:
-        return
-    if answer.unsure:
-        st.caption(f"Unsure: {answer.reason}.")
-    else:
-        st.caption(f"{answer.confidence:.0%} probability (mean of the newest windows)")
+    st.metric(ANSWER_TITLE, headline)
+    if detail:
+        st.caption(detail)
 
 
 def _draw_history(prefix: str, snapshot: ClassifierSnapshot, smooth: int) -> None:
@@ -116,22 +133,33 @@ def _draw_history(prefix: str, snapshot: ClassifierSnapshot, smooth: int) -> Non
     if len(result.starts_seconds):
         since = snapshot.stream_seconds - TIMELINE_SECONDS
         keep = result.centres_seconds >= since
+        centres = result.centres_seconds[keep]
         probs = smooth_probabilities(result.probabilities, smooth)[keep]
+        # Each segment as the kept windows whose centres it spans (first, last inclusive).
         spans = [
-            (s.start_seconds, s.end_seconds, s.label)
+            (
+                int(np.searchsorted(centres, s.start_seconds)),
+                int(np.searchsorted(centres, s.end_seconds, side="right")) - 1,
+                s.label,
+            )
             for s, _ in snapshot.segments
             if s.end_seconds >= since
         ]
-        st.plotly_chart(
-            timeline_figure(
-                result.centres_seconds[keep],
+        columns = max(1, round(TIMELINE_SECONDS / result.hop_seconds))
+        st.image(
+            timeline_image(
                 probs,
                 result.labels,
                 silent=result.silent[keep],
                 segments=spans,
-            ),
-            key=f"{prefix}_live_timeline",
-            config=LIVE_PLOT,
+                columns=columns,
+                window_pixels=max(2, round(TIMELINE_PIXELS / columns)),
+            )
+        )
+        st.caption(
+            f"Class probabilities over the last {TIMELINE_SECONDS:.0f} s (mean of {smooth} "
+            "window(s)), newest at the right: brighter = more probable, dark = silence; red "
+            "outlines: the segments heard."
         )
     _segments(prefix, snapshot)
 

@@ -2,10 +2,11 @@
 
 The browser sends its microphone over WebRTC (SENDONLY: nothing comes back). Each batch of audio
 frames reaches `on_frames` in a streamlit-webrtc thread, which only queues it on the session's
-`core.inference.streaming.LiveStream` (never st.*: there is no script context there). The stream's
-own
-worker analyses; the page redraws the current answer and the latest snapshot from two
-`st.fragment(run_every=...)`s (live_view).
+`core.inference.streaming.LiveStream` (never st.*: there is no script context there). The
+stream's own worker analyses; the page redraws the stream's history from an
+`st.fragment(run_every=...)` (live_view) and shows the answer now either pushed to the browser
+(ui/live_push.py: the label changes when the answer is ready, no rerun) or, where that is not
+possible, redrawn by a second, faster fragment.
 The process-wide `stream_slots()` caps concurrent streams (AUDIO_DL_MAX_STREAMS) and keeps
 one stream per browser session; ICE servers come from AUDIO_DL_ICE_SERVERS (none by default:
 on one network the browser reaches the server directly).
@@ -29,8 +30,10 @@ from core.inference.streaming import (
     rtc_configuration,
     stream_slots,
 )
+from ui import live_push
 
-# How often the live views redraw while the microphone streams. The answer is a few small
+# How often the live views redraw while the microphone streams (the answer only where it is
+# not pushed: the tuner, and the fallback). The answer is a few small
 # elements read without copying audio: redrawn every 150 ms, a new answer (one per hop,
 # 100-250 ms) reaches the screen ~75 ms later on average plus the page's round trip. Each
 # redraw of a fragment costs the browser a re-render of the page (Streamlit's script-run
@@ -61,6 +64,11 @@ class LiveHandle:
     stream: LiveStream | None = None
     kind: str = ""
     snapshot: Any = None
+    # The pushed answer (ui/live_push.py): the route's token for `stream`, and why pushing
+    # failed in this browser ("" while it works; then the answer is redrawn by a fragment).
+    push_token: str = ""
+    push_stream: LiveStream | None = None
+    push_failed: str = ""
 
 
 def _frame_pusher(handle: LiveHandle):
@@ -144,6 +152,8 @@ def microphone(prefix: str, kind: str, make_analyser: Callable[[], Any]) -> Live
             handle.snapshot = handle.stream.snapshot()  # the last picture stays on screen
         slots.close(owner)
         handle.stream = None
+        live_push.close_channel(handle.push_token)
+        handle.push_token, handle.push_stream = "", None
     st.caption(f"Microphones streaming on this server: {slots.active} of {slots.capacity}.")
     return handle
 
@@ -180,6 +190,7 @@ def live_view(
     widths: tuple[int, int] = (1, 3),
     waiting: str = "Nothing heard yet. Press START and allow the microphone.",
     now_every_seconds: float = ANSWER_REFRESH_SECONDS,
+    push: PushedAnswer | None = None,
 ) -> None:
     """The answer now (left) and the stream's history (right), each redrawn at its own pace.
 
@@ -190,6 +201,10 @@ def live_view(
     a hop. draw_history(snapshot) draws the heavier views (spectrogram, timeline, segments)
     every HISTORY_REFRESH_SECONDS. Each once otherwise (the last snapshot stays on screen
     after STOP).
+
+    push: while streaming, the answer is pushed to the browser instead (ui/live_push.py: the
+    label changes the moment the answer is ready, no rerun); draw_now draws it whenever
+    that is not possible (stopped, no route, the browser cannot reach it).
     """
     streaming = handle.stream is not None and handle.stream.running
     if not streaming and handle.snapshot is None:
@@ -220,9 +235,38 @@ def live_view(
 
     now_column, history_column = st.columns(list(widths))
     with now_column:
-        _now()
+        if not (streaming and push is not None and _pushed(handle, push)):
+            _now()
     with history_column:
         _history()
+
+
+@dataclass(frozen=True)
+class PushedAnswer:
+    """The pushed answer's look: key (the component's widget key, page-prefixed), label (the
+    title above it, "Hearing"), describe(current answer or None) -> (the answer in a word,
+    the line under it), exactly what draw_now shows."""
+
+    key: str
+    label: str
+    describe: Callable[[Any], tuple[str, str]]
+
+
+def _pushed(handle: LiveHandle, push: PushedAnswer) -> bool:
+    """Draw the pushed answer for the running stream; False when it cannot be pushed."""
+    if handle.push_failed or not live_push.install_route():
+        return False
+    stream = handle.stream
+    if handle.push_stream is not stream:
+        live_push.close_channel(handle.push_token)
+        handle.push_token = live_push.open_channel(stream, push.describe)
+        handle.push_stream = stream
+    headline, detail = push.describe(stream.published[0])
+    reply = live_push.pushed_answer(push.key, handle.push_token, push.label, headline, detail)
+    if isinstance(reply, dict) and reply.get("failed"):
+        handle.push_failed = str(reply["failed"])
+        return False
+    return True
 
 
 def answer_clock(clock: AnswerClock | None) -> None:

@@ -7,7 +7,7 @@
   - `timeline`    windows over a long recording, smoothing, segments
   - `batch`       many files to one table and its CSV
 - `saliency`    occlusion and Grad-CAM maps over the model input
-- `streaming`   live listening: ring buffer, resampler, LiveClassifier, LiveTuner, stream caps
+- `streaming`   live listening (a package: frames, classifier_stream, tuner, stream, slots)
 
 Layering: builds on `core.audio`, `core.data`, `core.models` and `core.training.runs`.
 """

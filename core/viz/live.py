@@ -51,6 +51,85 @@ def spectrogram_image(
     return np.repeat(rgb[::-1], max(1, int(row_pixels)), axis=0)
 
 
+TIMELINE_BACKGROUND = (15, 20, 32)  # the app's dark background: silent or not-yet-heard windows
+TIMELINE_TEXT = (230, 234, 242)  # the app's text colour
+SEGMENT_OUTLINE = (255, 82, 82)  # as the offline timeline's segment outlines
+
+
+def timeline_image(
+    probabilities: np.ndarray,
+    labels: Sequence[str],
+    *,
+    silent: np.ndarray | None = None,
+    segments: Sequence[tuple[int, int, str]] = (),
+    columns: int | None = None,
+    window_pixels: int = 8,
+    row_pixels: int = 18,
+    label_pixels: int = 56,
+    scale: str = "Viridis",
+) -> np.ndarray:
+    """The probability timeline as a picture: (windows, classes) -> (H, W, 3) uint8.
+
+    One row per class (the first label at the bottom, as the offline timeline's heatmap),
+    one column of `window_pixels` per window, oldest at the left, colour = probability 0..1
+    on `scale`; silent windows in the background colour; each segment (first window,
+    last window inclusive, label) outlined on its row; the class names in a left margin of
+    `label_pixels`. columns: the strip's width in windows (windows right-aligned, the rest
+    background), so the picture keeps its size while a stream fills it. The Live tab redraws
+    this every second: a picture costs the browser nothing to swap, the plotly heatmap it
+    replaces cost its main thread ~80 ms a second on this shared CPU, time in which the
+    pushed label could not be drawn (tests/benchmarks/bench_live_browser.py).
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    p = np.nan_to_num(np.asarray(probabilities, dtype=np.float32), nan=0.0)
+    windows, classes = p.shape if p.ndim == 2 else (0, len(labels))
+    width = max(int(columns or 0), windows)
+    rgb = np.empty((classes, width, 3), np.uint8)
+    rgb[:] = TIMELINE_BACKGROUND
+    if windows:
+        level = np.round(np.clip(p, 0.0, 1.0) * 255).astype(np.uint8)  # (windows, classes)
+        colours = _colour_table(scale)[level.T]  # (classes, windows, 3)
+        if silent is not None:
+            colours[:, np.asarray(silent, dtype=bool)] = TIMELINE_BACKGROUND
+        rgb[:, width - windows :] = colours
+    rows = max(1, int(row_pixels))
+    step = max(1, int(window_pixels))
+    picture = np.repeat(np.repeat(rgb[::-1], rows, axis=0), step, axis=1)  # first label at bottom
+    try:
+        font = ImageFont.load_default(size=max(8, rows - 5))
+    except (OSError, TypeError, ValueError):  # Pillow without FreeType: its bitmap font
+        font = ImageFont.load_default()
+    # The margin grows to the longest class name ("strings", "brass"...).
+    names = max((font.getlength(str(label)) for label in labels), default=0.0)
+    label_pixels = max(int(label_pixels), int(math.ceil(names)) + 12)
+    canvas = Image.new(
+        "RGB", (label_pixels + picture.shape[1], picture.shape[0]), TIMELINE_BACKGROUND
+    )
+    canvas.paste(Image.fromarray(picture), (label_pixels, 0))
+    draw = ImageDraw.Draw(canvas)
+    freetype = isinstance(font, ImageFont.FreeTypeFont)  # the bitmap font cannot anchor
+    for i, label in enumerate(labels):
+        top = (classes - 1 - i) * rows
+        if freetype:
+            where, anchor = (label_pixels - 6, top + rows / 2), "rm"
+        else:
+            where, anchor = (4, top + 2), None
+        draw.text(where, str(label), fill=TIMELINE_TEXT, font=font, anchor=anchor)
+    row_of = {label: i for i, label in enumerate(labels)}
+    offset = label_pixels + (width - windows) * step
+    for first, last, label in segments:
+        if label not in row_of or last < first:
+            continue
+        top = (classes - 1 - row_of[label]) * rows
+        draw.rectangle(
+            (offset + first * step, top, offset + (last + 1) * step - 1, top + rows - 1),
+            outline=SEGMENT_OUTLINE,
+            width=2,
+        )
+    return np.asarray(canvas)
+
+
 @functools.lru_cache(maxsize=4)
 def _colour_table(scale: str) -> np.ndarray:
     """(256, 3) uint8: the colour scale sampled at 256 even steps."""

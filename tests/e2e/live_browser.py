@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 from tests.e2e import browser
@@ -21,10 +22,12 @@ LIVE_ARGS = [
     "--autoplay-policy=no-user-gesture-required",
 ]
 
-# Records, in the page, every moment the Live tab's answer changes on screen: the label's
-# text (the "Hearing" metric, or the tuner's note) and the server's clock beside it
-# (ui.live_stream.answer_clock). `t` is when the browser drew it: the first animation frame
-# after the DOM changed, in ms since the epoch (the server's clock is the same machine's).
+# Records, in the frame that shows the answer (answer_frame), every moment the Live tab's
+# answer changes on screen: the label's text (the pushed answer's value, else the "Hearing"
+# metric or the tuner's note) and the server's clock beside it (its data attributes, from
+# ui/live_answer/index.html or ui.live_stream.answer_clock). `t` is when the browser drew
+# it: the first animation frame after the DOM changed, in ms since the epoch (the server's
+# clock is the same machine's).
 # __liveRedraws counts the answer's redraws that reached the page (new or not).
 RECORD_ANSWERS_JS = """
 () => {
@@ -39,11 +42,15 @@ RECORD_ANSWERS_JS = """
   // textContent, not innerText: innerText lays the page out, on every mutation, and the
   // measurement would slow down what it measures.
   const read = () => {
-    const metric = Array.from(document.querySelectorAll('[data-testid="stMetric"]'))
-      .find((m) => m.textContent.includes("Hearing"));
-    const value = metric && metric.querySelector('[data-testid="stMetricValue"]');
+    let value = document.querySelector(".live-answer-value");
+    if (!value) {
+      const metric = Array.from(document.querySelectorAll('[data-testid="stMetric"]'))
+        .find((m) => m.textContent.includes("Hearing"));
+      value = metric && metric.querySelector('[data-testid="stMetricValue"]');
+    }
     const clock = document.querySelector(".live-answer-clock");
-    return [value ? value.textContent.trim() : null, clock ? { ...clock.dataset } : null];
+    const stamped = clock && clock.dataset.answers !== undefined;
+    return [value ? value.textContent.trim() : null, stamped ? { ...clock.dataset } : null];
   };
   new MutationObserver(() => {
     const [label, clock] = read();
@@ -95,6 +102,27 @@ def stop_microphone(page) -> None:
     frame.get_by_role("button", name=re.compile("start", re.I)).wait_for(timeout=60_000)
 
 
+def answer_frame(page, *, timeout_ms: int = 60_000):
+    """The frame that shows the live answer with its clock: the pushed answer's component
+    (an iframe, ui/live_answer/index.html) or the page itself when the page redraws the
+    answer (ui.live_stream's fallback). Waits until an answer has been stamped."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while time.monotonic() < deadline:
+        for frame in page.frames:
+            try:
+                if frame.query_selector(".live-answer-clock[data-answers]") is not None:
+                    return frame
+            except Exception:  # a frame detached while we looked
+                continue
+        page.wait_for_timeout(100)
+    raise TimeoutError("no live answer with its clock appeared")
+
+
+def answer_is_pushed(frame) -> bool:
+    """True when the answer is the pushed component, not the page's redrawn metric."""
+    return frame.query_selector(".live-answer-value") is not None
+
+
 def process_cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process and all its threads so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -103,8 +131,6 @@ def process_cpu_seconds(pid: int) -> float:
 
 def cpu_share(pid: int, seconds: float) -> float:
     """The share of one core a process used over the next `seconds` (0.25 = a quarter)."""
-    import time
-
     cpu, wall = process_cpu_seconds(pid), time.perf_counter()
     time.sleep(seconds)
     return (process_cpu_seconds(pid) - cpu) / (time.perf_counter() - wall)

@@ -146,7 +146,17 @@ def test_spoken_digits_streamed_as_the_microphone_are_heard_in_order(
     browser.screenshot(page, "live-classify-journey")
     assert _contains_cycle(heard, expected), f"live {heard}, offline {expected}, spoken {truth}"
     assert len(set(expected) & set(truth)) >= len(truth) - 1
-    page.get_by_text("Hearing").first.wait_for()
+    # The answer is pushed (ui/live_push.py): the component's own label, not a redrawn metric.
+    answer = live_browser.answer_frame(page)
+    assert live_browser.answer_is_pushed(answer)
+    assert answer.locator(".live-answer-label").text_content() == "Hearing"
+    answers = {"silence", "…", *model.labels, *(f"{label}?" for label in model.labels)}
+    shown = set()
+    for _ in range(12):  # the label follows the looped words
+        shown.add(answer.locator(".live-answer-value").text_content().strip())
+        page.wait_for_timeout(250)
+    assert shown <= answers, shown
+    assert len(shown) >= 2, shown  # it changes while the words play
     assert browser.exception_texts(page) == []
 
 
@@ -188,7 +198,7 @@ def test_closing_the_page_mid_stream_frees_the_microphone_slot_and_the_cpu(
     page = live_page_for(_spoken_digits())
     _open_live_tab(page, url)
     live_browser.start_microphone(page)
-    page.locator(".live-answer-clock").first.wait_for(state="attached")  # answers flow
+    live_browser.answer_frame(page)  # answers flow
     page.get_by_text("Microphones streaming on this server: 1 of 1.").wait_for()
     streaming = live_browser.cpu_share(server.pid, 3.0)
 
@@ -217,6 +227,6 @@ def test_closing_the_page_mid_stream_frees_the_microphone_slot_and_the_cpu(
     assert idle < 0.05  # nothing keeps analysing for the closed page
 
     live_browser.start_microphone(other)  # the one slot serves the next student
-    other.locator(".live-answer-clock").first.wait_for(state="attached")
+    live_browser.answer_frame(other)
     assert not other.get_by_text("already listening to").count()
     assert browser.exception_texts(other) == []

@@ -1,0 +1,190 @@
+"""The pushed live answer (ui/live_push.py): a stream's answers reach a long-polling browser the
+moment they are ready, through a route on the Streamlit server's own Starlette app.
+
+Real streams of shipped recordings, a real Starlette app driven through its ASGI interface."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from core import paths
+from core.inference.classifier import model_from_loaded_run, shipped_store
+from core.inference.streaming import LiveClassifier, LiveClassifierConfig, LiveStream, stream_file
+from ui import live_push
+from ui.classify_live import answer_lines
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return model_from_loaded_run(shipped_store().load("digits-cnn"), origin="shipped")
+
+
+@pytest.fixture(scope="module")
+def seven() -> tuple[np.ndarray, int]:
+    y, rate = sf.read(paths.DIGITS_DIR / "6_jackson_7.wav", dtype="float32")
+    silence = np.zeros(int(0.5 * rate), np.float32)
+    return np.concatenate([silence, y, silence]), rate
+
+
+@pytest.fixture
+def stream(shipped):
+    stream = LiveStream(LiveClassifier(shipped, LiveClassifierConfig(hop_seconds=0.25)))
+    yield stream
+    stream.stop()
+
+
+def test_a_stream_tells_its_listeners_of_each_answer_and_of_its_end(stream, seven):
+    y, rate = seven
+    heard = []
+    unsubscribe = stream.subscribe(lambda: heard.append(stream.published[1]))
+    stream_file(stream, y, rate)
+    assert stream.wait_idle(30)
+    answers = [clock.answers for clock in heard]
+    assert answers == list(range(1, len(answers) + 1))  # every answer, in order, once
+    assert answers[-1] == stream.clock.answers >= 3
+    current, clock = stream.published
+    assert clock is stream.clock
+    assert current.headline == stream.latest()[0].headline
+    np.testing.assert_array_equal(current.probabilities, stream.latest()[0].probabilities)
+    unsubscribe()
+    stream_file(stream, y, rate)
+    assert stream.wait_idle(30)
+    assert len(heard) == len(answers)  # unsubscribed: no more calls
+    ended = []
+    stream.subscribe(lambda: ended.append(stream.running))
+    stream.stop()
+    assert ended == [False]  # told once, when it had stopped
+
+
+def test_a_poll_gets_a_newer_answer_at_once_and_says_what_the_page_says(stream, seven):
+    y, rate = seven
+    stream_file(stream, y, rate)
+    assert stream.wait_idle(30)
+    token = live_push.open_channel(stream, answer_lines)
+    started = time.perf_counter()
+    payload = asyncio.run(live_push.next_answer(token, after=0, timeout=5))
+    assert time.perf_counter() - started < 0.5
+    current, clock = stream.latest()
+    assert (payload["headline"], payload["detail"]) == answer_lines(current)
+    assert payload["answers"] == payload["clock"]["answers"] == clock.answers
+    assert payload["clock"]["heardAt"] == pytest.approx(clock.heard_at, abs=1e-3)
+    assert payload["clock"]["headlineHeardAt"] <= payload["clock"]["heardAt"]
+    assert payload["sentAt"] >= payload["clock"]["readyAt"] >= payload["clock"]["heardAt"]
+    json.dumps(payload)  # what the route sends
+    live_push.close_channel(token)
+
+
+def test_a_waiting_poll_returns_when_the_next_answer_is_ready_not_at_its_timeout(stream, seven):
+    y, rate = seven
+    stream_file(stream, y[: rate // 2], rate)
+    assert stream.wait_idle(30)
+    token = live_push.open_channel(stream, answer_lines)
+    known = stream.clock.answers if stream.clock is not None else 0
+
+    async def poll_while_audio_arrives():
+        poll = asyncio.ensure_future(live_push.next_answer(token, after=known, timeout=10))
+        await asyncio.sleep(0.2)
+        assert not poll.done()  # nothing new yet: the poll waits
+        sent = time.perf_counter()
+        await asyncio.to_thread(stream_file, stream, y[rate // 2 :], rate)
+        payload = await poll
+        return payload, time.perf_counter() - sent
+
+    payload, waited = asyncio.run(poll_while_audio_arrives())
+    assert payload["answers"] > known
+    assert waited < 3  # woken by the answer (the timeout was 10 s)
+    # With nothing new the poll gives the current answer back after its timeout.
+    assert stream.wait_idle(30)
+    now = stream.clock.answers
+    started = time.perf_counter()
+    payload = asyncio.run(live_push.next_answer(token, after=now, timeout=0.3))
+    assert payload["answers"] == now
+    assert 0.25 < time.perf_counter() - started < 2
+
+
+def test_a_poll_ends_when_its_stream_ends_and_unknown_tokens_learn_nothing(stream, seven):
+    token = live_push.open_channel(stream, answer_lines)
+
+    async def poll_then_stop():
+        poll = asyncio.ensure_future(live_push.next_answer(token, after=10**6, timeout=10))
+        await asyncio.sleep(0.2)
+        started = time.perf_counter()
+        stream.stop(timeout=0)
+        payload = await poll
+        return payload, time.perf_counter() - started
+
+    payload, waited = asyncio.run(poll_then_stop())
+    assert payload["ended"] is True and waited < 1
+    assert "headline" not in payload
+    guessed = asyncio.run(live_push.next_answer("not-a-token", after=-1, timeout=1))
+    assert guessed["ended"] is True and "headline" not in guessed
+    # A stream that has ended is forgotten when the next one opens a channel.
+    live_push.open_channel(stream, answer_lines)
+    assert token not in live_push._CHANNELS
+
+
+def _get(app, path: str, query: str) -> tuple[int, dict, bytes]:
+    """One GET through an ASGI app (what uvicorn does with a browser's request)."""
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"localhost")],
+        "client": ("127.0.0.1", 1),
+        "server": ("localhost", 8501),
+    }
+    asyncio.run(app(scope, receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], dict(start["headers"]), body
+
+
+def test_the_route_is_added_first_to_a_starlette_app_once(stream, seven):
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def catch_all(request):  # like Streamlit's static files: every path answers
+        return PlainTextResponse("<html>app</html>")
+
+    app = Starlette(routes=[Route("/{path:path}", catch_all)])
+    assert live_push.route_path() == "/audio-dl/live-answer"
+    live_push.add_route(app)
+    live_push.add_route(app)
+    assert [r.path for r in app.router.routes].count("/audio-dl/live-answer") == 1
+    y, rate = seven
+    stream_file(stream, y, rate)
+    assert stream.wait_idle(30)
+    token = live_push.open_channel(stream, answer_lines)
+    status, headers, body = _get(app, "/audio-dl/live-answer", f"token={token}&after=0")
+    assert status == 200 and headers[b"cache-control"] == b"no-store"
+    payload = json.loads(body)
+    assert payload["headline"] == stream.latest()[0].headline
+    assert payload["answers"] == stream.clock.answers
+    status, _, body = _get(app, "/audio-dl/live-answer", f"token={token}&after=oops")
+    assert status == 200 and json.loads(body)["answers"] == stream.clock.answers
+    assert _get(app, "/elsewhere", "")[2] == b"<html>app</html>"  # the app's own paths
+
+
+def test_outside_a_server_the_route_cannot_be_installed_and_the_page_falls_back():
+    assert live_push.install_route() is False  # no script context, no websocket
