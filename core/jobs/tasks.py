@@ -217,6 +217,67 @@ class _Background:
         return self._outcome.get("value")
 
 
+def _child_main(send: Any, work: Callable[..., Any], args: tuple) -> None:
+    """The child process of `_ChildProcess`: run work(*args), send back ("value", v) or
+    ("error", exception)."""
+    try:
+        send.send(("value", work(*args)))
+    except Exception as error:
+        send.send(("error", error))
+    finally:
+        send.close()
+
+
+class _ChildProcess:
+    """work(*args) in a child process of the worker, for a library call that holds the GIL.
+
+    librosa's pYIN keeps the GIL through its whole Viterbi pass (numba without nogil): 35 s in
+    one piece for a 14 s clip on the loaded build machine, measured. In a thread it would
+    starve the worker's heartbeat and the server would declare the job dead after 8 s. The
+    child is spawned (a fresh interpreter: forking a threaded Ray worker is unsafe), costs a few
+    seconds of imports, and hands its answer back over a pipe between these two processes of
+    ours. Same `wait` / `result` as `_Background`; `stop()` kills it (daemonic: it also ends
+    with the worker). work must be a module-level function.
+    """
+
+    def __init__(self, work: Callable[..., Any], *args: Any):
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_child_main, args=(send, work, args), name="task-child", daemon=True
+        )
+        self._process.start()
+        send.close()
+        self._outcome: tuple[str, Any] | None = None
+
+    def wait(self, seconds: float) -> bool:
+        """Wait up to `seconds`; True once the child has answered (or died)."""
+        if self._outcome is not None:
+            return True
+        try:
+            if self._receive.poll(seconds):
+                self._outcome = self._receive.recv()
+        except EOFError:  # the child died without a word (killed, out of memory)
+            pass
+        if self._outcome is None and not self._process.is_alive():
+            self._outcome = ("error", TaskError("The tracker's process ended without an answer."))
+        if self._outcome is not None:
+            self._process.join(5)
+        return self._outcome is not None
+
+    def result(self) -> Any:
+        kind, value = self._outcome or ("error", TaskError("No answer yet."))
+        if kind == "error":
+            raise value
+        return value
+
+    def stop(self) -> None:
+        if self._process.is_alive():
+            self._process.kill()
+
+
 class _LineSink(io.TextIOBase):
     """A text stream that hands every complete line to `on_line` (for redirect_stdout)."""
 
@@ -324,6 +385,13 @@ def pitch_track_of(result: TaskResult) -> Any:
     return PitchTrack(**{name: result.values[name] for name in _TRACK_VALUES}, **arrays)
 
 
+def _pyin_track(y: np.ndarray, sample_rate: int, config: Any) -> Any:
+    """pYIN's PitchTrack of a clip (run in a `_ChildProcess`)."""
+    from core.music import pitch_networks as pn
+
+    return pn.run_tracker(y, sample_rate, pn.PYIN, config=config)
+
+
 def pitch_track_task(
     *,
     y: np.ndarray,
@@ -357,7 +425,14 @@ def pitch_track_task(
     on_cpu = tracker == pn.PYIN or device.type == "cpu"
     started = last_report = time.monotonic()
     fraction, message = 0.0, f"{tracker}: starting"
-    call = _Background(track)
+    # pYIN holds the GIL (see _ChildProcess); the networks' torch calls release it.
+    if tracker == pn.PYIN:
+        call: _Background | _ChildProcess = _ChildProcess(
+            _pyin_track, np.asarray(y), sample_rate, config
+        )
+        message = f"{tracker}: tracking {seconds:.1f} s on cpu"
+    else:
+        call = _Background(track)
     while not call.wait(POLL_SECONDS):
         while not events.empty():
             event = events.get()
@@ -369,6 +444,8 @@ def pitch_track_task(
             last_report = time.monotonic()
             yield TaskProgress(fraction, f"{message} · {elapsed:.0f} s so far")
         if cancel.is_set():
+            if isinstance(call, _ChildProcess):
+                call.stop()
             yield TaskResult(values={"stopped": True})
             return
     try:
