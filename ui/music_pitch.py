@@ -159,10 +159,9 @@ def _active(entry: dict) -> bool:
 def _start_next_job(analysis: MusicAnalysis, jobs: dict, wanted: set) -> None:
     """Cancel the jobs of trackers or clips no longer shown; start the next requested one
     when none of this session's pitch jobs is running (one at a time per session)."""
-    owner = st.session_state["session_id"]
     for key in [k for k in jobs if k not in wanted]:
         if _active(jobs[key]):
-            get_job_manager().cancel(jobs[key]["job"], owner)
+            get_job_manager().cancel(jobs[key]["job"], st.session_state["session_id"])
         del jobs[key]
     if any(_active(e) for e in jobs.values()):
         return
