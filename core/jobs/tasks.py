@@ -262,7 +262,10 @@ class _ChildProcess:
         except EOFError:  # the child died without a word (killed, out of memory)
             pass
         if self._outcome is None and not self._process.is_alive():
-            self._outcome = ("error", TaskError("The tracker's process ended without an answer."))
+            self._outcome = (
+                "error",
+                TaskError("Its helper process ended without an answer (killed or out of memory)."),
+            )
         if self._outcome is not None:
             self._process.join(5)
         return self._outcome is not None
