@@ -282,8 +282,10 @@ def test_crepe_full_runs_on_a_worker_after_the_click_and_stops(app, ray_cluster)
     app.multiselect(key="music_pitch_trackers").set_value(["pYIN", "CREPE full"]).run()
     app.button(key="music_pitch_run_CREPE full").click().run()
     assert not app.exception, app.exception
-    # pYIN (quick) is drawn at once beside CREPE full's progress.
+    # pYIN (quick) is drawn at once beside CREPE full's progress, which replaced the question.
     assert _metrics(app)["pYIN"].endswith("voiced") and app.get("progress")
+    assert not any(b.label.startswith("Run CREPE full") for b in app.button)
+    assert not any("CREPE full on the CPU takes about" in i.value for i in app.info)
     app.button(key="music_pitch_stop_CREPE full").click().run()
     assert _wait_for_pitch_job(app, "CREPE full") == "stopped"
     app.run()

@@ -109,7 +109,7 @@ def _tracks(analysis: MusicAnalysis, chosen: list[str], device) -> dict[str, Pit
     digest, store, tracks = _digest(analysis.y), _tracks_store(), {}
     seconds = min(analysis.duration_seconds, CONFIG.max_seconds)
     jobs = st.session_state.setdefault(JOBS_KEY, {})
-    wanted = set()
+    wanted, clicked = set(), False
     for tracker in chosen:
         where = "cpu" if tracker == PYIN else str(device)
         key = (digest, tracker, where, CONFIG)
@@ -133,6 +133,7 @@ def _tracks(analysis: MusicAnalysis, chosen: list[str], device) -> dict[str, Pit
                 st.info(f"{tracker} was stopped before it was done.")
                 if st.button(f"Run {tracker} again", key=f"music_pitch_again_{tracker}"):
                     jobs[key] = {"tracker": tracker, "where": where, "job": None}
+                    clicked = True
             continue
         if estimate > SLOW_SECONDS:
             st.info(
@@ -144,8 +145,11 @@ def _tracks(analysis: MusicAnalysis, chosen: list[str], device) -> dict[str, Pit
                 f"Run {tracker} (about {estimate:.0f} s)", key=f"music_pitch_run_{tracker}"
             ):
                 continue
+            clicked = True
         jobs[key] = {"tracker": tracker, "where": where, "job": None}
     _start_next_job(analysis, jobs, wanted)
+    if clicked and any(_active(entry) for entry in jobs.values()):
+        st.rerun()  # redraw without the question just answered: the progress replaces it
     if any(_active(entry) for entry in jobs.values()):
         st.fragment(_jobs_progress, run_every=POLL_SECONDS)()
     return tracks
