@@ -2,19 +2,9 @@
 
 import streamlit as st
 
-from core.lessons import unsupervised as uns
 from ui.explore_autoencoder import render_autoencoder
 from ui.explore_collection import describe_collection, pick_collection
-from ui.explore_map import (
-    choose_embedding,
-    compute_embeddings,
-    map_settings,
-    memo,
-    play_clips,
-    show_agreement,
-    show_cluster_members,
-    show_map,
-)
+from ui.explore_map import choose_embedding, compute_embeddings, map_section
 
 st.title("Sound explorer")
 st.markdown(
@@ -37,40 +27,8 @@ if len(collection) < 3:
 st.header("2. Embed, project, cluster")
 embedding_name, model_choice = choose_embedding(collection_id)
 embeddings = compute_embeddings(collection_id, collection, embedding_name, model_choice)
-if embeddings is None:
-    st.stop()
-projection, cluster_config = map_settings(len(collection))
-try:
-    with st.spinner(f"Drawing the {projection} map..."):
-        xy = memo(
-            collection_id,
-            ("map", embedding_name, projection),
-            lambda: uns.project_2d(embeddings, projection),
-        )
-    clusters = memo(
-        collection_id,
-        ("clusters", embedding_name, cluster_config),
-        lambda: uns.cluster(embeddings, cluster_config),
-    )
-except ValueError as error:
-    st.error(str(error))
-    st.stop()
-st.caption(
-    f"{embedding_name}: {embeddings.shape[1]} numbers per clip, standardised. Clusters are "
-    "found in that full space; the map is only a picture of it, so a cluster can look split."
-)
-selected = show_map(collection, xy, clusters)
-if selected:
-    st.subheader(f"Selected: {len(selected)} clip(s)")
-    play_clips(collection, selected)
-else:
-    st.caption(
-        "Click a point to listen (the box and lasso tools in the chart's toolbar select several)."
-    )
-show_agreement(collection, clusters)
-
-st.subheader("What is in each cluster")
-show_cluster_members(collection, clusters)
+if embeddings is not None:  # None while a worker computes them: section 3 works meanwhile
+    map_section(collection_id, collection, embedding_name, embeddings)
 
 st.header("3. An autoencoder learns its own embedding")
 st.markdown(

@@ -153,7 +153,16 @@ def test_autoencoder_trains_on_a_worker_and_becomes_an_embedding(app, ray_cluste
     app.radio(key="explore_source").set_value("music").run()
     app.selectbox(key="explore_projection").set_value("t-SNE").run()
     assert not app.exception, app.exception
+    # The t-SNE map is drawn by a Ray worker: its progress shows, the autoencoder meanwhile.
+    job = app.session_state["explore_map_job"]["job"]
+    assert app.get("progress") and not _ari(app)
+    assert app.button(key="explore_map_job_stop") and app.button(key="explore_ae_train")
+    status = get_job_manager().wait(job, app.session_state["session_id"], timeout=240)
+    assert status.state == "finished", status.message
+    app.run()
+    assert not app.exception, app.exception
     assert set(_ari(app)) == {"recording"}
+    assert app.session_state["explore_map_job"] is None
     app.slider(key="explore_ae_steps").set_value(20)
     app.button(key="explore_ae_train").click().run()
     assert not app.exception, app.exception
@@ -169,6 +178,9 @@ def test_autoencoder_trains_on_a_worker_and_becomes_an_embedding(app, ray_cluste
     assert len(app.get("audio")) >= 3  # the clip, its inverted spectrogram, the reconstruction
     app.selectbox(key="explore_embedding").set_value("Autoencoder bottleneck").run()
     assert not app.exception, app.exception
+    job = app.session_state["explore_map_job"]["job"]  # a new embedding: a new t-SNE map
+    assert get_job_manager().wait(job, app.session_state["session_id"], timeout=240).done
+    app.run()
     assert "Autoencoder bottleneck: 16 numbers per clip" in _captions(app)
 
 
@@ -188,4 +200,22 @@ def test_penultimate_layer_of_a_shipped_model_is_an_embedding(app, ray_cluster):
     assert not app.exception, app.exception
     assert not app.error, [e.value for e in app.error]
     assert f"{models[0]}:" in _captions(app)
+    assert set(_ari(app)) == {"digit", "speaker"}
+
+
+def test_a_tsne_map_can_be_stopped_and_started_again(app, ray_cluster):
+    app.selectbox(key="explore_projection").set_value("t-SNE").run()
+    assert not app.exception, app.exception
+    job, owner = app.session_state["explore_map_job"]["job"], app.session_state["session_id"]
+    app.button(key="explore_map_job_stop").click().run()
+    assert get_job_manager().wait(job, owner, timeout=60).state == "stopped"
+    app.run()
+    assert not app.exception, app.exception
+    assert any("Stopped before it was done" in i.value for i in app.info)
+    assert not _ari(app)  # no map, no clusters: nothing half-drawn
+    app.button(key="explore_map_job_again").click().run()
+    again = app.session_state["explore_map_job"]["job"]
+    assert again != job
+    assert get_job_manager().wait(again, owner, timeout=240).state == "finished"
+    app.run()
     assert set(_ari(app)) == {"digit", "speaker"}

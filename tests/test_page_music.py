@@ -259,6 +259,63 @@ def test_crepe_full_on_the_cpu_waits_for_a_click_and_says_how_long(app):
     assert any("Choose at least one pitch tracker" in i.value for i in app.info)
 
 
+def _wait_for_pitch_job(app, tracker: str) -> str:
+    """Wait until the session's worker job for `tracker` ends; return its final state."""
+    from core.jobs.manager import get_job_manager
+
+    jobs = app.session_state["music_pitch_jobs"].values()
+    entry = next(e for e in jobs if e["tracker"] == tracker)
+    status = get_job_manager().wait(entry["job"], app.session_state["session_id"], timeout=300)
+    return status.state
+
+
+def test_slow_trackers_run_on_a_worker_one_after_the_other_while_the_view_stays_usable(
+    app, ray_cluster
+):
+    # 13.9 s of speech: pYIN (about 10 s) and CREPE tiny (about 6 s) both go to a worker.
+    app.selectbox(key="music_audio_builtin").set_value("198-209-0000").run()
+    app.segmented_control(key="music_view").set_value("Pitch").run()
+    app.multiselect(key="music_pitch_trackers").set_value(["pYIN", "CREPE tiny"]).run()
+    assert not app.exception, app.exception
+    assert app.get("progress") and app.button(key="music_pitch_stop_pYIN")
+    assert any("CREPE tiny: waiting for your other pitch job" in c.value for c in app.caption)
+    assert "pYIN" not in _metrics(app)
+    assert _wait_for_pitch_job(app, "pYIN") == "finished"
+    app.run()  # the poll keeps the track and starts CREPE tiny's job
+    assert not app.exception, app.exception
+    assert _metrics(app)["pYIN"].endswith("voiced") and "CREPE tiny" not in _metrics(app)
+    assert app.button(key="music_pitch_stop_CREPE tiny")
+    assert _wait_for_pitch_job(app, "CREPE tiny") == "finished"
+    app.run()
+    assert not app.exception, app.exception
+    metrics = _metrics(app)
+    assert metrics["pYIN"].endswith("voiced") and metrics["CREPE tiny"].endswith("voiced")
+    crepe = next(m for m in app.metric if m.label == "CREPE tiny")
+    assert crepe.proto.delta.endswith("x real time on cpu")
+    assert any("agree within a quarter tone" in c.value for c in app.caption)
+    assert not app.session_state["music_pitch_jobs"]  # both kept as tracks, nothing pending
+
+
+def test_crepe_full_runs_on_a_worker_after_the_click_and_stops(app, ray_cluster):
+    trumpet = next(label for label in builtin_clips() if "trumpet" in label.lower())
+    app.selectbox(key="music_audio_builtin").set_value(trumpet).run()
+    app.segmented_control(key="music_view").set_value("Pitch").run()
+    app.multiselect(key="music_pitch_trackers").set_value(["pYIN", "CREPE full"]).run()
+    app.button(key="music_pitch_run_CREPE full").click().run()
+    assert not app.exception, app.exception
+    # pYIN (quick) is drawn at once beside CREPE full's progress, which replaced the question.
+    assert _metrics(app)["pYIN"].endswith("voiced") and app.get("progress")
+    assert not any(b.label.startswith("Run CREPE full") for b in app.button)
+    assert not any("CREPE full on the CPU takes about" in i.value for i in app.info)
+    app.button(key="music_pitch_stop_CREPE full").click().run()
+    assert _wait_for_pitch_job(app, "CREPE full") == "stopped"
+    app.run()
+    assert not app.exception, app.exception
+    assert any("CREPE full was stopped" in i.value for i in app.info)
+    assert app.button(key="music_pitch_again_CREPE full")
+    assert "CREPE full" not in _metrics(app)
+
+
 def _pitch_view_of_a_generated_clip():
     """AppTest script: a generated clip (kind in session_state) in the Pitch view."""
     import numpy as np

@@ -353,6 +353,7 @@ def test_a_folder_of_notes_changes_the_shown_defaults_and_reasons(monkeypatch, t
 def test_a_sweep_queues_its_trials_past_the_session_limit_and_ranks_them(ray_cluster):
     at = open_page(PAGE)
     _quick_settings(at)
+    at.slider(key="train_epochs").set_value(3)  # long enough to watch a trial's live curves
     owner = at.session_state["session_id"]
     at.multiselect(key="train_sweep_lrs").set_value([1e-3, 1e-2])
     at.multiselect(key="train_sweep_members").set_value([1]).run()
@@ -360,7 +361,8 @@ def test_a_sweep_queues_its_trials_past_the_session_limit_and_ranks_them(ray_clu
     plan = [d.value for d in at.dataframe if "learning rate" in d.value.columns][0]
     assert list(plan["learning rate"]) == [1e-3, 1e-2] and "members" not in plan.columns
     assert any(
-        "2 trainings of 1 epoch each" in c and "run 1 at a time" in c for c in _texts(at, "caption")
+        "2 trainings of 3 epochs each" in c and "run 1 at a time" in c
+        for c in _texts(at, "caption")
     )
     at.button(key="train_sweep_start").click().run()
     assert not at.exception and not at.error, _texts(at, "error")
@@ -372,10 +374,23 @@ def test_a_sweep_queues_its_trials_past_the_session_limit_and_ranks_them(ray_clu
     # Start refuses with a sentence while the sweep has the session's share.
     at.button(key="train_start").click().run()
     assert any("sweep is still queued or running" in w for w in _texts(at, "warning"))
-    deadline = time.monotonic() + 300
+    deadline, watched = time.monotonic() + 300, set()
     while not all(s.done for s in jobs.sweep_jobs(sweep_id, owner)):
         assert time.monotonic() < deadline, "the sweep did not end within 300 s"
+        running = [s for s in jobs.sweep_jobs(sweep_id, owner) if s.state == "running"]
+        logged = [s for s in running if len(jobs.events(s.job_id, owner)) >= 2]
+        if logged and not watched:
+            # A running trial draws its live curves like an ordinary run.
+            trial = int(logged[0].sweep["trial"]) + 1
+            at.run()
+            assert not at.exception, [e.value for e in at.exception]
+            ids = [chart.proto.id for chart in at.get("plotly_chart")]
+            assert any(f"train_sweep_curves_{trial}" in i for i in ids), ids
+            captions = _texts(at, "caption")
+            assert any(c.startswith(f"Trial {trial} (learning rate ") for c in captions)
+            watched.add(trial)
         time.sleep(0.5)
+    assert watched, "no trial was seen running with its curves"
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("Sweep: 2 of 2" in h for h in _texts(at, "subheader"))

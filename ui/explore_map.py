@@ -1,4 +1,8 @@
-"""The map of the explorer page: embedding, 2-D projection, clusters, selection, members."""
+"""The map of the explorer page: embedding, 2-D projection, clusters, selection, members.
+
+The slow steps run on Ray workers (core.jobs.tasks): a trained model's embeddings and the
+t-SNE map; the page shows their progress and stays usable (section 3 works meanwhile).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,14 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import streamlit as st
+import torch
 
 from core.devices import resolve_device
 from core.inference.classifier import available_models, load_choice
-from core.jobs import cluster
-from core.jobs.manager import ClusterError, JobError, JobLimitReached, get_job_manager
+from core.jobs.manager import get_job_manager
 from core.lessons import unsupervised as uns
 from core.viz.paradigms import embedding_map
+from ui.task_jobs import show_task_progress, submit_task
 
 MEMO_KEY = "explore_memo"  # {"id": collection id, "values": {key: computed value}}
 AE_KEY = "explore_ae"  # set by ui.explore_autoencoder: the trained autoencoder of a collection
@@ -23,6 +28,7 @@ AUTOENCODER = "Autoencoder bottleneck"
 PENULTIMATE = "Penultimate layer: "
 MAX_PLAYERS = 12  # audio players per list: each one sends its clip to the browser
 EMBED_JOB_KEY = "explore_embed_job"  # {"key": (collection id, memo key), "job": job id}
+MAP_JOB_KEY = "explore_map_job"  # the same for the t-SNE map
 POLL_SECONDS = 1.0
 
 
@@ -86,83 +92,153 @@ def compute_embeddings(collection_id: str, collection: uns.Collection, name: str
 
 def _model_embeddings(collection_id: str, collection: uns.Collection, model_choice, device):
     """A trained classifier's penultimate layer, computed by a Ray worker (the
-    "model_embeddings" task: 15 s for 200 clips on a busy CPU). None while it runs: its
-    progress shows and the page stops here; the memo keeps the result for the session."""
-    key = ("model", model_choice.store_root, model_choice.run_id)
+    "model_embeddings" task: 15 s for 200 clips on a busy CPU). None while it runs."""
+    def arguments() -> dict:
+        # On the CPU: a worker may have no GPU (the task moves it to the job's device).
+        return dict(model=load_choice(model_choice, device="cpu"), collection=collection)
+
+    return worker_value(
+        collection_id,
+        ("model", model_choice.store_root, model_choice.run_id),
+        EMBED_JOB_KEY,
+        "model_embeddings",
+        arguments,
+        device=device,
+        name=f"embeddings of {len(collection)} clips",
+        doing="Embedding every clip with the model on a worker",
+        pick=lambda result: result.arrays["embeddings"],
+    )
+
+
+def project_map(collection_id: str, embedding_name: str, method: str, embeddings: np.ndarray):
+    """The (n, 2) map of the embeddings: PCA here (milliseconds), t-SNE on a Ray worker (the
+    "embedding_map" task: 5 s for 200 clips on an idle 2-core machine, 33 s on a loaded one).
+    None while the worker draws it; kept for the session like every value of the page."""
+    key = ("map", embedding_name, method)
+    if method != "t-SNE":
+        return memo(collection_id, key, lambda: uns.project_2d(embeddings, method))
+    return worker_value(
+        collection_id,
+        key,
+        MAP_JOB_KEY,
+        "embedding_map",
+        lambda: dict(embeddings=np.asarray(embeddings, dtype=np.float32), method=method),
+        device=torch.device("cpu"),  # scikit-learn: a GPU would sit idle
+        name=f"a t-SNE map of {len(embeddings)} clips",
+        doing="Drawing the t-SNE map on a worker",
+        pick=lambda result: result.arrays["xy"],
+    )
+
+
+def worker_value(
+    collection_id: str,
+    key: tuple,
+    slot: str,
+    task: str,
+    arguments: Callable[[], dict],
+    *,
+    device,
+    name: str,
+    doing: str,
+    pick: Callable,
+):
+    """A value of the page that a Ray worker computes (core.jobs.tasks `task`), or None while
+    it is queued or running: its progress and a Stop button show meanwhile, polled by a
+    fragment that redraws the page once the value is in the memo. `slot`: the session key
+    holding {"key": (collection id, key), "job": job id}; choosing something else cancels
+    the job in the slot. arguments() builds the task's arguments (ValueError: a sentence)."""
     values = memo_values(collection_id)
     if key in values:
         return values[key]
     if ("error",) + key in values:
         st.error(values[("error",) + key])
         return None
-    job = st.session_state.get(EMBED_JOB_KEY)
-    if job is None or job["key"] != (collection_id, key):
-        job = _submit_embeddings(collection_id, collection, model_choice, device, key)
-        if job is None:
+    if values.get(("stopped",) + key):
+        st.info("Stopped before it was done.")
+        if not st.button("Start it again", key=f"{slot}_again"):
             return None
-    st.fragment(_embedding_progress, run_every=POLL_SECONDS)(collection_id, key)
+        del values[("stopped",) + key]
+    job = st.session_state.get(slot)
+    if job is None or job["key"] != (collection_id, key):
+        if job is not None:  # another choice was made meanwhile
+            get_job_manager().cancel(job["job"], st.session_state["session_id"])
+            st.session_state[slot] = None
+        try:
+            kwargs = arguments()
+        except ValueError as error:  # RunError, InferenceError
+            st.error(f"That could not be started: {error}")
+            return None
+        job_id = submit_task(
+            task,
+            kwargs,
+            device=device,
+            name=name,
+            busy="The previous job is still stopping; it starts again in a moment.",
+            retry_seconds=POLL_SECONDS,
+        )
+        if job_id is None:
+            return None
+        st.session_state[slot] = {"key": (collection_id, key), "job": job_id}
+    st.fragment(_poll_worker_value, run_every=POLL_SECONDS)(collection_id, key, slot, doing, pick)
     return None
 
 
-def _submit_embeddings(collection_id, collection, model_choice, device, key) -> dict | None:
-    jobs, owner = get_job_manager(), st.session_state["session_id"]
-    previous = st.session_state.get(EMBED_JOB_KEY)
-    if previous is not None:  # another model or collection was chosen meanwhile
-        jobs.cancel(previous["job"], owner)
-        st.session_state[EMBED_JOB_KEY] = None
-    waiting = "Starting the worker processes (Ray; the first time takes a few seconds)..."
-    try:
-        model = load_choice(model_choice, device="cpu")  # a worker may have no GPU
-        with st.spinner(waiting if cluster.connected() is None else "Queueing the embeddings..."):
-            job_id = jobs.submit_task(
-                "model_embeddings",
-                dict(model=model, collection=collection),
-                owner=owner,
-                device=device,
-                name=f"embeddings of {len(collection)} clips",
-            )
-    except ValueError as error:  # RunError, InferenceError
-        st.error(f"That model could not be used: {error}")
-        return None
-    except JobLimitReached:
-        st.info("The previous embedding job is still stopping; choose the model again in a moment.")
-        return None
-    except ClusterError as error:
-        st.error(str(error))
-        return None
-    job = st.session_state[EMBED_JOB_KEY] = {"key": (collection_id, key), "job": job_id}
-    return job
-
-
-def _embedding_progress(collection_id: str, key: tuple) -> None:
-    job = st.session_state.get(EMBED_JOB_KEY)
+def _poll_worker_value(collection_id: str, key: tuple, slot: str, doing: str, pick) -> None:
+    job = st.session_state.get(slot)
     if job is None or job["key"] != (collection_id, key):
         return
-    jobs, owner = get_job_manager(), st.session_state["session_id"]
-    try:
-        status = jobs.status(job["job"], owner)
-    except JobError:
-        st.session_state[EMBED_JOB_KEY] = None
+    status = show_task_progress(job["job"], doing, stop_key=f"{slot}_stop")
+    if status is not None and not status.done:
         return
-    if not status.done:
-        where = (
-            f"number {status.queue_position} in the queue"
-            if status.queue_position
-            else status.message
-        )
-        st.progress(
-            min(1.0, status.progress),
-            text=f"Embedding every clip with the model on a worker: {where or status.state}",
-        )
-        return
-    result = jobs.task_result(job["job"], owner)
     values = memo_values(collection_id)
-    if result is not None and status.state == "finished":
-        values[key] = result.arrays["embeddings"]
+    result = None
+    if status is not None and status.state == "finished":
+        result = get_job_manager().task_result(job["job"], st.session_state["session_id"])
+    if result is not None:
+        values[key] = pick(result)
+    elif status is not None and status.state == "stopped":
+        values[("stopped",) + key] = True
     else:
-        values[("error",) + key] = f"The embeddings could not be computed: {status.message}"
-    st.session_state[EMBED_JOB_KEY] = None
+        message = status.message if status is not None else "the job was lost"
+        values[("error",) + key] = f"It could not be computed: {message}"
+    st.session_state[slot] = None
     st.rerun(scope="app")
+
+
+def map_section(
+    collection_id: str, collection: uns.Collection, embedding_name: str, embeddings: np.ndarray
+) -> None:
+    """Map settings, the 2-D map (t-SNE drawn by a worker), the clusters and their members."""
+    projection, cluster_config = map_settings(len(collection))
+    try:
+        clusters = memo(
+            collection_id,
+            ("clusters", embedding_name, cluster_config),
+            lambda: uns.cluster(embeddings, cluster_config),
+        )
+        with st.spinner(f"Drawing the {projection} map..."):
+            xy = project_map(collection_id, embedding_name, projection, embeddings)
+    except ValueError as error:
+        st.error(str(error))
+        return
+    if xy is None:
+        return
+    st.caption(
+        f"{embedding_name}: {embeddings.shape[1]} numbers per clip, standardised. Clusters are "
+        "found in that full space; the map is only a picture of it, so a cluster can look split."
+    )
+    selected = show_map(collection, xy, clusters)
+    if selected:
+        st.subheader(f"Selected: {len(selected)} clip(s)")
+        play_clips(collection, selected)
+    else:
+        st.caption(
+            "Click a point to listen (the box and lasso tools in the chart's toolbar select "
+            "several)."
+        )
+    show_agreement(collection, clusters)
+    st.subheader("What is in each cluster")
+    show_cluster_members(collection, clusters)
 
 
 def map_settings(n_clips: int) -> tuple[str, uns.ClusterConfig]:

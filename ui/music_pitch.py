@@ -2,15 +2,20 @@
 sees and says, and the notes transcribed from the chosen tracker (piano roll, playback, MIDI).
 
 Tracks are kept per session (key `music_pitch_tracks`), so moving a display control or the
-transcription's settings never re-runs a network. Widget keys carry the prefix `music_pitch_`.
+transcription's settings never re-runs a network. Quick runs happen here; slow ones (CREPE
+full, pYIN on long clips) on a Ray worker, with progress and Stop, while the rest of the view
+stays usable. Widget keys carry the prefix `music_pitch_`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
+import torch
 
 from core.devices import resolve_device
+from core.jobs.manager import get_job_manager
+from core.jobs.tasks import pitch_track_of
 from core.music import MusicAnalysis, NotComputable
 from core.music.pitch_networks import (
     CREPE_TINY,
@@ -42,11 +47,20 @@ from core.music.transcription import (
 from core.viz import pitch as viz
 from ui.fingerprint import fingerprint
 from ui.music_sections import play
+from ui.task_jobs import show_task_progress, submit_task
 
 CONFIG = PitchTrackerConfig()
+# A tracker expected to take longer than this runs on a Ray worker (core.jobs.tasks
+# "pitch_track"), so the server stays free: pYIN beyond about 7 s of audio, CREPE tiny beyond
+# 12 s, CREPE full always. Shorter runs stay here: a worker's start costs a few seconds too.
+IN_PAGE_SECONDS = 5.0
 # A tracker expected to take longer waits for a click: CREPE full on the CPU beyond about 3 s
 # of audio; pYIN (about 21 s for the 30 s tracked) does not.
 SLOW_SECONDS = 25.0
+# track key -> {"tracker", "where", "job": id (None: waits for the session's other pitch job),
+# "error": a sentence, "stopped": True}
+JOBS_KEY = "music_pitch_jobs"
+POLL_SECONDS = 1.0
 INPUT_SECONDS = 2.0  # CREPE's input frames are drawn over this much of the zoom at most
 KEPT_TRACKS = 12  # tracks remembered per session (about 2 MB each for 30 s of CREPE output)
 Range = tuple[float, float]
@@ -77,38 +91,124 @@ def _run(analysis: MusicAnalysis, tracker: str, device, key: tuple) -> PitchTrac
         st.warning(str(error))
         return None
     bar.empty()
+    _keep(key, track)
+    return track
+
+
+def _keep(key: tuple, track: PitchTrack) -> None:
     store = _tracks_store()
     store[key] = track
     while len(store) > KEPT_TRACKS:
         store.pop(next(iter(store)))
-    return track
 
 
 def _tracks(analysis: MusicAnalysis, chosen: list[str], device) -> dict[str, PitchTrack]:
-    """The chosen trackers' tracks: kept ones at once, fast ones now, slow ones on a click."""
+    """The chosen trackers' tracks: kept ones at once, quick ones now in this process, slow
+    ones on a Ray worker (CREPE full and long pYIN runs only after a click), shown when done."""
     digest, store, tracks = _digest(analysis.y), _tracks_store(), {}
     seconds = min(analysis.duration_seconds, CONFIG.max_seconds)
+    jobs = st.session_state.setdefault(JOBS_KEY, {})
+    wanted, clicked = set(), False
     for tracker in chosen:
         where = "cpu" if tracker == PYIN else str(device)
         key = (digest, tracker, where, CONFIG)
         if key in store:
             tracks[tracker] = store[key]
             continue
-        estimate = estimated_cpu_seconds(tracker, seconds)
-        if where == "cpu" and estimate > SLOW_SECONDS:
+        # Measured CPU speeds; on a GPU the networks take well under a second.
+        estimate = estimated_cpu_seconds(tracker, seconds) if where == "cpu" else 0.0
+        if estimate <= IN_PAGE_SECONDS:
+            track = _run(analysis, tracker, device, key)
+            if track is None:
+                return {}
+            tracks[tracker] = track
+            continue
+        wanted.add(key)
+        if key in jobs:
+            entry = jobs[key]
+            if entry.get("error"):
+                st.warning(entry["error"])
+            elif entry.get("stopped"):
+                st.info(f"{tracker} was stopped before it was done.")
+                if st.button(f"Run {tracker} again", key=f"music_pitch_again_{tracker}"):
+                    jobs[key] = {"tracker": tracker, "where": where, "job": None}
+                    clicked = True
+            continue
+        if estimate > SLOW_SECONDS:
             st.info(
                 f"{tracker} on the CPU takes about {estimate:.0f} s for these {seconds:.0f} s "
-                "of audio (a GPU, chosen in the sidebar, takes well under a second)."
+                "of audio (a GPU, chosen in the sidebar, takes well under a second). It runs "
+                "on a worker process: the page stays usable meanwhile."
             )
             if not st.button(
                 f"Run {tracker} (about {estimate:.0f} s)", key=f"music_pitch_run_{tracker}"
             ):
                 continue
-        track = _run(analysis, tracker, device, key)
-        if track is None:
-            return {}
-        tracks[tracker] = track
+            clicked = True
+        jobs[key] = {"tracker": tracker, "where": where, "job": None}
+    _start_next_job(analysis, jobs, wanted)
+    if clicked and any(_active(entry) for entry in jobs.values()):
+        st.rerun()  # redraw without the question just answered: the progress replaces it
+    if any(_active(entry) for entry in jobs.values()):
+        st.fragment(_jobs_progress, run_every=POLL_SECONDS)()
     return tracks
+
+
+def _active(entry: dict) -> bool:
+    """A submitted job that has not ended as far as the page knows."""
+    return bool(entry["job"]) and not entry.get("error") and not entry.get("stopped")
+
+
+def _start_next_job(analysis: MusicAnalysis, jobs: dict, wanted: set) -> None:
+    """Cancel the jobs of trackers or clips no longer shown; start the next requested one
+    when none of this session's pitch jobs is running (one at a time per session)."""
+    for key in [k for k in jobs if k not in wanted]:
+        if _active(jobs[key]):
+            get_job_manager().cancel(jobs[key]["job"], st.session_state["session_id"])
+        del jobs[key]
+    if any(_active(e) for e in jobs.values()):
+        return
+    waiting = [k for k, e in jobs.items() if e["job"] is None]
+    if not waiting:
+        return
+    entry = jobs[waiting[0]]
+    job_id = submit_task(
+        "pitch_track",
+        dict(y=analysis.y, sample_rate=analysis.sr, tracker=entry["tracker"], config=CONFIG),
+        device=torch.device(entry["where"]),
+        name=f"{entry['tracker']} pitch track",
+        busy="Your previous pitch job is still stopping; this one starts in a moment.",
+        retry_seconds=POLL_SECONDS,
+    )
+    if job_id is not None:
+        entry["job"] = job_id
+
+
+def _jobs_progress() -> None:
+    """Progress of the session's pitch jobs; a finished track is kept and the page redrawn."""
+    jobs, owner = st.session_state.get(JOBS_KEY, {}), st.session_state["session_id"]
+    for key, entry in list(jobs.items()):
+        if entry["job"] is None:
+            st.caption(f"{entry['tracker']}: waiting for your other pitch job to end.")
+            continue
+        if not _active(entry):
+            continue
+        tracker = entry["tracker"]
+        status = show_task_progress(
+            entry["job"], f"{tracker} on a worker", stop_key=f"music_pitch_stop_{tracker}"
+        )
+        if status is not None and not status.done:
+            continue
+        result = get_job_manager().task_result(entry["job"], owner) if status else None
+        if status is not None and status.state == "finished" and result is not None:
+            _keep(key, pitch_track_of(result))
+            del jobs[key]
+        elif status is not None and status.state == "stopped":
+            entry["stopped"] = True  # started again only by a click
+        else:
+            why = status.message if status is not None else "the job was lost"
+            entry["error"] = f"{tracker} could not track this clip: {why}"
+        st.rerun(scope="app")
 
 
 def _summary(tracks: dict[str, PitchTrack]) -> None:

@@ -177,24 +177,33 @@ def _live(job_id: str, owner: str) -> None:
             st.rerun()  # polled alone: redraw the page so results and the run table show it
 
 
-def _events_so_far(jobs: JobManager, job_id: str, owner: str) -> list:
-    """The job's kept events, fetching only those after the ones this session already has."""
-    cached = st.session_state.get(EVENTS_KEY)
+def _events_so_far(jobs: JobManager, job_id: str, owner: str, key: str = EVENTS_KEY) -> list:
+    """The job's kept events, fetching only those after the ones this session already has
+    (cached under the session key `key`)."""
+    cached = st.session_state.get(key)
     if not cached or cached[0] != job_id:
         cached = (job_id, [])
     events = cached[1] + jobs.events(job_id, owner, since=len(cached[1]))
-    st.session_state[EVENTS_KEY] = (job_id, events)
+    st.session_state[key] = (job_id, events)
     return events
 
 
-def _curves(job_id: str, events: list):
+def _curves(job_id: str, events: list, key: str = FIGURE_KEY):
     """The live curves, rebuilt only when a new logged event arrived (a poll between two
     logged steps redraws the same figure instead of building a new one)."""
-    cached = st.session_state.get(FIGURE_KEY)
+    cached = st.session_state.get(key)
     if cached is None or cached[:2] != (job_id, len(events)):
         cached = (job_id, len(events), training_curves_figure(records_of(events)))
-        st.session_state[FIGURE_KEY] = cached
+        st.session_state[key] = cached
     return cached[2]
+
+
+def live_curves(jobs: JobManager, job_id: str, owner: str, *, slot: str):
+    """The live loss / accuracy curves of any training job (a sweep's trial), with the same
+    incremental fetch and figure cache as the session's own job, kept under the session keys
+    `<slot>_events` and `<slot>_figure`."""
+    events = _events_so_far(jobs, job_id, owner, key=f"{slot}_events")
+    return _curves(job_id, events, key=f"{slot}_figure")
 
 
 def _progress_text(status) -> str:

@@ -4,6 +4,7 @@ The student picks a few values of the learning rate, the batch size, the ensembl
 the augmentation strength; core.jobs.sweeps turns them into trials (every combination, or random
 draws) and the job manager queues them all on Ray workers at once (core.jobs.manager.submit_sweep),
 running as many at a time as the per-session limit allows. Each trial becomes an ordinary run;
+while it runs, its live curves show here as an ordinary run's do (ui/train_live.live_curves);
 the comparison section (ui/train_compare.py) ranks a sweep's runs.
 """
 
@@ -23,6 +24,7 @@ from core.jobs.manager import (
 from core.jobs.sweeps import MAX_TRIALS, VARIED, SweepError, SweepSpace, plan_sweep
 from core.training.trainer import TrainConfig
 from ui.train_dataset import DataChoice
+from ui.train_live import live_curves
 from ui.train_settings import BATCH_SIZES, LEARNING_RATES, MAX_ENSEMBLE
 
 SWEEP_KEY = "train_sweep"  # the session's sweep id
@@ -190,6 +192,7 @@ def _trials(sweep_id: str, owner: str) -> None:
             "val accuracy": st.column_config.NumberColumn(format="percent"),
         },
     )
+    _running_curves(jobs, trials, owner)
     if finished < len(trials):
         if st.button("Stop the sweep", key="train_sweep_stop"):
             stopped = jobs.cancel_sweep(sweep_id, owner)
@@ -197,3 +200,24 @@ def _trials(sweep_id: str, owner: str) -> None:
     elif st.session_state.get("train_sweep_seen") != sweep_id:
         st.session_state["train_sweep_seen"] = sweep_id
         st.rerun(scope="app")  # the ranking in section 6 shows the new runs
+
+
+def _running_curves(jobs: JobManager, trials: list, owner: str) -> None:
+    """The live loss / accuracy curves of each running trial, drawn as an ordinary run's
+    (ui.train_live's code and caches, one slot per trial)."""
+    for status in trials:
+        if status.state != "running":
+            continue
+        trial = int(status.sweep.get("trial", 0)) + 1
+        varied = ", ".join(f"{VARIED[k]} {v:g}" for k, v in status.sweep.get("values", {}).items())
+        accuracy = (
+            f" · val accuracy {status.val_accuracy:.1%}" if status.val_accuracy is not None else ""
+        )
+        st.caption(
+            f"Trial {trial} ({varied}) on {status.node or 'a worker'}: epoch {status.epoch}/"
+            f"{status.epochs} · {status.progress:.0%}{accuracy}"
+        )
+        st.plotly_chart(
+            live_curves(jobs, status.job_id, owner, slot=f"train_sweep_trial_{trial}"),
+            key=f"train_sweep_curves_{trial}",
+        )

@@ -30,6 +30,7 @@ Nothing here imports streamlit or starts Ray before the first submit.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import secrets
 import shutil
@@ -197,60 +198,33 @@ class JobManager:
         """
         from core.devices import resolve_device
 
-        limit = session_limit(self.env)
-        unfinished = [s for s in self.jobs(owner) if not s.done]
-        sweeping = {s.sweep.get("id") for s in unfinished if s.sweep}
-        if sweeping:
-            raise JobLimitReached(
-                "Your sweep is still queued or running, and its trials take your share of the "
-                "machines. Stop the sweep or wait until it ends."
-            )
-        if len(unfinished) >= limit:
-            raise JobLimitReached(
-                f"You already have {len(unfinished)} training(s) queued or running; "
-                f"{'one is' if limit == 1 else f'{limit} are'} allowed per session so the "
-                "class shares the machines. Stop it or wait until it ends."
-            )
+        self._admit(owner, "training")
         device = torch.device(device) if device is not None else resolve_device(config.device)
-        info = cluster.connect(self.env)
-        try:
-            if config.workers > 1:  # resources of each of its DDP workers
-                resources = distributed.worker_resources(device, info, config.workers, self.env)
-            else:
-                resources = cluster.job_resources(device, info, self.env)
-        except ValueError as error:
-            raise ClusterError(str(error)) from None
+        resources = self._resources(device, workers=config.workers)
         job_id = self._new_job(config, owner, device, resources, name=name or config.name)
         folder = JobFolder(self.root / job_id)
-        try:
-            if config.workers > 1:
-                distributed.start_distributed_training(
-                    job_id,
-                    folder,
-                    config,
-                    dataset=dataset,
-                    spec=spec,
-                    owner=owner,
-                    runs_root=self.store.root,
-                    resources=resources,
-                    workers=config.workers,
-                )
-            else:
-                cluster.start_training_worker(
-                    job_id,
-                    folder,
-                    config,
-                    dataset=dataset,
-                    spec=spec,
-                    device=device,
-                    owner=owner,
-                    runs_root=self.store.root,
-                    resources=resources,
-                )
-        except Exception as error:
-            message = f"Ray refused the job ({type(error).__name__}: {error})."
-            folder.write_state("failed", message=message, finished_at=time.time())
-            raise ClusterError(message) from None
+        common = dict(dataset=dataset, spec=spec, owner=owner, runs_root=self.store.root)
+        if config.workers > 1:  # data-parallel: Ray Train's workers, one run by rank 0
+            start = functools.partial(
+                distributed.start_distributed_training,
+                job_id,
+                folder,
+                config,
+                resources=resources,
+                workers=config.workers,
+                **common,
+            )
+        else:
+            start = functools.partial(
+                cluster.start_training_worker,
+                job_id,
+                folder,
+                config,
+                device=device,
+                resources=resources,
+                **common,
+            )
+        self._launch([folder], "job", start)
         self._forget_old(owner)
         return job_id
 
@@ -281,19 +255,9 @@ class JobManager:
         # them by data-parallel workers.
         base = dataclasses.replace(base, workers=1)
         trials = plan_sweep(base, space)  # SweepError first: nothing is queued
-        unfinished = [s for s in self.jobs(owner) if not s.done]
-        if unfinished:
-            what = "sweep" if any(s.sweep for s in unfinished) else "training"
-            raise JobLimitReached(
-                f"Your {what} is still queued or running. A sweep queues all its trials "
-                "itself: stop it or wait until it ends, then start the sweep."
-            )
+        self._admit(owner, "sweep")
         device = torch.device(device) if device is not None else resolve_device(base.device)
-        info = cluster.connect(self.env)
-        try:
-            resources = cluster.job_resources(device, info, self.env)
-        except ValueError as error:
-            raise ClusterError(str(error)) from None
+        resources = self._resources(device)
         sweep_id = new_sweep_id()
         sweep_name = name or base.name
         planned = []
@@ -317,8 +281,10 @@ class JobManager:
                     "sweep": record,
                 }
             )
-        try:
-            cluster.start_sweep_driver(
+        self._launch(
+            [JobFolder(trial["job_dir"]) for trial in planned],
+            "sweep",
+            lambda: cluster.start_sweep_driver(
                 sweep_id,
                 planned,
                 dataset=dataset,
@@ -327,16 +293,69 @@ class JobManager:
                 owner=owner,
                 runs_root=self.store.root,
                 at_once=sweep_trials_at_once(self.env),
-            )
-        except Exception as error:
-            message = f"Ray refused the sweep ({type(error).__name__}: {error})."
-            for trial in planned:
-                JobFolder(trial["job_dir"]).write_state(
-                    "failed", message=message, finished_at=time.time()
-                )
-            raise ClusterError(message) from None
+            ),
+        )
         self._forget_old(owner)
         return sweep_id
+
+    # ------------------------------------------------- the one path every submit takes
+
+    def _admit(self, owner: str, kind: str) -> None:
+        """The per-session limits, in one place; JobLimitReached with its sentence.
+
+        kind "training": at most AUDIO_DL_JOBS_PER_SESSION unfinished trainings, none while
+        a sweep of the owner's runs (its trials take the share). "sweep": nothing of the
+        owner's unfinished (the sweep queues its trials itself). A task name: one unfinished
+        job of that task (tasks do not count against the trainings' limit)."""
+        if kind not in ("training", "sweep"):
+            if any(not s.done for s in self.jobs(owner, kind=kind)):
+                raise JobLimitReached(
+                    "That job is already queued or running for you: wait for it or stop it."
+                )
+            return
+        unfinished = [s for s in self.jobs(owner) if not s.done]
+        sweeping = any(s.sweep for s in unfinished)
+        if kind == "sweep" and unfinished:
+            raise JobLimitReached(
+                f"Your {'sweep' if sweeping else 'training'} is still queued or running. A "
+                "sweep queues all its trials itself: stop it or wait until it ends, then start "
+                "the sweep."
+            )
+        if sweeping:
+            raise JobLimitReached(
+                "Your sweep is still queued or running, and its trials take your share of the "
+                "machines. Stop the sweep or wait until it ends."
+            )
+        limit = session_limit(self.env)
+        if len(unfinished) >= limit:
+            raise JobLimitReached(
+                f"You already have {len(unfinished)} training(s) queued or running; "
+                f"{'one is' if limit == 1 else f'{limit} are'} allowed per session so the "
+                "class shares the machines. Stop it or wait until it ends."
+            )
+
+    def _resources(self, device: torch.device, workers: int = 1) -> Any:
+        """What a job on `device` asks Ray for (cluster.job_resources; each worker's share for a
+        data-parallel job), connecting first (the first submit starts Ray); ClusterError with a
+        sentence when that fails."""
+        info = cluster.connect(self.env)
+        try:
+            if workers > 1:
+                return distributed.worker_resources(device, info, workers, self.env)
+            return cluster.job_resources(device, info, self.env)
+        except ValueError as error:
+            raise ClusterError(str(error)) from None
+
+    def _launch(self, folders: list[JobFolder], what: str, start: Any) -> None:
+        """start() hands the job(s) to Ray; if Ray refuses, every folder is marked failed with
+        the reason and ClusterError raised (so no job waits in a queue it never joined)."""
+        try:
+            start()
+        except Exception as error:
+            message = f"Ray refused the {what} ({type(error).__name__}: {error})."
+            for folder in folders:
+                folder.write_state("failed", message=message, finished_at=time.time())
+            raise ClusterError(message) from None
 
     def _new_job(
         self,
@@ -414,20 +433,15 @@ class JobManager:
 
         if task not in TASKS:
             raise TaskError(f"There is no task called {task!r}.")
-        if any(not s.done for s in self.jobs(owner, kind=task)):
-            raise JobLimitReached(
-                "That job is already queued or running for you: wait for it or stop it."
-            )
+        self._admit(owner, task)
         device = torch.device(device)
-        info = cluster.connect(self.env)
-        try:
-            resources = cluster.job_resources(device, info, self.env)
-        except ValueError as error:
-            raise ClusterError(str(error)) from None
+        resources = self._resources(device)
         job_id = self._new_job(None, owner, device, resources, name=name or task, task=task)
         folder = JobFolder(self.root / job_id)
-        try:
-            cluster.start_task_worker(
+        self._launch(
+            [folder],
+            "job",
+            lambda: cluster.start_task_worker(
                 job_id,
                 folder,
                 task,
@@ -435,11 +449,8 @@ class JobManager:
                 device=device,
                 runs_root=self.store.root,
                 resources=resources,
-            )
-        except Exception as error:
-            message = f"Ray refused the job ({type(error).__name__}: {error})."
-            folder.write_state("failed", message=message, finished_at=time.time())
-            raise ClusterError(message) from None
+            ),
+        )
         self._forget_old(owner, kind=task, keep=MAX_FINISHED_TASKS)
         return job_id
 
@@ -630,25 +641,36 @@ class JobManager:
                     metas.append({**meta, "_started": started})
         return sorted(metas, key=lambda m: m.get("submitted_at", 0.0))
 
+    def _queue_lines(
+        self, unfinished: list[dict[str, Any]] | None = None
+    ) -> dict[Any, list[dict[str, Any]]]:
+        """The jobs waiting for Ray, one line per resource pool (a CPU job never waits behind
+        a GPU job), oldest first: the one place queue positions come from. unfinished: what
+        `_unfinished()` returned, when the caller has it already."""
+        lines: dict[Any, list[dict[str, Any]]] = {}
+        for meta in self._unfinished() if unfinished is None else unfinished:
+            if not meta["_started"]:
+                lines.setdefault(meta.get("pool"), []).append(meta)
+        return lines
+
     def _queue_position(self, job_id: str, meta: dict[str, Any]) -> int:
-        waiting = [
-            m["job_id"]
-            for m in self._unfinished()
-            if not m["_started"] and m.get("pool") == meta.get("pool")
-        ]
-        return waiting.index(job_id) + 1 if job_id in waiting else 1
+        line = [m["job_id"] for m in self._queue_lines().get(meta.get("pool"), [])]
+        return line.index(job_id) + 1 if job_id in line else 1
 
     def overview(self, owner: str) -> JobsOverview:
         """Running and queued jobs of the whole app, and where `owner`'s jobs stand."""
         unfinished = self._unfinished()
-        queued = [m for m in unfinished if not m["_started"]]
-        positions = []
-        for pool in {m.get("pool") for m in queued}:
-            line = [m for m in queued if m.get("pool") == pool]
-            positions += [i + 1 for i, m in enumerate(line) if m.get("owner") == owner]
+        lines = self._queue_lines(unfinished)
+        queued = sum(len(line) for line in lines.values())
+        positions = [
+            place
+            for line in lines.values()
+            for place, meta in enumerate(line, start=1)
+            if meta.get("owner") == owner
+        ]
         return JobsOverview(
-            running=len(unfinished) - len(queued),
-            queued=len(queued),
+            running=len(unfinished) - queued,
+            queued=queued,
             own_running=sum(1 for m in unfinished if m["_started"] and m.get("owner") == owner),
             own_queue_positions=tuple(sorted(positions)),
         )

@@ -290,14 +290,18 @@ def trained_model_embeddings(collection: Collection, model) -> np.ndarray:
 # ------------------------------------------------------------------- projection, clustering
 
 PROJECTIONS = ("PCA", "t-SNE")
+TSNE_ITERATIONS = 500  # gradient steps of the t-SNE map (scikit-learn's max_iter)
 
 
-def project_2d(embeddings: np.ndarray, method: str = "PCA", *, seed: int = 0) -> np.ndarray:
+def project_2d(
+    embeddings: np.ndarray, method: str = "PCA", *, seed: int = 0, verbose: int = 0
+) -> np.ndarray:
     """A 2-D map of (n, d) embeddings: shape (n, 2). Standardises first.
 
     PCA keeps the two directions of largest variance (linear, global distances); t-SNE keeps
     neighbourhoods (non-linear; distances between far groups mean little). Perplexity is
-    capped for small collections.
+    capped for small collections. verbose: scikit-learn's t-SNE log level (2 prints every
+    50th iteration, which core.jobs.tasks turns into progress).
     """
     x = standardize(embeddings)
     if len(x) < 3:
@@ -307,7 +311,12 @@ def project_2d(embeddings: np.ndarray, method: str = "PCA", *, seed: int = 0) ->
     if method == "t-SNE":
         perplexity = float(min(30.0, (len(x) - 1) / 3))
         tsne = TSNE(
-            n_components=2, perplexity=perplexity, init="pca", max_iter=500, random_state=seed
+            n_components=2,
+            perplexity=perplexity,
+            init="pca",
+            max_iter=TSNE_ITERATIONS,
+            random_state=seed,
+            verbose=verbose,
         )
         return tsne.fit_transform(x)
     raise ValueError(f"Unknown projection {method!r}; choose one of {PROJECTIONS}.")

@@ -1,12 +1,14 @@
-"""MusicAnalysis: the lazy, shared analysis of one clip (see the package docstring)."""
+"""MusicAnalysis: the lazy, shared analysis of one clip (see the package docstring).
+
+The class is built on two floors kept in their own modules (each under ~500 lines):
+core.music.session_base (settings, signal, memo, frame grid) and core.music.session_spectra
+(STFT and CQT families, the spectrogram view). This module adds the musical readings (key,
+rhythm, HPSS, pitch, structure) and the reports.
+"""
 
 from __future__ import annotations
 
-import math
-import threading
-import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import librosa
@@ -32,90 +34,29 @@ from core.music.rhythm import (
     mix_clicks,
     refine_tempo,
 )
-from core.music.spectral import (
-    HOP_CHOICES,
-    N_FFT_CHOICES,
-    SPECTROGRAM_SCALES,
-    WINDOWS,
-    SpectrogramView,
-    blockwise,
-    harmonic_mask,
+from core.music.session_base import (
+    AnalysisConfig,
+    NotComputable,
+    clip_too_short_message,
+    prepare_signal,
 )
+from core.music.session_spectra import SpectralAnalysis
+from core.music.spectral import harmonic_mask
 from core.music.structure import Structure, compute_structure
+
+__all__ = [
+    "AnalysisConfig",
+    "MusicAnalysis",
+    "NotComputable",
+    "clip_too_short_message",
+    "prepare_signal",
+    "try_get",
+]
 
 TEMPO_WINDOW_SECONDS = 8.0  # librosa.feature.tempo's ac_size: the autocorrelation window
 
 
-class NotComputable(ValueError):
-    """A feature this clip cannot support; `str(error)` is the sentence for the student."""
-
-
-@dataclass(frozen=True)
-class AnalysisConfig:
-    """Every setting of the analysis; a cached analysis is keyed by (clip, config)."""
-
-    sample_rate: int = 22050  # Hz the waveform is analysed at
-    n_fft: int = 2048  # STFT frame, samples (93 ms at 22050 Hz)
-    hop_length: int = 512  # samples between frames (23 ms): every feature shares this grid
-    window: str = "hann"  # STFT window
-    n_mels: int = 128  # mel bands for MFCC and onset strength
-    n_mfcc: int = 20
-    cqt_fmin_hz: float = 32.703  # C1, lowest CQT bin
-    cqt_bins_per_octave: int = 36  # 3 bins per semitone, so chroma tolerates detuning
-    cqt_octaves: int = 7  # C1..B7
-    rolloff_percent: float = 0.85  # roll-off: frequency below which this share of energy lies
-    hpss_kernel: int = 31  # median filter length (frames and bins) for HPSS
-    key_block_frames: int = 20  # NNLS chroma for the key is solved per 20 frames (0.46 s)
-    pitch_fmin_hz: float = 65.41  # C2, lowest pYIN candidate
-    pitch_fmax_hz: float = 2093.0  # C7, highest pYIN candidate
-    pitch_max_seconds: float = 30.0  # pYIN is slow: only this much of the clip is tracked
-    ssm_max_frames: int = 400  # self-similarity is (frames x frames): pool down to this many
-    novelty_kernel_seconds: float = 6.0  # Foote checkerboard kernel width
-    max_seconds: float = 600.0  # longer clips are analysed over their first max_seconds
-    silence_dbfs: float = -60.0  # a clip whose RMS is below this is treated as silent
-    min_tempo_seconds: float = 2.0  # tempo needs a few beats' worth of audio
-    min_structure_seconds: float = 5.0  # a structure needs room for more than one section
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def clip_too_short_message(feature: str, need_seconds: float, have_seconds: float) -> str:
-    return (
-        f"No {feature}: it needs at least {need_seconds:g} s of audio and this clip is "
-        f"{have_seconds:.1f} s."
-    )
-
-
-def prepare_signal(
-    samples: np.ndarray, sample_rate: int, config: AnalysisConfig
-) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Mono float32 at config.sample_rate, at most config.max_seconds long, finite.
-
-    samples: shape (n,) or (channels, n). Returns (y of shape (m,), notices).
-    Raises NotComputable for empty or non-finite input.
-    """
-    x = np.asarray(samples, dtype=np.float32)
-    if x.ndim == 2:
-        x = x.mean(axis=0)
-    if x.ndim != 1 or x.size == 0:
-        raise NotComputable("The clip holds no samples: there is nothing to analyse.")
-    if not np.isfinite(x).all():
-        raise NotComputable("The clip contains NaN or infinite samples; re-export it as PCM.")
-    notices: list[str] = []
-    if sample_rate != config.sample_rate:
-        x = librosa.resample(x, orig_sr=sample_rate, target_sr=config.sample_rate)
-    cap = int(config.max_seconds * config.sample_rate)
-    if x.size > cap:
-        notices.append(
-            f"The clip is {x.size / config.sample_rate / 60:.1f} min long: only the first "
-            f"{config.max_seconds / 60:g} min are analysed, to keep memory bounded."
-        )
-        x = x[:cap]
-    return np.ascontiguousarray(x, dtype=np.float32), tuple(notices)
-
-
-class MusicAnalysis:
+class MusicAnalysis(SpectralAnalysis):
     """Lazily computed, shared music features of one mono clip.
 
     y: float32 waveform, shape (samples,), at config.sample_rate (use `prepare_signal`).
@@ -123,248 +64,6 @@ class MusicAnalysis:
     i * hop_length / sample_rate seconds (`times`). Properties compute on first use and are
     kept; a lock makes a shared instance safe when two sessions ask at once.
     """
-
-    def __init__(self, y: np.ndarray, config: AnalysisConfig | None = None) -> None:
-        self.config = config or AnalysisConfig()
-        self.y = np.ascontiguousarray(y, dtype=np.float32)
-        if self.y.ndim != 1 or self.y.size == 0:
-            raise NotComputable("The clip holds no samples: there is nothing to analyse.")
-        self.sr = self.config.sample_rate
-        self._memo: dict[str, Any] = {}
-        self._lock = threading.RLock()
-
-    # ------------------------------------------------------------------ plumbing
-    def _cached(self, name: str, compute: Callable[[], Any]) -> Any:
-        with self._lock:
-            if name not in self._memo:
-                try:
-                    self._memo[name] = compute()
-                except NotComputable as error:
-                    self._memo[name] = error
-            value = self._memo[name]
-        if isinstance(value, NotComputable):
-            raise value
-        return value
-
-    @property
-    def duration_seconds(self) -> float:
-        return self.y.size / self.sr
-
-    @property
-    def rms_dbfs(self) -> float:
-        """Loudness of the whole clip: RMS level in dB re full scale."""
-
-        def compute() -> float:
-            level = float(np.sqrt(np.mean(np.square(self.y, dtype=np.float64))))
-            return 20 * math.log10(level) if level > 0 else -120.0
-
-        return self._cached("rms_dbfs", compute)
-
-    @property
-    def peak_dbfs(self) -> float:
-        level = float(np.max(np.abs(self.y)))
-        return 20 * math.log10(level) if level > 0 else -120.0
-
-    @property
-    def is_silent(self) -> bool:
-        return self.rms_dbfs < self.config.silence_dbfs
-
-    def _require_sound(self, feature: str) -> None:
-        if self.is_silent:
-            raise NotComputable(f"No {feature}: the clip is silent.")
-
-    def _require_seconds(self, feature: str, seconds: float) -> None:
-        if self.duration_seconds < seconds:
-            raise NotComputable(clip_too_short_message(feature, seconds, self.duration_seconds))
-
-    @property
-    def n_frames(self) -> int:
-        return self.stft.shape[1]
-
-    @property
-    def times(self) -> np.ndarray:
-        """Frame centres in seconds, shape (frames,)."""
-        return librosa.frames_to_time(
-            np.arange(self.n_frames), sr=self.sr, hop_length=self.config.hop_length
-        )
-
-    # ------------------------------------------------------------------ STFT family
-    @property
-    def stft(self) -> np.ndarray:
-        """Complex STFT, shape (1 + n_fft // 2, frames), complex64."""
-        c = self.config
-        return self._cached(
-            "stft",
-            lambda: librosa.stft(self.y, n_fft=c.n_fft, hop_length=c.hop_length, window=c.window),
-        )
-
-    @property
-    def magnitude(self) -> np.ndarray:
-        """|STFT|, shape (bins, frames)."""
-        return self._cached("magnitude", lambda: np.abs(self.stft))
-
-    @property
-    def power(self) -> np.ndarray:
-        """|STFT|², shape (bins, frames)."""
-        return self._cached("power", lambda: np.square(self.magnitude))
-
-    @property
-    def freqs(self) -> np.ndarray:
-        """STFT bin centres in Hz, shape (bins,)."""
-        return librosa.fft_frequencies(sr=self.sr, n_fft=self.config.n_fft)
-
-    @property
-    def mel_power(self) -> np.ndarray:
-        """Mel power spectrogram, shape (n_mels, frames)."""
-        return self._cached(
-            "mel_power",
-            lambda: librosa.feature.melspectrogram(
-                S=self.power, sr=self.sr, n_mels=self.config.n_mels
-            ),
-        )
-
-    @property
-    def log_mel(self) -> np.ndarray:
-        """Mel spectrogram in dB re its maximum, shape (n_mels, frames)."""
-        return self._cached("log_mel", lambda: librosa.power_to_db(self.mel_power, ref=np.max))
-
-    @property
-    def mfcc(self) -> np.ndarray:
-        """MFCC, shape (n_mfcc, frames)."""
-        return self._cached(
-            "mfcc",
-            lambda: librosa.feature.mfcc(
-                S=librosa.power_to_db(self.mel_power), sr=self.sr, n_mfcc=self.config.n_mfcc
-            ),
-        )
-
-    @property
-    def tuning(self) -> float:
-        """Deviation from A440 tuning in fractions of a bin (12 bins per octave)."""
-        return self._cached(
-            "tuning",
-            lambda: (
-                0.0
-                if self.is_silent
-                else float(librosa.estimate_tuning(S=self.magnitude, sr=self.sr))
-            ),
-        )
-
-    @property
-    def rms(self) -> np.ndarray:
-        """Frame RMS level, shape (frames,)."""
-        return self._cached(
-            "rms",
-            lambda: librosa.feature.rms(S=self.magnitude, frame_length=self.config.n_fft)[0],
-        )
-
-    def spectral_features(self) -> dict[str, np.ndarray]:
-        """Centroid, bandwidth, roll-off (Hz), flatness (0..1), ZCR (crossings per sample).
-
-        Each is shape (frames,); all but ZCR come from the shared magnitude spectrogram.
-        """
-
-        def frame_wise(s: np.ndarray) -> np.ndarray:
-            centroid = librosa.feature.spectral_centroid(S=s, sr=self.sr)
-            bandwidth = librosa.feature.spectral_bandwidth(S=s, sr=self.sr, centroid=centroid)
-            rolloff = librosa.feature.spectral_rolloff(
-                S=s, sr=self.sr, roll_percent=self.config.rolloff_percent
-            )
-            flatness = librosa.feature.spectral_flatness(S=s)
-            return np.vstack([centroid, bandwidth, rolloff, flatness])
-
-        def compute() -> dict[str, np.ndarray]:
-            c = self.config
-            rows = blockwise(frame_wise, self.magnitude)
-            zcr = librosa.feature.zero_crossing_rate(
-                self.y, frame_length=c.n_fft, hop_length=c.hop_length
-            )[0]
-            names = ("centroid_hz", "bandwidth_hz", "rolloff_hz", "flatness")
-            return dict(zip(names, rows, strict=True)) | {"zcr": zcr}
-
-        return self._cached("spectral", compute)
-
-    @property
-    def chroma_stft(self) -> np.ndarray:
-        """Chroma from the STFT power, shape (12, frames), each frame's max is 1."""
-        return self._cached(
-            "chroma_stft",
-            lambda: blockwise(
-                lambda s: librosa.feature.chroma_stft(S=s, sr=self.sr, tuning=self.tuning),
-                self.power,
-            ),
-        )
-
-    # ------------------------------------------------------------------ CQT family
-    @property
-    def cqt_magnitude(self) -> np.ndarray:
-        """|CQT| tuned to the clip, shape (octaves * bins_per_octave, frames)."""
-        c = self.config
-
-        def compute() -> np.ndarray:
-            with warnings.catch_warnings():
-                # Short clips: librosa warns that the low octaves' filters outlast the signal;
-                # those bins are zero-padded, which is what we want.
-                warnings.simplefilter("ignore", UserWarning)
-                return _cqt()
-
-        def _cqt() -> np.ndarray:
-            cqt = librosa.cqt(
-                self.y,
-                sr=self.sr,
-                hop_length=c.hop_length,
-                fmin=c.cqt_fmin_hz,
-                n_bins=c.cqt_octaves * c.cqt_bins_per_octave,
-                bins_per_octave=c.cqt_bins_per_octave,
-                tuning=self.tuning,
-            )
-            return np.abs(cqt)[:, : self.n_frames]
-
-        return self._cached("cqt", compute)
-
-    @property
-    def cqt_freqs(self) -> np.ndarray:
-        c = self.config
-        return librosa.cqt_frequencies(
-            n_bins=c.cqt_octaves * c.cqt_bins_per_octave,
-            fmin=c.cqt_fmin_hz * 2 ** (self.tuning / 12),
-            bins_per_octave=c.cqt_bins_per_octave,
-        )
-
-    def _chroma_kwargs(self) -> dict[str, Any]:
-        c = self.config
-        return dict(
-            sr=self.sr,
-            hop_length=c.hop_length,
-            fmin=c.cqt_fmin_hz,
-            bins_per_octave=c.cqt_bins_per_octave,
-            n_octaves=c.cqt_octaves,
-        )
-
-    @property
-    def chroma_energy(self) -> np.ndarray:
-        """Un-normalised CQT chroma (energy per pitch class), shape (12, frames)."""
-        return self._cached(
-            "chroma_energy",
-            lambda: librosa.feature.chroma_cqt(
-                C=self.cqt_magnitude, norm=None, **self._chroma_kwargs()
-            ),
-        )
-
-    @property
-    def chroma_cqt(self) -> np.ndarray:
-        """CQT chroma, shape (12, frames), each frame's max is 1 (as librosa's default)."""
-        return self._cached(
-            "chroma_cqt", lambda: librosa.util.normalize(self.chroma_energy, norm=np.inf, axis=0)
-        )
-
-    @property
-    def chroma_cens(self) -> np.ndarray:
-        """Chroma energy normalised statistics (smoothed, quantised), shape (12, frames)."""
-        return self._cached(
-            "chroma_cens",
-            lambda: librosa.feature.chroma_cens(C=self.cqt_magnitude, **self._chroma_kwargs()),
-        )
 
     # ------------------------------------------------------------------ key
     @property
@@ -617,101 +316,6 @@ class MusicAnalysis:
             )
 
         return self._cached("structure", compute)
-
-    # ------------------------------------------------------------------ explorer
-    def spectrogram_view(
-        self, n_fft: int, hop_length: int, window: str, scale: str
-    ) -> SpectrogramView:
-        """A spectrogram at the student's own settings; the shared STFT is reused when they match.
-
-        Kept per setting (at most 6), so moving back to a setting redraws without recomputing.
-        """
-        key = f"view:{n_fft}:{hop_length}:{window}:{scale}"
-        with self._lock:
-            views = [k for k in self._memo if k.startswith("view:")]
-            if key not in self._memo and len(views) >= 6:
-                del self._memo[views[0]]
-        return self._cached(key, lambda: self._spectrogram_view(n_fft, hop_length, window, scale))
-
-    def _spectrogram_view(
-        self, n_fft: int, hop_length: int, window: str, scale: str
-    ) -> SpectrogramView:
-        if scale not in SPECTROGRAM_SCALES:
-            raise NotComputable(
-                f"Unknown scale {scale!r}; choose one of {', '.join(SPECTROGRAM_SCALES)}."
-            )
-        if window not in WINDOWS:
-            raise NotComputable(f"Unknown window {window!r}; choose one of {', '.join(WINDOWS)}.")
-        if n_fft not in N_FFT_CHOICES or hop_length not in HOP_CHOICES:
-            raise NotComputable("Choose n_fft and hop from the offered values.")
-        notices = []
-        if hop_length > n_fft:
-            notices.append(
-                f"hop {hop_length} is longer than the window {n_fft}: "
-                "samples between frames are skipped."
-            )
-        # Bound the picture: frames x bins beyond ~8 M cells is too heavy to compute and draw.
-        asked_hop = hop_length
-        while (self.y.size // hop_length + 1) * (
-            n_fft // 2 + 1
-        ) > 8_000_000 and hop_length < HOP_CHOICES[-1]:
-            hop_length *= 2
-        if hop_length != asked_hop:
-            notices.append(
-                f"hop raised from {asked_hop} to {hop_length} "
-                "so that this long clip's picture fits in memory."
-            )
-        c, sr = self.config, self.sr
-        common = dict(
-            scale=scale,
-            n_fft=n_fft,
-            hop_length=hop_length,
-            window=window,
-            frame_step_seconds=hop_length / sr,
-            window_seconds=n_fft / sr,
-        )
-        if scale == "cqt":
-            cqt = (
-                self.cqt_magnitude
-                if hop_length == c.hop_length
-                else np.abs(
-                    librosa.cqt(
-                        self.y,
-                        sr=sr,
-                        hop_length=hop_length,
-                        fmin=c.cqt_fmin_hz,
-                        n_bins=c.cqt_octaves * c.cqt_bins_per_octave,
-                        bins_per_octave=c.cqt_bins_per_octave,
-                        tuning=self.tuning,
-                    )
-                )
-            )
-            notices.append("The CQT ignores n_fft and window: each bin has its own window length.")
-            db = librosa.amplitude_to_db(cqt, ref=np.max)
-            times = librosa.frames_to_time(np.arange(db.shape[1]), sr=sr, hop_length=hop_length)
-            return SpectrogramView(
-                db, times, self.cqt_freqs, bin_hz=0.0, notices=tuple(notices), **common
-            )
-        if (n_fft, hop_length, window) == (c.n_fft, c.hop_length, c.window):
-            power = self.power
-        else:
-            power = (
-                np.abs(librosa.stft(self.y, n_fft=n_fft, hop_length=hop_length, window=window)) ** 2
-            )
-        freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
-        if scale == "mel":
-            n_mels = min(c.n_mels, n_fft // 4)  # fewer mel bands than FFT bins leaves empty bands
-            power = librosa.feature.melspectrogram(S=power, sr=sr, n_mels=n_mels)
-            freqs = librosa.mel_frequencies(n_mels=n_mels, fmax=sr / 2)
-        db = (
-            librosa.power_to_db(power, ref=np.max)
-            if power.max() > 0
-            else np.full(power.shape, -80.0)
-        )
-        times = librosa.frames_to_time(np.arange(db.shape[1]), sr=sr, hop_length=hop_length)
-        return SpectrogramView(
-            db.astype(np.float32), times, freqs, bin_hz=sr / n_fft, notices=tuple(notices), **common
-        )
 
     # ------------------------------------------------------------------ reporting
     def limitations(self) -> dict[str, str]:

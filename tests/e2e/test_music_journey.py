@@ -5,7 +5,8 @@ own click track, switch the spectrogram to a log-frequency scale, choose another
 key profiles, open "Why this key?" (the opening / final bass), leave the view and come back
 to the same family.
 key profiles, open "Why this key?", compare pYIN with CREPE in the Pitch view, look at what the
-network sees and says, and play the transcribed notes.
+network sees and says, and play the transcribed notes; start CREPE full on a worker process,
+watch its progress beside the other tracks, and stop it.
 """
 
 from __future__ import annotations
@@ -100,4 +101,22 @@ def test_music_journey(page, app_url):
     page.wait_for_function("a => a.currentTime > 0.2", arg=notes.element_handle(), timeout=10_000)
     page.get_by_role("button", name="Download the notes (MIDI)").wait_for()
     browser.screenshot(page, "music-pitch")
+
+    # CREPE full (about 48 s on this CPU) asks first, then runs on a worker process: its
+    # progress shows while the quick tracks stay drawn, and Stop ends it.
+    trackers = page.locator('[data-testid="stMultiSelect"]').filter(
+        has_text="Pitch trackers to compare"
+    )
+    trackers.locator("input").click()
+    page.keyboard.type("CREPE full")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    browser.wait_until_idle(page)
+    page.get_by_role("button", name="Run CREPE full (about", exact=False).click()
+    page.get_by_text("CREPE full on a worker", exact=False).wait_for(timeout=120_000)
+    page.locator(".gtitle", has_text="Pitch: pYIN, CREPE tiny").wait_for()
+    browser.screenshot(page, "music-pitch-worker")
+    page.get_by_role("button", name="Stop", exact=True).first.click()
+    page.get_by_text("CREPE full was stopped before it was done.").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Run CREPE full again").wait_for()
     assert browser.exception_texts(page) == []
