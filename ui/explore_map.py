@@ -93,6 +93,7 @@ def compute_embeddings(collection_id: str, collection: uns.Collection, name: str
 def _model_embeddings(collection_id: str, collection: uns.Collection, model_choice, device):
     """A trained classifier's penultimate layer, computed by a Ray worker (the
     "model_embeddings" task: 15 s for 200 clips on a busy CPU). None while it runs."""
+
     def arguments() -> dict:
         # On the CPU: a worker may have no GPU (the task moves it to the job's device).
         return dict(model=load_choice(model_choice, device="cpu"), collection=collection)
