@@ -376,7 +376,7 @@ def test_dashboard_shows_the_device_panel_in_the_sidebar():
     assert select.options[0] == "auto (best available)"
     assert any(option.startswith("cpu · ") for option in select.options)
     captions = " | ".join(c.value for c in app.sidebar.caption)
-    assert "Using **" in captions and "Trainings: " in captions
+    assert "Using **" in captions and "Jobs: " in captions
     assert "workers start with the first training" in captions or "Ray" in captions
 
 
@@ -435,4 +435,4 @@ def test_panel_shows_queued_jobs_and_the_users_place():
     finally:
         for folder in folders:
             shutil.rmtree(folder.path, ignore_errors=True)
-    assert "Trainings: 0 running · 3 queued · yours: number 3 in the queue" in captions
+    assert "Jobs: 0 running · 3 queued · yours: number 3 in the queue" in captions

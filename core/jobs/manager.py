@@ -128,8 +128,8 @@ class JobsOverview:
     own_queue_positions: tuple[int, ...]  # the owner's queued jobs' places, 1 = next
 
     def summary(self) -> str:
-        """E.g. "Trainings: 2 running · 3 queued · yours: 2nd in the queue"."""
-        text = f"Trainings: {self.running} running · {self.queued} queued"
+        """E.g. "Jobs: 2 running · 3 queued · yours: 2nd in the queue"."""
+        text = f"Jobs: {self.running} running · {self.queued} queued"
         if self.own_running:
             text += " · yours is running"
         for position in self.own_queue_positions:
