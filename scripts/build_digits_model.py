@@ -54,7 +54,7 @@ def train_command(runs_dir: Path, name: str, seed: int, extra: tuple[str, ...]) 
     return [
         sys.executable,
         "-m",
-        "core.training.trainer",
+        "core.train",
         *BASE_ARGS,
         "--seed",
         str(seed),

@@ -76,7 +76,7 @@ def train_command(
     return [
         sys.executable,
         "-m",
-        "core.training.trainer",
+        "core.train",
         "--data",
         data_source(notes),
         "--auto-recipe",
