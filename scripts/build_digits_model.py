@@ -27,12 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from core import paths
@@ -46,6 +41,7 @@ from core.models.card import (
     write_model_card,
 )
 from core.training.runs import RunStore
+from scripts.model_build import accuracy_and_clips, ship, train_with_folds
 
 SHIPPED_NAME = "digits-cnn"
 SPEAKERS = ("george", "jackson", "lucas", "nicolas")
@@ -68,44 +64,6 @@ def train_command(runs_dir: Path, name: str, seed: int, extra: tuple[str, ...]) 
         name,
         *extra,
     ]
-
-
-def shown(command: list[str]) -> str:
-    """The command as a reader would type it (python, not this interpreter's path)."""
-    return " ".join(["python", *command[1:]])
-
-
-def finished_run(store: RunStore, name: str) -> str | None:
-    """The newest finished run called `name`, or None."""
-    for info in store.list_runs():
-        if info.name == name and info.status == "finished" and info.has_model:
-            return info.run_id
-    return None
-
-
-def run_training(
-    store: RunStore, name: str, command: list[str], reuse: bool, one_thread: bool = False
-) -> str:
-    """Train (or reuse) one run; returns its run id. Progress goes to <runs>/log-<name>.txt."""
-    if reuse and (run_id := finished_run(store, name)):
-        print(f"reusing {name}: {run_id}", flush=True)
-        return run_id
-    print(f"training {name}: {shown(command)}", flush=True)
-    env = dict(os.environ, **({"OMP_NUM_THREADS": "1"} if one_thread else {}))
-    store.root.mkdir(parents=True, exist_ok=True)
-    with (store.root / f"log-{name}.txt").open("w") as log:
-        subprocess.run(
-            command, check=True, cwd=paths.REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    run_id = finished_run(store, name)
-    if run_id is None:
-        raise SystemExit(f"{name} did not finish: see its summary.json in {store.root}")
-    return run_id
-
-
-def accuracy_and_clips(store: RunStore, run_id: str) -> tuple[float, int]:
-    summary = store.read_summary(run_id)
-    return float(summary["metrics"]["val_accuracy"]), len(summary["evaluation"]["true"])
 
 
 def build_card(
@@ -172,23 +130,6 @@ def refresh_card_sound() -> Path:
     return write_model_card(replace(card, sound=SOUND, training_sound=sound), folder)
 
 
-def ship(store: RunStore, shipped_id: str, card: ModelCard, name: str = SHIPPED_NAME) -> Path:
-    """Replace models/<name> with the run folder (plus card.json) and rewrite the spec."""
-    target = paths.MODELS_DIR / name
-    with tempfile.TemporaryDirectory(dir=paths.MODELS_DIR) as scratch:
-        staged = Path(scratch) / name
-        shutil.copytree(store.run_path(shipped_id), staged)
-        shutil.rmtree(staged / "tensorboard", ignore_errors=True)
-        write_model_card(card, staged)
-        if target.exists():
-            shutil.rmtree(target)
-        staged.rename(target)
-    spec = json.loads((target / "model.json").read_text())["spec"]
-    spec_path = paths.MODELS_DIR / f"{name}.spec.json"
-    spec_path.write_text(json.dumps(spec, indent=2) + "\n")
-    return target
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs-dir", default="runs/digits-model")
@@ -212,28 +153,18 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(folds) - set(SPEAKERS)
     if unknown:
         parser.error(f"unknown speakers: {', '.join(sorted(unknown))}")
-    commands = {}
-    plans = [(SHIPPED_NAME, ("--split", "stratified", "--val-fraction", "0.2"))]
-    plans += [(f"unseen-{s}", ("--split", "holdout", "--val-groups", s)) for s in folds]
-    for name, extra in plans:
-        commands[name] = shown(train_command(Path("runs"), name, args.seed, extra))
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {
-            name: pool.submit(
-                run_training,
-                store,
-                name,
-                train_command(runs_dir, name, args.seed, extra),
-                args.reuse,
-                args.jobs > 1,
-            )
-            for name, extra in plans
-        }
-        ids = {name: future.result() for name, future in futures.items()}
-    card = build_card(store, ids[SHIPPED_NAME], {s: ids[f"unseen-{s}"] for s in folds}, commands)
+    runs = train_with_folds(
+        store,
+        SHIPPED_NAME,
+        folds,
+        lambda root, name, extra: train_command(root, name, args.seed, extra),
+        reuse=args.reuse,
+        jobs=args.jobs,
+    )
+    card = build_card(store, runs.shipped, runs.folds, runs.commands)
     print(json.dumps(card.to_dict(), indent=2))
     if not args.no_ship:
-        print(f"shipped to {ship(store, ids[SHIPPED_NAME], card)}")
+        print(f"shipped to {ship(store, runs.shipped, card, name=SHIPPED_NAME)}")
     return 0
 
 

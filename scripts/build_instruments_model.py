@@ -8,21 +8,23 @@ Steps (each training is the plain `python -m core.train ... --auto-recipe` comma
 printed as it runs, so the recipe is the one `core.data.profile` chooses from the notes):
 
 1. Notes: six families (piano, guitar, strings, brass, reed, flute), four General MIDI
-   programs each, 7 pitches x 3 velocities, rendered with fluidsynth through two soundfonts
-   (FluidR3 and TimGM6mb; core.data.render_notes), 1008 clips, cached under
-   <cache>/rendered_notes/ (core.data.render_notes.cached_notes).
-2. The shipped model: both soundfonts, a stratified split (20 % of each family held out,
+   programs each, 7 pitches x 3 velocities, rendered with fluidsynth through three
+   independently made soundfonts (FluidR3, TimGM6mb and Csound's GMbank;
+   core.data.render_notes), 1512 clips, cached under <cache>/rendered_notes/
+   (core.data.render_notes.cached_notes).
+2. The shipped model: all three soundfonts, a stratified split (20 % of each family held out,
    seed 0); its accuracy on those notes is "new notes of soundfonts it knows".
-3. Leave-one-soundfont-out: trained on FluidR3 and scored on TimGM6mb, and the other way
-   round. The mean is "a soundfont it never heard" (the case of a real instrument, or another
-   synthesiser); each fold's per-family recall goes into the card's notes.
+3. Leave-one-soundfont-out: trained on two soundfonts and scored on the third, once per
+   soundfont. The mean is "a soundfont it never heard" (the case of a real instrument, or
+   another synthesiser); each fold's per-family recall and the families the folds confused
+   most go into the card's notes.
 4. The shipped run folder is copied to models/instruments-cnn with its card.json (classes,
    rate, the kind of sound, what the training clips measured for the Classify page's "does
    not sound like" check) and models/instruments-cnn.spec.json.
 
-Budget: one network (--members 1) for 10 epochs per training, so the three fit in about
-15-25 minutes of a crowded 2-core CPU; the engine's own default is a three-member ensemble
-for 20 epochs (about six times the time).
+Budget: one network (--members 1) for 10 epochs per training, so the four fit in about
+30-60 minutes of a crowded 2-core CPU (--jobs 2); the engine's own default is a three-member
+ensemble for 20 epochs (about six times the time).
 """
 
 from __future__ import annotations
@@ -30,13 +32,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from core import paths
 from core.data.datasets import folder_per_class
-from core.data.render_notes import SOUNDFONTS, cached_notes
+from core.data.render_notes import SOUNDFONT_TITLES, SOUNDFONTS, cached_notes
 from core.models.card import (
     Measurement,
     ModelCard,
@@ -46,18 +48,29 @@ from core.models.card import (
     write_model_card,
 )
 from core.training.runs import RunStore
-from scripts.build_digits_model import accuracy_and_clips, run_training, ship, shown
+from scripts.model_build import (
+    Extra,
+    accuracy_and_clips,
+    family_recall,
+    ship,
+    train_with_folds,
+)
 
 SHIPPED_NAME = "instruments-cnn"
-FONT_TITLES = {"fluid": "FluidR3", "timgm": "TimGM6mb"}
 SOUND = (
     "single instrument notes (piano, guitar, strings, brass, reed, flute), about 1.5 s each, "
     "rendered from General MIDI soundfonts"
 )
 
 
+def data_source(notes: Path) -> str:
+    """The --data of the trainings: the notes' folder relative to the repository (the trainings
+    run there), so the shipped config.json names no folder of the machine that built it."""
+    return "folder:" + Path(os.path.relpath(notes.resolve(), paths.REPO_ROOT)).as_posix()
+
+
 def train_command(
-    runs_dir: Path, notes: Path, name: str, args: argparse.Namespace, extra: tuple[str, ...]
+    runs_dir: Path, notes: Path, name: str, args: argparse.Namespace, extra: Extra
 ) -> list[str]:
     """The `python -m core.train` argument list of one training (recipe chosen from the data)."""
     return [
@@ -65,7 +78,7 @@ def train_command(
         "-m",
         "core.train",
         "--data",
-        f"folder:{notes}",
+        data_source(notes),
         "--auto-recipe",
         "--no-tsne",
         "--owner",
@@ -84,9 +97,20 @@ def train_command(
     ]
 
 
-def family_recall(store: RunStore, run_id: str) -> dict[str, float]:
-    evaluation = store.read_summary(run_id)["evaluation"]
-    return dict(zip(evaluation["labels"], evaluation["recall"], strict=True))
+def most_confused(store: RunStore, run_ids, top: int = 3) -> str:
+    """The `top` (true family, predicted family) pairs most often confused over these runs'
+    validation notes, summed, as 'piano heard as guitar (41 notes), ...'."""
+    counts: dict[tuple[str, str], int] = {}
+    for run_id in run_ids:
+        evaluation = store.read_summary(run_id)["evaluation"]
+        labels = evaluation["labels"]
+        for i, row in enumerate(evaluation["confusion"]):
+            for j, count in enumerate(row):
+                if i != j and count:
+                    pair = (labels[i], labels[j])
+                    counts[pair] = counts.get(pair, 0) + int(count)
+    worst = sorted(counts.items(), key=lambda item: -item[1])[:top]
+    return ", ".join(f"{a} heard as {b} ({n} notes)" for (a, b), n in worst) or "nothing"
 
 
 def build_card(
@@ -104,11 +128,11 @@ def build_card(
         known_clips,
         f"the shipped model itself, scored on the {known_clips} notes a stratified split "
         f"(20 % of each family, seed {config['seed']}) held out of its training; the same "
-        f"soundfonts ({', '.join(FONT_TITLES.get(f, f) for f in fonts)}) played its "
+        f"soundfonts ({', '.join(SOUNDFONT_TITLES.get(f, f) for f in fonts)}) played its "
         "training notes.",
     )
     scores = {
-        FONT_TITLES.get(font, font): accuracy_and_clips(store, run_id)
+        SOUNDFONT_TITLES.get(font, font): accuracy_and_clips(store, run_id)
         for font, run_id in fold_ids.items()
     }
     unseen = leave_one_group_out(
@@ -117,22 +141,23 @@ def build_card(
         groups_total=len(fonts),
         noun="soundfont",
         how=(
-            f"leave-one-soundfont-out: the same recipe trained {len(scores)} times on the "
-            "notes of one soundfont and scored on the same notes played by the other, which "
-            f"it never heard; the mean of the {len(scores)} folds."
+            f"leave-one-soundfont-out: the same recipe trained {len(scores)} times, each time "
+            f"on the notes of {len(fonts) - 1} soundfont(s) and scored on the same notes played "
+            f"by the one left out, which it never heard; the mean of the {len(scores)} folds."
         ),
     )
     notes_text = [
-        f"Trained without {FONT_TITLES.get(font, font)}, per family: "
+        f"Trained without {SOUNDFONT_TITLES.get(font, font)}, per family: "
         + ", ".join(f"{k} {v:.0%}" for k, v in family_recall(store, run_id).items())
         + "."
         for font, run_id in fold_ids.items()
     ]
     notes_text += [
-        "The folds learnt from one soundfont, the shipped model from two: a real instrument "
-        "or a third synthesiser may fare a little better than the unseen figure, but timbres "
-        "unlike both soundfonts' samples are often confused (piano with guitar, solo strings "
-        "with reed or brass).",
+        f"The folds learnt from {len(fonts) - 1} soundfont(s), the shipped model from "
+        f"{len(fonts)}: a real instrument or another synthesiser may fare a little better than "
+        "the unseen figure. Most often confused in the folds: "
+        + most_confused(store, fold_ids.values())
+        + ".",
         f"Budget: {config['members']} network(s), {config['epochs']} epochs per training, on a "
         "shared 2-core CPU (scripts/build_instruments_model.py).",
     ]
@@ -146,7 +171,7 @@ def build_card(
         data_description=(
             f"{len(dataset.labels)} families x 4 General MIDI programs x 7 pitches (C3-C5) x 3 "
             f"velocities, rendered by fluidsynth with {len(fonts)} soundfonts "
-            f"({', '.join(FONT_TITLES.get(f, f) for f in fonts)}; licences in "
+            f"({', '.join(SOUNDFONT_TITLES.get(f, f) for f in fonts)}; licences in "
             f"data/ATTRIBUTION.md), {len(dataset.examples)} notes; trained on "
             f"{len(dataset.examples) - known_clips} of them."
         ),
@@ -154,7 +179,7 @@ def build_card(
         unseen=unseen,
         known=known,
         command=commands[SHIPPED_NAME] + "   # unseen soundfont: the same with --split "
-        "holdout --val-groups timgm (or fluid)",
+        f"holdout --val-groups FONT ({', '.join(fonts)})",
         notes=tuple(notes_text),
         sound=SOUND,
         training_sound=training_sound_of_dataset(dataset, rate),
@@ -190,34 +215,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"updated {refresh_card_sound()}")
         return 0
     notes = cached_notes()
-    runs_dir = Path(args.runs_dir).resolve()
-    store = RunStore(runs_dir)
-    plans = [(SHIPPED_NAME, ("--split", "stratified", "--val-fraction", "0.2"))]
-    plans += [
-        (f"unseen-{font}", ("--split", "holdout", "--val-groups", font)) for font in SOUNDFONTS
-    ]
-    commands = {
-        name: shown(train_command(Path("runs"), Path("NOTES"), name, args, extra))
-        for name, extra in plans
-    }
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {
-            name: pool.submit(
-                run_training,
-                store,
-                name,
-                train_command(runs_dir, notes, name, args, extra),
-                args.reuse,
-                args.jobs > 1,
-            )
-            for name, extra in plans
-        }
-        ids = {name: future.result() for name, future in futures.items()}
-    folds = {font: ids[f"unseen-{font}"] for font in SOUNDFONTS}
-    card = build_card(store, notes, ids[SHIPPED_NAME], folds, commands)
+    store = RunStore(Path(args.runs_dir).resolve())
+    runs = train_with_folds(
+        store,
+        SHIPPED_NAME,
+        list(SOUNDFONTS),
+        lambda root, name, extra: train_command(root, notes, name, args, extra),
+        reuse=args.reuse,
+        jobs=args.jobs,
+    )
+    card = build_card(store, notes, runs.shipped, runs.folds, runs.commands)
     print(json.dumps(card.to_dict(), indent=2))
     if not args.no_ship:
-        print(f"shipped to {ship(store, ids[SHIPPED_NAME], card, name=SHIPPED_NAME)}")
+        print(f"shipped to {ship(store, runs.shipped, card, name=SHIPPED_NAME)}")
     return 0
 
 

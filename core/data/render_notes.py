@@ -3,9 +3,9 @@
 A data set of instrument notes for the recipe benchmark and the shipped instrument model:
 each family (piano, strings, brass, reed, flute, guitar) is played by several General MIDI
 programs at several pitches and velocities, through one or more soundfonts (Debian's
-fluid-soundfont-gm and timgm6mb-soundfont; licences in data/ATTRIBUTION.md). Training on one
-soundfont and testing on another asks whether a network learnt "a flute", not "this
-soundfont's flute sample".
+fluid-soundfont-gm, timgm6mb-soundfont and csound-soundfont; licences in data/ATTRIBUTION.md).
+Training on some soundfonts and testing on another asks whether a network learnt "a flute",
+not "these soundfonts' flute samples".
 
 Files: `<out>/<family>/<program>_<soundfont>_<pitch><velocity>.wav` (mono, 16-bit). The name
 follows the digits' `{n}_{group}_{take}` pattern, so `core.data.datasets` files each note under
@@ -43,10 +43,15 @@ FAMILIES: dict[str, tuple[int, ...]] = {
     "reed": (64, 65, 68, 71),  # soprano sax, alto sax, oboe, clarinet
     "flute": (72, 73, 74, 75),  # piccolo, flute, recorder, pan flute
 }
+# Three General MIDI soundfonts made independently of each other (their samples differ), so
+# a network can be trained on two and scored on the third.
 SOUNDFONTS = {
     "fluid": "/usr/share/sounds/sf2/FluidR3_GM.sf2",  # Debian fluid-soundfont-gm (MIT)
     "timgm": "/usr/share/sounds/sf2/TimGM6mb.sf2",  # Debian timgm6mb-soundfont (GPL-2)
+    "csound": "/usr/share/sounds/sf2/sf_GMbank.sf2",  # Debian csound-soundfont (public domain)
 }
+# The soundfonts' names for people (cards, benchmark tables).
+SOUNDFONT_TITLES = {"fluid": "FluidR3", "timgm": "TimGM6mb", "csound": "Csound GMbank"}
 TICKS_PER_BEAT = 480  # at the MIDI default tempo of 120 bpm a beat is 0.5 s
 
 
@@ -167,7 +172,7 @@ def cached_notes(note_set: NoteSet | None = None, soundfonts: dict[str, str] | N
     """The folder of rendered notes under the cache (core.paths.cache_dir()/rendered_notes),
     rendering them first unless its manifest says they are these notes from these soundfonts.
 
-    Rendering all 1008 default notes takes about 10-25 s; the benchmark and
+    Rendering all 1512 default notes (three soundfonts) takes about 15-40 s; the benchmark and
     scripts/build_instruments_model.py share the folder.
     """
     import json
@@ -201,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--soundfont",
         action="append",
         default=[],
-        help="NAME=PATH (letters-only name); repeat. Default: fluid and timgm.",
+        help="NAME=PATH (letters-only name); repeat. Default: fluid, timgm and csound.",
     )
     args = p.parse_args(argv)
     fonts = dict(item.split("=", 1) for item in args.soundfont) or None
