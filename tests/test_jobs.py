@@ -71,6 +71,10 @@ def test_a_training_runs_in_a_worker_process_and_reports_through_files(
     folder_state = (jobs.root / job / "state.json").read_text()
     assert f'"pid": {os.getpid()}' not in folder_state
     assert [j.job_id for j in jobs.jobs("alice")] == [job]
+    # It trained below the web server's priority (AUDIO_DL_WORKER_NICE, default 10; Ray's
+    # own worker_niceness may have put it lower still), while this process stayed level.
+    assert json.loads(folder_state)["nice"] >= 10
+    assert os.getpriority(os.PRIO_PROCESS, 0) == 0
 
 
 def test_queue_positions_and_cancelling_a_queued_job(ray_cluster, tones, tmp_path):
@@ -355,6 +359,45 @@ def test_a_cluster_of_two_nodes_trains_on_the_second_and_outlives_the_server(tmp
                     process.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     process.kill()
+
+
+def test_the_embedded_rays_processes_start_below_the_server_and_it_stays_level(ray_cluster):
+    # The keeper thread lowered itself before starting Ray: every process Ray started
+    # (scheduler, helpers, workers) inherited that; the server's own threads did not.
+    children = subprocess.run(
+        ["ps", "-o", "ni=,comm=", "--ppid", str(os.getpid())], capture_output=True, text=True
+    ).stdout.split("\n")
+    ray_processes = [line.split() for line in children if "raylet" in line or "gcs" in line]
+    assert len(ray_processes) >= 2, children
+    assert all(int(nice) >= 10 for nice, _ in ray_processes), ray_processes
+    assert os.getpriority(os.PRIO_PROCESS, 0) == 0
+
+
+def test_worker_priority_setting_and_lowering_one_thread_only():
+    import threading
+
+    from core.jobs.cluster import lower_priority, worker_niceness
+
+    assert worker_niceness({}) == 10
+    assert worker_niceness({"AUDIO_DL_WORKER_NICE": "0"}) == 0
+    assert worker_niceness({"AUDIO_DL_WORKER_NICE": " 19 "}) == 19
+    for bad in ("20", "-1", "low"):
+        with pytest.raises(ValueError, match="from 0 to 19"):
+            worker_niceness({"AUDIO_DL_WORKER_NICE": bad})
+    seen = {}
+
+    def in_a_thread() -> None:
+        seen["lowered"] = lower_priority(7)
+        seen["kept"] = lower_priority(3)  # never raised again
+        seen["child"] = subprocess.run(
+            ["sh", "-c", "ps -o ni= -p $$"], capture_output=True, text=True
+        ).stdout.strip()
+
+    thread = threading.Thread(target=in_a_thread)
+    thread.start()
+    thread.join()
+    assert seen == {"lowered": 7, "kept": 7, "child": "7"}
+    assert os.getpriority(os.PRIO_PROCESS, 0) == 0  # the calling process's other threads
 
 
 def test_a_gpu_job_asks_for_one_gpu_and_a_cpu_job_for_its_share_of_cpus():
