@@ -96,6 +96,36 @@ def test_queue_positions_and_cancelling_a_queued_job(ray_cluster, tones, tmp_pat
     assert jobs.status(second, "alice").run_id is None  # its worker never started
 
 
+def test_a_queue_on_ray_does_not_make_ray_collect_the_servers_garbage(ray_cluster, tones, tmp_path):
+    # While a job waits for CPUs that running actors hold, Ray's scheduler asks every
+    # process connected to it, the web server included, for a full gc.collect() (to free
+    # actor handles caught in cycles), as often as every 10 s; over the server's heap that
+    # froze every page for seconds. The embedded instance is started without it.
+    import gc
+    import threading
+
+    from_ray = []
+
+    def note(phase: str, info: dict) -> None:
+        if phase == "start" and threading.current_thread().name == "PythonGCThread":
+            from_ray.append(info["generation"])
+
+    jobs = _manager(tmp_path, AUDIO_DL_JOB_CPUS="2", AUDIO_DL_JOBS_PER_SESSION="2")
+    first = jobs.submit(LONG, owner="alice", dataset=tones, spec=TINY_SPEC, device="cpu")
+    _training_steps(jobs, first, "alice")
+    gc.callbacks.append(note)
+    try:
+        second = jobs.submit(LONG, owner="alice", dataset=tones, spec=TINY_SPEC, device="cpu")
+        time.sleep(35)  # Ray checks its queue every few seconds, collects from the second
+        assert jobs.status(second, "alice").state == "queued"
+    finally:
+        gc.callbacks.remove(note)
+        for job in (first, second):
+            jobs.cancel(job, "alice")
+    assert from_ray == []
+    _wait_for(lambda: jobs.status(first, "alice").done and jobs.status(second, "alice").done)
+
+
 def test_stop_from_a_new_manager_as_after_a_server_restart(ray_cluster, tones, tmp_path):
     jobs = _manager(tmp_path)
     job = jobs.submit(LONG, owner="alice", dataset=tones, spec=TINY_SPEC, device="cpu")

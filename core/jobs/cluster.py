@@ -94,12 +94,18 @@ class JobResources:
 
 
 # Ray's settings for the embedded instance. Ray runs a full gc.collect() in every process
-# connected to it, this web server included, every 10 minutes; over the server's heap of
-# torch and plotly objects that held the interpreter for seconds at a time on a busy machine
-# (profiled in bench_class), and every student's page waited. The server holds no Ray
-# objects in reference cycles for it to free; Python's own generational GC still runs. A
-# class cluster sets the same with `ray start --system-config` (README).
-EMBEDDED_SYSTEM_CONFIG = {"local_gc_interval_s": 7 * 24 * 3600}
+# connected to it, this web server included: every 10 minutes, and, while a job waits for
+# CPUs that running workers hold (a class's queue), as often as every 10 s (to free actor
+# handles caught in reference cycles). Over the server's heap of torch and plotly objects
+# each one held the interpreter for seconds on a busy machine (profiled in bench_class), and
+# every student's page waited. The server keeps no Ray handles in cycles for it to free;
+# Python's own generational GC still runs. At most one such collection a week (a cluster:
+# `ray start --system-config`, README).
+_WEEK_SECONDS = 7 * 24 * 3600
+EMBEDDED_SYSTEM_CONFIG = {
+    "local_gc_interval_s": _WEEK_SECONDS,
+    "local_gc_min_interval_s": _WEEK_SECONDS,
+}
 
 _info: ClusterInfo | None = None
 _lock = threading.Lock()
