@@ -21,8 +21,8 @@ Priority: the web server must always win the CPU, or every student's page waits 
 trainings on a small machine. The embedded Ray's processes (its scheduler, its helpers and
 every worker) start at a lower OS priority, `nice` AUDIO_DL_WORKER_NICE (default 10, 0 keeps
 them level with the server), and each worker makes sure of it again for itself, which also
-covers workers on a cluster's machines. Ray lowers its workers further on its own (its
-`worker_niceness`, 15): a worker only ever gets lower, never higher.
+covers workers on a cluster's machines (where Ray by default adds its own 15, capped at 19).
+A worker only ever gets lower, never higher.
 
 Ray is imported only inside these functions, never when a page imports core.
 """
@@ -102,9 +102,12 @@ class JobResources:
 # Python's own generational GC still runs. At most one such collection a week (a cluster:
 # `ray start --system-config`, README).
 _WEEK_SECONDS = 7 * 24 * 3600
+# worker_niceness 0: Ray adds nothing to the nice its workers inherit from the keeper thread,
+# so AUDIO_DL_WORKER_NICE alone sets their level (Ray's own 15 on top made every worker 19).
 EMBEDDED_SYSTEM_CONFIG = {
     "local_gc_interval_s": _WEEK_SECONDS,
     "local_gc_min_interval_s": _WEEK_SECONDS,
+    "worker_niceness": 0,
 }
 
 _info: ClusterInfo | None = None
