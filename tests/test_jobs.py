@@ -71,6 +71,10 @@ def test_a_training_runs_in_a_worker_process_and_reports_through_files(
     folder_state = (jobs.root / job / "state.json").read_text()
     assert f'"pid": {os.getpid()}' not in folder_state
     assert [j.job_id for j in jobs.jobs("alice")] == [job]
+    # It trained below the web server's priority, at AUDIO_DL_WORKER_NICE (default 10: the
+    # embedded Ray adds none of its own), while this process stayed level.
+    assert json.loads(folder_state)["nice"] == 10
+    assert os.getpriority(os.PRIO_PROCESS, 0) == 0
 
 
 def test_queue_positions_and_cancelling_a_queued_job(ray_cluster, tones, tmp_path):
@@ -90,6 +94,36 @@ def test_queue_positions_and_cancelling_a_queued_job(ray_cluster, tones, tmp_pat
     jobs.cancel(first, "alice")
     assert jobs.wait(third, "alice", timeout=300).state == "finished"
     assert jobs.status(second, "alice").run_id is None  # its worker never started
+
+
+def test_a_queue_on_ray_does_not_make_ray_collect_the_servers_garbage(ray_cluster, tones, tmp_path):
+    # While a job waits for CPUs that running actors hold, Ray's scheduler asks every
+    # process connected to it, the web server included, for a full gc.collect() (to free
+    # actor handles caught in cycles), as often as every 10 s; over the server's heap that
+    # froze every page for seconds. The embedded instance is started without it.
+    import gc
+    import threading
+
+    from_ray = []
+
+    def note(phase: str, info: dict) -> None:
+        if phase == "start" and threading.current_thread().name == "PythonGCThread":
+            from_ray.append(info["generation"])
+
+    jobs = _manager(tmp_path, AUDIO_DL_JOB_CPUS="2", AUDIO_DL_JOBS_PER_SESSION="2")
+    first = jobs.submit(LONG, owner="alice", dataset=tones, spec=TINY_SPEC, device="cpu")
+    _training_steps(jobs, first, "alice")
+    gc.callbacks.append(note)
+    try:
+        second = jobs.submit(LONG, owner="alice", dataset=tones, spec=TINY_SPEC, device="cpu")
+        time.sleep(35)  # Ray checks its queue every few seconds, collects from the second
+        assert jobs.status(second, "alice").state == "queued"
+    finally:
+        gc.callbacks.remove(note)
+        for job in (first, second):
+            jobs.cancel(job, "alice")
+    assert from_ray == []
+    _wait_for(lambda: jobs.status(first, "alice").done and jobs.status(second, "alice").done)
 
 
 def test_stop_from_a_new_manager_as_after_a_server_restart(ray_cluster, tones, tmp_path):
@@ -355,6 +389,45 @@ def test_a_cluster_of_two_nodes_trains_on_the_second_and_outlives_the_server(tmp
                     process.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     process.kill()
+
+
+def test_the_embedded_rays_processes_start_below_the_server_and_it_stays_level(ray_cluster):
+    # The keeper thread lowered itself before starting Ray: every process Ray started
+    # (scheduler, helpers, workers) inherited that; the server's own threads did not.
+    children = subprocess.run(
+        ["ps", "-o", "ni=,comm=", "--ppid", str(os.getpid())], capture_output=True, text=True
+    ).stdout.split("\n")
+    ray_processes = [line.split() for line in children if "raylet" in line or "gcs" in line]
+    assert len(ray_processes) >= 2, children
+    assert all(int(nice) >= 10 for nice, _ in ray_processes), ray_processes
+    assert os.getpriority(os.PRIO_PROCESS, 0) == 0
+
+
+def test_worker_priority_setting_and_lowering_one_thread_only():
+    import threading
+
+    from core.jobs.cluster import lower_priority, worker_niceness
+
+    assert worker_niceness({}) == 10
+    assert worker_niceness({"AUDIO_DL_WORKER_NICE": "0"}) == 0
+    assert worker_niceness({"AUDIO_DL_WORKER_NICE": " 19 "}) == 19
+    for bad in ("20", "-1", "low"):
+        with pytest.raises(ValueError, match="from 0 to 19"):
+            worker_niceness({"AUDIO_DL_WORKER_NICE": bad})
+    seen = {}
+
+    def in_a_thread() -> None:
+        seen["lowered"] = lower_priority(7)
+        seen["kept"] = lower_priority(3)  # never raised again
+        seen["child"] = subprocess.run(
+            ["sh", "-c", "ps -o ni= -p $$"], capture_output=True, text=True
+        ).stdout.strip()
+
+    thread = threading.Thread(target=in_a_thread)
+    thread.start()
+    thread.join()
+    assert seen == {"lowered": 7, "kept": 7, "child": "7"}
+    assert os.getpriority(os.PRIO_PROCESS, 0) == 0  # the calling process's other threads
 
 
 def test_a_gpu_job_asks_for_one_gpu_and_a_cpu_job_for_its_share_of_cpus():

@@ -15,6 +15,7 @@ from core.viz.training import (
     lr_loss_figure,
     per_class_figure,
     per_class_table,
+    refill_training_curves,
     training_curves_figure,
 )
 
@@ -50,6 +51,20 @@ def test_training_curves_split_train_and_validation_and_drop_non_finite_points()
     assert list(_trace(fig, "train (epoch)", "x2").y) == [0.25, 0.7]
     empty = training_curves_figure([])
     assert all(len(t.x or ()) == 0 for t in empty.data)
+
+
+def test_refilling_the_live_curves_equals_building_them_anew():
+    # The live view builds the figure once and refills it as events arrive.
+    for so_far in (0, 1, 3, 5):
+        live = training_curves_figure(RECORDS[:so_far], height=300, title="live")
+        refilled = refill_training_curves(live, RECORDS)
+        assert refilled is live
+        fresh = training_curves_figure(RECORDS, height=300, title="live")
+        assert refilled.to_plotly_json() == fresh.to_plotly_json()
+    # and back to fewer records (a new job in the same figure) leaves no old points behind
+    assert refill_training_curves(live, []).to_plotly_json() == (
+        training_curves_figure([], height=300, title="live").to_plotly_json()
+    )
 
 
 def test_lr_loss_figure_puts_the_rate_on_a_log_axis():

@@ -17,6 +17,13 @@ server only reads files.
     start_training_worker(job_id, folder, config, ..., resources=job_resources("cpu", info))
     stop_worker(job_id)                     # the forced Stop
 
+Priority: the web server must always win the CPU, or every student's page waits behind the
+trainings on a small machine. The embedded Ray's processes (its scheduler, its helpers and
+every worker) start at a lower OS priority, `nice` AUDIO_DL_WORKER_NICE (default 10, 0 keeps
+them level with the server), and each worker makes sure of it again for itself, which also
+covers workers on a cluster's machines (where Ray by default adds its own 15, capped at 19).
+A worker only ever gets lower, never higher.
+
 Ray is imported only inside these functions, never when a page imports core.
 """
 
@@ -42,6 +49,8 @@ log = logging.getLogger(__name__)
 ADDRESS_ENV = "AUDIO_DL_RAY_ADDRESS"
 CPUS_ENV = "AUDIO_DL_RAY_CPUS"  # CPUs of the embedded local instance (default: all)
 JOB_CPUS_ENV = "AUDIO_DL_JOB_CPUS"  # CPUs one CPU training asks for
+WORKER_NICE_ENV = "AUDIO_DL_WORKER_NICE"  # OS priority of workers: nice 0 (level) to 19
+DEFAULT_WORKER_NICE = 10
 NAMESPACE = "audio_dl_studio"  # Ray namespace of the app's named workers
 
 
@@ -84,6 +93,23 @@ class JobResources:
         return "gpu" if self.num_gpus else "cpu"
 
 
+# Ray's settings for the embedded instance. Ray runs a full gc.collect() in every process
+# connected to it, this web server included: every 10 minutes, and, while a job waits for
+# CPUs that running workers hold (a class's queue), as often as every 10 s (to free actor
+# handles caught in reference cycles). Over the server's heap of torch and plotly objects
+# each one held the interpreter for seconds on a busy machine (profiled in bench_class), and
+# every student's page waited. The server keeps no Ray handles in cycles for it to free;
+# Python's own generational GC still runs. At most one such collection a week (a cluster:
+# `ray start --system-config`, README).
+_WEEK_SECONDS = 7 * 24 * 3600
+# worker_niceness 0: Ray adds nothing to the nice its workers inherit from the keeper thread,
+# so AUDIO_DL_WORKER_NICE alone sets their level (Ray's own 15 on top made every worker 19).
+EMBEDDED_SYSTEM_CONFIG = {
+    "local_gc_interval_s": _WEEK_SECONDS,
+    "local_gc_min_interval_s": _WEEK_SECONDS,
+    "worker_niceness": 0,
+}
+
 _info: ClusterInfo | None = None
 _lock = threading.Lock()
 _driver_class: Any = None  # ray.remote(SweepDriver), made once
@@ -116,7 +142,8 @@ def connect(env: Mapping[str, str] | None = None) -> ClusterInfo:
         started = time.perf_counter()
         address = cluster_address(env)
         try:
-            resources, nodes = _in_keeper_thread(lambda: _init(address, env))
+            niceness = worker_niceness(env)
+            resources, nodes = _in_keeper_thread(lambda: _init(address, env, niceness))
         except Exception as error:  # Ray raises many kinds; the page needs one sentence
             log.exception("Ray did not start")
             raise ClusterError(_failure_sentence(address, error)) from None
@@ -132,7 +159,9 @@ def connect(env: Mapping[str, str] | None = None) -> ClusterInfo:
         return _info
 
 
-def _init(address: str | None, env: Mapping[str, str]) -> tuple[dict[str, float], int]:
+def _init(
+    address: str | None, env: Mapping[str, str], niceness: int
+) -> tuple[dict[str, float], int]:
     import ray
     from ray.job_config import JobConfig
 
@@ -145,7 +174,17 @@ def _init(address: str | None, env: Mapping[str, str]) -> tuple[dict[str, float]
     )
     if address is None:
         cpus = _embedded_cpus(env)
-        ray.init(address="local", num_cpus=cpus, include_dashboard=False, **options)
+        # Linux keeps the nice value per thread and a child process inherits its thread's:
+        # lowered here, in the keeper thread, it lowers every process Ray starts (scheduler,
+        # helpers, workers) and leaves the server's own threads where they are.
+        lower_priority(niceness)
+        ray.init(
+            address="local",
+            num_cpus=cpus,
+            include_dashboard=False,
+            _system_config=EMBEDDED_SYSTEM_CONFIG,
+            **options,
+        )
     else:
         ray.init(address=address, **options)
     return ray.cluster_resources(), sum(1 for node in ray.nodes() if node.get("Alive"))
@@ -200,6 +239,42 @@ def _embedded_cpus(env: Mapping[str, str]) -> int | None:
     if not text.isdigit() or int(text) < 1:
         raise ValueError(f"{CPUS_ENV}={text!r} must be a whole number of CPUs, at least 1.")
     return int(text)
+
+
+def worker_niceness(env: Mapping[str, str] | None = None) -> int:
+    """The OS priority workers run at: AUDIO_DL_WORKER_NICE, default 10 (0: level with the
+    server, 19: the lowest). Raises ValueError with a sentence for anything else."""
+    env = os.environ if env is None else env
+    text = env.get(WORKER_NICE_ENV, "").strip()
+    if not text:
+        return DEFAULT_WORKER_NICE
+    if not text.isdigit() or int(text) > 19:
+        raise ValueError(f"{WORKER_NICE_ENV}={text!r} must be a whole number from 0 to 19.")
+    return int(text)
+
+
+def lower_priority(niceness: int, *, whole_process: bool = False) -> int:
+    """Lower the OS priority to nice `niceness` unless it is lower already (never raises it,
+    even for root); return the calling thread's nice value now.
+
+    Linux keeps a nice value per thread, and threads and processes started later inherit
+    their parent thread's: by default only the calling thread is lowered; `whole_process`
+    lowers every thread the process has now. Elsewhere nice is per process. A no-op where
+    the OS has no nice values.
+    """
+    if not hasattr(os, "setpriority"):
+        return 0
+    threads = [0]  # 0: the calling thread (Linux) or the process
+    task_folder = Path("/proc/self/task")
+    if whole_process and task_folder.is_dir():
+        threads = [int(tid.name) for tid in task_folder.iterdir() if tid.name.isdigit()]
+    for thread in threads:
+        try:
+            if niceness > os.getpriority(os.PRIO_PROCESS, thread):
+                os.setpriority(os.PRIO_PROCESS, thread, niceness)
+        except OSError:  # a thread that ended meanwhile
+            continue
+    return os.getpriority(os.PRIO_PROCESS, 0)
 
 
 def _failure_sentence(address: str | None, error: BaseException) -> str:
@@ -319,7 +394,7 @@ class TrainingWorker:
 
     def __init__(self, env: Mapping[str, str], threads: int):
         os.environ.update(env)
-        torch.set_num_threads(max(1, threads))
+        _settle_worker(threads)
 
     def run(
         self,
@@ -337,7 +412,10 @@ class TrainingWorker:
         from core.training.runs import RunStore
 
         try:
-            where = {"ray_node_id": ray.get_runtime_context().get_node_id()}
+            where = {
+                "ray_node_id": ray.get_runtime_context().get_node_id(),
+                "nice": _own_niceness(),
+            }
             run_training_job(
                 JobFolder(job_dir),
                 config,
@@ -385,8 +463,30 @@ def start_training_worker(
 
 
 def _worker_env(runs_root: Path) -> dict[str, str]:
-    """The server's writable folders, handed to a worker (which cannot inherit them)."""
-    return {"AUDIO_DL_RUNS_DIR": str(runs_root), "AUDIO_DL_CACHE_DIR": str(paths.cache_dir())}
+    """The server's writable folders and the workers' priority, handed to a worker (which
+    cannot inherit them: on a cluster it was started by `ray start`, not by this server)."""
+    return {
+        "AUDIO_DL_RUNS_DIR": str(runs_root),
+        "AUDIO_DL_CACHE_DIR": str(paths.cache_dir()),
+        WORKER_NICE_ENV: str(worker_niceness()),
+    }
+
+
+def _own_niceness() -> int | None:
+    """The nice value of the thread running the job (for state.json), None without one."""
+    return os.getpriority(os.PRIO_PROCESS, 0) if hasattr(os, "getpriority") else None
+
+
+def _settle_worker(threads: int) -> None:
+    """What a worker process does first: step below the web server (AUDIO_DL_WORKER_NICE,
+    from its env) and use as many torch threads as the CPUs Ray granted it, no more: more
+    threads than CPUs make them wait for each other (oversubscription)."""
+    try:
+        niceness = worker_niceness()
+    except ValueError:
+        niceness = DEFAULT_WORKER_NICE
+    lower_priority(niceness, whole_process=True)
+    torch.set_num_threads(max(1, threads))
 
 
 # ---------------------------------------------------------------------------- tasks
@@ -466,13 +566,16 @@ class TaskWorker:
 
     def __init__(self, env: Mapping[str, str], threads: int):
         os.environ.update(env)
-        torch.set_num_threads(max(1, threads))
+        _settle_worker(threads)
 
     def run(self, job_dir: str, task: str, kwargs: Mapping[str, Any], device: str) -> None:
         import ray
 
         try:
-            where = {"ray_node_id": ray.get_runtime_context().get_node_id()}
+            where = {
+                "ray_node_id": ray.get_runtime_context().get_node_id(),
+                "nice": _own_niceness(),
+            }
             run_task_job(JobFolder(job_dir), task, kwargs, device=device, where=where)
         finally:
             ray.actor.exit_actor()

@@ -32,61 +32,62 @@ def _series(records: Sequence[Mapping[str, Any]], kinds: tuple[str, ...], key: s
     return [p[0] for p in points], [p[1] for p in points]
 
 
+# The curves' traces in figure order: (column, record kinds, key, trace style). The builder
+# and the in-place refill below both follow this list, so the refill fills the right trace.
+_CURVE_TRACES = tuple(
+    (col, kinds, key, style)
+    for col, (train_key, val_key) in enumerate(
+        (("loss", "val_loss"), ("accuracy", "val_accuracy")), 1
+    )
+    for kinds, key, style in (
+        (
+            ("step",),
+            train_key,
+            {
+                "mode": "lines",
+                "name": "train (running)",
+                "line": {"color": TRAIN_COLOUR, "width": 1},
+                "opacity": 0.5,
+                "legendgroup": "run",
+            },
+        ),
+        (
+            ("epoch_end",),
+            train_key,
+            {
+                "mode": "lines+markers",
+                "name": "train (epoch)",
+                "line": {"color": TRAIN_COLOUR},
+                "legendgroup": "epoch",
+            },
+        ),
+        (
+            ("evaluation",),
+            val_key,
+            {
+                "mode": "lines+markers",
+                "name": "validation",
+                "line": {"color": VAL_COLOUR},
+                "legendgroup": "val",
+            },
+        ),
+    )
+)
+
+
 def training_curves_figure(
     records: Sequence[Mapping[str, Any]], *, height: int = 340, title: str | None = None
 ) -> go.Figure:
     """Loss (left) and accuracy (right) against optimiser steps, train and validation.
 
     Train: the running epoch mean logged every few steps (thin line) and each epoch's mean
-    (markers); validation: one point per evaluation. Empty records give empty axes.
+    (markers); validation: one point per evaluation. Empty records give empty axes. A live
+    view refills the same figure with `refill_training_curves` as records arrive.
     """
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
-    for col, (train_key, val_key) in enumerate(
-        (("loss", "val_loss"), ("accuracy", "val_accuracy")), 1
-    ):
-        x, y = _series(records, ("step",), train_key)
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=y,
-                mode="lines",
-                name="train (running)",
-                line={"color": TRAIN_COLOUR, "width": 1},
-                opacity=0.5,
-                legendgroup="run",
-                showlegend=col == 1,
-            ),
-            row=1,
-            col=col,
-        )
-        x, y = _series(records, ("epoch_end",), train_key)
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=y,
-                mode="lines+markers",
-                name="train (epoch)",
-                line={"color": TRAIN_COLOUR},
-                legendgroup="epoch",
-                showlegend=col == 1,
-            ),
-            row=1,
-            col=col,
-        )
-        x, y = _series(records, ("evaluation",), val_key)
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=y,
-                mode="lines+markers",
-                name="validation",
-                line={"color": VAL_COLOUR},
-                legendgroup="val",
-                showlegend=col == 1,
-            ),
-            row=1,
-            col=col,
-        )
+    for col, kinds, key, style in _CURVE_TRACES:
+        x, y = _series(records, kinds, key)
+        fig.add_trace(go.Scatter(x=x, y=y, showlegend=col == 1, **style), row=1, col=col)
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
     fig.update_layout(
@@ -95,6 +96,20 @@ def training_curves_figure(
         margin={"l": 50, "r": 20, "t": 50, "b": 40},
         legend={"orientation": "h", "y": -0.25},
     )
+    return fig
+
+
+def refill_training_curves(fig: go.Figure, records: Sequence[Mapping[str, Any]]) -> go.Figure:
+    """Put `records` into a figure made by `training_curves_figure` (in place; returns it).
+
+    The result equals a new `training_curves_figure(records)` with the same height and
+    title. Why it exists: building the two subplots costs the web server 100-150 ms of
+    Python, refilling six traces about 1 ms, and the Train page's live view redraws once a
+    second for every student whose training runs.
+    """
+    with fig.batch_update():
+        for trace, (_, kinds, key, _) in zip(fig.data, _CURVE_TRACES, strict=True):
+            trace.x, trace.y = _series(records, kinds, key)
     return fig
 
 
