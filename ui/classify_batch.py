@@ -18,10 +18,10 @@ import torch
 from core.audio.clip import UPLOAD_TYPES
 from core.devices import resolve_device
 from core.inference.classifier import InferenceModel, batch_csv, file_stem
-from core.jobs import cluster
 from core.jobs.manager import ClusterError, JobError, JobLimitReached, get_job_manager
 from core.jobs.tasks import batch_rows
 from core.paths import DIGITS_DIR
+from ui.task_jobs import queueing_spinner
 
 MAX_FILES = 200  # one batch; more is a job for the command line
 BUILTIN_BATCH = tuple(f"{digit}_nicolas_{take}.wav" for digit in range(10) for take in (0, 1))
@@ -92,9 +92,8 @@ def _submit(key: str, model: InferenceModel, sources, signature: str) -> None:
             model, network=copy.deepcopy(model.network).cpu(), device=torch.device("cpu")
         )
     device = resolve_device(st.session_state.get("device_choice", "auto"))
-    waiting = "Starting the worker processes (Ray; the first time takes a few seconds)..."
     try:
-        with st.spinner(waiting if cluster.connected() is None else "Queueing the batch..."):
+        with queueing_spinner("the batch"):
             job = get_job_manager().submit_task(
                 "classify_files",
                 dict(model=model, sources=sources),

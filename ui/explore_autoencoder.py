@@ -13,11 +13,11 @@ import streamlit as st
 import torch
 
 from core.devices import resolve_device
-from core.jobs import cluster
 from core.jobs.manager import ClusterError, JobError, JobLimitReached, get_job_manager
 from core.lessons import unsupervised as uns
 from core.viz.paradigms import line_curves, spectrogram_pair
 from ui.explore_map import AE_KEY, memo
+from ui.task_jobs import queueing_spinner
 
 CONFIG = uns.AutoencoderConfig()
 POLL_SECONDS = 1.0
@@ -72,9 +72,8 @@ def start_training(state: dict, collection: uns.Collection, steps: int) -> None:
         )
     device = resolve_device(st.session_state.get("device_choice", "auto"))
     weights = {k: v.detach().cpu() for k, v in state["model"].state_dict().items()}
-    waiting = "Starting the worker processes (Ray; the first time takes a few seconds)..."
     try:
-        with st.spinner(waiting if cluster.connected() is None else "Queueing the training..."):
+        with queueing_spinner("the training"):
             state["job"] = get_job_manager().submit_task(
                 "autoencoder",
                 dict(state=weights, config=CONFIG, patches=state["mel"].patches, steps=steps),

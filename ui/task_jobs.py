@@ -28,6 +28,12 @@ from core.jobs.manager import (
 STARTING = "Starting the worker processes (Ray; the first time takes a few seconds)..."
 
 
+def queueing_spinner(what: str):
+    """A spinner while a job is handed to Ray: it says Ray is starting (the server's first job
+    waits a few seconds for it) or that `what` is being queued."""
+    return st.spinner(STARTING if cluster.connected() is None else f"Queueing {what}...")
+
+
 def submit_task(
     task: str,
     kwargs: Mapping[str, Any],
@@ -42,7 +48,7 @@ def submit_task(
     retry_seconds: when the session's previous job of this task is still ending, rerun the
     page after this long (it asks again then) instead of waiting for the student."""
     try:
-        with st.spinner(STARTING if cluster.connected() is None else f"Queueing {name}..."):
+        with queueing_spinner(name):
             return get_job_manager().submit_task(
                 task, kwargs, owner=st.session_state["session_id"], device=device, name=name
             )

@@ -20,11 +20,11 @@ import re
 
 import streamlit as st
 
-from core.jobs import cluster
 from core.jobs.manager import ClusterError, JobError, JobLimitReached, JobManager, get_job_manager
 from core.training.support import records_of
 from core.training.trainer import TrainConfig
 from core.viz.training import refill_training_curves, training_curves_figure
+from ui.task_jobs import queueing_spinner
 from ui.train_dataset import DataChoice
 
 JOB_KEY = "train_job"
@@ -92,9 +92,8 @@ def _submit(
     jobs: JobManager, owner: str, config: TrainConfig, spec, data: DataChoice, device
 ) -> str | None:
     """Hand the training to a worker; a sentence instead when the session or Ray says no."""
-    waiting = "Starting the worker processes (Ray; the first time takes a few seconds)..."
     try:
-        with st.spinner(waiting if cluster.connected() is None else "Queueing the training..."):
+        with queueing_spinner("the training"):
             return jobs.submit(
                 config,
                 owner=owner,

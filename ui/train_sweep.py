@@ -13,7 +13,6 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.jobs import cluster
 from core.jobs.manager import (
     ClusterError,
     JobLimitReached,
@@ -23,6 +22,7 @@ from core.jobs.manager import (
 )
 from core.jobs.sweeps import MAX_TRIALS, VARIED, SweepError, SweepSpace, plan_sweep
 from core.training.trainer import TrainConfig
+from ui.task_jobs import queueing_spinner
 from ui.train_dataset import DataChoice
 from ui.train_live import live_curves
 from ui.train_settings import BATCH_SIZES, LEARNING_RATES, MAX_ENSEMBLE
@@ -128,9 +128,8 @@ def _submit(
     data: DataChoice,
     device,
 ) -> None:
-    waiting = "Starting the worker processes (Ray; the first time takes a few seconds)..."
     try:
-        with st.spinner(waiting if cluster.connected() is None else "Queueing the sweep..."):
+        with queueing_spinner("the sweep"):
             sweep_id = jobs.submit_sweep(
                 config,
                 space,
