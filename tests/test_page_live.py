@@ -1,8 +1,7 @@
 """The Live tabs under AppTest (Classify and Music analysis): AppTest has no browser, so the
 microphone never starts; the tabs' settings, their network messages and the drawing of a
 stream's results (a snapshot made by core.inference.streaming from shipped recordings) are tested
-here,
-the real microphone in tests/e2e/test_live_journey.py."""
+here, the real microphone in tests/e2e/test_live_journey.py."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """Classify page, Live tab: the microphone classified continuously by the chosen model.
 
 The stream goes through core.inference.streaming.LiveClassifier, which uses the timeline's own
-window,
-feature and normalisation code: what the Live tab says about a sound is what the timeline
+window, feature and normalisation code: what the Live tab says about a sound is what the timeline
 says about the same sound uploaded. Detected segments can be filed as training clips for the
 Train page's "Record per class" data (st.session_state["train_clips"]).
 """

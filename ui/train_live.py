@@ -1,8 +1,7 @@
 """Train page, section 4: Start / Stop and the live view of the session's training job.
 
 The training runs in a Ray worker process (core.jobs.manager, core.jobs.cluster), never in this
-server:
-the page keeps only the job id (st.session_state["train_job"]) and polls the job's files
+server: the page keeps only the job id (st.session_state["train_job"]) and polls the job's files
 from an st.fragment that reruns every POLL_SECONDS while the job is queued or running (a
 poll reads two small files and refills the curves' figure only when a new logged event
 arrived: the figure is built once per job).

@@ -2,8 +2,8 @@
 
 Everything that shapes a classifier's input lives in one frozen `InputRecipeConfig`:
 
-    features       the core.audio.features.FeatureConfig (sample rate, FFT, hop, mel bands, dB
-    floor)
+    features       the core.audio.features.FeatureConfig (sample rate, FFT, hop, mel bands,
+                   dB floor)
     kind           "logmel", "mfcc", "mel" or "stft"
     clip_frames    feature frames per example (the network's time axis)
     normalization  per-clip or training-split standardisation, and trimming (`trim_db`)
@@ -17,12 +17,11 @@ are buffers built once in `__init__`, so `.to(device)` moves them) applies it:
       -> channel axis                               (batch, 1, bins, clip_frames)   `forward`
 
 Training (core.training.trainer), a clip on the Classify page (`clip`), the timeline and the live
-stream
-(`spectrum` + `window_inputs`: one spectrogram for the whole recording, windows sliced from it,
-each finished like a training clip), saliency, layer-by-layer values, evaluation and the ONNX
-export all go through this object, so they cannot drift apart. The recipe is saved with every
-run (model.json: the keys of `InputRecipeConfig.to_dict`, the same keys runs have always
-had, so old runs load unchanged) and in the ONNX metadata (`to_json`).
+stream (`spectrum` + `window_inputs`: one spectrogram for the whole recording, windows sliced
+from it, each finished like a training clip), saliency, layer-by-layer values, evaluation and
+the ONNX export all go through this object, so they cannot drift apart. The recipe is saved
+with every run (model.json: the keys of `InputRecipeConfig.to_dict`, the same keys runs have
+always had, so old runs load unchanged) and in the ONNX metadata (`to_json`).
 
 Also here, as the pieces of the recipe: `Normalization`, `fit_normalization`, `fit_frames`,
 `trim_and_stretch`, `clip_frames_for` (the one formula from seconds to frames) and the
@@ -189,8 +188,9 @@ class Normalization:
 
 
 def trim_and_stretch(features: torch.Tensor, frames: int, top_db: float) -> torch.Tensor:
-    """Cut quiet frames at both ends of a dB log-mel and stretch the rest: (bins, T) -> (bins,
-    frames).
+    """Cut quiet frames at both ends of a dB log-mel and stretch the rest.
+
+    (bins, T) -> (bins, frames).
 
     A frame's energy is the dB of its summed band powers; frames from the first to the last
     within top_db of the loudest one (plus 2 frames of margin for soft onsets) are kept and

@@ -1,8 +1,7 @@
 """Measure a data set's sound, then choose the training recipe that fits it, with reasons.
 
 The engine's default recipe (core.training.trainer.TrainConfig) was tuned on spoken digits: 8 kHz
-audio,
-32 mel bands, silence trimmed and the word stretched to a 1-second window. Instrument notes,
+audio, 32 mel bands, silence trimmed and the word stretched to a 1-second window. Instrument notes,
 dog barks or chords need other settings: the harmonics that tell a flute from an oboe lie
 above 4 kHz, and stretching a note to the window throws away how long it rings.
 

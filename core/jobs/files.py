@@ -2,8 +2,7 @@
 
 The web server never trains: a worker process (on Ray, see core.jobs.cluster) runs
 `core.training.trainer.train()` and writes everything the page needs into a folder beside the runs,
-so
-a poll is a couple of small file reads (milliseconds) and a restarted server, or a server on
+so a poll is a couple of small file reads (milliseconds) and a restarted server, or a server on
 another machine sharing the runs folder, finds the same jobs. Layout:
 
     <runs root>/.jobs/<job_id>/
@@ -19,8 +18,8 @@ another machine sharing the runs folder, finds the same jobs. Layout:
                                  arrays, torch tensors; read back without pickle
 
 The folder name starts with a dot, so the run store's listing skips it. Nothing here imports
-Ray or streamlit; both sides (core.jobs.manager on the server, core.jobs.cluster in the worker) use
-it.
+Ray or streamlit; both sides use it (core.jobs.manager on the server, core.jobs.cluster in the
+worker).
 """
 
 from __future__ import annotations

@@ -188,8 +188,7 @@ class JobManager:
         """Queue a training on a Ray worker and return its job id at once.
 
         dataset / spec: as for core.training.trainer.train (browser clips, a network from the
-        builder);
-        they travel to the worker through Ray. device: default
+        builder); they travel to the worker through Ray. device: default
         core.devices.resolve_device(config.device); it decides what the job asks Ray for.
         `config.workers` > 1: data-parallel across that many Ray workers (core.jobs.distributed),
         still one job and one run. Raises JobLimitReached when `owner` has

@@ -2,8 +2,8 @@
 
 `python -m tests.benchmarks live` (about 3 minutes). Audio is spoken digits from the shipped
 recordings, sent the way a browser sends it (48 kHz stereo int16, 20 ms frames) in real time
-from files in-process, into core.inference.streaming.LiveStream with the shipped model at hop 250
-ms.
+from files in-process, into core.inference.streaming.LiveStream with the shipped model at hop
+250 ms.
 
 - latency: from the frame that completes a window arriving (push) to that window's answer
   being ready in the stream (the page shows it at its next redraw, ui.live_stream

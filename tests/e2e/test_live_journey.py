@@ -3,8 +3,7 @@
 Chromium's fake capture device (`--use-file-for-fake-audio-capture`, tests/e2e/live_browser.py)
 plays a file into getUserMedia, so the whole path runs for real: WebRTC (Opus) to the server,
 streamlit-webrtc, core.inference.streaming, the Live tabs. One journey says spoken digits made from
-the
-shipped recordings and checks the digits the Classify page's Live tab hears; one plays a
+the shipped recordings and checks the digits the Classify page's Live tab hears; one plays a
 synthesized melody into the Music page's tuner and checks the notes; one closes the page
 mid-stream and checks that the server lets the microphone go (its slot, its worker's CPU).
 """
