@@ -30,6 +30,11 @@ windowing helpers the timeline and the live stream share (`window_starts`, `soun
 
 Why one module of about 600 lines: it is the whole recipe, read top to bottom in the order a
 clip goes through it; split up, the steps would again live in several places.
+
+Why one module of about 600 lines: it is the contract between training and everything that
+classifies. The fixed-length, normalisation and window helpers exist only for the recipe, and a
+reader checking that training and inference see the same input should find the whole path in one
+file.
 """
 
 from __future__ import annotations

@@ -25,6 +25,11 @@ covers workers on a cluster's machines (where Ray by default adds its own 15, ca
 A worker only ever gets lower, never higher.
 
 Ray is imported only inside these functions, never when a page imports core.
+
+Why one module of about 750 lines: it is the only place that touches Ray's API (the rest of the
+app never imports ray). Connecting, priorities and the three kinds of worker (training, task,
+sweep driver) share its start-up helpers (`_start_detached`, `_worker_env`, `_settle_worker`),
+so a reader sees in one file everything that runs in a worker.
 """
 
 from __future__ import annotations

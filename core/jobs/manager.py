@@ -25,6 +25,11 @@ them run at a time, started in turn by a small Ray actor (core.jobs.cluster.Swee
 States: "queued" (Ray has not started the worker: no free CPU/GPU), "running", then
 "finished", "stopped", "failed" or "interrupted" (the worker died: killed, its machine lost).
 Nothing here imports streamlit or starts Ray before the first submit.
+
+Why one module of about 750 lines: most of it is one class, JobManager, the single door pages
+and the CLI use for every job. Its submit, status, stop and queue methods share the admit /
+resources / launch path and the job-folder bookkeeping, and splitting the class would scatter
+one lifecycle over several files.
 """
 
 from __future__ import annotations

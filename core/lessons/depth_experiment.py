@@ -21,6 +21,9 @@ experiment itself trains a network's seeds together (`train_seeds_full_batch`, t
 
 `run_depth_experiment(config)` is a generator of `DepthEvent`s (progress after each
 network, then the `DepthResult`); `depth_experiment(config)` runs it to the end.
+
+Why one module of a little over 500 lines: one experiment, from the data to the decision
+boundaries, read top to bottom beside the page.
 """
 
 from __future__ import annotations

@@ -19,6 +19,10 @@ measure it.
 
 Cards are read as hostile input (a run archive or a models/ folder may hold anything): any
 problem raises `ModelCardError` with a sentence for the student, never a traceback.
+
+Why one module of about 600 lines: reading, deriving and checking a model card belong together.
+The last third is the parser's rules for an untrusted card.json (types, ranges, lengths), kept
+beside the dataclasses they check so that a new field gets its rule in the same edit.
 """
 
 from __future__ import annotations

@@ -20,6 +20,9 @@ read from the installed packages with `torch.load(weights_only=True)`; nothing i
 The decoding around the networks (CREPE's framing and its argmax-local weighted average, PESTO's
 steps) is written out here, on top of the packages' model classes, so the page can show what
 each network sees and says and so the device is chosen by the caller.
+
+Why one module of a little over 500 lines: the three trackers answer on one frame grid, and
+keeping them together keeps that grid one definition.
 """
 
 from __future__ import annotations

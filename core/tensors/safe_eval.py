@@ -24,6 +24,10 @@ time is bounded by (node cap) x (the cost of one capped operation), far below a 
 
 The allow-lists and limits are in `core.tensors.console_rules`, the sizing of each operation
 in `core.tensors.console_sizing`; this module is the interpreter and its public entry points.
+
+Why one module of a little over 500 lines: an interpreter that guards hostile input is safest
+read in one place; the allow-lists and sizing already live in console_rules.py and
+console_sizing.py.
 """
 
 from __future__ import annotations
