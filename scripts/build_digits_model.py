@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from core import paths
@@ -122,8 +123,6 @@ def build_card(
 def refresh_card_sound() -> Path:
     """Add the kind of sound and what the training clips measured to the shipped card, without
     training again (for cards written before those fields existed)."""
-    from dataclasses import replace
-
     folder = paths.MODELS_DIR / SHIPPED_NAME
     card = read_model_card(folder)
     sound = training_sound_of_dataset(builtin_digits(), card.sample_rate)

@@ -25,6 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import welch
 
+from core.audio.clip import AudioError
+from core.audio.features import FeatureConfig
+from core.audio.io import load_audio
+from core.audio.levels import to_mono
 from core.data.augment import AugmentConfig
 from core.data.datasets import AudioDataset, AudioExample
 
@@ -151,8 +155,6 @@ def feature_config_for(sample_rate: int, n_mels: int, *, win_ms: float = 25, hop
     The same arithmetic as the Train page's sliders, so a recipe and the sliders that show
     it build equal configs (at 8 kHz and 32 bands: core.training.trainer.default_feature_config()).
     """
-    from core.audio.features import FeatureConfig
-
     win = int(sample_rate * win_ms / 1000)
     return FeatureConfig(
         sample_rate=sample_rate,
@@ -188,9 +190,6 @@ def sample_examples(
 
 def native_audio(dataset: AudioDataset, example: AudioExample) -> tuple[np.ndarray, int]:
     """(mono float32 samples (n,), native sample rate in Hz) of one example, not resampled."""
-    from core.audio.io import load_audio
-    from core.audio.levels import to_mono
-
     if example.in_memory:
         samples, rate = dataset.memory[example.source]
         samples = to_mono(np.asarray(samples, dtype=np.float32))
@@ -344,8 +343,6 @@ def profile_dataset(
 
     Raises ValueError when no sampled clip can be decoded or has any sound.
     """
-    from core.audio.clip import AudioError
-
     measures: list[ClipMeasure] = []
     spectra = []
     failed = 0

@@ -22,6 +22,7 @@ smallest complete example of the format; a library (mido) would do the same.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import struct
 import subprocess
@@ -33,6 +34,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from core.files import write_json_atomic
+from core.paths import cache_dir
 
 # General MIDI program numbers (0-based) per family: four instruments each.
 FAMILIES: dict[str, tuple[int, ...]] = {
@@ -175,10 +179,6 @@ def cached_notes(note_set: NoteSet | None = None, soundfonts: dict[str, str] | N
     Rendering all 1512 default notes (three soundfonts) takes about 15-40 s; the benchmark and
     scripts/build_instruments_model.py share the folder.
     """
-    import json
-
-    from core.files import write_json_atomic
-    from core.paths import cache_dir
 
     note_set = note_set or NoteSet()
     soundfonts = soundfonts or SOUNDFONTS

@@ -34,9 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors.torch import load, save
 
 from core.files import to_jsonable, write_bytes_atomic, write_json_atomic
+from core.training.evaluate import Evaluation, Misclassified
 from core.training.runs import HEARTBEAT_FILE, read_metrics_file
+from core.training.trainer import TrainEvent
 
 JOBS_FOLDER = ".jobs"
 HEARTBEAT_SECONDS = 1.0
@@ -80,8 +83,6 @@ def event_record(event: Any) -> dict[str, Any]:
 
 def event_from_record(record: dict[str, Any], evaluation: Any = None) -> Any:
     """Rebuild a core.training.trainer.TrainEvent from `event_record` output."""
-    from core.training.trainer import TrainEvent
-
     known = {key: record[key] for key in _EVENT_KEYS if key in record}
     return TrainEvent(**known, evaluation=evaluation, info=dict(record.get("info") or {}))
 
@@ -136,8 +137,6 @@ class JobFolder:
 
     def final_evaluation(self) -> Any:
         """The final core.training.evaluate.Evaluation, rebuilt from its files (None if absent)."""
-        from core.training.evaluate import Evaluation, Misclassified
-
         summary = _read_json(self.path / "final_evaluation.json")
         try:
             arrays = np.load(self.path / "final_evaluation.npz", allow_pickle=False)
@@ -218,8 +217,6 @@ class TaskResult:
 def save_task_result(folder: JobFolder, result: TaskResult) -> None:
     """Write a TaskResult into the job's folder (tensors first, the JSON last: its presence
     says the result is complete)."""
-    from safetensors.torch import save
-
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in result.tensors.items()}
     write_bytes_atomic(folder.path / "result.safetensors", save(tensors))
     buffer = io.BytesIO()
@@ -230,8 +227,6 @@ def save_task_result(folder: JobFolder, result: TaskResult) -> None:
 
 def read_task_result(folder: JobFolder) -> TaskResult | None:
     """The task's result, None while it has none (arrays without pickle, tensors on the CPU)."""
-    from safetensors.torch import load
-
     if not (folder.path / "result.json").exists():
         return None
     try:

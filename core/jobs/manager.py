@@ -48,6 +48,7 @@ from typing import Any
 
 import torch
 
+from core.devices import resolve_device
 from core.jobs import cluster, distributed
 from core.jobs.cluster import ClusterError
 from core.jobs.files import (
@@ -55,8 +56,10 @@ from core.jobs.files import (
     JobFolder,
     event_from_record,
     jobs_root,
+    read_task_result,
 )
-from core.training.runs import HEARTBEAT_STALE_SECONDS
+from core.jobs.sweeps import new_sweep_id, plan_sweep
+from core.training.runs import HEARTBEAT_STALE_SECONDS, RunError, RunStore
 from core.training.trainer import TrainConfig, TrainEvent
 
 __all__ = [
@@ -164,8 +167,6 @@ class JobManager:
     """
 
     def __init__(self, store: Any = None, *, env: Mapping[str, str] | None = None):
-        from core.training.runs import RunStore
-
         self.store = store if store is not None else RunStore()
         self.root = jobs_root(self.store.root)
         self._env = env
@@ -200,8 +201,6 @@ class JobManager:
         AUDIO_DL_JOBS_PER_SESSION unfinished jobs, ClusterError when Ray cannot start (the first
         submit starts it: seconds) or the cluster has too few GPUs / CPUs for the workers.
         """
-        from core.devices import resolve_device
-
         self._admit(owner, "training")
         device = torch.device(device) if device is not None else resolve_device(config.device)
         resources = self._resources(device, workers=config.workers)
@@ -252,9 +251,6 @@ class JobManager:
         sweep unfinished (a sweep then waits behind nothing of its own), ClusterError when
         Ray cannot start.
         """
-        from core.devices import resolve_device
-        from core.jobs.sweeps import new_sweep_id, plan_sweep
-
         # Trials are many small trainings at once, one worker each; a sweep does not multiply
         # them by data-parallel workers.
         base = dataclasses.replace(base, workers=1)
@@ -466,8 +462,6 @@ class JobManager:
 
     def task_result(self, job_id: str, owner: str) -> Any:
         """The finished (or stopped) task's core.jobs.files.TaskResult, None before."""
-        from core.jobs.files import read_task_result
-
         folder, _ = self._folder(job_id, owner)
         return read_task_result(folder)
 
@@ -592,8 +586,6 @@ class JobManager:
         """Write the final state the worker could not write itself, and the run's summary."""
         folder.write_state(state, message=message, finished_at=time.time())
         if run_id:
-            from core.training.runs import RunError
-
             try:
                 if not self.store.read_summary(run_id):
                     self.store.finish(run_id, run_status, message=message)

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from core.data.augment import AugmentConfig
+from core.models.layers import MAX_MEMBERS
 
 MAX_TRIALS = 12  # a sweep is a class exercise, not a cluster-filling search
 SWEEP_MODES = ("grid", "random")
@@ -72,8 +73,6 @@ class SweepSpace:
     seed: int = 0  # random mode only
 
     def __post_init__(self) -> None:
-        from core.models.layers import MAX_MEMBERS
-
         problems = []
         if self.mode not in SWEEP_MODES:
             problems.append(f"The sweep's mode must be grid or random, not {self.mode!r}.")

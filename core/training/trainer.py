@@ -61,8 +61,19 @@ from core.data.augment import (
 from core.data.datasets import AudioDataset, DatasetError, make_windows
 from core.data.feature_cache import FeatureCache
 from core.data.sources import load_dataset
-from core.data.splits import Split, split_dataset
-from core.models.build import average_members, member_networks
+from core.data.splits import Split, class_balance, leakage_report, split_dataset
+from core.devices import (
+    OutOfMemoryEverywhere,
+    autocast_context,
+    configure_tf32,
+    make_grad_scaler,
+    precision_policy,
+    resolve_device,
+    run_with_oom_fallback,
+)
+from core.models.build import average_members, build_model, member_networks
+from core.models.presets import preset_spec
+from core.models.shapes import check_classifier
 
 # TrainConfig and TrainEvent live in core.training.config; they are imported here too because
 # this is where most readers (and callers) look for what train() takes and yields.
@@ -284,8 +295,6 @@ class _Trainer:
         )
 
     def _choose_device(self) -> torch.device:
-        from core.devices import configure_tf32, resolve_device
-
         device = (
             torch.device(self.requested_device)
             if self.requested_device is not None
@@ -313,10 +322,6 @@ class _Trainer:
         return fit_normalization("global", list(found.values()), trim_db=trim_db), unreadable
 
     def _build_model(self) -> None:
-        from core.models.build import build_model
-        from core.models.presets import preset_spec
-        from core.models.shapes import check_classifier
-
         shape, classes = (1, self.bins, self.frames), len(self.data.labels)
         if self.spec is None:
             spec = preset_spec(self.config.model, input_shape=shape, num_outputs=classes)
@@ -335,16 +340,12 @@ class _Trainer:
         self.micro_batch = self.batch_size
 
     def _build_optimizer(self) -> None:
-        from core.devices import make_grad_scaler, precision_policy
-
         self.optimizer, self.step_scheduler, self.epoch_scheduler = build_optimizer(
             self.model.parameters(), self.config, self.total_steps
         )
         self.scaler = make_grad_scaler(precision_policy(self.device))
 
     def _start_info(self) -> dict[str, Any]:
-        from core.data.splits import class_balance, leakage_report
-
         leak = leakage_report(self.data, self.split)
         return {
             "dataset": self.data.name,
@@ -481,8 +482,6 @@ class _Trainer:
         self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Augment, forward, backward and update on one batch; (loss, correct count)."""
-        from core.devices import OutOfMemoryEverywhere, run_with_oom_fallback
-
         c = self.config
         x = augment_batch(x, c.augment, generator)
         partner, lam = y, 1.0
@@ -520,8 +519,6 @@ class _Trainer:
 
     def _accumulate(self, x, y, partner, lam, micro: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Gradients of one batch in chunks of `micro` (several chunks only after an OOM)."""
-        from core.devices import autocast_context
-
         self.optimizer.zero_grad(set_to_none=True)
         n = y.shape[0]
         total, hits = torch.zeros((), device=self.device), torch.zeros((), device=self.device)
