@@ -23,6 +23,10 @@ Some of this work is one library call that reports nothing while it runs (scikit
 t-SNE, librosa's pYIN). Such a call runs in a thread of the worker (`_Background`) while the
 task keeps reporting and watching the Stop flag; a Stop ends the worker process, and the
 thread with it.
+
+Each task imports the library it needs inside its function: the web server imports this
+module at every submit (to check the task's name), and must not load scikit-learn, librosa or
+the pitch networks for that.
 """
 
 from __future__ import annotations
