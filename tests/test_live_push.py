@@ -6,6 +6,7 @@ Real streams of shipped recordings, a real Starlette app driven through its ASGI
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import time
 
@@ -18,6 +19,13 @@ from core.inference.classifier import model_from_loaded_run, shipped_store
 from core.inference.streaming import LiveClassifier, LiveClassifierConfig, LiveStream, stream_file
 from ui import live_push
 from ui.classify_live import answer_lines
+
+
+def _run(coroutine):
+    """asyncio.run in a thread of its own: the browser tests' Playwright (sync API) keeps an
+    event loop running in the main thread, where asyncio.run would refuse to start."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +76,7 @@ def test_a_poll_gets_a_newer_answer_at_once_and_says_what_the_page_says(stream, 
     assert stream.wait_idle(30)
     token = live_push.open_channel(stream, answer_lines)
     started = time.perf_counter()
-    payload = asyncio.run(live_push.next_answer(token, after=0, timeout=5))
+    payload = _run(live_push.next_answer(token, after=0, timeout=5))
     assert time.perf_counter() - started < 0.5
     current, clock = stream.latest()
     assert (payload["headline"], payload["detail"]) == answer_lines(current)
@@ -96,14 +104,14 @@ def test_a_waiting_poll_returns_when_the_next_answer_is_ready_not_at_its_timeout
         payload = await poll
         return payload, time.perf_counter() - sent
 
-    payload, waited = asyncio.run(poll_while_audio_arrives())
+    payload, waited = _run(poll_while_audio_arrives())
     assert payload["answers"] > known
     assert waited < 3  # woken by the answer (the timeout was 10 s)
     # With nothing new the poll gives the current answer back after its timeout.
     assert stream.wait_idle(30)
     now = stream.clock.answers
     started = time.perf_counter()
-    payload = asyncio.run(live_push.next_answer(token, after=now, timeout=0.3))
+    payload = _run(live_push.next_answer(token, after=now, timeout=0.3))
     assert payload["answers"] == now
     assert 0.25 < time.perf_counter() - started < 2
 
@@ -119,10 +127,10 @@ def test_a_poll_ends_when_its_stream_ends_and_unknown_tokens_learn_nothing(strea
         payload = await poll
         return payload, time.perf_counter() - started
 
-    payload, waited = asyncio.run(poll_then_stop())
+    payload, waited = _run(poll_then_stop())
     assert payload["ended"] is True and waited < 1
     assert "headline" not in payload
-    guessed = asyncio.run(live_push.next_answer("not-a-token", after=-1, timeout=1))
+    guessed = _run(live_push.next_answer("not-a-token", after=-1, timeout=1))
     assert guessed["ended"] is True and "headline" not in guessed
     # A stream that has ended is forgotten when the next one opens a channel.
     live_push.open_channel(stream, answer_lines)
@@ -153,7 +161,7 @@ def _get(app, path: str, query: str) -> tuple[int, dict, bytes]:
         "client": ("127.0.0.1", 1),
         "server": ("localhost", 8501),
     }
-    asyncio.run(app(scope, receive, send))
+    _run(app(scope, receive, send))
     start = next(m for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return start["status"], dict(start["headers"]), body
