@@ -35,7 +35,7 @@ import torch
 
 from core.jobs import cluster
 from core.jobs.cluster import ClusterError, ClusterInfo, JobResources
-from core.jobs.files import JobFolder
+from core.jobs.files import FINAL_STATES, JobFolder
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,9 @@ def worker_loop(loop_config: Mapping[str, Any]) -> None:
     from core.training.trainer import train
 
     os.environ.update(loop_config["env"])
-    torch.set_num_threads(max(1, int(loop_config["threads"])))
+    # Like every other worker: below the web server (AUDIO_DL_WORKER_NICE), one torch thread
+    # per CPU Ray granted.
+    cluster._settle_worker(int(loop_config["threads"]))
     context = ray.train.get_context()
     # Ray Train chose this worker's GPU (it may see several); on CPUs its device is the CPU.
     device = ray.train.torch.get_device() if loop_config["use_gpu"] else torch.device("cpu")
@@ -134,8 +136,6 @@ class DistributedTrainingCoordinator:
         import ray
         from ray.train import FailureConfig, RunConfig, ScalingConfig
         from ray.train.torch import TorchConfig, TorchTrainer
-
-        from core.jobs.files import FINAL_STATES
 
         folder = JobFolder(job_dir)
         use_gpu = resources["num_gpus"] > 0
