@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -75,6 +76,41 @@ def test_a_training_runs_in_a_worker_process_and_reports_through_files(
     # embedded Ray adds none of its own), while this process stayed level.
     assert json.loads(folder_state)["nice"] == 10
     assert os.getpriority(os.PRIO_PROCESS, 0) == 0
+
+
+def _process_started_at(pid: int) -> float:
+    """When process `pid` started (seconds since the epoch, to a clock tick), from /proc."""
+    boot = next(
+        float(line.split()[1])
+        for line in Path("/proc/stat").read_text().splitlines()
+        if line.startswith("btime")
+    )
+    ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _worker_pid(jobs: JobManager, job: str) -> int:
+    return int(json.loads((jobs.root / job / "state.json").read_text())["pid"])
+
+
+def test_a_later_job_runs_in_a_worker_process_that_was_already_warm(ray_cluster, tones, tmp_path):
+    # Ray keeps a finished job's worker process (torch imported) for the next job of the
+    # same resources; a fresh process per job spent seconds importing before its first step.
+    jobs = _manager(tmp_path)
+    first = jobs.submit(TONE_CONFIG, owner="alice", dataset=tones, spec=TINY_SPEC, device="cpu")
+    assert jobs.wait(first, "alice", timeout=300).state == "finished"
+    first_pid = _worker_pid(jobs, first)
+    submitted = time.time()
+    second = jobs.submit(TONE_CONFIG, owner="bob", dataset=tones, spec=TINY_SPEC, device="cpu")
+    assert jobs.wait(second, "bob", timeout=300).state == "finished"
+    second_pid = _worker_pid(jobs, second)
+    assert os.path.exists(f"/proc/{second_pid}")  # still there for the next job
+    # The second job's process was running before it was submitted: the first one's, or
+    # one the dispatcher warmed.
+    assert _process_started_at(second_pid) < submitted - 0.5
+    assert first_pid != os.getpid() and second_pid != os.getpid()
+    # A reused process keeps nothing of the job before: it wrote where it was told to.
+    assert jobs.store.get(jobs.status(second, "bob").run_id, owner="bob").status == "finished"
 
 
 def test_queue_positions_and_cancelling_a_queued_job(ray_cluster, tones, tmp_path):

@@ -6,12 +6,13 @@ AUDIO_DL_RAY_ADDRESS (or Ray's own RAY_ADDRESS) set, it joins that cluster inste
 server started with `ray start --head` and the class's other machines with
 `ray start --address=HEAD:6379` (README, "Running it for a class").
 
-Each training is a detached Ray actor (a process of its own, named after the job) that asks
-for the resources of its device, `num_gpus=1` on CUDA or `num_cpus=N` otherwise; Ray starts
-it when those are free, so a class queues instead of overfilling a GPU. Detached means the
-job outlives the web server process that submitted it: a restarted server finds it by name.
-The worker writes everything into the job's folder (core.jobs.files) and the run store; the
-server only reads files.
+Each training (and each other long job of core.jobs.tasks) is a Ray task that asks for the
+resources of its device, `num_gpus=1` on CUDA or `num_cpus=N` otherwise; Ray runs it when
+those are free, so a class queues instead of overfilling a GPU. The tasks are submitted by
+the JobDispatcher, a detached actor: the jobs outlive the web server process that asked for
+them, a restarted server finds the dispatcher by name, and Ray reuses a task's worker process
+(torch imported, warm) for the next job. The worker writes everything into the job's folder
+(core.jobs.files) and the run store; the server only reads files.
 
     info = connect()                        # idempotent; ClusterError with a sentence
     start_training_worker(job_id, folder, config, ..., resources=job_resources("cpu", info))
@@ -27,9 +28,10 @@ A worker only ever gets lower, never higher.
 Ray is imported only inside these functions, never when a page imports core.
 
 Why one module of about 750 lines: it is the only place that touches Ray's API (the rest of the
-app never imports ray). Connecting, priorities and the three kinds of worker (training, task,
-sweep driver) share its start-up helpers (`_start_detached`, `_worker_env`, `_settle_worker`),
-so a reader sees in one file everything that runs in a worker.
+app never imports ray). Connecting, priorities, the dispatcher
+and what runs in a worker (a training, a task, a sweep's driver) share its start-up helpers
+(`_enter_worker`, `_worker_env`, `_settle_worker`), so a reader sees in one file everything
+that runs in a worker.
 """
 
 from __future__ import annotations
@@ -390,80 +392,43 @@ def run_training_job(
     return final
 
 
-class TrainingWorker:
-    """A Ray actor (one process) that runs one training, then exits.
+def _enter_worker(env: Mapping[str, str], threads: int) -> dict[str, Any]:
+    """What every job does first in its worker process (a fresh one or one reused from an
+    earlier job): take the server's folders from `env` (tests change them per test, so a
+    reused worker cannot keep the last job's), step below the web server and use `threads`
+    torch threads. Returns where it runs, for state.json."""
+    import ray
 
-    `env`: the server's writable folders (AUDIO_DL_RUNS_DIR, AUDIO_DL_CACHE_DIR), set before
-    anything reads them; tests change them per test, so the worker cannot inherit them.
-    """
-
-    def __init__(self, env: Mapping[str, str], threads: int):
-        os.environ.update(env)
-        _settle_worker(threads)
-
-    def run(
-        self,
-        job_dir: str,
-        config: Any,
-        dataset: Any,
-        spec: Any,
-        device: str,
-        owner: str,
-        runs_root: str,
-        sweep: Mapping[str, Any] | None = None,
-    ) -> None:
-        import ray
-
-        from core.training.runs import RunStore
-
-        try:
-            where = {
-                "ray_node_id": ray.get_runtime_context().get_node_id(),
-                "nice": _own_niceness(),
-            }
-            run_training_job(
-                JobFolder(job_dir),
-                config,
-                dataset=dataset,
-                spec=spec,
-                device=device,
-                owner=owner,
-                store=RunStore(runs_root),
-                where=where,
-                sweep=sweep,
-            )
-        finally:
-            ray.actor.exit_actor()  # free the slot: a detached actor would otherwise stay
+    os.environ.update(env)
+    _settle_worker(threads)
+    return {"ray_node_id": ray.get_runtime_context().get_node_id(), "nice": _own_niceness()}
 
 
-def start_training_worker(
-    job_id: str,
-    folder: JobFolder,
+def training_task(
+    env: Mapping[str, str],
+    threads: int,
+    job_dir: str,
     config: Any,
-    *,
     dataset: Any,
     spec: Any,
-    device: torch.device | str,
+    device: str,
     owner: str,
-    runs_root: Path,
-    resources: JobResources,
+    runs_root: str,
     sweep: Mapping[str, Any] | None = None,
-    env: Mapping[str, str] | None = None,
-) -> Any:
-    """Ask Ray for a worker with `resources` that trains `config` into `folder`.
+) -> None:
+    """A training as a Ray task (see JobDispatcher): run_training_job in a worker process."""
+    from core.training.runs import RunStore
 
-    Returns at once, with the Ray ObjectRef that is ready when the worker's training ends
-    (or it dies): Ray starts the worker when the resources are free. The worker is a
-    detached actor named `job_id` (see `stop_worker`); it is never restarted after a crash
-    (max_restarts=0), its job is marked interrupted instead. `sweep`: a sweep trial's
-    record for its run; `env`: the folders the worker writes into (default: this process's).
-    """
-
-    worker_env = dict(env) if env is not None else _worker_env(runs_root)
-    actor = _start_detached(TrainingWorker, job_id, resources, worker_env)
-    worker_device = _worker_device(device)
-    return actor.run.remote(
-        str(folder.path), config, dataset, spec, worker_device, owner, str(runs_root), sweep
+    run_training_job(
+        JobFolder(job_dir),
+        config,
+        dataset=dataset,
+        spec=spec,
+        device=device,
+        owner=owner,
+        store=RunStore(runs_root),
+        where=_enter_worker(env, threads),
+        sweep=sweep,
     )
 
 
@@ -507,7 +472,7 @@ def run_task_job(
 ) -> None:
     """Run the registered task `task` (core.jobs.tasks) and write its progress and result.
 
-    What a TaskWorker process does (callable in-process too). Like a training: a heartbeat,
+    What a task's worker process does (callable in-process too). Like a training: a heartbeat,
     the cancel file checked between reports, state.json with the progress (at most twice a
     second) and each report appended to events.jsonl; then the result files and the final
     state: "finished", "stopped" (Stop pressed: the result holds what was done) or "failed"
@@ -566,41 +531,32 @@ def run_task_job(
             raise
 
 
-class TaskWorker:
-    """A Ray actor (one process) that runs one task of core.jobs.tasks, then exits."""
-
-    def __init__(self, env: Mapping[str, str], threads: int):
-        os.environ.update(env)
-        _settle_worker(threads)
-
-    def run(self, job_dir: str, task: str, kwargs: Mapping[str, Any], device: str) -> None:
-        import ray
-
-        try:
-            where = {
-                "ray_node_id": ray.get_runtime_context().get_node_id(),
-                "nice": _own_niceness(),
-            }
-            run_task_job(JobFolder(job_dir), task, kwargs, device=device, where=where)
-        finally:
-            ray.actor.exit_actor()
-
-
-def start_task_worker(
-    job_id: str,
-    folder: JobFolder,
+def task_job(
+    env: Mapping[str, str],
+    threads: int,
+    job_dir: str,
     task: str,
     kwargs: Mapping[str, Any],
-    *,
-    device: torch.device | str,
-    runs_root: Path,
-    resources: JobResources,
+    device: str,
 ) -> None:
-    """Ask Ray for a TaskWorker with `resources` that runs `task` into `folder` (returns at
-    once; detached and named `job_id` like a training's worker, never restarted)."""
+    """A task of core.jobs.tasks as a Ray task (see JobDispatcher)."""
+    from core.jobs.tasks import still_calling
 
-    actor = _start_detached(TaskWorker, job_id, resources, _worker_env(runs_root))
-    actor.run.remote(str(folder.path), task, dict(kwargs), _worker_device(device))
+    where = _enter_worker(env, threads)
+    run_task_job(JobFolder(job_dir), task, kwargs, device=device, where=where)
+    if still_calling():
+        # Stopped while a library call that cannot be interrupted still runs in a thread:
+        # this process is not fit for the next job (Ray would reuse it). End it; Ray starts a
+        # fresh one. The job's folder already says how it ended.
+        os._exit(0)
+
+
+def warm_worker(env: Mapping[str, str], threads: int) -> int:
+    """Nothing but a worker's start: importing this module in the worker imports torch and
+    the training engine, which is what makes a first job wait (seconds on a small machine).
+    Ray keeps the process for the next job. Returns its pid."""
+    _enter_worker(env, threads)
+    return os.getpid()
 
 
 # ---------------------------------------------------------------------------- sweeps
@@ -610,7 +566,7 @@ class SweepDriver:
     """A Ray actor that starts a sweep's trials, at most `at_once` at a time, then exits.
 
     It asks Ray for no CPU (it only waits), so it never takes a training's place. Each trial
-    is an ordinary TrainingWorker with its own job folder, created by the server at submit;
+    is an ordinary training job with its own job folder, created by the server at submit;
     a trial stopped while it waited (its folder's state is final or its cancel file exists)
     is skipped. Detached and named after the sweep, like the trainings, so the sweep carries
     on when the web server restarts; if the driver dies, the trials it had not started yet
@@ -635,6 +591,9 @@ class SweepDriver:
         many were started."""
         import ray
 
+        # Here, not at the top: core.jobs.dispatcher imports this module (what runs in a
+        # worker lives here).
+        from core.jobs.dispatcher import start_training_worker
         from core.jobs.files import FINAL_STATES
 
         dataset_ref = ray.put(dataset)  # one copy in the object store for every trial
@@ -704,32 +663,6 @@ def start_sweep_driver(
         max_task_retries=0,
     ).remote(_worker_env(runs_root))
     driver.run.remote(trials, dataset, spec, worker_device, owner, str(runs_root), at_once)
-
-
-def worker_exists(job_id: str) -> bool | None:
-    """Whether Ray still knows the job's worker (pending or alive); None when not connected."""
-    if _info is None:
-        return None
-    import ray
-
-    try:
-        ray.get_actor(job_id, namespace=NAMESPACE)
-    except ValueError:
-        return False
-    return True
-
-
-def stop_worker(job_id: str) -> bool:
-    """Kill the job's worker process at once (the forced Stop); False if it was gone."""
-    if _info is None:
-        return False
-    import ray
-
-    try:
-        ray.kill(ray.get_actor(job_id, namespace=NAMESPACE), no_restart=True)
-    except ValueError:
-        return False
-    return True
 
 
 _remote_classes: dict[type, Any] = {}  # worker class -> its ray.remote wrapper, made once

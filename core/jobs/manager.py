@@ -49,7 +49,7 @@ from typing import Any
 import torch
 
 from core.devices import resolve_device
-from core.jobs import cluster, distributed
+from core.jobs import cluster, dispatcher, distributed
 from core.jobs.cluster import ClusterError
 from core.jobs.files import (
     FINAL_STATES,
@@ -219,7 +219,7 @@ class JobManager:
             )
         else:
             start = functools.partial(
-                cluster.start_training_worker,
+                dispatcher.start_training_worker,
                 job_id,
                 folder,
                 config,
@@ -441,7 +441,7 @@ class JobManager:
         self._launch(
             [folder],
             "job",
-            lambda: cluster.start_task_worker(
+            lambda: dispatcher.start_task_worker(
                 job_id,
                 folder,
                 task,
@@ -535,14 +535,14 @@ class JobManager:
         cancel_at = folder.cancel_requested_at()
         if name == "queued":
             if cancel_at is not None:
-                cluster.stop_worker(folder.job_id)  # it has not started: nothing is lost
+                dispatcher.stop_worker(folder.job_id)  # it has not started: nothing is lost
                 return self._end(folder, "stopped", "Cancelled while waiting in the queue.")
             lost = now - float(meta.get("submitted_at", now)) > LOST_AFTER_SECONDS
             if lost and not state.get("in_ray_queue") and meta.get("sweep"):
                 # Not handed to Ray yet: the sweep's driver must still be there to start it.
-                lost = cluster.worker_exists(str(meta["sweep"].get("id", ""))) is False
+                lost = dispatcher.worker_exists(str(meta["sweep"].get("id", ""))) is False
             elif lost:
-                lost = cluster.worker_exists(folder.job_id) is False
+                lost = dispatcher.worker_exists(folder.job_id) is False
             if lost:
                 return self._end(
                     folder,
@@ -563,7 +563,7 @@ class JobManager:
         if cancel_at is not None and now - cancel_at > FORCE_STOP_SECONDS:
             if cluster.connected() is None:
                 cluster.connect(self.env)
-            cluster.stop_worker(folder.job_id)
+            dispatcher.stop_worker(folder.job_id)
             return self._end(
                 folder,
                 "stopped",

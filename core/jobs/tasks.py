@@ -189,18 +189,28 @@ def batch_rows(result: TaskResult) -> list[Any]:
     ]
 
 
+def still_calling() -> bool:
+    """Whether a task's uninterruptible library call (_Background) still runs in this process."""
+    return any(
+        thread.name == _Background.THREAD_NAME and thread.is_alive()
+        for thread in threading.enumerate()
+    )
+
+
 class _Background:
     """work() in a daemon thread: a library call that says nothing until it returns.
 
     The task's generator stays free to report progress and to notice a Stop meanwhile; the
-    thread cannot be interrupted, but a TaskWorker process ends after its task (and is killed
-    by a forced Stop), which ends the thread too.
+    thread cannot be interrupted, so a worker process that still runs one after its task ends
+    itself (core.jobs.cluster.task_job; a forced Stop kills it), which ends the thread too.
     """
+
+    THREAD_NAME = "task-call"
 
     def __init__(self, work: Callable[[], Any]):
         self._work = work
         self._outcome: dict[str, Any] = {}
-        self._thread = threading.Thread(target=self._run, name="task-call", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.THREAD_NAME, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
