@@ -108,11 +108,14 @@ def wait_until_idle(page, timeout_ms: int = 90_000) -> None:
 
 def open_registered_page(page, app_url: str, url_path: str, timeout_ms: int = 120_000):
     """Go to a registered page, wait for its run to finish and its title; return its entry."""
-    from ui.registry import page_by_url
+    from ui.registry import PAGES, page_by_url
 
     entry = page_by_url(url_path)
     assert entry is not None, f"no page registered at /{url_path}"
-    page.goto(f"{app_url}/{entry.url_path}")
+    # The default page lives at the root: its own address makes Streamlit say "Page not
+    # found" in a dialog that blocks every click until it is closed.
+    address = "" if entry is PAGES[0] else entry.url_path
+    page.goto(f"{app_url}/{address}")
     wait_until_idle(page, timeout_ms=timeout_ms)
     page.get_by_role("heading", name=entry.title, exact=True).first.wait_for()
     return entry
