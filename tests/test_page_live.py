@@ -48,8 +48,29 @@ def _fresh_slots(monkeypatch):
     monkeypatch.setattr(streaming.slots, "_SLOTS", None)
 
 
-def test_the_classify_live_tab_waits_for_the_microphone():
+def _classify_live_tab():
+    """The Classify page with its Live tab open, as a click on the tab would (the tab runs
+    only while it is open)."""
     at = open_page("pages/classify.py")
+    at.session_state["classify_tab"] = "Live"
+    at.run()
+    return at
+
+
+def test_the_classify_live_tab_runs_only_while_it_is_open():
+    # Its microphone component reports to the server as soon as it is drawn; drawn on every
+    # Classify run it reran the page and could swallow a click on another page.
+    at = open_page("pages/classify.py")
+    assert not at.exception, _texts(at.exception)
+    assert "classify_live_hop" not in [slider.key for slider in at.slider]
+    assert not any("Press START" in t for t in _texts(at.info))
+    at.session_state["classify_tab"] = "Live"
+    at.run()
+    assert at.slider(key="classify_live_hop").value == 0.25
+
+
+def test_the_classify_live_tab_waits_for_the_microphone():
+    at = _classify_live_tab()
     assert not at.exception, _texts(at.exception)
     assert at.slider(key="classify_live_hop").value == 0.25
     assert any("Press START" in t for t in _texts(at.info))
@@ -57,7 +78,7 @@ def test_the_classify_live_tab_waits_for_the_microphone():
 
 
 def test_a_stream_s_results_are_drawn_and_a_segment_is_saved_for_training(digits_snapshot):
-    at = open_page("pages/classify.py")
+    at = _classify_live_tab()
     at.session_state["classify_live_handle"] = LiveHandle(snapshot=digits_snapshot)
     at.run()
     assert not at.exception, _texts(at.exception)
@@ -89,14 +110,14 @@ def test_a_stream_s_results_are_drawn_and_a_segment_is_saved_for_training(digits
 
 def test_broken_network_settings_are_explained_not_raised(monkeypatch):
     monkeypatch.setenv("AUDIO_DL_ICE_SERVERS", "stun:forgot-the-json")
-    at = open_page("pages/classify.py")
+    at = _classify_live_tab()
     assert not at.exception, _texts(at.exception)
     assert any("not valid JSON" in t for t in _texts(at.error))
 
 
 def test_live_listening_switched_off_by_the_teacher(monkeypatch):
     monkeypatch.setenv("AUDIO_DL_MAX_STREAMS", "0")
-    at = open_page("pages/classify.py")
+    at = _classify_live_tab()
     assert not at.exception, _texts(at.exception)
     assert any("switched off" in t for t in _texts(at.info))
 
@@ -150,7 +171,7 @@ def test_without_a_push_route_a_running_stream_s_answer_is_redrawn_by_the_page()
 
     model = model_from_loaded_run(shipped_store().load("digits-cnn"), origin="shipped")
     y, rate = sf.read(paths.DIGITS_DIR / f"{DIGITS[0]}.wav", dtype="float32")
-    at = open_page("pages/classify.py")
+    at = _classify_live_tab()
     # No audio after the word: the stream must not stop itself while the page runs.
     stream = LiveStream(LiveClassifier(model), idle_timeout_seconds=600)
     try:
