@@ -164,6 +164,49 @@ def test_stop_and_the_session_limit_count_a_distributed_job_once(
     assert len(jobs.store.list_runs()) == 1
 
 
+def _train_worker_pids() -> set[int]:
+    """Ray Train's worker processes on this machine (their process title names the class)."""
+    import subprocess
+
+    listing = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    return {
+        int(line.split(None, 1)[0])
+        for line in listing.splitlines()
+        if "RayTrainWorker" in line and "ps -eo" not in line
+    }
+
+
+def test_a_rank_killed_with_sigkill_ends_the_job_and_its_other_rank(
+    ray_cluster, tone_folder, tmp_path
+):
+    import os
+    import signal
+
+    tones = folder_per_class(tone_folder)
+    jobs = JobManager(RunStore(tmp_path / "runs"), env={})
+    long = dataclasses.replace(TONE_CONFIG, epochs=400, workers=2)
+    job = jobs.submit(long, owner="cy", dataset=tones, spec=TINY_SPEC, device="cpu")
+    deadline = time.monotonic() + 600
+    while _step(jobs, job, "cy") < 3:
+        assert time.monotonic() < deadline, jobs.status(job, "cy")
+        time.sleep(0.2)
+    rank0 = json.loads((jobs.root / job / "state.json").read_text())["pid"]
+    others = _train_worker_pids() - {rank0}
+    assert len(others) == 1, others  # the second rank
+    os.kill(others.pop(), signal.SIGKILL)
+    killed = time.monotonic()
+    status = jobs.wait(job, "cy", timeout=120)
+    # The surviving rank cannot finish a step without its peer: the job ends (failed, said
+    # with the cause, or interrupted) instead of hanging, and keeps what was saved.
+    assert status.state in ("failed", "interrupted"), status
+    assert time.monotonic() - killed < 60
+    assert jobs.store.get(status.run_id).status != "running"
+    deadline = time.monotonic() + 60
+    while rank0 in _train_worker_pids() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert rank0 not in _train_worker_pids()  # no rank left behind holding its CPU
+
+
 def test_workers_ask_for_what_the_cluster_has_or_get_a_sentence():
     cpus = ClusterInfo("local", True, cpus=4, gpus=0, nodes=1, start_seconds=1.0)
     assert worker_resources("cpu", cpus, 2, {}) == JobResources(num_cpus=2, num_gpus=0)
