@@ -16,9 +16,17 @@ import soundfile as sf
 
 from core import paths
 from core.inference.classifier import model_from_loaded_run, shipped_store
-from core.inference.streaming import LiveClassifier, LiveClassifierConfig, LiveStream, stream_file
+from core.inference.streaming import (
+    LiveClassifier,
+    LiveClassifierConfig,
+    LiveStream,
+    LiveTuner,
+    TunerConfig,
+    stream_file,
+)
 from ui import live_push
-from ui.classify_live import answer_lines
+from ui.classify_live import answer_lines, answer_shown
+from ui.music_live import tuner_shown
 
 
 def _run(coroutine):
@@ -74,7 +82,7 @@ def test_a_poll_gets_a_newer_answer_at_once_and_says_what_the_page_says(stream, 
     y, rate = seven
     stream_file(stream, y, rate)
     assert stream.wait_idle(30)
-    token = live_push.open_channel(stream, answer_lines)
+    token = live_push.open_channel(stream, answer_shown)
     started = time.perf_counter()
     payload = _run(live_push.next_answer(token, after=0, timeout=5))
     assert time.perf_counter() - started < 0.5
@@ -84,7 +92,12 @@ def test_a_poll_gets_a_newer_answer_at_once_and_says_what_the_page_says(stream, 
     assert payload["clock"]["heardAt"] == pytest.approx(clock.heard_at, abs=1e-3)
     assert payload["clock"]["headlineHeardAt"] <= payload["clock"]["heardAt"]
     assert payload["sentAt"] >= payload["clock"]["readyAt"] >= payload["clock"]["heardAt"]
-    json.dumps(payload)  # what the route sends
+    assert payload["cents"] is None and payload["inTune"] is False  # a label, no needle
+    # The answer was ready before the poll came: nothing to wake, no notice.
+    poll = payload["poll"]
+    assert poll["notifiedAt"] is None
+    assert payload["clock"]["readyAt"] <= poll["arrivedAt"] <= poll["wokeAt"] <= payload["sentAt"]
+    json.dumps(payload, allow_nan=False)  # what the route sends (Starlette refuses NaN)
     live_push.close_channel(token)
 
 
@@ -92,7 +105,7 @@ def test_a_waiting_poll_returns_when_the_next_answer_is_ready_not_at_its_timeout
     y, rate = seven
     stream_file(stream, y[: rate // 2], rate)
     assert stream.wait_idle(30)
-    token = live_push.open_channel(stream, answer_lines)
+    token = live_push.open_channel(stream, answer_shown)
     known = stream.clock.answers if stream.clock is not None else 0
 
     async def poll_while_audio_arrives():
@@ -107,6 +120,10 @@ def test_a_waiting_poll_returns_when_the_next_answer_is_ready_not_at_its_timeout
     payload, waited = _run(poll_while_audio_arrives())
     assert payload["answers"] > known
     assert waited < 3  # woken by the answer (the timeout was 10 s)
+    # The worker told the waiting poll, which ran again: the stamps of that wait, in order.
+    poll, ready = payload["poll"], payload["clock"]["readyAt"]
+    assert poll["arrivedAt"] <= ready <= poll["notifiedAt"] <= poll["wokeAt"]
+    assert poll["wokeAt"] <= payload["sentAt"]
     # With nothing new the poll gives the current answer back after its timeout.
     assert stream.wait_idle(30)
     now = stream.clock.answers
@@ -117,7 +134,7 @@ def test_a_waiting_poll_returns_when_the_next_answer_is_ready_not_at_its_timeout
 
 
 def test_a_poll_ends_when_its_stream_ends_and_unknown_tokens_learn_nothing(stream, seven):
-    token = live_push.open_channel(stream, answer_lines)
+    token = live_push.open_channel(stream, answer_shown)
 
     async def poll_then_stop():
         poll = asyncio.ensure_future(live_push.next_answer(token, after=10**6, timeout=10))
@@ -133,7 +150,7 @@ def test_a_poll_ends_when_its_stream_ends_and_unknown_tokens_learn_nothing(strea
     guessed = _run(live_push.next_answer("not-a-token", after=-1, timeout=1))
     assert guessed["ended"] is True and "headline" not in guessed
     # A stream that has ended is forgotten when the next one opens a channel.
-    live_push.open_channel(stream, answer_lines)
+    live_push.open_channel(stream, answer_shown)
     assert token not in live_push._CHANNELS
 
 
@@ -183,7 +200,7 @@ def test_the_route_is_added_first_to_a_starlette_app_once(stream, seven):
     y, rate = seven
     stream_file(stream, y, rate)
     assert stream.wait_idle(30)
-    token = live_push.open_channel(stream, answer_lines)
+    token = live_push.open_channel(stream, answer_shown)
     status, headers, body = _get(app, "/audio-dl/live-answer", f"token={token}&after=0")
     assert status == 200 and headers[b"cache-control"] == b"no-store"
     payload = json.loads(body)
@@ -196,3 +213,52 @@ def test_the_route_is_added_first_to_a_starlette_app_once(stream, seven):
 
 def test_outside_a_server_the_route_cannot_be_installed_and_the_page_falls_back():
     assert live_push.install_route() is False  # no script context, no websocket
+
+
+def _tone(hz: float, seconds: float, rate: int = 16000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def test_a_tuner_reading_is_pushed_as_its_note_hz_and_needle_and_silence_as_no_note():
+    """The Music tab's needle (look "needle"): what the route sends of a live tuner's
+    readings, from a real stream of tones."""
+    stream = LiveStream(LiveTuner(TunerConfig()), idle_timeout_seconds=600)
+    token = live_push.open_channel(stream, tuner_shown)
+    try:
+        assert _run(live_push.next_answer(token, after=-1, timeout=0.1))["headline"] == "…"
+        seen = 0
+        for hz, note, cents, in_tune in (
+            (446.0, "A4", 23.4, False),  # 446 Hz: A4 + 23.4 cents
+            (261.63, "C4", 0.0, True),  # middle C, in tune
+            (0.0, "no note", None, False),  # silence: no note, the needle parked
+        ):
+            samples = _tone(hz, 0.6) if hz else np.zeros(8000, np.float32)
+            stream_file(stream, samples, 16000)
+            assert stream.wait_idle(30)
+            payload = _run(live_push.next_answer(token, after=seen, timeout=5))
+            seen = payload["answers"]
+            assert payload["headline"] == note, payload
+            assert payload["inTune"] is in_tune
+            json.dumps(payload, allow_nan=False)
+            if cents is None:
+                assert payload["cents"] is None
+                assert payload["detail"] == "Play, sing or hum a note."
+                continue
+            reading = stream.latest()[0]
+            assert payload["cents"] == pytest.approx(cents, abs=3.0)  # YIN: 1.7 cents at C4
+            assert payload["cents"] == round(reading.cents, 1)
+            assert (
+                payload["detail"] == f"{reading.frequency_hz:.1f} Hz · {reading.cents:+.0f} cents"
+            )
+            assert reading.frequency_hz == pytest.approx(hz, rel=0.003)
+    finally:
+        stream.stop()
+        live_push.close_channel(token)
+
+
+def test_a_needle_position_that_is_not_a_number_is_sent_as_none():
+    """Starlette's JSON refuses NaN: a reading without a pitch must never reach it as NaN."""
+    payload = live_push.Shown("A4", "", cents=float("nan"), in_tune=True).payload()
+    assert payload["cents"] is None and payload["inTune"] is False
+    json.dumps(payload, allow_nan=False)

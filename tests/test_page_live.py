@@ -166,3 +166,29 @@ def test_without_a_push_route_a_running_stream_s_answer_is_redrawn_by_the_page()
         assert at.session_state["classify_live_handle"].push_token == ""  # nothing opened
     finally:
         stream.stop()
+
+
+def test_without_a_push_route_a_running_tuner_s_needle_is_redrawn_by_the_page():
+    """The Music tab's needle is pushed in a browser (look "needle"); AppTest has no server
+    for the route, so the page redraws the plotly gauge instead, reading what the pushed
+    needle would show."""
+    from core.inference.streaming import LiveStream
+    from ui.music_live import tuner_shown
+
+    y = render_notes([(69, 0, 4)], SynthConfig(sample_rate=16000))  # A4 for 0.4 s
+    at = open_page("pages/music.py")
+    at.segmented_control(key="music_source").set_value("Live").run()
+    stream = LiveStream(LiveTuner(TunerConfig()), idle_timeout_seconds=600)
+    try:
+        stream_file(stream, y[: int(0.3 * 16000)], 16000)  # stop within the note
+        assert stream.wait_idle(30)
+        at.session_state["music_live_handle"] = LiveHandle(stream=stream)
+        at.run()
+        assert not at.exception, _texts(at.exception)
+        shown = tuner_shown(stream.latest()[0])
+        assert shown.headline == "A4" and shown.in_tune
+        gauges = [c for c in at.get("plotly_chart") if '"indicator"' in c.proto.spec]
+        assert len(gauges) == 1 and '"A4' in gauges[0].proto.spec
+        assert at.session_state["music_live_handle"].push_token == ""  # nothing opened
+    finally:
+        stream.stop()

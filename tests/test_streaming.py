@@ -3,6 +3,7 @@ known pitches, odd frames (irregular, dropped, NaN, silence) and clean shutdown.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -495,7 +496,7 @@ def test_network_settings_from_the_environment(monkeypatch):
 
 
 def test_live_plot_builders_carry_the_readings():
-    from core.viz.live import chroma_meter_figure, pitch_line_figure, tuner_figure
+    from core.viz.live import chroma_meter_figure, pitch_line_figure, tuner_dial, tuner_figure
 
     tuner = LiveTuner()
     rate = 16000
@@ -505,6 +506,16 @@ def test_live_plot_builders_carry_the_readings():
     gauge = tuner_figure(reading).data[0]
     assert gauge.value == pytest.approx(reading.cents) and "A4" in gauge.title.text
     assert tuner_figure(None).data[0].mode == "gauge"  # an empty dial, no number
+    # The gauge and the pushed needle (ui/music_live.py) read the same dial.
+    dial = tuner_dial(reading)
+    assert (dial.note, dial.in_tune) == ("A4", False)  # 446 Hz: 23 cents sharp
+    assert dial.cents == pytest.approx(23.4, abs=2.0) and dial.frequency_hz == pytest.approx(
+        446, abs=1
+    )
+    assert dial.title == gauge.title.text
+    unpitched = dataclasses.replace(reading, note="", cents=np.nan, frequency_hz=np.nan)
+    assert not tuner_dial(None).pitched and not tuner_dial(unpitched).pitched
+    assert tuner_dial(unpitched).title == tuner_figure(unpitched).data[0].title.text
     line = pitch_line_figure(list(tuner.readings)).data[0]
     voiced = np.asarray(line.y, dtype=float)
     assert np.nanmedian(voiced) == pytest.approx(69.23, abs=0.03)  # MIDI of 446 Hz

@@ -24,6 +24,7 @@ from core.inference.streaming import (
 from core.viz.live import live_log_mel, spectrogram_image, timeline_image
 from ui.classify_result import model_key
 from ui.fingerprint import fingerprint
+from ui.live_push import Shown
 from ui.live_stream import PushedAnswer, live_view, microphone, network_help
 
 TIMELINE_SECONDS = 20.0  # the probability timeline shows the newest 20 s
@@ -85,7 +86,7 @@ def show_live(prefix: str, model: InferenceModel) -> None:
         _draw_answer,
         lambda snapshot: _draw_history(prefix, snapshot, int(smooth)),
         waiting="Nothing heard yet. Press START, allow the microphone and say a digit.",
-        push=PushedAnswer(f"{prefix}_live_answer", ANSWER_TITLE, answer_lines),
+        push=PushedAnswer(f"{prefix}_live_answer", ANSWER_TITLE, answer_shown),
     )
     if handle.push_failed:
         st.caption(
@@ -104,6 +105,11 @@ def answer_lines(answer: LiveAnswer | None) -> tuple[str, str]:
     if answer.unsure:
         return answer.headline, f"Unsure: {answer.reason}."
     return answer.headline, f"{answer.confidence:.0%} probability (mean of the newest windows)"
+
+
+def answer_shown(answer: LiveAnswer | None) -> Shown:
+    """The pushed answer's text (ui/live_push.py): answer_lines, no needle."""
+    return Shown(*answer_lines(answer))
 
 
 def _draw_answer(answer: LiveAnswer | None) -> None:

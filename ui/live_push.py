@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import secrets
 import threading
 import time
@@ -47,13 +48,39 @@ COMPONENT_DIR = Path(__file__).resolve().parent / "live_answer"
 _live_answer = components.declare_component("live_answer", path=str(COMPONENT_DIR))
 
 
+@dataclass(frozen=True)
+class Shown:
+    """What the browser shows of one answer, exactly what the page's own redraw would show.
+
+    headline: the answer in a word ("7", "silence", "A4"); detail: the line under it;
+    cents: the tuner needle's position, -50..+50 cents off the note (None: no needle, no
+    note); in_tune: the needle reads in tune (green).
+    """
+
+    headline: str
+    detail: str = ""
+    cents: float | None = None
+    in_tune: bool = False
+
+    def payload(self) -> dict:
+        """The fields as JSON (NaN is not JSON: a cents value that is not finite is None)."""
+        cents = self.cents
+        if cents is not None and not math.isfinite(cents):
+            cents = None
+        return {
+            "headline": self.headline,
+            "detail": self.detail,
+            "cents": None if cents is None else round(float(cents), 1),
+            "inTune": bool(self.in_tune) and cents is not None,
+        }
+
+
 @dataclass
 class _Channel:
-    """One stream's answers as the browser reads them: describe(current answer) -> the
-    label and the line under it, as the page's own redraw would write them."""
+    """One stream's answers as the browser reads them: describe(current answer) -> Shown."""
 
     stream: LiveStream
-    describe: Callable[[Any], tuple[str, str]]
+    describe: Callable[[Any], Shown]
 
 
 _CHANNELS: dict[str, _Channel] = {}
@@ -62,7 +89,7 @@ _INSTALLED: set[int] = set()  # id() of the Starlette apps that have the route
 _INSTALL_LOCK = threading.Lock()
 
 
-def open_channel(stream: LiveStream, describe: Callable[[Any], tuple[str, str]]) -> str:
+def open_channel(stream: LiveStream, describe: Callable[[Any], Shown]) -> str:
     """Register a stream for the route; returns its token. Channels of streams that have
     ended are forgotten here, so a closed tab leaves nothing behind."""
     token = secrets.token_urlsafe(16)
@@ -79,13 +106,12 @@ def close_channel(token: str) -> None:
 
 
 def answer_payload(channel: _Channel | None) -> dict:
-    """What the browser gets: the label, the line under it and the newest answer's clock
-    (wall-clock seconds, as in AnswerClock; sentAt = when this reply left the server)."""
+    """What the browser gets: Shown.payload() of the current answer and the newest answer's
+    clock (wall-clock seconds, as in AnswerClock; sentAt = when this reply left the server)."""
     if channel is None or not channel.stream.running:
         return {"ended": True, "sentAt": time.time()}
     current, clock = channel.stream.published
-    headline, detail = channel.describe(current)
-    payload: dict[str, Any] = {"ended": False, "headline": headline, "detail": detail}
+    payload: dict[str, Any] = {"ended": False, **channel.describe(current).payload()}
     if clock is not None:
         payload["clock"] = {
             "answers": clock.answers,
@@ -102,14 +128,28 @@ def answer_payload(channel: _Channel | None) -> dict:
 async def next_answer(token: str, after: int, timeout: float = LONG_POLL_SECONDS) -> dict:
     """The first answer of stream `token` numbered above `after` (at once if there is one),
     or the current one after `timeout` seconds, or {"ended": True} once the stream is gone.
-    Runs on the server's event loop; the stream's worker thread wakes it."""
+    Runs on the server's event loop; the stream's worker thread wakes it.
+
+    The reply's "poll" says where the wait went (wall-clock seconds; the live benchmark
+    splits "answer ready -> sent" with them): arrivedAt (this poll reached the server),
+    notifiedAt (the worker told of the newest answer; None when it was ready before the poll
+    came), wokeAt (this coroutine ran again after that news: notifiedAt -> wokeAt is the
+    event loop's delay).
+    """
     with _CHANNELS_LOCK:
         channel = _CHANNELS.get(token)
     if channel is None:
         return answer_payload(None)
     loop = asyncio.get_running_loop()
     news = asyncio.Event()
-    unsubscribe = channel.stream.subscribe(lambda: loop.call_soon_threadsafe(news.set))
+    arrived = woke = time.time()
+    notified = [0.0]
+
+    def tell() -> None:  # in the worker thread: stamp and hand on, never wait
+        notified[0] = time.time()
+        loop.call_soon_threadsafe(news.set)
+
+    unsubscribe = channel.stream.subscribe(tell)
     try:
         deadline = loop.time() + timeout
         while True:
@@ -120,9 +160,16 @@ async def next_answer(token: str, after: int, timeout: float = LONG_POLL_SECONDS
             newer = clock is not None and clock.answers > after
             left = deadline - loop.time()
             if newer or not channel.stream.running or left <= 0:
-                return answer_payload(channel)
+                payload = answer_payload(channel)
+                payload["poll"] = {
+                    "arrivedAt": round(arrived, 4),
+                    "notifiedAt": round(notified[0], 4) if notified[0] else None,
+                    "wokeAt": round(woke, 4),
+                }
+                return payload
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(news.wait(), left)
+            woke = time.time()
     finally:
         unsubscribe()
 
@@ -179,17 +226,28 @@ def install_route() -> bool:
 
 
 def pushed_answer(
-    key: str, token: str, label: str, headline: str, detail: str, *, height: int = 96
+    key: str,
+    token: str,
+    label: str,
+    shown: Shown,
+    *,
+    look: str = "text",
+    dial: dict | None = None,
+    height: int = 96,
 ) -> dict | None:
-    """Draw the pushed answer (the component); returns what it reported: None while it
-    works, {"failed": reason} when the browser could not reach the route."""
+    """Draw the pushed answer (the component) with `shown` until the first reply; returns what
+    it reported: None while it works, {"failed": reason} when the browser could not reach the
+    route. look: "text" (the answer in a word) or "needle" (a tuner's note and needle);
+    dial: the needle's in-tune band and colours ({"inTuneCents", "inTune", "offTune",
+    "band"})."""
     return _live_answer(
         key=key,
         token=token,
         route=ROUTE,
         label=label,
-        headline=headline,
-        detail=detail,
+        shown=shown.payload(),
+        look=look,
+        dial=dial or {},
         height=height,
         default=None,
     )

@@ -244,12 +244,16 @@ def live_view(
 @dataclass(frozen=True)
 class PushedAnswer:
     """The pushed answer's look: key (the component's widget key, page-prefixed), label (the
-    title above it, "Hearing"), describe(current answer or None) -> (the answer in a word,
-    the line under it), exactly what draw_now shows."""
+    title above it, "Hearing"), describe(current answer or None) -> live_push.Shown, exactly
+    what draw_now shows; look "text" (a label) or "needle" (a tuner's note and needle, with
+    `dial` its in-tune band and colours); height in pixels."""
 
     key: str
     label: str
-    describe: Callable[[Any], tuple[str, str]]
+    describe: Callable[[Any], live_push.Shown]
+    look: str = "text"
+    dial: dict | None = None
+    height: int = 96
 
 
 def _pushed(handle: LiveHandle, push: PushedAnswer) -> bool:
@@ -261,8 +265,15 @@ def _pushed(handle: LiveHandle, push: PushedAnswer) -> bool:
         live_push.close_channel(handle.push_token)
         handle.push_token = live_push.open_channel(stream, push.describe)
         handle.push_stream = stream
-    headline, detail = push.describe(stream.published[0])
-    reply = live_push.pushed_answer(push.key, handle.push_token, push.label, headline, detail)
+    reply = live_push.pushed_answer(
+        push.key,
+        handle.push_token,
+        push.label,
+        push.describe(stream.published[0]),
+        look=push.look,
+        dial=push.dial,
+        height=push.height,
+    )
     if isinstance(reply, dict) and reply.get("failed"):
         handle.push_failed = str(reply["failed"])
         return False

@@ -1,19 +1,44 @@
 """Music analysis page, Live tab: a tuner, a pitch line and a chroma / loudness meter on the
 microphone, from core.inference.streaming.LiveTuner (YIN pitch, a periodicity check for
-"is there a note")."""
+"is there a note").
+
+The tuner's reading is pushed to the browser (ui/live_push.py, look "needle": the note, its
+Hz and cents and an SVG needle drawn by the component, no rerun per reading); where that is
+not possible the page redraws a plotly gauge with a fragment instead."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from core.inference.streaming import LiveTuner, TunerConfig, TunerSnapshot
-from core.viz.live import chroma_meter_figure, pitch_line_figure, tuner_figure
-from ui.live_stream import LIVE_PLOT, live_view, microphone, network_help
+from core.inference.streaming import LiveTuner, TunerConfig, TunerReading, TunerSnapshot
+from core.viz.live import (
+    IN_TUNE_BAND,
+    IN_TUNE_CENTS,
+    IN_TUNE_COLOUR,
+    OFF_TUNE_COLOUR,
+    chroma_meter_figure,
+    pitch_line_figure,
+    tuner_dial,
+    tuner_figure,
+)
+from ui.live_push import Shown
+from ui.live_stream import LIVE_PLOT, PushedAnswer, live_view, microphone, network_help
 
 NOTES_SHOWN = 24  # the newest notes listed under the pitch line
-# The needle is a plotly gauge: a redraw costs the browser tens of ms, so four a second (a
-# reading every 100 ms; guitar tuners move their needle about as often), not ten.
+# The fallback needle is a plotly gauge: a redraw costs the browser tens of ms, so four a
+# second (a reading every 100 ms; guitar tuners move their needle about as often), not ten.
+# The pushed needle moves with every reading.
 NEEDLE_REFRESH_SECONDS = 0.25
+TUNER_TITLE = "Tuner"  # above the pushed needle
+NO_NOTE = "no note"  # the pushed headline while nothing is pitched
+# The pushed needle's band and colours: the gauge's (core.viz.live), so both read alike.
+DIAL = {
+    "inTuneCents": IN_TUNE_CENTS,
+    "inTune": IN_TUNE_COLOUR,
+    "offTune": OFF_TUNE_COLOUR,
+    "band": IN_TUNE_BAND,
+}
+NEEDLE_HEIGHT = 230  # pixels: the title, the needle's dial, the note and the line under it
 
 
 def show_live(prefix: str) -> None:
@@ -37,12 +62,41 @@ def show_live(prefix: str) -> None:
         widths=(1, 2),
         now_every_seconds=NEEDLE_REFRESH_SECONDS,
         waiting="Nothing heard yet. Press START, allow the microphone and play a note.",
+        push=PushedAnswer(
+            f"{prefix}_live_needle",
+            TUNER_TITLE,
+            tuner_shown,
+            look="needle",
+            dial=DIAL,
+            height=NEEDLE_HEIGHT,
+        ),
+    )
+    if handle.push_failed:
+        st.caption(
+            "The tuner is redrawn by the page four times a second: this browser could not "
+            f"reach the server's live-answer route ({handle.push_failed})."
+        )
+
+
+def tuner_shown(reading: TunerReading | None) -> Shown:
+    """What the pushed needle shows of a reading: the note, "261.6 Hz · +2 cents" and the
+    needle; "no note" (the needle parked) while nothing is pitched; "…" before the first."""
+    if reading is None:
+        return Shown("…", "The first reading needs 0.13 s of sound.")
+    dial = tuner_dial(reading)
+    if not dial.pitched:
+        return Shown(NO_NOTE, "Play, sing or hum a note.")
+    return Shown(
+        dial.note,
+        f"{dial.frequency_hz:.1f} Hz · {dial.cents:+.0f} cents",
+        cents=dial.cents,
+        in_tune=dial.in_tune,
     )
 
 
 def _draw_history(prefix: str, snapshot: TunerSnapshot, seconds: float) -> None:
     """The chroma / loudness meter, the pitch line and the notes held (the tuner's needle
-    beside them is redrawn faster by live_view)."""
+    beside them is pushed, or redrawn faster by live_view)."""
     reading = snapshot.current
     if reading is not None:
         st.plotly_chart(

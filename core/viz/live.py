@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import plotly.colors
@@ -17,6 +18,8 @@ from core.inference.streaming import NOTE_NAMES, TunerReading
 from core.viz.colors import colorscale
 
 IN_TUNE_CENTS = 5.0  # a needle within this reads "in tune" (green)
+# The dial's colours (the gauge here and the pushed needle, ui/live_answer/index.html).
+IN_TUNE_COLOUR, OFF_TUNE_COLOUR, IN_TUNE_BAND = "#2e7d32", "#ef6c00", "#c8e6c9"
 
 
 def live_log_mel(samples: np.ndarray, sample_rate: int, *, n_mels: int = 64) -> np.ndarray:
@@ -139,27 +142,61 @@ def _colour_table(scale: str) -> np.ndarray:
     return np.round(np.asarray(steps) * 255).astype(np.uint8)
 
 
+@dataclass(frozen=True)
+class TunerDial:
+    """What the tuner's dial shows of one reading, whichever draws it (the plotly gauge here,
+    the pushed needle of ui/live_answer/index.html): one source for both.
+
+    note: "A4", or "" when nothing is pitched; cents: -50..+50 off it (None when no note);
+    frequency_hz: None when no note; in_tune: within IN_TUNE_CENTS; title: the line above
+    (or under) the needle.
+    """
+
+    note: str
+    cents: float | None
+    frequency_hz: float | None
+    in_tune: bool
+    title: str
+
+    @property
+    def pitched(self) -> bool:
+        return self.cents is not None
+
+
+def tuner_dial(reading: TunerReading | None) -> TunerDial:
+    """The dial of a reading (None: before the first reading): note, cents, Hz, in tune."""
+    pitched = (
+        reading is not None
+        and bool(reading.note)
+        and math.isfinite(reading.cents)
+        and math.isfinite(reading.frequency_hz)
+    )
+    if not pitched:
+        return TunerDial("", None, None, False, "no pitch (play a note)")
+    cents, hz = float(reading.cents), float(reading.frequency_hz)
+    return TunerDial(
+        reading.note, cents, hz, abs(cents) <= IN_TUNE_CENTS, f"{reading.note} · {hz:.1f} Hz"
+    )
+
+
 def tuner_figure(reading: TunerReading | None, *, height: int = 240) -> go.Figure:
     """A needle from -50 to +50 cents with the note name; an empty dial when nothing is pitched."""
-    pitched = reading is not None and bool(reading.note) and math.isfinite(reading.cents)
-    cents = float(reading.cents) if pitched else 0.0
-    colour = "#2e7d32" if pitched and abs(cents) <= IN_TUNE_CENTS else "#ef6c00"
-    title = (
-        f"{reading.note} · {reading.frequency_hz:.1f} Hz" if pitched else "no pitch (play a note)"
-    )
+    dial = tuner_dial(reading)
+    cents = dial.cents if dial.pitched else 0.0
+    colour = IN_TUNE_COLOUR if dial.in_tune else OFF_TUNE_COLOUR
     fig = go.Figure(
         go.Indicator(
-            mode="gauge+number" if pitched else "gauge",
+            mode="gauge+number" if dial.pitched else "gauge",
             value=cents,
             number={"suffix": " cents", "valueformat": "+.0f"},
-            title={"text": title},
+            title={"text": dial.title},
             gauge={
                 "axis": {
                     "range": [-50, 50],
                     "tickvals": [-50, -25, -IN_TUNE_CENTS, 0, IN_TUNE_CENTS, 25, 50],
                 },
-                "bar": {"color": colour if pitched else "rgba(0,0,0,0)", "thickness": 0.3},
-                "steps": [{"range": [-IN_TUNE_CENTS, IN_TUNE_CENTS], "color": "#c8e6c9"}],
+                "bar": {"color": colour if dial.pitched else "rgba(0,0,0,0)", "thickness": 0.3},
+                "steps": [{"range": [-IN_TUNE_CENTS, IN_TUNE_CENTS], "color": IN_TUNE_BAND}],
             },
         )
     )
