@@ -192,3 +192,10 @@ def test_without_a_push_route_a_running_tuner_s_needle_is_redrawn_by_the_page():
         assert at.session_state["music_live_handle"].push_token == ""  # nothing opened
     finally:
         stream.stop()
+
+
+def test_a_bad_gil_switch_setting_is_explained_not_raised(monkeypatch):
+    monkeypatch.setenv("AUDIO_DL_LIVE_GIL_SWITCH_MS", "fast")
+    at = open_page("pages/classify.py")
+    assert not at.exception, _texts(at.exception)
+    assert any("AUDIO_DL_LIVE_GIL_SWITCH_MS must be a number" in t for t in _texts(at.error))

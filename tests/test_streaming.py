@@ -378,6 +378,41 @@ def test_stop_joins_the_worker_and_releases_buffers(shipped, spoken_digits):
     assert threading.active_count() == before
 
 
+def test_while_streams_run_the_gil_changes_hands_every_millisecond_then_as_before(
+    shipped, monkeypatch
+):
+    """A window's analysis takes the GIL back after each torch / numpy call: at Python's 5 ms
+    switch interval each take-back beside a busy page waits up to 5 ms (core.inference.
+    streaming.stream). The interval is lowered while any stream runs and put back when the
+    last one ends, also when streams end by themselves."""
+    import sys
+
+    from core.inference.streaming import GIL_SWITCH
+
+    monkeypatch.delenv("AUDIO_DL_LIVE_GIL_SWITCH_MS", raising=False)
+    before = sys.getswitchinterval()
+    assert GIL_SWITCH.streams == 0 and before == pytest.approx(0.005)
+    slots = StreamSlots(2)
+    first = slots.open("a", LiveClassifier(shipped))
+    second = slots.open("b", LiveTuner(), idle_timeout_seconds=0.2)
+    assert sys.getswitchinterval() == pytest.approx(0.001) and GIL_SWITCH.streams == 2
+    second.thread.join(5)  # no audio: it stops by itself
+    assert second.ended and sys.getswitchinterval() == pytest.approx(0.001)
+    slots.close("a")
+    assert not first.thread.is_alive()
+    assert GIL_SWITCH.streams == 0 and sys.getswitchinterval() == before
+    monkeypatch.setenv("AUDIO_DL_LIVE_GIL_SWITCH_MS", "0.5")
+    stream = LiveStream(LiveTuner())
+    assert sys.getswitchinterval() == pytest.approx(0.0005)
+    stream.stop()
+    assert sys.getswitchinterval() == before
+    for bad, sentence in (("fast", "number of milliseconds"), ("0", "between 0.1 and 100")):
+        monkeypatch.setenv("AUDIO_DL_LIVE_GIL_SWITCH_MS", bad)
+        with pytest.raises(StreamError, match=sentence):
+            LiveStream(LiveTuner())
+    assert GIL_SWITCH.streams == 0 and sys.getswitchinterval() == before
+
+
 def test_a_long_stream_keeps_bounded_memory(shipped):
     live = LiveClassifier(shipped, LiveClassifierConfig(history_seconds=2.0))
     noise = np.random.default_rng(0).normal(0, 0.05, 16000 * 20).astype(np.float32)

@@ -27,6 +27,7 @@ from core.inference.streaming import (
     AnswerClock,
     LiveStream,
     StreamError,
+    gil_switch_seconds,
     rtc_configuration,
     stream_slots,
 )
@@ -119,6 +120,7 @@ def microphone(prefix: str, kind: str, make_analyser: Callable[[], Any]) -> Live
     try:
         rtc = rtc_configuration()
         slots = stream_slots()
+        gil_switch_seconds()  # a bad AUDIO_DL_LIVE_GIL_SWITCH_MS is told here, not raised later
     except StreamError as error:
         st.error(f"Live listening is not available: {error}")
         return None
