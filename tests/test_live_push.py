@@ -262,3 +262,53 @@ def test_a_needle_position_that_is_not_a_number_is_sent_as_none():
     payload = live_push.Shown("A4", "", cents=float("nan"), in_tune=True).payload()
     assert payload["cents"] is None and payload["inTune"] is False
     json.dumps(payload, allow_nan=False)
+
+
+def test_the_reply_leaves_without_nagle_on_a_socket_bound_as_streamlit_binds_it():
+    """Streamlit binds its listening socket without naming the protocol, so asyncio leaves
+    Nagle's algorithm on for its connections (it sets TCP_NODELAY only when proto is TCP), and
+    a pushed reply's body waited ~40 ms for the browser's delayed acknowledgement of its
+    headers. The route switches Nagle off on its own connection: a real uvicorn server on
+    such a socket, a real HTTP request."""
+    import http.client
+    import socket
+    import threading
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    def nodelay(request) -> int:
+        transport = live_push._transport_behind(request._send)
+        return transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+    async def probe(request):
+        before = nodelay(request)
+        done = live_push.send_without_delay(request._send)
+        return JSONResponse({"before": before, "done": done, "after": nodelay(request)})
+
+    listener = socket.socket(family=socket.AF_INET)  # as Streamlit's _bind_socket: proto 0
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.setblocking(False)
+    app = Starlette(routes=[Route("/probe", probe)])
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=asyncio.run, args=(server.serve(sockets=[listener]),))
+    thread.start()
+    try:
+        for _ in range(100):
+            if server.started:
+                break
+            time.sleep(0.05)
+        connection = http.client.HTTPConnection("127.0.0.1", listener.getsockname()[1])
+        connection.request("GET", "/probe")
+        reply = json.loads(connection.getresponse().read())
+        connection.close()
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        listener.close()
+    assert reply == {"before": 0, "done": True, "after": 1}
+    assert live_push.send_without_delay(None) is False  # nothing behind it: nothing done
