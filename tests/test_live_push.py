@@ -17,6 +17,7 @@ import soundfile as sf
 from core import paths
 from core.inference.classifier import model_from_loaded_run, shipped_store
 from core.inference.streaming import (
+    NOTE_NAMES,
     LiveClassifier,
     LiveClassifierConfig,
     LiveStream,
@@ -220,7 +221,7 @@ def _tone(hz: float, seconds: float, rate: int = 16000) -> np.ndarray:
     return (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
 
 
-def test_a_tuner_reading_is_pushed_as_its_note_hz_and_needle_and_silence_as_no_note():
+def test_a_tuner_reading_is_pushed_as_its_note_hz_needle_and_meter_silence_as_no_note():
     """The Music tab's needle (look "needle"): what the route sends of a live tuner's
     readings, from a real stream of tones."""
     stream = LiveStream(LiveTuner(TunerConfig()), idle_timeout_seconds=600)
@@ -241,11 +242,16 @@ def test_a_tuner_reading_is_pushed_as_its_note_hz_and_needle_and_silence_as_no_n
             assert payload["headline"] == note, payload
             assert payload["inTune"] is in_tune
             json.dumps(payload, allow_nan=False)
+            reading = stream.latest()[0]
+            # The meter: the reading's chroma (strongest = the note's pitch class) and level.
+            assert payload["chroma"] == pytest.approx(list(reading.chroma), abs=1e-3)
+            assert payload["levelDbfs"] == round(reading.rms_dbfs, 1)
             if cents is None:
-                assert payload["cents"] is None
+                assert payload["cents"] is None and max(payload["chroma"]) == 0
                 assert payload["detail"] == "Play, sing or hum a note."
                 continue
-            reading = stream.latest()[0]
+            assert NOTE_NAMES[int(np.argmax(payload["chroma"]))] == note[:-1]
+            assert payload["levelDbfs"] == pytest.approx(20 * np.log10(0.3 / np.sqrt(2)), abs=0.5)
             assert payload["cents"] == pytest.approx(cents, abs=3.0)  # YIN: 1.7 cents at C4
             assert payload["cents"] == round(reading.cents, 1)
             assert (
@@ -257,11 +263,16 @@ def test_a_tuner_reading_is_pushed_as_its_note_hz_and_needle_and_silence_as_no_n
         live_push.close_channel(token)
 
 
-def test_a_needle_position_that_is_not_a_number_is_sent_as_none():
+def test_numbers_that_are_not_finite_are_sent_as_none_and_chroma_within_0_to_1():
     """Starlette's JSON refuses NaN: a reading without a pitch must never reach it as NaN."""
-    payload = live_push.Shown("A4", "", cents=float("nan"), in_tune=True).payload()
+    nan = float("nan")
+    payload = live_push.Shown(
+        "A4", "", cents=nan, in_tune=True, chroma=(nan, 0.5, 2.0), level_dbfs=nan
+    ).payload()
     assert payload["cents"] is None and payload["inTune"] is False
+    assert payload["chroma"] == [0.0, 0.5, 1.0] and payload["levelDbfs"] is None
     json.dumps(payload, allow_nan=False)
+    assert live_push.Shown("7").payload()["chroma"] is None  # a label: no meter
 
 
 def test_the_reply_leaves_without_nagle_on_a_socket_bound_as_streamlit_binds_it():

@@ -55,25 +55,36 @@ class Shown:
 
     headline: the answer in a word ("7", "silence", "A4"); detail: the line under it;
     cents: the tuner needle's position, -50..+50 cents off the note (None: no needle, no
-    note); in_tune: the needle reads in tune (green).
+    note); in_tune: the needle reads in tune (green); chroma: twelve pitch-class strengths
+    C..B, 0..1, and level_dbfs the loudness, for the tuner's meter (None: no meter).
     """
 
     headline: str
     detail: str = ""
     cents: float | None = None
     in_tune: bool = False
+    chroma: tuple[float, ...] | None = None
+    level_dbfs: float | None = None
 
     def payload(self) -> dict:
-        """The fields as JSON (NaN is not JSON: a cents value that is not finite is None)."""
-        cents = self.cents
-        if cents is not None and not math.isfinite(cents):
-            cents = None
+        """The fields as JSON (NaN is not JSON: a number that is not finite is None, a
+        chroma value 0)."""
+        cents, level = _finite(self.cents), _finite(self.level_dbfs)
+        chroma = None
+        if self.chroma is not None:
+            chroma = [round(min(1.0, max(0.0, _finite(v) or 0.0)), 3) for v in self.chroma]
         return {
             "headline": self.headline,
             "detail": self.detail,
-            "cents": None if cents is None else round(float(cents), 1),
+            "cents": None if cents is None else round(cents, 1),
             "inTune": bool(self.in_tune) and cents is not None,
+            "chroma": chroma,
+            "levelDbfs": None if level is None else round(level, 1),
         }
+
+
+def _finite(value: float | None) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
 
 
 @dataclass
@@ -281,7 +292,7 @@ def pushed_answer(
     it reported: None while it works, {"failed": reason} when the browser could not reach the
     route. look: "text" (the answer in a word) or "needle" (a tuner's note and needle);
     dial: the needle's in-tune band and colours ({"inTuneCents", "inTune", "offTune",
-    "band"})."""
+    "band"}) and its meter's ({"names", "chroma", "loudness", "floorDbfs"})."""
     return _live_answer(
         key=key,
         token=token,

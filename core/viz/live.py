@@ -20,6 +20,8 @@ from core.viz.colors import colorscale
 IN_TUNE_CENTS = 5.0  # a needle within this reads "in tune" (green)
 # The dial's colours (the gauge here and the pushed needle, ui/live_answer/index.html).
 IN_TUNE_COLOUR, OFF_TUNE_COLOUR, IN_TUNE_BAND = "#2e7d32", "#ef6c00", "#c8e6c9"
+# The chroma / loudness meter's (the plotly bars here and the pushed meter of the component).
+CHROMA_COLOUR, LOUDNESS_COLOUR, LOUDNESS_FLOOR_DBFS = "#5c6bc0", "#ef6c00", -60.0
 
 
 def live_log_mel(samples: np.ndarray, sample_rate: int, *, n_mels: int = 64) -> np.ndarray:
@@ -245,7 +247,11 @@ def pitch_line_figure(readings: Sequence[TunerReading], *, height: int = 260) ->
 
 
 def chroma_meter_figure(
-    chroma: np.ndarray, rms_dbfs: float, *, floor_dbfs: float = -60.0, height: int = 240
+    chroma: np.ndarray,
+    rms_dbfs: float,
+    *,
+    floor_dbfs: float = LOUDNESS_FLOOR_DBFS,
+    height: int = 240,
 ) -> go.Figure:
     """Twelve pitch-class bars (C..B, strongest = 1) beside a loudness bar in dBFS."""
     c = np.nan_to_num(np.asarray(chroma, dtype=np.float64).reshape(12))
@@ -255,7 +261,7 @@ def chroma_meter_figure(
         x=list(NOTE_NAMES),
         y=c,
         name="chroma",
-        marker_color="#5c6bc0",
+        marker_color=CHROMA_COLOUR,
         hovertemplate="%{x}: %{y:.2f}<extra></extra>",
     )
     fig.add_bar(
@@ -264,7 +270,7 @@ def chroma_meter_figure(
         base=[floor_dbfs],
         yaxis="y2",
         name="loudness",
-        marker_color="#ef6c00",
+        marker_color=LOUDNESS_COLOUR,
         hovertemplate=f"{level:.1f} dBFS<extra></extra>",
     )
     fig.update_layout(

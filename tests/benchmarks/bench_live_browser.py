@@ -20,7 +20,9 @@ average is printed beside the figures: the machine is shared. Printed:
 
 BENCH_LIVE_BROWSER_SECONDS (default 45) sets how long the microphone streams;
 BENCH_LIVE_BROWSER_GIL_MS (default "5,1") the servers run one after the other, each with that
-AUDIO_DL_LIVE_GIL_SWITCH_MS (5 = Python's own), printed side by side at the end.
+AUDIO_DL_LIVE_GIL_SWITCH_MS (5 = Python's own), printed side by side at the end;
+BENCH_LIVE_BROWSER_PAGE=music measures the Music tab's pushed tuner needle instead (a
+synthesized melody; the label is the note).
 """
 
 from __future__ import annotations
@@ -52,6 +54,15 @@ PAGE_LONG_TASKS_JS = """
 """
 
 
+def melody() -> np.ndarray:
+    """The tuner journey's melody (C4 E4 G4 C5 A4, 0.45 s a note) and a second of silence."""
+    from core.audio.synth import SynthConfig, render_notes
+
+    notes = [(60, 0, 3), (64, 3, 3), (67, 6, 3), (72, 9, 3), (69, 12, 3)]
+    tune = render_notes(notes, SynthConfig(sample_rate=MIC_RATE, step_seconds=0.15, peak=0.5))
+    return np.concatenate([tune, np.zeros(MIC_RATE, np.float32)])
+
+
 def spoken_digits() -> np.ndarray:
     """The words with 0.8 s of silence after each, at the microphone's rate."""
     gap = np.zeros(int(0.8 * MIC_RATE), np.float32)
@@ -59,6 +70,14 @@ def spoken_digits() -> np.ndarray:
     for name in WORDS:
         parts += [load_audio(paths.DIGITS_DIR / f"{name}.wav", sample_rate=MIC_RATE).samples, gap]
     return np.concatenate(parts)
+
+
+# BENCH_LIVE_BROWSER_PAGE: what the microphone plays and where: (sound, its name, page, how to
+# reach the Live view, answers a second). The tuner answers every 100 ms.
+LIVE_VIEWS = {
+    "classify": (spoken_digits, "spoken digits", "tab", 4.0),
+    "music": (melody, "a synthesized melody", "radio", 10.0),
+}
 
 
 # The parts of "answer ready -> on screen" when the answer is pushed (the reply's poll stamps
@@ -171,9 +190,11 @@ PART_NAMES = {
 }
 
 
-def stream_once(seconds: float, gil_switch_ms: str) -> dict:
-    """One server (AUDIO_DL_LIVE_GIL_SWITCH_MS=gil_switch_ms) and one Chromium streaming the
-    digits into the Classify Live tab for `seconds`: the page's records and the CPU figures."""
+def stream_once(seconds: float, gil_switch_ms: str, view: str = "classify") -> dict:
+    """One server (AUDIO_DL_LIVE_GIL_SWITCH_MS=gil_switch_ms) and one Chromium streaming into
+    a Live view (LIVE_VIEWS: the Classify tab's digits, the Music tuner's melody) for
+    `seconds`: the page's records and the CPU figures."""
+    sound, _, reach, _ = LIVE_VIEWS[view]
     from playwright.sync_api import sync_playwright
 
     chromium_executable = browser.chromium_path()
@@ -182,7 +203,7 @@ def stream_once(seconds: float, gil_switch_ms: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         wav = root / "microphone.wav"
-        sf.write(wav, spoken_digits(), MIC_RATE, subtype="PCM_16")
+        sf.write(wav, sound(), MIC_RATE, subtype="PCM_16")
         env = dict(os.environ)
         env.update(
             AUDIO_DL_RUNS_DIR=str(root / "runs"),
@@ -197,8 +218,12 @@ def stream_once(seconds: float, gil_switch_ms: str) -> dict:
             with sync_playwright() as playwright:
                 chromium = live_browser.launch(playwright.chromium, chromium_executable, wav)
                 page = live_browser.new_live_page(chromium)
-                browser.open_registered_page(page, url, "classify")
-                page.get_by_role("tab", name="Live").click()
+                browser.open_registered_page(page, url, view)
+                if reach == "tab":
+                    page.get_by_role("tab", name="Live").click()
+                else:
+                    listen = page.get_by_role("radiogroup", name="Listen to")
+                    listen.get_by_role("radio", name="Live").click()
                 browser.wait_until_idle(page)
 
                 cpu0, wall0 = live_browser.process_cpu_seconds(server.pid), time.perf_counter()
@@ -241,8 +266,11 @@ def stream_once(seconds: float, gil_switch_ms: str) -> dict:
     }
 
 
-def report(run: dict, seconds: float, gil_switch_ms: str) -> dict[str, np.ndarray]:
+def report(
+    run: dict, seconds: float, gil_switch_ms: str, view: str = "classify"
+) -> dict[str, np.ndarray]:
     """Print one run's figures; returns its latencies."""
+    _, heard, _, per_second = LIVE_VIEWS[view]
     ms = latencies(run["records"])
     answers = ms["answers"]
     computed = int(answers[-1] - answers[0] + 1) if answers.size else 0
@@ -255,8 +283,8 @@ def report(run: dict, seconds: float, gil_switch_ms: str) -> dict[str, np.ndarra
         f"{load_before:.1f} when streaming began, {load_after:.1f} at the end (2 cores)"
     )
     print(
-        f"streamed {seconds:.0f} s of spoken digits from Chromium's fake microphone: "
-        f"{computed} answers computed ({seconds / 0.25:.0f} expected at hop 250 ms), "
+        f"streamed {seconds:.0f} s of {heard} from Chromium's fake microphone into {view}: "
+        f"{computed} answers computed ({seconds * per_second:.0f} expected), "
         f"{answers.size} drawn, {changes} label changes; the answer redrawn "
         f"{run['redraws'] / seconds:.1f} times a second (pushed: once per new answer)"
     )
@@ -285,10 +313,13 @@ def main() -> None:
     seconds = float(os.environ.get("BENCH_LIVE_BROWSER_SECONDS", "45"))
     # Python's own GIL switch interval beside the streams' default, run after run.
     settings = os.environ.get("BENCH_LIVE_BROWSER_GIL_MS", "5,1").split(",")
+    view = os.environ.get("BENCH_LIVE_BROWSER_PAGE", "classify")
+    if view not in LIVE_VIEWS:
+        raise ValueError(f"BENCH_LIVE_BROWSER_PAGE must be one of {', '.join(LIVE_VIEWS)}")
     rows = []
     for gil_switch_ms in [s.strip() for s in settings if s.strip()]:
-        run = stream_once(seconds, gil_switch_ms)
-        ms = report(run, seconds, gil_switch_ms)
+        run = stream_once(seconds, gil_switch_ms, view)
+        ms = report(run, seconds, gil_switch_ms, view)
         rows.append((gil_switch_ms, run, ms))
     print("\nside by side (ms; label = sound at the server -> label on screen):")
     parts = ("analysis", "loop", "poll", "first byte", "main thread", "draw")

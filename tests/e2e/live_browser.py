@@ -25,8 +25,9 @@ LIVE_ARGS = [
 # Records, in the frame that shows the answer (answer_frame), every moment the Live tab's
 # answer changes on screen: the label's text (the pushed answer's value: Classify's label or
 # the tuner's note; else the redrawn "Hearing" metric), the server's clock beside it (its
-# data attributes, from ui/live_answer/index.html or ui.live_stream.answer_clock) and the
-# pushed tuner needle's cents (null without a needle or a note). `t` is when the browser
+# data attributes, from ui/live_answer/index.html or ui.live_stream.answer_clock), the
+# pushed tuner needle's cents (null without a needle or a note) and its meter's strongest
+# pitch class. `t` is when the browser
 # drew it: the first animation frame after the DOM changed, in ms since the epoch (the
 # server's clock is the same machine's).
 # __liveRedraws counts the answer's redraws that reached the page (new or not).
@@ -52,11 +53,13 @@ RECORD_ANSWERS_JS = """
     const clock = document.querySelector(".live-answer-clock");
     const stamped = clock && clock.dataset.answers !== undefined;
     const needle = document.querySelector(".live-answer-needle");
+    const meter = document.querySelector(".live-answer-meter");
     return [value ? value.textContent.trim() : null, stamped ? { ...clock.dataset } : null,
-            needle ? needle.dataset.cents || null : null];
+            needle ? needle.dataset.cents || null : null,
+            meter ? meter.dataset.strongest || null : null];
   };
   new MutationObserver(() => {
-    const [label, clock, cents] = read();
+    const [label, clock, cents, strongest] = read();
     if (clock && clock.drawnAt !== lastDrawn) {
       lastDrawn = clock.drawnAt;
       window.__liveRedraws += 1;
@@ -66,7 +69,7 @@ RECORD_ANSWERS_JS = """
     last = key;
     requestAnimationFrame(() => {
       const t = performance.timeOrigin + performance.now();
-      window.__liveAnswers.push({ t, label, clock, cents });
+      window.__liveAnswers.push({ t, label, clock, cents, strongest });
     });
   }).observe(document.body, { subtree: true, childList: true, characterData: true,
                              attributes: true });

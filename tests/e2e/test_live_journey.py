@@ -207,16 +207,21 @@ def test_a_melody_streamed_as_the_microphone_reads_on_the_pushed_tuner_needle(
     cents = [float(r["cents"]) for r in records if r["cents"]]
     assert len(cents) >= 20, cents
     assert np.mean(np.abs(cents) <= 10) >= 0.75, cents
+    # The meter under the needle moves with it: on a note, its strongest bar is the note's
+    # pitch class (C for C4 and C5).
+    on_notes = [(r["label"], r["strongest"]) for r in records if r["cents"]]
+    assert np.mean([label[:-1] == strongest for label, strongest in on_notes]) >= 0.75
     last = needle.locator(".live-answer-needle").get_attribute("data-cents")
     detail = needle.locator(".live-answer-detail").text_content()
     if last:  # the reading on screen now: its Hz and cents in the line under the note
         assert re.fullmatch(r"\d+\.\d Hz · [+-]\d+ cents", detail), detail
     else:
         assert detail == "Play, sing or hum a note."
-    # No plotly gauge on the page (its number reads "+0 cents"): the fragment that redrew it
-    # runs only without the push.
-    plotted = " ".join(page.locator(".indicatorlayer").all_text_contents())
-    assert "cents" not in plotted, plotted
+    # No plotly gauge on the page (its number reads "+0 cents"), nor the plotly chroma meter
+    # (its axis reads "dBFS"): the page draws them only without the push.
+    plotted = " ".join(page.locator(".main-svg").all_text_contents())
+    assert "note" in plotted  # the pitch line is there (a plotly chart)
+    assert "cents" not in plotted and "dBFS" not in plotted, plotted
     assert browser.exception_texts(page) == []
 
 
