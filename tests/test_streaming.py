@@ -652,3 +652,30 @@ def test_a_snapshot_two_windows_into_the_stream_with_smoothing_over_three(shippe
     assert live.windows_done == 2
     snapshot = live.snapshot()
     assert snapshot.result.probabilities.shape == (2, shipped.num_classes)
+
+
+def test_the_pitch_line_picture_puts_each_note_on_its_row_newest_at_the_right():
+    from core.viz.live import PITCH_LINE_COLOUR, pitch_line_figure, pitch_line_image
+
+    rate = 16000
+    tune = render_notes([(60, 0, 6), (67, 8, 6)], SynthConfig(sample_rate=rate))  # C4, rest, G4
+    tuner = LiveTuner()
+    stream_file(tuner, np.concatenate([tune, np.zeros(rate // 2, np.float32)]), rate)
+    readings = list(tuner.readings)
+    image = pitch_line_image(readings, seconds=10.0, width=400, height=200, label_pixels=40)
+    assert image.shape == (200, 440, 3) and image.dtype == np.uint8
+    line = np.all(image == PITCH_LINE_COLOUR, axis=2)
+    assert not line[:, :40].any()  # the margin holds the note names only
+    # The axis is the plotly line's: the rows of C4 and G4 from its range.
+    low, high = pitch_line_figure(readings).layout.yaxis.range
+    rows = {m: round((high - m) / (high - low) * 199) for m in (60, 67)}
+    columns = np.flatnonzero(line.any(axis=0))
+    heard = {m: int(line[rows[m] - 2 : rows[m] + 3].any(axis=0).sum()) for m in rows}
+    assert heard[60] > 10 and heard[67] > 10, heard
+    # G4 came later: further right; the newest readings (silence) leave the right edge empty.
+    g_columns = np.flatnonzero(line[rows[67] - 2 : rows[67] + 3].any(axis=0))
+    c_columns = np.flatnonzero(line[rows[60] - 2 : rows[60] + 3].any(axis=0))
+    assert g_columns.mean() > c_columns.mean()
+    assert columns.max() < 440 - 0.3 / 10.0 * 400  # 0.5 s of silence at the end
+    empty = pitch_line_image([], seconds=10.0, width=400, height=200)
+    assert empty.shape == (200, 440, 3) and not np.all(empty == PITCH_LINE_COLOUR, axis=2).any()

@@ -28,6 +28,7 @@ from core.viz.live import (
     OFF_TUNE_COLOUR,
     chroma_meter_figure,
     pitch_line_figure,
+    pitch_line_image,
     tuner_dial,
     tuner_figure,
 )
@@ -140,7 +141,13 @@ def _draw_history(prefix: str, handle: LiveHandle, snapshot: TunerSnapshot, seco
         )
     newest = reading.time_seconds if reading is not None else 0.0
     recent = [r for r in snapshot.readings if r.time_seconds > newest - seconds]
-    st.plotly_chart(pitch_line_figure(recent), key=f"{prefix}_live_pitch", config=LIVE_PLOT)
+    if handle.stream is not None and handle.stream.running:
+        # A picture while it moves every second (cheap for the browser, whose main thread
+        # also moves the pushed needle); the plotly line, with its hover, once stopped.
+        st.image(pitch_line_image(recent, seconds=seconds), width="stretch")
+        st.caption(f"Pitch over the last {seconds:.0f} s, newest at the right.")
+    else:
+        st.plotly_chart(pitch_line_figure(recent), key=f"{prefix}_live_pitch", config=LIVE_PLOT)
     notes = " · ".join(snapshot.notes[-NOTES_SHOWN:]) or "none yet"
     st.markdown(f"**Notes held:** {notes}")
     st.caption(

@@ -206,12 +206,31 @@ def tuner_figure(reading: TunerReading | None, *, height: int = 240) -> go.Figur
     return fig
 
 
-def pitch_line_figure(readings: Sequence[TunerReading], *, height: int = 260) -> go.Figure:
-    """Pitch over stream time on a note axis (MIDI numbers labelled C4, D4...); gaps unvoiced."""
+def _pitch_axis(readings: Sequence[TunerReading]):
+    """Times (s), MIDI pitch (NaN unvoiced), Hz, the note axis' range (2 semitones beyond the
+    voiced readings; A3..A5 before any) and its ticks (every semitone within 30, else the C,
+    E and G of each octave): what the plotly line and its picture share."""
     times = np.array([r.time_seconds for r in readings], dtype=np.float64)
     hz = np.array([r.frequency_hz for r in readings], dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         midi = 69 + 12 * np.log2(hz / 440.0)
+    voiced = midi[np.isfinite(midi)]
+    low, high = (float(voiced.min()) - 2, float(voiced.max()) + 2) if voiced.size else (57, 81)
+    ticks = [
+        m
+        for m in range(int(math.ceil(low)), int(math.floor(high)) + 1)
+        if high - low < 30 or m % 12 in (0, 4, 7)
+    ]
+    return times, midi, hz, low, high, ticks
+
+
+def _note_name(midi: int) -> str:
+    return f"{NOTE_NAMES[midi % 12]}{midi // 12 - 1}"
+
+
+def pitch_line_figure(readings: Sequence[TunerReading], *, height: int = 260) -> go.Figure:
+    """Pitch over stream time on a note axis (MIDI numbers labelled C4, D4...); gaps unvoiced."""
+    times, midi, hz, low, high, ticks = _pitch_axis(readings)
     fig = go.Figure(
         go.Scatter(
             x=times,
@@ -224,13 +243,6 @@ def pitch_line_figure(readings: Sequence[TunerReading], *, height: int = 260) ->
             hovertemplate="%{x:.2f} s: %{customdata:.1f} Hz<extra></extra>",
         )
     )
-    voiced = midi[np.isfinite(midi)]
-    low, high = (float(voiced.min()) - 2, float(voiced.max()) + 2) if voiced.size else (57, 81)
-    ticks = [
-        m
-        for m in range(int(math.floor(low)), int(math.ceil(high)) + 1)
-        if high - low < 30 or m % 12 in (0, 4, 7)
-    ]
     fig.update_layout(
         height=height,
         margin={"l": 60, "r": 20, "t": 10, "b": 40},
@@ -239,11 +251,62 @@ def pitch_line_figure(readings: Sequence[TunerReading], *, height: int = 260) ->
             "title": "note",
             "range": [low, high],
             "tickvals": ticks,
-            "ticktext": [f"{NOTE_NAMES[m % 12]}{m // 12 - 1}" for m in ticks],
+            "ticktext": [_note_name(m) for m in ticks],
         },
         showlegend=False,
     )
     return fig
+
+
+PITCH_LINE_COLOUR = (129, 199, 245)  # as plotly's first trace colour in the app's dark theme
+PITCH_GRID = (44, 52, 70)
+
+
+def pitch_line_image(
+    readings: Sequence[TunerReading],
+    *,
+    seconds: float = 10.0,
+    width: int = 640,
+    height: int = 240,
+    label_pixels: int = 40,
+) -> np.ndarray:
+    """The pitch line as a picture: readings -> (height, label_pixels + width, 3) uint8.
+
+    The last `seconds` of stream time, newest at the right edge; pitch on the note axis of
+    pitch_line_figure (a grid line and a name per tick, in a left margin); voiced readings
+    as dots, joined while consecutive (a gap of unvoiced readings breaks the line). The Live
+    tab redraws this every second while streaming: a picture costs the browser nothing to
+    swap, the plotly line it replaces kept the page's main thread busy ~15 % of the time on
+    this shared CPU, time in which the pushed needle could not move
+    (tests/benchmarks/bench_live_browser.py, BENCH_LIVE_BROWSER_PAGE=music).
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    times, midi, _, low, high, ticks = _pitch_axis(readings)
+    canvas = Image.new("RGB", (label_pixels + width, height), TIMELINE_BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    try:
+        font = ImageFont.load_default(size=11)
+    except (OSError, TypeError, ValueError):  # Pillow without FreeType: its bitmap font
+        font = ImageFont.load_default()
+
+    def row(m: float) -> float:
+        return (high - m) / (high - low) * (height - 1)
+
+    for m in ticks:
+        y = row(m)
+        draw.line((label_pixels, y, label_pixels + width, y), fill=PITCH_GRID)
+        draw.text((2, y - 6), _note_name(m), fill=TIMELINE_TEXT, font=font)
+    newest = float(times[-1]) if times.size else 0.0
+    x = label_pixels + width - 1 - (newest - times) / max(seconds, 1e-6) * (width - 1)
+    shown = np.isfinite(midi) & (x >= label_pixels)
+    points = [(float(x[i]), row(float(midi[i]))) for i in range(len(midi))]
+    for i in np.flatnonzero(shown):
+        if i > 0 and shown[i - 1]:
+            draw.line((points[i - 1], points[i]), fill=PITCH_LINE_COLOUR, width=2)
+        px, py = points[i]
+        draw.ellipse((px - 2, py - 2, px + 2, py + 2), fill=PITCH_LINE_COLOUR)
+    return np.asarray(canvas)
 
 
 def chroma_meter_figure(
