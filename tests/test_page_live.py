@@ -199,3 +199,37 @@ def test_a_bad_gil_switch_setting_is_explained_not_raised(monkeypatch):
     at = open_page("pages/classify.py")
     assert not at.exception, _texts(at.exception)
     assert any("AUDIO_DL_LIVE_GIL_SWITCH_MS must be a number" in t for t in _texts(at.error))
+
+
+def test_while_streaming_the_segment_picker_is_a_fragment_of_its_own_that_still_saves():
+    """While the microphone streams, the history (redrawn every second) lists what was heard
+    and the picker (play, save) is drawn once, outside it, rerun only when used."""
+    from core.inference.streaming import LiveStream
+
+    model = model_from_loaded_run(shipped_store().load("digits-cnn"), origin="shipped")
+    files = {f.stem: f for f in paths.builtin_digit_files()}
+    stream = LiveStream(LiveClassifier(model), idle_timeout_seconds=600)
+    try:
+        for name in DIGITS:
+            y, rate = sf.read(files[name], dtype="float32")
+            stream_file(stream, np.concatenate([np.zeros(int(0.8 * rate), np.float32), y]), rate)
+        stream_file(stream, np.zeros(8000, np.float32), 8000)
+        assert stream.wait_idle(60)
+        at = open_page("pages/classify.py")
+        at.session_state["classify_live_handle"] = LiveHandle(stream=stream)
+        at.run()
+        assert not at.exception, _texts(at.exception)
+        heard = [s.label for s, _ in stream.snapshot().segments]
+        assert len(heard) >= 2
+        assert f"**Heard so far:** {' · '.join(heard)}" in _markdown(at)
+        pickers = [s for s in at.selectbox if s.key == "classify_live_segment"]
+        assert len(pickers) == 1  # drawn once: by the picker, not by the history too
+        at.button(key="classify_live_segments_refresh").click().run()
+        assert not at.exception, _texts(at.exception)
+        newest = stream.snapshot().segments[-1][0]
+        at.text_input(key=f"classify_live_class_{newest.start_seconds:.3f}").set_value("live")
+        at.button(key="classify_live_save").click().run()
+        assert not at.exception, _texts(at.exception)
+        assert len(at.session_state["train_clips"]["live"]) == 1
+    finally:
+        stream.stop()
