@@ -208,7 +208,8 @@ def test_while_streaming_the_segment_picker_is_a_fragment_of_its_own_that_still_
 
     model = model_from_loaded_run(shipped_store().load("digits-cnn"), origin="shipped")
     files = {f.stem: f for f in paths.builtin_digit_files()}
-    stream = LiveStream(LiveClassifier(model), idle_timeout_seconds=600)
+    # Fed faster than real time: no backlog limit, or a busy machine drops the first words.
+    stream = LiveStream(LiveClassifier(model), idle_timeout_seconds=600, max_backlog_seconds=600)
     try:
         for name in DIGITS:
             y, rate = sf.read(files[name], dtype="float32")

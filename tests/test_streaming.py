@@ -390,27 +390,31 @@ def test_while_streams_run_the_gil_changes_hands_every_millisecond_then_as_befor
     from core.inference.streaming import GIL_SWITCH
 
     monkeypatch.delenv("AUDIO_DL_LIVE_GIL_SWITCH_MS", raising=False)
-    before = sys.getswitchinterval()
-    assert GIL_SWITCH.streams == 0 and before == pytest.approx(0.005)
+    before, others = sys.getswitchinterval(), GIL_SWITCH.streams  # others: a test's leftovers
+    assert others > 0 or before == pytest.approx(0.005)
     slots = StreamSlots(2)
     first = slots.open("a", LiveClassifier(shipped))
     second = slots.open("b", LiveTuner(), idle_timeout_seconds=0.2)
-    assert sys.getswitchinterval() == pytest.approx(0.001) and GIL_SWITCH.streams == 2
+    assert sys.getswitchinterval() == pytest.approx(0.001) and GIL_SWITCH.streams == others + 2
     second.thread.join(5)  # no audio: it stops by itself
     assert second.ended and sys.getswitchinterval() == pytest.approx(0.001)
     slots.close("a")
     assert not first.thread.is_alive()
-    assert GIL_SWITCH.streams == 0 and sys.getswitchinterval() == before
+    assert GIL_SWITCH.streams == others and sys.getswitchinterval() == before
+    # The shortest interval any running stream asked for, the others' once it ends.
+    one_ms = LiveStream(LiveTuner())
     monkeypatch.setenv("AUDIO_DL_LIVE_GIL_SWITCH_MS", "0.5")
-    stream = LiveStream(LiveTuner())
+    half_ms = LiveStream(LiveTuner())
     assert sys.getswitchinterval() == pytest.approx(0.0005)
-    stream.stop()
+    half_ms.stop()
+    assert sys.getswitchinterval() == pytest.approx(0.001)
+    one_ms.stop()
     assert sys.getswitchinterval() == before
     for bad, sentence in (("fast", "number of milliseconds"), ("0", "between 0.1 and 100")):
         monkeypatch.setenv("AUDIO_DL_LIVE_GIL_SWITCH_MS", bad)
         with pytest.raises(StreamError, match=sentence):
             LiveStream(LiveTuner())
-    assert GIL_SWITCH.streams == 0 and sys.getswitchinterval() == before
+    assert GIL_SWITCH.streams == others and sys.getswitchinterval() == before
 
 
 def test_a_long_stream_keeps_bounded_memory(shipped):

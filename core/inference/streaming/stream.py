@@ -56,30 +56,31 @@ def gil_switch_seconds() -> float:
 
 
 class _GilSwitch:
-    """The interpreter-wide switch interval, lowered while at least one stream runs and put
-    back as it was when the last one ends (a server without a microphone keeps Python's)."""
+    """The interpreter-wide switch interval, lowered while at least one stream runs (to the
+    shortest any running stream asked for) and put back as it was when the last one ends (a
+    server without a microphone keeps Python's)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._streams = 0
+        self._asked: list[float] = []  # one entry per running stream
         self._saved = 0.0
 
     def enter(self, seconds: float) -> None:
         with self._lock:
-            if self._streams == 0:
+            if not self._asked:
                 self._saved = sys.getswitchinterval()
-            self._streams += 1
-            sys.setswitchinterval(min(self._saved, seconds))
+            self._asked.append(seconds)
+            sys.setswitchinterval(min([self._saved, *self._asked]))
 
-    def leave(self) -> None:
+    def leave(self, seconds: float) -> None:
         with self._lock:
-            self._streams -= 1
-            if self._streams == 0:
-                sys.setswitchinterval(self._saved)
+            if seconds in self._asked:
+                self._asked.remove(seconds)
+            sys.setswitchinterval(min([self._saved, *self._asked]))
 
     @property
     def streams(self) -> int:
-        return self._streams
+        return len(self._asked)
 
 
 GIL_SWITCH = _GilSwitch()
@@ -169,7 +170,8 @@ class LiveStream:
         # polling (ui/live_push.py).
         self._listeners: list[Callable[[], None]] = []
         self._listeners_lock = threading.Lock()
-        GIL_SWITCH.enter(gil_switch_seconds())  # left in _release, once, as the worker ends
+        self._gil_switch = gil_switch_seconds()
+        GIL_SWITCH.enter(self._gil_switch)  # left in _release, once, as the worker ends
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -295,7 +297,7 @@ class LiveStream:
                 self.stats.dropped_seconds += y.size / sr
 
     def _release(self) -> None:
-        GIL_SWITCH.leave()
+        GIL_SWITCH.leave(self._gil_switch)
         with self.lock:
             self.analyser.release()
         while not self._queue.empty():
