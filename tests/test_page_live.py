@@ -45,6 +45,7 @@ def digits_snapshot():
 def _fresh_slots(monkeypatch):
     monkeypatch.delenv("AUDIO_DL_ICE_SERVERS", raising=False)
     monkeypatch.delenv("AUDIO_DL_MAX_STREAMS", raising=False)
+    monkeypatch.delenv("AUDIO_DL_LIVE_GIL_SWITCH_MS", raising=False)
     monkeypatch.setattr(streaming.slots, "_SLOTS", None)
 
 
@@ -87,18 +88,22 @@ def test_a_stream_s_results_are_drawn_and_a_segment_is_saved_for_training(digits
     )
 
 
-def test_broken_network_settings_are_explained_not_raised(monkeypatch):
-    monkeypatch.setenv("AUDIO_DL_ICE_SERVERS", "stun:forgot-the-json")
+@pytest.mark.parametrize(
+    "variable, value, kind, sentence",
+    [
+        ("AUDIO_DL_ICE_SERVERS", "stun:forgot-the-json", "error", "not valid JSON"),
+        ("AUDIO_DL_MAX_STREAMS", "0", "info", "switched off"),
+        ("AUDIO_DL_LIVE_GIL_SWITCH_MS", "fast", "error", "must be a number of milliseconds"),
+    ],
+)
+def test_the_teacher_s_live_settings_are_explained_not_raised(
+    monkeypatch, variable, value, kind, sentence
+):
+    """Broken network or GIL settings, and live listening switched off: a sentence each."""
+    monkeypatch.setenv(variable, value)
     at = open_page("pages/classify.py")
     assert not at.exception, _texts(at.exception)
-    assert any("not valid JSON" in t for t in _texts(at.error))
-
-
-def test_live_listening_switched_off_by_the_teacher(monkeypatch):
-    monkeypatch.setenv("AUDIO_DL_MAX_STREAMS", "0")
-    at = open_page("pages/classify.py")
-    assert not at.exception, _texts(at.exception)
-    assert any("switched off" in t for t in _texts(at.info))
+    assert any(sentence in t for t in _texts(getattr(at, kind))), _texts(getattr(at, kind))
 
 
 def test_the_music_live_tab_draws_the_tuner_and_the_notes():
@@ -192,13 +197,6 @@ def test_without_a_push_route_a_running_tuner_s_needle_is_redrawn_by_the_page():
         assert at.session_state["music_live_handle"].push_token == ""  # nothing opened
     finally:
         stream.stop()
-
-
-def test_a_bad_gil_switch_setting_is_explained_not_raised(monkeypatch):
-    monkeypatch.setenv("AUDIO_DL_LIVE_GIL_SWITCH_MS", "fast")
-    at = open_page("pages/classify.py")
-    assert not at.exception, _texts(at.exception)
-    assert any("AUDIO_DL_LIVE_GIL_SWITCH_MS must be a number" in t for t in _texts(at.error))
 
 
 def test_while_streaming_the_segment_picker_is_a_fragment_of_its_own_that_still_saves():
