@@ -15,6 +15,12 @@ than number N (the stream's `subscribe` wakes it; no timer), or after LONG_POLL_
 the current one. The token is a random 128-bit name for one stream, known only to the page
 that opened it.
 
+One route and one component for both Live tabs: what a tab shows of an answer is a `Shown`
+(the answer in a word, the line under it, for the tuner also the needle's cents and the
+chroma / loudness meter), made by the tab's own `describe(answer)`; the component's `look` is
+"text" (Classify: the label) or "needle" (Music: the note, Hz and cents, an SVG needle and
+meter). `send_without_delay` switches Nagle's algorithm off on the reply's connection.
+
 Streamlit has no public way to add a route to the server `streamlit run` starts
 (`st.App(routes=...)` needs the app started as ASGI), so `install_route` reaches the running
 Starlette app through this session's websocket (`scope["app"]`, the standard ASGI key). When
