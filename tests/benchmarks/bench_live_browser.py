@@ -14,6 +14,10 @@ average is printed beside the figures: the machine is shared. Printed:
   minus when the sound of the answer that first said it reached the server. Goal: p95 <= 300 ms.
 - answer latency: the same for every new answer drawn (also those that keep the label), and
   how many answers were replaced by a newer one before they were drawn.
+- each split in parts (PARTS): sound -> answer ready; ready -> sent (for a pushed answer: the
+  worker tells the route, the event loop runs it, or the answer waits for the browser's next
+  poll); sent -> on screen (the reply's first and last byte in Chromium, Resource Timing;
+  the frame's JavaScript reads it, which waits for the page's main thread; drawn).
 - server CPU: the whole server process (WebRTC, decoding, analysis, page redraws) over the
   streaming time, and over as long with the page open but the microphone off. Goal: <= 25 %
   of one core per stream.
