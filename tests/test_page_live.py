@@ -45,6 +45,7 @@ def digits_snapshot():
 def _fresh_slots(monkeypatch):
     monkeypatch.delenv("AUDIO_DL_ICE_SERVERS", raising=False)
     monkeypatch.delenv("AUDIO_DL_MAX_STREAMS", raising=False)
+    monkeypatch.delenv("AUDIO_DL_LIVE_GIL_SWITCH_MS", raising=False)
     monkeypatch.setattr(streaming.slots, "_SLOTS", None)
 
 
@@ -108,18 +109,22 @@ def test_a_stream_s_results_are_drawn_and_a_segment_is_saved_for_training(digits
     )
 
 
-def test_broken_network_settings_are_explained_not_raised(monkeypatch):
-    monkeypatch.setenv("AUDIO_DL_ICE_SERVERS", "stun:forgot-the-json")
+@pytest.mark.parametrize(
+    "variable, value, kind, sentence",
+    [
+        ("AUDIO_DL_ICE_SERVERS", "stun:forgot-the-json", "error", "not valid JSON"),
+        ("AUDIO_DL_MAX_STREAMS", "0", "info", "switched off"),
+        ("AUDIO_DL_LIVE_GIL_SWITCH_MS", "fast", "error", "must be a number of milliseconds"),
+    ],
+)
+def test_the_teacher_s_live_settings_are_explained_not_raised(
+    monkeypatch, variable, value, kind, sentence
+):
+    """Broken network or GIL settings, and live listening switched off: a sentence each."""
+    monkeypatch.setenv(variable, value)
     at = _classify_live_tab()
     assert not at.exception, _texts(at.exception)
-    assert any("not valid JSON" in t for t in _texts(at.error))
-
-
-def test_live_listening_switched_off_by_the_teacher(monkeypatch):
-    monkeypatch.setenv("AUDIO_DL_MAX_STREAMS", "0")
-    at = _classify_live_tab()
-    assert not at.exception, _texts(at.exception)
-    assert any("switched off" in t for t in _texts(at.info))
+    assert any(sentence in t for t in _texts(getattr(at, kind))), _texts(getattr(at, kind))
 
 
 def test_the_music_live_tab_draws_the_tuner_and_the_notes():
@@ -185,5 +190,66 @@ def test_without_a_push_route_a_running_stream_s_answer_is_redrawn_by_the_page()
         assert [m.value for m in at.metric if m.label == "Hearing"] == [headline]
         assert detail in _texts(at.caption)
         assert at.session_state["classify_live_handle"].push_token == ""  # nothing opened
+    finally:
+        stream.stop()
+
+
+def test_without_a_push_route_a_running_tuner_s_needle_is_redrawn_by_the_page():
+    """The Music tab's needle is pushed in a browser (look "needle"); AppTest has no server
+    for the route, so the page redraws the plotly gauge instead, reading what the pushed
+    needle would show."""
+    from core.inference.streaming import LiveStream
+    from ui.music_live import tuner_shown
+
+    y = render_notes([(69, 0, 4)], SynthConfig(sample_rate=16000))  # A4 for 0.4 s
+    at = open_page("pages/music.py")
+    at.segmented_control(key="music_source").set_value("Live").run()
+    stream = LiveStream(LiveTuner(TunerConfig()), idle_timeout_seconds=600)
+    try:
+        stream_file(stream, y[: int(0.3 * 16000)], 16000)  # stop within the note
+        assert stream.wait_idle(30)
+        at.session_state["music_live_handle"] = LiveHandle(stream=stream)
+        at.run()
+        assert not at.exception, _texts(at.exception)
+        shown = tuner_shown(stream.latest()[0])
+        assert shown.headline == "A4" and shown.in_tune
+        gauges = [c for c in at.get("plotly_chart") if '"indicator"' in c.proto.spec]
+        assert len(gauges) == 1 and '"A4' in gauges[0].proto.spec
+        assert at.session_state["music_live_handle"].push_token == ""  # nothing opened
+    finally:
+        stream.stop()
+
+
+def test_while_streaming_the_segment_picker_is_a_fragment_of_its_own_that_still_saves():
+    """While the microphone streams, the history (redrawn every second) lists what was heard
+    and the picker (play, save) is drawn once, outside it, rerun only when used."""
+    from core.inference.streaming import LiveStream
+
+    model = model_from_loaded_run(shipped_store().load("digits-cnn"), origin="shipped")
+    files = {f.stem: f for f in paths.builtin_digit_files()}
+    # Fed faster than real time: no backlog limit, or a busy machine drops the first words.
+    stream = LiveStream(LiveClassifier(model), idle_timeout_seconds=600, max_backlog_seconds=600)
+    try:
+        for name in DIGITS:
+            y, rate = sf.read(files[name], dtype="float32")
+            stream_file(stream, np.concatenate([np.zeros(int(0.8 * rate), np.float32), y]), rate)
+        stream_file(stream, np.zeros(8000, np.float32), 8000)
+        assert stream.wait_idle(60)
+        at = _classify_live_tab()
+        at.session_state["classify_live_handle"] = LiveHandle(stream=stream)
+        at.run()
+        assert not at.exception, _texts(at.exception)
+        heard = [s.label for s, _ in stream.snapshot().segments]
+        assert len(heard) >= 2
+        assert f"**Heard so far:** {' · '.join(heard)}" in _markdown(at)
+        pickers = [s for s in at.selectbox if s.key == "classify_live_segment"]
+        assert len(pickers) == 1  # drawn once: by the picker, not by the history too
+        at.button(key="classify_live_segments_refresh").click().run()
+        assert not at.exception, _texts(at.exception)
+        newest = stream.snapshot().segments[-1][0]
+        at.text_input(key=f"classify_live_class_{newest.start_seconds:.3f}").set_value("live")
+        at.button(key="classify_live_save").click().run()
+        assert not at.exception, _texts(at.exception)
+        assert len(at.session_state["train_clips"]["live"]) == 1
     finally:
         stream.stop()

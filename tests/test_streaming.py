@@ -3,6 +3,7 @@ known pitches, odd frames (irregular, dropped, NaN, silence) and clean shutdown.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -377,6 +378,45 @@ def test_stop_joins_the_worker_and_releases_buffers(shipped, spoken_digits):
     assert threading.active_count() == before
 
 
+def test_while_streams_run_the_gil_changes_hands_every_millisecond_then_as_before(
+    shipped, monkeypatch
+):
+    """A window's analysis takes the GIL back after each torch / numpy call: at Python's 5 ms
+    switch interval each take-back beside a busy page waits up to 5 ms (core.inference.
+    streaming.stream). The interval is lowered while any stream runs and put back when the
+    last one ends, also when streams end by themselves."""
+    import sys
+
+    from core.inference.streaming import GIL_SWITCH
+
+    monkeypatch.delenv("AUDIO_DL_LIVE_GIL_SWITCH_MS", raising=False)
+    before, others = sys.getswitchinterval(), GIL_SWITCH.streams  # others: a test's leftovers
+    assert others > 0 or before == pytest.approx(0.005)
+    slots = StreamSlots(2)
+    first = slots.open("a", LiveClassifier(shipped))
+    second = slots.open("b", LiveTuner(), idle_timeout_seconds=0.2)
+    assert sys.getswitchinterval() == pytest.approx(0.001) and GIL_SWITCH.streams == others + 2
+    second.thread.join(5)  # no audio: it stops by itself
+    assert second.ended and sys.getswitchinterval() == pytest.approx(0.001)
+    slots.close("a")
+    assert not first.thread.is_alive()
+    assert GIL_SWITCH.streams == others and sys.getswitchinterval() == before
+    # The shortest interval any running stream asked for, the others' once it ends.
+    one_ms = LiveStream(LiveTuner())
+    monkeypatch.setenv("AUDIO_DL_LIVE_GIL_SWITCH_MS", "0.5")
+    half_ms = LiveStream(LiveTuner())
+    assert sys.getswitchinterval() == pytest.approx(0.0005)
+    half_ms.stop()
+    assert sys.getswitchinterval() == pytest.approx(0.001)
+    one_ms.stop()
+    assert sys.getswitchinterval() == before
+    for bad, sentence in (("fast", "number of milliseconds"), ("0", "between 0.1 and 100")):
+        monkeypatch.setenv("AUDIO_DL_LIVE_GIL_SWITCH_MS", bad)
+        with pytest.raises(StreamError, match=sentence):
+            LiveStream(LiveTuner())
+    assert GIL_SWITCH.streams == others and sys.getswitchinterval() == before
+
+
 def test_a_long_stream_keeps_bounded_memory(shipped):
     live = LiveClassifier(shipped, LiveClassifierConfig(history_seconds=2.0))
     noise = np.random.default_rng(0).normal(0, 0.05, 16000 * 20).astype(np.float32)
@@ -495,7 +535,7 @@ def test_network_settings_from_the_environment(monkeypatch):
 
 
 def test_live_plot_builders_carry_the_readings():
-    from core.viz.live import chroma_meter_figure, pitch_line_figure, tuner_figure
+    from core.viz.live import chroma_meter_figure, pitch_line_figure, tuner_dial, tuner_figure
 
     tuner = LiveTuner()
     rate = 16000
@@ -505,6 +545,16 @@ def test_live_plot_builders_carry_the_readings():
     gauge = tuner_figure(reading).data[0]
     assert gauge.value == pytest.approx(reading.cents) and "A4" in gauge.title.text
     assert tuner_figure(None).data[0].mode == "gauge"  # an empty dial, no number
+    # The gauge and the pushed needle (ui/music_live.py) read the same dial.
+    dial = tuner_dial(reading)
+    assert (dial.note, dial.in_tune) == ("A4", False)  # 446 Hz: 23 cents sharp
+    assert dial.cents == pytest.approx(23.4, abs=2.0) and dial.frequency_hz == pytest.approx(
+        446, abs=1
+    )
+    assert dial.title == gauge.title.text
+    unpitched = dataclasses.replace(reading, note="", cents=np.nan, frequency_hz=np.nan)
+    assert not tuner_dial(None).pitched and not tuner_dial(unpitched).pitched
+    assert tuner_dial(unpitched).title == tuner_figure(unpitched).data[0].title.text
     line = pitch_line_figure(list(tuner.readings)).data[0]
     voiced = np.asarray(line.y, dtype=float)
     assert np.nanmedian(voiced) == pytest.approx(69.23, abs=0.03)  # MIDI of 446 Hz
@@ -606,3 +656,30 @@ def test_a_snapshot_two_windows_into_the_stream_with_smoothing_over_three(shippe
     assert live.windows_done == 2
     snapshot = live.snapshot()
     assert snapshot.result.probabilities.shape == (2, shipped.num_classes)
+
+
+def test_the_pitch_line_picture_puts_each_note_on_its_row_newest_at_the_right():
+    from core.viz.live import PITCH_LINE_COLOUR, pitch_line_figure, pitch_line_image
+
+    rate = 16000
+    tune = render_notes([(60, 0, 6), (67, 8, 6)], SynthConfig(sample_rate=rate))  # C4, rest, G4
+    tuner = LiveTuner()
+    stream_file(tuner, np.concatenate([tune, np.zeros(rate // 2, np.float32)]), rate)
+    readings = list(tuner.readings)
+    image = pitch_line_image(readings, seconds=10.0, width=400, height=200, label_pixels=40)
+    assert image.shape == (200, 440, 3) and image.dtype == np.uint8
+    line = np.all(image == PITCH_LINE_COLOUR, axis=2)
+    assert not line[:, :40].any()  # the margin holds the note names only
+    # The axis is the plotly line's: the rows of C4 and G4 from its range.
+    low, high = pitch_line_figure(readings).layout.yaxis.range
+    rows = {m: round((high - m) / (high - low) * 199) for m in (60, 67)}
+    columns = np.flatnonzero(line.any(axis=0))
+    heard = {m: int(line[rows[m] - 2 : rows[m] + 3].any(axis=0).sum()) for m in rows}
+    assert heard[60] > 10 and heard[67] > 10, heard
+    # G4 came later: further right; the newest readings (silence) leave the right edge empty.
+    g_columns = np.flatnonzero(line[rows[67] - 2 : rows[67] + 3].any(axis=0))
+    c_columns = np.flatnonzero(line[rows[60] - 2 : rows[60] + 3].any(axis=0))
+    assert g_columns.mean() > c_columns.mean()
+    assert columns.max() < 440 - 0.3 / 10.0 * 400  # 0.5 s of silence at the end
+    empty = pitch_line_image([], seconds=10.0, width=400, height=200)
+    assert empty.shape == (200, 440, 3) and not np.all(empty == PITCH_LINE_COLOUR, axis=2).any()

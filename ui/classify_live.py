@@ -24,7 +24,8 @@ from core.inference.streaming import (
 from core.viz.live import live_log_mel, spectrogram_image, timeline_image
 from ui.classify_result import model_key
 from ui.fingerprint import fingerprint
-from ui.live_stream import PushedAnswer, live_view, microphone, network_help
+from ui.live_push import Shown
+from ui.live_stream import LiveHandle, PushedAnswer, live_view, microphone, network_help
 
 TIMELINE_SECONDS = 20.0  # the probability timeline shows the newest 20 s
 TIMELINE_PIXELS = 640  # its picture's width without the class names
@@ -83,15 +84,40 @@ def show_live(prefix: str, model: InferenceModel) -> None:
     live_view(
         handle,
         _draw_answer,
-        lambda snapshot: _draw_history(prefix, snapshot, int(smooth)),
+        lambda snapshot: _draw_history(prefix, handle, snapshot, int(smooth)),
         waiting="Nothing heard yet. Press START, allow the microphone and say a digit.",
-        push=PushedAnswer(f"{prefix}_live_answer", ANSWER_TITLE, answer_lines),
+        push=PushedAnswer(f"{prefix}_live_answer", ANSWER_TITLE, answer_shown),
     )
     if handle.push_failed:
         st.caption(
             "The answer is redrawn by the page a few times a second: this browser could not "
             f"reach the server's live-answer route ({handle.push_failed})."
         )
+    if _streaming(handle):
+        _segment_picker(prefix, handle)
+
+
+def _streaming(handle: LiveHandle) -> bool:
+    return handle.stream is not None and handle.stream.running
+
+
+def _segment_picker(prefix: str, handle: LiveHandle) -> None:
+    """While streaming, the segments' picker (play, save as a training clip) in a fragment of
+    its own that reruns only when it is used, not with the history every second: redrawn
+    each second, its select box, player and text input were 70-85 % of the browser's main
+    thread in long tasks (a Chromium trace, 15 s: 2.0-2.8 s with them, 0.3-0.9 s without),
+    time in which the pushed answer could not be drawn."""
+
+    @st.fragment
+    def picker() -> None:
+        st.button("Show the newest segments", key=f"{prefix}_live_segments_refresh")
+        snapshot = handle.snapshot
+        if snapshot is None or not snapshot.segments:
+            st.caption("Segments heard so far can be played and saved here.")
+            return
+        _segment_controls(prefix, snapshot)
+
+    picker()
 
 
 def answer_lines(answer: LiveAnswer | None) -> tuple[str, str]:
@@ -106,6 +132,11 @@ def answer_lines(answer: LiveAnswer | None) -> tuple[str, str]:
     return answer.headline, f"{answer.confidence:.0%} probability (mean of the newest windows)"
 
 
+def answer_shown(answer: LiveAnswer | None) -> Shown:
+    """The pushed answer's text (ui/live_push.py): answer_lines, no needle."""
+    return Shown(*answer_lines(answer))
+
+
 def _draw_answer(answer: LiveAnswer | None) -> None:
     """The smoothed answer now, when it is not pushed (stopped, or no route to the browser);
     redrawn often, so nothing here may cost more than a metric."""
@@ -118,8 +149,11 @@ def _draw_answer(answer: LiveAnswer | None) -> None:
         st.caption(detail)
 
 
-def _draw_history(prefix: str, snapshot: ClassifierSnapshot, smooth: int) -> None:
-    """The scrolling spectrogram, the probability timeline and the detected segments."""
+def _draw_history(
+    prefix: str, handle: LiveHandle, snapshot: ClassifierSnapshot, smooth: int
+) -> None:
+    """The scrolling spectrogram, the probability timeline and the detected segments (their
+    picker too once stopped; while streaming it is a fragment of its own, _segment_picker)."""
     mel = live_log_mel(snapshot.audio, snapshot.sample_rate)
     st.image(spectrogram_image(mel), width="stretch")
     shown_seconds = snapshot.audio.size / snapshot.sample_rate
@@ -160,15 +194,15 @@ def _draw_history(prefix: str, snapshot: ClassifierSnapshot, smooth: int) -> Non
             "window(s)), newest at the right: brighter = more probable, dark = silence; red "
             "outlines: the segments heard."
         )
-    _segments(prefix, snapshot)
-
-
-def _segments(prefix: str, snapshot: ClassifierSnapshot) -> None:
-    segments = snapshot.segments
-    heard = " · ".join(s.label for s, _ in segments) or "nothing yet"
+    heard = " · ".join(s.label for s, _ in snapshot.segments) or "nothing yet"
     st.markdown(f"**Heard so far:** {heard}")
-    if not segments:
-        return
+    if snapshot.segments and not _streaming(handle):
+        _segment_controls(prefix, snapshot)
+
+
+def _segment_controls(prefix: str, snapshot: ClassifierSnapshot) -> None:
+    """Pick a detected segment, play it, file it as a training clip under a class."""
+    segments = snapshot.segments
     # Options are start times, not positions: the list is capped, so a position would point
     # at another segment once older ones drop out.
     by_start = {round(s.start_seconds, 3): (s, audio) for s, audio in segments}

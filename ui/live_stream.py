@@ -27,6 +27,7 @@ from core.inference.streaming import (
     AnswerClock,
     LiveStream,
     StreamError,
+    gil_switch_seconds,
     rtc_configuration,
     stream_slots,
 )
@@ -119,6 +120,7 @@ def microphone(prefix: str, kind: str, make_analyser: Callable[[], Any]) -> Live
     try:
         rtc = rtc_configuration()
         slots = stream_slots()
+        gil_switch_seconds()  # a bad AUDIO_DL_LIVE_GIL_SWITCH_MS is told here, not raised later
     except StreamError as error:
         st.error(f"Live listening is not available: {error}")
         return None
@@ -244,12 +246,16 @@ def live_view(
 @dataclass(frozen=True)
 class PushedAnswer:
     """The pushed answer's look: key (the component's widget key, page-prefixed), label (the
-    title above it, "Hearing"), describe(current answer or None) -> (the answer in a word,
-    the line under it), exactly what draw_now shows."""
+    title above it, "Hearing"), describe(current answer or None) -> live_push.Shown, exactly
+    what draw_now shows; look "text" (a label) or "needle" (a tuner's note and needle, with
+    `dial` its in-tune band and colours); height in pixels."""
 
     key: str
     label: str
-    describe: Callable[[Any], tuple[str, str]]
+    describe: Callable[[Any], live_push.Shown]
+    look: str = "text"
+    dial: dict | None = None
+    height: int = 96
 
 
 def _pushed(handle: LiveHandle, push: PushedAnswer) -> bool:
@@ -261,8 +267,15 @@ def _pushed(handle: LiveHandle, push: PushedAnswer) -> bool:
         live_push.close_channel(handle.push_token)
         handle.push_token = live_push.open_channel(stream, push.describe)
         handle.push_stream = stream
-    headline, detail = push.describe(stream.published[0])
-    reply = live_push.pushed_answer(push.key, handle.push_token, push.label, headline, detail)
+    reply = live_push.pushed_answer(
+        push.key,
+        handle.push_token,
+        push.label,
+        push.describe(stream.published[0]),
+        look=push.look,
+        dial=push.dial,
+        height=push.height,
+    )
     if isinstance(reply, dict) and reply.get("failed"):
         handle.push_failed = str(reply["failed"])
         return False

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import plotly.colors
@@ -17,6 +18,10 @@ from core.inference.streaming import NOTE_NAMES, TunerReading
 from core.viz.colors import colorscale
 
 IN_TUNE_CENTS = 5.0  # a needle within this reads "in tune" (green)
+# The dial's colours (the gauge here and the pushed needle, ui/live_answer/index.html).
+IN_TUNE_COLOUR, OFF_TUNE_COLOUR, IN_TUNE_BAND = "#2e7d32", "#ef6c00", "#c8e6c9"
+# The chroma / loudness meter's (the plotly bars here and the pushed meter of the component).
+CHROMA_COLOUR, LOUDNESS_COLOUR, LOUDNESS_FLOOR_DBFS = "#5c6bc0", "#ef6c00", -60.0
 
 
 def live_log_mel(samples: np.ndarray, sample_rate: int, *, n_mels: int = 64) -> np.ndarray:
@@ -139,27 +144,61 @@ def _colour_table(scale: str) -> np.ndarray:
     return np.round(np.asarray(steps) * 255).astype(np.uint8)
 
 
+@dataclass(frozen=True)
+class TunerDial:
+    """What the tuner's dial shows of one reading, whichever draws it (the plotly gauge here,
+    the pushed needle of ui/live_answer/index.html): one source for both.
+
+    note: "A4", or "" when nothing is pitched; cents: -50..+50 off it (None when no note);
+    frequency_hz: None when no note; in_tune: within IN_TUNE_CENTS; title: the line above
+    (or under) the needle.
+    """
+
+    note: str
+    cents: float | None
+    frequency_hz: float | None
+    in_tune: bool
+    title: str
+
+    @property
+    def pitched(self) -> bool:
+        return self.cents is not None
+
+
+def tuner_dial(reading: TunerReading | None) -> TunerDial:
+    """The dial of a reading (None: before the first reading): note, cents, Hz, in tune."""
+    pitched = (
+        reading is not None
+        and bool(reading.note)
+        and math.isfinite(reading.cents)
+        and math.isfinite(reading.frequency_hz)
+    )
+    if not pitched:
+        return TunerDial("", None, None, False, "no pitch (play a note)")
+    cents, hz = float(reading.cents), float(reading.frequency_hz)
+    return TunerDial(
+        reading.note, cents, hz, abs(cents) <= IN_TUNE_CENTS, f"{reading.note} · {hz:.1f} Hz"
+    )
+
+
 def tuner_figure(reading: TunerReading | None, *, height: int = 240) -> go.Figure:
     """A needle from -50 to +50 cents with the note name; an empty dial when nothing is pitched."""
-    pitched = reading is not None and bool(reading.note) and math.isfinite(reading.cents)
-    cents = float(reading.cents) if pitched else 0.0
-    colour = "#2e7d32" if pitched and abs(cents) <= IN_TUNE_CENTS else "#ef6c00"
-    title = (
-        f"{reading.note} · {reading.frequency_hz:.1f} Hz" if pitched else "no pitch (play a note)"
-    )
+    dial = tuner_dial(reading)
+    cents = dial.cents if dial.pitched else 0.0
+    colour = IN_TUNE_COLOUR if dial.in_tune else OFF_TUNE_COLOUR
     fig = go.Figure(
         go.Indicator(
-            mode="gauge+number" if pitched else "gauge",
+            mode="gauge+number" if dial.pitched else "gauge",
             value=cents,
             number={"suffix": " cents", "valueformat": "+.0f"},
-            title={"text": title},
+            title={"text": dial.title},
             gauge={
                 "axis": {
                     "range": [-50, 50],
                     "tickvals": [-50, -25, -IN_TUNE_CENTS, 0, IN_TUNE_CENTS, 25, 50],
                 },
-                "bar": {"color": colour if pitched else "rgba(0,0,0,0)", "thickness": 0.3},
-                "steps": [{"range": [-IN_TUNE_CENTS, IN_TUNE_CENTS], "color": "#c8e6c9"}],
+                "bar": {"color": colour if dial.pitched else "rgba(0,0,0,0)", "thickness": 0.3},
+                "steps": [{"range": [-IN_TUNE_CENTS, IN_TUNE_CENTS], "color": IN_TUNE_BAND}],
             },
         )
     )
@@ -167,12 +206,31 @@ def tuner_figure(reading: TunerReading | None, *, height: int = 240) -> go.Figur
     return fig
 
 
-def pitch_line_figure(readings: Sequence[TunerReading], *, height: int = 260) -> go.Figure:
-    """Pitch over stream time on a note axis (MIDI numbers labelled C4, D4...); gaps unvoiced."""
+def _pitch_axis(readings: Sequence[TunerReading]):
+    """Times (s), MIDI pitch (NaN unvoiced), Hz, the note axis' range (2 semitones beyond the
+    voiced readings; A3..A5 before any) and its ticks (every semitone within 30, else the C,
+    E and G of each octave): what the plotly line and its picture share."""
     times = np.array([r.time_seconds for r in readings], dtype=np.float64)
     hz = np.array([r.frequency_hz for r in readings], dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         midi = 69 + 12 * np.log2(hz / 440.0)
+    voiced = midi[np.isfinite(midi)]
+    low, high = (float(voiced.min()) - 2, float(voiced.max()) + 2) if voiced.size else (57, 81)
+    ticks = [
+        m
+        for m in range(int(math.ceil(low)), int(math.floor(high)) + 1)
+        if high - low < 30 or m % 12 in (0, 4, 7)
+    ]
+    return times, midi, hz, low, high, ticks
+
+
+def _note_name(midi: int) -> str:
+    return f"{NOTE_NAMES[midi % 12]}{midi // 12 - 1}"
+
+
+def pitch_line_figure(readings: Sequence[TunerReading], *, height: int = 260) -> go.Figure:
+    """Pitch over stream time on a note axis (MIDI numbers labelled C4, D4...); gaps unvoiced."""
+    times, midi, hz, low, high, ticks = _pitch_axis(readings)
     fig = go.Figure(
         go.Scatter(
             x=times,
@@ -185,13 +243,6 @@ def pitch_line_figure(readings: Sequence[TunerReading], *, height: int = 260) ->
             hovertemplate="%{x:.2f} s: %{customdata:.1f} Hz<extra></extra>",
         )
     )
-    voiced = midi[np.isfinite(midi)]
-    low, high = (float(voiced.min()) - 2, float(voiced.max()) + 2) if voiced.size else (57, 81)
-    ticks = [
-        m
-        for m in range(int(math.floor(low)), int(math.ceil(high)) + 1)
-        if high - low < 30 or m % 12 in (0, 4, 7)
-    ]
     fig.update_layout(
         height=height,
         margin={"l": 60, "r": 20, "t": 10, "b": 40},
@@ -200,15 +251,70 @@ def pitch_line_figure(readings: Sequence[TunerReading], *, height: int = 260) ->
             "title": "note",
             "range": [low, high],
             "tickvals": ticks,
-            "ticktext": [f"{NOTE_NAMES[m % 12]}{m // 12 - 1}" for m in ticks],
+            "ticktext": [_note_name(m) for m in ticks],
         },
         showlegend=False,
     )
     return fig
 
 
+PITCH_LINE_COLOUR = (129, 199, 245)  # as plotly's first trace colour in the app's dark theme
+PITCH_GRID = (44, 52, 70)
+
+
+def pitch_line_image(
+    readings: Sequence[TunerReading],
+    *,
+    seconds: float = 10.0,
+    width: int = 640,
+    height: int = 240,
+    label_pixels: int = 40,
+) -> np.ndarray:
+    """The pitch line as a picture: readings -> (height, label_pixels + width, 3) uint8.
+
+    The last `seconds` of stream time, newest at the right edge; pitch on the note axis of
+    pitch_line_figure (a grid line and a name per tick, in a left margin); voiced readings
+    as dots, joined while consecutive (a gap of unvoiced readings breaks the line). The Live
+    tab redraws this every second while streaming: a picture costs the browser nothing to
+    swap, the plotly line it replaces kept the page's main thread busy ~15 % of the time on
+    this shared CPU, time in which the pushed needle could not move
+    (tests/benchmarks/bench_live_browser.py, BENCH_LIVE_BROWSER_PAGE=music).
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    times, midi, _, low, high, ticks = _pitch_axis(readings)
+    canvas = Image.new("RGB", (label_pixels + width, height), TIMELINE_BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    try:
+        font = ImageFont.load_default(size=11)
+    except (OSError, TypeError, ValueError):  # Pillow without FreeType: its bitmap font
+        font = ImageFont.load_default()
+
+    def row(m: float) -> float:
+        return (high - m) / (high - low) * (height - 1)
+
+    for m in ticks:
+        y = row(m)
+        draw.line((label_pixels, y, label_pixels + width, y), fill=PITCH_GRID)
+        draw.text((2, y - 6), _note_name(m), fill=TIMELINE_TEXT, font=font)
+    newest = float(times[-1]) if times.size else 0.0
+    x = label_pixels + width - 1 - (newest - times) / max(seconds, 1e-6) * (width - 1)
+    shown = np.isfinite(midi) & (x >= label_pixels)
+    points = [(float(x[i]), row(float(midi[i]))) for i in range(len(midi))]
+    for i in np.flatnonzero(shown):
+        if i > 0 and shown[i - 1]:
+            draw.line((points[i - 1], points[i]), fill=PITCH_LINE_COLOUR, width=2)
+        px, py = points[i]
+        draw.ellipse((px - 2, py - 2, px + 2, py + 2), fill=PITCH_LINE_COLOUR)
+    return np.asarray(canvas)
+
+
 def chroma_meter_figure(
-    chroma: np.ndarray, rms_dbfs: float, *, floor_dbfs: float = -60.0, height: int = 240
+    chroma: np.ndarray,
+    rms_dbfs: float,
+    *,
+    floor_dbfs: float = LOUDNESS_FLOOR_DBFS,
+    height: int = 240,
 ) -> go.Figure:
     """Twelve pitch-class bars (C..B, strongest = 1) beside a loudness bar in dBFS."""
     c = np.nan_to_num(np.asarray(chroma, dtype=np.float64).reshape(12))
@@ -218,7 +324,7 @@ def chroma_meter_figure(
         x=list(NOTE_NAMES),
         y=c,
         name="chroma",
-        marker_color="#5c6bc0",
+        marker_color=CHROMA_COLOUR,
         hovertemplate="%{x}: %{y:.2f}<extra></extra>",
     )
     fig.add_bar(
@@ -227,7 +333,7 @@ def chroma_meter_figure(
         base=[floor_dbfs],
         yaxis="y2",
         name="loudness",
-        marker_color="#ef6c00",
+        marker_color=LOUDNESS_COLOUR,
         hovertemplate=f"{level:.1f} dBFS<extra></extra>",
     )
     fig.update_layout(

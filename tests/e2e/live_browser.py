@@ -23,11 +23,13 @@ LIVE_ARGS = [
 ]
 
 # Records, in the frame that shows the answer (answer_frame), every moment the Live tab's
-# answer changes on screen: the label's text (the pushed answer's value, else the "Hearing"
-# metric or the tuner's note) and the server's clock beside it (its data attributes, from
-# ui/live_answer/index.html or ui.live_stream.answer_clock). `t` is when the browser drew
-# it: the first animation frame after the DOM changed, in ms since the epoch (the server's
-# clock is the same machine's).
+# answer changes on screen: the label's text (the pushed answer's value: Classify's label or
+# the tuner's note; else the redrawn "Hearing" metric), the server's clock beside it (its
+# data attributes, from ui/live_answer/index.html or ui.live_stream.answer_clock), the
+# pushed tuner needle's cents (null without a needle or a note) and its meter's strongest
+# pitch class. `t` is when the browser
+# drew it: the first animation frame after the DOM changed, in ms since the epoch (the
+# server's clock is the same machine's).
 # __liveRedraws counts the answer's redraws that reached the page (new or not).
 RECORD_ANSWERS_JS = """
 () => {
@@ -50,10 +52,14 @@ RECORD_ANSWERS_JS = """
     }
     const clock = document.querySelector(".live-answer-clock");
     const stamped = clock && clock.dataset.answers !== undefined;
-    return [value ? value.textContent.trim() : null, stamped ? { ...clock.dataset } : null];
+    const needle = document.querySelector(".live-answer-needle");
+    const meter = document.querySelector(".live-answer-meter");
+    return [value ? value.textContent.trim() : null, stamped ? { ...clock.dataset } : null,
+            needle ? needle.dataset.cents || null : null,
+            meter ? meter.dataset.strongest || null : null];
   };
   new MutationObserver(() => {
-    const [label, clock] = read();
+    const [label, clock, cents, strongest] = read();
     if (clock && clock.drawnAt !== lastDrawn) {
       lastDrawn = clock.drawnAt;
       window.__liveRedraws += 1;
@@ -62,7 +68,8 @@ RECORD_ANSWERS_JS = """
     if (key === last) return;
     last = key;
     requestAnimationFrame(() => {
-      window.__liveAnswers.push({ t: performance.timeOrigin + performance.now(), label, clock });
+      const t = performance.timeOrigin + performance.now();
+      window.__liveAnswers.push({ t, label, clock, cents, strongest });
     });
   }).observe(document.body, { subtree: true, childList: true, characterData: true,
                              attributes: true });

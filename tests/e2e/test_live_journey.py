@@ -4,8 +4,9 @@ Chromium's fake capture device (`--use-file-for-fake-audio-capture`, tests/e2e/l
 plays a file into getUserMedia, so the whole path runs for real: WebRTC (Opus) to the server,
 streamlit-webrtc, core.inference.streaming, the Live tabs. One journey says spoken digits made from
 the shipped recordings and checks the digits the Classify page's Live tab hears; one plays a
-synthesized melody into the Music page's tuner and checks the notes; one closes the page
-mid-stream and checks that the server lets the microphone go (its slot, its worker's CPU).
+synthesized melody into the Music page's tuner and checks the notes its pushed needle shows;
+one closes the page mid-stream and checks that the server lets the microphone go (its slot,
+its worker's CPU).
 """
 
 from __future__ import annotations
@@ -159,27 +160,67 @@ def test_spoken_digits_streamed_as_the_microphone_are_heard_in_order(
     assert browser.exception_texts(page) == []
 
 
-def test_a_melody_streamed_as_the_microphone_reads_on_the_tuner(live_page_for, app_url):
+def _held(labels: list[str | None], *, min_records: int = 2) -> list[str]:
+    """The notes a needle showed, in order: runs of one note over at least `min_records`
+    readings (a reading caught between two notes may name neither), repeats merged."""
+    runs: list[tuple[str | None, int]] = []
+    for label in labels:
+        if runs and runs[-1][0] == label:
+            runs[-1] = (label, runs[-1][1] + 1)
+        else:
+            runs.append((label, 1))
+    notes: list[str] = []
+    for label, count in runs:
+        pitched = label not in (None, "…", "no note")
+        if pitched and count >= min_records and (not notes or notes[-1] != label):
+            notes.append(label)
+    return notes
+
+
+def test_a_melody_streamed_as_the_microphone_reads_on_the_pushed_tuner_needle(
+    live_page_for, app_url
+):
     page = live_page_for(_melody())
     browser.open_registered_page(page, app_url, "music")
     page.get_by_role("radiogroup", name="Listen to").get_by_role("radio", name="Live").click()
     browser.wait_until_idle(page)
     live_browser.start_microphone(page)
+    # The needle is pushed (ui/live_push.py, look "needle"): the component's own note, cents
+    # and SVG needle, which change with each reading without a Streamlit rerun.
+    needle = live_browser.answer_frame(page)
+    assert live_browser.answer_is_pushed(needle)
+    assert needle.locator(".live-answer-label").text_content() == "Tuner"
+    assert needle.locator(".live-answer-needle").is_visible()
+    needle.evaluate(live_browser.RECORD_ANSWERS_JS)
     notes = _heard(page, "Notes held", MELODY_NOTES, timeout_s=40)
-    browser.screenshot(page, "live-music-journey")
     assert _contains_cycle(notes, MELODY_NOTES), notes
-    page.locator(".indicatorlayer").first.wait_for()  # the tuner's dial
-    # The synthesized notes are exactly in tune: the needle reads near 0 cents (a reading
-    # caught as one note gives way to the next may not).
-    cents = []
-    for _ in range(30):
-        text = page.locator(".indicatorlayer").first.text_content() or ""
-        match = re.search(r"([+\-\u2212]?\d+) cents", text)
-        if match:
-            cents.append(int(match.group(1).replace("\u2212", "-")))
-        page.wait_for_timeout(300)
-    assert len(cents) >= 10, cents
+    page.wait_for_timeout(2 * len(_melody()) / RATE * 1000)  # the loop twice more, recorded
+    browser.screenshot(page, "live-music-journey")
+    records = needle.evaluate("window.__liveAnswers")
+    shown = _held([r["label"] for r in records])
+    assert _contains_cycle(shown, MELODY_NOTES), shown
+    # The readings reached the needle in order, many of them (ten a second are computed).
+    answers = [int(r["clock"]["answers"]) for r in records if r["clock"]]
+    assert len(answers) >= 20 and answers == sorted(answers), answers
+    # The synthesized notes are exactly in tune: the needle reads near 0 cents on three
+    # readings in four (a reading caught as one note gives way to the next may not).
+    cents = [float(r["cents"]) for r in records if r["cents"]]
+    assert len(cents) >= 20, cents
     assert np.mean(np.abs(cents) <= 10) >= 0.75, cents
+    # The meter under the needle moves with it: on a note, its strongest bar is the note's
+    # pitch class (C for C4 and C5).
+    on_notes = [(r["label"], r["strongest"]) for r in records if r["cents"]]
+    assert np.mean([label[:-1] == strongest for label, strongest in on_notes]) >= 0.75
+    last = needle.locator(".live-answer-needle").get_attribute("data-cents")
+    detail = needle.locator(".live-answer-detail").text_content()
+    if last:  # the reading on screen now: its Hz and cents in the line under the note
+        assert re.fullmatch(r"\d+\.\d Hz · [+-]\d+ cents", detail), detail
+    else:
+        assert detail == "Play, sing or hum a note."
+    # No plotly chart on the page while it streams: no gauge, no chroma meter (the page
+    # draws them only without the push) and the pitch line a picture.
+    assert page.locator(".main-svg").count() == 0
+    assert page.get_by_text("Pitch over the last 10 s").count() == 1
     assert browser.exception_texts(page) == []
 
 

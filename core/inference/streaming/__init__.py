@@ -57,11 +57,14 @@ from core.inference.streaming.slots import (
 )
 from core.inference.streaming.stream import (
     ALIVE_CHECK_SECONDS,
+    DEFAULT_GIL_SWITCH_MS,
+    GIL_SWITCH,
     IDLE_TIMEOUT_SECONDS,
     MAX_GAP_SECONDS,
     AnswerClock,
     LiveStream,
     StreamStats,
+    gil_switch_seconds,
     stream_file,
 )
 from core.inference.streaming.tuner import (
@@ -76,7 +79,9 @@ from core.inference.streaming.tuner import (
 
 __all__ = [
     "ALIVE_CHECK_SECONDS",
+    "DEFAULT_GIL_SWITCH_MS",
     "DEFAULT_HOP_SECONDS",
+    "GIL_SWITCH",
     "DEFAULT_MAX_STREAMS",
     "HISTORY_SECONDS",
     "IDLE_TIMEOUT_SECONDS",
@@ -101,6 +106,7 @@ __all__ = [
     "TunerConfig",
     "TunerReading",
     "as_mono_float",
+    "gil_switch_seconds",
     "max_streams",
     "note_and_cents",
     "periodicity",

@@ -7,7 +7,9 @@ of the frame, never waits; the worker analyses; the page reads `latest()` / `sna
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
+import sys
 import threading
 import time
 from collections import deque
@@ -18,12 +20,70 @@ import numpy as np
 import torch
 
 from core.inference.streaming.classifier_stream import LiveAnswer, LiveClassifier
-from core.inference.streaming.frames import as_mono_float
+from core.inference.streaming.frames import StreamError, as_mono_float
 from core.inference.streaming.tuner import LiveTuner, TunerReading
 
 MAX_GAP_SECONDS = 2.0  # a longer hole in the frame timestamps is a new start, not silence
 IDLE_TIMEOUT_SECONDS = 10.0  # no frame for this long: the connection is gone, free everything
 ALIVE_CHECK_SECONDS = 0.5  # how often a stream asks whether the page listening to it is still open
+
+
+# How often the interpreter hands the GIL to a waiting thread while a stream runs (Python's
+# own default is 5 ms). A window's analysis is many short torch / numpy calls, each of which
+# lets the GIL go and must take it back; while another thread of the server runs Python (a
+# page's script run, the WebRTC decoder, the event loop), each take-back waits up to the
+# switch interval, so one window's ~8 ms of work took 37 ms (p50) and 150-450 ms (p95) beside
+# a busy Python thread at 5 ms, 11-20 ms (p95 20-100 ms) at 1 ms (`python -m tests.benchmarks
+# live`). The same wait delays the event loop that pushes the answer to the browser.
+DEFAULT_GIL_SWITCH_MS = 1.0
+
+
+def gil_switch_seconds() -> float:
+    """The GIL switch interval while streams run: AUDIO_DL_LIVE_GIL_SWITCH_MS (default 1 ms;
+    5 is Python's own, which leaves the interpreter as it is)."""
+    raw = os.environ.get("AUDIO_DL_LIVE_GIL_SWITCH_MS", "").strip()
+    if not raw:
+        return DEFAULT_GIL_SWITCH_MS / 1000
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise StreamError(
+            f"AUDIO_DL_LIVE_GIL_SWITCH_MS must be a number of milliseconds (got {raw!r})."
+        ) from exc
+    if not 0.1 <= value <= 100:
+        raise StreamError("AUDIO_DL_LIVE_GIL_SWITCH_MS must be between 0.1 and 100 ms.")
+    return value / 1000
+
+
+class _GilSwitch:
+    """The interpreter-wide switch interval, lowered while at least one stream runs (to the
+    shortest any running stream asked for) and put back as it was when the last one ends (a
+    server without a microphone keeps Python's)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._asked: list[float] = []  # one entry per running stream
+        self._saved = 0.0
+
+    def enter(self, seconds: float) -> None:
+        with self._lock:
+            if not self._asked:
+                self._saved = sys.getswitchinterval()
+            self._asked.append(seconds)
+            sys.setswitchinterval(min([self._saved, *self._asked]))
+
+    def leave(self, seconds: float) -> None:
+        with self._lock:
+            if seconds in self._asked:
+                self._asked.remove(seconds)
+            sys.setswitchinterval(min([self._saved, *self._asked]))
+
+    @property
+    def streams(self) -> int:
+        return len(self._asked)
+
+
+GIL_SWITCH = _GilSwitch()
 
 
 # --------------------------------------------------------------------------- threaded stream
@@ -110,6 +170,8 @@ class LiveStream:
         # polling (ui/live_push.py).
         self._listeners: list[Callable[[], None]] = []
         self._listeners_lock = threading.Lock()
+        self._gil_switch = gil_switch_seconds()
+        GIL_SWITCH.enter(self._gil_switch)  # left in _release, once, as the worker ends
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -235,6 +297,7 @@ class LiveStream:
                 self.stats.dropped_seconds += y.size / sr
 
     def _release(self) -> None:
+        GIL_SWITCH.leave(self._gil_switch)
         with self.lock:
             self.analyser.release()
         while not self._queue.empty():
