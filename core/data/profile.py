@@ -475,15 +475,18 @@ def choose_recipe(profile: DatasetProfile) -> RecipeChoice:
         # ARCHITECTURE.md): none of the digits' augmentations, the equaliser alone, a
         # stronger equaliser with mixup, per-band normalisation, SpecAugment masks alone,
         # mixup alone or a pitch shift of about a semitone (speed ±6 %) beat training without
-        # augmentation, so sustained sounds start without. What did help was more sources:
-        # learning from two soundfonts instead of one scored 0.92 instead of 0.66 on a third.
+        # augmentation, so sustained sounds start without. Nor, in both directions, did finer
+        # random EQs, a spectral tilt, envelope changes, a room, noise, mixing in another note
+        # of the class or finer mel bands (3 Dec). What did help was more sources: learning
+        # from two soundfonts instead of one scored 0.92 instead of 0.66 on a third.
         augment = Choice(
             AugmentConfig.off(),
             "No augmentation: on instrument notes scored on a soundfont the network never "
-            "heard, every augmentation we measured (the equaliser, mel warp, masks, mixup, "
-            "a pitch shift) did worse than none; what helped was recording each class from "
-            "more sources (two soundfonts instead of one: 66 % -> 92 %). Switch one on below "
-            "to try it on your sounds.",
+            "heard, none of the augmentations we measured (equalisers, a spectral tilt, a "
+            "pitch shift, envelope changes, a room, noise, mel warp, masks, mixup) beat "
+            "training without; what helped was recording each class from more sources (two "
+            "soundfonts instead of one: 66 % -> 92 %). Switch one on below to try it on "
+            "your sounds.",
         )
     normalization = Choice(
         "instance",

@@ -20,9 +20,22 @@ a few minutes of a shared CPU; AUDIO_DL_BENCH_FULL=1 uses the engine's own budge
 three-member ensemble, 20 epochs: about ten times the time), AUDIO_DL_BENCH_QUICK=1 three
 epochs (a smoke run, not the figures). AUDIO_DL_BENCH_CASES=default,plain,recipe,digits
 (any subset, comma-separated) runs only those cases, AUDIO_DL_BENCH_FONTS the pairs of
-trained-on and scored-on soundfonts (default "fluid>timgm,timgm>fluid,fluid+timgm>csound").
+trained-on and scored-on soundfonts (default "fluid>timgm,timgm>fluid,fluid+timgm>csound"),
+AUDIO_DL_BENCH_SEEDS the seeds each case trains with (default "0"; "0,1,2" prints each
+seed's figures and their mean).
 Needs fluidsynth and the three soundfonts (installed by .ci/run); without them the notes part
 says so and is skipped.
+
+Figures (docs/ARCHITECTURE.md, "Recipe chosen from the data"): the recipe chosen for notes
+(16 kHz, 64 bands, the whole 1.5 s note, no augmentation) scored 0.661 FluidR3 -> TimGM6mb,
+0.728 TimGM6mb -> FluidR3 and 0.931 FluidR3 + TimGM6mb -> Csound GMbank here; the issue's goal
+(0.95, every family 0.85) is not met with one soundfont to learn from. On 3 Dec, with the
+same budget, seeds 0-2 of the plain recipe gave 0.663-0.675 and 0.685-0.734 on the first two
+pairs (an exploration script with the engine's pieces), this benchmark 0.658 / 0.777 on
+FluidR3 -> Csound / Csound -> FluidR3 (mean of seeds 0 and 1); random EQs, a
+tilt, pitch shifts, envelope changes, a room, noise, same-family mixing, per-band mean
+removal, PCEN, 20 epochs and 128 bands with 64 ms windows each stayed within that spread or
+lost, and none gained in both directions, so the recipe is unchanged.
 """
 
 from __future__ import annotations
@@ -49,15 +62,36 @@ CASES = set(os.environ.get("AUDIO_DL_BENCH_CASES", "default,plain,recipe,digits"
 FONT_PAIRS = tuple(
     os.environ.get("AUDIO_DL_BENCH_FONTS", "fluid>timgm,timgm>fluid,fluid+timgm>csound").split(",")
 )
+# Seeds each case is trained with ("0,1,2": three trainings, their mean printed too): one
+# training's figure on an unheard soundfont moves by up to 4-5 points from seed to seed
+SEEDS = tuple(int(s) for s in os.environ.get("AUDIO_DL_BENCH_SEEDS", "0").split(","))
 HELD_OUT_SPEAKER = "george"
 
 
 def run_case(label: str, config: TrainConfig, dataset) -> dict:
-    """Train once (cpu, no run written); print and return accuracy and per-class recall."""
+    """Train once per seed of SEEDS (cpu, no run written); print and return the accuracy and
+    per-class recall, averaged over the seeds when there are several."""
+    results = [_train_once(label, dataclasses.replace(config, seed=s), dataset) for s in SEEDS]
+    results = [r for r in results if r]
+    if len(results) < 2:
+        return results[0] if results else {}
+    accuracy = sum(r["accuracy"] for r in results) / len(results)
+    recall = {
+        name: sum(r["recall"][name] for r in results) / len(results)
+        for name in results[0]["recall"]
+    }
+    recalls = ", ".join(f"{name} {r:.2f}" for name, r in recall.items())
+    label = f"{label} (mean of {len(results)} seeds)"
+    print(f"{label:<34} {accuracy:.3f}  recall: {recalls}", flush=True)
+    return {"accuracy": accuracy, "recall": recall}
+
+
+def _train_once(label: str, config: TrainConfig, dataset) -> dict:
     start, final = time.perf_counter(), None
     for event in train(config, dataset=dataset, device=torch.device("cpu")):
         final = event
     seconds = time.perf_counter() - start
+    label = f"{label} [seed {config.seed}]" if len(SEEDS) > 1 else label
     if final is None or final.evaluation is None:
         print(f"{label:<34} failed: {final.message if final else 'no events'}", flush=True)
         return {}
