@@ -32,7 +32,12 @@ RUN_DATA_KEY = "train_run_data"  # run id -> the same, once the run exists
 RESULT_PENDING_KEY = "train_result_pending"  # newest finished run, selected on the next run
 EVENTS_KEY = "train_live_events"  # (job id, kept events fetched so far)
 FIGURE_KEY = "train_live_figure"  # (job id, number of events drawn, Figure)
-POLL_SECONDS = 1.0
+# Each poll reruns the fragment, and the browser pays for it: one Train page polling every
+# second kept Chromium's main thread busy 260-280 ms of each second (Performance.getMetrics;
+# 170 of them with the chart left out), so four students' tabs took a whole core of the
+# 2-core machine the benchmark shares with the trainings. Every 2 s halves that; the curves
+# and the ETA stay live.
+POLL_SECONDS = 2.0
 SESSION_ID = re.compile(r"^[0-9a-f]{12}$")
 
 
