@@ -66,7 +66,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--val-folds", default="", help="comma-separated folds for --split fold")
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--lr", type=float, default=defaults.learning_rate)
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help=f"peak learning rate (default: {defaults.learning_rate:g}, or the fine-tuning rate "
+        "with --start-from, or the recipe's with --auto-recipe)",
+    )
     p.add_argument("--optimizer", default=defaults.optimizer, choices=OPTIMIZERS)
     p.add_argument("--schedule", default=defaults.schedule, choices=SCHEDULES)
     p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
@@ -90,6 +96,14 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="measure the data and choose sample rate, mel bands, clip length, trimming, "
         "normalisation and augmentation from it (core.data.profile; printed with reasons); "
         "--clip-seconds, --normalization and --no-augment still win",
+    )
+    p.add_argument(
+        "--start-from",
+        default=None,
+        metavar="READY_MODEL",
+        help="start from the weights of a ready model in models/ (e.g. instruments-cnn: "
+        "transfer learning; its input settings are used) or 'none' for random weights "
+        "(default: random, or the recipe's choice with --auto-recipe)",
     )
     p.add_argument("--patience", type=int, default=None, help="early stopping patience in epochs")
     p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
@@ -118,7 +132,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         val_groups=tuple(g.strip() for g in args.val_groups.split(",") if g.strip()),
         val_folds=tuple(int(f) for f in args.val_folds.split(",") if f.strip()),
         batch_size=args.batch_size,
-        learning_rate=args.lr,
+        learning_rate=TrainConfig.learning_rate if args.lr is None else args.lr,
         optimizer=args.optimizer,
         schedule=args.schedule,
         weight_decay=args.weight_decay,
@@ -153,8 +167,31 @@ def recipe_from_data(
         "clip_seconds": args.clip_seconds,
         "normalization": args.normalization,
         "augment": config.augment if args.no_augment else None,
+        "learning_rate": args.lr,
     }
     return dataclasses.replace(chosen, **{k: v for k, v in explicit.items() if v is not None})
+
+
+def start_from_flag(config: TrainConfig, args: argparse.Namespace) -> TrainConfig:
+    """`config` starting from the ready model --start-from names, with that model's input and
+    the fine-tuning learning rate (--clip-seconds and --lr given explicitly still win);
+    --start-from none: random weights (and the from-scratch learning rate).
+
+    Raises ValueError (core.training.transfer.StartError) with a sentence for an unknown name.
+    """
+    from core.training.transfer import load_ready_start, start_settings
+
+    if args.start_from is None:
+        return config
+    if args.start_from.lower() in ("", "none", "random"):  # from-scratch learning rate too
+        rate = TrainConfig.learning_rate if args.lr is None else args.lr
+        return dataclasses.replace(config, start_from="", learning_rate=rate)
+    settings = start_settings(load_ready_start(args.start_from))
+    for name, given in (("clip_seconds", args.clip_seconds), ("learning_rate", args.lr)):
+        if given is not None:
+            settings[name] = given
+    print(f"starting from the ready model {args.start_from}", file=sys.stderr)
+    return dataclasses.replace(config, **settings)
 
 
 def progress_bar(total_steps: int) -> tqdm:
@@ -207,6 +244,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (DatasetError, ValueError, OSError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
+    try:
+        config = start_from_flag(config, args)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     dist = distributed_from_env()
     store = RunStore(args.runs_dir)
     if config.workers > 1:

@@ -44,7 +44,9 @@ if data is not None:
     features, kind, normalization, clip_seconds, trim_db = feature_settings(data)
     bins = features.num_bins(kind)
     frames = clip_frames_for(features, clip_seconds)
-    model = model_settings((1, bins, frames), len(data.dataset.labels))
+    model = model_settings(
+        (1, bins, frames), len(data.dataset.labels), features, kind, normalization
+    )
 
     st.header("3. Hyperparameters")
     device_caption()
@@ -65,6 +67,7 @@ if data is not None:
         augment=augment,
         name=name,
         members=model.members,
+        start_from=model.start_from,
         **fields,
         **split_fields,
     )

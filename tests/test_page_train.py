@@ -335,13 +335,34 @@ def test_a_folder_of_notes_changes_the_shown_defaults_and_reasons(monkeypatch, t
     assert not any(at.checkbox(key=f"train_aug_{name}").value for name in on)
     assert "No augmentation" in text
 
+    # Sustained sounds start from the ready instrument model (transfer learning), and say why.
+    assert at.selectbox(key="train_start_from").value == "instruments-cnn"
+    assert at.select_slider(key="train_lr").value == 1e-3  # fine-tuning's gentler rate
+    assert "Start from the ready model instruments-cnn" in text
+    assert at.selectbox(key="train_model").disabled and not at.button(key="train_start").disabled
+
     # Every choice stays adjustable: a moved slider is kept on the next rerun.
     at.select_slider(key="train_sample_rate").set_value(22050).run()
     at.toggle(key="train_trim").set_value(True).run()
     at.checkbox(key="train_aug_mixup").check().run()
     assert at.select_slider(key="train_sample_rate").value == 22050
     assert at.toggle(key="train_trim").value and at.checkbox(key="train_aug_mixup").value
-    assert not at.exception and not at.button(key="train_start").disabled
+    # ... but the ready model reads 16 kHz only: the page says so and Start waits,
+    assert any("needs the input it learnt on" in w.value for w in at.warning)
+    assert not at.exception and at.button(key="train_start").disabled
+    # ... until its input (trimming and clip length too) is set back with one click,
+    at.button(key="train_start_use_input").click().run()
+    assert at.select_slider(key="train_sample_rate").value == 16000
+    assert not at.toggle(key="train_trim").value, [w.value for w in at.warning]
+    assert not any("needs the input" in w.value for w in at.warning)
+    assert not at.button(key="train_start").disabled
+    # ... or the weights start at random and any input trains.
+    at.select_slider(key="train_sample_rate").set_value(22050).run()
+    at.selectbox(key="train_start_from").set_value("").run()
+    assert at.select_slider(key="train_lr").value == 3e-3  # from scratch: the usual rate
+    assert not any("needs the input" in w.value for w in at.warning)
+    assert not at.button(key="train_start").disabled
+    assert not at.selectbox(key="train_model").disabled
 
     # Back to the digits: their own defaults return.
     at.segmented_control(key="train_data_source").set_value("Built-in spoken digits").run()

@@ -27,9 +27,11 @@ from core.models.spec import ModelSpec
 from core.training.config import MAX_WORKERS
 from core.training.support import set_dropout
 from core.training.trainer import TrainConfig, default_feature_config
+from core.training.transfer import RANDOM_START
 from core.viz.audio import spectrogram_figure
 from ui.train_augment import audition, augment_settings, augment_widget_values
 from ui.train_dataset import DataChoice, first_example_audio
+from ui.train_start import LEARNING_RATE_KEY, START_KEY, start_choice
 
 PREVIEW_RATE = 16000  # rate of the preview samples (ui.train_dataset thumbnails)
 PRESETS = ("cnn_logmel", "crnn_logmel")  # the presets that read a log-mel image
@@ -73,6 +75,7 @@ class Model:
     parameters: int  # of all the members together
     error: str = ""
     members: int = 1  # copies trained side by side (a deep ensemble)
+    start_from: str = RANDOM_START  # a ready model's name (core.training.transfer)
 
 
 RECIPE_KEY = "train_recipe_for"  # the data whose measured defaults the sliders were set to
@@ -95,6 +98,8 @@ def apply_recipe_defaults(data: DataChoice) -> dict:
         "train_trim": TrainConfig.trim_db is not None,
         "train_normalization": TrainConfig.normalization,
         **augment_widget_values(TrainConfig().augment),
+        START_KEY: TrainConfig.start_from,
+        LEARNING_RATE_KEY: TrainConfig.learning_rate,
     }
     if recipe is not None:
         defaults.update(
@@ -105,6 +110,8 @@ def apply_recipe_defaults(data: DataChoice) -> dict:
                 "train_trim": recipe.trim_db.value is not None,
                 "train_normalization": str(recipe.normalization.value),
                 **augment_widget_values(recipe.augment.value),
+                START_KEY: str(recipe.start_from.value),
+                LEARNING_RATE_KEY: float(recipe.learning_rate.value),
             }
         )
     changed = st.session_state.get(RECIPE_KEY) != data.recipe_key
@@ -236,8 +243,18 @@ def _ms(samples: int, rate: int) -> int:
     return min((5, 10, 16, 20, 25, 32, 40, 64), key=lambda step: abs(step - ms))
 
 
-def model_settings(shape: tuple[int, int, int], classes: int) -> Model:
-    """Preset or builder network, dropout, and the parameter count for this data."""
+def model_settings(
+    shape: tuple[int, int, int],
+    classes: int,
+    features: FeatureConfig,
+    kind: str,
+    normalization: str,
+) -> Model:
+    """Where the weights start, the preset or builder network, dropout, and the parameter
+    count for this data (a ready model to start from brings its own network)."""
+    start, problem = start_choice(features, kind, normalization)
+    if problem:
+        return Model(None, 0, problem)
     has_builder = isinstance(st.session_state.get("network_spec"), ModelSpec)
     options = list(PRESETS) + [BUILDER] * has_builder
     choice = st.selectbox(
@@ -245,10 +262,16 @@ def model_settings(shape: tuple[int, int, int], classes: int) -> Model:
         options,
         key="train_model",
         format_func=lambda n: n if n == BUILDER else f"{n}: {preset_description(n)}",
+        disabled=start is not None,
     )
-    if not has_builder:
+    if start is None and not has_builder:
         st.caption("Build your own on the Network builder page and it will appear here.")
-    base = st.session_state["network_spec"] if choice == BUILDER else preset_spec(choice)
+    if start is not None:
+        base = start.spec
+    elif choice == BUILDER:
+        base = st.session_state["network_spec"]
+    else:
+        base = preset_spec(choice)
     first = next((layer.param("p") for layer in base.layers if layer.kind == "Dropout"), None)
     left, right = st.columns(2)
     with left:
@@ -287,7 +310,7 @@ def model_settings(shape: tuple[int, int, int], classes: int) -> Model:
         f"**{count:,} parameters**{each} for input {shape[0]}×{shape[1]}×{shape[2]} and {classes} "
         f"classes{note}."
     )
-    return Model(spec, count, members=members)
+    return Model(spec, count, members=members, start_from=start.name if start else RANDOM_START)
 
 
 def hyperparameters() -> dict:
@@ -297,8 +320,7 @@ def hyperparameters() -> dict:
         lr = st.select_slider(
             "Learning rate",
             LEARNING_RATES,
-            value=3e-3,
-            key="train_lr",
+            key=LEARNING_RATE_KEY,  # its default follows the recipe and the start (ui.train_start)
             format_func=lambda v: f"{v:g}",
             help="Log scale. Too high and the loss explodes; too low and nothing moves.",
         )

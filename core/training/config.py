@@ -60,6 +60,10 @@ class TrainConfig:
     trim_db: float | None = 20.0
     # --- model
     model: str = "cnn_logmel"  # preset name, used when train() gets no spec
+    # a ready model in models/ (its name) whose weights the network starts from instead of
+    # random ones (core.training.transfer); "" starts from random weights. The network, the
+    # features and the normalisation are then the ready model's own.
+    start_from: str = ""
     # a deep ensemble: this many copies of the network, each from its own random start, trained
     # side by side on the same batches; predictions average their probabilities (1: one network)
     members: int = 3
@@ -155,6 +159,8 @@ def _config_problems(c: TrainConfig) -> Iterator[str]:
         yield f"members must be a whole number from 1 to {MAX_MEMBERS}, got {c.members}."
     if not (isinstance(c.workers, int) and 1 <= c.workers <= MAX_WORKERS):
         yield f"workers must be a whole number from 1 to {MAX_WORKERS}, got {c.workers}."
+    if not (isinstance(c.start_from, str) and len(c.start_from) <= 100):
+        yield "start_from must be the name of a ready model (or empty for random weights)."
     if c.eval_every_epochs < 1 or c.log_every_steps < 1:
         yield "eval_every_epochs and log_every_steps must be at least 1."
 

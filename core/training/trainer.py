@@ -95,6 +95,13 @@ from core.training.ddp import (
 from core.training.evaluate import Evaluation, evaluate_model, forward_batches, scores
 from core.training.examples import ExampleBank
 from core.training.optim import build_optimizer
+from core.training.transfer import (
+    ReadyStart,
+    check_input,
+    load_ready_start,
+    load_start_weights,
+    network_spec,
+)
 
 __all__ = [
     "EVENT_KINDS",
@@ -183,6 +190,7 @@ class _Trainer:
         self.examples: ExampleBank | None = None
         self.model_spec: Any = None  # core.models.spec.ModelSpec, adapted to the data
         self.model: nn.Module | None = None
+        self.started_from: list[str] = []  # tensors copied from config.start_from's model
         self.net: nn.Module | None = None  # the model, wrapped in DDP when distributed
         self.batch_size = 0  # examples per step in this process
         self.micro_batch = 0  # ... fed at once (smaller after an out-of-memory)
@@ -323,7 +331,10 @@ class _Trainer:
 
     def _build_model(self) -> None:
         shape, classes = (1, self.bins, self.frames), len(self.data.labels)
-        if self.spec is None:
+        start = self._ready_start()
+        if start is not None:  # the ready model's own network (a given spec is not used)
+            spec = network_spec(start, shape, classes)
+        elif self.spec is None:
             spec = preset_spec(self.config.model, input_shape=shape, num_outputs=classes)
         else:
             spec = self.spec.with_input_shape(shape).with_num_outputs(classes)
@@ -331,13 +342,25 @@ class _Trainer:
         check_classifier(spec, classes)
         torch.manual_seed(self.config.seed)
         self.model_spec = spec
-        self.model = build_model(spec).to(self.device)
+        self.model = build_model(spec)
+        if start is not None:
+            self.started_from = load_start_weights(self.model, start, tuple(self.data.labels))
+        self.model = self.model.to(self.device)
         self.net = self.model
         if self.dist is not None:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.batch_size = max(1, self.config.batch_size // self._world_size())
         self.micro_batch = self.batch_size
+
+    def _ready_start(self) -> ReadyStart | None:
+        """The ready model config.start_from names, checked against the input (None: random)."""
+        if not self.config.start_from:
+            return None
+        start = load_ready_start(self.config.start_from)  # StartError: a sentence, run failed
+        c = self.config
+        check_input(start, c.features, c.feature_kind, c.normalization)
+        return start
 
     def _build_optimizer(self) -> None:
         self.optimizer, self.step_scheduler, self.epoch_scheduler = build_optimizer(
@@ -360,6 +383,8 @@ class _Trainer:
             "device": str(self.device),
             "world_size": self._world_size(),
             "parameters": sum(p.numel() for p in self.model.parameters()),
+            "start_from": self.config.start_from,  # "" : random weights
+            "tensors_started_from": len(self.started_from),
             "input_shape": [1, self.bins, self.frames],
             "spec": self.model_spec.to_dict(),
         }

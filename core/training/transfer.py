@@ -1,0 +1,201 @@
+"""Transfer learning: start a training from a ready model's weights instead of random ones.
+
+A network trained on many sounds has learnt features (onsets, harmonic stacks, bright or dark
+spectra) that help with sounds it never heard. Starting a new training from those weights and
+fine-tuning them on a student's few clips is how Teachable Machine and Edge Impulse train
+audio classifiers: on rendered instrument notes, trained on one soundfont and scored on
+another that neither training heard, a network started from weights learnt on a third
+soundfont scored 0.83-0.88 where the same network from random weights scored 0.66
+(tests/benchmarks/bench_recipes.py, docs/ARCHITECTURE.md "Starting from a ready model").
+
+What carries over: every layer of the ready network except its last Linear layer (the
+classifier head, one output per class) when the new data has other classes; with the very
+same classes in the same order the head is kept too. The input must be the ready model's
+own (sample rate, bands, windows, feature kind, normalisation), because its first layer learnt
+patterns of exactly those numbers; `start_settings` gives those settings and `check_input`
+says in a sentence when a config does not match. Every member of an ensemble starts from the
+same weights (they still drift apart: each sees the batches with its own dropout).
+
+Only the ready models shipped in models/ can be started from: their weights are safetensors
+read by name (never unpickled), and the name a page or command line passes is looked up among
+them, never used as a path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from core import paths
+from core.audio.features import FeatureConfig
+from core.models.spec import ModelSpec, last_linear_index
+from core.training.run_files import RunError
+from core.training.runs import RunStore
+
+RANDOM_START = ""  # TrainConfig.start_from for random weights
+# Fine-tuning's peak learning rate: a third of the from-scratch default (3e-3), so the first
+# steps, driven by a head that starts at random, do not wash out what the layers learnt.
+# Rendered notes, started from weights learnt on a third soundfont (seeds 0-2): 1e-3 scored
+# 0.92-0.99 on the unheard soundfont where 3e-3 scored 0.85-0.88 (docs/ARCHITECTURE.md).
+FINE_TUNE_LEARNING_RATE = 1e-3
+
+
+class StartError(ValueError):
+    """A ready model cannot be started from; str() is a sentence for the student."""
+
+
+@dataclass(frozen=True)
+class ReadyStart:
+    """A ready model's network, weights and input, as a starting point.
+
+    state: its weights by name (one network: the first member of an ensemble); labels: the
+    classes its head was trained on, in output order; features / feature_kind /
+    normalization / clip_seconds: the input it was trained on.
+    """
+
+    name: str
+    spec: ModelSpec
+    state: dict[str, torch.Tensor]
+    labels: tuple[str, ...]
+    features: FeatureConfig
+    feature_kind: str
+    normalization: str
+    clip_seconds: float
+    trim_db: float | None
+
+    def describe(self) -> str:
+        """One line for the page: the name, its classes and the input it reads."""
+        f = self.features
+        return (
+            f"{self.name}: {len(self.labels)} classes ({', '.join(self.labels[:6])}"
+            f"{', ...' if len(self.labels) > 6 else ''}); reads {f.sample_rate / 1000:g} kHz "
+            f"{self.feature_kind}, {f.n_mels} bands, {self.normalization} normalisation"
+        )
+
+
+def shipped_store() -> RunStore:
+    """The run store of the ready models in models/ (core.inference.model_menu lists the same)."""
+    return RunStore(paths.MODELS_DIR)
+
+
+def ready_names() -> list[str]:
+    """The names of the shipped ready models that have weights (oldest first)."""
+    runs = sorted(shipped_store().list_runs(), key=lambda info: info.created_utc)
+    return [info.name for info in runs if info.has_model and info.name]
+
+
+def ready_input(name: str) -> tuple[FeatureConfig, str, str] | None:
+    """(features, feature kind, normalisation) the ready model `name` reads, from its
+    config.json without loading weights; None when there is no such readable model."""
+    match = [i for i in shipped_store().list_runs() if i.has_model and i.name == name]
+    if not match:
+        return None
+    config = match[0].train_config
+    try:
+        features = FeatureConfig.from_dict(config["features"])
+        return features, str(config["feature_kind"]), str(config["normalization"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def load_ready_start(name: str) -> ReadyStart:
+    """The ready model called `name` (models/<run>/config.json's name), loaded on the CPU.
+
+    Raises StartError with a sentence when there is no such ready model or its files are
+    broken. `name` is only compared with the shipped models' names, never opened as a path.
+    """
+    store = shipped_store()
+    match = [i for i in store.list_runs() if i.has_model and i.name == name]
+    if not match:
+        known = ", ".join(ready_names()) or "none"
+        raise StartError(f"There is no ready model called {name!r} to start from (known: {known}).")
+    try:
+        loaded = store.load(match[0].run_id)
+    except RunError as error:
+        raise StartError(f"The ready model {name!r} cannot be read: {error}") from None
+    state = loaded.model.state_dict()
+    if loaded.spec.members > 1:  # an ensemble: its first member is the starting network
+        state = {k.split(".", 2)[2]: v for k, v in state.items() if k.startswith("members.0.")}
+    return ReadyStart(
+        name=name,
+        spec=loaded.spec.with_members(1),
+        state={k: v.detach().clone() for k, v in state.items()},
+        labels=loaded.labels,
+        features=loaded.feature_config,
+        feature_kind=loaded.feature_kind,
+        normalization=str(loaded.normalization.get("mode", "none")),
+        clip_seconds=float(loaded.info.train_config.get("clip_seconds", 1.0)),
+        trim_db=loaded.info.train_config.get("trim_db"),
+    )
+
+
+def start_settings(start: ReadyStart) -> dict[str, Any]:
+    """The TrainConfig fields of a training started from `start`: its input, its clip length
+    and trimming (changeable: the network reads any number of frames), its network and the
+    fine-tuning learning rate (dataclasses.replace(config, **start_settings(start)))."""
+    return {
+        "start_from": start.name,
+        "features": start.features,
+        "feature_kind": start.feature_kind,
+        "normalization": start.normalization,
+        "clip_seconds": start.clip_seconds,
+        "trim_db": start.trim_db,
+        "model": str(start.spec.name or "cnn_logmel"),
+        "learning_rate": FINE_TUNE_LEARNING_RATE,
+    }
+
+
+def check_input(start: ReadyStart, features: FeatureConfig, kind: str, normalization: str) -> None:
+    """Raise StartError (a sentence) unless the training reads the input `start` learnt on."""
+    wanted = (start.features, start.feature_kind, start.normalization)
+    if (features, kind, normalization) != wanted:
+        f = start.features
+        raise StartError(
+            f"Starting from {start.name} needs the input it learnt on: {f.sample_rate} Hz "
+            f"{start.feature_kind} with {f.n_mels} bands, {_ms(f.win_length, f.sample_rate)} ms "
+            f"windows every {_ms(f.hop_length, f.sample_rate)} ms and {start.normalization} "
+            "normalisation; set the features to those, or start from random weights."
+        )
+
+
+def _ms(samples: int, rate: int) -> str:
+    return f"{1000 * samples / rate:g}"
+
+
+def network_spec(start: ReadyStart, input_shape: tuple[int, ...], classes: int) -> ModelSpec:
+    """The ready model's network on this data's input shape with one output per class."""
+    return start.spec.with_input_shape(input_shape).with_num_outputs(classes)
+
+
+def load_start_weights(model: nn.Module, start: ReadyStart, labels: tuple[str, ...]) -> list[str]:
+    """Copy `start`'s weights into `model` (built from network_spec, any number of members).
+
+    The head (the last Linear layer) is copied only when `labels` are the ready model's own
+    classes in the same order; otherwise it keeps its random start. Returns the names of the
+    tensors copied (of one member). Raises StartError when a layer other than the head does
+    not fit, i.e. the network is not the ready model's.
+    """
+    head = f"layers.{last_linear_index(start.spec)}."
+    keep_head = tuple(labels) == start.labels
+    own = model.state_dict()
+    members = sorted({int(k.split(".")[1]) for k in own if k.startswith("members.")})
+    prefixes = [f"members.{m}." for m in members] or [""]  # an ensemble, or one network
+    copied: list[str] = []
+    with torch.no_grad():
+        for prefix in prefixes:
+            for name, tensor in start.state.items():
+                if name.startswith(head) and not keep_head:
+                    continue
+                target = own.get(prefix + name)
+                if target is None or target.shape != tensor.shape:
+                    raise StartError(
+                        f"The network does not fit {start.name}'s weights ({name}); start from "
+                        "random weights or use the ready model's own network."
+                    )
+                target.copy_(tensor.to(target.device, target.dtype))
+                if prefix == prefixes[0]:
+                    copied.append(name)
+    return copied
