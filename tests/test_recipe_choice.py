@@ -309,3 +309,36 @@ def test_measure_sound_on_a_steady_tone_a_changing_tone_and_silence():
         len(word)
     )
     assert measure_sound(noisy, rate).sounding_seconds == pytest.approx(0.5, abs=0.05)
+
+
+@pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="needs fluidsynth")
+def test_rendered_drum_hits_kick_low_hihat_high_cymbal_rings(tmp_path):
+    import soundfile as sf
+
+    from core.data.render_drums import DrumSet, render_drums
+    from core.data.sources import load_dataset
+
+    drums = DrumSet(
+        kinds={"kick": (36,), "hihat": (42,), "cymbal": (49,)}, kits=(0,), velocities=(110,)
+    )
+    lines = list(render_drums(tmp_path, {"fluid": SOUNDFONTS["fluid"]}, drums))
+    assert lines == ["fluid: kit 0, 3 hits"]
+    [kick] = (tmp_path / "kick").glob("*.wav")
+    assert kick.name == "036_fluid_000110.wav"
+
+    def centroid_and_ring(path):
+        samples, rate = sf.read(path)
+        spectrum = np.abs(np.fft.rfft(samples)) ** 2
+        centroid = (np.fft.rfftfreq(len(samples), 1 / rate) * spectrum).sum() / spectrum.sum()
+        envelope = np.abs(samples)
+        loud = np.flatnonzero(envelope > envelope.max() / 100)  # within 40 dB of the peak
+        return centroid, (loud[-1] - loud[0]) / rate
+
+    kick_hz, kick_s = centroid_and_ring(kick)
+    hihat_hz, hihat_s = centroid_and_ring(next((tmp_path / "hihat").glob("*.wav")))
+    _, crash_s = centroid_and_ring(next((tmp_path / "cymbal").glob("*.wav")))
+    assert kick_hz < 500 < 3000 < hihat_hz  # a bass drum thumps, a closed hi-hat hisses
+    assert crash_s > 1.0 and hihat_s < 0.5 < crash_s  # a crash rings, a closed hi-hat does not
+    dataset = load_dataset(str(tmp_path))
+    assert dataset.labels == ("cymbal", "hihat", "kick")
+    assert {example.group for example in dataset.examples} == {"fluid"}

@@ -28,7 +28,7 @@ import struct
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -91,30 +91,40 @@ def _variable_length(value: int) -> bytes:
 
 
 def notes_midi(
-    program: int, notes: Sequence[tuple[int, int]], note_seconds: float, gap_seconds: float
+    program: int,
+    notes: Sequence[tuple[int, int]],
+    note_seconds: float,
+    gap_seconds: float,
+    channel: int = 0,
 ) -> bytes:
     """A type-0 MIDI file: one program, then each (pitch, velocity) held note_seconds, one
-    every gap_seconds (so note k starts at k * gap_seconds)."""
+    every gap_seconds (so note k starts at k * gap_seconds). channel 9 (General MIDI's tenth)
+    plays drums: the program picks a drum kit and each pitch a drum."""
     ticks = lambda seconds: int(round(seconds * 2 * TICKS_PER_BEAT))  # noqa: E731 (120 bpm)
-    events = bytearray(_variable_length(0) + bytes([0xC0, program]))
+    events = bytearray(_variable_length(0) + bytes([0xC0 | channel, program]))
     held, rest = ticks(note_seconds), ticks(gap_seconds) - ticks(note_seconds)
     for pitch, velocity in notes:
-        events += _variable_length(0) + bytes([0x90, pitch, velocity])
-        events += _variable_length(held) + bytes([0x80, pitch, 0])
-        events += _variable_length(rest) + bytes([0xB0, 123, 0])  # all notes off (a rest)
+        events += _variable_length(0) + bytes([0x90 | channel, pitch, velocity])
+        events += _variable_length(held) + bytes([0x80 | channel, pitch, 0])
+        events += _variable_length(rest) + bytes([0xB0 | channel, 123, 0])  # all notes off
     events += _variable_length(0) + b"\xff\x2f\x00"  # end of track
     header = b"MThd" + struct.pack(">IHHH", 6, 0, 1, TICKS_PER_BEAT)
     return header + b"MTrk" + struct.pack(">I", len(events)) + bytes(events)
 
 
 def render_program(
-    soundfont: str, program: int, notes: Sequence[tuple[int, int]], note_set: NoteSet
+    soundfont: str,
+    program: int,
+    notes: Sequence[tuple[int, int]],
+    note_set: NoteSet,
+    channel: int = 0,
 ) -> list[np.ndarray]:
-    """Render every note of one program with fluidsynth; one mono float32 clip per note."""
+    """Render every note of one program (on channel 9: one drum kit) with fluidsynth; one mono
+    float32 clip per note. note_set gives the note's and the clip's lengths and the rate."""
     gap = note_set.clip_seconds + 0.5  # the release dies away before the next note
     with tempfile.TemporaryDirectory() as tmp:
         midi, wav = Path(tmp, "notes.mid"), Path(tmp, "notes.wav")
-        midi.write_bytes(notes_midi(program, notes, note_set.note_seconds, gap))
+        midi.write_bytes(notes_midi(program, notes, note_set.note_seconds, gap, channel))
         # -ni: no shell, no MIDI input; -R 0 -C 0: no reverb or chorus (they would differ
         # between synthesisers, not between instruments); -F: render to a file, fast.
         subprocess.run(
@@ -192,10 +202,19 @@ def cached_notes(
     Rendering all 1512 default notes (three soundfonts) takes about 15-40 s; the benchmark and
     scripts/build_instruments_model.py share the folder.
     """
-
     note_set = note_set or NoteSet()
     soundfonts = soundfonts or SOUNDFONTS
-    manifest = json.loads(json.dumps({"note_set": asdict(note_set), "soundfonts": soundfonts}))
+    manifest = {"note_set": asdict(note_set), "soundfonts": soundfonts}
+    return cached_render(folder_name, manifest, lambda out: render_notes(out, soundfonts, note_set))
+
+
+def cached_render(
+    folder_name: str, manifest: dict, render: Callable[[Path], Iterable[str]]
+) -> Path:
+    """core.paths.cache_dir()/folder_name, filled by render(folder) first unless the folder's
+    manifest.json equals `manifest` (what was rendered, from what); the manifest is written
+    last, so an interrupted rendering is redone."""
+    manifest = json.loads(json.dumps(manifest))  # tuples as lists, as read back
     folder = cache_dir() / folder_name
     manifest_path = folder / "manifest.json"
     try:
@@ -204,17 +223,22 @@ def cached_notes(
     except (OSError, ValueError):
         pass
     shutil.rmtree(folder, ignore_errors=True)
-    for _line in render_notes(folder, soundfonts, note_set):
+    for _line in render(folder):
         pass
     write_json_atomic(manifest_path, manifest)
     return folder
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m core.data.render_notes", description=__doc__.split("\n")[0]
-    )
-    p.add_argument("--out", required=True, help="folder to write <family>/<note>.wav into")
+def render_command(
+    argv: Sequence[str] | None,
+    prog: str,
+    doc: str,
+    render: Callable[[str, dict[str, str] | None], Iterable[str]],
+) -> int:
+    """The command line of a renderer: --out FOLDER [--soundfont NAME=PATH ...]; render(out,
+    soundfonts or None) yields progress lines. Exit 0, or 2 with the error on stderr."""
+    p = argparse.ArgumentParser(prog=prog, description=doc.split("\n")[0])
+    p.add_argument("--out", required=True, help="folder to write <class>/<clip>.wav into")
     p.add_argument(
         "--soundfont",
         action="append",
@@ -224,12 +248,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     fonts = dict(item.split("=", 1) for item in args.soundfont) or None
     try:
-        for line in render_notes(args.out, fonts):
+        for line in render(args.out, fonts):
             print(line, file=sys.stderr)
     except (RuntimeError, ValueError, OSError, subprocess.SubprocessError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return render_command(argv, "python -m core.data.render_notes", __doc__, render_notes)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ from core import paths
 from core.data.augment import AugmentConfig
 from core.data.datasets import builtin_digits, folder_per_class
 from core.data.profile import apply_recipe, recipe_for_dataset
+from core.data.render_drums import cached_drums
 from core.data.render_notes import (
     EVALUATION_SOUNDFONTS,
     SOUNDFONT_TITLES,
@@ -66,12 +67,15 @@ from core.training.trainer import TrainConfig, train
 QUICK = os.environ.get("AUDIO_DL_BENCH_QUICK") == "1"
 FULL = os.environ.get("AUDIO_DL_BENCH_FULL") == "1"
 EPOCHS, MEMBERS = 10, 1  # the budget every case gets (unless FULL)
-CASES = set(os.environ.get("AUDIO_DL_BENCH_CASES", "default,plain,recipe,digits").split(","))
+CASES = set(os.environ.get("AUDIO_DL_BENCH_CASES", "default,plain,recipe,drums,digits").split(","))
 # "trained on>scored on" pairs of soundfonts, '+' between several trained on
 FONT_PAIRS = tuple(
     os.environ.get(
         "AUDIO_DL_BENCH_FONTS", "fluid>timgm,timgm>fluid,fluid>musescore,timgm>musescore"
     ).split(",")
+)
+DRUM_PAIRS = tuple(
+    os.environ.get("AUDIO_DL_BENCH_DRUM_FONTS", "fluid>timgm,timgm>fluid").split(",")
 )
 # Seeds each case is trained with ("0,1,2": three trainings, their mean printed too): one
 # training's figure on an unheard soundfont moves by up to 4-5 points from seed to seed
@@ -199,6 +203,43 @@ def ready_model_that_never_heard(fonts: set[str], dataset, plain: TrainConfig):
             paths.MODELS_DIR = shipped
 
 
+def drums_part() -> None:
+    """Drum hits (core.data.render_drums), trained on one soundfont's kits, scored on another's:
+    today's default, the plain baseline (the chosen features without augmentation), the
+    recipe, and the plain baseline without trimming (a hit's ring kept as it is)."""
+    if shutil.which("fluidsynth") is None or not all(
+        Path(p).is_file() for p in SOUNDFONTS.values()
+    ):
+        print("drums: skipped (needs fluidsynth and the three soundfonts)")
+        return
+    start = time.perf_counter()
+    dataset = folder_per_class(cached_drums(), name="rendered drum hits")
+    print(f"{len(dataset)} drum hits ready in {time.perf_counter() - start:.0f} s", flush=True)
+    recipe = recipe_for_dataset(dataset)
+    print(f"drums: {recipe.kind}; {recipe.profile.summary()}")
+    for pair in DRUM_PAIRS:
+        trained_on, held_out = pair.split(">")
+        pair_set = dataset.subset(
+            i for i, e in enumerate(dataset.examples) if e.group in (trained_on, held_out)
+        )
+        split = dict(split="holdout", val_groups=(held_out,), tsne=False, embeddings=False)
+        default = TrainConfig(**split)
+        chosen = apply_recipe(default, recipe)
+        plain = dataclasses.replace(chosen, augment=AugmentConfig.off(), members=1)
+        whole = dataclasses.replace(plain, trim_db=None, clip_seconds=1.5)
+        print(
+            f"drums: train on {SOUNDFONT_TITLES[trained_on]}, test on {SOUNDFONT_TITLES[held_out]}:"
+        )
+        cases = (
+            ("today's default (digits recipe)", default),
+            ("plain: chosen features, no aug", plain),
+            ("recipe chosen from the data", chosen),
+            ("plain, untrimmed whole 1.5 s", whole),
+        )
+        for label, config in cases:
+            run_case(label, _scaled(config), pair_set)
+
+
 def digits_part() -> None:
     dataset = builtin_digits()
     recipe = recipe_for_dataset(dataset)
@@ -218,6 +259,8 @@ def main() -> None:
     torch.set_num_threads(min(2, torch.get_num_threads()))
     if CASES & {"default", "plain", "recipe"}:
         notes_part()
+    if "drums" in CASES:
+        drums_part()
     if "digits" in CASES:
         digits_part()
 
