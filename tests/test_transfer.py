@@ -12,6 +12,7 @@ import torch
 from core.data.augment import AugmentConfig
 from core.data.profile import apply_recipe, recipe_for_dataset
 from core.data.sources import load_dataset
+from core.data.starting_weights import FROM_SCRATCH_LEARNING_RATE, ready_model_input
 from core.models.build import build_model
 from core.train import _parse_args, config_from_args, main, recipe_from_data, start_from_flag
 from core.training.runs import RunStore
@@ -119,6 +120,9 @@ def test_a_training_whose_input_does_not_fit_fails_with_the_sentence(ready):
 
 
 def test_the_recipe_starts_sustained_sounds_from_the_instrument_model(ready):
+    assert TrainConfig.learning_rate == FROM_SCRATCH_LEARNING_RATE  # the two stay one number
+    assert ready_model_input(READY) == (ready.features, "logmel", "instance")
+    assert ready_model_input("nope") is None
     recipe = recipe_for_dataset(_tones(top_hz=7000.0))
     assert recipe.start_from.value == READY
     assert "fine-tune" in recipe.start_from.reason

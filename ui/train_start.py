@@ -12,9 +12,9 @@ from __future__ import annotations
 import streamlit as st
 
 from core.audio.features import FeatureConfig
+from core.data.starting_weights import FINE_TUNE_LEARNING_RATE
 from core.training.config import TrainConfig
 from core.training.transfer import (
-    FINE_TUNE_LEARNING_RATE,
     RANDOM_START,
     ReadyStart,
     StartError,

@@ -31,6 +31,7 @@ from core.audio.io import load_audio
 from core.audio.levels import to_mono
 from core.data.augment import AugmentConfig
 from core.data.datasets import AudioDataset, AudioExample
+from core.data.starting_weights import learning_rate_for, start_from_for
 
 MAX_PROFILE_CLIPS = 48  # clips measured per data set: enough for medians, fast on a slow CPU
 MAX_PROFILE_SECONDS = 30.0  # decoded per clip at most
@@ -499,11 +500,11 @@ def choose_recipe(profile: DatasetProfile) -> RecipeChoice:
         "so loudness (distance, velocity, gain) does not decide the class.",
     )
     features = feature_config_for(rate, int(mels.value))
-    start = _start_choice(kind, features, str(normalization.value))
+    start = Choice(*start_from_for(kind, features, str(normalization.value)))
     return RecipeChoice(
         kind=kind,
         start_from=start,
-        learning_rate=_learning_rate_choice(str(start.value)),
+        learning_rate=Choice(*learning_rate_for(str(start.value))),
         sample_rate=Choice(rate, rate_reason),
         n_mels=mels,
         clip_seconds=clip,
@@ -512,54 +513,6 @@ def choose_recipe(profile: DatasetProfile) -> RecipeChoice:
         augment=augment,
         profile=profile,
     )
-
-
-# The ready model (models/) measured to help each kind of sound as a starting point: on
-# instrument notes scored on a soundfont neither training heard, starting from weights learnt
-# on a third soundfont scored 0.83-0.88 instead of 0.66 (docs/ARCHITECTURE.md). Nothing was
-# measured for isolated events: the one ready model for words learnt the shipped digits
-# themselves, so starting from it would hide what a student's own recordings teach.
-READY_START_FOR = {"sustained sounds": "instruments-cnn"}
-
-
-def _start_choice(kind: str, features, normalization: str) -> Choice:
-    """Start from READY_START_FOR[kind] when it reads exactly the chosen input, else random."""
-    from core.training.transfer import ready_input  # core.training imports core.data
-
-    name = READY_START_FOR.get(kind, "")
-    if not name:
-        return Choice(
-            "",
-            "Random weights: no ready model was measured to help with short events like "
-            "words (the ready digits model learnt the shipped digits themselves).",
-        )
-    found = ready_input(name)
-    if found is None or found != (features, "logmel", normalization):
-        return Choice(
-            "",
-            f"Random weights: the ready model {name} reads another input than the one "
-            "chosen for your clips (its first layer learnt other numbers).",
-        )
-    return Choice(
-        name,
-        f"Start from the ready model {name} (notes of six instrument families from three "
-        "soundfonts) and fine-tune it: what it learnt about timbre carries over. On notes "
-        "scored on a soundfont neither training heard, this scored 0.83-0.88 instead of 0.66 "
-        "from random weights. Its classifier layer starts afresh unless your classes are its "
-        "own.",
-    )
-
-
-def _learning_rate_choice(start_from: str) -> Choice:
-    from core.training.transfer import FINE_TUNE_LEARNING_RATE
-
-    if start_from:
-        return Choice(
-            FINE_TUNE_LEARNING_RATE,
-            f"{FINE_TUNE_LEARNING_RATE:g}, a third of the usual: fine-tuning nudges weights "
-            "that already work (on notes of an unheard soundfont it scored better than 3e-3).",
-        )
-    return Choice(3e-3, "3e-3 (AdamW, one-cycle schedule): from random weights.")
 
 
 def apply_recipe(config, choice: RecipeChoice):

@@ -31,16 +31,12 @@ from torch import nn
 
 from core import paths
 from core.audio.features import FeatureConfig
+from core.data.starting_weights import FINE_TUNE_LEARNING_RATE
 from core.models.spec import ModelSpec, last_linear_index
 from core.training.run_files import RunError
 from core.training.runs import RunStore
 
 RANDOM_START = ""  # TrainConfig.start_from for random weights
-# Fine-tuning's peak learning rate: a third of the from-scratch default (3e-3), so the first
-# steps, driven by a head that starts at random, do not wash out what the layers learnt.
-# Rendered notes, started from weights learnt on a third soundfont (seeds 0-2): 1e-3 scored
-# 0.92-0.99 on the unheard soundfont where 3e-3 scored 0.85-0.88 (docs/ARCHITECTURE.md).
-FINE_TUNE_LEARNING_RATE = 1e-3
 
 
 class StartError(ValueError):
@@ -85,20 +81,6 @@ def ready_names() -> list[str]:
     """The names of the shipped ready models that have weights (oldest first)."""
     runs = sorted(shipped_store().list_runs(), key=lambda info: info.created_utc)
     return [info.name for info in runs if info.has_model and info.name]
-
-
-def ready_input(name: str) -> tuple[FeatureConfig, str, str] | None:
-    """(features, feature kind, normalisation) the ready model `name` reads, from its
-    config.json without loading weights; None when there is no such readable model."""
-    match = [i for i in shipped_store().list_runs() if i.has_model and i.name == name]
-    if not match:
-        return None
-    config = match[0].train_config
-    try:
-        features = FeatureConfig.from_dict(config["features"])
-        return features, str(config["feature_kind"]), str(config["normalization"])
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 def load_ready_start(name: str) -> ReadyStart:
