@@ -60,9 +60,10 @@ def start_from_for(kind: str, features: FeatureConfig, normalization: str) -> tu
         )
     return name, (
         f"Start from the ready model {name} (notes of six instrument families from three "
-        "soundfonts) and fine-tune it: what it learnt about timbre carries over. On notes "
-        "scored on a soundfont neither training heard, this scored 0.83-0.88 instead of 0.66 "
-        "from random weights. Its classifier layer starts afresh unless your classes are its "
+        "soundfonts) and fine-tune it: what it learnt about timbre carries over. Trained on "
+        "one soundfont's notes and scored on another that neither the training nor the ready "
+        "model had heard, this scored 0.87-0.97 where random weights scored 0.66-0.94 (four "
+        "pairs of soundfonts). Its classifier layer starts afresh unless your classes are its "
         "own."
     )
 
@@ -72,6 +73,7 @@ def learning_rate_for(start_from: str) -> tuple[float, str]:
     if start_from:
         return FINE_TUNE_LEARNING_RATE, (
             f"{FINE_TUNE_LEARNING_RATE:g}, a third of the usual: fine-tuning nudges weights "
-            "that already work (on notes of an unheard soundfont it scored better than 3e-3)."
+            "that already work (notes learnt from FluidR3, scored on TimGM6mb: 0.92-0.99 "
+            "where 3e-3 scored 0.85-0.88)."
         )
     return FROM_SCRATCH_LEARNING_RATE, "3e-3 (AdamW, one-cycle schedule): from random weights."

@@ -4,9 +4,10 @@ A network trained on many sounds has learnt features (onsets, harmonic stacks, b
 spectra) that help with sounds it never heard. Starting a new training from those weights and
 fine-tuning them on a student's few clips is how Teachable Machine and Edge Impulse train
 audio classifiers: on rendered instrument notes, trained on one soundfont and scored on
-another that neither training heard, a network started from weights learnt on a third
-soundfont scored 0.83-0.88 where the same network from random weights scored 0.66
-(tests/benchmarks/bench_recipes.py, docs/ARCHITECTURE.md "Starting from a ready model").
+another that neither the training nor the starting network heard, networks started from
+weights learnt on other soundfonts scored 0.87-0.97 where the same network from random
+weights scored 0.66-0.94 (four pairs; tests/benchmarks/bench_recipes.py, docs/ARCHITECTURE.md
+"Starting from a ready model").
 
 What carries over: every layer of the ready network except its last Linear layer (the
 classifier head, one output per class) when the new data has other classes; with the very

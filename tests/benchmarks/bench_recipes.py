@@ -4,38 +4,43 @@ today's default (TrainConfig(), tuned on spoken digits) and a plain baseline.
 Sets, in one run:
 - instrument notes across soundfonts: six families (piano, guitar, strings, brass, reed,
   flute), four General MIDI programs each, 7 pitches x 3 velocities, rendered with
-  fluidsynth (core.data.render_notes, cached under <cache>/rendered_notes) through three
-  soundfonts. One soundfont to learn from (the issue's question): trained on FluidR3
-  (fluid-soundfont-gm) and tested on the same notes from TimGM6mb (timgm6mb-soundfont), which
-  the network never heard, then the other way round. Two soundfonts to learn from (the
-  shipped model's case): trained on FluidR3 and TimGM6mb, tested on Csound's GMbank
-  (csound-soundfont), which no choice of the recipe was tuned on. Where the recipe is the
-  plain baseline (the chosen features without augmentation) it is trained once;
+  fluidsynth (core.data.render_notes, cached under <cache>/rendered_notes_4_fonts) through
+  four soundfonts: FluidR3, TimGM6mb and Csound's GMbank (the shipped instrument model
+  learnt all three) and MuseScore General Lite (nothing shipped learnt it). One soundfont to
+  learn from (the issue's question): trained on one, scored on another the network never
+  heard. Cases: today's default (the digits recipe), the plain baseline (the chosen
+  features from random weights, no augmentation) and the recipe, which fine-tunes a ready
+  model (core.data.starting_weights): the shipped instruments-cnn when it heard neither
+  soundfont of the pair, else a stand-in trained like it on the other soundfonts, so the
+  scored soundfont is never heard by the start either;
+- drum hits across soundfonts (core.data.render_drums: kick, snare, hi-hat, tom, cymbal, hand
+  drums; seven kits, four velocities), trained on one soundfont's kits and scored on
+  another's: today's default, the plain baseline, the recipe and the plain baseline without
+  trimming;
 - spoken digits on a held-out speaker: the recipe chosen for the digits is today's default,
   config for config (asserted), so one training measures both.
 
 `python -m tests.benchmarks recipes` prints accuracy and every family's recall. Every case
-trains the same budget: one network (members 1) for 10 epochs, so the four trainings fit in
-a few minutes of a shared CPU; AUDIO_DL_BENCH_FULL=1 uses the engine's own budget (a
+trains the same budget: one network (members 1) for 10 epochs, so the trainings fit in
+a few minutes of a shared CPU each; AUDIO_DL_BENCH_FULL=1 uses the engine's own budget (a
 three-member ensemble, 20 epochs: about ten times the time), AUDIO_DL_BENCH_QUICK=1 three
-epochs (a smoke run, not the figures). AUDIO_DL_BENCH_CASES=default,plain,recipe,digits
-(any subset, comma-separated) runs only those cases, AUDIO_DL_BENCH_FONTS the pairs of
-trained-on and scored-on soundfonts (default "fluid>timgm,timgm>fluid,fluid+timgm>csound"),
-AUDIO_DL_BENCH_SEEDS the seeds each case trains with (default "0"; "0,1,2" prints each
-seed's figures and their mean).
+epochs (a smoke run, not the figures). AUDIO_DL_BENCH_CASES=default,plain,recipe,drums,digits
+(any subset, comma-separated) runs only those parts, AUDIO_DL_BENCH_FONTS the notes' pairs of
+trained-on and scored-on soundfonts (default
+"fluid>timgm,timgm>fluid,fluid>musescore,timgm>musescore"; '+' joins several trained on),
+AUDIO_DL_BENCH_DRUM_FONTS the drums' (default "fluid>timgm,timgm>fluid"), AUDIO_DL_BENCH_SEEDS
+the seeds each case trains with (default "0"; "0,1,2" prints each seed's figures and their
+mean).
 Needs fluidsynth and the three soundfonts (installed by .ci/run); without them the notes part
 says so and is skipped.
 
-Figures (docs/ARCHITECTURE.md, "Recipe chosen from the data"): the recipe chosen for notes
-(16 kHz, 64 bands, the whole 1.5 s note, no augmentation) scored 0.661 FluidR3 -> TimGM6mb,
-0.728 TimGM6mb -> FluidR3 and 0.931 FluidR3 + TimGM6mb -> Csound GMbank here; the issue's goal
-(0.95, every family 0.85) is not met with one soundfont to learn from. On 3 Dec, with the
-same budget, seeds 0-2 of the plain recipe gave 0.663-0.675 and 0.685-0.734 on the first two
-pairs (an exploration script with the engine's pieces), this benchmark 0.658 / 0.777 on
-FluidR3 -> Csound / Csound -> FluidR3 (mean of seeds 0 and 1); random EQs, a
-tilt, pitch shifts, envelope changes, a room, noise, same-family mixing, per-band mean
-removal, PCEN, 20 epochs and 128 bands with 64 ms windows each stayed within that spread or
-lost, and none gained in both directions, so the recipe is unchanged.
+Figures (docs/ARCHITECTURE.md, "Starting from a ready model"; 3 Dec, seeds 0-2, one torch
+thread at load 3-6): notes, plain baseline -> recipe (fine-tuned from a start that never
+heard the scored soundfont): FluidR3 -> TimGM6mb 0.664 -> 0.897, TimGM6mb -> FluidR3 0.739 ->
+0.872, FluidR3 -> MuseScore 0.935 -> 0.965, TimGM6mb -> MuseScore 0.723 -> 0.915; the goal
+(0.95, every family 0.85) is met by none (FluidR3 -> MuseScore: piano 0.81). Drums (seed 0),
+default / plain / recipe / untrimmed: FluidR3 -> TimGM6mb 0.891 / 0.894 / 0.906 / 0.878,
+TimGM6mb -> FluidR3 0.814 / 0.804 / 0.845 / 0.884.
 """
 
 from __future__ import annotations
