@@ -20,6 +20,7 @@ from core.training.trainer import TrainConfig, train
 from core.training.transfer import (
     StartError,
     check_input,
+    head_first_epochs,
     load_ready_start,
     load_start_weights,
     network_spec,
@@ -154,3 +155,33 @@ def test_command_line_start_from(tmp_path, capsys, ready):
     assert (config.start_from, config.learning_rate) == ("", TrainConfig.learning_rate)
     code = main(["--data", folder, "--start-from", "../x", "--runs-dir", str(tmp_path / "r")])
     assert code == 2 and "There is no ready model called '../x'" in capsys.readouterr().err
+
+
+def test_a_new_head_learns_alone_first_then_every_layer(ready, tmp_path):
+    """Two classes: a new head. In the first of 3 epochs only the head moves (the copied
+    layers are exactly the ready model's); a run that goes on moves them too."""
+    import threading
+
+    assert [head_first_epochs(n) for n in (1, 2, 3, 9, 30)] == [0, 0, 1, 3, 3]
+    config = _started_config(ready, epochs=3, learning_rate=3e-3, schedule="constant")
+    first = ready.state["layers.0.weight"]
+    store, cancel = RunStore(tmp_path), threading.Event()
+    events = []
+    for event in train(
+        config, dataset=_tones(), store=store, cancel=cancel, device=torch.device("cpu")
+    ):
+        events.append(event)
+        if event.kind == "epoch_end":
+            cancel.set()  # stop after the first epoch: the head-only one
+    assert events[0].info["head_first_epochs"] == 1 and events[-1].kind == "stopped"
+    saved = store.load(events[-1].run_id).model.state_dict()
+    assert torch.equal(saved["layers.0.weight"], first)
+    torch.manual_seed(config.seed)  # the trainer's own start: the same seed, the same head
+    initial_head = build_model(network_spec(ready, (1, 64, 151), 2)).state_dict()[
+        "layers.14.weight"
+    ]
+    assert not torch.allclose(saved["layers.14.weight"], initial_head)  # the head learnt
+    whole = list(train(config, dataset=_tones(), store=store, device=torch.device("cpu")))
+    assert whole[-1].kind == "finished"
+    trained = store.load(whole[-1].run_id).model.state_dict()
+    assert not torch.allclose(trained["layers.0.weight"], first, atol=1e-6)

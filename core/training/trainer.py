@@ -98,6 +98,8 @@ from core.training.optim import build_optimizer
 from core.training.transfer import (
     ReadyStart,
     check_input,
+    copied_parameters,
+    head_first_epochs,
     load_ready_start,
     load_start_weights,
     network_spec,
@@ -191,6 +193,9 @@ class _Trainer:
         self.model_spec: Any = None  # core.models.spec.ModelSpec, adapted to the data
         self.model: nn.Module | None = None
         self.started_from: list[str] = []  # tensors copied from config.start_from's model
+        # ... frozen for the first head_first_epochs epochs while a new head learns alone
+        self.frozen_first: list[nn.Parameter] = []
+        self.head_first_epochs = 0
         self.net: nn.Module | None = None  # the model, wrapped in DDP when distributed
         self.batch_size = 0  # examples per step in this process
         self.micro_batch = 0  # ... fed at once (smaller after an out-of-memory)
@@ -345,6 +350,9 @@ class _Trainer:
         self.model = build_model(spec)
         if start is not None:
             self.started_from = load_start_weights(self.model, start, tuple(self.data.labels))
+            if len(self.started_from) < len(start.state):  # a new head: it learns alone first
+                self.head_first_epochs = head_first_epochs(self.config.epochs)
+                self.frozen_first = copied_parameters(self.model, self.started_from)
         self.model = self.model.to(self.device)
         self.net = self.model
         if self.dist is not None:
@@ -385,6 +393,7 @@ class _Trainer:
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "start_from": self.config.start_from,  # "" : random weights
             "tensors_started_from": len(self.started_from),
+            "head_first_epochs": self.head_first_epochs,
             "input_shape": [1, self.bins, self.frames],
             "spec": self.model_spec.to_dict(),
         }
@@ -533,6 +542,9 @@ class _Trainer:
                 f"the learning rate {c.learning_rate:g} is probably too high. Try "
                 f"{c.learning_rate / 10:g} or lower, or enable gradient clipping."
             )
+        if self.epoch <= self.head_first_epochs:  # the copied layers wait for the new head
+            for parameter in self.frozen_first:
+                parameter.grad = None  # the optimiser skips a parameter without a gradient
         if c.grad_clip_norm is not None:
             self.scaler.unscale_(self.optimizer)
             self._clip_gradients()

@@ -40,6 +40,15 @@ from core.training.runs import RunStore
 RANDOM_START = ""  # TrainConfig.start_from for random weights
 
 
+def head_first_epochs(epochs: int) -> int:
+    """Epochs at the start of a run in which only a new head learns (the layers copied from
+    the ready model are frozen), then everything is fine-tuned: "linear probing, then
+    fine-tuning" (Kumar et al., ICLR 2022). A random head's first, large gradients would
+    otherwise reshape the copied layers before the head knows anything. A third of the run,
+    at most 3 epochs; none in a run of fewer than 3 epochs."""
+    return min(3, epochs // 3)
+
+
 class StartError(ValueError):
     """A ready model cannot be started from; str() is a sentence for the student."""
 
@@ -151,6 +160,16 @@ def _ms(samples: int, rate: int) -> str:
 def network_spec(start: ReadyStart, input_shape: tuple[int, ...], classes: int) -> ModelSpec:
     """The ready model's network on this data's input shape with one output per class."""
     return start.spec.with_input_shape(input_shape).with_num_outputs(classes)
+
+
+def copied_parameters(model: nn.Module, copied: list[str]) -> list[nn.Parameter]:
+    """The parameters of `model` (any number of members) that load_start_weights filled."""
+    names = set(copied)
+    return [
+        parameter
+        for name, parameter in model.named_parameters()
+        if (name.split(".", 2)[2] if name.startswith("members.") else name) in names
+    ]
 
 
 def load_start_weights(model: nn.Module, start: ReadyStart, labels: tuple[str, ...]) -> list[str]:
