@@ -51,8 +51,14 @@ const Push = (() => {
     // Relative to this page (<base>/component/<name>/index.html): the route sits under
     // the same base URL, whatever prefix a proxy serves the app under.
     const base = new URL("../../" + route, window.location.href);
+    let asked = 0;
     while (mine === generation) {
       try {
+        // A look that needs no more than one reply per `minInterval` ms waits here (the
+        // browser pays for every redraw of the frame, the server for every poll).
+        const wait = (look.minInterval || 0) - (performance.now() - asked);
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        asked = performance.now();
         const extra = look.query ? look.query() : "";
         const url = `${base}?token=${encodeURIComponent(token)}&after=${after}${extra}`;
         const reply = await fetch(url, { cache: "no-store" });
