@@ -41,8 +41,9 @@ PUSH_FAILED_KEY = "train_live_push_failed"  # why this browser cannot reach the 
 # The fallback's poll (no route, or a browser that cannot reach it): each poll reruns the
 # fragment, and the browser pays for it. One Train page polling every second kept Chromium's
 # main thread busy 260-280 ms of each second (Performance.getMetrics; 170 of them with the
-# chart left out), every 2 s 184-213 ms; the pushed view (ui/train_push.py), the default,
-# costs a fraction of that (docs/ARCHITECTURE.md, Train page).
+# chart left out), every 2 s 163-213 ms. The pushed view (ui/train_push.py), the default, took
+# 39-88 ms/s in the same probe, of which an idle Train tab takes 17-40 (the sidebar's 5 s
+# refresh): docs/ARCHITECTURE.md, Train page.
 POLL_SECONDS = 2.0
 SESSION_ID = re.compile(r"^[0-9a-f]{12}$")
 

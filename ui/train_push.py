@@ -2,12 +2,11 @@
 
 Why: the live view used to be an st.fragment rerun every POLL_SECONDS (ui/train_live.py). Each
 rerun cost the server a script run and the browser a re-render of Streamlit's page: an open
-Train tab kept Chromium's main thread busy 184-213 ms of every second at a 2 s poll (270 ms at
-1 s), and with four students training, Chromium took more of the 2-core machine than their
-trainings did. Here the progress is a component of our own (ui/push_views/, look
-"training": plain JavaScript and SVG, nothing from a CDN) that long-polls a route on the
-server and changes only its own elements: a text when it changed, a bar's width, points
-appended to the curves.
+Train tab kept Chromium's main thread busy 163-213 ms of every second at a 2 s poll (270 ms
+at 1 s; pushed: 39-88 ms, of which 17-40 are the idle page's own). Here the progress is a
+component of our own (ui/push_views/, look "training": plain JavaScript and SVG, nothing from
+a CDN) that long-polls a route on the server and changes only its own elements: a text when
+it changed, a bar's width, points appended to the curves.
 
 The route (ui/push_route.py): `<base URL>/audio-dl/train-progress?token=T&after=N&points=K`.
 T is a random token the page registers for one (job id, owner): the browser never names a
