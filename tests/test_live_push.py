@@ -6,7 +6,6 @@ Real streams of shipped recordings, a real Starlette app driven through its ASGI
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import time
 
@@ -25,16 +24,10 @@ from core.inference.streaming import (
     TunerConfig,
     stream_file,
 )
-from ui import live_push
+from tests.asgi_helpers import get, run
+from ui import live_push, push_route
 from ui.classify_live import answer_lines, answer_shown
 from ui.music_live import tuner_shown
-
-
-def _run(coroutine):
-    """asyncio.run in a thread of its own: the browser tests' Playwright (sync API) keeps an
-    event loop running in the main thread, where asyncio.run would refuse to start."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +78,7 @@ def test_a_poll_gets_a_newer_answer_at_once_and_says_what_the_page_says(stream, 
     assert stream.wait_idle(30)
     token = live_push.open_channel(stream, answer_shown)
     started = time.perf_counter()
-    payload = _run(live_push.next_answer(token, after=0, timeout=5))
+    payload = run(live_push.next_answer(token, after=0, timeout=5))
     assert time.perf_counter() - started < 0.5
     current, clock = stream.latest()
     assert (payload["headline"], payload["detail"]) == answer_lines(current)
@@ -118,7 +111,7 @@ def test_a_waiting_poll_returns_when_the_next_answer_is_ready_not_at_its_timeout
         payload = await poll
         return payload, time.perf_counter() - sent
 
-    payload, waited = _run(poll_while_audio_arrives())
+    payload, waited = run(poll_while_audio_arrives())
     assert payload["answers"] > known
     assert waited < 3  # woken by the answer (the timeout was 10 s)
     # The worker told the waiting poll, which ran again: the stamps of that wait, in order.
@@ -129,7 +122,7 @@ def test_a_waiting_poll_returns_when_the_next_answer_is_ready_not_at_its_timeout
     assert stream.wait_idle(30)
     now = stream.clock.answers
     started = time.perf_counter()
-    payload = _run(live_push.next_answer(token, after=now, timeout=0.3))
+    payload = run(live_push.next_answer(token, after=now, timeout=0.3))
     assert payload["answers"] == now
     assert 0.25 < time.perf_counter() - started < 2
 
@@ -145,44 +138,14 @@ def test_a_poll_ends_when_its_stream_ends_and_unknown_tokens_learn_nothing(strea
         payload = await poll
         return payload, time.perf_counter() - started
 
-    payload, waited = _run(poll_then_stop())
+    payload, waited = run(poll_then_stop())
     assert payload["ended"] is True and waited < 1
     assert "headline" not in payload
-    guessed = _run(live_push.next_answer("not-a-token", after=-1, timeout=1))
+    guessed = run(live_push.next_answer("not-a-token", after=-1, timeout=1))
     assert guessed["ended"] is True and "headline" not in guessed
     # A stream that has ended is forgotten when the next one opens a channel.
     live_push.open_channel(stream, answer_shown)
     assert token not in live_push._CHANNELS
-
-
-def _get(app, path: str, query: str) -> tuple[int, dict, bytes]:
-    """One GET through an ASGI app (what uvicorn does with a browser's request)."""
-    sent: list[dict] = []
-
-    async def receive():
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message):
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": [(b"host", b"localhost")],
-        "client": ("127.0.0.1", 1),
-        "server": ("localhost", 8501),
-    }
-    _run(app(scope, receive, send))
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return start["status"], dict(start["headers"]), body
 
 
 def test_the_route_is_added_first_to_a_starlette_app_once(stream, seven):
@@ -194,22 +157,22 @@ def test_the_route_is_added_first_to_a_starlette_app_once(stream, seven):
         return PlainTextResponse("<html>app</html>")
 
     app = Starlette(routes=[Route("/{path:path}", catch_all)])
-    assert live_push.route_path() == "/audio-dl/live-answer"
-    live_push.add_route(app)
-    live_push.add_route(app)
+    assert push_route.route_path(live_push.ROUTE) == "/audio-dl/live-answer"
+    push_route.add_route(app, live_push.ROUTE, live_push.route_answer)
+    push_route.add_route(app, live_push.ROUTE, live_push.route_answer)
     assert [r.path for r in app.router.routes].count("/audio-dl/live-answer") == 1
     y, rate = seven
     stream_file(stream, y, rate)
     assert stream.wait_idle(30)
     token = live_push.open_channel(stream, answer_shown)
-    status, headers, body = _get(app, "/audio-dl/live-answer", f"token={token}&after=0")
+    status, headers, body = get(app, "/audio-dl/live-answer", f"token={token}&after=0")
     assert status == 200 and headers[b"cache-control"] == b"no-store"
     payload = json.loads(body)
     assert payload["headline"] == stream.latest()[0].headline
     assert payload["answers"] == stream.clock.answers
-    status, _, body = _get(app, "/audio-dl/live-answer", f"token={token}&after=oops")
+    status, _, body = get(app, "/audio-dl/live-answer", f"token={token}&after=oops")
     assert status == 200 and json.loads(body)["answers"] == stream.clock.answers
-    assert _get(app, "/elsewhere", "")[2] == b"<html>app</html>"  # the app's own paths
+    assert get(app, "/elsewhere", "")[2] == b"<html>app</html>"  # the app's own paths
 
 
 def test_outside_a_server_the_route_cannot_be_installed_and_the_page_falls_back():
@@ -227,7 +190,7 @@ def test_a_tuner_reading_is_pushed_as_its_note_hz_needle_and_meter_silence_as_no
     stream = LiveStream(LiveTuner(TunerConfig()), idle_timeout_seconds=600)
     token = live_push.open_channel(stream, tuner_shown)
     try:
-        assert _run(live_push.next_answer(token, after=-1, timeout=0.1))["headline"] == "…"
+        assert run(live_push.next_answer(token, after=-1, timeout=0.1))["headline"] == "…"
         seen = 0
         for hz, note, cents, in_tune in (
             (446.0, "A4", 23.4, False),  # 446 Hz: A4 + 23.4 cents
@@ -237,7 +200,7 @@ def test_a_tuner_reading_is_pushed_as_its_note_hz_needle_and_meter_silence_as_no
             samples = _tone(hz, 0.6) if hz else np.zeros(8000, np.float32)
             stream_file(stream, samples, 16000)
             assert stream.wait_idle(30)
-            payload = _run(live_push.next_answer(token, after=seen, timeout=5))
+            payload = run(live_push.next_answer(token, after=seen, timeout=5))
             seen = payload["answers"]
             assert payload["headline"] == note, payload
             assert payload["inTune"] is in_tune
@@ -291,12 +254,12 @@ def test_the_reply_leaves_without_nagle_on_a_socket_bound_as_streamlit_binds_it(
     from starlette.routing import Route
 
     def nodelay(request) -> int:
-        transport = live_push._transport_behind(request._send)
+        transport = push_route._transport_behind(request._send)
         return transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
 
     async def probe(request):
         before = nodelay(request)
-        done = live_push.send_without_delay(request._send)
+        done = push_route.send_without_delay(request._send)
         return JSONResponse({"before": before, "done": done, "after": nodelay(request)})
 
     listener = socket.socket(family=socket.AF_INET)  # as Streamlit's _bind_socket: proto 0
@@ -322,4 +285,4 @@ def test_the_reply_leaves_without_nagle_on_a_socket_bound_as_streamlit_binds_it(
         thread.join(10)
         listener.close()
     assert reply == {"before": 0, "done": True, "after": 1}
-    assert live_push.send_without_delay(None) is False  # nothing behind it: nothing done
+    assert push_route.send_without_delay(None) is False  # nothing behind it: nothing done

@@ -16,6 +16,8 @@ from core.viz.training import (
     per_class_figure,
     per_class_table,
     refill_training_curves,
+    training_curve_series,
+    training_curve_styles,
     training_curves_figure,
 )
 
@@ -65,6 +67,23 @@ def test_refilling_the_live_curves_equals_building_them_anew():
     assert refill_training_curves(live, []).to_plotly_json() == (
         training_curves_figure([], height=300, title="live").to_plotly_json()
     )
+
+
+def test_the_curve_series_of_a_records_tail_continue_those_of_its_head_as_the_figure_draws():
+    """The pushed live view draws the curves itself from these series and styles, sent
+    piece by piece: what it draws must be what the figure draws."""
+    fig = training_curves_figure(RECORDS)
+    styles = training_curve_styles()
+    assert [s["name"] for s in styles] == [t.name for t in fig.data]
+    assert [s["panel"] for s in styles] == ["loss"] * 3 + ["accuracy"] * 3
+    assert [s["legend"] for s in styles] == [t.showlegend for t in fig.data]
+    assert [s["markers"] for s in styles] == ["markers" in t.mode for t in fig.data]
+    assert [s["colour"] for s in styles] == [t.line.color for t in fig.data]
+    assert styles[0]["width"] == 1 and styles[0]["opacity"] == 0.5
+    for cut in range(len(RECORDS) + 1):
+        head, tail = training_curve_series(RECORDS[:cut]), training_curve_series(RECORDS[cut:])
+        joined = [(hx + tx, hy + ty) for (hx, hy), (tx, ty) in zip(head, tail, strict=True)]
+        assert joined == [(list(t.x), list(t.y)) for t in fig.data]
 
 
 def test_lr_loss_figure_puts_the_rate_on_a_log_axis():

@@ -5,28 +5,21 @@ Why: a fragment redrawn on a timer shows a new answer only at its next tick (up 
 period late), and every redraw makes the browser re-render Streamlit's page; on a busy
 2-core class server that re-render was most of the delay between a sound and its label
 (tests/benchmarks/bench_live_browser.py). Here the label is a tiny component of our own
-(ui/live_answer/index.html, plain JavaScript, nothing from a CDN) that asks the server for
+(ui/push_views/answer.js, plain JavaScript, nothing from a CDN) that asks the server for
 the next answer and draws only its own few elements.
 
-How: one extra route on the Streamlit server itself, `<base URL>/audio-dl/live-answer`
-(no other port, so a class proxy that passes the app passes it too). It is a long poll:
-`GET ...?token=T&after=N` answers as soon as the stream behind token T has an answer newer
-than number N (the stream's `subscribe` wakes it; no timer), or after LONG_POLL_SECONDS with
-the current one. The token is a random 128-bit name for one stream, known only to the page
-that opened it.
+How: a long-poll route on the Streamlit server itself (ui/push_route.py),
+`<base URL>/audio-dl/live-answer`: `GET ...?token=T&after=N` answers as soon as the stream
+behind token T has an answer newer than number N (the stream's `subscribe` wakes it; no
+timer), or after LONG_POLL_SECONDS with the current one. The token is a random 128-bit name
+for one stream, known only to the page that opened it.
 
 One route and one component for both Live tabs: what a tab shows of an answer is a `Shown`
 (the answer in a word, the line under it, for the tuner also the needle's cents and the
 chroma / loudness meter), made by the tab's own `describe(answer)`; the component's `look` is
 "text" (Classify: the label) or "needle" (Music: the note, Hz and cents, an SVG needle and
-meter). `send_without_delay` switches Nagle's algorithm off on the reply's connection.
-
-Streamlit has no public way to add a route to the server `streamlit run` starts
-(`st.App(routes=...)` needs the app started as ASGI), so `install_route` reaches the running
-Starlette app through this session's websocket (`scope["app"]`, the standard ASGI key). When
-that is not possible (another Streamlit version, a test runtime) or the browser cannot reach
-the route (the component reports it), the page falls back to the redraw fragment
-(ui.live_stream.live_view), which shows the same answer, later.
+meter). Where the route cannot be installed or reached, the page falls back to the redraw
+fragment (ui.live_stream.live_view), which shows the same answer, later.
 """
 
 from __future__ import annotations
@@ -35,24 +28,21 @@ import asyncio
 import contextlib
 import math
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import streamlit.components.v1 as components
-from streamlit import config
 
 from core.inference.streaming import LiveStream
+from ui import push_route
 
 ROUTE = "audio-dl/live-answer"  # under the server's base URL
-LONG_POLL_SECONDS = 10.0  # an unanswered poll returns the current answer after this long
-COMPONENT_DIR = Path(__file__).resolve().parent / "live_answer"
+LONG_POLL_SECONDS = push_route.LONG_POLL_SECONDS
 
-_live_answer = components.declare_component("live_answer", path=str(COMPONENT_DIR))
+_live_answer = components.declare_component("live_answer", path=str(push_route.VIEWS_DIR))
 
 
 @dataclass(frozen=True)
@@ -103,8 +93,6 @@ class _Channel:
 
 _CHANNELS: dict[str, _Channel] = {}
 _CHANNELS_LOCK = threading.Lock()
-_INSTALLED: set[int] = set()  # id() of the Starlette apps that have the route
-_INSTALL_LOCK = threading.Lock()
 
 
 def open_channel(stream: LiveStream, describe: Callable[[Any], Shown]) -> str:
@@ -192,96 +180,15 @@ async def next_answer(token: str, after: int, timeout: float = LONG_POLL_SECONDS
         unsubscribe()
 
 
-def _transport_behind(send, depth: int = 0, seen: set[int] | None = None):
-    """The server's transport behind an ASGI `send`, found through the middlewares' wrappers
-    (bound methods and closures: Starlette's, then uvicorn's cycle, which holds it), or None."""
-    seen = set() if seen is None else seen
-    if send is None or depth > 12 or id(send) in seen:
-        return None
-    seen.add(id(send))
-    owner = getattr(send, "__self__", None)
-    transport = getattr(owner, "transport", None)
-    if transport is not None and hasattr(transport, "get_extra_info"):
-        return transport
-    inner = [getattr(owner, "send", None), getattr(owner, "_send", None)]
-    inner += [cell.cell_contents for cell in getattr(send, "__closure__", None) or ()]
-    for candidate in inner:
-        if callable(candidate):
-            found = _transport_behind(candidate, depth + 1, seen)
-            if found is not None:
-                return found
-    return None
-
-
-def send_without_delay(send) -> bool:
-    """Switch Nagle's algorithm off on the connection behind `send`; True when done.
-
-    Why: Streamlit binds its listening socket itself without naming the protocol, so asyncio
-    does not set TCP_NODELAY on its connections (it only does for sockets whose proto is
-    IPPROTO_TCP). uvicorn writes a reply's headers and its body separately; with Nagle on,
-    the body waits for the browser to acknowledge the headers, which it delays by ~40 ms:
-    every pushed answer arrived 42 ms late (bench_live_browser: "first -> last byte")."""
-    transport = _transport_behind(send)
-    sock = transport.get_extra_info("socket") if transport is not None else None
-    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return False
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except OSError:  # a closed connection: nothing to speed up
-        return False
-    return True
-
-
-async def _endpoint(request):
-    from starlette.responses import JSONResponse
-
-    send_without_delay(request._send)  # the reply leaves in one go (see its docstring)
-    token = request.query_params.get("token", "")
-    try:
-        after = int(request.query_params.get("after", "-1"))
-    except ValueError:
-        after = -1
-    payload = await next_answer(token, after)
-    return JSONResponse(payload, headers={"Cache-Control": "no-store"})
-
-
-def route_path() -> str:
-    """The route's path on this server, under server.baseUrlPath."""
-    base = str(config.get_option("server.baseUrlPath") or "").strip("/")
-    return f"/{base}/{ROUTE}" if base else f"/{ROUTE}"
-
-
-def add_route(app) -> None:
-    """Put the answer route first in a Starlette app's routes (once per app)."""
-    from starlette.routing import Route
-
-    with _INSTALL_LOCK:
-        if id(app) in _INSTALLED:
-            return
-        app.router.routes.insert(0, Route(route_path(), _endpoint, methods=["GET"]))
-        _INSTALLED.add(id(app))
+async def route_answer(token: str, after: int, query) -> dict:
+    """What the route answers to ?token=&after= (ui/push_route.py)."""
+    return await next_answer(token, after)
 
 
 def install_route() -> bool:
-    """Add the route to the server this session runs on; False when that cannot be done
-    (the page then redraws the answer with a fragment instead)."""
-    try:
-        from starlette.applications import Starlette
-        from streamlit.runtime import Runtime
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
-
-        context = get_script_run_ctx()
-        if context is None:
-            return False
-        client = Runtime.instance().get_client(context.session_id)
-        websocket = getattr(client, "_websocket", None)  # StarletteSessionClient
-        app = websocket.scope.get("app") if websocket is not None else None
-        if not isinstance(app, Starlette):  # AppTest's stand-in client, another server
-            return False
-        add_route(app)
-        return True
-    except Exception:  # another server or Streamlit version: fall back, never fail the page
-        return False
+    """Add the answer route to the server this session runs on; False when that cannot be
+    done (the page then redraws the answer with a fragment instead)."""
+    return push_route.install_route(ROUTE, route_answer)
 
 
 def pushed_answer(

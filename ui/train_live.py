@@ -1,10 +1,13 @@
 """Train page, section 4: Start / Stop and the live view of the session's training job.
 
 The training runs in a Ray worker process (core.jobs.manager, core.jobs.cluster), never in this
-server: the page keeps only the job id (st.session_state["train_job"]) and polls the job's files
-from an st.fragment that reruns every POLL_SECONDS while the job is queued or running (a
-poll reads two small files and refills the curves' figure only when a new logged event
-arrived: the figure is built once per job).
+server: the page keeps only the job id (st.session_state["train_job"]). While the job is queued
+or running its progress is pushed (ui/train_push.py: a component long-polls a route on this
+server and draws the bar and the curves itself; no script rerun per poll); when the job ends
+the component tells the page, which reruns once. Where the route cannot be installed (AppTest,
+another Streamlit) or the browser cannot reach it, an st.fragment reruns every POLL_SECONDS
+instead (a poll reads two small files and refills the curves' figure only when a new logged
+event arrived: the figure is built once per job).
 
 Reload: a reload starts a new Streamlit session with a new session id, and jobs and runs
 belong to the session id. The page therefore mirrors the id into the URL (?sid=...) and
@@ -23,6 +26,7 @@ from core.jobs.manager import ClusterError, JobError, JobLimitReached, JobManage
 from core.training.support import records_of
 from core.training.trainer import TrainConfig
 from core.viz.training import refill_training_curves, training_curves_figure
+from ui import train_push
 from ui.task_jobs import queueing_spinner
 from ui.train_dataset import DataChoice
 
@@ -32,11 +36,14 @@ RUN_DATA_KEY = "train_run_data"  # run id -> the same, once the run exists
 RESULT_PENDING_KEY = "train_result_pending"  # newest finished run, selected on the next run
 EVENTS_KEY = "train_live_events"  # (job id, kept events fetched so far)
 FIGURE_KEY = "train_live_figure"  # (job id, number of events drawn, Figure)
-# Each poll reruns the fragment, and the browser pays for it: one Train page polling every
-# second kept Chromium's main thread busy 260-280 ms of each second (Performance.getMetrics;
-# 170 of them with the chart left out), so four students' tabs took a whole core of the
-# 2-core machine the benchmark shares with the trainings. Every 2 s halves that; the curves
-# and the ETA stay live.
+PUSH_KEY = "train_live_push"  # (job id, the route's token) of the pushed progress
+PUSH_FAILED_KEY = "train_live_push_failed"  # why this browser cannot reach the route
+# The fallback's poll (no route, or a browser that cannot reach it): each poll reruns the
+# fragment, and the browser pays for it. One Train page polling every second kept Chromium's
+# main thread busy 260-280 ms of each second (Performance.getMetrics; 170 of them with the
+# chart left out), every 2 s 163-213 ms. The pushed view (ui/train_push.py), the default, took
+# 39-88 ms/s in the same probe, of which an idle Train tab takes 17-40 (the sidebar's 5 s
+# refresh): docs/ARCHITECTURE.md, Train page.
 POLL_SECONDS = 2.0
 SESSION_ID = re.compile(r"^[0-9a-f]{12}$")
 
@@ -142,8 +149,28 @@ def live_view(jobs: JobManager, owner: str) -> None:
         return
     # The fragment body runs inline here during a full page run, and alone when it polls.
     st.session_state["train_full_run"] = True
-    st.fragment(_live, run_every=None if done else POLL_SECONDS)(job_id, owner)
+    if done or not _pushed(jobs, job_id, owner):
+        st.fragment(_live, run_every=None if done else POLL_SECONDS)(job_id, owner)
     st.session_state["train_full_run"] = False
+
+
+def _pushed(jobs: JobManager, job_id: str, owner: str) -> bool:
+    """Draw the running job's progress pushed (ui/train_push.py); False when it cannot be."""
+    if not st.session_state.get(PUSH_FAILED_KEY) and train_push.install_route():
+        known = st.session_state.get(PUSH_KEY)
+        if not known or known[0] != job_id or not train_push.is_open(known[1]):
+            known = (job_id, train_push.open_channel(jobs, job_id, owner))
+            st.session_state[PUSH_KEY] = known
+        reply = train_push.pushed_progress(f"train_push_{job_id}", known[1])
+        if not (isinstance(reply, dict) and reply.get("failed")):
+            return True
+        st.session_state[PUSH_FAILED_KEY] = str(reply["failed"])
+    if st.session_state.get(PUSH_FAILED_KEY):
+        st.caption(
+            f"Progress redrawn every {POLL_SECONDS:.0f} s: this browser could not reach the "
+            f"pushed view ({st.session_state[PUSH_FAILED_KEY]})."
+        )
+    return False
 
 
 def _live(job_id: str, owner: str) -> None:
@@ -155,19 +182,11 @@ def _live(job_id: str, owner: str) -> None:
         st.warning(str(error))
         return
     if status.state == "queued":
-        st.info(
-            f"Queued: waiting for {status.resources or 'a free worker'} for {status.device}; "
-            f"you are number {status.queue_position or 1} in the queue."
-        )
+        st.info(train_push.queued_line(status))
     started = next((e for e in events if e.kind == "started"), None)
     if started is not None:
-        info = started.info
-        st.caption(
-            f"{info.get('train_examples')} training / {info.get('val_examples')} validation clips "
-            f"· {info.get('parameters', 0):,} parameters · on {info.get('device')} · worker on "
-            f"{status.node or 'the cluster'} ({status.resources})"
-        )
-    st.progress(min(1.0, status.progress), text=_progress_text(status))
+        st.caption(train_push.started_caption(started.info, status))
+    st.progress(min(1.0, status.progress), text=train_push.progress_text(status))
     st.plotly_chart(_curves(job_id, events), key="train_live_curves")
     _final_message(status)
     if status.run_id and job_id in st.session_state.get(JOB_DATA_KEY, {}):
@@ -212,17 +231,6 @@ def live_curves(jobs: JobManager, job_id: str, owner: str, *, slot: str):
     `<slot>_events` and `<slot>_figure`."""
     events = _events_so_far(jobs, job_id, owner, key=f"{slot}_events")
     return _curves(job_id, events, key=f"{slot}_figure")
-
-
-def _progress_text(status) -> str:
-    parts = [f"{status.state}", f"epoch {status.epoch}/{status.epochs}", f"{status.progress:.0%}"]
-    if status.samples_per_second:
-        parts.append(f"{status.samples_per_second:.0f} samples/s")
-    if status.eta_seconds and not status.done:
-        parts.append(f"ETA {status.eta_seconds:.0f} s")
-    if status.val_accuracy is not None:
-        parts.append(f"val accuracy {status.val_accuracy:.1%}")
-    return " · ".join(parts)
 
 
 def _final_message(status) -> None:

@@ -18,7 +18,7 @@ from core.inference.streaming import NOTE_NAMES, TunerReading
 from core.viz.colors import colorscale
 
 IN_TUNE_CENTS = 5.0  # a needle within this reads "in tune" (green)
-# The dial's colours (the gauge here and the pushed needle, ui/live_answer/index.html).
+# The dial's colours (the gauge here and the pushed needle, ui/push_views/answer.js).
 IN_TUNE_COLOUR, OFF_TUNE_COLOUR, IN_TUNE_BAND = "#2e7d32", "#ef6c00", "#c8e6c9"
 # The chroma / loudness meter's (the plotly bars here and the pushed meter of the component).
 CHROMA_COLOUR, LOUDNESS_COLOUR, LOUDNESS_FLOOR_DBFS = "#5c6bc0", "#ef6c00", -60.0
@@ -147,7 +147,7 @@ def _colour_table(scale: str) -> np.ndarray:
 @dataclass(frozen=True)
 class TunerDial:
     """What the tuner's dial shows of one reading, whichever draws it (the plotly gauge here,
-    the pushed needle of ui/live_answer/index.html): one source for both.
+    the pushed needle of ui/push_views/answer.js): one source for both.
 
     note: "A4", or "" when nothing is pitched; cents: -50..+50 off it (None when no note);
     frequency_hz: None when no note; in_tune: within IN_TUNE_CENTS; title: the line above

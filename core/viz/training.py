@@ -108,9 +108,37 @@ def refill_training_curves(fig: go.Figure, records: Sequence[Mapping[str, Any]])
     second for every student whose training runs.
     """
     with fig.batch_update():
-        for trace, (_, kinds, key, _) in zip(fig.data, _CURVE_TRACES, strict=True):
-            trace.x, trace.y = _series(records, kinds, key)
+        for trace, (x, y) in zip(fig.data, training_curve_series(records), strict=True):
+            trace.x, trace.y = x, y
     return fig
+
+
+def training_curve_series(
+    records: Sequence[Mapping[str, Any]],
+) -> list[tuple[list[float], list[float]]]:
+    """(steps, values) of each curve of `training_curves_figure`, in its trace order.
+
+    Each record adds at most one point to one curve, so the series of `records[k:]` are the
+    points that follow those of `records[:k]` (the pushed live view sends only those)."""
+    return [_series(records, kinds, key) for _, kinds, key, _ in _CURVE_TRACES]
+
+
+def training_curve_styles() -> list[dict[str, Any]]:
+    """How each curve of `training_curves_figure` looks, in its trace order, for a view that
+    draws them itself: panel ("loss" | "accuracy"), name, colour, width (px), opacity,
+    markers (a dot per point) and legend (named in the legend)."""
+    return [
+        {
+            "panel": ("loss", "accuracy")[col - 1],
+            "name": style["name"],
+            "colour": style["line"]["color"],
+            "width": style["line"].get("width", 2),
+            "opacity": style.get("opacity", 1.0),
+            "markers": "markers" in style["mode"],
+            "legend": col == 1,
+        }
+        for col, _, _, style in _CURVE_TRACES
+    ]
 
 
 def lr_loss_figure(records: Sequence[Mapping[str, Any]], *, height: int = 300) -> go.Figure:

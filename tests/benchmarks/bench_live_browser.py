@@ -5,7 +5,7 @@
 shipped recordings (looped); the Classify page's Live tab streams them into the shipped model
 at hop 250 ms. Beside the label the page keeps the server's clock of the newest answer (when
 its sound reached the server, when it was ready, when it was sent: the pushed answer's
-component ui/live_answer/index.html, or ui.live_stream.answer_clock when the page redraws the
+component ui/push_views/answer.js, or ui.live_stream.answer_clock when the page redraws the
 answer itself); a MutationObserver in the frame that shows it records when the label's text
 changes on screen (the animation frame after the change; same machine, same clock). The load
 average is printed beside the figures: the machine is shared. Printed:

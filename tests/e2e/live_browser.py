@@ -25,7 +25,7 @@ LIVE_ARGS = [
 # Records, in the frame that shows the answer (answer_frame), every moment the Live tab's
 # answer changes on screen: the label's text (the pushed answer's value: Classify's label or
 # the tuner's note; else the redrawn "Hearing" metric), the server's clock beside it (its
-# data attributes, from ui/live_answer/index.html or ui.live_stream.answer_clock), the
+# data attributes, from ui/push_views/answer.js or ui.live_stream.answer_clock), the
 # pushed tuner needle's cents (null without a needle or a note) and its meter's strongest
 # pitch class. `t` is when the browser
 # drew it: the first animation frame after the DOM changed, in ms since the epoch (the
@@ -111,7 +111,7 @@ def stop_microphone(page) -> None:
 
 def answer_frame(page, *, timeout_ms: int = 60_000):
     """The frame that shows the live answer with its clock: the pushed answer's component
-    (an iframe, ui/live_answer/index.html) or the page itself when the page redraws the
+    (an iframe, ui/push_views/answer.js) or the page itself when the page redraws the
     answer (ui.live_stream's fallback). Waits until an answer has been stamped."""
     deadline = time.monotonic() + timeout_ms / 1000
     while time.monotonic() < deadline:

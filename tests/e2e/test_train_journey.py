@@ -1,7 +1,9 @@
 """A student's journey on the Train page, in a real browser.
 
 Pick the built-in digits (a quick subset), train one epoch and watch the curve grow, see
-the confusion matrix, train a second run and compare the two.
+the confusion matrix, train a second run and compare the two. And the live view pushed
+(ui/train_push.py): its text and curves advance without a Streamlit rerun, and the results
+appear at the end without a reload.
 """
 
 from __future__ import annotations
@@ -9,14 +11,35 @@ from __future__ import annotations
 import re
 import time
 
+from playwright.sync_api import Error as PlaywrightError
+
 from tests.e2e import browser
 
-LIVE_POINTS = """() => {
-  const plots = [...document.querySelectorAll('.js-plotly-plot')];
-  const live = plots.find(p => (p.data || []).some(t => t.name === 'train (running)'));
-  if (!live) return -1;
-  return live.data.reduce((n, t) => n + (t.x ? t.x.length : 0), 0);
+# The pushed live view: a component's frame (ui/push_views/, look "training").
+PUSHED = "train_progress"
+LIVE = """() => {
+  const root = document.querySelector('.train-progress');
+  const fill = document.querySelector('.train-bar-fill');
+  return {text: root.querySelector('.train-progress-text').textContent,
+          points: Number(root.querySelector('.train-curves').dataset.points || 0),
+          bar: fill.style.width};
 }"""
+
+
+PLOTTED_LIVE = """() => [...document.querySelectorAll('.js-plotly-plot')].some(
+  p => (p.data || []).some(t => t.name === 'train (running)'))"""
+
+
+def _pushed(page) -> dict | None:
+    """What the pushed live view shows now (text, points drawn, bar width), or None when
+    it is not on the page (not drawn yet, or gone once the job ended)."""
+    frame = next((f for f in page.frames if PUSHED in f.url), None)
+    if frame is None:
+        return None
+    try:
+        return frame.evaluate(LIVE)
+    except PlaywrightError:  # the frame went away while we asked: the page reran
+        return None
 
 
 def _set_number(page, label: str, value: str) -> None:
@@ -50,6 +73,26 @@ def _progress(page, state: str):
     return page.locator('[data-testid="stProgress"]').get_by_text(re.compile(rf"^{state} ·"))
 
 
+def _digits(page, app_url: str, clips_per_class: int) -> None:
+    """A new Train page with a subset of the built-in digits chosen."""
+    browser.open_registered_page(page, app_url, "train")
+    page.get_by_role("radio", name="Built-in spoken digits").click()
+    browser.wait_until_idle(page)
+    _set_number(page, "Clips per class (0 = all)", str(clips_per_class))
+    page.get_by_text(f"{10 * clips_per_class} clips in 10 classes").wait_for()
+
+
+def _wait_pushed(page, text: str, timeout_s: float = 60) -> dict:
+    """Until the pushed view's text matches `text` (a regular expression); what it shows."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        shown = _pushed(page)
+        if shown and re.search(text, shown["text"]):
+            return shown
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the pushed progress never read {text!r}: {_pushed(page)}")
+
+
 def _train_once(page, *, reload: bool = False, timeout_s: float = 120) -> list[int]:
     """Press Start and sample the live curve's point count until the run ends.
 
@@ -57,13 +100,14 @@ def _train_once(page, *, reload: bool = False, timeout_s: float = 120) -> list[i
     page must find it again (the session id is in the URL).
     """
     page.get_by_role("button", name="Start training").click()
-    _progress(page, "(queued|running)").first.wait_for(timeout=60_000)
+    _wait_pushed(page, r"^(queued|running) ·")
     if reload:
         page.reload()
         page.get_by_role("heading", name="4. Train and watch").wait_for(timeout=90_000)
     counts, deadline = [], time.monotonic() + timeout_s
     while time.monotonic() < deadline and _progress(page, "finished").count() == 0:
-        counts.append(page.evaluate(LIVE_POINTS))
+        shown = _pushed(page)
+        counts.append(shown["points"] if shown else -1)
         page.wait_for_timeout(400)
     _progress(page, "finished").first.wait_for(timeout=10_000)
     browser.wait_until_idle(page)
@@ -71,14 +115,9 @@ def _train_once(page, *, reload: bool = False, timeout_s: float = 120) -> list[i
 
 
 def test_train_journey(page, app_url):
-    browser.open_registered_page(page, app_url, "train")
-    assert "sid=" in page.url  # the session id rides in the URL so a reload re-attaches
-
-    page.get_by_role("radio", name="Built-in spoken digits").click()
-    browser.wait_until_idle(page)
     # enough training steps (batch 32) for the live curve to be sampled while it grows
-    _set_number(page, "Clips per class (0 = all)", "60")
-    page.get_by_text("600 clips in 10 classes").wait_for()
+    _digits(page, app_url, 60)
+    assert "sid=" in page.url  # the session id rides in the URL so a reload re-attaches
     epochs = page.get_by_role("slider", name="Epochs")
     epochs.focus()
     epochs.press("Home")  # the slider's minimum: one epoch
@@ -116,3 +155,69 @@ def test_train_journey(page, app_url):
     page.get_by_role("heading", name="6. Compare runs").scroll_into_view_if_needed()
     browser.screenshot(page, "train-journey")
     assert browser.exception_texts(page) == []
+
+
+def test_the_live_view_is_pushed_without_reruns_and_the_results_follow_without_a_reload(
+    page, app_url
+):
+    """While the job trains, the progress text, bar and curves advance in the pushed view,
+    and the browser asks Streamlit for no rerun but the sidebar's own; at the end the page
+    reruns once by itself and shows the results."""
+    from ui.sidebar import MEMORY_REFRESH_SECONDS
+
+    _digits(page, app_url, 40)
+    members = page.get_by_role("slider", name="Ensemble members")
+    members.focus()
+    members.press("Home")  # one network: quick, and its results show the confusion matrix
+    browser.wait_until_idle(page)
+    page.get_by_text("t-SNE map of the embeddings").click()
+    browser.wait_until_idle(page)
+    page.evaluate("() => { window.notReloaded = true; }")
+    address = page.url
+    sent: list[float] = []  # the browser's messages to Streamlit (rerun requests and more)
+    page.on("websocket", lambda ws: ws.on("framesent", lambda _: sent.append(time.monotonic())))
+    page.get_by_role("button", name="Start training").click()
+    _wait_pushed(page, r"^running ·", timeout_s=120)
+
+    samples, began = [], time.monotonic()
+    while _progress(page, "finished").count() == 0 and time.monotonic() - began < 180:
+        shown = _pushed(page)
+        if shown and shown["text"].startswith("running"):
+            samples.append((time.monotonic(), shown))
+            # The fallback's own widgets are not drawn meanwhile: no curves' figure, no bar.
+            assert page.locator('[data-testid="stProgress"]').count() == 0
+            assert page.evaluate(PLOTTED_LIVE) is False
+        page.wait_for_timeout(300)
+    _progress(page, "finished").first.wait_for(timeout=30_000)
+    page.get_by_role("heading", name="Confusion matrix: listen to your errors").wait_for()
+    assert page.evaluate("() => window.notReloaded === true") and page.url == address
+
+    texts = [s["text"] for _, s in samples]
+    points = [s["points"] for _, s in samples]
+    percents = [int(re.search(r"(\d+)%", t).group(1)) for t in texts]
+    assert len(set(texts)) >= 3, texts  # the text advanced, reading after reading
+    assert percents == sorted(percents) and percents[-1] > percents[0], texts
+    assert points == sorted(points) and points[-1] > points[0] >= 0, points
+    assert len({s["bar"] for _, s in samples}) >= 3  # and the bar with it
+    # While it trained, the only messages were the sidebar's own refreshes (one every
+    # MEMORY_REFRESH_SECONDS): a fragment polling every 2 s would have sent one per poll.
+    first, last = samples[0][0], samples[-1][0]
+    during = [t for t in sent if first <= t <= last]
+    assert last - first > 4, texts
+    assert len(during) <= (last - first) / MEMORY_REFRESH_SECONDS + 1.5, (len(during), last - first)
+    assert browser.exception_texts(page) == []
+
+
+def test_a_browser_that_cannot_reach_the_pushed_view_gets_the_polled_one(page, app_url):
+    """A proxy that blocks the route: the component reports it and the page polls instead."""
+    page.route("**/audio-dl/train-progress*", lambda route: route.abort())
+    try:
+        _digits(page, app_url, 40)
+        page.get_by_role("button", name="Start training").click()
+        page.get_by_text("this browser could not reach the pushed view").wait_for(timeout=60_000)
+        _progress(page, "(queued|running)").first.wait_for(timeout=60_000)
+        page.get_by_role("button", name="Stop").click()
+        _progress(page, "stopped").first.wait_for(timeout=120_000)
+        assert browser.exception_texts(page) == []
+    finally:
+        page.unroute("**/audio-dl/train-progress*")
