@@ -16,6 +16,7 @@ starting from it would hide what a student's own recordings teach.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from core import paths
 from core.audio.features import FeatureConfig
@@ -28,20 +29,36 @@ FROM_SCRATCH_LEARNING_RATE = 3e-3  # core.training.config.TrainConfig.learning_r
 FINE_TUNE_LEARNING_RATE = 1e-3
 
 
-def ready_model_input(name: str) -> tuple[FeatureConfig, str, str] | None:
-    """(features, feature kind, normalisation) of the ready model called `name` (the "name" in
-    models/<run>/config.json); None when no readable ready model has that name."""
-    for config_path in sorted(paths.MODELS_DIR.glob("*/config.json")):
+def ready_models() -> dict[str, Path]:
+    """The ready models in models/ that have weights: {name: run folder}, oldest first (the
+    "name" and "created_utc" of each models/<run>/config.json; unreadable folders left out).
+    The one lookup of a ready model by name: core.training.transfer loads what it finds."""
+    found = []
+    for config_path in paths.MODELS_DIR.glob("*/config.json"):
+        folder = config_path.parent
+        if not ((folder / "model.json").is_file() and (folder / "model.safetensors").is_file()):
+            continue
         try:
             config = json.loads(config_path.read_text(encoding="utf-8"))
-            if config.get("name") != name or not (config_path.parent / "model.json").is_file():
-                continue
-            train = config["train_config"]
-            features = FeatureConfig.from_dict(train["features"])
-            return features, str(train["feature_kind"]), str(train["normalization"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError):
             continue
-    return None
+        if isinstance(config, dict) and config.get("name"):
+            found.append((str(config.get("created_utc", "")), str(config["name"]), folder))
+    return {name: folder for _, name, folder in sorted(found)}
+
+
+def ready_model_input(name: str) -> tuple[FeatureConfig, str, str] | None:
+    """(features, feature kind, normalisation) of the ready model called `name`, from its
+    config.json (no weights loaded); None when there is no readable ready model of that name."""
+    folder = ready_models().get(name)
+    if folder is None:
+        return None
+    try:
+        train = json.loads((folder / "config.json").read_text(encoding="utf-8"))["train_config"]
+        features = FeatureConfig.from_dict(train["features"])
+        return features, str(train["feature_kind"]), str(train["normalization"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def start_from_for(kind: str, features: FeatureConfig, normalization: str) -> tuple[str, str]:

@@ -32,7 +32,7 @@ from torch import nn
 
 from core import paths
 from core.audio.features import FeatureConfig
-from core.data.starting_weights import FINE_TUNE_LEARNING_RATE
+from core.data.starting_weights import FINE_TUNE_LEARNING_RATE, ready_models
 from core.models.spec import ModelSpec, last_linear_index
 from core.training.run_files import RunError
 from core.training.runs import RunStore
@@ -82,15 +82,9 @@ class ReadyStart:
         )
 
 
-def shipped_store() -> RunStore:
-    """The run store of the ready models in models/ (core.inference.model_menu lists the same)."""
-    return RunStore(paths.MODELS_DIR)
-
-
 def ready_names() -> list[str]:
     """The names of the shipped ready models that have weights (oldest first)."""
-    runs = sorted(shipped_store().list_runs(), key=lambda info: info.created_utc)
-    return [info.name for info in runs if info.has_model and info.name]
+    return list(ready_models())
 
 
 def load_ready_start(name: str) -> ReadyStart:
@@ -99,13 +93,12 @@ def load_ready_start(name: str) -> ReadyStart:
     Raises StartError with a sentence when there is no such ready model or its files are
     broken. `name` is only compared with the shipped models' names, never opened as a path.
     """
-    store = shipped_store()
-    match = [i for i in store.list_runs() if i.has_model and i.name == name]
-    if not match:
-        known = ", ".join(ready_names()) or "none"
+    models = ready_models()
+    if name not in models:
+        known = ", ".join(models) or "none"
         raise StartError(f"There is no ready model called {name!r} to start from (known: {known}).")
     try:
-        loaded = store.load(match[0].run_id)
+        loaded = RunStore(paths.MODELS_DIR).load(models[name].name)
     except RunError as error:
         raise StartError(f"The ready model {name!r} cannot be read: {error}") from None
     state = loaded.model.state_dict()
