@@ -138,21 +138,30 @@ def test_two_workers_learn_the_digits_like_one_process_with_the_same_global_batc
     assert abs(status.val_accuracy - alone.val_accuracy) <= 0.15
 
 
+def _long_distributed_job(jobs: JobManager, tones, owner: str) -> str:
+    """Submit a 400-epoch training on two data-parallel workers; its job id."""
+    long = dataclasses.replace(TONE_CONFIG, epochs=400, workers=2)
+    return jobs.submit(long, owner=owner, dataset=tones, spec=TINY_SPEC, device="cpu")
+
+
+def _wait_for_step(jobs: JobManager, job: str, owner: str, step: int) -> None:
+    deadline = time.monotonic() + 600
+    while _step(jobs, job, owner) < step:
+        assert time.monotonic() < deadline, jobs.status(job, owner)
+        time.sleep(0.2)
+
+
 def test_stop_and_the_session_limit_count_a_distributed_job_once(
     ray_cluster, tone_folder, tmp_path
 ):
     tones = folder_per_class(tone_folder)
     jobs = JobManager(RunStore(tmp_path / "runs"), env={})
-    long = dataclasses.replace(TONE_CONFIG, epochs=400, workers=2)
-    job = jobs.submit(long, owner="bob", dataset=tones, spec=TINY_SPEC, device="cpu")
+    job = _long_distributed_job(jobs, tones, "bob")
     assert [j.job_id for j in jobs.jobs("bob")] == [job]  # two workers, one job
     with pytest.raises(JobLimitReached, match="already have 1 training"):
         jobs.submit(TONE_CONFIG, owner="bob", dataset=tones, spec=TINY_SPEC, device="cpu")
 
-    deadline = time.monotonic() + 600
-    while _step(jobs, job, "bob") < 3:
-        assert time.monotonic() < deadline, jobs.status(job, "bob")
-        time.sleep(0.2)
+    _wait_for_step(jobs, job, "bob", 3)
     assert jobs.overview("bob").running == 1
     asked = time.monotonic()
     jobs.cancel(job, "bob")
@@ -182,14 +191,9 @@ def test_a_rank_killed_with_sigkill_ends_the_job_and_its_other_rank(
     import os
     import signal
 
-    tones = folder_per_class(tone_folder)
     jobs = JobManager(RunStore(tmp_path / "runs"), env={})
-    long = dataclasses.replace(TONE_CONFIG, epochs=400, workers=2)
-    job = jobs.submit(long, owner="cy", dataset=tones, spec=TINY_SPEC, device="cpu")
-    deadline = time.monotonic() + 600
-    while _step(jobs, job, "cy") < 3:
-        assert time.monotonic() < deadline, jobs.status(job, "cy")
-        time.sleep(0.2)
+    job = _long_distributed_job(jobs, folder_per_class(tone_folder), "cy")
+    _wait_for_step(jobs, job, "cy", 3)
     rank0 = json.loads((jobs.root / job / "state.json").read_text())["pid"]
     others = _train_worker_pids() - {rank0}
     assert len(others) == 1, others  # the second rank
