@@ -79,7 +79,7 @@ def start_from_for(kind: str, features: FeatureConfig, normalization: str) -> tu
         f"Start from the ready model {name} (notes of six instrument families from three "
         "soundfonts) and fine-tune it: what it learnt about timbre carries over. Trained on "
         "one soundfont's notes and scored on another that neither the training nor the ready "
-        "model had heard, this scored 0.87-0.97 where random weights scored 0.66-0.94 (four "
+        "model had heard, this scored 0.89-0.95 where random weights scored 0.68-0.95 (four "
         "pairs of soundfonts, its own six classes). With other classes its classifier layer "
         "starts afresh and learns alone for the first epochs (0.87 where random weights "
         "scored 0.66-0.74)."

@@ -5,8 +5,8 @@ spectra) that help with sounds it never heard. Starting a new training from thos
 fine-tuning them on a student's few clips is how Teachable Machine and Edge Impulse train
 audio classifiers: on rendered instrument notes, trained on one soundfont and scored on
 another that neither the training nor the starting network heard, networks started from
-weights learnt on other soundfonts scored 0.87-0.97 where the same network from random
-weights scored 0.66-0.94 (four pairs; tests/benchmarks/bench_recipes.py, docs/ARCHITECTURE.md
+weights learnt on other soundfonts scored 0.89-0.95 where the same network from random
+weights scored 0.68-0.95 (four pairs; tests/benchmarks/bench_recipes.py, docs/ARCHITECTURE.md
 "Starting from a ready model").
 
 What carries over: every layer of the ready network except its last Linear layer (the

@@ -35,12 +35,12 @@ Needs fluidsynth and the three soundfonts (installed by .ci/run); without them t
 says so and is skipped.
 
 Figures (docs/ARCHITECTURE.md, "Starting from a ready model"; 3 Dec, seeds 0-2, one torch
-thread at load 3-6): notes, plain baseline -> recipe (fine-tuned from a start that never
-heard the scored soundfont): FluidR3 -> TimGM6mb 0.664 -> 0.897, TimGM6mb -> FluidR3 0.739 ->
-0.872, FluidR3 -> MuseScore 0.935 -> 0.965, TimGM6mb -> MuseScore 0.723 -> 0.915; the goal
-(0.95, every family 0.85) is met by none (FluidR3 -> MuseScore: piano 0.81). Drums (seed 0),
-default / plain / recipe / untrimmed: FluidR3 -> TimGM6mb 0.891 / 0.894 / 0.906 / 0.878,
-TimGM6mb -> FluidR3 0.814 / 0.804 / 0.845 / 0.884.
+thread at load 2-5): notes, plain baseline -> recipe (fine-tuned from a start that never
+heard the scored soundfont): FluidR3 -> TimGM6mb 0.678 -> 0.917, TimGM6mb -> FluidR3 0.698 ->
+0.886, FluidR3 -> MuseScore 0.945 -> 0.951, TimGM6mb -> MuseScore 0.741 -> 0.952; the goal
+(0.95, every family 0.85) is met by none (piano 0.74, strings 0.83 on the MuseScore pairs).
+Drums (seed 0), default / plain / recipe / untrimmed: FluidR3 -> TimGM6mb 0.891 / 0.894 /
+0.906 / 0.878, TimGM6mb -> FluidR3 0.814 / 0.804 / 0.845 / 0.884.
 """
 
 from __future__ import annotations
