@@ -113,6 +113,22 @@ def test_a_later_job_runs_in_a_worker_process_that_was_already_warm(ray_cluster,
     assert jobs.store.get(jobs.status(second, "bob").run_id, owner="bob").status == "finished"
 
 
+def test_a_warmed_worker_has_imported_what_a_first_optimiser_imports():
+    # torch imports its compiler (torch._dynamo, seconds on a small machine) when the first
+    # optimiser is made; the dispatcher's warm-up does it so that a first job does not.
+    script = (
+        "import sys, torch\nfrom core.jobs.cluster import _import_torch_compiler\n"
+        "cold = 'torch._dynamo' in sys.modules\n_import_torch_compiler()\n"
+        "before = set(sys.modules)\ntorch.optim.AdamW([torch.zeros(1, requires_grad=True)])\n"
+        "print('COLD', cold, 'NEW', len(set(sys.modules) - before))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert "COLD False NEW 0" in result.stdout, (result.stdout, result.stderr[-2000:])
+
+
 def test_queue_positions_and_cancelling_a_queued_job(ray_cluster, tones, tmp_path):
     # Each job asks for both CPUs: the second waits for the first.
     jobs = _manager(tmp_path, AUDIO_DL_JOB_CPUS="2", AUDIO_DL_JOBS_PER_SESSION="3")

@@ -553,10 +553,19 @@ def task_job(
 
 def warm_worker(env: Mapping[str, str], threads: int) -> int:
     """Nothing but a worker's start: importing this module in the worker imports torch and
-    the training engine, which is what makes a first job wait (seconds on a small machine).
-    Ray keeps the process for the next job. Returns its pid."""
+    the training engine, and `_import_torch_compiler` what torch imports only when the first
+    optimiser is made; both make a first job wait (seconds on a small machine). Ray keeps the
+    process for the next job. Returns its pid."""
     _enter_worker(env, threads)
+    _import_torch_compiler()
     return os.getpid()
+
+
+def _import_torch_compiler() -> None:
+    """Import torch._dynamo, as the first optimiser does (torch.optim wraps its __init__ to
+    keep the compiler out): 1.3-2 s of a first training's start on this course's 2-core
+    machines, 5.8 s when four students started at once (tests/benchmarks/bench_class.py)."""
+    torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
 
 
 # ---------------------------------------------------------------------------- sweeps
