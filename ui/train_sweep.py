@@ -4,8 +4,11 @@ The student picks a few values of the learning rate, the batch size, the ensembl
 the augmentation strength; core.jobs.sweeps turns them into trials (every combination, or random
 draws) and the job manager queues them all on Ray workers at once (core.jobs.manager.submit_sweep),
 running as many at a time as the per-session limit allows. Each trial becomes an ordinary run;
-while it runs, its live curves show here as an ordinary run's do (ui/train_live.live_curves);
-the comparison section (ui/train_compare.py) ranks a sweep's runs.
+while it waits or runs, its progress and live curves are pushed here as an ordinary run's are
+(ui/train_push.py): no script run until a trial ends, when the page reruns once to update the
+table. Where the push cannot reach the browser, the table and the running trials' curves
+(ui/train_live.live_curves) are polled every POLL_SECONDS instead. The comparison section
+(ui/train_compare.py) ranks a sweep's runs.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from core.jobs.manager import (
 )
 from core.jobs.sweeps import MAX_TRIALS, VARIED, SweepError, SweepSpace, plan_sweep
 from core.training.trainer import TrainConfig
+from ui import train_push
 from ui.task_jobs import queueing_spinner
 from ui.train_dataset import DataChoice
 from ui.train_live import live_curves
@@ -30,6 +34,8 @@ from ui.train_settings import BATCH_SIZES, LEARNING_RATES, MAX_ENSEMBLE
 SWEEP_KEY = "train_sweep"  # the session's sweep id
 STRENGTHS = [0.0, 0.5, 1.0, 1.5, 2.0]
 POLL_SECONDS = 2.0
+PUSH_TOKENS_KEY = "train_sweep_push_tokens"  # trial job id -> its pushed view's token
+PUSH_FAILED_KEY = "train_sweep_push_failed"  # why the browser could not reach the push
 
 
 def sweep_section(
@@ -150,7 +156,8 @@ def _submit(
 
 
 def sweep_view(owner: str) -> None:
-    """The session's newest sweep: each trial's state and progress, polled while it runs."""
+    """The session's newest sweep: each trial's state and progress, pushed (or polled) while
+    it runs."""
     jobs = get_job_manager()
     sweep_id = st.session_state.get(SWEEP_KEY) or jobs.current_sweep(owner)
     if not sweep_id:
@@ -159,10 +166,13 @@ def sweep_view(owner: str) -> None:
     done = all(s.done for s in jobs.sweep_jobs(sweep_id, owner))
     if done:  # seen whole: no rerun needed when it ends
         st.session_state["train_sweep_seen"] = sweep_id
+    elif not st.session_state.get(PUSH_FAILED_KEY) and train_push.install_route():
+        _trials(sweep_id, owner, pushed=True)  # each trial's view reruns the page as it ends
+        return
     st.fragment(_trials, run_every=None if done else POLL_SECONDS)(sweep_id, owner)
 
 
-def _trials(sweep_id: str, owner: str) -> None:
+def _trials(sweep_id: str, owner: str, pushed: bool = False) -> None:
     jobs = get_job_manager()
     trials = jobs.sweep_jobs(sweep_id, owner)
     if not trials:
@@ -191,7 +201,16 @@ def _trials(sweep_id: str, owner: str) -> None:
             "val accuracy": st.column_config.NumberColumn(format="percent"),
         },
     )
-    _running_curves(jobs, trials, owner)
+    if pushed:
+        st.caption("Each trial's progress is pushed below; the table changes as trials end.")
+        _pushed_trials(jobs, trials, owner)
+    else:
+        if st.session_state.get(PUSH_FAILED_KEY):
+            st.caption(
+                f"Redrawn every {POLL_SECONDS:.0f} s: this browser could not reach the pushed "
+                f"view ({st.session_state[PUSH_FAILED_KEY]})."
+            )
+        _running_curves(jobs, trials, owner)
     if finished < len(trials):
         if st.button("Stop the sweep", key="train_sweep_stop"):
             stopped = jobs.cancel_sweep(sweep_id, owner)
@@ -201,6 +220,31 @@ def _trials(sweep_id: str, owner: str) -> None:
         st.rerun(scope="app")  # the ranking in section 6 shows the new runs
 
 
+def _trial_caption(status) -> str:
+    trial = int(status.sweep.get("trial", 0)) + 1
+    varied = ", ".join(f"{VARIED[k]} {v:g}" for k, v in status.sweep.get("values", {}).items())
+    return f"Trial {trial} ({varied})"
+
+
+def _pushed_trials(jobs: JobManager, trials: list, owner: str) -> None:
+    """A pushed progress view (ui/train_push.py) per trial still queued or running. A view
+    whose browser cannot reach the route makes the page poll instead (PUSH_FAILED_KEY)."""
+    tokens = st.session_state.setdefault(PUSH_TOKENS_KEY, {})
+    for status in trials:
+        if status.done:
+            tokens.pop(status.job_id, None)
+            continue
+        if not train_push.is_open(tokens.get(status.job_id)):
+            tokens[status.job_id] = train_push.open_channel(jobs, status.job_id, owner)
+        st.caption(_trial_caption(status))
+        reply = train_push.pushed_progress(
+            f"train_sweep_push_{status.job_id}", tokens[status.job_id], height=220
+        )
+        if isinstance(reply, dict) and reply.get("failed"):
+            st.session_state[PUSH_FAILED_KEY] = str(reply["failed"])
+            st.rerun()  # poll from now on
+
+
 def _running_curves(jobs: JobManager, trials: list, owner: str) -> None:
     """The live loss / accuracy curves of each running trial, drawn as an ordinary run's
     (ui.train_live's code and caches, one slot per trial)."""
@@ -208,12 +252,11 @@ def _running_curves(jobs: JobManager, trials: list, owner: str) -> None:
         if status.state != "running":
             continue
         trial = int(status.sweep.get("trial", 0)) + 1
-        varied = ", ".join(f"{VARIED[k]} {v:g}" for k, v in status.sweep.get("values", {}).items())
         accuracy = (
             f" · val accuracy {status.val_accuracy:.1%}" if status.val_accuracy is not None else ""
         )
         st.caption(
-            f"Trial {trial} ({varied}) on {status.node or 'a worker'}: epoch {status.epoch}/"
+            f"{_trial_caption(status)} on {status.node or 'a worker'}: epoch {status.epoch}/"
             f"{status.epochs} · {status.progress:.0%}{accuracy}"
         )
         st.plotly_chart(

@@ -221,3 +221,36 @@ def test_a_browser_that_cannot_reach_the_pushed_view_gets_the_polled_one(page, a
         assert browser.exception_texts(page) == []
     finally:
         page.unroute("**/audio-dl/train-progress*")
+
+
+TRIALS_PUSHED = """() => [...document.querySelectorAll('iframe')]
+  .filter(f => f.src.includes('train_progress')).length"""
+
+
+def test_a_sweeps_trials_are_pushed_and_the_table_follows_as_they_end(page, app_url):
+    """Try several values: each queued or running trial gets a pushed view (no polling
+    fragment, no plotly live curves meanwhile); the table reaches "2 of 2 ended"."""
+    _digits(page, app_url, 20)
+    members = page.get_by_role("slider", name="Ensemble members")
+    members.focus()
+    members.press("Home")
+    browser.wait_until_idle(page)
+    page.get_by_text("Try several values: a sweep of trainings").click()
+    browser.wait_until_idle(page)
+    rates = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Learning rates")
+    rates.get_by_role("button", name=re.compile("Remove 0.01")).click()  # 1e-3 and 3e-3 left
+    browser.wait_until_idle(page)
+    page.get_by_text("2 trainings of").wait_for()
+    page.get_by_role("button", name="Queue the sweep").click()
+    page.get_by_text("Each trial's progress is pushed below").wait_for(timeout=120_000)
+    seen = 0
+    deadline = time.monotonic() + 240
+    ended = page.get_by_text("Sweep: 2 of 2 trainings ended")
+    while ended.count() == 0 and time.monotonic() < deadline:
+        seen = max(seen, page.evaluate(TRIALS_PUSHED))
+        assert page.evaluate(PLOTTED_LIVE) is False  # the polled curves are not drawn
+        page.wait_for_timeout(300)
+    ended.wait_for(timeout=30_000)
+    assert seen >= 1  # a pushed view per trial still queued or running
+    assert page.evaluate(TRIALS_PUSHED) == 0  # none once every trial ended
+    assert browser.exception_texts(page) == []
