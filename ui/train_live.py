@@ -36,8 +36,6 @@ RUN_DATA_KEY = "train_run_data"  # run id -> the same, once the run exists
 RESULT_PENDING_KEY = "train_result_pending"  # newest finished run, selected on the next run
 EVENTS_KEY = "train_live_events"  # (job id, kept events fetched so far)
 FIGURE_KEY = "train_live_figure"  # (job id, number of events drawn, Figure)
-PUSH_KEY = "train_live_push"  # (job id, the route's token) of the pushed progress
-PUSH_FAILED_KEY = "train_live_push_failed"  # why this browser cannot reach the route
 # The fallback's poll (no route, or a browser that cannot reach it): each poll reruns the
 # fragment, and the browser pays for it. One Train page polling every second kept Chromium's
 # main thread busy 260-280 ms of each second (Performance.getMetrics; 170 of them with the
@@ -149,28 +147,12 @@ def live_view(jobs: JobManager, owner: str) -> None:
         return
     # The fragment body runs inline here during a full page run, and alone when it polls.
     st.session_state["train_full_run"] = True
-    if done or not _pushed(jobs, job_id, owner):
+    pushed = not done and train_push.available() and train_push.job_view(jobs, job_id, owner)
+    if not pushed:
+        if not done:
+            train_push.polled_caption(POLL_SECONDS)
         st.fragment(_live, run_every=None if done else POLL_SECONDS)(job_id, owner)
     st.session_state["train_full_run"] = False
-
-
-def _pushed(jobs: JobManager, job_id: str, owner: str) -> bool:
-    """Draw the running job's progress pushed (ui/train_push.py); False when it cannot be."""
-    if not st.session_state.get(PUSH_FAILED_KEY) and train_push.install_route():
-        known = st.session_state.get(PUSH_KEY)
-        if not known or known[0] != job_id or not train_push.is_open(known[1]):
-            known = (job_id, train_push.open_channel(jobs, job_id, owner))
-            st.session_state[PUSH_KEY] = known
-        reply = train_push.pushed_progress(f"train_push_{job_id}", known[1])
-        if not (isinstance(reply, dict) and reply.get("failed")):
-            return True
-        st.session_state[PUSH_FAILED_KEY] = str(reply["failed"])
-    if st.session_state.get(PUSH_FAILED_KEY):
-        st.caption(
-            f"Progress redrawn every {POLL_SECONDS:.0f} s: this browser could not reach the "
-            f"pushed view ({st.session_state[PUSH_FAILED_KEY]})."
-        )
-    return False
 
 
 def _live(job_id: str, owner: str) -> None:

@@ -31,6 +31,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import streamlit as st
 import streamlit.components.v1 as components
 
 from core.jobs.manager import JobError, JobManager, JobStatus
@@ -42,6 +43,8 @@ ROUTE = "audio-dl/train-progress"  # under the server's base URL
 LONG_POLL_SECONDS = push_route.LONG_POLL_SECONDS
 READ_SECONDS = 0.5  # a job's files are read at most this often, shared by all its polls
 FORGET_SECONDS = 600.0  # a channel nobody polled for this long (a closed tab) is forgotten
+TOKENS_KEY = "train_push_tokens"  # session state: job id -> the route's token for it
+FAILED_KEY = "train_push_failed"  # session state: why this browser cannot reach the route
 
 _train_progress = components.declare_component("train_progress", path=str(push_route.VIEWS_DIR))
 # File reads off the event loop; loop-independent futures, shared by a job's waiters.
@@ -268,3 +271,35 @@ def pushed_progress(key: str, token: str, *, height: int = 300) -> dict | None:
         height=height,
         default=None,
     )
+
+
+def available() -> bool:
+    """Whether this session's progress views can be pushed: the route is installed and this
+    browser has not reported that it cannot reach it (else the pages poll)."""
+    return not st.session_state.get(FAILED_KEY) and install_route()
+
+
+def job_view(jobs: JobManager, job_id: str, owner: str, *, height: int = 300) -> bool:
+    """Draw the pushed progress of one job: a channel per job and browser session, opened
+    again when the server forgot it. False when the browser reported it cannot reach the
+    route (remembered in FAILED_KEY: from then on the pages poll)."""
+    tokens = {
+        job: token for job, token in st.session_state.get(TOKENS_KEY, {}).items() if is_open(token)
+    }
+    if job_id not in tokens:
+        tokens[job_id] = open_channel(jobs, job_id, owner)
+    st.session_state[TOKENS_KEY] = tokens
+    reply = pushed_progress(f"train_push_{job_id}", tokens[job_id], height=height)
+    if isinstance(reply, dict) and reply.get("failed"):
+        st.session_state[FAILED_KEY] = str(reply["failed"])
+        return False
+    return True
+
+
+def polled_caption(seconds: float) -> None:
+    """Say why the progress is polled, when this browser could not reach the route."""
+    if st.session_state.get(FAILED_KEY):
+        st.caption(
+            f"Progress redrawn every {seconds:.0f} s: this browser could not reach the pushed "
+            f"view ({st.session_state[FAILED_KEY]})."
+        )

@@ -34,8 +34,6 @@ from ui.train_settings import BATCH_SIZES, LEARNING_RATES, MAX_ENSEMBLE
 SWEEP_KEY = "train_sweep"  # the session's sweep id
 STRENGTHS = [0.0, 0.5, 1.0, 1.5, 2.0]
 POLL_SECONDS = 2.0
-PUSH_TOKENS_KEY = "train_sweep_push_tokens"  # trial job id -> its pushed view's token
-PUSH_FAILED_KEY = "train_sweep_push_failed"  # why the browser could not reach the push
 
 
 def sweep_section(
@@ -166,7 +164,7 @@ def sweep_view(owner: str) -> None:
     done = all(s.done for s in jobs.sweep_jobs(sweep_id, owner))
     if done:  # seen whole: no rerun needed when it ends
         st.session_state["train_sweep_seen"] = sweep_id
-    elif not st.session_state.get(PUSH_FAILED_KEY) and train_push.install_route():
+    elif train_push.available():
         _trials(sweep_id, owner, pushed=True)  # each trial's view reruns the page as it ends
         return
     st.fragment(_trials, run_every=None if done else POLL_SECONDS)(sweep_id, owner)
@@ -205,11 +203,7 @@ def _trials(sweep_id: str, owner: str, pushed: bool = False) -> None:
         st.caption("Each trial's progress is pushed below; the table changes as trials end.")
         _pushed_trials(jobs, trials, owner)
     else:
-        if st.session_state.get(PUSH_FAILED_KEY):
-            st.caption(
-                f"Redrawn every {POLL_SECONDS:.0f} s: this browser could not reach the pushed "
-                f"view ({st.session_state[PUSH_FAILED_KEY]})."
-            )
+        train_push.polled_caption(POLL_SECONDS)
         _running_curves(jobs, trials, owner)
     if finished < len(trials):
         if st.button("Stop the sweep", key="train_sweep_stop"):
@@ -227,22 +221,14 @@ def _trial_caption(status) -> str:
 
 
 def _pushed_trials(jobs: JobManager, trials: list, owner: str) -> None:
-    """A pushed progress view (ui/train_push.py) per trial still queued or running. A view
-    whose browser cannot reach the route makes the page poll instead (PUSH_FAILED_KEY)."""
-    tokens = st.session_state.setdefault(PUSH_TOKENS_KEY, {})
+    """A pushed progress view (ui/train_push.py) per trial still queued or running; a
+    browser that cannot reach the route makes the page poll from then on."""
     for status in trials:
         if status.done:
-            tokens.pop(status.job_id, None)
             continue
-        if not train_push.is_open(tokens.get(status.job_id)):
-            tokens[status.job_id] = train_push.open_channel(jobs, status.job_id, owner)
         st.caption(_trial_caption(status))
-        reply = train_push.pushed_progress(
-            f"train_sweep_push_{status.job_id}", tokens[status.job_id], height=220
-        )
-        if isinstance(reply, dict) and reply.get("failed"):
-            st.session_state[PUSH_FAILED_KEY] = str(reply["failed"])
-            st.rerun()  # poll from now on
+        if not train_push.job_view(jobs, status.job_id, owner, height=220):
+            st.rerun()
 
 
 def _running_curves(jobs: JobManager, trials: list, owner: str) -> None:
