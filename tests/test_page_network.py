@@ -315,3 +315,32 @@ def test_layer_by_layer_traces_one_member_of_the_students_ensemble(app):
     app.run()
     assert not app.exception and not app.error
     assert app.selectbox(key="network_values_model").value.startswith("shipped:")
+
+
+def _click_callbacks_run_twice() -> None:
+    """Run Pause's and Add after's callbacks twice for one click each, as Streamlit 1.67 does
+    when a click's rerun preempts the playing playground's fragment run."""
+    import streamlit as st
+
+    from ui import network_editor, network_playground
+
+    spec = network_editor.current_spec()
+    drawn_ids = tuple(st.session_state[network_editor.IDS_KEY])
+    st.session_state[network_editor.SELECTED_KEY] = 0
+    st.session_state["network_add_kind"] = "ReLU"
+    network_editor._insert(drawn_ids)
+    network_editor._insert(drawn_ids)
+    st.session_state["network_pg_playing"] = True
+    network_playground._set_playing(False)  # Pause is drawn with args=(False,)
+    network_playground._set_playing(False)
+    st.write(f"layers {len(spec.layers)} -> {len(network_editor.current_spec().layers)}")
+
+
+def test_a_click_whose_callback_runs_twice_acts_once():
+    # seen in the browser: Pause's toggle ran twice (True -> False -> True) and the playground
+    # kept playing; a set-to-False and an edit checked against the drawn stack act once
+    app = AppTest.from_function(_click_callbacks_run_twice).run()
+    assert not app.exception, app.exception
+    before = len(preset_spec("cnn_logmel").layers)
+    assert app.markdown[0].value == f"layers {before} -> {before + 1}"
+    assert app.session_state["network_pg_playing"] is False

@@ -137,7 +137,19 @@ def _layer_label(index: int, layer: LayerSpec) -> str:
     return f"{index + 1}. {layer.describe()}"
 
 
-def _move(offset: int) -> None:
+def _stack_changed_since(drawn_ids: tuple[int, ...]) -> bool:
+    """Whether the stack differs from the one a button was drawn with.
+
+    Streamlit 1.67 can run a button's callback twice for one click when the click's rerun
+    preempts a fragment run (the playground's, while it plays); an edit checked against the
+    stack the student saw then acts once.
+    """
+    return tuple(st.session_state[IDS_KEY]) != drawn_ids
+
+
+def _move(drawn_ids: tuple[int, ...], offset: int) -> None:
+    if _stack_changed_since(drawn_ids):
+        return
     spec, ids = st.session_state[SPEC_KEY], list(st.session_state[IDS_KEY])
     layers, i = list(spec.layers), st.session_state.get(SELECTED_KEY, 0)
     j = i + offset
@@ -148,7 +160,9 @@ def _move(offset: int) -> None:
         st.session_state[SELECTED_KEY] = j
 
 
-def _remove() -> None:
+def _remove(drawn_ids: tuple[int, ...]) -> None:
+    if _stack_changed_since(drawn_ids):
+        return
     spec, ids = st.session_state[SPEC_KEY], list(st.session_state[IDS_KEY])
     i = st.session_state.get(SELECTED_KEY, 0)
     if 0 <= i < len(spec.layers):
@@ -158,7 +172,9 @@ def _remove() -> None:
         st.session_state[SELECTED_KEY] = max(0, min(i, len(layers) - 1))
 
 
-def _insert() -> None:
+def _insert(drawn_ids: tuple[int, ...]) -> None:
+    if _stack_changed_since(drawn_ids):
+        return
     spec, ids = st.session_state[SPEC_KEY], list(st.session_state[IDS_KEY])
     kind = st.session_state.get("network_add_kind", "Linear")
     i = st.session_state.get(SELECTED_KEY, len(spec.layers) - 1) + 1 if spec.layers else 0
@@ -211,6 +227,7 @@ def _param_widget(info: ParamInfo, value, layer_id: int) -> None:
 def render_stack_editor(spec: ModelSpec) -> ModelSpec:
     """Pick a layer, edit its parameters, move, remove or insert; returns the edited spec."""
     ids = st.session_state[IDS_KEY]
+    drawn_ids = tuple(ids)  # the stack these buttons act on (see _stack_changed_since)
     layers = list(spec.layers)
     left, right = st.columns([2, 3])
     with left:
@@ -228,7 +245,9 @@ def render_stack_editor(spec: ModelSpec) -> ModelSpec:
             st.info("The stack is empty: the network is the identity. Add a layer.")
         add = st.columns([2, 1])
         add[0].selectbox("New layer", list(LAYER_KINDS), key="network_add_kind")
-        add[1].button("Add after", key="network_add", on_click=_insert, width="stretch")
+        add[1].button(
+            "Add after", key="network_add", on_click=_insert, args=(drawn_ids,), width="stretch"
+        )
     if not layers:
         return spec
     i = st.session_state[SELECTED_KEY]
@@ -240,7 +259,7 @@ def render_stack_editor(spec: ModelSpec) -> ModelSpec:
             "Move up",
             key="network_up",
             on_click=_move,
-            args=(-1,),
+            args=(drawn_ids, -1),
             disabled=i == 0,
             width="stretch",
         )
@@ -248,11 +267,13 @@ def render_stack_editor(spec: ModelSpec) -> ModelSpec:
             "Move down",
             key="network_down",
             on_click=_move,
-            args=(1,),
+            args=(drawn_ids, 1),
             disabled=i == len(layers) - 1,
             width="stretch",
         )
-        moves[2].button("Remove", key="network_remove", on_click=_remove, width="stretch")
+        moves[2].button(
+            "Remove", key="network_remove", on_click=_remove, args=(drawn_ids,), width="stretch"
+        )
         if info is None:
             st.warning(f"Unknown layer kind {layer.kind!r}: remove it or load another spec.")
             return spec

@@ -217,8 +217,11 @@ def _build_or_retune(
     return playground
 
 
-def _toggle_play() -> None:
-    st.session_state["network_pg_playing"] = not st.session_state.get("network_pg_playing", False)
+def _set_playing(playing: bool) -> None:
+    # Set, never toggle: Streamlit 1.67 can run a button's callback twice when the click's
+    # full rerun preempts a running fragment run (seen with Pause while playing), and a
+    # toggle run twice would undo the click and keep the playground playing.
+    st.session_state["network_pg_playing"] = playing
 
 
 def _regenerate() -> None:
@@ -232,7 +235,8 @@ def render_buttons(playground: Playground) -> bool:
     c[0].button(
         "Pause" if playing else "Play",
         key="network_pg_play",
-        on_click=_toggle_play,
+        on_click=_set_playing,
+        args=(not playing,),
         type="primary",
         width="stretch",
     )
