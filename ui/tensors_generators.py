@@ -47,9 +47,11 @@ def _live(samples: np.ndarray, window: int, hop: int) -> dict:
     return live
 
 
-def _step() -> None:
+def _step(drawn_calls: int) -> None:
     live = st.session_state.get(GEN_KEY)
-    if live is None:
+    # a click advances the generator the page showed, once: Streamlit can run a callback
+    # twice when the click's rerun preempts a fragment run (the sidebar's memory refresh)
+    if live is None or live["calls"] != drawn_calls:
         return
     live["calls"] += 1
     live["last"] = next(live["gen"], None)  # None once the generator is exhausted
@@ -83,7 +85,13 @@ def render_generators() -> None:
     live = _live(samples, window, hop)
     total = frame_count(len(samples), window, hop)
     first, second, _ = st.columns([1, 1, 3])
-    first.button("next(gen)", key="tensors_gen_next", on_click=_step, icon=":material/skip_next:")
+    first.button(
+        "next(gen)",
+        key="tensors_gen_next",
+        on_click=_step,
+        args=(live["calls"],),
+        icon=":material/skip_next:",
+    )
     second.button("Restart", key="tensors_gen_restart", on_click=_restart, icon=":material/replay:")
     state = snapshot(live["gen"])
     st.code(_highlighted_source(state.paused_line), language="python", line_numbers=True)

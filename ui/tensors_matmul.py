@@ -21,8 +21,10 @@ from core.viz.tensors import matmul_step_figure
 from ui.tensors_common import publish
 
 
-def _next_cell(total: int) -> None:
-    st.session_state["tensors_mm_cell"] = min(st.session_state.get("tensors_mm_cell", 0) + 1, total)
+def _next_cell(total: int, drawn_cell: int) -> None:
+    # one cell per click even when Streamlit runs the callback twice (a click whose rerun
+    # preempts a fragment run, such as the sidebar's memory refresh)
+    st.session_state["tensors_mm_cell"] = min(drawn_cell + 1, total)
 
 
 def _matrix_inputs() -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -104,7 +106,7 @@ def _stepper(a: torch.Tensor, b: torch.Tensor) -> None:
         "Next cell",
         key="tensors_mm_next",
         on_click=_next_cell,
-        args=(total,),
+        args=(total, st.session_state["tensors_mm_cell"]),
         disabled=False,
         icon=":material/skip_next:",
     )
