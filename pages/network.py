@@ -21,8 +21,10 @@ st.caption(
     "trains the network you leave on this page."
 )
 
-# Tracked tabs (a rerun on switching) so that "Layer by layer" runs only while it is shown:
-# its dozen figures of feature maps weigh about 2 MB and half a second per rerun.
+# Tracked tabs (a rerun on switching) so that "Layer by layer" runs only while it is shown
+# (its dozen figures of feature maps weigh about 2 MB and half a second per rerun), and the
+# playground draws its figures and plays only while its tab is shown; its controls are always
+# drawn so that their values survive a visit to another tab.
 build_tab, code_tab, playground_tab, depth_tab, values_tab = st.tabs(
     ["Build", "Code and spec", "See the function", "Deep enough", "Layer by layer"],
     key="network_tab",
@@ -49,7 +51,8 @@ with playground_tab:
     playground = current_playground(spec)
     if playground is not None:
         playing = render_buttons(playground)
-        render_live(playing)
+        if playground_tab.open:
+            render_live(playing)
 
 with depth_tab:
     render_depth_experiment()

@@ -137,9 +137,16 @@ def test_code_json_and_loading_a_spec(app):
     assert not app.exception
 
 
+def _playground_charts(at: AppTest) -> list[str]:
+    return [c.proto.id for c in at.get("plotly_chart") if "network_pg_" in c.proto.id]
+
+
 def test_playground_steps_plays_and_takes_the_editor_stack(app):
     playground = app.session_state["network_pg_state"]
     assert playground.steps == 0
+    assert not _playground_charts(app)  # its figures are drawn only while its tab is shown
+    _open_tab(app, "See the function")
+    assert len(_playground_charts(app)) == 3  # the output, the losses, the neurons
     app.button(key="network_pg_step").click().run()
     assert app.session_state["network_pg_state"].steps == 1
     app.button(key="network_pg_play").click().run()
@@ -158,6 +165,18 @@ def test_playground_steps_plays_and_takes_the_editor_stack(app):
 
     app.slider(key="network_pg_depth").set_value(3).run()
     assert app.session_state["network_pg_state"].config.hidden == (8, 8, 4)
+
+    # another tab: the settings stay, and a playing playground waits while it is not shown
+    app.button(key="network_pg_play").click().run()
+    _open_tab(app, "Build")
+    steps = app.session_state["network_pg_state"].steps
+    app.run()
+    assert app.session_state["network_pg_state"].steps == steps and not _playground_charts(app)
+    _open_tab(app, "See the function")
+    assert app.session_state["network_pg_state"].config.hidden == (8, 8, 4)
+    assert app.select_slider(key="network_pg_lr").value == 0.03
+    assert app.session_state["network_pg_state"].steps > steps
+    app.button(key="network_pg_play").click().run()
 
     # the editor's CNN cannot take 2 features: a sentence, not a crash; an MLP can
     app.radio(key="network_pg_source").set_value("the editor's stack").run()

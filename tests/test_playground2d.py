@@ -213,7 +213,11 @@ def test_figures_are_light_and_complete():
     assert len(mosaic.data) == 1  # every neuron in one trace
     z = np.asarray(mosaic.data[0].z, dtype=float)
     assert np.nanmax(np.abs(z)) <= 1.0 + 1e-6
-    assert np.isfinite(z).sum() == 50 * 50 * (2 + 8 + 8)
+    assert np.isfinite(z).sum() == 25 * 25 * (2 + 8 + 8)  # thumbnails: every 2nd grid point
+    full = neuron_mosaic_figure(layers, ["x", "y"], max_tile=50)
+    assert np.isfinite(np.asarray(full.data[0].z, dtype=float)).sum() == 50 * 50 * (2 + 8 + 8)
+    # resent every frame while playing: the thumbnails weigh about a quarter of the full grid
+    assert len(mosaic.to_json()) < 0.3 * len(full.to_json())
     losses = loss_figure(
         playground.history.epochs, playground.history.train_loss, playground.history.test_loss
     )

@@ -159,21 +159,28 @@ def decision_figure(
 
 
 def neuron_mosaic_figure(
-    layers: Sequence[tuple[str, np.ndarray]], feature_names: Sequence[str] = ()
+    layers: Sequence[tuple[str, np.ndarray]],
+    feature_names: Sequence[str] = (),
+    max_tile: int = 25,
 ) -> go.Figure:
     """Every neuron's function of the plane, as TensorFlow Playground draws them.
 
     layers: (name, values (units, r, r)) per row: the inputs first, then each hidden layer,
     its neurons left to right. One heatmap trace shows them all tiled, each tile scaled by
     its own largest magnitude so its shape is visible: blue positive, orange negative.
+    Tiles are thumbnails: a grid finer than max_tile points a side is thinned to about that
+    (every 2nd point of a 50-point grid), a quarter of the full figure's bytes: it is resent
+    every frame while the playground plays.
     """
     if not layers:
         return go.Figure()
+    stride = max(1, round(layers[0][1].shape[-1] / max_tile))
+    layers = [(name, values[:, ::stride, ::stride]) for name, values in layers]
     r = layers[0][1].shape[-1]
     gap = max(2, r // 6)
     columns = max(values.shape[0] for _, values in layers)
     height, width = len(layers) * (r + gap) - gap, columns * (r + gap) - gap
-    mosaic = np.full((height, width), np.nan, np.float32)
+    mosaic = np.full((height, width), np.nan, np.float32)  # sent as base64 float32
     annotations = []
     for row, (name, values) in enumerate(layers):
         y0 = (len(layers) - 1 - row) * (r + gap)  # the inputs on top
