@@ -4,8 +4,8 @@ The known answers are stored: tests/data/recipe_before/before.npz was written by
 before InputRecipe existed (make_before.py there) for the shipped digits model and five runs
 saved by that code (one in the oldest model.json format). Every path that turns a waveform
 into a model input (a clip, training, the timeline with and without trimming, the live
-stream, evaluation, layer values, saliency) must give the same inputs and probabilities, bit
-for bit. Elsewhere: the recipe against plain torch / librosa-equivalent pieces.
+stream, evaluation, layer values, saliency) must give the same inputs, bit for bit, and the
+same probabilities to float32 rounding. Elsewhere: the recipe against plain torch / librosa-equivalent pieces.
 """
 
 from __future__ import annotations
@@ -51,7 +51,14 @@ def _same(key: str, value) -> None:
     expected = BEFORE[key]
     got = np.asarray(value)
     assert got.shape == expected.shape, key
-    np.testing.assert_array_equal(got, expected, err_msg=key)
+    if expected.dtype.kind == "f":
+        # The network's outputs agree to float32 rounding, not bit for bit, across CPUs: another
+        # machine's vector instructions sum a convolution in another order (seen: 1.8e-7 at
+        # most on an AMD EPYC against the machine that wrote before.npz). The inputs stay
+        # exact: their digests are compared as strings.
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6, err_msg=key)
+    else:
+        np.testing.assert_array_equal(got, expected, err_msg=key)
 
 
 @pytest.fixture(scope="module", params=RUNS)
