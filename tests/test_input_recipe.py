@@ -5,7 +5,8 @@ before InputRecipe existed (make_before.py there) for the shipped digits model a
 saved by that code (one in the oldest model.json format). Every path that turns a waveform
 into a model input (a clip, training, the timeline with and without trimming, the live
 stream, evaluation, layer values, saliency) must give the same inputs, bit for bit, and the
-same probabilities to float32 rounding. Elsewhere: the recipe against plain torch / librosa-equivalent pieces.
+same probabilities to float32 rounding. Elsewhere: the recipe against plain torch /
+librosa-equivalent pieces.
 """
 
 from __future__ import annotations
