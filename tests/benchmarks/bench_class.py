@@ -240,6 +240,81 @@ def _descendants(root_pid: int) -> set[int]:
     return found
 
 
+CPU_GROUPS = (
+    "browser tabs",
+    "Chromium's other processes",
+    "Playwright",
+    "server",
+    "Ray workers",
+    "Ray services",
+    "others",
+)
+
+
+def _process_cpu(pid: int) -> tuple[str, float]:
+    """(command line, CPU seconds used so far: user + system) of one process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    command = (
+        Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    )
+    return command, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine has spent busy since boot (/proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _browser_group(command: str) -> str:
+    """Which part of the benchmark's browsers a process is: a tab's renderer, Chromium's
+    browser / GPU / utility processes, or Playwright's driver (node)."""
+    if "--type=renderer" in command:
+        return "browser tabs"
+    if "chrom" in command.split(" ", 1)[0]:
+        return "Chromium's other processes"
+    return "Playwright"
+
+
+def _cpu_snapshot(server_pid: int) -> dict:
+    """Per-process CPU seconds so far, keyed (pid, group), and the machine's busy seconds.
+    Groups: the benchmark's browsers (tabs, Chromium's other processes, Playwright's driver,
+    which also polls the pages for this benchmark), the Streamlit server, the Ray
+    workers that run the jobs (command line "ray::..."), Ray's own services (raylet, GCS, ...)
+    and, from the machine's total, everything else (other users of this shared machine)."""
+    server_tree = _descendants(server_pid)
+    browsers = _descendants(os.getpid()) - server_tree - {server_pid}
+    used = {}
+    for pid in server_tree | browsers | {server_pid}:
+        try:
+            command, seconds = _process_cpu(pid)
+        except (OSError, IndexError, ValueError):  # ended meanwhile
+            continue
+        if pid in browsers:
+            group = _browser_group(command)
+        elif pid == server_pid:
+            group = "server"
+        elif command.startswith("ray::"):
+            group = "Ray workers"
+        else:
+            group = "Ray services"
+        used[(pid, group)] = seconds
+    return {"processes": used, "machine": _machine_busy_seconds(), "at": time.perf_counter()}
+
+
+def _cpu_used(before: dict, after: dict) -> dict[str, float]:
+    """CPU seconds each group used between two snapshots (a process that ended in between
+    counts under "others", through the machine's total), and the wall seconds between them."""
+    used = dict.fromkeys(CPU_GROUPS, 0.0)
+    for key, seconds in after["processes"].items():
+        used[key[1]] += seconds - before["processes"].get(key, 0.0)
+    accounted = sum(used.values())
+    used["others"] = max(0.0, after["machine"] - before["machine"] - accounted)
+    used["wall"] = after["at"] - before["at"]
+    return used
+
+
 def _set_browsers_niceness(niceness: int, server_pid: int) -> None:
     """Every thread of the benchmark's browser processes (this process's descendants outside
     the server's tree: Playwright's driver and Chromium) to nice `niceness`. Linux keeps a nice
@@ -252,14 +327,15 @@ def _set_browsers_niceness(niceness: int, server_pid: int) -> None:
                 os.setpriority(os.PRIO_PROCESS, int(task.name), niceness)
 
 
-def _class_pass(sessions, idle, titles, app_url, runs_root, earlier, niceness) -> dict:
+def _class_pass(sessions, idle, titles, app_url, runs_root, earlier, niceness, server_pid) -> dict:
     """Parts 4-5 once: every session clicks Start, the fifth switches pages until their runs
-    have ended; what it measured."""
+    have ended; what it measured, with the CPU each group of processes used meanwhile."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     from core.training.runs import RunStore
 
     first_load = _load()
+    cpu_before = _cpu_snapshot(server_pid)
     started = time.time()
     for page in sessions:
         page.get_by_role("button", name="Start training").click()
@@ -277,6 +353,7 @@ def _class_pass(sessions, idle, titles, app_url, runs_root, earlier, niceness) -
         idle.wait_for_timeout(THINK_SECONDS * 1000)
 
     _wait_runs(runs_root, len(earlier) + len(sessions), 1200, on_wait=switch_meanwhile)
+    cpu = _cpu_used(cpu_before, _cpu_snapshot(server_pid))
     store = RunStore(runs_root)
     runs = [r for r in store.list_runs() if r.run_id not in earlier][: len(sessions)]
     times = _job_times(runs_root)
@@ -292,6 +369,7 @@ def _class_pass(sessions, idle, titles, app_url, runs_root, earlier, niceness) -
         "switches": switches,
         "stuck": stuck,
         "loads": f"{first_load} -> {_load()}",
+        "cpu": cpu,
     }
 
 
@@ -315,6 +393,7 @@ def _print_pass(result: dict, samples: int, cli_throughput: float, cli_rate: flo
         + ", ".join(f"{seconds:.1f}" for seconds in result["worker_starts"])
         + " s (two run at a time on 2 CPUs: the later ones include the wait)"
     )
+    print("   " + _cpu_line(result["cpu"]))
     switches = result["switches"]
     print(
         f"5. a fifth session switching pages meanwhile ({len(switches)} switches, "
@@ -330,6 +409,16 @@ def _print_pass(result: dict, samples: int, cli_throughput: float, cli_rate: flo
             )
         )
     print(f"   not settled within 60 s: {len(result['stuck'])} {sorted(set(result['stuck']))}")
+
+
+def _cpu_line(cpu: dict[str, float]) -> str:
+    """Where the machine's cores went between two snapshots, as one line."""
+    cores = os.cpu_count() or 1
+    shares = ", ".join(
+        f"{group} {cpu[group]:.1f} s ({100 * cpu[group] / (cores * cpu['wall']):.0f} %)"
+        for group in CPU_GROUPS
+    )
+    return f"CPU over {cpu['wall']:.1f} s x {cores} cores: {shares}"
 
 
 def _worker_nice() -> int:
@@ -423,9 +512,11 @@ def main() -> None:
             # 3. One session trains from the page (Ray is up, the feature cache is warm, as
             # for the CLI right before).
             single_load = _load()
+            single_cpu_before = _cpu_snapshot(process.pid)
             single_started = time.time()
             warm.get_by_role("button", name="Start training").click()
             _wait_runs(runs_root, 2, 600)
+            single_cpu = _cpu_used(single_cpu_before, _cpu_snapshot(process.pid))
             single_run = store.list_runs()[0]
             single_times = _job_times(runs_root)[single_run.run_id]
             single_span = single_times["finished"] - single_started
@@ -440,7 +531,9 @@ def main() -> None:
             for niceness in BROWSER_NICE:
                 _set_browsers_niceness(niceness, server_pid=process.pid)
                 passes.append(
-                    _class_pass(sessions, idle, titles, app_url, runs_root, earlier, niceness)
+                    _class_pass(
+                        sessions, idle, titles, app_url, runs_root, earlier, niceness, process.pid
+                    )
                 )
                 earlier |= set(passes[-1]["run_ids"])
             _set_browsers_niceness(0, server_pid=process.pid)
@@ -483,6 +576,7 @@ def main() -> None:
         f"{single_times['started'] - single_times['submitted']:.1f} s)   [{single_load}]"
     )
     print(f"   ratio to the CLI: one session {single / cli_throughput:.2f}x (goal >= 0.8x)")
+    print(f"   {_cpu_line(single_cpu)}")
     for result in passes:
         _print_pass(result, samples, cli_throughput, cli_rate)
     print(
