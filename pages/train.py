@@ -7,7 +7,7 @@ from core.devices import resolve_device
 from core.jobs.manager import get_job_manager
 from ui.train_compare import compare_section
 from ui.train_dataset import dataset_section
-from ui.train_live import attach_session, live_view, start_stop
+from ui.train_live import attach_session, train_and_watch
 from ui.train_results import results_section
 from ui.train_settings import (
     augmentation_section,
@@ -77,8 +77,7 @@ if data is not None:
 
 st.header("4. Train and watch")
 device = resolve_device(st.session_state.get("device_choice", "auto"))
-start_stop(jobs, owner, config, spec, data, device)
-live_view(jobs, owner)
+train_and_watch(jobs, owner, config, spec, data, device)
 sweep_section(jobs, owner, config, spec, data, device)
 
 st.header("5. Results")

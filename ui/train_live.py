@@ -3,11 +3,12 @@
 The training runs in a Ray worker process (core.jobs.manager, core.jobs.cluster), never in this
 server: the page keeps only the job id (st.session_state["train_job"]). While the job is queued
 or running its progress is pushed (ui/train_push.py: a component long-polls a route on this
-server and draws the bar and the curves itself; no script rerun per poll); when the job ends
-the component tells the page, which reruns once. Where the route cannot be installed (AppTest,
-another Streamlit) or the browser cannot reach it, an st.fragment reruns every POLL_SECONDS
-instead (a poll reads two small files and refills the curves' figure only when a new logged
-event arrived: the figure is built once per job).
+server and draws the bar and the curves itself; no script rerun per poll). Start / Stop and
+the live view are one fragment (`train_and_watch`), so a click reruns them alone; when the
+job ends the component tells the fragment, which reruns the whole page once. Where the route
+cannot be installed (AppTest, another Streamlit) or the browser cannot reach it, an
+st.fragment reruns every POLL_SECONDS instead (a poll reads two small files and refills the
+curves' figure only when a new logged event arrived: the figure is built once per job).
 
 Reload: a reload starts a new Streamlit session with a new session id, and jobs and runs
 belong to the session id. The page therefore mirrors the id into the URL (?sid=...) and
@@ -36,6 +37,8 @@ RUN_DATA_KEY = "train_run_data"  # run id -> the same, once the run exists
 RESULT_PENDING_KEY = "train_result_pending"  # newest finished run, selected on the next run
 EVENTS_KEY = "train_live_events"  # (job id, kept events fetched so far)
 FIGURE_KEY = "train_live_figure"  # (job id, number of events drawn, Figure)
+START_REQUEST_KEY = "train_start_request"  # Start was clicked: submit in this run
+FULL_RUN_KEY = "train_full_run"  # True while section 4 runs inside a whole page run
 # The fallback's poll (no route, or a browser that cannot reach it): each poll reruns the
 # fragment, and the browser pays for it. One Train page polling every second kept Chromium's
 # main thread busy 260-280 ms of each second (Performance.getMetrics; 170 of them with the
@@ -70,21 +73,48 @@ def current_job(jobs: JobManager, owner: str) -> str | None:
 def start_stop(
     jobs: JobManager, owner: str, config: TrainConfig | None, spec, data: DataChoice | None, device
 ) -> None:
-    """The Start and Stop buttons (Start disabled while a job runs or settings are invalid)."""
+    """The Start and Stop buttons (Start disabled while a job runs or settings are invalid).
+
+    Start's click is acted on here, before the buttons are drawn, so that one click costs one
+    script run: the buttons are drawn once, already in the new job's state. (Submitting after
+    drawing them needed a second run, st.rerun, to disable Start: two page runs on the server
+    and two re-renders in the browser per Start, which slowed the workers of a class sharing
+    the machine: docs/ARCHITECTURE.md, Train page.)"""
     job_id = current_job(jobs, owner)
     status = jobs.status(job_id, owner) if job_id else None
     running = status is not None and not status.done
+    # Set by Start's callback; popped, so a callback Streamlit runs twice starts one job.
+    if st.session_state.pop(START_REQUEST_KEY, False) and not running:
+        job_id = _start(jobs, owner, config, spec, data, device) or job_id
+        status = jobs.status(job_id, owner) if job_id else None
+        running = status is not None and not status.done
     left, right, _ = st.columns([1, 1, 3])
-    start = left.button(
+    left.button(
         "Start training",
         type="primary",
         key="train_start",
         disabled=running or config is None or spec is None,
+        on_click=_request_start,
     )
     stop = right.button("Stop", key="train_stop", disabled=job_id is None)
-    if start and config is not None and data is not None:
-        job_id = _submit(jobs, owner, config, spec, data, device)
-    if start and job_id and job_id != st.session_state.get(JOB_KEY):
+    if stop and job_id:
+        _stop(jobs, owner, job_id)
+
+
+def _request_start() -> None:
+    """Start's on_click: remember the click for start_stop, which runs right after it."""
+    st.session_state[START_REQUEST_KEY] = True
+
+
+def _start(
+    jobs: JobManager, owner: str, config: TrainConfig | None, spec, data: DataChoice | None, device
+) -> str | None:
+    """Submit the training the page's settings describe; the new job id (now the session's
+    job) or None, with the reason shown, when nothing was started."""
+    if config is None or spec is None or data is None:
+        return None  # the settings' problems are shown above the button
+    job_id = _submit(jobs, owner, config, spec, data, device)
+    if job_id:
         st.session_state[JOB_KEY] = job_id
         st.session_state.setdefault(JOB_DATA_KEY, {})[job_id] = {
             "dataset": data.dataset,
@@ -92,9 +122,7 @@ def start_stop(
             "script_data": data.script_data,
         }
         st.session_state.pop("train_stop_sent", None)
-        st.rerun()  # draw Start disabled and Stop enabled for the new job
-    if stop and job_id:
-        _stop(jobs, owner, job_id)
+    return job_id
 
 
 def _submit(
@@ -134,8 +162,31 @@ def _stop(jobs: JobManager, owner: str, job_id: str) -> None:
         st.info("Stopping after the current step; the weights so far are saved as a run.")
 
 
+def train_and_watch(
+    jobs: JobManager, owner: str, config: TrainConfig | None, spec, data: DataChoice | None, device
+) -> None:
+    """Section 4 as one fragment: Start / Stop (start_stop) and the live view (live_view).
+
+    A click on Start or Stop, and the pushed view's report that the job ended, rerun only this
+    fragment, not the whole page: the server runs a few functions instead of the page's six
+    sections, and the browser redraws a few elements instead of all of them. Measured on the
+    2-core machine, a whole Train page run cost Chromium's main thread about 1 s and the
+    server 0.5 s, taken from the workers of a class sharing the machine. When the job has
+    ended, the fragment reruns the whole page once (results, run table)."""
+    st.session_state[FULL_RUN_KEY] = True  # the fragment's body runs inline in a page run
+    _train_and_watch(jobs, owner, config, spec, data, device)
+    st.session_state[FULL_RUN_KEY] = False
+
+
+@st.fragment
+def _train_and_watch(jobs, owner, config, spec, data, device) -> None:
+    start_stop(jobs, owner, config, spec, data, device)
+    live_view(jobs, owner)
+
+
 def live_view(jobs: JobManager, owner: str) -> None:
-    """Progress and live curves of the session's job, polled while it runs."""
+    """Progress and live curves of the session's job: pushed while it runs (polled where the
+    browser cannot reach the route), the final state once it ended."""
     job_id = st.session_state.get(JOB_KEY)
     if not job_id:
         st.caption("Press Start: the loss and accuracy curves grow here while the network learns.")
@@ -145,14 +196,11 @@ def live_view(jobs: JobManager, owner: str) -> None:
     except JobError:
         st.session_state[JOB_KEY] = None
         return
-    # The fragment body runs inline here during a full page run, and alone when it polls.
-    st.session_state["train_full_run"] = True
     pushed = not done and train_push.available() and train_push.job_view(jobs, job_id, owner)
     if not pushed:
         if not done:
             train_push.polled_caption(POLL_SECONDS)
         st.fragment(_live, run_every=None if done else POLL_SECONDS)(job_id, owner)
-    st.session_state["train_full_run"] = False
 
 
 def _live(job_id: str, owner: str) -> None:
@@ -163,6 +211,15 @@ def _live(job_id: str, owner: str) -> None:
     except JobError as error:
         st.warning(str(error))
         return
+    if status.run_id and job_id in st.session_state.get(JOB_DATA_KEY, {}):
+        st.session_state.setdefault(RUN_DATA_KEY, {})[status.run_id] = st.session_state[
+            JOB_DATA_KEY
+        ][job_id]
+    if status.done and st.session_state.get("train_final_seen") != job_id:
+        st.session_state["train_final_seen"] = job_id
+        st.session_state[RESULT_PENDING_KEY] = status.run_id
+        if not st.session_state.get(FULL_RUN_KEY):
+            st.rerun()  # a fragment's run: redraw the page so results and the run table show it
     if status.state == "queued":
         st.info(train_push.queued_line(status))
     started = next((e for e in events if e.kind == "started"), None)
@@ -171,15 +228,6 @@ def _live(job_id: str, owner: str) -> None:
     st.progress(min(1.0, status.progress), text=train_push.progress_text(status))
     st.plotly_chart(_curves(job_id, events), key="train_live_curves")
     _final_message(status)
-    if status.run_id and job_id in st.session_state.get(JOB_DATA_KEY, {}):
-        st.session_state.setdefault(RUN_DATA_KEY, {})[status.run_id] = st.session_state[
-            JOB_DATA_KEY
-        ][job_id]
-    if status.done and st.session_state.get("train_final_seen") != job_id:
-        st.session_state["train_final_seen"] = job_id
-        st.session_state[RESULT_PENDING_KEY] = status.run_id
-        if not st.session_state.get("train_full_run"):
-            st.rerun()  # polled alone: redraw the page so results and the run table show it
 
 
 def _events_so_far(jobs: JobManager, job_id: str, owner: str, key: str = EVENTS_KEY) -> list:
