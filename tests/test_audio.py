@@ -447,6 +447,33 @@ def test_spectrogram_axes_are_seconds_and_hz():
         spectrogram_figure(S, 16000, 160, y_axis="bark")
 
 
+def test_a_spectrogram_thumbnail_shows_a_tone_at_its_mel_band_and_silence_dark():
+    """The Train page's class thumbnails: a 1 kHz tone's log-mel, as a picture, is brightest
+    on the row of the 1 kHz band (low bands at the bottom), dark where it is silent."""
+    import librosa
+
+    from core.viz.audio import mel_band_centres, spectrogram_thumbnail
+    from core.viz.colors import colour_table
+
+    y = np.concatenate([sine(1000.0, 0.5, 16000), np.zeros(8000, np.float32)])
+    mel = librosa.power_to_db(
+        librosa.feature.melspectrogram(y=y, sr=16000, n_fft=512, hop_length=160, n_mels=64),
+        ref=1.0,
+        amin=1e-10,
+    )
+    picture = spectrogram_thumbnail(mel, width=200, height=128)  # 2 rows per band
+    assert picture.shape == (128, 200, 3) and picture.dtype == np.uint8
+    tone_band = int(np.argmin(np.abs(mel_band_centres(64, 0.0, 8000.0) - 1000.0)))
+    brightness = picture[:, :90].astype(int).sum(axis=(1, 2))  # the tone's first 0.45 s
+    brightest_row = int(np.argmax(brightness))
+    assert abs((127 - brightest_row) // 2 - tone_band) <= 1, (brightest_row, tone_band)
+    np.testing.assert_array_equal(picture[5, 150], colour_table("Magma")[0])  # silence: black
+    flat = spectrogram_thumbnail(np.full((64, 10), -30.0))  # no range: drawn, not divided by 0
+    assert flat.shape == (128, 320, 3)
+    with pytest.raises(ValueError, match="non-empty"):
+        spectrogram_thumbnail(np.zeros((64, 0)))
+
+
 def test_long_spectrogram_is_max_pooled_in_time():
     from core.viz.audio import spectrogram_figure
 

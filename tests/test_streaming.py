@@ -564,7 +564,7 @@ def test_live_plot_builders_carry_the_readings():
 
 
 def test_the_spectrogram_picture_puts_low_bands_at_the_bottom_and_loud_bright():
-    from core.viz.live import spectrogram_image
+    from core.viz.audio import spectrogram_image
 
     mel = np.full((64, 300), -100.0, np.float32)
     mel[0, :] = 0.0  # the lowest band at full scale
@@ -589,11 +589,11 @@ def test_the_timeline_picture_puts_each_probability_on_its_class_row_and_window(
     """The Live tab's probability timeline (a picture since the answer is pushed): rows are
     classes with the first at the bottom, columns windows right-aligned in the strip, the
     colour the probability on Viridis, silence dark, segments outlined in red."""
+    from core.viz.colors import colour_table
     from core.viz.live import (
         SEGMENT_OUTLINE,
         TIMELINE_BACKGROUND,
         TIMELINE_TEXT,
-        _colour_table,
         timeline_image,
     )
 
@@ -620,7 +620,7 @@ def test_the_timeline_picture_puts_each_probability_on_its_class_row_and_window(
         row = 2 - labels.index(label)
         return image[row * rows + rows // 2, margin + (2 + window) * step + step // 2]
 
-    viridis = _colour_table("Viridis")
+    viridis = colour_table("Viridis")
     np.testing.assert_array_equal(cell("zero", 3), viridis[255])  # bottom row, newest
     np.testing.assert_array_equal(cell("one", 3), viridis[128])
     np.testing.assert_array_equal(cell("zero", 2), viridis[0])

@@ -21,7 +21,8 @@ from core.inference.streaming import (
     LiveClassifier,
     LiveClassifierConfig,
 )
-from core.viz.live import live_log_mel, spectrogram_image, timeline_image
+from core.viz.audio import spectrogram_image
+from core.viz.live import live_log_mel, timeline_image
 from ui.classify_result import model_key
 from ui.fingerprint import fingerprint
 from ui.live_push import Shown

@@ -37,7 +37,7 @@ from core.training.support import (
     class_warnings,
     limit_per_class,
 )
-from core.viz.audio import spectrogram_figure
+from core.viz.audio import spectrogram_figure, spectrogram_thumbnail
 from core.viz.training import class_counts_figure
 from ui.audio_input import decode_upload
 from ui.fingerprint import fingerprint
@@ -263,14 +263,21 @@ def _thumbnail_cached(example: AudioExample, token: str, _dataset: AudioDataset)
     return samples, logmel, f_max
 
 
-def example_view(dataset: AudioDataset, example, *, height: int = 170, key: str = "") -> None:
-    """A player and a small log-mel spectrogram of one example (errors shown, not raised)."""
+def example_view(
+    dataset: AudioDataset, example, *, height: int = 170, key: str = "", picture: bool = False
+) -> None:
+    """A player and a small log-mel spectrogram of one example (errors shown, not raised).
+    picture: the spectrogram as a picture (spectrogram_thumbnail) instead of a plotly
+    heatmap with hover, for lists of clips: a browser draws a picture for next to nothing."""
     try:
         samples, logmel, f_max = _thumbnail(dataset, example)
     except (AudioError, OSError, KeyError) as error:
         st.warning(f"{example.ref}: cannot be played ({error}).")
         return
     st.audio(encode_wav(samples, RECORD_RATE), format="audio/wav")
+    if picture:
+        st.image(spectrogram_thumbnail(logmel, height=height), width="stretch")
+        return
     st.plotly_chart(
         (spectrogram_figure(logmel, RECORD_RATE, 160, f_max=f_max, height=height)),
         key=key or None,
@@ -319,11 +326,10 @@ def _thumbnails(dataset: AudioDataset, count: int = 4) -> None:
             except (AudioError, OSError, KeyError):
                 st.caption("(cannot be decoded)")
                 continue
-            figure = spectrogram_figure(logmel, RECORD_RATE, 160, f_max=f_max, height=150)
-            figure.update_traces(showscale=False)
-            st.plotly_chart(
-                figure, key=f"train_thumb_{example.label}", config={"displayModeBar": False}
-            )
+            # A picture, not a plotly heatmap (core.viz.audio.spectrogram_thumbnail says why);
+            # the clip picked above is the one to hover, with its player.
+            st.image(spectrogram_thumbnail(logmel), width="stretch")
+            st.caption(f"0 to {f_max / 1000:g} kHz, mel scale · {logmel.shape[1] / 100:.1f} s")
 
 
 def first_example_audio(dataset: AudioDataset) -> np.ndarray | None:

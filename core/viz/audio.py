@@ -11,7 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from core.audio.features import hz_to_mel, mel_to_hz
-from core.viz.colors import colorscale
+from core.viz.colors import colorscale, colour_table
 
 Y_AXES = ("mel", "linear", "log", "mfcc", "bins")
 
@@ -182,3 +182,37 @@ def mel_band_centres(
 
 def _hz_label(hz: float) -> str:
     return f"{hz / 1000:.1f} k" if hz >= 1000 else f"{hz:.0f}"
+
+
+def spectrogram_image(
+    mel_db: np.ndarray, *, floor_db: float = -100.0, row_pixels: int = 3, scale: str = "Magma"
+) -> np.ndarray:
+    """A picture of log-mel frames: (bands, frames) dB -> (bands * row_pixels, frames, 3) uint8.
+
+    Low bands at the bottom, oldest frame at the left; colours from `scale` between floor_db
+    (dark) and 0 dBFS (bright). The Live tab's scrolling spectrogram is this picture, not a
+    plotly heatmap: it is redrawn every second, an image costs the browser nothing to show,
+    and a heatmap's layout cost it ~100 ms a redraw on this shared 2-core CPU (measured with
+    tests/benchmarks/bench_live_browser.py), time in which the label could not be redrawn.
+    """
+    S = np.nan_to_num(np.asarray(mel_db, dtype=np.float32), nan=floor_db)
+    level = np.clip((S - floor_db) / -floor_db, 0.0, 1.0)
+    rgb = colour_table(scale)[np.round(level * 255).astype(np.uint8)]  # (bands, frames, 3)
+    return np.repeat(rgb[::-1], max(1, int(row_pixels)), axis=0)
+
+
+def spectrogram_thumbnail(S_db: np.ndarray, *, width: int = 320, height: int = 128) -> np.ndarray:
+    """A small picture of a (bins, frames) dB feature: (height, width, 3) uint8, low bins at
+    the bottom, from its quietest (dark) to its loudest value (bright) on Magma, like the
+    heatmaps' automatic range. The Train page's class thumbnails are such pictures, not
+    plotly heatmaps: four heatmaps took Chromium about 0.3 s of main thread to draw on each
+    visit of the page (2-core machine), a picture next to nothing."""
+    from PIL import Image
+
+    S = np.nan_to_num(np.asarray(S_db, dtype=np.float32))
+    if S.ndim != 2 or S.size == 0:
+        raise ValueError(f"expected a non-empty (bins, frames) array, got shape {S.shape}")
+    span = float(S.max() - S.min())
+    picture = spectrogram_image(S - S.max(), floor_db=-span if span > 0 else -1.0, row_pixels=1)
+    resized = Image.fromarray(picture).resize((int(width), int(height)), Image.Resampling.BILINEAR)
+    return np.asarray(resized)

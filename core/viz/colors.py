@@ -8,8 +8,10 @@ builder asks this module for its colour scale instead of passing a plotly name t
 
 from __future__ import annotations
 
+import functools
 import re
 
+import numpy as np
 import plotly.colors
 
 # Streamlit's placeholders are #000001 to #000030 or so; any "#0000xx" could collide.
@@ -22,6 +24,16 @@ def colorscale(name: str) -> list[list[float | str]]:
     """
     stops = plotly.colors.get_colorscale(name)
     return [[float(position), _safe(color)] for position, color in stops]
+
+
+@functools.lru_cache(maxsize=8)
+def colour_table(name: str) -> np.ndarray:
+    """(256, 3) uint8: the colour scale `name` sampled at 256 even steps, for pictures drawn
+    as arrays (a spectrogram as an image) in the same colours as the plotly figures."""
+    steps = plotly.colors.sample_colorscale(
+        colorscale(name), np.linspace(0.0, 1.0, 256), colortype="tuple"
+    )
+    return np.round(np.asarray(steps) * 255).astype(np.uint8)
 
 
 def _safe(color: str) -> str:

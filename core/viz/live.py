@@ -5,17 +5,15 @@ an RGB array) out.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import plotly.colors
 import plotly.graph_objects as go
 
 from core.inference.streaming import NOTE_NAMES, TunerReading
-from core.viz.colors import colorscale
+from core.viz.colors import colour_table
 
 IN_TUNE_CENTS = 5.0  # a needle within this reads "in tune" (green)
 # The dial's colours (the gauge here and the pushed needle, ui/push_views/answer.js).
@@ -37,23 +35,6 @@ def live_log_mel(samples: np.ndarray, sample_rate: int, *, n_mels: int = 64) -> 
         y=y, sr=sample_rate, n_fft=4 * hop, hop_length=hop, n_mels=n_mels, fmax=sample_rate / 2
     )
     return librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None).astype(np.float32)
-
-
-def spectrogram_image(
-    mel_db: np.ndarray, *, floor_db: float = -100.0, row_pixels: int = 3, scale: str = "Magma"
-) -> np.ndarray:
-    """A picture of log-mel frames: (bands, frames) dB -> (bands * row_pixels, frames, 3) uint8.
-
-    Low bands at the bottom, oldest frame at the left; colours from `scale` between floor_db
-    (dark) and 0 dBFS (bright). The Live tab's scrolling spectrogram is this picture, not a
-    plotly heatmap: it is redrawn every second, an image costs the browser nothing to show,
-    and a heatmap's layout cost it ~100 ms a redraw on this shared 2-core CPU (measured with
-    tests/benchmarks/bench_live_browser.py), time in which the label could not be redrawn.
-    """
-    S = np.nan_to_num(np.asarray(mel_db, dtype=np.float32), nan=floor_db)
-    level = np.clip((S - floor_db) / -floor_db, 0.0, 1.0)
-    rgb = _colour_table(scale)[np.round(level * 255).astype(np.uint8)]  # (bands, frames, 3)
-    return np.repeat(rgb[::-1], max(1, int(row_pixels)), axis=0)
 
 
 TIMELINE_BACKGROUND = (15, 20, 32)  # the app's dark background: silent or not-yet-heard windows
@@ -94,7 +75,7 @@ def timeline_image(
     rgb[:] = TIMELINE_BACKGROUND
     if windows:
         level = np.round(np.clip(p, 0.0, 1.0) * 255).astype(np.uint8)  # (windows, classes)
-        colours = _colour_table(scale)[level.T]  # (classes, windows, 3)
+        colours = colour_table(scale)[level.T]  # (classes, windows, 3)
         if silent is not None:
             colours[:, np.asarray(silent, dtype=bool)] = TIMELINE_BACKGROUND
         rgb[:, width - windows :] = colours
@@ -133,15 +114,6 @@ def timeline_image(
             width=2,
         )
     return np.asarray(canvas)
-
-
-@functools.lru_cache(maxsize=4)
-def _colour_table(scale: str) -> np.ndarray:
-    """(256, 3) uint8: the colour scale sampled at 256 even steps."""
-    steps = plotly.colors.sample_colorscale(
-        colorscale(scale), np.linspace(0.0, 1.0, 256), colortype="tuple"
-    )
-    return np.round(np.asarray(steps) * 255).astype(np.uint8)
 
 
 @dataclass(frozen=True)
