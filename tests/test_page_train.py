@@ -90,15 +90,22 @@ def test_short_training_then_a_stopped_run_both_kept_and_compared(ray_cluster):
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, _texts(at, "error")
     assert any("Finished 1 epochs" in text for text in _texts(at, "success"))
+    # The results' tabs: only the open one is drawn (the confusion matrix first).
     keys = _chart_keys(at)
-    for key in (
-        "train_live_curves",
-        "train_confusion",
-        "train_per_class_chart",
-        "train_lr_loss",
-        "train_embedding",
+    assert any("train_live_curves" in k for k in keys) and any("train_confusion" in k for k in keys)
+    assert not any("train_lr_loss" in k or "train_embedding" in k for k in keys), keys
+    for tab, key in (
+        ("Per class", "train_per_class_chart"),
+        ("Learning rate and loss", "train_lr_loss"),
+        ("Embedding map", "train_embedding"),
     ):
-        assert any(key in k for k in keys), (key, keys)
+        at.session_state["train_result_tab"] = tab
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        keys = _chart_keys(at)
+        assert any(key in k for k in keys) and not any("train_confusion" in k for k in keys)
+    at.session_state["train_result_tab"] = "Confusion matrix"
+    at.run()
     # The results show the new run; the confusion cells name true and predicted classes.
     assert at.selectbox(key="train_result_run").value == status.run_id
     cells = at.selectbox(key="train_cell").options

@@ -28,10 +28,12 @@ from ui.train_live import RESULT_PENDING_KEY, RUN_DATA_KEY
 
 NO_DATA = AudioDataset("", (), ())
 MAX_CLIPS = 6
+RESULT_TABS = ["Confusion matrix", "Per class", "Learning rate and loss", "Embedding map"]
 
 
 def results_section(store: RunStore, owner: str) -> None:
-    """Run picker, confusion matrix with its clips, per-class scores, embeddings, curves."""
+    """Run picker and accuracy, then one tab at a time: the confusion matrix with its clips,
+    per-class scores, learning rate and loss, the embedding map."""
     runs = [r for r in store.list_runs(owner) if r.status in ("finished", "stopped", "failed")]
     if not runs:
         st.caption("Results appear here when a training ends.")
@@ -59,17 +61,38 @@ def results_section(store: RunStore, owner: str) -> None:
         f"{evaluation['accuracy']:.1%}",
         help=f"macro F1 {evaluation.get('macro_f1', 0):.2f}, loss {evaluation['loss']:.3f}",
     )
-    _confusion(evaluation, examples, dataset)
+    # Tracked tabs (a rerun on switching): only the open one is drawn. All four at once were
+    # up to a dozen plotly figures, about 3 s of Chromium's main thread the first time a run's
+    # results appeared (2-core machine), taken from the workers of a class sharing it.
+    tabs = st.tabs(RESULT_TABS, key="train_result_tab", on_change="rerun")
+    confusion_tab, per_class_tab, curves_tab, map_tab = tabs
+    if confusion_tab.open:
+        with confusion_tab:
+            _confusion(evaluation, examples, dataset)
+    if per_class_tab.open:
+        with per_class_tab:
+            _per_class(evaluation)
+    if curves_tab.open:
+        with curves_tab:
+            st.subheader("Learning rate and loss")
+            st.plotly_chart(lr_loss_figure(store.read_metrics(run_id)), key="train_lr_loss")
+    if map_tab.open:
+        with map_tab:
+            _embeddings(evaluation, examples, dataset)
+
+
+def _per_class(evaluation: dict) -> None:
+    """Precision, recall and F1 of each class: a table and a chart."""
+    st.subheader("Per class")
+    table = per_class_table(
+        evaluation["labels"],
+        evaluation["precision"],
+        evaluation["recall"],
+        evaluation["f1"],
+        evaluation["support"],
+    )
     left, right = st.columns(2)
     with left:
-        st.subheader("Per class")
-        table = per_class_table(
-            evaluation["labels"],
-            evaluation["precision"],
-            evaluation["recall"],
-            evaluation["f1"],
-            evaluation["support"],
-        )
         st.dataframe(
             table,
             hide_index=True,
@@ -79,11 +102,8 @@ def results_section(store: RunStore, owner: str) -> None:
                 for c in ("precision", "recall", "F1")
             },
         )
-        st.plotly_chart(per_class_figure(table), key="train_per_class_chart")
     with right:
-        st.subheader("Learning rate and loss")
-        st.plotly_chart(lr_loss_figure(store.read_metrics(run_id)), key="train_lr_loss")
-    _embeddings(evaluation, examples, dataset)
+        st.plotly_chart(per_class_figure(table), key="train_per_class_chart")
 
 
 def _examples(
@@ -159,7 +179,7 @@ def _confusion(evaluation: dict, examples, dataset) -> None:
                 st.caption(f"clip {index}: its audio is not available in this session.")
                 continue
             st.caption(example.ref)
-            example_view(dataset, example, height=140, key=f"train_cell_spec_{index}")
+            example_view(dataset, example, height=100, picture=True)
         if len(members) > MAX_CLIPS:
             st.caption(f"... and {len(members) - MAX_CLIPS} more.")
 
@@ -184,6 +204,10 @@ def _selected_cell(event) -> tuple[int, int] | None:
 def _embeddings(evaluation: dict, examples, dataset) -> None:
     options = [k for k in ("projection_tsne", "projection_pca") if evaluation.get(k)]
     if not options:
+        st.caption(
+            "This run saved no embedding map: it had fewer than two validation clips, or its "
+            "network has no hidden layer to read."
+        )
         return
     st.subheader("What the network learned: its embedding of the validation clips")
     kind = st.radio(
