@@ -174,8 +174,10 @@ def train_and_watch(
     server 0.5 s, taken from the workers of a class sharing the machine. When the job has
     ended, the fragment reruns the whole page once (results, run table)."""
     st.session_state[FULL_RUN_KEY] = True  # the fragment's body runs inline in a page run
-    _train_and_watch(jobs, owner, config, spec, data, device)
-    st.session_state[FULL_RUN_KEY] = False
+    try:
+        _train_and_watch(jobs, owner, config, spec, data, device)
+    finally:  # also when a newer run interrupts this one
+        st.session_state[FULL_RUN_KEY] = False
 
 
 @st.fragment
