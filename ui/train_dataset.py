@@ -51,6 +51,7 @@ DIGITS, ZIP, SERVER, RECORD = (
 CLIPS_KEY = "train_clips"
 SEEN_KEY = "train_clips_seen"  # digests already added per class, so a removed clip stays removed
 RECORD_RATE = 16000
+THUMBNAIL_HOP = 160  # samples between the thumbnails' log-mel frames (10 ms at RECORD_RATE)
 MAX_RECORD_SECONDS = 30.0
 MAX_CLASSES = 12
 
@@ -256,7 +257,11 @@ def _thumbnail_cached(example: AudioExample, token: str, _dataset: AudioDataset)
     )
     f_max = min(RECORD_RATE, native) / 2
     config = FeatureConfig(
-        sample_rate=RECORD_RATE, n_fft=512, hop_length=160, n_mels=64, f_max=f_max
+        sample_rate=RECORD_RATE,
+        n_fft=512,
+        hop_length=THUMBNAIL_HOP,
+        n_mels=64,
+        f_max=f_max,
     )
     with torch.no_grad():
         logmel = make_feature_transform(config, "logmel")(torch.as_tensor(samples)).numpy()
@@ -279,7 +284,7 @@ def example_view(
         st.image(spectrogram_thumbnail(logmel, height=height), width="stretch")
         return
     st.plotly_chart(
-        (spectrogram_figure(logmel, RECORD_RATE, 160, f_max=f_max, height=height)),
+        (spectrogram_figure(logmel, RECORD_RATE, THUMBNAIL_HOP, f_max=f_max, height=height)),
         key=key or None,
         config={"displayModeBar": False},
     )
@@ -329,7 +334,8 @@ def _thumbnails(dataset: AudioDataset, count: int = 4) -> None:
             # A picture, not a plotly heatmap (core.viz.audio.spectrogram_thumbnail says why);
             # the clip picked above is the one to hover, with its player.
             st.image(spectrogram_thumbnail(logmel), width="stretch")
-            st.caption(f"0 to {f_max / 1000:g} kHz, mel scale · {logmel.shape[1] / 100:.1f} s")
+            seconds = logmel.shape[1] * THUMBNAIL_HOP / RECORD_RATE
+            st.caption(f"0 to {f_max / 1000:g} kHz, mel scale · {seconds:.1f} s")
 
 
 def first_example_audio(dataset: AudioDataset) -> np.ndarray | None:

@@ -40,7 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.e2e import browser
+from tests.e2e import browser, live_browser
 
 SESSIONS = 4
 CLIPS_PER_CLASS = 60
@@ -253,11 +253,10 @@ CPU_GROUPS = (
 
 def _process_cpu(pid: int) -> tuple[str, float]:
     """(command line, CPU seconds used so far: user + system) of one process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     command = (
         Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     )
-    return command, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return command, live_browser.process_cpu_seconds(pid)
 
 
 def _machine_busy_seconds() -> float:
