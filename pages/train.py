@@ -5,10 +5,9 @@ import streamlit as st
 from core.audio.input_recipe import clip_frames_for
 from core.devices import resolve_device
 from core.jobs.manager import get_job_manager
-from ui.train_compare import compare_section
 from ui.train_dataset import dataset_section
 from ui.train_live import attach_session, train_and_watch
-from ui.train_results import results_section
+from ui.train_review import review_sections
 from ui.train_settings import (
     augmentation_section,
     build_config,
@@ -79,9 +78,4 @@ st.header("4. Train and watch")
 device = resolve_device(st.session_state.get("device_choice", "auto"))
 train_and_watch(jobs, owner, config, spec, data, device)
 sweep_section(jobs, owner, config, spec, data, device)
-
-st.header("5. Results")
-results_section(jobs.store, owner)
-
-st.header("6. Compare runs")
-compare_section(jobs.store, jobs, owner)
+review_sections(jobs, owner)  # sections 5 and 6

@@ -4,8 +4,9 @@ The training runs in a Ray worker process (core.jobs.manager, core.jobs.cluster)
 server: the page keeps only the job id (st.session_state["train_job"]). While the job is queued
 or running its progress is pushed (ui/train_push.py: a component long-polls a route on this
 server and draws the bar and the curves itself; no script rerun per poll). Start / Stop and
-the live view are one fragment (`train_and_watch`), so a click reruns them alone; when the
-job ends the component tells the fragment, which reruns the whole page once. Where the route
+the live view are one named fragment (`train_and_watch`), so a click reruns them alone; when
+the job ends the component's callback reruns this fragment and sections 5-6 (ui/train_review.py)
+once, never the data and settings sections above them. Where the route
 cannot be installed (AppTest, another Streamlit) or the browser cannot reach it, an
 st.fragment reruns every POLL_SECONDS instead (a poll reads two small files and refills the
 curves' figure only when a new logged event arrived: the figure is built once per job).
@@ -19,6 +20,8 @@ not a password.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import re
 
 import streamlit as st
@@ -39,6 +42,13 @@ EVENTS_KEY = "train_live_events"  # (job id, kept events fetched so far)
 FIGURE_KEY = "train_live_figure"  # (job id, number of events drawn, Figure)
 START_REQUEST_KEY = "train_start_request"  # Start was clicked: submit in this run
 FULL_RUN_KEY = "train_full_run"  # True while section 4 runs inside a whole page run
+# Section 4 (Start / Stop and the live view; the sweep, ui/train_sweep.py) and sections 5-6
+# (results, compare; ui/train_review.py) are named fragments: a job's end reruns its section
+# and the review, a click on Start only section 4.
+WATCH_FRAGMENT = "train_watch"
+SWEEP_FRAGMENT = "train_sweep_section"
+REVIEW_FRAGMENT = "train_review"
+REVIEW_QUEUED_KEY = "train_review_queued"  # the review fragment runs after this one
 # The fallback's poll (no route, or a browser that cannot reach it): each poll reruns the
 # fragment, and the browser pays for it. One Train page polling every second kept Chromium's
 # main thread busy 260-280 ms of each second (Performance.getMetrics; 170 of them with the
@@ -167,20 +177,42 @@ def train_and_watch(
 ) -> None:
     """Section 4 as one fragment: Start / Stop (start_stop) and the live view (live_view).
 
-    A click on Start or Stop, and the pushed view's report that the job ended, rerun only this
-    fragment, not the whole page: the server runs a few functions instead of the page's six
-    sections, and the browser redraws a few elements instead of all of them. Measured on the
-    2-core machine, a whole Train page run cost Chromium's main thread about 1 s and the
-    server 0.5 s, taken from the workers of a class sharing the machine. When the job has
-    ended, the fragment reruns the whole page once (results, run table)."""
-    st.session_state[FULL_RUN_KEY] = True  # the fragment's body runs inline in a page run
-    try:
+    A click on Start or Stop reruns only this fragment, not the whole page: the server runs a
+    few functions instead of the page's six sections, and the browser redraws a few elements
+    instead of all of them. Measured on the 2-core machine, a whole Train page run cost
+    Chromium's main thread about 1 s and the server 0.5 s, taken from the workers of a class
+    sharing the machine. The pushed view's report that the job ended reruns this fragment and
+    sections 5-6 (results, run table) together (rerun_with_review)."""
+    with page_run():
         _train_and_watch(jobs, owner, config, spec, data, device)
+
+
+@contextlib.contextmanager
+def page_run():
+    """Mark a section's fragment as running inline in a whole page run (sections 5-6 follow)."""
+    st.session_state[FULL_RUN_KEY] = True
+    try:
+        yield
     finally:  # also when a newer run interrupts this one
         st.session_state[FULL_RUN_KEY] = False
 
 
-@st.fragment
+def review_follows() -> bool:
+    """Whether sections 5-6 are drawn later in this script run: a whole page run, or a rerun
+    of named fragments that includes them (rerun_with_review)."""
+    return bool(st.session_state.get(FULL_RUN_KEY) or st.session_state.get(REVIEW_QUEUED_KEY))
+
+
+def rerun_with_review(fragment: str) -> None:
+    """A pushed view's callback (its job ended, or the view needs the page): rerun the view's
+    section (`fragment`, a named fragment) and sections 5-6, not the data and settings above
+    them. Measured on the 2-core machine, a whole Train page run took the server about 0.5 s,
+    a click on Start that reruns section 4 alone 0.06 s (docs/ARCHITECTURE.md, Train page)."""
+    st.session_state[REVIEW_QUEUED_KEY] = True
+    st.rerun([fragment, REVIEW_FRAGMENT])
+
+
+@st.fragment(key=WATCH_FRAGMENT)
 def _train_and_watch(jobs, owner, config, spec, data, device) -> None:
     start_stop(jobs, owner, config, spec, data, device)
     live_view(jobs, owner)
@@ -198,7 +230,13 @@ def live_view(jobs: JobManager, owner: str) -> None:
     except JobError:
         st.session_state[JOB_KEY] = None
         return
-    pushed = not done and train_push.available() and train_push.job_view(jobs, job_id, owner)
+    pushed = (
+        not done
+        and train_push.available()
+        and train_push.job_view(
+            jobs, job_id, owner, on_change=functools.partial(rerun_with_review, WATCH_FRAGMENT)
+        )
+    )
     if not pushed:
         if not done:
             train_push.polled_caption(POLL_SECONDS)
@@ -220,8 +258,8 @@ def _live(job_id: str, owner: str) -> None:
     if status.done and st.session_state.get("train_final_seen") != job_id:
         st.session_state["train_final_seen"] = job_id
         st.session_state[RESULT_PENDING_KEY] = status.run_id
-        if not st.session_state.get(FULL_RUN_KEY):
-            st.rerun()  # a fragment's run: redraw the page so results and the run table show it
+        if not review_follows():
+            st.rerun()  # the fallback's own run: redraw the page for the results and run table
     if status.state == "queued":
         st.info(train_push.queued_line(status))
     started = next((e for e in events if e.kind == "started"), None)

@@ -257,13 +257,15 @@ def install_route() -> bool:
     return push_route.install_route(ROUTE, route_answer)
 
 
-def pushed_progress(key: str, token: str, *, height: int = 300) -> dict | None:
+def pushed_progress(key: str, token: str, *, height: int = 300, on_change=None) -> dict | None:
     """Draw the pushed progress of the job behind `token`; returns what the component
     reported: None while it runs, {"ended": True} once the job ended, {"unknown": True}
     when the server no longer knows the token, {"failed": reason} when the browser could not
-    reach the route. height: the curves' height in pixels (the frame grows around them)."""
+    reach the route. height: the curves' height in pixels (the frame grows around them).
+    on_change: a callback run when the component reports (before the rerun it causes)."""
     return _train_progress(
         key=key,
+        on_change=on_change,
         token=token,
         route=ROUTE,
         look="training",
@@ -279,17 +281,22 @@ def available() -> bool:
     return not st.session_state.get(FAILED_KEY) and install_route()
 
 
-def job_view(jobs: JobManager, job_id: str, owner: str, *, height: int = 300) -> bool:
+def job_view(
+    jobs: JobManager, job_id: str, owner: str, *, height: int = 300, on_change=None
+) -> bool:
     """Draw the pushed progress of one job: a channel per job and browser session, opened
     again when the server forgot it. False when the browser reported it cannot reach the
-    route (remembered in FAILED_KEY: from then on the pages poll)."""
+    route (remembered in FAILED_KEY: from then on the pages poll). on_change: passed to
+    pushed_progress."""
     tokens = {
         job: token for job, token in st.session_state.get(TOKENS_KEY, {}).items() if is_open(token)
     }
     if job_id not in tokens:
         tokens[job_id] = open_channel(jobs, job_id, owner)
     st.session_state[TOKENS_KEY] = tokens
-    reply = pushed_progress(f"train_push_{job_id}", tokens[job_id], height=height)
+    reply = pushed_progress(
+        f"train_push_{job_id}", tokens[job_id], height=height, on_change=on_change
+    )
     if isinstance(reply, dict) and reply.get("failed"):
         st.session_state[FAILED_KEY] = str(reply["failed"])
         return False

@@ -5,13 +5,16 @@ the augmentation strength; core.jobs.sweeps turns them into trials (every combin
 draws) and the job manager queues them all on Ray workers at once (core.jobs.manager.submit_sweep),
 running as many at a time as the per-session limit allows. Each trial becomes an ordinary run;
 while it waits or runs, its progress and live curves are pushed here as an ordinary run's are
-(ui/train_push.py): no script run until a trial ends, when the page reruns once to update the
-table. Where the push cannot reach the browser, the table and the running trials' curves
+(ui/train_push.py): no script run until a trial ends, when this section and sections 5-6
+rerun once (named fragments; the data and settings sections above are not rerun) to update
+the table and the ranking. Where the push cannot reach the browser, the table and the running trials' curves
 (ui/train_live.live_curves) are polled every POLL_SECONDS instead. The comparison section
 (ui/train_compare.py) ranks a sweep's runs.
 """
 
 from __future__ import annotations
+
+import functools
 
 import pandas as pd
 import streamlit as st
@@ -28,7 +31,7 @@ from core.training.trainer import TrainConfig
 from ui import train_push
 from ui.task_jobs import queueing_spinner
 from ui.train_dataset import DataChoice
-from ui.train_live import live_curves
+from ui.train_live import SWEEP_FRAGMENT, live_curves, page_run, rerun_with_review, review_follows
 from ui.train_settings import BATCH_SIZES, LEARNING_RATES, MAX_ENSEMBLE
 
 SWEEP_KEY = "train_sweep"  # the session's sweep id
@@ -39,7 +42,15 @@ POLL_SECONDS = 2.0
 def sweep_section(
     jobs: JobManager, owner: str, config: TrainConfig | None, spec, data: DataChoice | None, device
 ) -> None:
-    """The sweep's widgets, the planned trials and the Queue button; then its trials."""
+    """The sweep's widgets, the planned trials and the Queue button; then its trials. One
+    named fragment: a click in here, or a trial's end, does not rerun the page's data and
+    settings sections (a trial's end also reruns sections 5-6, for the ranking)."""
+    with page_run():
+        _sweep_section(jobs, owner, config, spec, data, device)
+
+
+@st.fragment(key=SWEEP_FRAGMENT)
+def _sweep_section(jobs, owner, config, spec, data, device) -> None:
     with st.expander("Try several values: a sweep of trainings", expanded=False):
         st.markdown(
             "Which learning rate is best? Rather than guess, train the same recipe several "
@@ -149,8 +160,7 @@ def _submit(
     except ClusterError as error:
         st.error(str(error))
         return
-    st.session_state[SWEEP_KEY] = sweep_id
-    st.rerun()  # draw the trials' table
+    st.session_state[SWEEP_KEY] = sweep_id  # sweep_view draws its trials next
 
 
 def sweep_view(owner: str) -> None:
@@ -211,7 +221,8 @@ def _trials(sweep_id: str, owner: str, pushed: bool = False) -> None:
             st.info(f"Stopping {stopped} training(s): the running one keeps its weights as a run.")
     elif st.session_state.get("train_sweep_seen") != sweep_id:
         st.session_state["train_sweep_seen"] = sweep_id
-        st.rerun(scope="app")  # the ranking in section 6 shows the new runs
+        if not review_follows():
+            st.rerun(scope="app")  # the ranking in section 6 shows the new runs
 
 
 def _trial_caption(status) -> str:
@@ -227,7 +238,8 @@ def _pushed_trials(jobs: JobManager, trials: list, owner: str) -> None:
         if status.done:
             continue
         st.caption(_trial_caption(status))
-        if not train_push.job_view(jobs, status.job_id, owner, height=220):
+        ended = functools.partial(rerun_with_review, SWEEP_FRAGMENT)
+        if not train_push.job_view(jobs, status.job_id, owner, height=220, on_change=ended):
             st.rerun()
 
 

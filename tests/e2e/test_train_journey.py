@@ -73,6 +73,32 @@ def _progress(page, state: str):
     return page.locator('[data-testid="stProgress"]').get_by_text(re.compile(rf"^{state} ·"))
 
 
+def _watch_frames(page) -> tuple[list[float], list[tuple[float, bytes]]]:
+    """From now on, the times of the browser's messages to Streamlit (rerun requests and
+    more) and the server's messages to the browser with their bytes. Call it before the page
+    opens: Playwright reports only websockets opened after."""
+    sent: list[float] = []
+    received: list[tuple[float, bytes]] = []
+
+    def watch(socket) -> None:
+        socket.on("framesent", lambda _: sent.append(time.monotonic()))
+        socket.on(
+            "framereceived",
+            lambda payload: received.append(
+                (time.monotonic(), payload if isinstance(payload, bytes) else payload.encode())
+            ),
+        )
+
+    page.on("websocket", watch)
+    return sent, received
+
+
+def _drawn_since(received: list[tuple[float, bytes]], since: float, text: str) -> bool:
+    """Whether the server sent `text` (a string of an element: protobuf keeps it in UTF-8)
+    after `since`."""
+    return any(text.encode() in payload for at, payload in received if at >= since)
+
+
 def _digits(page, app_url: str, clips_per_class: int) -> None:
     """A new Train page with a subset of the built-in digits chosen."""
     browser.open_registered_page(page, app_url, "train")
@@ -161,10 +187,12 @@ def test_the_live_view_is_pushed_without_reruns_and_the_results_follow_without_a
     page, app_url
 ):
     """While the job trains, the progress text, bar and curves advance in the pushed view,
-    and the browser asks Streamlit for no rerun but the sidebar's own; at the end the page
-    reruns once by itself and shows the results."""
+    and the browser asks Streamlit for no rerun but the sidebar's own; at the end sections
+    4-6 rerun once by themselves and show the results, the data and settings sections above
+    them are not run again."""
     from ui.sidebar import MEMORY_REFRESH_SECONDS
 
+    sent, received = _watch_frames(page)
     _digits(page, app_url, 40)
     members = page.get_by_role("slider", name="Ensemble members")
     members.focus()
@@ -174,8 +202,7 @@ def test_the_live_view_is_pushed_without_reruns_and_the_results_follow_without_a
     browser.wait_until_idle(page)
     page.evaluate("() => { window.notReloaded = true; }")
     address = page.url
-    sent: list[float] = []  # the browser's messages to Streamlit (rerun requests and more)
-    page.on("websocket", lambda ws: ws.on("framesent", lambda _: sent.append(time.monotonic())))
+    assert _drawn_since(received, 0, "1. Data")  # the page's runs so far were whole
     page.get_by_role("button", name="Start training").click()
     _wait_pushed(page, r"^running ·", timeout_s=120)
 
@@ -205,6 +232,12 @@ def test_the_live_view_is_pushed_without_reruns_and_the_results_follow_without_a
     during = [t for t in sent if first <= t <= last]
     assert last - first > 4, texts
     assert len(during) <= (last - first) / MEMORY_REFRESH_SECONDS + 1.5, (len(during), last - first)
+    assert sent and received  # the frames were watched
+    # The end reran sections 4-6 (their headings and results were sent), not sections 1-3.
+    assert _drawn_since(received, last, "5. Results")
+    assert _drawn_since(received, last, "6. Compare runs")
+    assert not _drawn_since(received, last, "1. Data")
+    assert not _drawn_since(received, last, "3. Hyperparameters")
     assert browser.exception_texts(page) == []
 
 
@@ -229,7 +262,9 @@ TRIALS_PUSHED = """() => [...document.querySelectorAll('iframe')]
 
 def test_a_sweeps_trials_are_pushed_and_the_table_follows_as_they_end(page, app_url):
     """Try several values: each queued or running trial gets a pushed view (no polling
-    fragment, no plotly live curves meanwhile); the table reaches "2 of 2 ended"."""
+    fragment, no plotly live curves meanwhile); the table reaches "2 of 2 ended" and section
+    6 ranks the trials, without running the data and settings sections again."""
+    _, received = _watch_frames(page)
     _digits(page, app_url, 20)
     members = page.get_by_role("slider", name="Ensemble members")
     members.focus()
@@ -241,6 +276,7 @@ def test_a_sweeps_trials_are_pushed_and_the_table_follows_as_they_end(page, app_
     rates.get_by_role("button", name=re.compile("Remove 0.01")).click()  # 1e-3 and 3e-3 left
     browser.wait_until_idle(page)
     page.get_by_text("2 trainings of").wait_for()
+    queued = time.monotonic()
     page.get_by_role("button", name="Queue the sweep").click()
     page.get_by_text("Each trial's progress is pushed below").wait_for(timeout=120_000)
     seen = 0
@@ -253,4 +289,7 @@ def test_a_sweeps_trials_are_pushed_and_the_table_follows_as_they_end(page, app_
     ended.wait_for(timeout=30_000)
     assert seen >= 1  # a pushed view per trial still queued or running
     assert page.evaluate(TRIALS_PUSHED) == 0  # none once every trial ended
+    page.get_by_text("Sweeps: which values did best").wait_for(timeout=30_000)
+    assert _drawn_since(received, 0, "1. Data")
+    assert not _drawn_since(received, queued, "1. Data")  # queueing and trials' ends
     assert browser.exception_texts(page) == []
