@@ -24,7 +24,8 @@ st.caption(
 # Tracked tabs (a rerun on switching) so that "Layer by layer" runs only while it is shown
 # (its dozen figures of feature maps weigh about 2 MB and half a second per rerun), and the
 # playground draws its figures and plays only while its tab is shown; its controls are always
-# drawn so that their values survive a visit to another tab.
+# drawn so that their values survive a visit to another tab. The code and spec are drawn only
+# while their tab is shown (highlighted code: a third of the page's elements).
 build_tab, code_tab, playground_tab, depth_tab, values_tab = st.tabs(
     ["Build", "Code and spec", "See the function", "Deep enough", "Layer by layer"],
     key="network_tab",
@@ -40,7 +41,7 @@ with build_tab:
     render_composition(spec)
 
 with code_tab:
-    render_code_and_spec(spec)
+    render_code_and_spec(spec, shown=code_tab.open)
 
 with playground_tab:
     st.markdown(

@@ -115,6 +115,8 @@ def test_an_impossible_stack_names_the_layer_and_the_input_choice_updates_shapes
 
 
 def test_code_json_and_loading_a_spec(app):
+    assert not app.code  # the code is drawn only while its tab is shown
+    _open_tab(app, "Code and spec")
     codes = [c.value for c in app.code]
     assert any("class CnnLogmel(nn.Module)" in c for c in codes)
     assert any(json.loads(c) == _spec(app).to_dict() for c in codes if c.startswith("{"))

@@ -7,9 +7,9 @@ running as many at a time as the per-session limit allows. Each trial becomes an
 while it waits or runs, its progress and live curves are pushed here as an ordinary run's are
 (ui/train_push.py): no script run until a trial ends, when this section and sections 5-6
 rerun once (named fragments; the data and settings sections above are not rerun) to update
-the table and the ranking. Where the push cannot reach the browser, the table and the running trials' curves
-(ui/train_live.live_curves) are polled every POLL_SECONDS instead. The comparison section
-(ui/train_compare.py) ranks a sweep's runs.
+the table and the ranking. Where the push cannot reach the browser, the table and the running
+trials' curves (ui/train_live.live_curves) are polled every POLL_SECONDS instead. The
+comparison section (ui/train_compare.py) ranks a sweep's runs.
 """
 
 from __future__ import annotations
