@@ -41,7 +41,7 @@ RESULT_PENDING_KEY = "train_result_pending"  # newest finished run, selected on 
 EVENTS_KEY = "train_live_events"  # (job id, kept events fetched so far)
 FIGURE_KEY = "train_live_figure"  # (job id, number of events drawn, Figure)
 START_REQUEST_KEY = "train_start_request"  # Start was clicked: submit in this run
-FULL_RUN_KEY = "train_full_run"  # True while section 4 runs inside a whole page run
+FULL_RUN_KEY = "train_full_run"  # True while section 4 or the sweep runs inside a page run
 # Section 4 (Start / Stop and the live view; the sweep, ui/train_sweep.py) and sections 5-6
 # (results, compare; ui/train_review.py) are named fragments: a job's end reruns its section
 # and the review, a click on Start only section 4.
