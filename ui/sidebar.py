@@ -15,14 +15,12 @@ from core.devices import (
     choose_device,
     discover_devices,
     forced_device_choice,
-    memory_stats,
     precision_policy,
 )
-from core.jobs import cluster
-from core.jobs.manager import get_job_manager
+from ui import status_push
 
-# Live memory refresh period (seconds). Every open browser tab reruns the fragment this
-# often, so keep it modest for a class sharing one server.
+# Live status refresh period (seconds): the pushed view asks the server this often (a few
+# milliseconds each), the fallback fragment reruns this often.
 MEMORY_REFRESH_SECONDS = 5
 
 
@@ -54,18 +52,21 @@ def render_device_panel() -> None:
         st.warning(choice.reason)
     info = next((d for d in devices if d.device == choice.device), None)
     st.caption(f"Using **{choice.device}** · {precision_policy(info or choice.device).summary}")
-    _live_device_status(str(choice.device))
+    owner = st.session_state.get("session_id", "")
+    pushed = status_push.available() and status_push.status_view(
+        owner, str(choice.device), MEMORY_REFRESH_SECONDS
+    )
+    if not pushed:
+        _live_device_status(owner, str(choice.device))
 
 
 @st.fragment(run_every=MEMORY_REFRESH_SECONDS)
-def _live_device_status(device: str) -> None:
-    """Memory, the class's trainings and the workers, refreshed without rerunning the page.
+def _live_device_status(owner: str, device: str) -> None:
+    """Memory, the class's trainings and the workers, refreshed without rerunning the page:
+    the fallback of the pushed view (ui/status_push.py), which costs no script run.
 
     Reading the job folders costs milliseconds and never starts Ray: pages that need no
     worker never wait for one.
     """
-    trainings = get_job_manager().overview(st.session_state.get("session_id", "")).summary()
-    info = cluster.connected()
-    workers = info.summary() if info else "workers start with the first training"
     # Three short lines in one caption keep the panel small on every page.
-    st.caption(f"{memory_stats(device).summary()}  \n{trainings}  \n{workers}")
+    st.caption("  \n".join(status_push.status_lines(owner, device)))
