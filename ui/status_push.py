@@ -92,9 +92,9 @@ def available() -> bool:
 
 
 def status_view(owner: str, device: str, every_seconds: float) -> bool:
-    """Draw the pushed status lines for (owner, device), refreshed every `every_seconds`.
-    False when the browser reported it cannot reach the route (remembered: the sidebar then
-    uses its fragment)."""
+    """Draw the pushed status lines for (owner, device), refreshed every `every_seconds`; a new
+    token when the session has none the server still knows. False when the browser reported
+    it cannot reach the route (remembered: the sidebar then uses its fragment)."""
     known = st.session_state.get(TOKEN_KEY)
     with _LOCK:
         alive = known is not None and known[1] in _CHANNELS
@@ -112,6 +112,4 @@ def status_view(owner: str, device: str, every_seconds: float) -> bool:
     if isinstance(reply, dict) and reply.get("failed"):
         st.session_state[FAILED_KEY] = str(reply["failed"])
         return False
-    if isinstance(reply, dict) and reply.get("unknown") and reply.get("token") == known[1]:
-        st.session_state.pop(TOKEN_KEY, None)  # the server forgot it: a new one next run
-    return True
+    return True  # a token the server forgot is replaced above, in the run its report causes

@@ -2,7 +2,7 @@
 
 Why a fragment: these sections change when a training ends, when a run is picked or deleted,
 and when a result tab opens; none of that changes the data and settings sections above them.
-A job's end reruns section 4 and this fragment together (ui.train_live.rerun_watch_and_review),
+A job's end reruns section 4 and this fragment together (ui.train_live.rerun_with_review),
 and a click in here reruns only this fragment: on the 2-core machine the whole Train page's
 rerun cost Chromium's main thread about 1 s more, taken from the workers of a class sharing it.
 """
