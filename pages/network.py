@@ -21,11 +21,12 @@ st.caption(
     "trains the network you leave on this page."
 )
 
-# Tracked tabs (a rerun on switching) so that "Layer by layer" runs only while it is shown
-# (its dozen figures of feature maps weigh about 2 MB and half a second per rerun), and the
-# playground draws its figures and plays only while its tab is shown; its controls are always
-# drawn so that their values survive a visit to another tab. The code and spec are drawn only
-# while their tab is shown (highlighted code: a third of the page's elements).
+# Tracked tabs (a rerun on switching): every tab but Build draws its content only while it is
+# shown. Drawn hidden, the playground's and the depth experiment's controls (and the depth
+# result's figures) were a quarter of the page's elements, paid on every visit to it; the
+# code and spec were a third; "Layer by layer" is a dozen figures of feature maps. Their
+# widgets keep their values while unmounted (`persist_state="session"`), so a visit to
+# another tab or page leaves them as the student set them.
 build_tab, code_tab, playground_tab, depth_tab, values_tab = st.tabs(
     ["Build", "Code and spec", "See the function", "Deep enough", "Layer by layer"],
     key="network_tab",
@@ -49,14 +50,14 @@ with playground_tab:
         "and learns a colouring of the whole plane. Every hidden neuron is a function of the "
         "plane too: watch them while it trains."
     )
-    playground = current_playground(spec)
-    if playground is not None:
-        playing = render_buttons(playground)
-        if playground_tab.open:
-            render_live(playing)
+    if playground_tab.open:
+        playground = current_playground(spec)
+        if playground is not None:
+            render_live(render_buttons(playground))
 
 with depth_tab:
-    render_depth_experiment()
+    if depth_tab.open:
+        render_depth_experiment()
 
 with values_tab:
     if values_tab.open:

@@ -143,11 +143,18 @@ def _playground_charts(at: AppTest) -> list[str]:
     return [c.proto.id for c in at.get("plotly_chart") if "network_pg_" in c.proto.id]
 
 
+def _widget_keys(at: AppTest, prefix: str) -> list[str]:
+    """The keys of the drawn widgets whose key starts with `prefix`."""
+    kinds = ("slider", "select_slider", "selectbox", "multiselect", "checkbox", "radio")
+    return [w.key for kind in kinds for w in at.get(kind) if (w.key or "").startswith(prefix)]
+
+
 def test_playground_steps_plays_and_takes_the_editor_stack(app):
-    playground = app.session_state["network_pg_state"]
-    assert playground.steps == 0
-    assert not _playground_charts(app)  # its figures are drawn only while its tab is shown
+    # its controls and figures are drawn only while its tab is shown
+    assert "network_pg_state" not in app.session_state
+    assert not _widget_keys(app, "network_pg_") and not _playground_charts(app)
     _open_tab(app, "See the function")
+    assert app.session_state["network_pg_state"].steps == 0
     assert len(_playground_charts(app)) == 3  # the output, the losses, the neurons
     app.button(key="network_pg_step").click().run()
     assert app.session_state["network_pg_state"].steps == 1
@@ -174,6 +181,7 @@ def test_playground_steps_plays_and_takes_the_editor_stack(app):
     steps = app.session_state["network_pg_state"].steps
     app.run()
     assert app.session_state["network_pg_state"].steps == steps and not _playground_charts(app)
+    assert not _widget_keys(app, "network_pg_")
     _open_tab(app, "See the function")
     assert app.session_state["network_pg_state"].config.hidden == (8, 8, 4)
     assert app.select_slider(key="network_pg_lr").value == 0.03
@@ -190,6 +198,7 @@ def test_playground_steps_plays_and_takes_the_editor_stack(app):
 
 
 def test_real_audio_features_as_the_two_inputs(app):
+    _open_tab(app, "See the function")
     players_before = len(app.get("audio"))
     app.selectbox(key="network_pg_dataset").set_value("audio_speech_music").run()
     assert not app.exception and not app.error
@@ -208,6 +217,8 @@ def _depth_table(at: AppTest):
 
 
 def test_deep_enough_xor_needs_a_hidden_layer(app):
+    assert not _widget_keys(app, "network_depth_")  # drawn only while its tab is shown
+    _open_tab(app, "Deep enough")
     assert any("Run the experiment" in i.value for i in app.info)  # nothing trained yet
     app.multiselect(key="network_depth_depths").set_value([0, 2])
     app.slider(key="network_depth_seeds").set_value(2)
@@ -235,6 +246,13 @@ def test_deep_enough_xor_needs_a_hidden_layer(app):
     app.multiselect(key="network_depth_depths").set_value([]).run()
     assert any("Choose at least one depth" in e.value for e in app.error)
     assert app.button(key="network_depth_run").disabled
+
+    # a visit to another tab unmounts the settings and keeps them
+    _open_tab(app, "Build")
+    assert not _widget_keys(app, "network_depth_")
+    _open_tab(app, "Deep enough")
+    assert app.select_slider(key="network_depth_epochs").value == 50
+    assert app.multiselect(key="network_depth_depths").value == []
     assert not app.exception
 
 

@@ -38,31 +38,48 @@ WHY_LINEAR = (
 def _settings() -> DepthExperimentConfig | None:
     c = st.columns(4)
     dataset = c[0].selectbox(
-        "Data", DATASETS, index=DATASETS.index("xor"), key="network_depth_dataset"
+        "Data",
+        DATASETS,
+        index=DATASETS.index("xor"),
+        key="network_depth_dataset",
+        persist_state="session",
     )
-    noise = c[1].slider("Noise", 0.0, 0.5, 0.0, 0.05, key="network_depth_noise")
+    noise = c[1].slider(
+        "Noise", 0.0, 0.5, 0.0, 0.05, key="network_depth_noise", persist_state="session"
+    )
     activation = c[2].selectbox(
         "Activation",
         DEPTH_ACTIVATIONS,
         key="network_depth_activation",
+        persist_state="session",
         help="'none': hidden layers without a nonlinearity, to see that they stay linear.",
     )
-    width = c[3].slider("Neurons per hidden layer", 1, 16, 8, key="network_depth_width")
+    width = c[3].slider(
+        "Neurons per hidden layer", 1, 16, 8, key="network_depth_width", persist_state="session"
+    )
     d = st.columns(4)
     depths = d[0].multiselect(
         "Hidden layers to compare",
         list(range(MAX_DEPTH + 1)),
         [0, 1, 2, 3],
         key="network_depth_depths",
+        persist_state="session",
     )
-    seeds = d[1].slider("Seeds per network", 1, 5, 3, key="network_depth_seeds")
+    seeds = d[1].slider(
+        "Seeds per network", 1, 5, 3, key="network_depth_seeds", persist_state="session"
+    )
     epochs = d[2].select_slider(
-        "Full-batch steps", [50, 100, 200, 300, 500, 1000], 300, key="network_depth_epochs"
+        "Full-batch steps",
+        [50, 100, 200, 300, 500, 1000],
+        300,
+        key="network_depth_epochs",
+        persist_state="session",
     )
     equal = d[3].checkbox(
         "Also compare at an equal parameter count",
         True,
         key="network_depth_equal",
+        persist_state="session",
         help="For each depth, the width whose network has about as many parameters as the "
         "deepest fixed-width one.",
     )

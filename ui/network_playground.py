@@ -3,7 +3,9 @@
 State lives in st.session_state under network_pg_* keys: the running Playground
 (network_pg_state), the settings it was built from (network_pg_built) and whether it is
 playing (network_pg_playing). While playing, a fragment reruns every PLAY_INTERVAL_S and
-advances the training by a few steps; the rest of the page stays as it is.
+advances the training by a few steps; the rest of the page stays as it is. The page draws
+these controls only while their tab is open; `persist_state="session"` keeps their values
+while they are not drawn.
 """
 
 from __future__ import annotations
@@ -83,28 +85,57 @@ def _data_controls() -> tuple[str, Points | None, dict]:
     c = st.columns(4)
     options = [*DATASETS, *AUDIO_SETS]
     name = c[0].selectbox(
-        "Data", options, format_func=lambda n: AUDIO_SETS.get(n, n), key="network_pg_dataset"
+        "Data",
+        options,
+        format_func=lambda n: AUDIO_SETS.get(n, n),
+        key="network_pg_dataset",
+        persist_state="session",
     )
     settings = {
-        "test_fraction": c[2].slider("Test share", 0.1, 0.9, 0.5, 0.1, key="network_pg_test"),
-        "batch_size": c[3].slider("Batch size", 1, 30, 10, key="network_pg_batch"),
+        "test_fraction": c[2].slider(
+            "Test share", 0.1, 0.9, 0.5, 0.1, key="network_pg_test", persist_state="session"
+        ),
+        "batch_size": c[3].slider(
+            "Batch size", 1, 30, 10, key="network_pg_batch", persist_state="session"
+        ),
     }
     if name in DATASETS:
-        settings["noise"] = c[1].slider("Noise", 0.0, 0.5, 0.0, 0.05, key="network_pg_noise")
+        settings["noise"] = c[1].slider(
+            "Noise", 0.0, 0.5, 0.0, 0.05, key="network_pg_noise", persist_state="session"
+        )
         return name, None, settings
     a = st.columns(4)
     fx = a[2].selectbox(
-        "x axis", list(AUDIO_FEATURES), format_func=AUDIO_FEATURES.get, key="network_pg_fx"
+        "x axis",
+        list(AUDIO_FEATURES),
+        format_func=AUDIO_FEATURES.get,
+        key="network_pg_fx",
+        persist_state="session",
     )
     fy = a[3].selectbox(
-        "y axis", list(AUDIO_FEATURES), 1, format_func=AUDIO_FEATURES.get, key="network_pg_fy"
+        "y axis",
+        list(AUDIO_FEATURES),
+        1,
+        format_func=AUDIO_FEATURES.get,
+        key="network_pg_fy",
+        persist_state="session",
     )
     if name == "audio_digits":
         d0 = a[0].selectbox(
-            "Class 0", range(10), 0, format_func=DIGIT_NAMES.__getitem__, key="network_pg_d0"
+            "Class 0",
+            range(10),
+            0,
+            format_func=DIGIT_NAMES.__getitem__,
+            key="network_pg_d0",
+            persist_state="session",
         )
         d1 = a[1].selectbox(
-            "Class 1", range(10), 6, format_func=DIGIT_NAMES.__getitem__, key="network_pg_d1"
+            "Class 1",
+            range(10),
+            6,
+            format_func=DIGIT_NAMES.__getitem__,
+            key="network_pg_d1",
+            persist_state="session",
         )
         if d0 == d1:
             raise PlaygroundError("Choose two different digits.")
@@ -126,22 +157,38 @@ def _network_controls(editor_spec: ModelSpec) -> tuple[dict, ModelSpec | None]:
         default=["x", "y"],
         format_func=lambda k: FEATURES[k][0],
         key="network_pg_features",
+        persist_state="session",
     )
     source = c[1].radio(
         "Network",
         ["quick controls", "the editor's stack"],
         key="network_pg_source",
+        persist_state="session",
         horizontal=True,
     )
-    activation = c[2].selectbox("Activation", ACTIVATIONS, key="network_pg_activation")
+    activation = c[2].selectbox(
+        "Activation", ACTIVATIONS, key="network_pg_activation", persist_state="session"
+    )
     hidden: tuple[int, ...] = ()
     if source == "quick controls":
         h = st.columns([2, *[1] * MAX_HIDDEN_LAYERS])
-        depth = h[0].slider("Hidden layers", 0, MAX_HIDDEN_LAYERS, 2, key="network_pg_depth")
+        depth = h[0].slider(
+            "Hidden layers",
+            0,
+            MAX_HIDDEN_LAYERS,
+            2,
+            key="network_pg_depth",
+            persist_state="session",
+        )
         hidden = tuple(
             int(
                 h[i + 1].number_input(
-                    f"Neurons {i + 1}", 1, MAX_NEURONS, 8 if i < 2 else 4, key=f"network_pg_n{i}"
+                    f"Neurons {i + 1}",
+                    1,
+                    MAX_NEURONS,
+                    8 if i < 2 else 4,
+                    key=f"network_pg_n{i}",
+                    persist_state="session",
                 )
             )
             for i in range(depth)
@@ -158,14 +205,26 @@ def _training_controls() -> dict:
     c = st.columns(5)
     return {
         "learning_rate": c[0].select_slider(
-            "Learning rate", LEARNING_RATES, 0.01, key="network_pg_lr"
+            "Learning rate", LEARNING_RATES, 0.01, key="network_pg_lr", persist_state="session"
         ),
-        "optimizer": c[1].selectbox("Optimiser", OPTIMIZERS, 1, key="network_pg_optimizer"),
-        "regularization": c[2].selectbox("Regularisation", REGULARIZATIONS, key="network_pg_reg"),
+        "optimizer": c[1].selectbox(
+            "Optimiser", OPTIMIZERS, 1, key="network_pg_optimizer", persist_state="session"
+        ),
+        "regularization": c[2].selectbox(
+            "Regularisation", REGULARIZATIONS, key="network_pg_reg", persist_state="session"
+        ),
         "regularization_rate": c[3].select_slider(
-            "Regularisation rate", REG_RATES, 0.0, key="network_pg_reg_rate"
+            "Regularisation rate",
+            REG_RATES,
+            0.0,
+            key="network_pg_reg_rate",
+            persist_state="session",
         ),
-    } | {"_steps": c[4].slider("Steps per frame", 1, 50, 10, key="network_pg_steps")}
+    } | {
+        "_steps": c[4].slider(
+            "Steps per frame", 1, 50, 10, key="network_pg_steps", persist_state="session"
+        )
+    }
 
 
 def current_playground(editor_spec: ModelSpec) -> Playground | None:
@@ -245,8 +304,8 @@ def render_buttons(playground: Playground) -> bool:
     if c[2].button("Reset", key="network_pg_reset", width="stretch"):
         playground.reset()
     c[3].button("Regenerate data", key="network_pg_regen", on_click=_regenerate, width="stretch")
-    c[4].checkbox("Show test data", key="network_pg_show_test")
-    c[5].checkbox("Discretise output", key="network_pg_discrete")
+    c[4].checkbox("Show test data", key="network_pg_show_test", persist_state="session")
+    c[5].checkbox("Discretise output", key="network_pg_discrete", persist_state="session")
     return playing
 
 

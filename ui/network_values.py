@@ -59,15 +59,25 @@ def _model_choice() -> ModelChoice | None:
 
 def _clip() -> tuple[np.ndarray, int] | None:
     source = st.radio(
-        "Clip", [SHIPPED_DIGIT, OWN_CLIP], horizontal=True, key="network_values_clip_source"
+        "Clip",
+        [SHIPPED_DIGIT, OWN_CLIP],
+        horizontal=True,
+        key="network_values_clip_source",
+        persist_state="session",
     )
     if source == OWN_CLIP:
         clip = audio_source_picker("network_values", allow_builtin=False, max_seconds=10.0)
         return None if clip is None else (clip.samples, clip.sample_rate)
     c = st.columns(3)
-    digit = c[0].selectbox("Digit", range(10), 7, key="network_values_digit")
-    speaker = c[1].selectbox("Speaker", SPEAKERS, key="network_values_speaker")
-    take = c[2].number_input("Take", 0, TAKES - 1, 0, key="network_values_take")
+    digit = c[0].selectbox(
+        "Digit", range(10), 7, key="network_values_digit", persist_state="session"
+    )
+    speaker = c[1].selectbox(
+        "Speaker", SPEAKERS, key="network_values_speaker", persist_state="session"
+    )
+    take = c[2].number_input(
+        "Take", 0, TAKES - 1, 0, key="network_values_take", persist_state="session"
+    )
     path = paths.DIGITS_DIR / f"{digit}_{speaker}_{int(take)}.wav"
     if not path.exists():
         st.error(f"{path.name} is not among the shipped recordings.")
@@ -117,7 +127,13 @@ def render_layer_values(editor_spec: ModelSpec) -> None:
         "through it one function at a time, and every intermediate value is drawn: the "
         "features the network uncovers from the spectrogram, layer after layer."
     )
-    network = st.radio("Network", [TRAINED, EDITOR], horizontal=True, key="network_values_network")
+    network = st.radio(
+        "Network",
+        [TRAINED, EDITOR],
+        horizontal=True,
+        key="network_values_network",
+        persist_state="session",
+    )
     run = _trained_run() if network == TRAINED else None
     if network == TRAINED and run is None:
         return
@@ -147,6 +163,7 @@ def render_layer_values(editor_spec: ModelSpec) -> None:
         64,
         8,
         key="network_values_channels",
+        persist_state="session",
         help="A convolution layer has one feature map per filter; the first ones are drawn.",
     )
     _render_trace(trace, channels)
