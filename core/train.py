@@ -4,9 +4,12 @@ It stays at `core/train.py` because `python -m core.train` is the command studen
 type (README, model cards, exported scripts, torchrun); it sits above every package of core, so
 it may drive any of them. Under `torchrun --nproc_per_node=N -m core.train ...` every process
 runs this same main() and the trainer joins them with DDP (core.training.ddp); rank 0 prints
-and writes the run. With `--workers N` it instead submits one job to Ray (the embedded
-instance, or the cluster at AUDIO_DL_RAY_ADDRESS): N Ray workers train with DDP
-(core.jobs.distributed) and this process draws their progress from the job's files.
+and writes the run. The recipe (sample rate, mel bands, window, trimming, normalisation,
+augmentation, start) is chosen from the measured data unless --no-auto-recipe is given
+(core.data.profile; the spoken digits get exactly TrainConfig()). With `--workers N` it
+instead submits one job to Ray (the embedded instance, or the cluster at
+AUDIO_DL_RAY_ADDRESS): N Ray workers train with DDP (core.jobs.distributed) and this process
+draws their progress from the job's files.
 """
 
 from __future__ import annotations
@@ -70,8 +73,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--lr",
         type=float,
         default=None,
-        help=f"peak learning rate (default: {defaults.learning_rate:g}, or the fine-tuning rate "
-        "with --start-from, or the recipe's with --auto-recipe)",
+        help="peak learning rate (default: the recipe's; "
+        f"{defaults.learning_rate:g} with --no-auto-recipe, the fine-tuning one with --start-from)",
     )
     p.add_argument("--optimizer", default=defaults.optimizer, choices=OPTIMIZERS)
     p.add_argument("--schedule", default=defaults.schedule, choices=SCHEDULES)
@@ -82,20 +85,23 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--normalization",
         default=None,
         choices=NORMALIZATION_MODES,
-        help=f"default: {defaults.normalization} (or the recipe's with --auto-recipe)",
+        help=f"default: the recipe's ({defaults.normalization} with --no-auto-recipe)",
     )
     p.add_argument(
         "--clip-seconds",
         type=float,
         default=None,
-        help=f"default: {defaults.clip_seconds} (or the recipe's with --auto-recipe)",
+        help=f"default: the recipe's ({defaults.clip_seconds} with --no-auto-recipe)",
     )
     p.add_argument(
         "--auto-recipe",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=True,
         help="measure the data and choose sample rate, mel bands, clip length, trimming, "
-        "normalisation and augmentation from it (core.data.profile; printed with reasons); "
-        "--clip-seconds, --normalization and --no-augment still win",
+        "normalisation, augmentation and the start from it (core.data.profile; printed with "
+        "reasons; on by default); --clip-seconds, --normalization, --no-augment, --lr, "
+        "--start-from and a network of your own (--model, --spec) still win. "
+        "--no-auto-recipe: TrainConfig's fixed defaults (the spoken digits' recipe)",
     )
     p.add_argument(
         "--start-from",
@@ -103,7 +109,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="READY_MODEL",
         help="start from the weights of a ready model in models/ (e.g. instruments-cnn: "
         "transfer learning; its input settings are used) or 'none' for random weights "
-        "(default: random, or the recipe's choice with --auto-recipe)",
+        "(default: the recipe's choice; random with --no-auto-recipe)",
     )
     p.add_argument("--patience", type=int, default=None, help="early stopping patience in epochs")
     p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
@@ -152,9 +158,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def recipe_from_data(
     config: TrainConfig, args: argparse.Namespace, dataset: AudioDataset
 ) -> TrainConfig:
-    """`config` with the recipe chosen from the data (--auto-recipe); its reasons go to stderr.
+    """`config` with the recipe chosen from the data (the default; --no-auto-recipe turns it
+    off); its reasons go to stderr.
 
-    Flags the user gave explicitly (--clip-seconds, --normalization, --no-augment) win.
+    Flags the user gave explicitly (--clip-seconds, --normalization, --no-augment, --lr) win. A
+    network the user named (--model, --spec) wins over the recipe's ready start, which would
+    bring its own network: it trains from random weights unless --start-from says otherwise.
     """
     from core.data.profile import apply_recipe, recipe_for_dataset
 
@@ -163,6 +172,14 @@ def recipe_from_data(
     for name, choice in recipe.choices().items():
         print(f"  {name}: {choice.reason}", file=sys.stderr)
     chosen = apply_recipe(config, recipe)
+    own_network = args.spec is not None or args.model != TrainConfig.model
+    if chosen.start_from and own_network:
+        print(
+            f"  start: random weights, for the network you named (not {chosen.start_from}'s; "
+            f"--start-from {chosen.start_from} would use its network)",
+            file=sys.stderr,
+        )
+        chosen = dataclasses.replace(chosen, start_from="", learning_rate=TrainConfig.learning_rate)
     explicit = {
         "clip_seconds": args.clip_seconds,
         "normalization": args.normalization,

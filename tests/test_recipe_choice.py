@@ -209,7 +209,7 @@ def _tone_folder(root) -> str:
     return str(root)
 
 
-def test_cli_auto_recipe_trains_with_the_recipe_and_explicit_flags_win(tmp_path, capsys):
+def test_cli_trains_with_the_recipe_by_default_and_explicit_flags_win(tmp_path, capsys):
     import json
 
     from core.data.sources import load_dataset
@@ -223,11 +223,12 @@ def test_cli_auto_recipe_trains_with_the_recipe_and_explicit_flags_win(tmp_path,
     assert config.clip_seconds == 0.5  # given on the command line: it wins
     assert "16 kHz because your clips have energy up to" in capsys.readouterr().err
 
-    code = main(
+    code = main(  # no flag: the recipe is the command line's default
         [
             "--data",
             folder,
-            "--auto-recipe",
+            "--start-from",
+            "none",
             "--epochs",
             "1",
             "--members",
@@ -244,9 +245,10 @@ def test_cli_auto_recipe_trains_with_the_recipe_and_explicit_flags_win(tmp_path,
     saved = json.loads((info.path / "config.json").read_text())["train_config"]
     assert saved["features"]["sample_rate"] == 16000 and saved["features"]["n_mels"] == 64
     assert saved["trim_db"] is None and saved["clip_seconds"] == 1.5
-    # Without the flag the command line keeps today's default recipe.
-    args = _parse_args(["--data", folder])
-    assert config_from_args(args) == TrainConfig(data=folder)
+    # --no-auto-recipe keeps the fixed defaults (the digits' recipe).
+    args = _parse_args(["--data", folder, "--no-auto-recipe"])
+    assert not args.auto_recipe and config_from_args(args) == TrainConfig(data=folder)
+    assert _parse_args(["--data", folder]).auto_recipe
 
 
 def test_notes_midi_is_a_valid_type_0_file():

@@ -147,12 +147,23 @@ def test_command_line_start_from(tmp_path, capsys, ready):
     assert start_from_flag(config_from_args(args), args).learning_rate == 0.01  # given: wins
     args = _parse_args(["--data", folder, "--start-from", "none"])
     assert start_from_flag(config_from_args(args), args).start_from == ""
-    # --auto-recipe starts notes from the ready model; --start-from none goes back to random
-    args = _parse_args(["--data", folder, "--auto-recipe", "--start-from", "none"])
+    # The recipe (the default) starts notes from the ready model; --start-from none goes back
+    # to random weights, and so does a network the student named (the ready start would
+    # replace it with its own), unless --start-from names the ready model again.
+    args = _parse_args(["--data", folder, "--start-from", "none"])
     chosen = recipe_from_data(config_from_args(args), args, load_dataset(folder))
     assert chosen.start_from == READY
     config = start_from_flag(chosen, args)
     assert (config.start_from, config.learning_rate) == ("", TrainConfig.learning_rate)
+    for own in (["--model", "crnn_logmel"], ["--spec", "net.json"]):
+        args = _parse_args(["--data", folder, *own])
+        chosen = recipe_from_data(config_from_args(args), args, load_dataset(folder))
+        assert (chosen.start_from, chosen.learning_rate) == ("", TrainConfig.learning_rate)
+        assert chosen.features == ready.features  # the rest of the recipe stays
+    assert "random weights, for the network you named" in capsys.readouterr().err
+    args = _parse_args(["--data", folder, "--model", "crnn_logmel", "--start-from", READY])
+    chosen = recipe_from_data(config_from_args(args), args, load_dataset(folder))
+    assert start_from_flag(chosen, args).start_from == READY
     code = main(["--data", folder, "--start-from", "../x", "--runs-dir", str(tmp_path / "r")])
     assert code == 2 and "There is no ready model called '../x'" in capsys.readouterr().err
 
