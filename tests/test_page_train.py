@@ -458,3 +458,36 @@ def test_a_class_cluster_offers_workers_and_two_workers_train_one_run(ray_cluste
     at.run()
     assert not at.exception
     assert any("Finished 1 epochs" in text for text in _texts(at, "success"))
+
+
+def _confusion_cell_app(clips: int) -> None:
+    """The confusion section alone, on a known evaluation: `clips` clips of the first class
+    heard as the second."""
+    from core.data.datasets import builtin_digits
+    from ui.train_results import _confusion
+
+    dataset = builtin_digits()
+    first = [e for e in dataset.examples if e.label == 0][:clips]
+    labels = dataset.labels[:2]
+    evaluation = {
+        "labels": labels,
+        "confusion": [[0, clips], [0, 0]],
+        "true": [0] * clips,
+        "predicted": [1] * clips,
+    }
+    _confusion(evaluation, first, dataset)
+
+
+def test_a_confusion_cell_draws_two_clips_then_the_rest_on_demand():
+    for clips, first, later in ((9, 2, 4), (2, 2, 0)):
+        at = AppTest.from_function(_confusion_cell_app, kwargs={"clips": clips}, default_timeout=60)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert len(at.get("audio")) == len(at.get("image")) == first
+        assert len(at.expander) == (1 if later else 0)
+        if later:
+            assert at.expander[0].label == f"{later} more clip(s) of this cell"
+            at.session_state["train_cell_more"] = True
+            at.run()
+            assert len(at.get("audio")) == first + later  # six at most; the rest counted
+            assert any("... and 3 more." in c.value for c in at.caption)
