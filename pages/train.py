@@ -5,6 +5,7 @@ import streamlit as st
 from core.audio.input_recipe import clip_frames_for
 from core.devices import resolve_device
 from core.jobs.manager import get_job_manager
+from ui.train_augment import augment_from_session, augment_summary
 from ui.train_dataset import dataset_section
 from ui.train_live import attach_session, train_and_watch
 from ui.train_review import review_sections
@@ -51,8 +52,21 @@ if data is not None:
     device_caption()
     fields = hyperparameters()
     split_fields, split_error = split_settings(data, fields["seed"])
-    with st.expander("Augmentation: new training examples from old ones", expanded=False):
-        augment = augmentation_section(features, kind, normalization, clip_seconds, data)
+    # A tracked expander: its twenty switches and sliders are drawn only while it is open (a
+    # fifth of what Chromium did on every visit to the page); closed, the session's values
+    # are used and a caption says which are on. (Its label stays the same: a new label
+    # would make it a new expander, closed again.)
+    augmentation = st.expander(
+        "Augmentation: new training examples from old ones",
+        key="train_augment_open",
+        on_change="rerun",
+    )
+    if augmentation.open:
+        with augmentation:
+            augment = augmentation_section(features, kind, normalization, clip_seconds, data)
+    else:
+        augment = augment_from_session(kind)
+        st.caption(f"Augmentation on: {augment_summary(augment)}.")
     name = st.text_input("Run name", value=data.label, max_chars=120, key="train_run_name")
     if data.limit and not name.endswith(f"{data.limit}/class"):
         name = f"{name} · {data.limit}/class"  # the subset travels with the run (its script)

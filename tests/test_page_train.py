@@ -201,13 +201,32 @@ def test_bad_zips_recordings_and_server_paths_each_get_a_sentence(monkeypatch, t
     assert at.button(key="train_start").disabled
 
 
+def _open_augmentation(at) -> None:
+    at.session_state["train_augment_open"] = True
+    at.run()
+
+
 def test_the_equaliser_is_offered_for_log_mel_only():
     at = open_page(PAGE)
+    # Drawn only while its expander is open; closed, a caption says what is on.
+    assert not [c for c in at.checkbox if (c.key or "").startswith("train_aug_")]
+    on = "equaliser, frequency warp, time stretch, time shift, time masks, frequency masks"
+    assert f"Augmentation on: {on}." in _texts(at, "caption")
+    _open_augmentation(at)
     assert at.checkbox(key="train_aug_eq").value and not at.checkbox(key="train_aug_eq").disabled
     at.radio(key="train_feature_kind").set_value("mfcc").run()
     assert not at.exception
     assert at.checkbox(key="train_aug_eq").disabled  # MFCCs are not decibels
     assert at.slider(key="train_aug_eq_strength").disabled
+    # Closed again, the switches keep their values and MFCCs still leave the equaliser out.
+    at.checkbox(key="train_aug_mixup").check().run()
+    at.session_state["train_augment_open"] = False
+    at.run()
+    assert not [c for c in at.checkbox if (c.key or "").startswith("train_aug_")]
+    on = "frequency warp, time stretch, time shift, time masks, frequency masks, mixup"
+    assert f"Augmentation on: {on}." in _texts(at, "caption")
+    _open_augmentation(at)
+    assert at.checkbox(key="train_aug_mixup").value and at.checkbox(key="train_aug_eq").value
 
 
 RAY_FAILS = """
@@ -323,6 +342,7 @@ def test_a_folder_of_notes_changes_the_shown_defaults_and_reasons(monkeypatch, t
     text = " ".join(_texts(at, "markdown"))
     assert "8 kHz because" in text and "Trim and stretch" in text
     # ... and the augmentation switches show the recipe's augmentation (the digits' own).
+    _open_augmentation(at)
     on = ("eq", "freq_warp", "time_stretch", "time_shift", "time_masks", "freq_masks")
     assert all(at.checkbox(key=f"train_aug_{name}").value for name in on)
     assert at.slider(key="train_aug_eq_strength").value == TrainConfig().augment.eq_db
@@ -339,6 +359,8 @@ def test_a_folder_of_notes_changes_the_shown_defaults_and_reasons(monkeypatch, t
     assert "No trimming" in text and "Trim and stretch" not in text
     assert any("sustained sounds" in e.label for e in at.expander)
     # The recipe's augmentation (none for sustained sounds) is what the switches show.
+    assert "Augmentation on: none." in _texts(at, "caption")
+    _open_augmentation(at)  # closed while no data was loaded
     assert not any(at.checkbox(key=f"train_aug_{name}").value for name in on)
     assert "No augmentation" in text
 
@@ -373,6 +395,7 @@ def test_a_folder_of_notes_changes_the_shown_defaults_and_reasons(monkeypatch, t
 
     # Back to the digits: their own defaults return.
     at.segmented_control(key="train_data_source").set_value("Built-in spoken digits").run()
+    _open_augmentation(at)
     assert at.select_slider(key="train_sample_rate").value == 8000
     assert at.toggle(key="train_trim").value
     assert at.checkbox(key="train_aug_eq").value and not at.checkbox(key="train_aug_mixup").value

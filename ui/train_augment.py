@@ -91,38 +91,63 @@ def augment_settings(kind: str = "logmel") -> AugmentConfig:
     """The switches and sliders; returns the AugmentConfig they describe.
 
     kind: the feature kind; the equaliser adds decibels, so it is offered for "logmel" only.
+    The widgets keep their values while not drawn (`persist_state`): the page draws them only
+    while their expander is open and reads them with `augment_from_session` otherwise.
     """
-    # The widgets take their values from the session (set by the recipe chosen from the data,
-    # ui.train_settings.apply_recipe_defaults), falling back to the engine's defaults.
-    for key, value in augment_widget_values(AugmentConfig()).items():
-        st.session_state.setdefault(key, value)
-    values = dataclasses.asdict(AugmentConfig.off())
+    _default_widget_values()
     columns = st.columns(3)
-    for n, (name, (label, field, _on, (low, high, step, _default), help_text)) in enumerate(
+    for n, (name, (label, _field, _on, (low, high, step, _default), help_text)) in enumerate(
         AUGMENTS.items()
     ):
         usable = name != "eq" or kind == "logmel"
         with columns[n % 3]:
-            enabled = (
-                st.checkbox(label, key=f"train_aug_{name}", help=help_text, disabled=not usable)
-                and usable
+            enabled = st.checkbox(
+                label,
+                key=f"train_aug_{name}",
+                help=help_text,
+                disabled=not usable,
+                persist_state="session",
             )
-            strength = st.slider(
+            st.slider(
                 f"{label} strength",
                 low,
                 high,
                 step=step,
                 key=f"train_aug_{name}_strength",
-                disabled=not enabled,
+                disabled=not (enabled and usable),
                 label_visibility="collapsed",
+                persist_state="session",
             )
-            if enabled:
-                values[field] = strength
-                if name in ("time_masks", "freq_masks"):
-                    values[field.replace("masks", "mask_fraction")] = (
-                        0.1 if name == "time_masks" else 0.15
-                    )
+    return augment_from_session(kind)
+
+
+def augment_from_session(kind: str = "logmel") -> AugmentConfig:
+    """The AugmentConfig the switches and sliders describe, read from the session (whether
+    or not they are drawn in this run)."""
+    _default_widget_values()
+    values = dataclasses.asdict(AugmentConfig.off())
+    for name, (_label, field, *_rest) in AUGMENTS.items():
+        usable = name != "eq" or kind == "logmel"
+        if usable and st.session_state[f"train_aug_{name}"]:
+            values[field] = st.session_state[f"train_aug_{name}_strength"]
+            if name in ("time_masks", "freq_masks"):
+                values[field.replace("masks", "mask_fraction")] = (
+                    0.1 if name == "time_masks" else 0.15
+                )
     return AugmentConfig(**values)
+
+
+def augment_summary(config: AugmentConfig) -> str:
+    """The augmentations that are on, by their labels ("none" when every one is off)."""
+    on = [label.lower() for label, field, *_rest in AUGMENTS.values() if _is_on(config, field)]
+    return ", ".join(on) or "none"
+
+
+def _default_widget_values() -> None:
+    # The widgets take their values from the session (set by the recipe chosen from the data,
+    # ui.train_settings.apply_recipe_defaults), falling back to the engine's defaults.
+    for key, value in augment_widget_values(AugmentConfig()).items():
+        st.session_state.setdefault(key, value)
 
 
 def augment_widget_values(config: AugmentConfig) -> dict[str, bool | int | float]:
