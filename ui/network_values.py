@@ -57,14 +57,13 @@ def _model_choice() -> ModelChoice | None:
     return choices.get(key)
 
 
+def _either(label: str, options: list[str], key: str) -> str:
+    """A horizontal radio whose choice survives a visit to another tab or page."""
+    return st.radio(label, options, horizontal=True, key=key, persist_state="session")
+
+
 def _clip() -> tuple[np.ndarray, int] | None:
-    source = st.radio(
-        "Clip",
-        [SHIPPED_DIGIT, OWN_CLIP],
-        horizontal=True,
-        key="network_values_clip_source",
-        persist_state="session",
-    )
+    source = _either("Clip", [SHIPPED_DIGIT, OWN_CLIP], "network_values_clip_source")
     if source == OWN_CLIP:
         clip = audio_source_picker("network_values", allow_builtin=False, max_seconds=10.0)
         return None if clip is None else (clip.samples, clip.sample_rate)
@@ -127,13 +126,7 @@ def render_layer_values(editor_spec: ModelSpec) -> None:
         "through it one function at a time, and every intermediate value is drawn: the "
         "features the network uncovers from the spectrogram, layer after layer."
     )
-    network = st.radio(
-        "Network",
-        [TRAINED, EDITOR],
-        horizontal=True,
-        key="network_values_network",
-        persist_state="session",
-    )
+    network = _either("Network", [TRAINED, EDITOR], "network_values_network")
     run = _trained_run() if network == TRAINED else None
     if network == TRAINED and run is None:
         return
