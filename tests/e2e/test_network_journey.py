@@ -2,8 +2,9 @@
 
 Load the MFCC MLP preset, add a layer and see the parameter count and the graph's shapes
 update, then play the playground for a few seconds and watch the epoch counter run; run
-the "Deep enough" experiment on XOR (no hidden layer stays near chance) and follow one
-spoken digit through the shipped model layer by layer.
+the playground's data choice is still there after a visit to Home; run the "Deep enough"
+experiment on XOR (no hidden layer stays near chance) and follow one spoken digit through the
+shipped model layer by layer.
 """
 
 from __future__ import annotations
@@ -59,6 +60,19 @@ def test_network_journey(page, app_url):
     page.locator(".js-plotly-plot >> visible=true").first.wait_for()
     browser.screenshot(page, "network-journey-playground")
     assert browser.exception_texts(page) == []
+
+    # the playground's settings survive a visit to another page (persist_state="session"):
+    # XOR chosen, Home opened from the sidebar, then back to the builder and its tab
+    _choose(page, "^Data$", "xor")
+    page.locator('[data-testid="stSidebarNav"] a[href$="/"]').first.click()
+    page.get_by_role("heading", name="Home").first.wait_for()
+    browser.wait_until_idle(page)
+    page.locator('[data-testid="stSidebarNav"] a[href$="/network"]').first.click()
+    browser.wait_until_idle(page)
+    page.get_by_role("tab", name="See the function").click()
+    browser.wait_until_idle(page)
+    data = page.get_by_role("combobox", name=re.compile("^Data$")).first
+    assert data.input_value() == "xor", data.input_value()
 
     # Deep enough: XOR with 0..3 hidden layers, three seeds each, and the equal-parameter
     # family; the verdict quotes the linear model's accuracy
