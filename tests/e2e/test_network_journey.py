@@ -1,8 +1,8 @@
 """A student's journey on the Network builder, in a real browser.
 
 Load the MFCC MLP preset, add a layer and see the parameter count and the graph's shapes
-update, then play the playground for a few seconds and watch the epoch counter run; run
-the playground's data choice is still there after a visit to Home; run the "Deep enough"
+update, then play the playground for a few seconds and watch the epoch counter run; find
+the playground's data choice still there after a visit to Home; run the "Deep enough"
 experiment on XOR (no hidden layer stays near chance) and follow one spoken digit through the
 shipped model layer by layer.
 """
