@@ -180,11 +180,9 @@ def _confusion(evaluation: dict, examples, dataset) -> None:
         _cell_clips(members[:FIRST_CLIPS], evaluation, examples, dataset)
         later = members[FIRST_CLIPS:MAX_CLIPS]
         if later:
-            more = st.expander(
-                f"{len(later)} more clip(s) of this cell",
-                key="train_cell_more",
-                on_change="rerun",
-            )
+            # One label for every cell: a new label would be a new expander, closed again
+            # when the student picks another cell.
+            more = st.expander("More clips of this cell", key="train_cell_more", on_change="rerun")
             if more.open:
                 with more:
                     _cell_clips(later, evaluation, examples, dataset)

@@ -27,9 +27,10 @@ Sets, in one run:
 trains the same budget: one network (members 1) for 10 epochs, so the trainings fit in
 a few minutes of a shared CPU each; AUDIO_DL_BENCH_FULL=1 uses the engine's own budget (a
 three-member ensemble, 20 epochs: about ten times the time), AUDIO_DL_BENCH_QUICK=1 three
-epochs (a smoke run, not the figures). AUDIO_DL_BENCH_CASES=default,plain,recipe,shipped,drums,
-digits (any subset, comma-separated) runs only those parts, AUDIO_DL_BENCH_FONTS the notes' pairs of
-trained-on and scored-on soundfonts (default
+epochs (a smoke run, not the figures).
+AUDIO_DL_BENCH_CASES=default,plain,recipe,shipped,drums,digits (any subset, comma-separated)
+runs only those parts, AUDIO_DL_BENCH_FONTS the notes' pairs of trained-on and scored-on
+soundfonts (default
 "fluid>timgm,timgm>fluid,fluid>musescore,timgm>musescore"; '+' joins several trained on),
 AUDIO_DL_BENCH_DRUM_FONTS the drums' (default "fluid>timgm,timgm>fluid"), AUDIO_DL_BENCH_SEEDS
 the seeds each case trains with (default "0"; "0,1,2" prints each seed's figures and their
