@@ -3,7 +3,8 @@
 A data set of instrument notes for the recipe benchmark and the shipped instrument model:
 each family (piano, strings, brass, reed, flute, guitar) is played by several General MIDI
 programs at several pitches and velocities, through one or more soundfonts (Debian's
-fluid-soundfont-gm, timgm6mb-soundfont and csound-soundfont; licences in data/ATTRIBUTION.md).
+fluid-soundfont-gm, timgm6mb-soundfont, csound-soundfont and musescore-general-soundfont-small;
+licences in data/ATTRIBUTION.md).
 Training on some soundfonts and testing on another asks whether a network learnt "a flute",
 not "these soundfonts' flute samples".
 
@@ -47,17 +48,17 @@ FAMILIES: dict[str, tuple[int, ...]] = {
     "reed": (64, 65, 68, 71),  # soprano sax, alto sax, oboe, clarinet
     "flute": (72, 73, 74, 75),  # piccolo, flute, recorder, pan flute
 }
-# Three General MIDI soundfonts made independently of each other (their samples differ), so
-# a network can be trained on two and scored on the third.
+# Four General MIDI soundfonts from Debian, made apart (their samples differ; MuseScore
+# General borrows some of FluidR3 Mono's), so a network can be trained on some
+# and scored on another. The shipped instrument model learnt from all four: more sources per
+# instrument is what carried over to an unheard soundfont (docs/ARCHITECTURE.md).
 SOUNDFONTS = {
     "fluid": "/usr/share/sounds/sf2/FluidR3_GM.sf2",  # Debian fluid-soundfont-gm (MIT)
     "timgm": "/usr/share/sounds/sf2/TimGM6mb.sf2",  # Debian timgm6mb-soundfont (GPL-2)
     "csound": "/usr/share/sounds/sf2/sf_GMbank.sf2",  # Debian csound-soundfont (public domain)
+    # Debian musescore-general-soundfont-small (MIT)
+    "musescore": "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3",
 }
-# A fourth soundfont that nothing shipped learnt from, only to score on (Debian
-# musescore-general-soundfont-small, MIT): the recipe benchmark's "a soundfont the ready
-# instrument model never heard".
-EVALUATION_SOUNDFONTS = {"musescore": "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"}
 # The soundfonts' names for people (cards, benchmark tables).
 SOUNDFONT_TITLES = {
     "fluid": "FluidR3",
@@ -199,7 +200,7 @@ def cached_notes(
     """The folder of rendered notes under the cache (core.paths.cache_dir()/folder_name),
     rendering them first unless its manifest says they are these notes from these soundfonts.
 
-    Rendering all 1512 default notes (three soundfonts) takes about 15-40 s; the benchmark and
+    Rendering all 2016 default notes (four soundfonts) takes about 20-60 s; the benchmark and
     scripts/build_instruments_model.py share the folder.
     """
     note_set = note_set or NoteSet()

@@ -76,7 +76,7 @@ def start_from_for(kind: str, features: FeatureConfig, normalization: str) -> tu
             "chosen for your clips (its first layer learnt other numbers)."
         )
     return name, (
-        f"Start from the ready model {name} (notes of six instrument families from three "
+        f"Start from the ready model {name} (notes of six instrument families from four "
         "soundfonts) and fine-tune it: what it learnt about timbre carries over. Trained on "
         "one soundfont's notes and scored on another that neither the training nor the ready "
         "model had heard, this scored 0.89-0.95 where random weights scored 0.68-0.95 (four "
