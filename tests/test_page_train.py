@@ -113,6 +113,11 @@ def test_short_training_then_a_stopped_run_both_kept_and_compared(ray_cluster):
     table = _runs_table(at)
     assert list(table["status"]) == ["finished"]
     assert 0.0 <= table.iloc[0]["val accuracy"] <= 1.0
+    # One run: its curves are section 4's; the comparison waits for a second run.
+    assert not any("train_compare_chart" in k for k in _chart_keys(at))
+    assert not [m for m in at.multiselect if m.key == "train_compare_runs"]
+    assert any("Train a second run" in text for text in _texts(at, "caption"))
+    assert at.selectbox(key="train_manage_run").value == status.run_id
 
     # A second, longer run stopped once its worker trains (Stop pressed twice): kept as a
     # stopped run. (Stopped while still queued, it would leave no run.)
@@ -134,6 +139,7 @@ def test_short_training_then_a_stopped_run_both_kept_and_compared(ray_cluster):
     table = _runs_table(at)
     assert sorted(table["status"]) == ["finished", "stopped"]
     assert at.multiselect(key="train_compare_runs").value == list(table["run"])
+    assert any("train_compare_chart" in k for k in _chart_keys(at))
     assert "not yours" not in set(table["name"])
     # The script of the finished run, the archive of the stopped one, then delete it.
     scripts = [b for b in at.get("download_button") if "script" in str(b.proto.label)]

@@ -1,8 +1,8 @@
 """Train page, section 6: compare the session's runs, download or delete one.
 
 The table (sortable by clicking a column) lists every run of this session with its final
-metrics and main settings; chosen runs are overlaid on one chart. A run downloads as the
-run store's archive (JSON + safetensors) and as a standalone training script
+metrics and main settings; from two runs on, chosen runs are overlaid on one chart. A run
+downloads as the run store's archive (JSON + safetensors) and as a standalone training script
 (core.training.export_script). Deleting asks for confirmation and refuses a run still training.
 """
 
@@ -53,6 +53,13 @@ def compare_section(store: RunStore, jobs: JobManager, owner: str) -> None:
     )
     ids = [r.run_id for r in runs]
     labels = {r.run_id: f"{r.name or r.run_id} ({r.run_id[-6:]})" for r in runs}
+    if len(runs) < 2:
+        _sweep_ranking(runs)
+        # One run's curves are section 4's and the Curves tab's: a third copy here cost every
+        # tab of a class a plotly chart drawn at the moment its first run ended.
+        st.caption("Train a second run to overlay the curves of both here and see what differs.")
+        _manage(store, jobs, owner, ids, labels)
+        return
     if st.session_state.get("train_compare_known") != ids:
         # New or deleted runs: compare the newest two again.
         st.session_state["train_compare_known"] = ids

@@ -35,7 +35,7 @@ soundfonts (default
 AUDIO_DL_BENCH_DRUM_FONTS the drums' (default "fluid>timgm,timgm>fluid"), AUDIO_DL_BENCH_SEEDS
 the seeds each case trains with (default "0"; "0,1,2" prints each seed's figures and their
 mean).
-Needs fluidsynth and the three soundfonts (installed by .ci/run); without them the notes part
+Needs fluidsynth and the four soundfonts (installed by .ci/run); without them the notes part
 says so and is skipped.
 
 Figures (docs/ARCHITECTURE.md, "Starting from a ready model"; 3 Dec, seeds 0-2, one torch
