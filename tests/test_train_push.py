@@ -93,8 +93,8 @@ def test_polls_of_one_job_share_its_reads_and_the_event_loop_never_waits_on_a_fi
     job = jobs.submit(LONG, owner="bob", dataset=tones, spec=TINY_SPEC, device="cpu")
     try:
         tokens = [train_push.open_channel(jobs, job, "bob") for _ in range(8)]
-        watch = train_push._CHANNELS[tokens[0]].watch
-        assert all(train_push._CHANNELS[t].watch is watch for t in tokens)  # one per job
+        watch = train_push._CHANNELS.ask(tokens[0])
+        assert all(train_push._CHANNELS.ask(t) is watch for t in tokens)  # one per job
 
         async def eight_tabs_and_a_ticker(seconds: float):
             gaps, last = [], time.perf_counter()

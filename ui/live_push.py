@@ -27,8 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import secrets
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,24 +89,20 @@ class _Channel:
     describe: Callable[[Any], Shown]
 
 
-_CHANNELS: dict[str, _Channel] = {}
-_CHANNELS_LOCK = threading.Lock()
+# token -> the stream it names; channels of streams that have ended are forgotten
+_CHANNELS: push_route.Channels[_Channel] = push_route.Channels(
+    stale=lambda channel: not channel.stream.running
+)
 
 
 def open_channel(stream: LiveStream, describe: Callable[[Any], Shown]) -> str:
     """Register a stream for the route; returns its token. Channels of streams that have
     ended are forgotten here, so a closed tab leaves nothing behind."""
-    token = secrets.token_urlsafe(16)
-    with _CHANNELS_LOCK:
-        for old in [t for t, c in _CHANNELS.items() if not c.stream.running]:
-            del _CHANNELS[old]
-        _CHANNELS[token] = _Channel(stream, describe)
-    return token
+    return _CHANNELS.open(_Channel(stream, describe))
 
 
 def close_channel(token: str) -> None:
-    with _CHANNELS_LOCK:
-        _CHANNELS.pop(token, None)
+    _CHANNELS.close(token)
 
 
 def answer_payload(channel: _Channel | None) -> dict:
@@ -142,8 +136,7 @@ async def next_answer(token: str, after: int, timeout: float = LONG_POLL_SECONDS
     came), wokeAt (this coroutine ran again after that news: notifiedAt -> wokeAt is the
     event loop's delay).
     """
-    with _CHANNELS_LOCK:
-        channel = _CHANNELS.get(token)
+    channel = _CHANNELS.ask(token)
     if channel is None:
         return answer_payload(None)
     loop = asyncio.get_running_loop()

@@ -4,8 +4,8 @@ Why: a view redrawn by an st.fragment timer costs a Streamlit script run on the 
 re-render of Streamlit's page in the browser at every tick, even when nothing changed. A
 pushed view is a tiny component of our own (ui/push_views/: plain JavaScript, nothing from a
 CDN) that asks one of these routes for the next state and changes only its own elements.
-Two use them: the Live tabs' answer (ui/live_push.py) and the Train page's progress
-(ui/train_push.py).
+Three use them: the Live tabs' answer (ui/live_push.py), the Train page's progress
+(ui/train_push.py) and the sidebar's status lines (ui/status_push.py).
 
 How: a route is `<base URL>/<route>?token=T&after=N` on the app's own server (no other port,
 so a class proxy that passes the app passes it too). It is a long poll: the route's `answer`
@@ -18,15 +18,20 @@ Streamlit has no public way to add a route to the server `streamlit run` starts
 Starlette app through this session's websocket (`scope["app"]`, the standard ASGI key). When
 that is not possible (another Streamlit version, a test runtime) the caller falls back to its
 fragment; so it does when the component reports that the browser cannot reach the route.
-`send_without_delay` switches Nagle's algorithm off on each reply's connection.
+`send_without_delay` switches Nagle's algorithm off on each reply's connection. `Channels`
+keeps each route's tokens.
 """
 
 from __future__ import annotations
 
+import math
+import secrets
 import socket
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from streamlit import config
 
@@ -38,6 +43,67 @@ Answer = Callable[[str, int, Mapping[str, str]], Awaitable[dict]]
 
 _INSTALLED: set[tuple[int, str]] = set()  # (id() of a Starlette app, route) already added
 _INSTALL_LOCK = threading.Lock()
+
+Named = TypeVar("Named")
+
+
+class Channels(Generic[Named]):
+    """The tokens a route's pushed views poll with, each naming what a page registered (a
+    job's progress, a live stream, a session's status line). A token is a random 128-bit
+    name, so the browser never names a job or a stream itself. Thread-safe: pages register
+    from their script threads, the route reads on the server's event loop.
+
+    Nothing is forgotten by a timer: each registration (`open`, or `forget_old`) drops what
+    is `stale` (an ended job or stream) and what nobody asked about for `forget_seconds` (a
+    closed tab), so a server that serves no page keeps nothing it does not need."""
+
+    def __init__(
+        self,
+        *,
+        stale: Callable[[Named], bool] = lambda named: False,
+        forget_seconds: float = math.inf,
+    ):
+        self._stale, self._forget_seconds = stale, forget_seconds
+        self._named: dict[str, tuple[Named, float]] = {}  # token -> (named, last asked)
+        self._lock = threading.Lock()
+
+    def forget_old(self) -> None:
+        """Drop the stale tokens and those nobody asked about for forget_seconds."""
+        now = time.monotonic()
+        with self._lock:
+            for token, (named, asked) in list(self._named.items()):
+                if self._stale(named) or now - asked > self._forget_seconds:
+                    del self._named[token]
+
+    def open(self, named: Named) -> str:
+        """A new token for `named` (old ones forgotten first)."""
+        self.forget_old()
+        token = secrets.token_urlsafe(16)
+        with self._lock:
+            self._named[token] = (named, time.monotonic())
+        return token
+
+    def ask(self, token: str | None) -> Named | None:
+        """What `token` names (None for a token nobody registered), marked as asked now."""
+        with self._lock:
+            found = self._named.get(token or "")
+            if found is None:
+                return None
+            self._named[token] = (found[0], time.monotonic())
+            return found[0]
+
+    def close(self, token: str | None) -> None:
+        with self._lock:
+            self._named.pop(token or "", None)
+
+    def __contains__(self, token: object) -> bool:
+        with self._lock:
+            return token in self._named
+
+    def named(self) -> list[Named]:
+        """What the open tokens name (one entry per token)."""
+        with self._lock:
+            return [named for named, _ in self._named.values()]
 
 
 def _transport_behind(send, depth: int = 0, seen: set[int] | None = None):

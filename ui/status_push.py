@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import secrets
-import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,8 +37,8 @@ FAILED_KEY = "status_push_failed"  # session state: why this browser cannot reac
 _status_view = components.declare_component("status_view", path=str(push_route.VIEWS_DIR))
 # Reading the job folders and the memory off the server's event loop.
 _READER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="status-push")
-_CHANNELS: dict[str, tuple[str, str, float]] = {}  # token -> (session id, device, last asked)
-_LOCK = threading.Lock()
+# token -> (session id, device); a closed tab's token is forgotten after FORGET_SECONDS
+_CHANNELS: push_route.Channels[tuple[str, str]] = push_route.Channels(forget_seconds=FORGET_SECONDS)
 
 
 def status_lines(owner: str, device: str) -> list[str]:
@@ -56,27 +53,17 @@ def status_lines(owner: str, device: str) -> list[str]:
 def register(owner: str, device: str) -> str:
     """A token for (owner, device) that the route answers; tokens nobody asked about for
     FORGET_SECONDS are forgotten here."""
-    token = secrets.token_urlsafe(16)
-    now = time.monotonic()
-    with _LOCK:
-        for old, (_, _, asked) in list(_CHANNELS.items()):
-            if now - asked > FORGET_SECONDS:
-                del _CHANNELS[old]
-        _CHANNELS[token] = (owner, device, now)
-    return token
+    return _CHANNELS.open((owner, device))
 
 
 async def route_answer(token: str, after: int, query: Mapping[str, str]) -> dict[str, Any]:
     """What the route answers: {"lines": [...], "version": after + 1}, or {"unknown": True}
     for a token nobody registered (the page then registers again). Answers at once: the view
     asks at most every MEMORY_REFRESH_SECONDS itself."""
-    with _LOCK:
-        channel = _CHANNELS.get(token)
-        if channel is not None:
-            _CHANNELS[token] = (channel[0], channel[1], time.monotonic())
+    channel = _CHANNELS.ask(token)
     if channel is None:
         return {"unknown": True}
-    owner, device, _ = channel
+    owner, device = channel
     loop = asyncio.get_running_loop()
     try:
         lines = await loop.run_in_executor(_READER, status_lines, owner, device)
@@ -96,9 +83,7 @@ def status_view(owner: str, device: str, every_seconds: float) -> bool:
     token when the session has none the server still knows. False when the browser reported
     it cannot reach the route (remembered: the sidebar then uses its fragment)."""
     known = st.session_state.get(TOKEN_KEY)
-    with _LOCK:
-        alive = known is not None and known[1] in _CHANNELS
-    if not alive or known[0] != (owner, device):
+    if known is None or known[1] not in _CHANNELS or known[0] != (owner, device):
         known = ((owner, device), register(owner, device))
         st.session_state[TOKEN_KEY] = known
     reply = _status_view(

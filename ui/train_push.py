@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
-import secrets
 import threading
 import time
 from collections.abc import Mapping
@@ -188,39 +187,30 @@ class _JobWatch:
                 self._reading = None
 
 
-@dataclasses.dataclass
-class _Channel:
-    watch: _JobWatch
-    polled_at: float  # time.monotonic() of the last poll (or of the opening)
-
-
-_CHANNELS: dict[str, _Channel] = {}
+# token -> the watch of the job it names; ended jobs and closed tabs are forgotten
+_CHANNELS: push_route.Channels[_JobWatch] = push_route.Channels(
+    stale=lambda watch: watch.progress.done, forget_seconds=FORGET_SECONDS
+)
 _WATCHES: dict[tuple[str, str], _JobWatch] = {}  # (job id, owner) -> its one watch
-_CHANNELS_LOCK = threading.Lock()
+_WATCHES_LOCK = threading.Lock()
 
 
 def open_channel(jobs: JobManager, job_id: str, owner: str) -> str:
     """Register (job id, owner) for the route; returns the token the browser polls with.
     Channels of ended jobs and those nobody polled for FORGET_SECONDS are forgotten here."""
-    token = secrets.token_urlsafe(16)
-    now = time.monotonic()
-    with _CHANNELS_LOCK:
-        for old, channel in list(_CHANNELS.items()):
-            if channel.watch.progress.done or now - channel.polled_at > FORGET_SECONDS:
-                del _CHANNELS[old]
-        alive = {id(c.watch) for c in _CHANNELS.values()}
+    with _WATCHES_LOCK:
+        _CHANNELS.forget_old()
+        alive = {id(watch) for watch in _CHANNELS.named()}
         for key in [k for k, w in _WATCHES.items() if id(w) not in alive]:
             del _WATCHES[key]
         watch = _WATCHES.get((job_id, owner))
         if watch is None or watch.jobs is not jobs:
             watch = _WATCHES[(job_id, owner)] = _JobWatch(jobs, job_id, owner)
-        _CHANNELS[token] = _Channel(watch, now)
-    return token
+        return _CHANNELS.open(watch)
 
 
 def is_open(token: str | None) -> bool:
-    with _CHANNELS_LOCK:
-        return token in _CHANNELS
+    return token in _CHANNELS
 
 
 async def next_progress(
@@ -230,16 +220,13 @@ async def next_progress(
     current one after `timeout` seconds, or at once when the job has ended; {"unknown":
     True} for a token nobody registered (the page then registers again). Runs on the
     server's event loop, looking every READ_SECONDS."""
-    with _CHANNELS_LOCK:
-        channel = _CHANNELS.get(token)
-        if channel is not None:
-            channel.polled_at = time.monotonic()
-    if channel is None:
+    watch = _CHANNELS.ask(token)
+    if watch is None:
         return {"unknown": True, "done": False, "sentAt": round(time.time(), 4)}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        progress = await channel.watch.fresh()
+        progress = await watch.fresh()
         left = deadline - loop.time()
         if progress.version > after or progress.done or left <= 0:
             return progress.payload(points)
