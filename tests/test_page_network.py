@@ -52,6 +52,28 @@ def test_opens_with_the_default_classifier_and_its_composition(app):
     assert not app.error
 
 
+def test_the_graph_and_cost_chart_are_drawn_only_while_their_expander_is_open(app):
+    # Closed until opened: the graph's layout runs in the browser on every visit otherwise.
+    assert not app.get("graphviz_chart")
+    app.session_state["network_graph_open"] = True
+    app.run()
+    assert not app.exception, app.exception
+    (graph,) = app.get("graphviz_chart")
+    spec = _spec(app)
+    assert graph.proto.spec.startswith("digraph")
+    for layer in spec.layers:
+        assert layer.kind in graph.proto.spec
+    assert any("network_costs" in getattr(e.proto, "id", "") for e in app.get("plotly_chart"))
+    # Open, it follows the stack: the MLP preset's graph has no convolution.
+    app.selectbox(key="network_preset").set_value("mlp_2d")
+    app.button(key="network_load_preset").click().run()
+    (graph,) = app.get("graphviz_chart")
+    assert "Linear" in graph.proto.spec and "Conv2d" not in graph.proto.spec
+    app.session_state["network_graph_open"] = False
+    app.run()
+    assert not app.get("graphviz_chart") and not app.get("plotly_chart")
+
+
 def test_preset_edit_add_move_remove(app):
     app.selectbox(key="network_preset").set_value("mlp_2d")
     app.button(key="network_load_preset").click().run()

@@ -49,10 +49,14 @@ def render_composition(spec: ModelSpec) -> None:
         st.dataframe(table, hide_index=True, height=36 * (len(table) + 1) + 3, key="network_table")
     if error is None:
         _render_totals(spec, reports)
-    with st.expander("Graph and cost per layer", expanded=error is None):
-        st.graphviz_chart(network_dot(spec, reports))
-        if reports:
-            st.plotly_chart(layer_cost_figure(reports), key="network_costs")
+    # A tracked expander, closed until opened: the graph's layout (Graphviz compiled to
+    # WebAssembly, in the browser) and the cost chart were drawn on every visit to the page.
+    graph = st.expander("Graph and cost per layer", key="network_graph_open", on_change="rerun")
+    if graph.open:
+        with graph:
+            st.graphviz_chart(network_dot(spec, reports))
+            if reports:
+                st.plotly_chart(layer_cost_figure(reports), key="network_costs")
 
 
 def _composition_latex(n: int) -> str:

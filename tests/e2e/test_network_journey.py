@@ -43,7 +43,11 @@ def test_network_journey(page, app_url):
     browser.wait_until_idle(page)
     layers.get_by_text("2. Linear(bias=True, out_features=64)").wait_for()
     assert _metric(page, "Parameters") == f"{14154 + 128 * 64 + 64 - 64 * 64:,}"
+    # the graph is drawn only once its expander is opened (closed, nothing of it is drawn)
     graph = page.locator('[data-testid="stGraphVizChart"] svg').first
+    assert page.locator('[data-testid="stGraphVizChart"]').count() == 0
+    page.get_by_text("Graph and cost per layer").click()
+    browser.wait_until_idle(page)
     graph.wait_for()
     assert "2. Linear(bias=True, out_features=64)" in graph.text_content()
     browser.screenshot(page, "network-journey-builder")
