@@ -53,18 +53,22 @@ def compare_section(store: RunStore, jobs: JobManager, owner: str) -> None:
     )
     ids = [r.run_id for r in runs]
     labels = {r.run_id: f"{r.name or r.run_id} ({r.run_id[-6:]})" for r in runs}
-    if len(runs) < 2:
-        _sweep_ranking(runs)
-        # One run's curves are section 4's and the Curves tab's: a third copy here cost every
-        # tab of a class a plotly chart drawn at the moment its first run ended.
-        st.caption("Train a second run to overlay the curves of both here and see what differs.")
-        _manage(store, jobs, owner, ids, labels)
-        return
     if st.session_state.get("train_compare_known") != ids:
         # New or deleted runs: compare the newest two again.
         st.session_state["train_compare_known"] = ids
         st.session_state["train_compare_runs"] = ids[:2]
     _sweep_ranking(runs)
+    if len(runs) > 1:
+        _overlay(store, owner, ids, labels)
+    else:
+        # One run's curves are section 4's and the Curves tab's: a third copy here cost every
+        # tab of a class a plotly chart drawn at the moment its first run ended.
+        st.caption("Train a second run to overlay the curves of both here and see what differs.")
+    _manage(store, jobs, owner, ids, labels)
+
+
+def _overlay(store: RunStore, owner: str, ids: list[str], labels: dict) -> None:
+    """The chosen runs' curves on one chart, and the settings in which they differ."""
     chosen = st.multiselect(
         "Overlay the curves of", ids, format_func=labels.get, key="train_compare_runs"
     )
@@ -83,7 +87,6 @@ def compare_section(store: RunStore, jobs: JobManager, owner: str) -> None:
             key="train_compare_chart",
         )
         _differences(store, chosen, owner, labels)
-    _manage(store, jobs, owner, ids, labels)
 
 
 def _sweep_ranking(runs: list) -> None:
