@@ -219,6 +219,9 @@ def test_workers_ask_for_what_the_cluster_has_or_get_a_sentence():
         worker_resources("cpu", cpus, 3, {})
     gpus = ClusterInfo("local", True, cpus=16, gpus=2, nodes=2, start_seconds=1.0)
     assert worker_resources("cuda", gpus, 2, {}) == JobResources(num_cpus=1, num_gpus=1)
+    # NCCL takes a whole GPU per worker, whatever share one-process jobs are given
+    shared = {"AUDIO_DL_JOB_GPUS": "0.25"}
+    assert worker_resources("cuda", gpus, 2, shared) == JobResources(num_cpus=1, num_gpus=1)
     with pytest.raises(ClusterError, match="4 GPUs .* has 2"):
         worker_resources("cuda", gpus, 4, {})
     for bad in (0, 65, 1.5):

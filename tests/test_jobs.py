@@ -482,17 +482,33 @@ def test_worker_priority_setting_and_lowering_one_thread_only():
     assert os.getpriority(os.PRIO_PROCESS, 0) == 0  # the calling process's other threads
 
 
-def test_a_gpu_job_asks_for_one_gpu_and_a_cpu_job_for_its_share_of_cpus():
+def test_a_gpu_job_asks_for_its_share_of_a_gpu_and_a_cpu_job_for_its_share_of_cpus():
     from core.jobs.cluster import ClusterInfo, JobResources, job_resources
 
     info = ClusterInfo("local", True, cpus=16, gpus=2, nodes=1, start_seconds=1.0)
     assert job_resources("cuda:1", info, {}) == JobResources(num_cpus=1, num_gpus=1)
+    assert job_resources("cuda", info, {"AUDIO_DL_JOB_GPUS": "0.25"}).num_gpus == 0.25
+    assert job_resources("cuda", info, {"AUDIO_DL_JOB_GPUS": " 1 "}).num_gpus == 1
+    for bad in ("0", "0.01", "2", "-0.5", "nan", "a quarter"):
+        with pytest.raises(ValueError, match="share of one GPU from 0.05 to 1"):
+            job_resources("cuda", info, {"AUDIO_DL_JOB_GPUS": bad})
     assert job_resources("cpu", info, {}) == JobResources(num_cpus=4, num_gpus=0)  # capped at 4
     assert job_resources("cpu", info, {"AUDIO_DL_JOB_CPUS": "2"}).num_cpus == 2
     small = ClusterInfo("local", True, cpus=2, gpus=0, nodes=1, start_seconds=1.0)
     assert job_resources("mps", small, {}) == JobResources(num_cpus=1, num_gpus=0)
     with pytest.raises(ValueError, match="whole number"):
         job_resources("cpu", info, {"AUDIO_DL_JOB_CPUS": "lots"})
+
+
+def test_the_resources_a_job_holds_read_as_a_share_of_a_gpu():
+    from core.jobs.manager import _resources_text
+
+    assert _resources_text({"num_gpus": 1, "num_cpus": 1}) == "1 GPU"
+    assert _resources_text({"num_gpus": 0.125, "num_cpus": 1}) == "1/8 GPU"
+    assert _resources_text({"num_gpus": 0.3333, "num_cpus": 1}) == "1/3 GPU"
+    assert _resources_text({"num_gpus": 0.4, "num_cpus": 1}) == "0.4 GPU"
+    assert _resources_text({"num_gpus": 0, "num_cpus": 2}) == "2 CPUs"
+    assert _resources_text({"num_gpus": 1, "num_cpus": 1, "workers": 2}) == "2 workers × 1 GPU"
 
 
 @pytest.mark.gpu
@@ -508,3 +524,33 @@ def test_a_training_on_a_gpu_machine_asks_ray_for_one_gpu_and_trains_on_it(
     assert status.state == "finished", status.message
     assert status.resources == "1 GPU"
     assert jobs.events(job, "gpu")[0].info["device"].startswith("cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("share", ["0.5", "1"])
+def test_a_share_of_a_gpu_is_granted_and_kept_and_whole_gpus_take_turns(
+    ray_cluster, tones, tmp_path, share
+):
+    """Two students on one GPU. At AUDIO_DL_JOB_GPUS=0.5 Ray grants each job half the GPU and
+    the worker keeps to half its memory; at 1 (the default) the second waits in the queue
+    until the first has ended."""
+    jobs = _manager(tmp_path, AUDIO_DL_JOB_GPUS=share)
+    config = dataclasses.replace(TONE_CONFIG, epochs=150)
+    owners = ("ann", "bob")
+    ids = [
+        jobs.submit(config, owner=owner, dataset=tones, spec=TINY_SPEC, device="cuda")
+        for owner in owners
+    ]
+    for job_id, owner in zip(ids, owners, strict=True):
+        status = jobs.wait(job_id, owner, timeout=300)
+        assert status.state == "finished", status.message
+    states = [json.loads((jobs.root / job_id / "state.json").read_text()) for job_id in ids]
+    if share == "0.5":
+        for state, job_id, owner in zip(states, ids, owners, strict=True):
+            assert state["gpu_share"] == 0.5 and state["gpu_memory_fraction"] == 0.5
+            assert jobs.status(job_id, owner).resources == "1/2 GPU"
+    else:
+        first, second = sorted(states, key=lambda state: state["started_at"])
+        assert second["started_at"] >= first["finished_at"]
+        assert "gpu_share" not in first and "gpu_share" not in second

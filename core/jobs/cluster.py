@@ -7,12 +7,13 @@ server started with `ray start --head` and the class's other machines with
 `ray start --address=HEAD:6379` (README, "Running it for a class").
 
 Each training (and each other long job of core.jobs.tasks) is a Ray task that asks for the
-resources of its device, `num_gpus=1` on CUDA or `num_cpus=N` otherwise; Ray runs it when
-those are free, so a class queues instead of overfilling a GPU. The tasks are submitted by
-the JobDispatcher, a detached actor: the jobs outlive the web server process that asked for
-them, a restarted server finds the dispatcher by name, and Ray reuses a task's worker process
-(torch imported, warm) for the next job. The worker writes everything into the job's folder
-(core.jobs.files) and the run store; the server only reads files.
+resources of its device, a GPU on CUDA (or the share AUDIO_DL_JOB_GPUS sets) or `num_cpus=N`
+otherwise; Ray runs it when those are free, so a class queues instead of overfilling a GPU.
+The tasks are submitted by the JobDispatcher, a detached actor: the jobs outlive the web
+server process that asked for them, a restarted server finds the dispatcher by name, and Ray
+reuses a task's worker process (torch imported, warm) for the next job. The worker writes
+everything into the job's folder (core.jobs.files) and the run store; the server only reads
+files.
 
     info = connect()                        # idempotent; ClusterError with a sentence
     start_training_worker(job_id, folder, config, ..., resources=job_resources("cpu", info))
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 ADDRESS_ENV = "AUDIO_DL_RAY_ADDRESS"
 CPUS_ENV = "AUDIO_DL_RAY_CPUS"  # CPUs of the embedded local instance (default: all)
 JOB_CPUS_ENV = "AUDIO_DL_JOB_CPUS"  # CPUs one CPU training asks for
+JOB_GPUS_ENV = "AUDIO_DL_JOB_GPUS"  # the share of one GPU a CUDA job asks for (0.05 to 1)
 WORKER_NICE_ENV = "AUDIO_DL_WORKER_NICE"  # OS priority of workers: nice 0 (level) to 19
 DEFAULT_WORKER_NICE = 10
 NAMESPACE = "audio_dl_studio"  # Ray namespace of the app's named workers
@@ -302,19 +304,43 @@ def job_resources(
 ) -> JobResources:
     """The resources a job on `device` asks for.
 
-    CUDA: one GPU and one CPU. CPU (and MPS, which Ray does not count): AUDIO_DL_JOB_CPUS
-    CPUs, default half the cluster's CPUs (1 to 4), so two students train side by side on a
-    small machine and a big one runs several at once.
+    CUDA: one CPU and `gpu_share` of a GPU (default a whole one). CPU (and MPS, which Ray
+    does not count): AUDIO_DL_JOB_CPUS CPUs, default half the cluster's CPUs (1 to 4), so two
+    students train side by side on a small machine and a big one runs several at once.
     """
     env = os.environ if env is None else env
     if torch.device(device).type == "cuda":
-        return JobResources(num_cpus=1, num_gpus=1)
+        return JobResources(num_cpus=1, num_gpus=gpu_share(env))
     text = env.get(JOB_CPUS_ENV, "").strip()
     if text:
         if not text.isdigit() or int(text) < 1:
             raise ValueError(f"{JOB_CPUS_ENV}={text!r} must be a whole number of CPUs, at least 1.")
         return JobResources(num_cpus=int(text), num_gpus=0)
     return JobResources(num_cpus=max(1, min(4, int(info.cpus) // 2)), num_gpus=0)
+
+
+def gpu_share(env: Mapping[str, str]) -> float:
+    """The share of one GPU that a CUDA job asks Ray for: AUDIO_DL_JOB_GPUS, 0.05 to 1.
+
+    Default 1: each GPU trains one job at a time and the others wait in the queue (one run of
+    bench_gpu_jobs on an H200: four short trainings were all done in 6.2 s this way, in
+    11.5 s at 1/8 each, where four new worker processes started at once). 0.25 lets four jobs
+    train on each GPU at once, each within a quarter of its memory: for a big GPU and long
+    trainings. ValueError with a sentence for a bad setting.
+    """
+    text = env.get(JOB_GPUS_ENV, "").strip()
+    if not text:
+        return 1.0
+    try:
+        share = float(text)
+    except ValueError:
+        share = float("nan")
+    if not 0.05 <= share <= 1:  # NaN fails too
+        raise ValueError(
+            f"{JOB_GPUS_ENV}={text!r} must be a share of one GPU from 0.05 to 1 "
+            "(0.25: four trainings share each GPU)."
+        )
+    return share
 
 
 # ---------------------------------------------------------------------------- the worker
@@ -401,7 +427,16 @@ def _enter_worker(env: Mapping[str, str], threads: int) -> dict[str, Any]:
 
     os.environ.update(env)
     _settle_worker(threads)
-    return {"ray_node_id": ray.get_runtime_context().get_node_id(), "nice": _own_niceness()}
+    context = ray.get_runtime_context()
+    where = {"ray_node_id": context.get_node_id(), "nice": _own_niceness()}
+    share = context.get_assigned_resources().get("GPU", 0.0)
+    if 0 < share < 1 and torch.cuda.is_available():
+        # Jobs that share a GPU each keep to their share of its memory: one that outgrows it
+        # halves its batch (or stops with a sentence) instead of starving its neighbours.
+        torch.cuda.set_per_process_memory_fraction(share)
+        where["gpu_share"] = share
+        where["gpu_memory_fraction"] = torch.cuda.get_per_process_memory_fraction()
+    return where
 
 
 def training_task(

@@ -46,14 +46,17 @@ def worker_resources(
     workers: int,
     env: Mapping[str, str] | None = None,
 ) -> JobResources:
-    """What each of `workers` DDP workers asks Ray for: like a one-process job on `device`
-    (core.jobs.cluster.job_resources: one GPU and a CPU on CUDA, else its share of CPUs).
+    """What each of `workers` DDP workers asks Ray for: a whole GPU and a CPU on CUDA, else
+    the CPUs of a one-process job on `device` (core.jobs.cluster.job_resources).
 
     Raises ClusterError with a sentence when the cluster does not have `workers` times that
     (the job would otherwise wait for ever), or ValueError for a bad AUDIO_DL_JOB_CPUS.
     """
     each = cluster.job_resources(device, info, env)
     if each.num_gpus:
+        # NCCL takes one whole GPU per worker (two ranks on one GPU are refused), whatever
+        # share AUDIO_DL_JOB_GPUS gives one-process jobs.
+        each = JobResources(num_cpus=each.num_cpus, num_gpus=1)
         if workers * each.num_gpus > info.gpus:
             raise ClusterError(
                 f"{workers} workers need {workers} GPUs (one each), but the worker cluster has "

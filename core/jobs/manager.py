@@ -735,9 +735,11 @@ def _safe_id(job_id: Any) -> bool:
 
 
 def _resources_text(meta: Mapping[str, Any]) -> str:
-    """E.g. "1 GPU", "2 CPUs", "2 workers × 1 GPU"."""
+    """E.g. "1 GPU", "1/8 GPU", "2 CPUs", "2 workers × 1 GPU"."""
     if meta.get("num_gpus"):
-        text = f"{meta['num_gpus']:g} GPU"
+        share = float(meta["num_gpus"])
+        jobs = round(1 / share)
+        text = f"1/{jobs} GPU" if jobs > 1 and abs(jobs * share - 1) < 1e-3 else f"{share:g} GPU"
     else:
         cpus = float(meta.get("num_cpus") or 0)
         text = f"{cpus:g} CPU{'s' if cpus != 1 else ''}" if cpus else ""

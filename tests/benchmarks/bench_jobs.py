@@ -40,12 +40,12 @@ def _last_epoch_rate(events) -> float:
     return rates[-1] if rates else 0.0
 
 
-def _in_process(dataset, config) -> tuple[float, float]:
+def _in_process(dataset, config, device: str = "cpu") -> tuple[float, float]:
     from core.training.runs import RunStore
     from core.training.trainer import train
 
     started = time.perf_counter()
-    events = list(train(config, dataset=dataset, device="cpu", store=RunStore(), owner="cli"))
+    events = list(train(config, dataset=dataset, device=device, store=RunStore(), owner="cli"))
     assert events[-1].kind == "finished", events[-1].message
     return _last_epoch_rate(events), time.perf_counter() - started
 
