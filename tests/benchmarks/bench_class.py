@@ -34,6 +34,7 @@ to a temporary folder; the server starts its embedded Ray like `make run` does.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import statistics
 import tempfile
@@ -326,9 +327,11 @@ def _set_browsers_niceness(niceness: int, server_pid: int) -> None:
                 os.setpriority(os.PRIO_PROCESS, int(task.name), niceness)
 
 
-def _class_pass(sessions, idle, titles, app_url, runs_root, earlier, niceness, server_pid) -> dict:
+def _class_pass(sessions, idle, targets, app_url, runs_root, earlier, niceness, server_pid) -> dict:
     """Parts 4-5 once: every session clicks Start, the fifth switches pages until their runs
-    have ended; what it measured, with the CPU each group of processes used meanwhile."""
+    have ended (to the next titles of `targets`, an iterator shared by the passes, so that
+    repeated passes of 4-5 switches each visit every page); what it measured, with the CPU
+    each group of processes used meanwhile."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     from core.training.runs import RunStore
@@ -340,7 +343,6 @@ def _class_pass(sessions, idle, titles, app_url, runs_root, earlier, niceness, s
         page.get_by_role("button", name="Start training").click()
     switches: list[tuple[str, float]] = []
     stuck: list[str] = []
-    targets = iter(titles * 100)
 
     def switch_meanwhile() -> None:
         title = next(targets)
@@ -543,11 +545,12 @@ def main() -> None:
                 _prepare_training(page, app_url)
             earlier = {warm_run.run_id, single_run.run_id}
             passes = []
+            targets = itertools.cycle(titles[1:] + titles[:1])  # the fifth is on Home now
             for niceness in BROWSER_NICE:
                 _set_browsers_niceness(niceness, server_pid=process.pid)
                 passes.append(
                     _class_pass(
-                        sessions, idle, titles, app_url, runs_root, earlier, niceness, process.pid
+                        sessions, idle, targets, app_url, runs_root, earlier, niceness, process.pid
                     )
                 )
                 earlier |= set(passes[-1]["run_ids"])
