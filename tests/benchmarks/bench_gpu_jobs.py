@@ -29,16 +29,14 @@ EPOCHS = 20
 STUDENTS = 4
 
 
-def _on_ray(
-    dataset, config, owners: list[str], env: dict[str, str], device: str = "cuda"
-) -> tuple[float, float, str]:
+def _on_ray(dataset, config, owners: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     """Submit one training per owner at once; (mean samples/s of a job, wall seconds from
     the submits to the last end, what each job held)."""
     from core.jobs.manager import JobManager
 
     jobs = JobManager(env={**os.environ, **env})
     started = time.perf_counter()
-    ids = [jobs.submit(config, owner=o, dataset=dataset, device=device) for o in owners]
+    ids = [jobs.submit(config, owner=o, dataset=dataset, device="cuda") for o in owners]
     rates, resources, waits, runs = [], "", [], []
     for job, owner in zip(ids, owners, strict=True):
         status = jobs.wait(job, owner, timeout=600)
